@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything irene needs to build, test and run on Debian 12 (as root or with sudo).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Toolchain and libraries; libopenblas0-openmp makes libtorch's BLAS calls ~30x faster than
+# the reference BLAS that libtorch-dev would otherwise pull in.
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build ccache pkg-config \
+  libtorch-dev libopenblas0-openmp \
+  libeigen3-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcpp-httplib-dev \
+  libgtest-dev libgmock-dev \
+  >/dev/null
+echo "install-deps: done"

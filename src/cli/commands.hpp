@@ -1,0 +1,11 @@
+// One register function per command group; main.cpp calls each of them. A command parses
+// its options with CLI11, calls libirene, and prints. No logic beyond that lives in src/cli.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace irene::cli {
+
+void register_version(CLI::App& app);
+
+}  // namespace irene::cli

@@ -1,0 +1,57 @@
+// The IrEne JSONL format: one tree per line.
+//
+// Line:  {"model_name", "batch_size", "seq_len", "frontend_tree": NODE, "provenance": {...}}
+// NODE:  {"id", "scope", "parent_name", "level" (depth), "instance_type" (class name),
+//         "type" (model|module|ml), "num_parameters", "flops" (MFLOP), "mem_bytes" (MiB),
+//         resource fields by name (cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean,
+//         gpu_energy_mean, ...; only those known), "ground_truth_energy" and "predicted_energy"
+//         (joules, only when known), "predicted_energy_low"/"predicted_energy_high" (joules,
+//         the interval, when known), "attrs" (irene's shape attributes), "child_nodes_obj"
+//         (children, same shape), "child_nodes" (children's scopes)}
+//
+// Files are read and written as streams, one tree at a time; reading, writing and reading
+// again gives identical trees (doubles are written with round-trip precision).
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/core/tree.hpp"
+
+namespace irene {
+
+nlohmann::json tree_to_json(const Tree& tree);
+// `where` prefixes error messages ("file.jsonl:12").
+Tree tree_from_json(const nlohmann::json& record, const std::string& where);
+
+// Writes one tree as one line (with the trailing newline).
+void write_tree_jsonl(std::ostream& out, const Tree& tree);
+
+// Streams trees out of a JSONL file. Every problem is an Error "FILE:LINE: problem".
+class JsonlReader {
+ public:
+  explicit JsonlReader(const std::filesystem::path& path);
+  // Reads the next tree; false at the end of the file. Blank lines are skipped.
+  bool next(Tree& tree);
+  long line() const { return line_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::ifstream in_;
+  long line_ = 0;
+};
+
+// Reads every tree of a file; an empty file is an error (no trees).
+std::vector<Tree> read_jsonl(const std::filesystem::path& path);
+
+// Writes trees atomically (temporary file, then rename).
+void write_jsonl(const std::filesystem::path& path, const std::vector<Tree>& trees);
+
+}  // namespace irene

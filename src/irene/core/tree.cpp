@@ -1,0 +1,90 @@
+#include "irene/core/tree.hpp"
+
+#include <fmt/format.h>
+
+#include "irene/core/error.hpp"
+
+namespace irene {
+
+std::string_view to_string(NodeType t) {
+  switch (t) {
+    case NodeType::model: return "model";
+    case NodeType::module: return "module";
+    case NodeType::ml: return "ml";
+  }
+  return "module";
+}
+
+NodeType node_type_from_string(std::string_view s) {
+  if (s == "model") return NodeType::model;
+  if (s == "module") return NodeType::module;
+  if (s == "ml") return NodeType::ml;
+  throw Error(fmt::format("unknown node type '{}' (expected model, module or ml)", s));
+}
+
+std::string make_node_id(std::string_view scope, std::string_view class_name, int ordinal,
+                         bool repeated) {
+  std::string id = fmt::format("{}:{}", scope.empty() ? std::string_view("root") : scope, class_name);
+  if (repeated) id += fmt::format("#{}", ordinal);
+  return id;
+}
+
+int Tree::find_id(std::string_view id) const {
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].id == id) return static_cast<int>(i);
+  return -1;
+}
+
+int Tree::add_node(int parent_index, Node node) {
+  if (parent_index < 0) {
+    if (!nodes.empty()) throw Error("add_node: the tree already has a root");
+    node.parent = -1;
+    node.depth = 0;
+    node.parent_scope.clear();
+  } else {
+    if (parent_index >= static_cast<int>(nodes.size()))
+      throw Error(fmt::format("add_node: no parent at index {}", parent_index));
+    node.parent = parent_index;
+    node.depth = nodes[parent_index].depth + 1;
+    node.parent_scope = nodes[parent_index].scope;
+  }
+  node.children.clear();
+  const int index = static_cast<int>(nodes.size());
+  nodes.push_back(std::move(node));
+  if (parent_index >= 0) nodes[parent_index].children.push_back(index);
+  // Ids of this node's siblings may change when it repeats a (scope, class) pair.
+  if (parent_index >= 0) {
+    auto& siblings = nodes[parent_index].children;
+    int count = 0;
+    for (int s : siblings)
+      if (nodes[s].scope == nodes[index].scope && nodes[s].class_name == nodes[index].class_name) ++count;
+    int ordinal = 0;
+    for (int s : siblings)
+      if (nodes[s].scope == nodes[index].scope && nodes[s].class_name == nodes[index].class_name)
+        nodes[s].id = make_node_id(nodes[s].scope, nodes[s].class_name, ordinal++, count > 1);
+  } else {
+    nodes[index].id = make_node_id(nodes[index].scope, nodes[index].class_name, 0, false);
+  }
+  return index;
+}
+
+void Tree::assign_ids() {
+  for (auto& n : nodes) {
+    if (n.parent < 0) {
+      n.id = make_node_id(n.scope, n.class_name, 0, false);
+      continue;
+    }
+  }
+  for (auto& p : nodes) {
+    std::map<std::pair<std::string, std::string>, int> counts, seen;
+    for (int c : p.children) ++counts[{nodes[c].scope, nodes[c].class_name}];
+    for (int c : p.children) {
+      auto k = std::make_pair(nodes[c].scope, nodes[c].class_name);
+      nodes[c].id = make_node_id(nodes[c].scope, nodes[c].class_name, seen[k]++, counts[k] > 1);
+    }
+  }
+}
+
+std::string Tree::key() const { return fmt::format("{}/{}/{}", model_name, batch_size, seq_len); }
+
+}  // namespace irene
