@@ -29,6 +29,7 @@ Tree small_tree() {
   att.flops_mflop = 12.5;
   att.mem_mib = 0.1 + 0.2;  // not exactly representable: round trip must keep it
   att.resources["times_mean"] = 1e-5;
+  att.ops = {Op{"div", {2, 2, 4, 4}}, Op{"add", {2, 4, 8}}};
   const int a = t.add_node(0, att);
   Node mm;
   mm.scope = "attn";
@@ -86,6 +87,7 @@ TEST(Jsonl, RoundTripIsIdentical) {
   EXPECT_EQ(back[0].nodes[1].resources.at("times_mean"), 1e-5);
   EXPECT_FALSE(back[0].nodes[1].ground_truth_energy_j.has_value());
   EXPECT_EQ(back[0].nodes[2].attrs.at("k"), 8);
+  EXPECT_EQ(back[0].nodes[1].ops, t.nodes[1].ops);
   fs::remove_all(dir);
 }
 

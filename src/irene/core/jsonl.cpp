@@ -18,7 +18,7 @@ const std::set<std::string>& structural_keys() {
   static const std::set<std::string> keys = {
       "id", "scope", "parent_name", "level", "instance_type", "type", "num_parameters", "flops",
       "mem_bytes", "ground_truth_energy", "predicted_energy", "predicted_energy_low",
-      "predicted_energy_high", "attrs", "child_nodes_obj", "child_nodes"};
+      "predicted_energy_high", "attrs", "ops", "child_nodes_obj", "child_nodes"};
   return keys;
 }
 
@@ -42,6 +42,11 @@ json node_to_json(const Tree& tree, int index) {
     j["predicted_energy_high"] = n.predicted_interval->high_j;
   }
   if (!n.attrs.empty()) j["attrs"] = n.attrs;
+  if (!n.ops.empty()) {
+    json ops = json::array();
+    for (const auto& op : n.ops) ops.push_back({{"kind", op.kind}, {"shape", op.shape}});
+    j["ops"] = std::move(ops);
+  }
   json kids = json::array();
   json kid_scopes = json::array();
   for (int c : n.children) {
@@ -91,6 +96,15 @@ void node_from_json(const json& j, Tree& tree, int parent, const std::string& wh
     for (const auto& [k, v] : it->items()) {
       if (!v.is_number_integer()) throw Error(fmt::format("{}: attrs.{} must be an integer", where, k));
       n.attrs[k] = v.get<std::int64_t>();
+    }
+  }
+  if (auto it = j.find("ops"); it != j.end()) {
+    if (!it->is_array()) throw Error(fmt::format("{}: 'ops' must be an array", where));
+    for (const auto& o : *it) {
+      Op op;
+      op.kind = get_field<std::string>(o, "kind", where);
+      op.shape = get_field<std::vector<std::int64_t>>(o, "shape", where);
+      n.ops.push_back(std::move(op));
     }
   }
   const auto& structural = structural_keys();

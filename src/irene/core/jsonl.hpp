@@ -6,7 +6,8 @@
 //         resource fields by name (cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean,
 //         gpu_energy_mean, ...; only those known), "ground_truth_energy" and "predicted_energy"
 //         (joules, only when known), "predicted_energy_low"/"predicted_energy_high" (joules,
-//         the interval, when known), "attrs" (irene's shape attributes), "child_nodes_obj"
+//         the interval, when known), "attrs" (irene's shape attributes), "ops" (extra operations,
+//         [{"kind","shape"}]), "child_nodes_obj"
 //         (children, same shape), "child_nodes" (children's scopes)}
 //
 // Files are read and written as streams, one tree at a time; reading, writing and reading

@@ -32,6 +32,18 @@ struct Interval {
   double high_j = 0;
 };
 
+// One operation a node runs that is not a child node: a residual add, the attention scaling,
+// a mask, a GELU, ... (for an ML primitive: its own single operation may be listed too).
+// `kind` names an operation of the registry (arch/registry.hpp), which says how it is counted
+// and executed; `shape` is the shape of the tensor it produces (elements = product). The
+// builder lists them so that a node's flops/mem are its children's plus its ops', and the
+// executor runs exactly these operations.
+struct Op {
+  std::string kind;
+  std::vector<std::int64_t> shape;
+  bool operator==(const Op&) const = default;
+};
+
 struct Node {
   // Identity -----------------------------------------------------------------------------
   // Unique and stable inside its tree: "<scope or 'root'>:<class_name>", with "#k" (k = 0, 1,
@@ -55,6 +67,9 @@ struct Node {
   // them): e.g. Linear {in_features, out_features}, MatMul {heads, m, k, n}, Embedding
   // {num_embeddings, embedding_dim}, modules {hidden, heads, intermediate, ...}.
   std::map<std::string, std::int64_t> attrs;
+
+  // Operations this node runs beyond its children (see Op). Empty for imported trees.
+  std::vector<Op> ops;
 
   // Measured resource features, by the dataset's column names (cpu, mem, gpu, gpu_mem,
   // gpu_clk, gpu_mem_clk, times_mean, gpu_energy_mean, ...). Absent is not zero: a feature
