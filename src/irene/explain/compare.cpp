@@ -1,0 +1,238 @@
+#include "irene/explain/compare.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <unordered_map>
+
+#include "irene/core/error.hpp"
+
+namespace irene::explain {
+
+std::string_view to_string(DiffStatus s) {
+  switch (s) {
+    case DiffStatus::both: return "both";
+    case DiffStatus::removed: return "removed";
+    case DiffStatus::added: return "added";
+  }
+  return "both";
+}
+
+namespace {
+
+// b - a with fully correlated errors (see the header).
+Energy difference(const std::optional<Energy>& a, const std::optional<Energy>& b) {
+  Energy d;
+  const double aj = a ? a->j : 0.0;
+  const double bj = b ? b->j : 0.0;
+  d.j = bj - aj;
+  if (a && b) {
+    if (a->interval && b->interval) {
+      const double x = b->interval->low_j - a->interval->low_j;
+      const double y = b->interval->high_j - a->interval->high_j;
+      d.interval = Interval{std::min({x, y, d.j}), std::max({x, y, d.j})};
+    }
+  } else if (b) {
+    d.interval = b->interval;
+  } else if (a && a->interval) {
+    d.interval = Interval{-a->interval->high_j, -a->interval->low_j};
+  }
+  return d;
+}
+
+std::optional<double> change_pct(double a, double diff) {
+  if (a == 0 || !std::isfinite(a)) return std::nullopt;
+  return 100.0 * diff / a;
+}
+
+nlohmann::json energy_json(const Energy& e) {
+  nlohmann::json j;
+  j["j"] = e.j;
+  j["low_j"] = e.interval ? nlohmann::json(e.interval->low_j) : nlohmann::json(nullptr);
+  j["high_j"] = e.interval ? nlohmann::json(e.interval->high_j) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json opt_energy_json(const std::optional<Energy>& e) {
+  return e ? energy_json(*e) : nlohmann::json(nullptr);
+}
+
+nlohmann::json diff_json(const NodeDiff& d) {
+  return {{"id", d.id},
+          {"scope", d.scope},
+          {"class_name", d.class_name},
+          {"depth", d.depth},
+          {"kind", std::string(to_string(d.kind))},
+          {"status", std::string(to_string(d.status))},
+          {"a", opt_energy_json(d.a)},
+          {"b", opt_energy_json(d.b)},
+          {"diff", energy_json(d.diff)},
+          {"change_pct", d.change_pct ? nlohmann::json(*d.change_pct) : nlohmann::json(nullptr)}};
+}
+
+nlohmann::json group_json(const GroupDiff& g) {
+  return {{"name", g.name},
+          {"a", energy_json(g.a)},
+          {"b", energy_json(g.b)},
+          {"diff", energy_json(g.diff)},
+          {"change_pct", g.change_pct ? nlohmann::json(*g.change_pct) : nlohmann::json(nullptr)}};
+}
+
+GroupDiff group_diff(const std::string& name, const GroupEnergy* a, const GroupEnergy* b) {
+  GroupDiff g;
+  g.name = name;
+  std::optional<Energy> ea, eb;
+  if (a) ea = a->attributed;
+  if (b) eb = b->attributed;
+  g.a = ea.value_or(Energy{0, Interval{0, 0}});
+  g.b = eb.value_or(Energy{0, Interval{0, 0}});
+  g.diff = difference(g.a, g.b);
+  g.change_pct = change_pct(g.a.j, g.diff.j);
+  return g;
+}
+
+std::string node_label(const NodeDiff& d) {
+  return d.scope.empty() ? d.class_name : fmt::format("{} ({})", d.scope, d.class_name);
+}
+
+std::string signed_joules(double j) { return (j > 0 ? "+" : "") + format_joules(j); }
+
+std::string format_diff(const Energy& d) {
+  if (!d.interval) return signed_joules(d.j) + " [no interval]";
+  return fmt::format("{} [{} .. {}]", signed_joules(d.j), signed_joules(d.interval->low_j),
+                     signed_joules(d.interval->high_j));
+}
+
+std::string format_pct(const std::optional<double>& p) {
+  return p ? fmt::format("{:+.2f}%", *p) : std::string("n/a");
+}
+
+}  // namespace
+
+Comparison compare(const Tree& ta, const Tree& tb) {
+  if (ta.nodes.empty() || tb.nodes.empty()) throw Error("compare: a tree has no nodes");
+  ExplainOptions opt;
+  opt.top = 10;
+  const bool both_predicted = ta.root().predicted_energy_j && tb.root().predicted_energy_j;
+  opt.basis = both_predicted ? Basis::predicted : Basis::measured;
+  if (!both_predicted && !(ta.root().ground_truth_energy_j && tb.root().ground_truth_energy_j))
+    throw Error(fmt::format(
+        "compare: {} and {} have no common energies (both predicted or both measured): run irene predict or pass --predictor",
+        ta.key(), tb.key()));
+  Comparison c;
+  c.a = explain_tree(ta, opt);
+  c.b = explain_tree(tb, opt);
+
+  std::unordered_map<std::string, int> b_index;
+  for (std::size_t i = 1; i < tb.nodes.size(); ++i) b_index.emplace(tb.nodes[i].id, static_cast<int>(i));
+  std::vector<bool> b_used(tb.nodes.size(), false);
+
+  auto make = [&](const NodeExplanation* x, const NodeExplanation* y) {
+    NodeDiff d;
+    const NodeExplanation& ref = x ? *x : *y;
+    d.id = y ? y->id : ref.id;
+    d.scope = ref.scope;
+    d.class_name = y ? y->class_name : ref.class_name;
+    d.depth = ref.depth;
+    d.kind = ref.kind;
+    d.status = x && y ? DiffStatus::both : (x ? DiffStatus::removed : DiffStatus::added);
+    if (x) d.a = x->own;
+    if (y) d.b = y->own;
+    d.diff = difference(d.a, d.b);
+    if (x) d.change_pct = change_pct(x->own.j, d.diff.j);
+    return d;
+  };
+
+  for (std::size_t i = 0; i < ta.nodes.size(); ++i) {
+    int j = -1;
+    if (i == 0) {
+      j = 0;
+    } else if (auto it = b_index.find(ta.nodes[i].id); it != b_index.end()) {
+      j = it->second;
+    }
+    if (j >= 0) b_used[j] = true;
+    c.nodes.push_back(make(&c.a.nodes[i], j >= 0 ? &c.b.nodes[j] : nullptr));
+  }
+  for (std::size_t j = 1; j < tb.nodes.size(); ++j)
+    if (!b_used[j]) c.nodes.push_back(make(nullptr, &c.b.nodes[j]));
+  c.total = c.nodes.front();
+
+  std::map<std::string, const GroupEnergy*> ka, kb;
+  for (const auto& g : c.a.by_kind) ka[g.name] = &g;
+  for (const auto& g : c.b.by_kind) kb[g.name] = &g;
+  for (ModuleKind k : all_module_kinds) {
+    const std::string name(to_string(k));
+    c.by_kind.push_back(group_diff(name, ka[name], kb[name]));
+  }
+  std::map<std::string, std::pair<const GroupEnergy*, const GroupEnergy*>> prims;
+  for (const auto& g : c.a.by_primitive) prims[g.name].first = &g;
+  for (const auto& g : c.b.by_primitive) prims[g.name].second = &g;
+  for (const auto& [name, p] : prims) c.by_primitive.push_back(group_diff(name, p.first, p.second));
+  std::stable_sort(c.by_primitive.begin(), c.by_primitive.end(), [](const GroupDiff& x, const GroupDiff& y) {
+    return std::fabs(x.diff.j) > std::fabs(y.diff.j);
+  });
+  return c;
+}
+
+nlohmann::json to_json(const Comparison& c) {
+  nlohmann::json j;
+  auto side = [](const Explanation& e) {
+    return nlohmann::json{{"model_name", e.model_name},
+                          {"batch_size", e.batch_size},
+                          {"seq_len", e.seq_len},
+                          {"basis", std::string(to_string(e.basis))}};
+  };
+  j["a"] = side(c.a);
+  j["b"] = side(c.b);
+  j["units"] = {{"energy", "joules per forward pass"}, {"change", "percent of a"}};
+  j["total"] = diff_json(c.total);
+  auto& kinds = j["by_kind"] = nlohmann::json::array();
+  for (const auto& g : c.by_kind) kinds.push_back(group_json(g));
+  auto& prims = j["by_primitive"] = nlohmann::json::array();
+  for (const auto& g : c.by_primitive) prims.push_back(group_json(g));
+  auto& nodes = j["nodes"] = nlohmann::json::array();
+  for (const auto& d : c.nodes) nodes.push_back(diff_json(d));
+  return j;
+}
+
+void write_text(std::ostream& out, const Comparison& c, int top) {
+  out << fmt::format("a: {} batch {} seq {}\nb: {} batch {} seq {}\n", c.a.model_name, c.a.batch_size,
+                     c.a.seq_len, c.b.model_name, c.b.batch_size, c.b.seq_len);
+  out << fmt::format("total ({}): a {}  b {}\n  b - a = {}  ({})\n", to_string(c.a.basis),
+                     format_energy(c.a.total), format_energy(c.b.total), format_diff(c.total.diff),
+                     format_pct(c.total.change_pct));
+  auto groups = [&](const char* title, const std::vector<GroupDiff>& gs) {
+    out << '\n' << title << '\n';
+    for (const auto& g : gs)
+      out << fmt::format("  {:<14} a {:>10}  b {:>10}  b - a {}  ({})\n", g.name, format_joules(g.a.j),
+                         format_joules(g.b.j), format_diff(g.diff), format_pct(g.change_pct));
+  };
+  groups("By module kind (attributed energy):", c.by_kind);
+  groups("By primitive type (attributed energy):", c.by_primitive);
+
+  std::vector<const NodeDiff*> order;
+  for (const auto& d : c.nodes) order.push_back(&d);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const NodeDiff* x, const NodeDiff* y) { return std::fabs(x->diff.j) > std::fabs(y->diff.j); });
+  std::size_t changed = 0, removed = 0, added = 0;
+  for (const auto& d : c.nodes) {
+    if (d.status == DiffStatus::removed) ++removed;
+    else if (d.status == DiffStatus::added) ++added;
+    else if (d.diff.j != 0) ++changed;
+  }
+  out << fmt::format("\nNodes: {} aligned ({} changed), {} only in a (removed), {} only in b (added)\n",
+                     c.nodes.size() - removed - added, changed, removed, added);
+  const std::size_t n = top < 0 ? order.size() : std::min<std::size_t>(order.size(), static_cast<std::size_t>(top));
+  if (n > 0) out << fmt::format("Largest differences (own energy, b - a):\n");
+  for (std::size_t i = 0; i < n; ++i) {
+    const NodeDiff& d = *order[i];
+    out << fmt::format("  {:<8} {}  ({})  {}\n", to_string(d.status), format_diff(d.diff),
+                       format_pct(d.change_pct), node_label(d));
+  }
+}
+
+}  // namespace irene::explain

@@ -1,0 +1,66 @@
+// What a design change costs: two predicted trees aligned node by node.
+//
+// Nodes are aligned by id (scope:class, with #k for repeated siblings; see core/tree.hpp); the
+// two roots are always aligned with each other, whatever their class. For every aligned node
+// the difference is b - a of the nodes' own energies (joules per forward pass) and the change
+// in percent of a; nodes present on one side only are "removed" (only in a) or "added" (only
+// in b). Differences are also given per module kind and per primitive type, from the
+// attributed energies of explain.hpp.
+//
+// Intervals of differences: both sides come from the same predictor, and an aligned pair is
+// predicted by the same regressor, so their errors are taken as fully correlated: the
+// difference's interval is [min, max] of (a.low - b.low) and (a.high - b.high) with signs for
+// b - a, widened to contain the point difference. A model compared with itself therefore
+// differs by exactly 0 with a [0, 0] interval. A one-sided node's interval is its own.
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/explain/explain.hpp"
+
+namespace irene::explain {
+
+enum class DiffStatus { both, removed, added };  // removed: only in a; added: only in b
+std::string_view to_string(DiffStatus s);
+
+struct NodeDiff {
+  std::string id;            // b's id for the root pair, else the shared id
+  std::string scope, class_name;
+  int depth = 0;
+  ModuleKind kind = ModuleKind::other;
+  DiffStatus status = DiffStatus::both;
+  std::optional<Energy> a, b;  // own energies
+  Energy diff;                 // b - a (a missing side counts as 0)
+  std::optional<double> change_pct;  // 100 * (b - a) / a; absent when a is missing or 0
+};
+
+struct GroupDiff {
+  std::string name;
+  Energy a, b, diff;  // attributed energies, summed
+  std::optional<double> change_pct;
+};
+
+struct Comparison {
+  Explanation a, b;
+  std::vector<NodeDiff> nodes;        // a's pre-order, then nodes only in b in b's pre-order
+  NodeDiff total;                     // the root pair
+  std::vector<GroupDiff> by_kind;     // all four kinds
+  std::vector<GroupDiff> by_primitive;  // union of types, by |diff| descending
+};
+
+// Compares two trees on the same basis (predicted if both roots have predictions, else
+// measured). Errors: either tree lacking energies (see explain_tree()).
+Comparison compare(const Tree& a, const Tree& b);
+
+nlohmann::json to_json(const Comparison& c);
+
+// Text: totals, kinds, primitive types and the `top` nodes with the largest |difference|
+// (-1: every node).
+void write_text(std::ostream& out, const Comparison& c, int top = 20);
+
+}  // namespace irene::explain

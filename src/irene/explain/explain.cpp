@@ -1,0 +1,350 @@
+#include "irene/explain/explain.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "irene/core/error.hpp"
+
+namespace irene::explain {
+
+std::string_view to_string(ModuleKind kind) {
+  switch (kind) {
+    case ModuleKind::attention: return "attention";
+    case ModuleKind::feed_forward: return "feed-forward";
+    case ModuleKind::embeddings: return "embeddings";
+    case ModuleKind::other: return "other";
+  }
+  return "other";
+}
+
+std::string_view to_string(Basis basis) {
+  return basis == Basis::predicted ? "predicted" : "measured";
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
+  static const std::map<std::string, ModuleKind, std::less<>> names = {
+      {"attention", ModuleKind::attention},     {"attn", ModuleKind::attention},
+      {"self_attn", ModuleKind::attention},     {"self_attention", ModuleKind::attention},
+      {"selfattention", ModuleKind::attention}, {"crossattention", ModuleKind::attention},
+      {"intermediate", ModuleKind::feed_forward}, {"output", ModuleKind::feed_forward},
+      {"mlp", ModuleKind::feed_forward},        {"ffn", ModuleKind::feed_forward},
+      {"feed_forward", ModuleKind::feed_forward}, {"embeddings", ModuleKind::embeddings},
+      {"wte", ModuleKind::embeddings},          {"wpe", ModuleKind::embeddings},
+      {"embed_tokens", ModuleKind::embeddings}, {"embed_positions", ModuleKind::embeddings},
+      {"word_embeddings", ModuleKind::embeddings},
+  };
+  auto it = names.find(seg);
+  if (it == names.end()) return std::nullopt;
+  return it->second;
+}
+
+bool nonneg_finite(double x) { return std::isfinite(x) && x > 0; }
+
+Energy scaled(const Energy& own, double target_j) {
+  Energy e;
+  e.j = target_j;
+  if (own.interval) {
+    if (own.j > 0) {
+      const double f = target_j / own.j;
+      e.interval = Interval{own.interval->low_j * f, own.interval->high_j * f};
+    } else {
+      e.interval = Interval{std::min(0.0, target_j), std::max(0.0, target_j)};
+    }
+  }
+  return e;
+}
+
+void add_to(Energy& sum, const Energy& e, bool& all_intervals) {
+  sum.j += e.j;
+  if (!e.interval) {
+    all_intervals = false;
+    return;
+  }
+  if (!sum.interval) sum.interval = Interval{0, 0};
+  sum.interval->low_j += e.interval->low_j;
+  sum.interval->high_j += e.interval->high_j;
+}
+
+nlohmann::json interval_json(const std::optional<Interval>& i, const char* low, const char* high,
+                             nlohmann::json& j) {
+  j[low] = i ? nlohmann::json(i->low_j) : nlohmann::json(nullptr);
+  j[high] = i ? nlohmann::json(i->high_j) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json energy_json(const Energy& e) {
+  nlohmann::json j;
+  j["j"] = e.j;
+  interval_json(e.interval, "low_j", "high_j", j);
+  return j;
+}
+
+nlohmann::json group_json(const GroupEnergy& g) {
+  nlohmann::json j;
+  j["name"] = g.name;
+  j["count"] = g.count;
+  j["energy"] = energy_json(g.attributed);
+  j["share"] = g.share;
+  j["measured_j"] = g.measured_j ? nlohmann::json(*g.measured_j) : nlohmann::json(nullptr);
+  return j;
+}
+
+std::string label(const NodeExplanation& n) {
+  if (n.scope.empty()) return n.class_name;
+  return fmt::format("{} ({})", n.scope, n.class_name);
+}
+
+}  // namespace
+
+ModuleKind module_kind(std::string_view scope, std::string_view class_name) {
+  std::size_t start = 0;
+  while (start <= scope.size() && !scope.empty()) {
+    const std::size_t dot = scope.find('.', start);
+    const std::string seg = lower(scope.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+    if (auto k = kind_of_segment(seg)) return *k;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  const std::string cls = lower(class_name);
+  if (cls.find("attention") != std::string::npos) return ModuleKind::attention;
+  if (cls.find("embedding") != std::string::npos) return ModuleKind::embeddings;
+  if (cls.find("mlp") != std::string::npos || cls.find("intermediate") != std::string::npos ||
+      cls.find("feedforward") != std::string::npos)
+    return ModuleKind::feed_forward;
+  return ModuleKind::other;
+}
+
+std::string format_joules(double j) {
+  const double a = std::fabs(j);
+  if (a == 0) return "0 J";
+  if (a >= 1) return fmt::format("{:.4g} J", j);
+  if (a >= 1e-3) return fmt::format("{:.4g} mJ", j * 1e3);
+  return fmt::format("{:.4g} uJ", j * 1e6);
+}
+
+std::string format_energy(const Energy& e) {
+  if (!e.interval) return format_joules(e.j) + " [no interval]";
+  return fmt::format("{} [{} .. {}]", format_joules(e.j), format_joules(e.interval->low_j),
+                     format_joules(e.interval->high_j));
+}
+
+Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
+  if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
+  const Node& root = tree.root();
+  Basis basis;
+  if (options.basis) {
+    basis = *options.basis;
+    if (basis == Basis::predicted && !root.predicted_energy_j)
+      throw Error(fmt::format("tree {} has no predicted energies: run irene predict or pass --predictor", tree.key()));
+    if (basis == Basis::measured && !root.ground_truth_energy_j)
+      throw Error(fmt::format("tree {} has no measured energy at its root", tree.key()));
+  } else if (root.predicted_energy_j) {
+    basis = Basis::predicted;
+  } else if (root.ground_truth_energy_j) {
+    basis = Basis::measured;
+  } else {
+    throw Error(fmt::format(
+        "tree {} has neither predicted nor measured energies: run irene predict or pass --predictor",
+        tree.key()));
+  }
+
+  Explanation e;
+  e.model_name = tree.model_name;
+  e.batch_size = tree.batch_size;
+  e.seq_len = tree.seq_len;
+  e.basis = basis;
+  e.nodes.resize(tree.nodes.size());
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    const Node& n = tree.nodes[i];
+    NodeExplanation& x = e.nodes[i];
+    x.index = static_cast<int>(i);
+    x.parent = n.parent;
+    x.id = n.id;
+    x.scope = n.scope;
+    x.class_name = n.class_name;
+    x.type = n.type;
+    x.depth = n.depth;
+    x.kind = module_kind(n.scope, n.class_name);
+    x.num_parameters = n.num_parameters;
+    x.flops_mflop = n.flops_mflop;
+    x.mem_mib = n.mem_mib;
+    x.predicted_j = n.predicted_energy_j;
+    x.interval = n.predicted_interval;
+    x.measured_j = n.ground_truth_energy_j;
+    if (basis == Basis::predicted) {
+      x.own.j = n.predicted_energy_j.value_or(0.0);
+      if (n.predicted_interval)  // widened to contain the estimate (see the header)
+        x.own.interval = Interval{std::min(n.predicted_interval->low_j, x.own.j),
+                                  std::max(n.predicted_interval->high_j, x.own.j)};
+    } else {
+      x.own.j = n.ground_truth_energy_j.value_or(0.0);
+    }
+  }
+  e.total = e.nodes[0].own;
+  e.measured_total_j = root.ground_truth_energy_j;
+
+  // Shares: pre-order guarantees a parent is done before its children.
+  e.nodes[0].share_of_parent = 1;
+  e.nodes[0].share_of_model = 1;
+  const double root_j = std::max(0.0, e.total.j);
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    const auto& children = tree.nodes[i].children;
+    if (children.empty()) continue;
+    double sum = 0;
+    for (int c : children) sum += nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
+    for (int c : children) {
+      const double own = nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
+      e.nodes[c].share_of_parent = sum > 0 ? own / sum : 1.0 / static_cast<double>(children.size());
+    }
+  }
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    NodeExplanation& x = e.nodes[i];
+    if (x.parent >= 0) x.share_of_model = e.nodes[x.parent].share_of_model * x.share_of_parent;
+    x.attributed = scaled(x.own, x.share_of_model * root_j);
+    if (i == 0) x.attributed = x.own;
+  }
+
+  // Groups over the leaves.
+  std::map<std::string, GroupEnergy> prim;
+  std::map<ModuleKind, GroupEnergy> kinds;
+  std::map<std::string, bool> prim_all_iv, prim_all_meas;
+  std::map<ModuleKind, bool> kind_all_iv, kind_all_meas;
+  for (ModuleKind k : all_module_kinds) {
+    kinds[k].name = std::string(to_string(k));
+    kind_all_iv[k] = true;
+    kind_all_meas[k] = true;
+  }
+  std::vector<int> leaves;
+  for (const auto& x : e.nodes) {
+    if (!tree.nodes[x.index].is_leaf()) continue;
+    leaves.push_back(x.index);
+    auto [pit, fresh] = prim.try_emplace(x.class_name);
+    if (fresh) {
+      pit->second.name = x.class_name;
+      prim_all_iv[x.class_name] = true;
+      prim_all_meas[x.class_name] = true;
+    }
+    for (auto* target : {&pit->second, &kinds[x.kind]}) {
+      bool& all_iv = target == &pit->second ? prim_all_iv[x.class_name] : kind_all_iv[x.kind];
+      bool& all_meas = target == &pit->second ? prim_all_meas[x.class_name] : kind_all_meas[x.kind];
+      ++target->count;
+      add_to(target->attributed, x.attributed, all_iv);
+      if (x.measured_j) target->measured_j = target->measured_j.value_or(0.0) + *x.measured_j;
+      else all_meas = false;
+    }
+  }
+  auto finish = [&](GroupEnergy& g, bool all_iv, bool all_meas) {
+    if (!all_iv) g.attributed.interval.reset();
+    if (!all_meas) g.measured_j.reset();
+    g.share = root_j > 0 ? g.attributed.j / root_j : 0.0;
+  };
+  for (auto& [name, g] : prim) {
+    finish(g, prim_all_iv[name], prim_all_meas[name]);
+    e.by_primitive.push_back(g);
+  }
+  std::stable_sort(e.by_primitive.begin(), e.by_primitive.end(),
+                   [](const GroupEnergy& a, const GroupEnergy& b) { return a.attributed.j > b.attributed.j; });
+  for (ModuleKind k : all_module_kinds) {
+    finish(kinds[k], kind_all_iv[k] && kinds[k].count > 0, kind_all_meas[k] && kinds[k].count > 0);
+    e.by_kind.push_back(kinds[k]);
+  }
+
+  std::stable_sort(leaves.begin(), leaves.end(), [&](int a, int b) {
+    return e.nodes[a].attributed.j > e.nodes[b].attributed.j;
+  });
+  if (options.top >= 0 && static_cast<int>(leaves.size()) > options.top) leaves.resize(options.top);
+  e.hotspots = leaves;
+  return e;
+}
+
+nlohmann::json to_json(const Explanation& e) {
+  nlohmann::json j;
+  j["model_name"] = e.model_name;
+  j["batch_size"] = e.batch_size;
+  j["seq_len"] = e.seq_len;
+  j["basis"] = std::string(to_string(e.basis));
+  j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"},
+                {"share", "fraction of parent / of model"}};
+  j["total"] = energy_json(e.total);
+  j["measured_total_j"] = e.measured_total_j ? nlohmann::json(*e.measured_total_j) : nlohmann::json(nullptr);
+  auto& nodes = j["nodes"] = nlohmann::json::array();
+  for (const auto& x : e.nodes) {
+    nlohmann::json n;
+    n["id"] = x.id;
+    n["parent"] = x.parent;
+    n["scope"] = x.scope;
+    n["class_name"] = x.class_name;
+    n["type"] = std::string(to_string(x.type));
+    n["depth"] = x.depth;
+    n["kind"] = std::string(to_string(x.kind));
+    n["num_parameters"] = x.num_parameters;
+    n["flops_mflop"] = x.flops_mflop;
+    n["mem_mib"] = x.mem_mib;
+    n["predicted_j"] = x.predicted_j ? nlohmann::json(*x.predicted_j) : nlohmann::json(nullptr);
+    interval_json(x.interval, "predicted_low_j", "predicted_high_j", n);
+    n["measured_j"] = x.measured_j ? nlohmann::json(*x.measured_j) : nlohmann::json(nullptr);
+    n["energy"] = energy_json(x.own);
+    n["share_of_parent"] = x.share_of_parent;
+    n["share_of_model"] = x.share_of_model;
+    n["attributed"] = energy_json(x.attributed);
+    nodes.push_back(std::move(n));
+  }
+  j["hotspots"] = e.hotspots;
+  auto& prim = j["by_primitive"] = nlohmann::json::array();
+  for (const auto& g : e.by_primitive) prim.push_back(group_json(g));
+  auto& kinds = j["by_kind"] = nlohmann::json::array();
+  for (const auto& g : e.by_kind) kinds.push_back(group_json(g));
+  return j;
+}
+
+void write_text(std::ostream& out, const Explanation& e, int max_depth) {
+  out << fmt::format("{} batch {} seq {}: {} energy {} per forward pass\n", e.model_name, e.batch_size,
+                     e.seq_len, to_string(e.basis), format_energy(e.total));
+  if (e.measured_total_j && e.basis == Basis::predicted) {
+    const double err = e.total.j / *e.measured_total_j - 1;
+    out << fmt::format("measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
+  }
+  out << "\nHotspots (ML primitives by energy attributed from the model total):\n";
+  for (std::size_t r = 0; r < e.hotspots.size(); ++r) {
+    const auto& x = e.nodes[e.hotspots[r]];
+    out << fmt::format("  {:>2}. {:>6.2f}%  {}  {}", r + 1, 100 * x.share_of_model,
+                       format_energy(x.attributed), label(x));
+    if (x.measured_j) out << fmt::format("  measured {}", format_joules(*x.measured_j));
+    out << '\n';
+  }
+  auto groups = [&](const char* title, const std::vector<GroupEnergy>& gs) {
+    out << '\n' << title << '\n';
+    for (const auto& g : gs) {
+      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} nodes)", g.name, 100 * g.share,
+                         format_energy(g.attributed), g.count);
+      if (g.measured_j) out << fmt::format("  measured sum {}", format_joules(*g.measured_j));
+      out << '\n';
+    }
+  };
+  groups("Energy by primitive type:", e.by_primitive);
+  groups("Energy by module kind:", e.by_kind);
+  out << fmt::format("\nTree (own {} energy, share of parent / of model){}:\n", to_string(e.basis),
+                     max_depth >= 0 ? fmt::format(", depth <= {}", max_depth) : "");
+  for (const auto& x : e.nodes) {
+    if (max_depth >= 0 && x.depth > max_depth) continue;
+    out << fmt::format("{:{}}{}  {}  {:.1f}% / {:.1f}%", "", 2 * x.depth + 2, label(x), format_energy(x.own),
+                       100 * x.share_of_parent, 100 * x.share_of_model);
+    if (x.measured_j && e.basis == Basis::predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
+    out << '\n';
+  }
+}
+
+}  // namespace irene::explain

@@ -1,0 +1,130 @@
+// Where a model's inference energy goes: per-node energies, shares and hotspots.
+//
+// explain_tree() reads a Tree whose nodes carry predicted energies (predict/) and/or measured ones
+// (data/, measure/) and returns, for every node:
+//   - its own energy (joules per forward pass; predicted, else measured) and its interval;
+//   - its share of its parent: the parent's energy is split among its children in proportion
+//     to the children's own energies, so the shares of a parent's children always add up to
+//     100% (a predicted parent is not the plain sum of its children: the IrEne predictor
+//     weights them and adds the parent's own operations, so the split is the honest way to
+//     say "which child does the parent's energy come from");
+//   - its share of the whole model (the product of the shares along its path) and the energy
+//     that share stands for ("attributed" joules = share of model x the root's energy), with
+//     the node's interval scaled alike.
+// and for the model: hotspots (the ML primitives with the most attributed energy), energy by
+// primitive type ("Linear: 71%") and by module kind (attention, feed-forward, embeddings,
+// other), each with its interval, and measured figures wherever ground truth is present.
+//
+// Intervals: the predictor's interval of a node, widened where needed so that it contains the
+// point estimate (a ratio-quantile interval need not); every Energy below holds
+// low <= j <= high. Sums of energies sum their intervals' ends (errors of one predictor are
+// taken as fully correlated, the cautious choice).
+//
+// Negative predicted energies (a linear leaf regressor can give them for tiny nodes) count as
+// zero in shares; if every child of a node is zero the parent is split evenly.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/core/tree.hpp"
+
+namespace irene::explain {
+
+// The part of a Transformer a node belongs to, from the nearest named block on its path.
+enum class ModuleKind { attention, feed_forward, embeddings, other };
+inline constexpr ModuleKind all_module_kinds[] = {ModuleKind::attention, ModuleKind::feed_forward,
+                                                  ModuleKind::embeddings, ModuleKind::other};
+
+// "attention", "feed-forward", "embeddings", "other".
+std::string_view to_string(ModuleKind kind);
+
+// Classifies one node from its scope (Hugging Face module path) and class name: the first
+// (outermost) path segment that names a block decides ("attention", "attn", "self_attn" ->
+// attention; "intermediate", "output", "mlp", "ffn", "feed_forward" -> feed-forward;
+// "embeddings", "wte", "wpe", "embed_tokens", "embed_positions" -> embeddings); failing that an
+// Attention/Embedding/MLP class name decides; else other. Never throws.
+ModuleKind module_kind(std::string_view scope, std::string_view class_name);
+
+// Which energies an explanation is built on.
+enum class Basis { predicted, measured };
+std::string_view to_string(Basis basis);
+
+// An energy in joules per forward pass with its interval (low <= value <= high when known).
+struct Energy {
+  double j = 0;
+  std::optional<Interval> interval;
+};
+
+// One node of an explanation, in the tree's pre-order.
+struct NodeExplanation {
+  int index = 0;  // index in Tree::nodes
+  int parent = -1;
+  std::string id, scope, class_name;
+  NodeType type = NodeType::module;
+  int depth = 0;
+  ModuleKind kind = ModuleKind::other;
+  std::int64_t num_parameters = 0;
+  double flops_mflop = 0;
+  double mem_mib = 0;
+  std::optional<double> predicted_j;   // as the predictor gave it
+  std::optional<Interval> interval;    // predictor's interval for predicted_j, as given
+  std::optional<double> measured_j;    // ground truth, where present
+  Energy own;                          // the basis energy of this node (predicted or measured)
+  double share_of_parent = 1;          // in [0, 1]; children of one parent sum to 1
+  double share_of_model = 1;           // in [0, 1]; leaves sum to 1
+  Energy attributed;                   // share_of_model x root energy, interval scaled alike
+};
+
+// Energy of a group of nodes (a primitive type or a module kind): sums over its ML leaves.
+struct GroupEnergy {
+  std::string name;
+  int count = 0;                       // leaves in the group
+  Energy attributed;                   // sum of the leaves' attributed energies and intervals
+  double share = 0;                    // of the model, in [0, 1]; groups sum to 1
+  std::optional<double> measured_j;    // sum of leaves' measured energies, if all have one
+};
+
+struct Explanation {
+  std::string model_name;
+  int batch_size = 0;
+  int seq_len = 0;
+  Basis basis = Basis::predicted;
+  Energy total;                        // the root's own energy
+  std::optional<double> measured_total_j;
+  std::vector<NodeExplanation> nodes;  // one per tree node, pre-order
+  std::vector<int> hotspots;           // indices into nodes: top leaves by attributed energy
+  std::vector<GroupEnergy> by_primitive;  // descending energy
+  std::vector<GroupEnergy> by_kind;       // attention, feed-forward, embeddings, other (all four)
+};
+
+struct ExplainOptions {
+  int top = 10;  // number of hotspots
+  // Which energies to explain; empty: predicted when the root has a prediction, else measured.
+  std::optional<Basis> basis;
+};
+
+// Explains one tree. Errors (irene::Error): an empty tree; a tree with neither predicted nor
+// measured energy at its root ("run irene predict or pass --predictor"); a requested basis the
+// root lacks.
+Explanation explain_tree(const Tree& tree, const ExplainOptions& options = {});
+
+// JSON form (used by --format json, the report and the server). Energies in joules; shares as
+// fractions in [0, 1]; intervals as "low_j"/"high_j" (null when unknown).
+nlohmann::json to_json(const Explanation& e);
+
+// Human-readable text: totals, hotspots, groups and the tree down to `max_depth` (-1: all).
+void write_text(std::ostream& out, const Explanation& e, int max_depth = 3);
+
+// "0.123 J [0.100, 0.140]" (or "0.123 J [no interval]"). Units are picked for readability
+// (J, mJ, uJ).
+std::string format_energy(const Energy& e);
+std::string format_joules(double j);
+
+}  // namespace irene::explain

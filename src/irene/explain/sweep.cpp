@@ -1,0 +1,194 @@
+#include "irene/explain/sweep.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+
+#include "irene/core/error.hpp"
+
+namespace irene::explain {
+
+namespace {
+
+long long parse_part(std::string_view part, std::string_view what, std::string_view text) {
+  long long v = 0;
+  const char* b = part.data();
+  const char* e = part.data() + part.size();
+  auto [p, ec] = std::from_chars(b, e, v);
+  if (part.empty() || ec != std::errc() || p != e)
+    throw Error(fmt::format("bad {} range '{}': '{}' is not an integer", what, text, part));
+  return v;
+}
+
+void add_energy(Energy& sum, const Energy& e, bool& all) {
+  sum.j += e.j;
+  if (!e.interval) {
+    all = false;
+    return;
+  }
+  if (!sum.interval) sum.interval = Interval{0, 0};
+  sum.interval->low_j += e.interval->low_j;
+  sum.interval->high_j += e.interval->high_j;
+}
+
+std::string num(double v) { return fmt::format("{:.9g}", v); }
+std::string low(const Energy& e) { return e.interval ? num(e.interval->low_j) : std::string(); }
+std::string high(const Energy& e) { return e.interval ? num(e.interval->high_j) : std::string(); }
+
+nlohmann::json ejson(const Energy& e) {
+  return {{"j", e.j},
+          {"low_j", e.interval ? nlohmann::json(e.interval->low_j) : nlohmann::json(nullptr)},
+          {"high_j", e.interval ? nlohmann::json(e.interval->high_j) : nlohmann::json(nullptr)}};
+}
+
+std::string column_name(ModuleKind k) {
+  std::string s(to_string(k));
+  for (auto& c : s)
+    if (c == '-') c = '_';
+  return s;
+}
+
+}  // namespace
+
+std::vector<int> parse_range(std::string_view text, std::string_view what, int max_value) {
+  if (text.empty()) throw Error(fmt::format("bad {} range '': empty", what));
+  std::vector<long long> values;
+  auto check = [&](long long v) {
+    if (v < 1 || v > max_value)
+      throw Error(fmt::format("bad {} range '{}': {} is outside 1..{}", what, text, v, max_value));
+  };
+  if (text.find(',') != std::string_view::npos) {
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = text.find(',', start);
+      const auto part = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      const long long v = parse_part(part, what, text);
+      check(v);
+      values.push_back(v);
+      if (static_cast<int>(values.size()) > max_range_points)
+        throw Error(fmt::format("bad {} range '{}': more than {} values", what, text, max_range_points));
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+  } else {
+    std::vector<std::string_view> parts;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t colon = text.find(':', start);
+      parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3)
+      throw Error(fmt::format("bad {} range '{}': expected N, START:STOP or START:STOP:STEP", what, text));
+    const long long first = parse_part(parts[0], what, text);
+    check(first);
+    if (parts.size() == 1) {
+      values.push_back(first);
+    } else {
+      const long long stop = parse_part(parts[1], what, text);
+      check(stop);
+      const long long step = parts.size() == 3 ? parse_part(parts[2], what, text) : 1;
+      if (step < 1) throw Error(fmt::format("bad {} range '{}': step {} is not positive", what, text, step));
+      if (first > stop)
+        throw Error(fmt::format("bad {} range '{}': start {} > stop {}", what, text, first, stop));
+      if ((stop - first) / step + 1 > max_range_points)
+        throw Error(fmt::format("bad {} range '{}': more than {} values", what, text, max_range_points));
+      for (long long v = first; v <= stop; v += step) values.push_back(v);
+    }
+  }
+  return std::vector<int>(values.begin(), values.end());
+}
+
+SweepPoint sweep_point(const Tree& tree) {
+  ExplainOptions opt;
+  opt.top = 0;
+  const Explanation e = explain_tree(tree, opt);
+  SweepPoint p;
+  p.model_name = e.model_name;
+  p.batch_size = e.batch_size;
+  p.seq_len = e.seq_len;
+  p.model = e.total;
+  p.measured_j = e.measured_total_j;
+  bool all_mod = true, all_ml = true;
+  for (int c : tree.nodes[0].children) add_energy(p.modules, e.nodes[c].own, all_mod);
+  for (const auto& x : e.nodes)
+    if (tree.nodes[x.index].is_leaf() && x.index != 0) add_energy(p.ml, x.own, all_ml);
+  if (!all_mod) p.modules.interval.reset();
+  if (!all_ml) p.ml.interval.reset();
+  for (std::size_t k = 0; k < 4; ++k) p.kinds[k] = e.by_kind[k].attributed;
+  return p;
+}
+
+std::vector<SweepPoint> sweep(const TreeMaker& make, const std::vector<int>& batches,
+                              const std::vector<int>& seqs, const std::function<void(int, int)>& progress) {
+  if (batches.empty() || seqs.empty()) throw Error("sweep: no batch sizes or sequence lengths");
+  const long long total = static_cast<long long>(batches.size()) * static_cast<long long>(seqs.size());
+  if (total > max_range_points)
+    throw Error(fmt::format("sweep: {} points is more than {}", total, max_range_points));
+  std::vector<SweepPoint> points;
+  points.reserve(static_cast<std::size_t>(total));
+  for (int b : batches)
+    for (int s : seqs) {
+      points.push_back(sweep_point(make(b, s)));
+      if (progress) progress(static_cast<int>(points.size()), static_cast<int>(total));
+    }
+  return points;
+}
+
+void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
+  out << "model,batch,seq,model_j,model_low_j,model_high_j,modules_j,modules_low_j,modules_high_j,ml_j,ml_low_j,ml_high_j";
+  for (ModuleKind k : all_module_kinds) {
+    const std::string c = column_name(k);
+    out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", c);
+  }
+  out << ",measured_j\n";
+  for (const auto& p : points) {
+    std::string name = p.model_name;
+    if (name.find_first_of(",\"\n") != std::string::npos) {
+      std::string q = "\"";
+      for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      name = q + "\"";
+    }
+    out << fmt::format("{},{},{}", name, p.batch_size, p.seq_len);
+    for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << fmt::format(",{},{},{}", num(e->j), low(*e), high(*e));
+    for (const auto& e : p.kinds) out << fmt::format(",{},{},{}", num(e.j), low(e), high(e));
+    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << '\n';
+  }
+}
+
+void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points) {
+  if (points.empty()) return;
+  out << fmt::format("{} (joules per forward pass; [low .. high] intervals)\n", points.front().model_name);
+  out << fmt::format("{:>5} {:>5}  {:<34} {:<12} {:<12}", "batch", "seq", "model", "modules sum", "ml sum");
+  for (ModuleKind k : all_module_kinds) out << fmt::format(" {:<12}", to_string(k));
+  out << '\n';
+  for (const auto& p : points) {
+    out << fmt::format("{:>5} {:>5}  {:<34} {:<12} {:<12}", p.batch_size, p.seq_len, format_energy(p.model),
+                       format_joules(p.modules.j), format_joules(p.ml.j));
+    for (const auto& e : p.kinds) out << fmt::format(" {:<12}", format_joules(e.j));
+    out << '\n';
+  }
+}
+
+nlohmann::json to_json(const std::vector<SweepPoint>& points) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& p : points) {
+    nlohmann::json kinds;
+    for (std::size_t k = 0; k < 4; ++k) kinds[std::string(to_string(all_module_kinds[k]))] = ejson(p.kinds[k]);
+    arr.push_back({{"model_name", p.model_name},
+                   {"batch_size", p.batch_size},
+                   {"seq_len", p.seq_len},
+                   {"model", ejson(p.model)},
+                   {"modules", ejson(p.modules)},
+                   {"ml", ejson(p.ml)},
+                   {"kinds", kinds},
+                   {"measured_j", p.measured_j ? nlohmann::json(*p.measured_j) : nlohmann::json(nullptr)}});
+  }
+  return arr;
+}
+
+}  // namespace irene::explain

@@ -1,0 +1,59 @@
+// Energy against sequence length or batch size.
+//
+// A sweep predicts one tree per (batch, seq) point and records, per point, the energy per
+// level (the model root; the sum of the root's children, "modules"; the sum of the ML
+// primitives, "ml") and per module kind (attributed energies, see explain.hpp), each with its
+// interval. Joules per forward pass.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/explain/explain.hpp"
+
+namespace irene::explain {
+
+// Largest number of values one range may expand to.
+inline constexpr int max_range_points = 1024;
+
+// Parses "8", "32:512:32" (start:stop:step, stop included when reached), "32:64" (step 1) or a
+// comma list "8,16,32" into positive integers in [1, max_value], at most max_range_points of
+// them. Errors name `what` ("--seq") and the text: "bad --seq range '32:16': start 32 > stop 16".
+std::vector<int> parse_range(std::string_view text, std::string_view what, int max_value);
+
+struct SweepPoint {
+  std::string model_name;
+  int batch_size = 0;
+  int seq_len = 0;
+  Energy model;    // the root's own energy
+  Energy modules;  // sum of the root's children's own energies
+  Energy ml;       // sum of the ML primitives' (leaves') own energies
+  std::array<Energy, 4> kinds;  // attributed, in all_module_kinds order
+  std::optional<double> measured_j;  // root's ground truth, when present
+};
+
+// One point from a predicted (or measured) tree; errors as explain_tree().
+SweepPoint sweep_point(const Tree& tree);
+
+// Makes the tree of one point, with energies (e.g. build_tree + Predictor::predict).
+using TreeMaker = std::function<Tree(int batch, int seq)>;
+
+// Every (batch, seq) pair, batch-major. `progress(done, total)` is called after each point.
+std::vector<SweepPoint> sweep(const TreeMaker& make, const std::vector<int>& batches,
+                              const std::vector<int>& seqs,
+                              const std::function<void(int, int)>& progress = {});
+
+// CSV with a header: model,batch,seq,model_j,model_low_j,model_high_j,modules_j,...,
+// attention_j,attention_low_j,attention_high_j,...,measured_j. Unknown values are empty.
+void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points);
+// Aligned text table (point estimates with intervals).
+void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points);
+nlohmann::json to_json(const std::vector<SweepPoint>& points);
+
+}  // namespace irene::explain
