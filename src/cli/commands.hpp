@@ -7,5 +7,8 @@
 namespace irene::cli {
 
 void register_version(CLI::App& app);
+void register_sensors(CLI::App& app);
+void register_tree(CLI::App& app);  // cmd_tree.cpp
+void register_data(CLI::App& app);  // cmd_data.cpp
 
 }  // namespace irene::cli

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("irene ") + IRENE_VERSION);
   irene::cli::register_version(app);
+  irene::cli::register_sensors(app);
+  irene::cli::register_tree(app);
+  irene::cli::register_data(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,58 @@
+// irene data import DIR -o trees.jsonl   the published IrEne CSV dataset as trees
+// irene data check DIR                   computed counts vs every row of the dataset
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+
+#include "commands.hpp"
+#include "irene/core/error.hpp"
+#include "irene/data/dataset.hpp"
+
+namespace irene::cli {
+
+void register_data(CLI::App& app) {
+  auto* data = app.add_subcommand("data", "The published IrEne dataset (CSV device folders)");
+  data->require_subcommand(1);
+
+  struct ImportArgs {
+    std::string dir;
+    std::string out;
+    bool computed = false;
+  };
+  auto ia = std::make_shared<ImportArgs>();
+  auto* imp = data->add_subcommand(
+      "import",
+      "Turn one device folder of the CSV dataset into one tree per (model, batch, seq), built from the "
+      "architecture, with each row's features and energy_mean (ground truth, joules) on its node");
+  imp->add_option("DIR", ia->dir, "device folder, e.g. ../shared/irene-data/device_1")->required();
+  imp->add_option("-o,--output", ia->out, "output JSONL file ('-' = standard output)")->required();
+  imp->add_flag("--computed-features", ia->computed,
+                "keep the counted flops/mem_bytes instead of the CSV's (they agree within 0.5%)");
+  imp->callback([ia] {
+    ImportOptions options;
+    options.csv_features = !ia->computed;
+    const ImportSummary s = import_device_folder_to_jsonl(ia->dir, ia->out, options);
+    (ia->out == "-" ? std::cerr : std::cout) << s.to_string() << "  written to " << ia->out << '\n';
+  });
+
+  struct CheckArgs {
+    std::string dir;
+    double tolerance = 0.005;
+  };
+  auto ca = std::make_shared<CheckArgs>();
+  auto* chk = data->add_subcommand(
+      "check", "Compare the flops/mem_bytes counted from the architecture with every row of a device folder");
+  chk->add_option("DIR", ca->dir, "device folder")->required();
+  chk->add_option("--tolerance", ca->tolerance, "largest relative difference accepted (default 0.005 = 0.5%)");
+  chk->callback([ca] {
+    const FeatureCheck c = check_device_folder(ca->dir, ca->tolerance);
+    std::cout << c.summary.to_string() << c.to_string();
+    if (c.failures_total > 0)
+      throw Error(fmt::format("{}: {} rows differ from the counted features by more than {}%", ca->dir,
+                              c.failures_total, 100 * ca->tolerance));
+  });
+}
+
+}  // namespace irene::cli

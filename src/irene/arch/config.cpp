@@ -1,0 +1,202 @@
+#include "irene/arch/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "irene/core/error.hpp"
+
+namespace irene {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The Hugging Face key of each canonical size, per family ("" = the family has none).
+struct FamilyKeys {
+  const char* model_type;
+  const char* hidden;
+  const char* layers;
+  const char* heads;
+  const char* intermediate;  // "" = 4 x hidden
+  const char* positions;
+  const char* type_vocab;
+};
+
+const FamilyKeys kFamilies[] = {
+    {"bert", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "type_vocab_size"},
+    {"roberta", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "type_vocab_size"},
+    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", ""},
+    {"gpt2", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", ""},
+    {"openai-gpt", "n_embd", "n_layer", "n_head", "", "n_positions", ""},
+    {"ctrl", "n_embd", "n_layer", "n_head", "dff", "n_positions", ""},
+};
+
+const FamilyKeys* family(std::string_view model_type) {
+  for (const auto& f : kFamilies)
+    if (model_type == f.model_type) return &f;
+  return nullptr;
+}
+
+std::string supported_list() {
+  std::string s;
+  for (const auto& t : supported_model_types()) s += (s.empty() ? "" : ", ") + t;
+  return s;
+}
+
+std::int64_t get_size(const json& raw, const char* key, const std::string& where, bool required) {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->is_null()) {
+    if (required) throw Error(fmt::format("{}: missing '{}'", where, key));
+    return 0;
+  }
+  if (!it->is_number_integer() && !(it->is_number_float() && it->get<double>() == static_cast<double>(static_cast<std::int64_t>(it->get<double>()))))
+    throw Error(fmt::format("{}: '{}' must be a positive integer, got {}", where, key, it->dump()));
+  const auto v = static_cast<std::int64_t>(it->get<double>());
+  if (v <= 0) throw Error(fmt::format("{}: '{}' must be a positive integer, got {}", where, key, v));
+  return v;
+}
+
+// Fills the typed sizes from `raw` and validates them.
+void fill_typed(ModelConfig& c, const std::string& where) {
+  const FamilyKeys* f = family(c.model_type);
+  if (!f)
+    throw Error(fmt::format("{}: unsupported model_type '{}' (supported: {})", where, c.model_type,
+                            supported_list()));
+  c.vocab_size = get_size(c.raw, "vocab_size", where, true);
+  c.hidden_size = get_size(c.raw, f->hidden, where, true);
+  c.num_layers = get_size(c.raw, f->layers, where, true);
+  c.num_heads = get_size(c.raw, f->heads, where, true);
+  c.intermediate_size = *f->intermediate ? get_size(c.raw, f->intermediate, where, c.model_type != "gpt2") : 0;
+  if (c.intermediate_size == 0) c.intermediate_size = 4 * c.hidden_size;
+  c.max_positions = get_size(c.raw, f->positions, where, true);
+  c.type_vocab_size = *f->type_vocab ? get_size(c.raw, f->type_vocab, where, true) : 0;
+  if (c.hidden_size % c.num_heads != 0)
+    throw Error(fmt::format("{}: hidden size {} is not divisible by the number of heads {}", where,
+                            c.hidden_size, c.num_heads));
+}
+
+long line_of_byte(std::string_view text, std::size_t byte) {
+  byte = std::min(byte, text.size());
+  return 1 + static_cast<long>(std::count(text.begin(), text.begin() + static_cast<long>(byte), '\n'));
+}
+
+}  // namespace
+
+const std::vector<std::string>& supported_model_types() {
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> t;
+    for (const auto& f : kFamilies) t.push_back(f.model_type);
+    return t;
+  }();
+  return types;
+}
+
+fs::path models_dir() {
+  if (const char* d = std::getenv("IRENE_MODELS_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("IRENE_SOURCE_DIR"); d && *d) return fs::path(d) / "models";
+  return fs::path(IRENE_SOURCE_DIR) / "models";
+}
+
+std::vector<std::string> builtin_model_names() {
+  std::vector<std::string> names;
+  const fs::path dir = models_dir();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return names;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (ec) break;
+    if (it->path().filename() == "config.json")
+      names.push_back(fs::relative(it->path().parent_path(), dir).generic_string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+ModelConfig parse_model_config(std::string_view text, const std::string& where, const std::string& name) {
+  ModelConfig c;
+  try {
+    c.raw = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(fmt::format("{}:{}: not valid JSON (byte {}): the file is malformed or truncated", where,
+                            line_of_byte(text, e.byte > 0 ? e.byte - 1 : 0), e.byte));
+  }
+  if (!c.raw.is_object()) throw Error(fmt::format("{}: a config.json must be a JSON object", where));
+  auto mt = c.raw.find("model_type");
+  if (mt == c.raw.end() || !mt->is_string())
+    throw Error(fmt::format("{}: missing 'model_type' (supported: {})", where, supported_list()));
+  c.model_type = mt->get<std::string>();
+  c.name = name;
+  if (c.name.empty()) {
+    for (const char* k : {"_name_or_path", "name"})
+      if (auto it = c.raw.find(k); it != c.raw.end() && it->is_string() && !it->get<std::string>().empty()) {
+        c.name = it->get<std::string>();
+        break;
+      }
+  }
+  fill_typed(c, where);
+  return c;
+}
+
+ModelConfig load_model_config(std::string_view name_or_path) {
+  if (name_or_path.empty()) throw Error("model name is empty");
+  const fs::path builtin = models_dir() / std::string(name_or_path) / "config.json";
+  std::error_code ec;
+  fs::path file;
+  std::string name;
+  if (fs::is_regular_file(builtin, ec)) {
+    file = builtin;
+    name = std::string(name_or_path);
+  } else {
+    fs::path p(name_or_path);
+    if (fs::is_directory(p, ec)) p /= "config.json";
+    if (!fs::exists(p, ec)) {
+      std::string names;
+      for (const auto& n : builtin_model_names()) names += (names.empty() ? "" : ", ") + n;
+      throw Error(fmt::format("unknown model '{}': not a built-in model ({}) nor an existing config.json file",
+                              name_or_path, names.empty() ? "none found in " + models_dir().string() : names));
+    }
+    file = p;
+  }
+  ModelConfig c = parse_model_config(read_file(file), file.string(), name);
+  if (c.name.empty()) {
+    const auto parent = file.parent_path().filename().string();
+    c.name = parent.empty() ? file.stem().string() : parent;
+  }
+  c.source = file;
+  return c;
+}
+
+void set_config_value(ModelConfig& c, std::string_view key, std::string_view value) {
+  const FamilyKeys* f = family(c.model_type);
+  if (!f) throw Error(fmt::format("unsupported model_type '{}' (supported: {})", c.model_type, supported_list()));
+  struct Alias {
+    const char* canonical;
+    const char* hf;
+  };
+  const Alias aliases[] = {{"vocab_size", "vocab_size"},     {"hidden_size", f->hidden},
+                           {"num_layers", f->layers},        {"num_heads", f->heads},
+                           {"intermediate_size", f->intermediate}, {"max_positions", f->positions},
+                           {"type_vocab_size", f->type_vocab}};
+  std::string accepted;
+  for (const auto& a : aliases) {
+    if (!*a.hf) continue;  // the family has no such size (openai-gpt's FFN is always 4 x hidden)
+    const std::string_view hf = a.hf;
+    accepted += fmt::format("{}{}{}", accepted.empty() ? "" : ", ", a.canonical,
+                            hf != a.canonical ? fmt::format(" ({})", hf) : "");
+    if (key != a.canonical && key != hf) continue;
+    const int v = parse_positive_int(value, fmt::format("config value {}", key));
+    ModelConfig copy = c;
+    copy.raw[a.hf] = v;
+    fill_typed(copy, fmt::format("{} with {}={}", c.name, key, value));
+    c = std::move(copy);
+    return;
+  }
+  throw Error(fmt::format("unknown config key '{}' for model_type {} (accepted: {})", key, c.model_type, accepted));
+}
+
+}  // namespace irene

@@ -1,0 +1,70 @@
+// Hugging Face model configurations.
+//
+// A ModelConfig is a parsed `config.json` of a Hugging Face Transformer: the raw JSON plus the
+// typed sizes the tree builders need, under one set of names whatever the model family calls
+// them (BERT's `num_hidden_layers` is GPT-2's `n_layer` is DistilBERT's `n_layers`).
+//
+// Supported `model_type`s: bert, roberta, distilbert, gpt2, openai-gpt, ctrl. Built-in
+// configurations live in `<repo>/models/<name>/config.json` (the six models of the published
+// IrEne dataset and sshleifer/tiny-ctrl); the folder is found through env `IRENE_MODELS_DIR`,
+// else `$IRENE_SOURCE_DIR/models`, else the source folder irene was built from.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace irene {
+
+struct ModelConfig {
+  // The built-in name ("bert-base-uncased") or, for a file, `_name_or_path` / `name` from the
+  // JSON when present, else the file's parent folder name, else the file name.
+  std::string name;
+  std::string model_type;  // "bert", "roberta", "distilbert", "gpt2", "openai-gpt", "ctrl"
+  nlohmann::json raw;      // the config.json as read (updated by set_config_value)
+  std::filesystem::path source;  // the file it came from
+
+  // Typed sizes (canonical names; the Hugging Face key of each family in brackets).
+  std::int64_t vocab_size = 0;         // [vocab_size]
+  std::int64_t hidden_size = 0;        // [hidden_size | dim | n_embd]
+  std::int64_t num_layers = 0;         // [num_hidden_layers | n_layers | n_layer]
+  std::int64_t num_heads = 0;          // [num_attention_heads | n_heads | n_head]
+  std::int64_t intermediate_size = 0;  // [intermediate_size | hidden_dim | n_inner (null: 4 x n_embd) | dff]
+  std::int64_t max_positions = 0;      // [max_position_embeddings | n_positions]
+  std::int64_t type_vocab_size = 0;    // [type_vocab_size] (BERT, RoBERTa; 0 elsewhere)
+
+  std::int64_t head_size() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
+};
+
+// The model_types the builders support, in a fixed order.
+const std::vector<std::string>& supported_model_types();
+
+// Names of the built-in configurations (bert-base-uncased, roberta-base, ...), sorted.
+std::vector<std::string> builtin_model_names();
+
+// The folder holding the built-in configurations (see the file comment).
+std::filesystem::path models_dir();
+
+// Loads a configuration: a built-in name, or a path to a config.json (or to a folder holding
+// one). Errors (irene::Error, one line): unknown name that is not a file ("unknown model 'x':
+// not a built-in model (bert-base-uncased, ...) nor a config.json file"), unreadable file,
+// malformed or truncated JSON ("FILE:LINE: not valid JSON ..."), a missing or non-positive
+// size, hidden size not divisible by heads, and an unsupported model_type (naming the
+// supported ones).
+ModelConfig load_model_config(std::string_view name_or_path);
+
+// Parses a config from JSON text; `where` names its origin in error messages.
+ModelConfig parse_model_config(std::string_view json_text, const std::string& where,
+                               const std::string& name = {});
+
+// Overrides one size, e.g. ("num_hidden_layers", "6") or ("num_layers", "6"): canonical names
+// and each family's Hugging Face key are accepted; the value must be a positive integer.
+// The raw JSON is updated under the family's key. Errors: unknown key (naming the accepted
+// ones), bad value, a result that fails validation (hidden size not divisible by heads).
+void set_config_value(ModelConfig& config, std::string_view key, std::string_view value);
+
+}  // namespace irene
