@@ -63,6 +63,9 @@ class PerfSensor final : public Sensor {
     std::vector<double> out;
     for (const auto& c : counters_) {
       std::uint64_t count = 0;
+      // perf fds ignore the offset (lseek fails with ESPIPE, harmlessly); an injected fake
+      // counter may be a plain file holding the count, read from its start each time.
+      (void)::lseek(c.fd, 0, SEEK_SET);
       const ssize_t n = ::read(c.fd, &count, sizeof count);
       if (n != static_cast<ssize_t>(sizeof count))
         throw SensorError(SensorFailure::broken,

@@ -56,7 +56,6 @@ class TraceReader {
       if (nl == std::string::npos) break;
       parse_line(std::string_view(chunk).substr(pos, nl - pos));
       pos = nl + 1;
-      offset_ += 0;  // committed below
     }
     offset_ += pos;
     if (tail && pos < chunk.size()) {
@@ -122,10 +121,12 @@ class TraceSensor final : public Sensor {
   }
 
   Measurement between(const Mark& begin, const Mark& end) override {
+    // The window is the span of the epoch clock that the trace's timestamps use, so that
+    // joules / seconds is exactly the trace's mean power.
     Measurement m;
-    m.seconds = std::chrono::duration<double>(end.steady - begin.steady).count();
     const double t0 = begin.epoch_seconds, t1 = end.epoch_seconds;
     if (t1 < t0) throw Error("trace: window ends before it begins");
+    m.seconds = t1 - t0;
     std::lock_guard lock(mutex_);
     reader_.refresh(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds_);
