@@ -67,7 +67,10 @@ struct Mark {
 
 /// The result of one window.
 struct Measurement {
-  double seconds = 0;            ///< elapsed wall time of the window, seconds (steady clock)
+  /// Elapsed time of the window in seconds: steady clock, except for trace sensors, where it is
+  /// the span of the system (epoch) clock the trace's timestamps use, so joules / seconds is
+  /// exactly the trace's mean power.
+  double seconds = 0;
   std::optional<double> joules;  ///< total energy of the window in joules; empty: no energy measured
   /// Joules per part, e.g. {"package-0", 40.1}, {"dram-0", 3.2}, {"gpu0", 120.0}; empty when
   /// `joules` is empty or the sensor has a single undivided part (trace).
