@@ -1,0 +1,211 @@
+#include "irene/explain/server.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <charconv>
+#include <exception>
+#include <nlohmann/json.hpp>
+
+#include "irene/core/error.hpp"
+#include "irene/explain/compare.hpp"
+#include "irene/explain/explain.hpp"
+#include "irene/explain/report.hpp"
+
+namespace irene::explain {
+
+namespace {
+
+constexpr const char* json_type = "application/json";
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), json_type);
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, status, nlohmann::json{{"error", message}, {"status", status}});
+}
+
+int int_param(const httplib::Request& req, const std::string& name, int max, std::optional<int> fallback = {}) {
+  if (!req.has_param(name.c_str())) {
+    if (fallback) return *fallback;
+    throw Error(fmt::format("missing parameter '{}' (an integer in 1..{})", name, max));
+  }
+  const std::string text = req.get_param_value(name.c_str());
+  int v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < 1 || v > max)
+    throw Error(fmt::format("parameter '{}' must be an integer in 1..{}, not '{}'", name, max,
+                            text.substr(0, 40)));
+  return v;
+}
+
+std::string str_param(const httplib::Request& req, const std::string& name, const std::string* fallback = nullptr) {
+  if (!req.has_param(name.c_str())) {
+    if (fallback) return *fallback;
+    throw Error(fmt::format("missing parameter '{}'", name));
+  }
+  return req.get_param_value(name.c_str());
+}
+
+}  // namespace
+
+struct EnergyServer::Impl {
+  Backend backend;
+  ServeOptions options;
+  httplib::Server server;
+  std::string page;
+
+  ModelConfig builtin(const std::string& name) const {
+    const auto names = backend.model_names();
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw Error(fmt::format("unknown model '{}' (built-in models: {})", name.substr(0, 80), list));
+    }
+    return backend.load_model(name);
+  }
+
+  void apply_overrides(ModelConfig& config, const httplib::Request& req, const std::string& key) const {
+    const std::size_t n = req.get_param_value_count(key.c_str());
+    if (n > 32) throw Error(fmt::format("too many '{}' overrides ({} > 32)", key, n));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string kv = req.get_param_value(key.c_str(), i);
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw Error(fmt::format("parameter '{}' must be KEY=VALUE, not '{}'", key, kv.substr(0, 80)));
+      backend.set_value(config, std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
+    }
+    check_size(config);
+  }
+
+  void check_size(const ModelConfig& config) const {
+    if (config.num_layers > options.max_layers)
+      throw Error(fmt::format("{} layers is more than this server's limit of {}", config.num_layers, options.max_layers));
+  }
+
+  nlohmann::json explain_json(const ModelConfig& config, const httplib::Request& req) const {
+    const int batch = int_param(req, "batch", options.max_batch);
+    const int seq = int_param(req, "seq", options.max_seq);
+    ExplainOptions eo;
+    eo.top = int_param(req, "top", 200, 15);
+    const Tree tree = backend.predict_tree(config, batch, seq);
+    nlohmann::json j = to_json(explain_tree(tree, eo));
+    j["hardware"] = backend.hardware;
+    return j;
+  }
+
+  // Runs a handler: irene::Error -> 400, anything else -> 500; never throws.
+  template <class F>
+  void guarded(httplib::Response& res, F&& f) const {
+    try {
+      f();
+    } catch (const Error& e) {
+      send_error(res, 400, e.what());
+    } catch (const nlohmann::json::exception& e) {
+      send_error(res, 400, fmt::format("bad JSON: {}", e.what()));
+    } catch (const std::bad_alloc&) {
+      send_error(res, 500, "out of memory");
+    } catch (const std::exception& e) {
+      send_error(res, 500, fmt::format("internal error: {}", e.what()));
+    } catch (...) {
+      send_error(res, 500, "internal error");
+    }
+  }
+
+  void routes() {
+    server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(page, "text/html; charset=utf-8");
+    });
+    server.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, {{"status", "ok"}, {"version", IRENE_VERSION}, {"hardware", backend.hardware}});
+    });
+    server.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
+      guarded(res, [&] { send_json(res, 200, {{"models", backend.model_names()}}); });
+    });
+    server.Get("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] {
+        ModelConfig config = builtin(str_param(req, "model"));
+        apply_overrides(config, req, "set");
+        send_json(res, 200, explain_json(config, req));
+      });
+    });
+    server.Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] {
+        if (req.body.empty()) throw Error("POST /api/predict needs a config.json body");
+        ModelConfig config = backend.parse_config(req.body, "request body");
+        check_size(config);
+        apply_overrides(config, req, "set");
+        send_json(res, 200, explain_json(config, req));
+      });
+    });
+    server.Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] {
+        const std::string a = str_param(req, "a");
+        const std::string b = str_param(req, "b", &a);
+        ModelConfig ca = builtin(a), cb = builtin(b);
+        apply_overrides(ca, req, "set_a");
+        apply_overrides(cb, req, "set_b");
+        const int batch = int_param(req, "batch", options.max_batch);
+        const int seq = int_param(req, "seq", options.max_seq);
+        const int batch_b = int_param(req, "batch_b", options.max_batch, batch);
+        const int seq_b = int_param(req, "seq_b", options.max_seq, seq);
+        const Tree ta = backend.predict_tree(ca, batch, seq);
+        const Tree tb = backend.predict_tree(cb, batch_b, seq_b);
+        nlohmann::json j = to_json(compare(ta, tb));
+        j["hardware"] = backend.hardware;
+        send_json(res, 200, j);
+      });
+    });
+    // Every error status without a body of its own (404, 413, 414, ...) gets a JSON one.
+    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      const char* what = res.status == 404   ? "no such route"
+                         : res.status == 413 ? "request body too large"
+                         : res.status == 414 ? "request URI too long"
+                         : res.status == 405 ? "method not allowed"
+                                             : "bad request";
+      send_error(res, res.status, what);
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+  }
+};
+
+EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->backend = std::move(backend);
+  impl_->options = std::move(options);
+  impl_->page = render_server_page();
+  auto& s = impl_->server;
+  s.set_payload_max_length(impl_->options.max_body_bytes);
+  s.set_read_timeout(10, 0);
+  s.set_write_timeout(10, 0);
+  s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(5);
+  const int threads = std::max(1, impl_->options.threads);
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  impl_->routes();
+}
+
+EnergyServer::~EnergyServer() { stop(); }
+
+int EnergyServer::bind() {
+  const auto& o = impl_->options;
+  if (o.port < 0 || o.port > 65535) throw Error(fmt::format("bad port {} (expected 0..65535)", o.port));
+  int port = o.port;
+  if (port == 0) {
+    port = impl_->server.bind_to_any_port(o.host);
+    if (port < 0) throw Error(fmt::format("cannot listen on {} (any port)", o.host));
+  } else if (!impl_->server.bind_to_port(o.host, port)) {
+    throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.host, port));
+  }
+  return port;
+}
+
+void EnergyServer::run() { impl_->server.listen_after_bind(); }
+
+void EnergyServer::stop() {
+  if (impl_) impl_->server.stop();
+}
+
+}  // namespace irene::explain

@@ -1,0 +1,70 @@
+// `irene serve`: the energy map page and a JSON API over HTTP (cpp-httplib).
+//
+// Routes (all answers JSON except /):
+//   GET  /                 the interactive page (report.hpp, server mode)
+//   GET  /api/health       {"status":"ok","version","hardware"}
+//   GET  /api/models       {"models":[built-in model names]}
+//   GET  /api/predict?model=NAME&batch=B&seq=S[&set=KEY=VALUE...][&top=N]
+//                          the explanation of the predicted tree (explain.hpp to_json) + "hardware"
+//   POST /api/predict?batch=B&seq=S[&set=...]  body: a Hugging Face config.json
+//   GET  /api/compare?a=NAME[&b=NAME]&batch=B&seq=S[&batch_b=B2][&seq_b=S2][&set_a=K=V...][&set_b=K=V...]
+//                          the comparison of b against a (compare.hpp to_json)
+// Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad
+// override, malformed config) get 400 and {"error": "..."}; unknown paths 404, bodies over the
+// limit 413, other failures 500, always with a JSON error. Models are looked up by built-in
+// name only (a request never names a file). Handlers never let an exception escape.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "irene/arch/config.hpp"
+#include "irene/core/tree.hpp"
+
+namespace irene::explain {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8080;                  // 0: any free port (see EnergyServer::bind)
+  std::size_t max_body_bytes = 1 << 20;  // POST bodies, bytes
+  int max_batch = 1024;
+  int max_seq = 8192;
+  int max_layers = 256;  // num_layers of a requested configuration (bounds the tree's size)
+  int threads = 8;       // worker threads
+};
+
+// What the server predicts with (the CLI wires arch/ + predict/ in; tests may fake it).
+struct Backend {
+  std::function<std::vector<std::string>()> model_names;           // built-in names
+  std::function<ModelConfig(std::string_view name)> load_model;      // a built-in config
+  std::function<ModelConfig(std::string_view json, const std::string& where)> parse_config;
+  std::function<void(ModelConfig&, std::string_view key, std::string_view value)> set_value;
+  std::function<Tree(const ModelConfig&, int batch, int seq)> predict_tree;  // with energies
+  std::string hardware;  // shown by /api/health and the page
+};
+
+class EnergyServer {
+ public:
+  EnergyServer(Backend backend, ServeOptions options);
+  ~EnergyServer();
+  EnergyServer(const EnergyServer&) = delete;
+  EnergyServer& operator=(const EnergyServer&) = delete;
+
+  // Binds options.host:options.port (port 0: a free port) and returns the port.
+  // Error: cannot bind ("cannot listen on 127.0.0.1:80: ...").
+  int bind();
+  // Serves until stop(); call bind() first.
+  void run();
+  // Stops a running server (thread-safe); run() then returns.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace irene::explain

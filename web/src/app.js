@@ -1,0 +1,330 @@
+// irene's energy map: renders the JSON of `irene explain --format json` (explain.hpp) with d3.
+// One script for both the self-contained report (data embedded in #irene-data) and the page
+// served by `irene serve` (data fetched from /api/...). No network access beyond that origin.
+(function () {
+  "use strict";
+  const boot = JSON.parse(document.getElementById("irene-data").textContent);
+  const KINDS = ["attention", "feed-forward", "embeddings", "other"];
+  const css = getComputedStyle(document.documentElement);
+  const kindColor = (k) => css.getPropertyValue("--" + k).trim() || "#999";
+  const tooltip = d3.select("#tooltip");
+
+  // ---- formatting ---------------------------------------------------------------------------
+  function joules(j) {
+    if (j === null || j === undefined || !isFinite(j)) return "n/a";
+    const a = Math.abs(j);
+    if (a === 0) return "0 J";
+    if (a >= 1) return d3.format(".4~g")(j) + " J";
+    if (a >= 1e-3) return d3.format(".4~g")(j * 1e3) + " mJ";
+    return d3.format(".4~g")(j * 1e6) + " uJ";
+  }
+  function interval(e) {
+    if (!e || e.low_j === null || e.low_j === undefined) return "[no interval]";
+    return "[" + joules(e.low_j) + " .. " + joules(e.high_j) + "]";
+  }
+  const pct = (x) => (x === null || x === undefined ? "n/a" : d3.format(".2f")(100 * x) + "%");
+  const signedPct = (x) => (x === null || x === undefined ? "n/a" : d3.format("+.2f")(x) + "%");
+  const signed = (j) => (j > 0 ? "+" : "") + joules(j);
+  const mflop = (x) => d3.format(",.1f")(x) + " MFLOP";
+  const label = (n) => (n.scope ? n.scope.split(".").slice(-2).join(".") + " " : "") + n.class_name;
+  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+  function showTip(event, html) {
+    tooltip.property("hidden", false).html(html);
+    const w = tooltip.node().offsetWidth, h = tooltip.node().offsetHeight;
+    let x = event.clientX + 14, y = event.clientY + 14;
+    if (x + w > window.innerWidth) x = event.clientX - w - 14;
+    if (y + h > window.innerHeight) y = event.clientY - h - 14;
+    tooltip.style("left", x + "px").style("top", y + "px");
+  }
+  const hideTip = () => tooltip.property("hidden", true);
+
+  function nodeTip(n, basis) {
+    let html = "<b>" + esc(n.scope || "(model)") + "</b> " + esc(n.class_name) +
+      "<br>" + esc(basis) + " energy: " + joules(n.energy.j) + " " + interval(n.energy) +
+      "<br>share of parent: " + pct(n.share_of_parent) + ", of model: " + pct(n.share_of_model) +
+      "<br>attributed: " + joules(n.attributed.j) + " " + interval(n.attributed) +
+      "<br>FLOPs: " + mflop(n.flops_mflop) + ", memory: " + d3.format(",.2f")(n.mem_mib) + " MiB" +
+      ", parameters: " + d3.format(",")(n.num_parameters) + "<br>kind: " + esc(n.kind);
+    if (n.measured_j !== null && n.measured_j !== undefined) html += "<br>measured: " + joules(n.measured_j);
+    return html;
+  }
+
+  // ---- summary cards ------------------------------------------------------------------------
+  function renderSummary(e) {
+    const cards = [
+      { k: "model", v: e.model_name, i: "batch " + e.batch_size + ", sequence " + e.seq_len },
+      { k: e.basis + " energy per forward pass", v: joules(e.total.j), i: interval(e.total) },
+    ];
+    if (e.measured_total_j !== null && e.measured_total_j !== undefined && e.basis === "predicted")
+      cards.push({ k: "measured", v: joules(e.measured_total_j),
+        i: "prediction " + signedPct(100 * (e.total.j / e.measured_total_j - 1)) });
+    const top = e.by_kind.slice().sort((a, b) => b.share - a.share)[0];
+    if (top) cards.push({ k: "largest module kind", v: top.name + " " + pct(top.share), i: joules(top.energy.j) + " " + interval(top.energy) });
+    if (boot.hardware) cards.push({ k: "predictor", v: "", i: boot.hardware });
+    const sel = d3.select("#summary").selectAll("div.card").data(cards).join("div").attr("class", "card");
+    sel.html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+  }
+
+  // ---- the icicle ---------------------------------------------------------------------------
+  function renderMap(e) {
+    const container = d3.select("#map");
+    container.selectAll("*").remove();
+    const byIndex = e.nodes.map((n, i) => Object.assign({ index: i, children: [] }, n));
+    byIndex.forEach((n) => { if (n.parent >= 0) byIndex[n.parent].children.push(n); });
+    const root = d3.hierarchy(byIndex[0], (d) => (d.children.length ? d.children : null));
+    // Widths are shares of the model (children of a parent add up to the parent).
+    root.each((d) => { d.value = Math.max(d.data.share_of_model, 0); });
+    const depth = root.height + 1;
+    const width = Math.max(600, container.node().clientWidth || 900);
+    const rowH = 34, height = depth * rowH;
+    d3.partition().size([width, height]).padding(0)(root);
+    const x = d3.scaleLinear().domain([0, width]).range([0, width]);
+    const y = d3.scaleLinear().domain([0, height]).range([0, height]);
+    const svg = container.append("svg").attr("viewBox", [0, 0, width, height]).attr("height", height)
+      .attr("role", "img").attr("aria-label", "energy map of " + e.model_name);
+    const shade = (d) => {
+      const c = d3.color(kindColor(d.data.kind));
+      return d.depth === 0 ? "#5d6778" : c.brighter(Math.min(d.depth, 6) * 0.18).formatHex();
+    };
+    const cell = svg.selectAll("g.cell").data(root.descendants()).join("g").attr("class", "cell")
+      .attr("transform", (d) => "translate(" + x(d.x0) + "," + y(d.y0) + ")");
+    const rect = cell.append("rect").attr("class", "node")
+      .attr("data-id", (d) => d.data.id)
+      .attr("width", (d) => Math.max(0, x(d.x1) - x(d.x0)))
+      .attr("height", (d) => y(d.y1) - y(d.y0))
+      .attr("fill", shade)
+      .on("mousemove", (event, d) => showTip(event, nodeTip(d.data, e.basis)))
+      .on("mouseleave", hideTip)
+      .on("click", (event, d) => zoom(d === focus && d.parent ? d.parent : d));
+    const text = cell.append("text").attr("x", 4).attr("y", rowH / 2 + 4)
+      .text((d) => label(d.data) + " " + pct(d.data.share_of_model));
+    const clip = () => text.attr("display", (d) => (x(d.x1) - x(d.x0) > 90 ? null : "none"));
+    clip();
+    let focus = root;
+    function breadcrumb(d) {
+      const path = d.ancestors().reverse();
+      const bc = d3.select("#breadcrumb").html("");
+      path.forEach((p, i) => {
+        if (i) bc.append("span").text(" / ");
+        bc.append("a").attr("data-id", p.data.id).text(p.data.scope ? p.data.scope.split(".").pop() + " " + p.data.class_name : p.data.class_name)
+          .on("click", () => zoom(p));
+      });
+      bc.append("span").text("  " + joules(d.data.energy.j) + " " + interval(d.data.energy) + ", " + pct(d.data.share_of_model) + " of the model");
+    }
+    function zoom(d) {
+      focus = d;
+      x.domain([d.x0, d.x1]);
+      y.domain([d.y0, height]).range([0, height]);
+      const t = svg.transition().duration(450);
+      cell.transition(t).attr("transform", (n) => "translate(" + x(n.x0) + "," + y(n.y0) + ")");
+      rect.transition(t).attr("width", (n) => Math.max(0, x(n.x1) - x(n.x0))).attr("height", (n) => y(n.y1) - y(n.y0));
+      text.attr("display", (n) => (x(n.x1) - x(n.x0) > 90 && n.y0 >= d.y0 ? null : "none"));
+      svg.attr("data-focus", d.data.id);
+      breadcrumb(d);
+    }
+    svg.attr("data-focus", root.data.id);
+    breadcrumb(root);
+    const legend = d3.select("#legend").html("");
+    KINDS.forEach((k) => legend.append("span").html('<span class="sw" style="background:' + kindColor(k) + '"></span>' + k));
+  }
+
+  // ---- tables -------------------------------------------------------------------------------
+  function table(sel, columns, rows) {
+    const t = d3.select(sel).html("").append("table");
+    t.append("thead").append("tr").selectAll("th").data(columns).join("th")
+      .attr("class", (c) => c.cls || null).text((c) => c.name);
+    const tr = t.append("tbody").selectAll("tr").data(rows).join("tr");
+    tr.selectAll("td").data((r) => columns.map((c) => ({ c, r }))).join("td")
+      .attr("class", (d) => d.c.cls || null)
+      .each(function (d) { d.c.render(d3.select(this), d.r); });
+    return t;
+  }
+  const txt = (f) => (cell, r) => cell.text(f(r));
+  const bar = (f, color) => (cell, r) => cell.append("div").style("width", Math.max(0, Math.min(1, f(r))) * 100 + "%").style("background", color(r));
+
+  function renderTables(e) {
+    const hasMeasured = e.nodes.some((n) => n.measured_j !== null && n.measured_j !== undefined);
+    const hot = e.hotspots.map((i, r) => Object.assign({ rank: r + 1 }, e.nodes[i]));
+    const hotCols = [
+      { name: "#", cls: "num", render: txt((r) => r.rank) },
+      { name: "node", render: txt((r) => r.scope + " (" + r.class_name + ")") },
+      { name: "share", cls: "num", render: txt((r) => pct(r.share_of_model)) },
+      { name: "energy", cls: "num", render: txt((r) => joules(r.attributed.j)) },
+      { name: "interval", cls: "num", render: txt((r) => interval(r.attributed)) },
+    ];
+    if (hasMeasured) hotCols.push({ name: "measured (own)", cls: "num", render: txt((r) => joules(r.measured_j)) });
+    table("#hotspots", hotCols, hot);
+    const groupCols = (first) => [
+      { name: first, render: txt((g) => g.name + " (" + g.count + ")") },
+      { name: "share", cls: "num", render: txt((g) => pct(g.share)) },
+      { name: "", cls: "bar", render: bar((g) => g.share, (g) => kindColor(KINDS.includes(g.name) ? g.name : "attention")) },
+      { name: "energy", cls: "num", render: txt((g) => joules(g.energy.j)) },
+      { name: "interval", cls: "num", render: txt((g) => interval(g.energy)) },
+    ];
+    table("#by-kind", groupCols("module kind"), e.by_kind);
+    table("#by-primitive", groupCols("primitive type"), e.by_primitive);
+  }
+
+  // ---- predicted against measured -----------------------------------------------------------
+  function renderMeasured(e) {
+    const pts = e.nodes.filter((n) => n.predicted_j > 0 && n.measured_j > 0);
+    d3.select("#measured-panel").property("hidden", pts.length === 0);
+    const div = d3.select("#pred-vs-measured").html("");
+    if (!pts.length) return;
+    const W = 520, H = 360, m = { l: 60, r: 20, t: 10, b: 40 };
+    const lo = d3.min(pts, (n) => Math.min(n.predicted_j, n.measured_j)) * 0.8;
+    const hi = d3.max(pts, (n) => Math.max(n.predicted_j, n.measured_j)) * 1.25;
+    const x = d3.scaleLog().domain([lo, hi]).range([m.l, W - m.r]);
+    const y = d3.scaleLog().domain([lo, hi]).range([H - m.b, m.t]);
+    const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", W).attr("height", H);
+    svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x).ticks(5, "~g"));
+    svg.append("g").attr("class", "axis").attr("transform", "translate(" + m.l + ",0)").call(d3.axisLeft(y).ticks(5, "~g"));
+    svg.append("text").attr("x", W / 2).attr("y", H - 6).attr("text-anchor", "middle").text("measured (J)");
+    svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("predicted (J)");
+    svg.append("line").attr("x1", x(lo)).attr("y1", y(lo)).attr("x2", x(hi)).attr("y2", y(hi)).attr("stroke", "#999").attr("stroke-dasharray", "4 3");
+    svg.selectAll("line.iv").data(pts.filter((n) => n.predicted_low_j > 0)).join("line").attr("class", "iv")
+      .attr("x1", (n) => x(n.measured_j)).attr("x2", (n) => x(n.measured_j))
+      .attr("y1", (n) => y(Math.max(lo, n.predicted_low_j))).attr("y2", (n) => y(Math.min(hi, n.predicted_high_j)))
+      .attr("stroke", (n) => kindColor(n.kind)).attr("opacity", 0.35);
+    svg.selectAll("circle").data(pts).join("circle").attr("class", "pt")
+      .attr("cx", (n) => x(n.measured_j)).attr("cy", (n) => y(n.predicted_j)).attr("r", 3.5)
+      .attr("fill", (n) => kindColor(n.kind))
+      .on("mousemove", (event, n) => showTip(event, nodeTip(n, e.basis)))
+      .on("mouseleave", hideTip);
+  }
+
+  // ---- sweep --------------------------------------------------------------------------------
+  function renderSweep(points) {
+    d3.select("#sweep-panel").property("hidden", !points || points.length < 2);
+    const div = d3.select("#sweep").html("");
+    if (!points || points.length < 2) return;
+    const varySeq = new Set(points.map((p) => p.seq_len)).size > 1;
+    const key = varySeq ? "seq_len" : "batch_size";
+    const fixed = varySeq ? "batch " + points[0].batch_size : "sequence " + points[0].seq_len;
+    const series = [{ name: "model", color: "#1d2430", get: (p) => p.model }]
+      .concat(KINDS.map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k] })));
+    const pts = points.slice().sort((a, b) => a[key] - b[key]);
+    const W = 760, H = 360, m = { l: 64, r: 130, t: 10, b: 40 };
+    const x = d3.scaleLinear().domain(d3.extent(pts, (p) => p[key])).range([m.l, W - m.r]);
+    const ymax = d3.max(pts, (p) => (p.model.high_j !== null ? Math.max(p.model.high_j, p.model.j) : p.model.j));
+    const y = d3.scaleLinear().domain([0, ymax * 1.05]).nice().range([H - m.b, m.t]);
+    const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", W).attr("height", H);
+    svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x));
+    svg.append("g").attr("class", "axis").attr("transform", "translate(" + m.l + ",0)").call(d3.axisLeft(y).ticks(6, "~g"));
+    svg.append("text").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
+      .text((varySeq ? "sequence length" : "batch size") + " (" + fixed + ")");
+    svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("joules per forward pass");
+    series.forEach((s, i) => {
+      const withIv = pts.filter((p) => s.get(p).low_j !== null && s.get(p).low_j !== undefined);
+      if (withIv.length === pts.length)
+        svg.append("path").attr("class", "band").attr("fill", s.color).attr("opacity", 0.15)
+          .attr("d", d3.area().x((p) => x(p[key])).y0((p) => y(s.get(p).low_j)).y1((p) => y(s.get(p).high_j))(pts));
+      svg.append("path").attr("class", "line").attr("fill", "none").attr("stroke", s.color).attr("stroke-width", 2)
+        .attr("d", d3.line().x((p) => x(p[key])).y((p) => y(s.get(p).j))(pts));
+      svg.selectAll("circle.s" + i).data(pts).join("circle").attr("class", "s" + i).attr("r", 3).attr("fill", s.color)
+        .attr("cx", (p) => x(p[key])).attr("cy", (p) => y(s.get(p).j))
+        .on("mousemove", (event, p) => showTip(event, "<b>" + esc(s.name) + "</b> at batch " + p.batch_size + ", sequence " + p.seq_len +
+          ": " + joules(s.get(p).j) + " " + interval(s.get(p))))
+        .on("mouseleave", hideTip);
+      svg.append("text").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
+    });
+  }
+
+  // ---- compare (server page) ----------------------------------------------------------------
+  function renderCompare(c) {
+    d3.select("#compare-panel").property("hidden", !c);
+    const div = d3.select("#compare").html("");
+    if (!c) return;
+    const side = (s) => s.model_name + " batch " + s.batch_size + " seq " + s.seq_len;
+    div.append("p").text("a: " + side(c.a) + "  |  b: " + side(c.b) + "  |  total b - a: " + signed(c.total.diff.j) +
+      " [" + signed(c.total.diff.low_j) + " .. " + signed(c.total.diff.high_j) + "] (" + signedPct(c.total.change_pct) + ")");
+    const cols = [
+      { name: "module kind", render: txt((g) => g.name) },
+      { name: "a", cls: "num", render: txt((g) => joules(g.a.j)) },
+      { name: "b", cls: "num", render: txt((g) => joules(g.b.j)) },
+      { name: "b - a", cls: "num", render: (cell, g) => cell.attr("class", "num " + (g.diff.j > 0 ? "pos" : g.diff.j < 0 ? "neg" : "")).text(signed(g.diff.j)) },
+      { name: "interval", cls: "num", render: txt((g) => "[" + signed(g.diff.low_j) + " .. " + signed(g.diff.high_j) + "]") },
+      { name: "change", cls: "num", render: txt((g) => signedPct(g.change_pct)) },
+    ];
+    const holder = div.append("div").attr("id", "compare-kinds");
+    table("#compare-kinds", cols, c.by_kind);
+    const nodes = c.nodes.slice().sort((p, q) => Math.abs(q.diff.j) - Math.abs(p.diff.j)).slice(0, 15);
+    holder.append("h2").text("Largest node differences");
+    const t2 = div.append("div").attr("id", "compare-nodes");
+    table("#compare-nodes", [
+      { name: "node", render: txt((d) => (d.scope || "(model)") + " (" + d.class_name + ")") },
+      { name: "status", render: txt((d) => d.status) },
+      { name: "b - a", cls: "num", render: txt((d) => signed(d.diff.j)) },
+      { name: "change", cls: "num", render: txt((d) => signedPct(d.change_pct)) },
+    ], nodes);
+    return t2;
+  }
+
+  function render(e) {
+    renderSummary(e);
+    renderMap(e);
+    renderTables(e);
+    renderMeasured(e);
+    document.title = "irene: " + e.model_name + " batch " + e.batch_size + " seq " + e.seq_len;
+  }
+
+  // ---- report mode --------------------------------------------------------------------------
+  function startReport() {
+    const trees = boot.trees || [];
+    if (!trees.length) {
+      d3.select("#summary").append("p").attr("class", "error").text("no trees in this report");
+      return;
+    }
+    if (trees.length > 1) {
+      const c = d3.select("#controls");
+      c.append("label").attr("for", "tree-select").text("tree");
+      c.append("select").attr("id", "tree-select")
+        .on("change", function () { render(trees[+this.value]); })
+        .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
+        .text((t) => t.model_name + " batch " + t.batch_size + " seq " + t.seq_len);
+    }
+    render(trees[0]);
+    renderSweep(boot.sweep);
+    renderCompare(boot.comparison || null);
+  }
+
+  // ---- server mode --------------------------------------------------------------------------
+  function startServer() {
+    const c = d3.select("#controls");
+    const field = (id, text, el) => { c.append("label").attr("for", id).text(text); return c.append(el).attr("id", id); };
+    const model = field("model", "model", "select");
+    const batch = field("batch", "batch", "input").attr("type", "number").attr("min", 1).property("value", 8);
+    const seq = field("seq", "sequence", "input").attr("type", "number").attr("min", 1).property("value", 128);
+    c.append("button").attr("id", "go").text("Predict").on("click", predict);
+    const modelB = field("model-b", "compare with", "select");
+    const seqB = field("seq-b", "sequence b", "input").attr("type", "number").attr("min", 1).property("value", 256);
+    c.append("button").attr("id", "go-compare").text("Compare").on("click", compareNow);
+    const status = c.append("span").attr("id", "status");
+    const fail = (err) => status.attr("class", "error").text(String(err.message || err));
+    const getJSON = (url) => fetch(url).then((r) => r.json().then((j) => { if (!r.ok) throw new Error(j.error || r.statusText); return j; }));
+    function query() {
+      return "model=" + encodeURIComponent(model.property("value")) + "&batch=" + encodeURIComponent(batch.property("value")) +
+        "&seq=" + encodeURIComponent(seq.property("value"));
+    }
+    function predict() {
+      status.attr("class", null).text("predicting...");
+      return getJSON("api/predict?" + query()).then((e) => { boot.hardware = e.hardware; render(e); status.text(""); }).catch(fail);
+    }
+    function compareNow() {
+      status.attr("class", null).text("comparing...");
+      const q = "a=" + encodeURIComponent(model.property("value")) + "&b=" + encodeURIComponent(modelB.property("value")) +
+        "&batch=" + encodeURIComponent(batch.property("value")) + "&seq=" + encodeURIComponent(seq.property("value")) +
+        "&seq_b=" + encodeURIComponent(seqB.property("value"));
+      return getJSON("api/compare?" + q).then((r) => { renderCompare(r); status.text(""); }).catch(fail);
+    }
+    getJSON("api/models").then((r) => {
+      for (const sel of [model, modelB]) sel.selectAll("option").data(r.models).join("option").attr("value", (m) => m).text((m) => m);
+      if (r.models.includes("bert-base-uncased")) { model.property("value", "bert-base-uncased"); modelB.property("value", "bert-base-uncased"); }
+      return predict();
+    }).catch(fail);
+  }
+
+  if (boot.mode === "server") startServer();
+  else startReport();
+})();
