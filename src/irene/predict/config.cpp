@@ -1,0 +1,288 @@
+#include "irene/predict/config.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "irene/core/error.hpp"
+
+namespace irene::predict {
+
+using nlohmann::json;
+
+std::string_view to_string(Weighting w) {
+  switch (w) {
+    case Weighting::close_to_one: return "close_to_one";
+    case Weighting::exact_one: return "exact_one";
+    case Weighting::free: return "free";
+  }
+  return "close_to_one";
+}
+
+std::string_view to_string(Strategy s) {
+  switch (s) {
+    case Strategy::end2end: return "end2end";
+    case Strategy::stepwise: return "stepwise";
+    case Strategy::unstructured: return "unstructured";
+    case Strategy::none: return "none";
+  }
+  return "end2end";
+}
+
+std::string_view to_string(LeafModel m) {
+  switch (m) {
+    case LeafModel::linear: return "linear";
+    case LeafModel::log_linear: return "log_linear";
+  }
+  return "linear";
+}
+
+namespace {
+
+const std::vector<std::string> kModelSpecs = {"num_parameters", "input_size", "batch_size",
+                                               "seq_len",        "flops",      "mem_bytes"};
+const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
+                                              "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
+
+Config paper_config() {
+  Config c;
+  c.feature_sets = {"model_specs", "resource_utilization"};
+  c.polynomial_features = true;
+  c.polynomial_degree = 3;
+  c.training_strategy = Strategy::end2end;
+  c.standardize_features = true;
+  c.tanh_scalar = 10;
+  c.normalize_loss_scale = true;
+  c.weighting_setting = Weighting::close_to_one;
+  c.epochs = 8;
+  c.learning_rate = 1e-3;
+  c.seed = 13370;
+  c.shuffle = false;
+  c.l2 = 0;
+  c.module_loss_weight = 1;
+  c.model_loss_weight = 1;
+  c.leaf_model = LeafModel::linear;
+  c.name = "paper";
+  return c;
+}
+
+// irene's best (see README "Predicting energy" for the cross-validation that chose it).
+Config default_config() {
+  Config c = paper_config();
+  c.name = "default";
+  return c;
+}
+
+template <typename E>
+E parse_enum(const json& v, const std::string& where, const char* key, std::initializer_list<E> options) {
+  if (!v.is_string()) throw Error(fmt::format("{}: '{}' must be a string", where, key));
+  const auto s = v.get<std::string>();
+  std::string names;
+  for (E e : options) {
+    if (to_string(e) == s) return e;
+    names += (names.empty() ? "" : ", ") + std::string(to_string(e));
+  }
+  throw Error(fmt::format("{}: '{}' has unknown value '{}' (expected one of: {})", where, key, s, names));
+}
+
+bool get_bool(const json& v, const std::string& where, const char* key) {
+  if (!v.is_boolean()) throw Error(fmt::format("{}: '{}' must be true or false", where, key));
+  return v.get<bool>();
+}
+
+double get_number(const json& v, const std::string& where, const char* key, double lo, double hi,
+                  bool lo_open = false) {
+  if (!v.is_number()) throw Error(fmt::format("{}: '{}' must be a number", where, key));
+  const double x = v.get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo))
+    throw Error(fmt::format("{}: '{}' = {} is out of range ({}{}, {}]", where, key, x, lo_open ? "(" : "[", lo, hi));
+  return x;
+}
+
+int get_int(const json& v, const std::string& where, const char* key, int lo, int hi) {
+  if (!v.is_number_integer()) throw Error(fmt::format("{}: '{}' must be an integer", where, key));
+  const auto x = v.get<long long>();
+  if (x < lo || x > hi) throw Error(fmt::format("{}: '{}' = {} is out of range [{}, {}]", where, key, x, lo, hi));
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+std::vector<std::string> config_names() { return {"paper", "default"}; }
+
+Config named_config(std::string_view name) {
+  if (name == "paper") return paper_config();
+  if (name == "default") return default_config();
+  throw Error(fmt::format("unknown configuration '{}' (named ones: paper, default; or a path to a JSON file)", name));
+}
+
+std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets) {
+  std::vector<std::string> out;
+  bool specs = false, resources = false;
+  for (const auto& s : sets) {
+    if (s == "model_specs") specs = true;
+    else if (s == "resource_utilization") resources = true;
+    else throw Error(fmt::format("unknown feature set '{}' (expected model_specs or resource_utilization)", s));
+  }
+  if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
+  if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
+  return out;
+}
+
+bool is_resource_feature(std::string_view name) {
+  for (const auto& r : kResources)
+    if (r == name) return true;
+  return false;
+}
+
+Config config_from_json(const json& j, const std::string& where, Config c) {
+  if (!j.is_object()) throw Error(fmt::format("{}: a configuration must be a JSON object", where));
+  for (const auto& [key, v] : j.items()) {
+    const char* k = key.c_str();
+    if (key == "feature_sets") {
+      if (!v.is_array() || v.empty()) throw Error(fmt::format("{}: 'feature_sets' must be a non-empty array", where));
+      std::vector<std::string> sets;
+      for (const auto& s : v) {
+        if (!s.is_string()) throw Error(fmt::format("{}: 'feature_sets' must hold strings", where));
+        sets.push_back(s.get<std::string>());
+      }
+      try {
+        feature_names_of_sets(sets);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", where, e.what()));
+      }
+      c.feature_sets = sets;
+    } else if (key == "polynomial_features") {
+      c.polynomial_features = get_bool(v, where, k);
+    } else if (key == "training_strategy") {
+      c.training_strategy = parse_enum(v, where, k, {Strategy::end2end, Strategy::stepwise, Strategy::unstructured, Strategy::none});
+    } else if (key == "standardize_features") {
+      c.standardize_features = get_bool(v, where, k);
+    } else if (key == "tanh_scalar") {
+      c.tanh_scalar = get_number(v, where, k, 0, 1e12, true);
+    } else if (key == "normalize_loss_scale") {
+      c.normalize_loss_scale = get_bool(v, where, k);
+    } else if (key == "weighting_setting") {
+      c.weighting_setting = parse_enum(v, where, k, {Weighting::close_to_one, Weighting::exact_one, Weighting::free});
+    } else if (key == "polynomial_degree") {
+      c.polynomial_degree = get_int(v, where, k, 1, 4);
+    } else if (key == "epochs" || key == "num_epochs") {
+      c.epochs = get_int(v, where, k, 0, 1000000);
+    } else if (key == "learning_rate") {
+      c.learning_rate = get_number(v, where, k, 0, 10, true);
+    } else if (key == "seed") {
+      if (!v.is_number_unsigned()) throw Error(fmt::format("{}: 'seed' must be a non-negative integer", where));
+      c.seed = v.get<std::uint64_t>();
+    } else if (key == "shuffle") {
+      c.shuffle = get_bool(v, where, k);
+    } else if (key == "l2") {
+      c.l2 = get_number(v, where, k, 0, 1e6);
+    } else if (key == "module_loss_weight") {
+      c.module_loss_weight = get_number(v, where, k, 0, 1e6);
+    } else if (key == "model_loss_weight") {
+      c.model_loss_weight = get_number(v, where, k, 0, 1e6);
+    } else if (key == "leaf_model") {
+      c.leaf_model = parse_enum(v, where, k, {LeafModel::linear, LeafModel::log_linear});
+    } else if (key == "interval_coverage") {
+      c.interval_coverage = get_number(v, where, k, 0, 1, true);
+      if (c.interval_coverage >= 1) throw Error(fmt::format("{}: 'interval_coverage' must be below 1", where));
+    } else if (key == "name") {
+      if (!v.is_string()) throw Error(fmt::format("{}: 'name' must be a string", where));
+      c.name = v.get<std::string>();
+    } else if (key == "base") {
+      // handled by load_config; accepted here so that a saved configuration reads back
+      if (!v.is_string()) throw Error(fmt::format("{}: 'base' must be a string", where));
+    } else {
+      throw Error(fmt::format("{}: unknown configuration key '{}'", where, key));
+    }
+  }
+  return c;
+}
+
+json config_to_json(const Config& c) {
+  json j;
+  j["name"] = c.name;
+  j["feature_sets"] = c.feature_sets;
+  j["polynomial_features"] = c.polynomial_features;
+  j["training_strategy"] = std::string(to_string(c.training_strategy));
+  j["standardize_features"] = c.standardize_features;
+  j["tanh_scalar"] = c.tanh_scalar;
+  j["normalize_loss_scale"] = c.normalize_loss_scale;
+  j["weighting_setting"] = std::string(to_string(c.weighting_setting));
+  j["polynomial_degree"] = c.polynomial_degree;
+  j["epochs"] = c.epochs;
+  j["learning_rate"] = c.learning_rate;
+  j["seed"] = c.seed;
+  j["shuffle"] = c.shuffle;
+  j["l2"] = c.l2;
+  j["module_loss_weight"] = c.module_loss_weight;
+  j["model_loss_weight"] = c.model_loss_weight;
+  j["leaf_model"] = std::string(to_string(c.leaf_model));
+  j["interval_coverage"] = c.interval_coverage;
+  return j;
+}
+
+Config load_config(std::string_view name_or_path) {
+  for (const auto& n : config_names())
+    if (n == name_or_path) return named_config(n);
+  const std::filesystem::path path{std::string(name_or_path)};
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw Error(fmt::format("unknown configuration '{}': not a named one (paper, default) and no such file",
+                            name_or_path));
+  const std::string text = read_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw file_error(path, 0, fmt::format("not valid JSON (byte {})", e.byte));
+  }
+  // A file may start from a named configuration ("base": "paper"); otherwise from the default.
+  Config base = named_config("default");
+  if (j.is_object() && j.contains("base")) {
+    if (!j["base"].is_string()) throw file_error(path, 0, "'base' must be a string");
+    try {
+      base = named_config(j["base"].get<std::string>());
+    } catch (const Error& e) {
+      throw file_error(path, 0, e.what());
+    }
+  }
+  base.name = path.string();
+  return config_from_json(j, path.string(), base);
+}
+
+void apply_config_override(Config& c, std::string_view assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw Error(fmt::format("--set '{}': expected key=value", assignment));
+  const std::string key(assignment.substr(0, eq));
+  const std::string text(assignment.substr(eq + 1));
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // a bare word: a string
+  }
+  if (key == "feature_sets" && value.is_string()) {
+    // "model_specs,resource_utilization"
+    json arr = json::array();
+    std::string s = value.get<std::string>();
+    std::size_t start = 0;
+    while (start <= s.size()) {
+      auto comma = s.find(',', start);
+      if (comma == std::string::npos) comma = s.size();
+      arr.push_back(s.substr(start, comma - start));
+      start = comma + 1;
+    }
+    value = arr;
+  }
+  json j = json::object();
+  j[key] = value;
+  const std::string name = c.name;
+  c = config_from_json(j, fmt::format("--set {}", key), c);
+  c.name = name;
+}
+
+}  // namespace irene::predict

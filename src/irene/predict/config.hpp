@@ -1,0 +1,96 @@
+// Configuration of the IrEne predictor: which features, how upper levels weight their children,
+// how they are trained.
+//
+// A configuration file is one JSON object with the reference implementation's keys
+// (`feature_sets`, `polynomial_features`, `training_strategy`, `standardize_features`,
+// `tanh_scalar`, `normalize_loss_scale`, `weighting_setting`) plus irene's own (below). Keys left
+// out take irene's default; unknown keys and bad values are errors naming the file and key.
+//
+// Two configurations have names: "paper" (the IrEne paper's, exactly: both feature sets, degree-3
+// polynomial features, end2end, standardized, tau 10, relative loss, close_to_one, 8 epochs,
+// Adam lr 1e-3) and "default" (irene's best, chosen by leave-one-model-out cross-validation on
+// device_1 and confirmed without tuning on device_2; see README "Predicting energy").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace irene::predict {
+
+// How a parent weights a child's energy: alpha(child) in  E(parent) = sum alpha(child) E(child).
+enum class Weighting {
+  close_to_one,  // alpha = 1 + tanh(w.x + b) / tau
+  exact_one,     // alpha = 1 (no parameters; nothing is trained)
+  free,          // alpha = w.x + b
+};
+
+enum class Strategy {
+  end2end,       // children's predicted energies; gradients flow through whole trees
+  stepwise,      // children's measured energies while training, predicted ones at test time
+  unstructured,  // an upper node is f(its own features) alone (f = the weighting function)
+  none,          // no training: the weights keep their seeded initial values
+};
+
+// How a leaf (ML primitive) regressor is fit, per primitive type.
+enum class LeafModel {
+  linear,      // the paper: least squares (minimum norm) on standardized features, with intercept
+  log_linear,  // least squares of log(energy) on standardized features; prediction exp(.)
+};
+
+std::string_view to_string(Weighting w);
+std::string_view to_string(Strategy s);
+std::string_view to_string(LeafModel m);
+
+struct Config {
+  // --- the reference implementation's keys -------------------------------------------------
+  std::vector<std::string> feature_sets{"model_specs", "resource_utilization"};
+  bool polynomial_features = true;
+  Strategy training_strategy = Strategy::end2end;
+  bool standardize_features = true;
+  double tanh_scalar = 10;  // tau of close_to_one
+  bool normalize_loss_scale = true;  // loss ((pred - gold) / gold)^2 instead of (pred - gold)^2
+  Weighting weighting_setting = Weighting::close_to_one;
+
+  // --- irene's own --------------------------------------------------------------------------
+  int polynomial_degree = 3;  // monomials up to this degree (with the constant term)
+  int epochs = 8;             // passes over the training trees ("num_epochs" is accepted too)
+  double learning_rate = 1e-3;  // Adam
+  std::uint64_t seed = 13370;   // initial weights (and tree order when shuffle is on)
+  bool shuffle = false;         // visit training trees in a fresh seeded order every epoch
+  double l2 = 0;                // ridge penalty l2 * |w|^2 per Adam step (bias excluded)
+  double module_loss_weight = 1;  // multiplies the loss of module nodes
+  double model_loss_weight = 1;   // multiplies the loss of the root (model) node
+  LeafModel leaf_model = LeafModel::linear;
+  double interval_coverage = 0.9;  // central coverage of the stored prediction intervals
+
+  // Name it was loaded by ("paper", "default", or the file path), informational.
+  std::string name = "default";
+};
+
+// The named configurations; Error on an unknown name.
+Config named_config(std::string_view name);
+std::vector<std::string> config_names();
+
+// Parses a JSON object into a configuration on top of `base`; `where` prefixes errors.
+Config config_from_json(const nlohmann::json& j, const std::string& where, Config base = Config{});
+nlohmann::json config_to_json(const Config& c);
+
+// A name of named_config, or a path to a JSON file. Error on unknown names, missing files,
+// malformed JSON, unknown keys and bad values.
+Config load_config(std::string_view name_or_path);
+
+// Applies one "key=value" override (value: JSON, or a bare string); Error on unknown keys.
+void apply_config_override(Config& c, std::string_view assignment);
+
+// Feature names of the sets, in the reference's order. model_specs: num_parameters,
+// input_size (= batch x seq), batch_size, seq_len, flops (MFLOP), mem_bytes (MiB);
+// resource_utilization: cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean (s),
+// gpu_energy_mean (J). Error on an unknown set.
+std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
+bool is_resource_feature(std::string_view name);
+
+}  // namespace irene::predict

@@ -1,0 +1,61 @@
+// Errors per level and leave-one-model-out cross-validation.
+//
+// Error of a level (ml, module, model) = mean over all nodes of that level with ground truth
+// (> 0) of 100 x |predicted - measured| / measured, nodes pooled over the trees evaluated (as
+// the reference's evaluate.py). Cross-validation: for each model, train on the trees of all
+// other models, predict the trees of this one; overall = mean of the folds' errors.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/predict/config.hpp"
+#include "irene/predict/model.hpp"
+
+namespace irene::predict {
+
+struct LevelErrors {
+  double ml = kNaN, module = kNaN, model = kNaN;  // mean absolute percentage error, %
+  long ml_nodes = 0, module_nodes = 0, model_nodes = 0;
+};
+
+// Errors of pred[row] against data.gold over the trees `which`.
+LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, const std::vector<double>& pred);
+// Mean of the folds' errors per level (NaN levels skipped).
+LevelErrors mean_errors(const std::vector<LevelErrors>& folds);
+nlohmann::json errors_to_json(const LevelErrors& e);
+
+struct CrossvalOptions {
+  int threads = 1;          // folds run in parallel on this many threads; results do not depend on it
+  bool baselines = true;    // also run exact_one, unstructured, gpu_energy_mean, flops baselines
+  std::function<void(const std::string&)> progress;  // called (from any thread, serialized) per finished fold
+};
+
+struct CrossvalTable {
+  std::string name;                 // "irene", "exact_one", ...
+  std::string description;
+  std::vector<LevelErrors> folds;   // one per left-out model
+  LevelErrors overall;
+  bool available = true;            // false when the data lacks what it needs (note says why)
+  std::string note;
+};
+
+struct CrossvalReport {
+  Config config;
+  std::vector<std::string> left_out;    // model names, one per fold
+  CrossvalTable main;
+  std::vector<CrossvalTable> baselines;
+  std::vector<double> out_of_fold;      // main predictions of every row (each from the fold leaving its model out)
+  double seconds = 0;                   // wall time of the whole cross-validation
+};
+
+// Error when the data holds fewer than two models.
+CrossvalReport crossval(const FlatTrees& data, const Config& config, const CrossvalOptions& options);
+
+nlohmann::json crossval_to_json(const CrossvalReport& r);
+std::string crossval_to_text(const CrossvalReport& r);
+
+}  // namespace irene::predict

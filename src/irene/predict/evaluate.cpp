@@ -1,0 +1,68 @@
+#include "irene/predict/evaluate.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <unordered_map>
+
+#include "irene/core/error.hpp"
+
+namespace irene::predict {
+
+LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree>& pred, const std::string& gold_name,
+                           const std::string& pred_name) {
+  auto index = [](const std::vector<Tree>& trees, const std::string& name) {
+    std::map<std::string, const Tree*> by_key;
+    for (const auto& t : trees)
+      if (!by_key.emplace(t.key(), &t).second)
+        throw Error(fmt::format("{}: tree {} appears twice", name, t.key()));
+    return by_key;
+  };
+  const auto gold_trees = index(gold, gold_name);
+  const auto pred_trees = index(pred, pred_name);
+  for (const auto& [key, t] : pred_trees)
+    if (!gold_trees.count(key))
+      throw Error(fmt::format("{}: tree {} is not in {}", pred_name, key, gold_name));
+  double sum[3] = {0, 0, 0};
+  long count[3] = {0, 0, 0};
+  for (const auto& [key, g] : gold_trees) {
+    auto it = pred_trees.find(key);
+    if (it == pred_trees.end()) throw Error(fmt::format("{}: tree {} has no prediction in {}", gold_name, key, pred_name));
+    const Tree& p = *it->second;
+    std::unordered_map<std::string, const Node*> pred_nodes;
+    for (const auto& n : p.nodes) pred_nodes.emplace(n.id, &n);
+    if (pred_nodes.size() != g->nodes.size() || p.nodes.size() != g->nodes.size()) {
+      // Report the first id that does not match.
+      std::unordered_map<std::string, int> gold_ids;
+      for (const auto& n : g->nodes) gold_ids.emplace(n.id, 0);
+      for (const auto& n : p.nodes)
+        if (!gold_ids.count(n.id))
+          throw Error(fmt::format("{}: tree {}: node id '{}' is not in {} (mismatched ids)", pred_name, key, n.id, gold_name));
+    }
+    for (const auto& n : g->nodes) {
+      auto pn = pred_nodes.find(n.id);
+      if (pn == pred_nodes.end())
+        throw Error(fmt::format("{}: tree {}: node id '{}' has no match in {} (mismatched ids)", gold_name, key, n.id, pred_name));
+      if (!n.ground_truth_energy_j || !(*n.ground_truth_energy_j > 0)) continue;
+      if (!pn->second->predicted_energy_j)
+        throw Error(fmt::format("{}: tree {}: node '{}' has no predicted energy", pred_name, key, n.id));
+      const int level = n.type == NodeType::ml ? 0 : n.type == NodeType::module ? 1 : 2;
+      const double gt = *n.ground_truth_energy_j;
+      sum[level] += 100.0 * std::abs(*pn->second->predicted_energy_j - gt) / gt;
+      ++count[level];
+    }
+  }
+  if (count[0] + count[1] + count[2] == 0)
+    throw Error(fmt::format("{}: no node has a ground-truth energy to evaluate against", gold_name));
+  LevelErrors e;
+  e.ml = count[0] ? sum[0] / count[0] : kNaN;
+  e.module = count[1] ? sum[1] / count[1] : kNaN;
+  e.model = count[2] ? sum[2] / count[2] : kNaN;
+  e.ml_nodes = count[0];
+  e.module_nodes = count[1];
+  e.model_nodes = count[2];
+  return e;
+}
+
+}  // namespace irene::predict

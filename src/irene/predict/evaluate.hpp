@@ -1,0 +1,21 @@
+// Evaluation of predicted trees against measured ones.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "irene/core/tree.hpp"
+#include "irene/predict/crossval.hpp"
+
+namespace irene::predict {
+
+// Mean absolute percentage error per level (ml, module, model) of the predicted energies in
+// `pred` against the ground truth in `gold`, over every gold node with ground truth > 0. Trees
+// are matched by (model, batch, seq), nodes by id. `gold_name` and `pred_name` (file names)
+// prefix errors. Errors: a tree key repeated in one file; a gold tree or node missing from the
+// predictions, or a predicted tree or node that gold does not have (mismatched ids); a matched
+// node without a predicted energy; no node with ground truth at all.
+LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree>& pred,
+                           const std::string& gold_name = "gold", const std::string& pred_name = "predictions");
+
+}  // namespace irene::predict

@@ -1,0 +1,90 @@
+#include "irene/predict/features.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "irene/core/error.hpp"
+
+namespace irene::predict {
+
+std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name) {
+  if (name == "num_parameters") return static_cast<double>(node.num_parameters);
+  if (name == "input_size") return static_cast<double>(tree.batch_size) * tree.seq_len;
+  if (name == "batch_size") return static_cast<double>(tree.batch_size);
+  if (name == "seq_len") return static_cast<double>(tree.seq_len);
+  if (name == "flops") return node.flops_mflop;
+  if (name == "mem_bytes") return node.mem_mib;
+  auto it = node.resources.find(std::string(name));
+  if (it == node.resources.end()) return std::nullopt;
+  return it->second;
+}
+
+Standardizer Standardizer::fit(const RowMatrix& x, const std::vector<int>& rows) {
+  const int d = static_cast<int>(x.cols());
+  const long n = rows.empty() ? x.rows() : static_cast<long>(rows.size());
+  Standardizer s;
+  s.mean = Eigen::VectorXd::Zero(d);
+  s.scale = Eigen::VectorXd::Ones(d);
+  if (n == 0) return s;
+  auto row = [&](long k) { return rows.empty() ? k : static_cast<long>(rows[k]); };
+  for (long k = 0; k < n; ++k) s.mean += x.row(row(k)).transpose();
+  s.mean /= static_cast<double>(n);
+  Eigen::VectorXd var = Eigen::VectorXd::Zero(d);
+  for (long k = 0; k < n; ++k) var += (x.row(row(k)).transpose() - s.mean).array().square().matrix();
+  var /= static_cast<double>(n);
+  for (int j = 0; j < d; ++j) {
+    // A column whose variance is at rounding level is constant (scale 1); scikit-learn's bound.
+    const double eps = std::numeric_limits<double>::epsilon();
+    const double nd = static_cast<double>(n);
+    const double bound = nd * eps * var[j] + (nd * s.mean[j] * eps) * (nd * s.mean[j] * eps);
+    s.scale[j] = (var[j] <= bound || var[j] == 0) ? 1.0 : std::sqrt(var[j]);
+  }
+  return s;
+}
+
+Standardizer Standardizer::identity(int columns) {
+  Standardizer s;
+  s.mean = Eigen::VectorXd::Zero(columns);
+  s.scale = Eigen::VectorXd::Ones(columns);
+  return s;
+}
+
+Polynomial::Polynomial(int inputs, int degree, bool enabled)
+    : inputs_(inputs), degree_(degree), enabled_(enabled) {
+  if (inputs < 0 || degree < 1) throw Error(fmt::format("polynomial features: bad degree {}", degree));
+  if (!enabled) {
+    outputs_ = inputs;
+    return;
+  }
+  // Terms of degree k are the degree k-1 terms (in order) each extended by every variable
+  // >= its last one: lexicographic order of sorted index tuples, as scikit-learn.
+  prefix_ = {-1};
+  var_ = {-1};
+  std::vector<int> last = {0};  // smallest variable a term may be extended by
+  int begin = 0, end = 1;       // terms of the previous degree
+  for (int k = 1; k <= degree; ++k) {
+    for (int t = begin; t < end; ++t)
+      for (int v = last[t]; v < inputs; ++v) {
+        prefix_.push_back(t);
+        var_.push_back(v);
+        last.push_back(v);
+      }
+    begin = end;
+    end = static_cast<int>(prefix_.size());
+  }
+  outputs_ = static_cast<int>(prefix_.size());
+}
+
+std::vector<std::string> Polynomial::term_names(const std::vector<std::string>& names) const {
+  std::vector<std::string> out;
+  if (!enabled_) return names;
+  out.reserve(outputs_);
+  out.push_back("1");
+  for (int t = 1; t < outputs_; ++t)
+    out.push_back(prefix_[t] == 0 ? names.at(var_[t]) : out[prefix_[t]] + "*" + names.at(var_[t]));
+  return out;
+}
+
+}  // namespace irene::predict

@@ -1,0 +1,113 @@
+// The IrEne model itself, independent of files: trees flattened into arrays, one leaf
+// regressor per ML primitive type, and the shared weighting model of the upper levels.
+//
+//   E(leaf)   = regressor[class](standardized features)             (ML level)
+//   E(parent) = sum over children c of alpha(c) * E(c)                (modules and the model)
+//   alpha(c)  = 1 + tanh(s) / tau | 1 | s,   s = w . poly(standardize(x_c)) + b
+//
+// Units: energies in joules per forward pass; features in the units of Tree (MFLOP, MiB, s, J).
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "irene/core/tree.hpp"
+#include "irene/predict/config.hpp"
+#include "irene/predict/features.hpp"
+
+namespace irene::predict {
+
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Trees as flat arrays: rows of all trees, each tree contiguous and in pre-order.
+struct FlatTrees {
+  std::vector<std::string> feature_names;  // columns of `raw`
+  RowMatrix raw;                           // one row per node, the named features
+  std::vector<int> parent;                 // global row of the parent, -1 for a root
+  std::vector<unsigned char> leaf;         // 1 for nodes without children
+  std::vector<NodeType> type;              // model / module / ml
+  std::vector<double> gold;                // ground truth, joules; NaN when unknown
+  std::vector<double> flops;               // MFLOP (for the FLOPs baseline)
+  std::vector<double> gpu_energy;          // gpu_energy_mean, joules; NaN when absent
+  std::vector<int> leaf_class;             // index into `classes` for leaves, else -1
+  std::vector<std::string> classes;        // primitive class names of the leaves
+  std::vector<int> tree_begin;             // rows of tree t: [tree_begin[t], tree_begin[t+1])
+  std::vector<int> tree_model;             // index into `models` per tree
+  std::vector<std::string> models;         // model names, in order of first appearance
+  std::vector<std::string> tree_keys;      // Tree::key() per tree
+
+  int trees() const { return static_cast<int>(tree_model.size()); }
+  int rows() const { return static_cast<int>(parent.size()); }
+  bool has_gold(int row) const { return std::isfinite(gold[row]) && gold[row] > 0; }
+};
+
+// Flattens trees, reading the named features of every node. Error naming the tree and node when
+// a node lacks a feature, when a leaf is not an ML primitive, or when a tree is empty.
+FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names);
+
+// Features (of `wanted`) that every node of every tree has, in `wanted`'s order; the others are
+// returned in `dropped`.
+std::vector<std::string> available_features(const std::vector<const Tree*>& trees,
+                                            const std::vector<std::string>& wanted,
+                                            std::vector<std::string>* dropped);
+
+// One ML-level regressor: least squares on standardized features, minimum-norm solution
+// (SVD, singular values below machine epsilon x the largest treated as zero, as LAPACK gelsd
+// in the reference), with an intercept. log_linear fits log(energy) and predicts exp(.).
+struct LeafRegressor {
+  LeafModel kind = LeafModel::linear;
+  Standardizer scaler;
+  Eigen::VectorXd coef;
+  double intercept = 0;
+  long samples = 0;
+
+  // Rows of `x` (raw features) with targets `y` (joules, > 0 for log_linear).
+  static LeafRegressor fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y);
+  double predict(const double* raw) const;
+};
+
+// The weighting model shared by all non-root nodes.
+struct UpperModel {
+  Weighting weighting = Weighting::close_to_one;
+  Strategy strategy = Strategy::end2end;
+  double tau = 10;
+  Standardizer scaler;
+  Polynomial poly;
+  Eigen::VectorXd w;  // poly.outputs() weights
+  double b = 0;       // bias
+
+  // s = w . poly(standardize(raw)) + b
+  double score(const double* raw) const;
+  double alpha(double s) const {
+    switch (weighting) {
+      case Weighting::exact_one: return 1.0;
+      case Weighting::free: return s;
+      case Weighting::close_to_one: return 1.0 + std::tanh(s) / tau;
+    }
+    return 1.0;
+  }
+};
+
+struct FittedModel {
+  Config config;
+  std::vector<std::string> feature_names;
+  std::map<std::string, LeafRegressor> leaves;  // by primitive class name
+  UpperModel upper;
+  double final_train_loss = kNaN;  // mean loss per supervised node in the last epoch
+};
+
+// Fits leaf regressors and the upper model on the trees `train` (indices into data). Error when a
+// primitive class has no leaf with ground truth or training trees have no ground truth at all.
+FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config);
+
+// Predicts every node of the trees `which` into pred[row] (joules). Error naming a primitive
+// type the model never saw.
+void predict_flat(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
+                  std::vector<double>& pred);
+
+}  // namespace irene::predict

@@ -1,0 +1,99 @@
+// The IrEne predictor: predicts the energy (joules per forward pass) of every node of a model
+// tree, with an uncertainty interval.
+//
+// Trained on measured trees (`Predictor::train`), saved as a versioned JSON file that holds the
+// configuration, the feature names, the scaling statistics, all weights, the intervals and
+// where the training data came from. `predictors/device_1.json` in the repository is the
+// shipped one: device_1 of the published IrEne dataset, model-spec features only, so that it
+// predicts trees built from a configuration alone (scripts/make-default-predictor.sh).
+//
+// Intervals: at training time the predictor cross-validates itself leaving one model out and
+// keeps, per group of nodes, the quantiles q_lo, q_hi ((1 - c)/2 and (1 + c)/2, c =
+// interval_coverage, 0.9 by default) of measured / predicted over the out-of-fold predictions;
+// the interval of a prediction p is [p x min(q_lo, 1), p x max(q_hi, 1)] (so it always contains
+// p). Groups: each ML primitive class ("ml:Linear", ... when it has >= 20 out-of-fold samples,
+// else "ml"), "module", "model". Trained on a single model there is nothing to leave out: the
+// quantiles are then in-sample and the file says so ("intervals.method").
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "irene/core/tree.hpp"
+#include "irene/predict/config.hpp"
+#include "irene/predict/model.hpp"
+
+namespace irene {
+
+class Predictor {
+ public:
+  static constexpr int kFormatVersion = 1;
+
+  struct TrainOptions {
+    std::string hardware;     // what the training data measured; empty: from tree provenance
+    std::string source;       // where the trees came from (a file path), recorded in the file
+    bool intervals = true;    // cross-validate for intervals (needs >= 2 models, else in-sample)
+    int threads = 1;          // for that cross-validation
+  };
+
+  // Trains on measured trees. Errors (irene::Error): no trees; a tree without any ground-truth
+  // energy; a primitive class without measured leaves; a configured feature that no tree has.
+  // Features of the configured sets that some node lacks are left out (dropped_features()).
+  static Predictor train(const std::vector<Tree>& trees, const predict::Config& config,
+                         const TrainOptions& options);
+
+  // Reads a predictor file. Errors: missing file, not JSON, not a predictor, another format
+  // version, missing or inconsistent fields ("FILE: problem").
+  static Predictor load(const std::filesystem::path& path);
+  // The shipped predictor: $IRENE_PREDICTOR if set, else <IRENE_SOURCE_DIR>/predictors/device_1.json
+  // (the environment variable, then the source tree irene was built from).
+  static Predictor load_default();
+  static std::filesystem::path default_path();
+
+  // Fills predicted_energy_j and predicted_interval of every node. Errors naming the tree and
+  // node: a feature the predictor uses is missing, a leaf is not an ML primitive, a primitive
+  // type was never seen in training.
+  void predict(Tree& tree) const;
+
+  // True when the predictor reads measured resource features (cpu, gpu, times_mean, ...): it
+  // cannot predict a tree built from a configuration alone.
+  bool needs_resource_features() const;
+  // What the predictions describe, e.g. "device_1 of the published IrEne dataset".
+  std::string hardware() const { return hardware_; }
+  // Writes the predictor file atomically.
+  void save(const std::filesystem::path& path) const;
+
+  const std::vector<std::string>& feature_names() const { return model_.feature_names; }
+  const std::vector<std::string>& dropped_features() const { return dropped_; }
+  const predict::Config& config() const { return model_.config; }
+  const predict::FittedModel& model() const { return model_; }
+  const nlohmann::json& training_data() const { return training_data_; }
+  // Where load() read it from (empty when trained in this process).
+  const std::filesystem::path& path() const { return path_; }
+
+  struct IntervalFactors {
+    double low = 1, high = 1;  // multiply the prediction
+    long samples = 0;
+  };
+  const std::map<std::string, IntervalFactors>& intervals() const { return intervals_; }
+
+  nlohmann::json to_json() const;
+  static Predictor from_json(const nlohmann::json& j, const std::string& where);
+
+ private:
+  const IntervalFactors& interval_for(NodeType type, const std::string& class_name) const;
+
+  predict::FittedModel model_;
+  std::vector<std::string> dropped_;
+  std::string hardware_;
+  nlohmann::json training_data_ = nlohmann::json::object();
+  std::map<std::string, IntervalFactors> intervals_;
+  std::string interval_method_;
+  std::filesystem::path path_;
+};
+
+}  // namespace irene

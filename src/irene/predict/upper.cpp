@@ -1,0 +1,224 @@
+#include "irene/predict/upper.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace irene::predict {
+
+template <typename Scalar>
+UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>& train,
+                                   const std::vector<double>& leaf_pred, const UpperModel& shape,
+                                   const Config& config)
+    : weighting_(shape.weighting),
+      strategy_(shape.strategy),
+      tau_(shape.tau),
+      normalize_(config.normalize_loss_scale) {
+  long rows = 0;
+  int largest = 0;
+  for (int t : train) {
+    const int n = data.tree_begin[t + 1] - data.tree_begin[t];
+    rows += n;
+    largest = std::max(largest, n);
+  }
+  const int p = shape.poly.outputs();
+  x_.resize(rows, p);
+  begin_.reserve(train.size() + 1);
+  parent_.resize(rows);
+  leaf_.resize(rows);
+  leafval_.assign(rows, 0.0);
+  gold_.assign(rows, kNaN);
+  weight_.assign(rows, 0.0);
+  std::vector<double> z(data.raw.cols());
+  long r = 0;
+  for (int t : train) {
+    begin_.push_back(static_cast<int>(r));
+    const int b = data.tree_begin[t], e = data.tree_begin[t + 1];
+    for (int i = b; i < e; ++i, ++r) {
+      parent_[r] = data.parent[i] < 0 ? -1 : data.parent[i] - b;
+      leaf_[r] = data.leaf[i];
+      if (data.leaf[i]) leafval_[r] = leaf_pred[i];
+      if (data.has_gold(i)) gold_[r] = data.gold[i];
+      if (!data.leaf[i] && data.has_gold(i)) {
+        weight_[r] = data.type[i] == NodeType::model ? config.model_loss_weight : config.module_loss_weight;
+        if (weight_[r] > 0) ++supervised_;
+      }
+    }
+  }
+  begin_.push_back(static_cast<int>(r));
+  // Feature rows (standardized, then expanded), once.
+  {
+    long rr = 0;
+    for (int t : train) {
+      for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i, ++rr) {
+        shape.scaler.apply(data.raw.row(i).data(), z.data());
+        shape.poly.expand(z.data(), x_.row(rr).data());
+      }
+    }
+  }
+  s_.resize(largest);
+  g_.resize(largest);
+  a_.resize(largest);
+  da_.resize(largest);
+  pred_.resize(largest);
+  bar_.resize(largest);
+  direct_.resize(largest);
+}
+
+template <typename Scalar>
+double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b) {
+  const int r0 = begin_[k], n = begin_[k + 1] - begin_[k];
+  const int* parent = parent_.data() + r0;
+  const unsigned char* leaf = leaf_.data() + r0;
+  const double* gold = gold_.data() + r0;
+  const double* weight = weight_.data() + r0;
+  const double* leafval = leafval_.data() + r0;
+  const bool unstructured = strategy_ == Strategy::unstructured;
+  const bool stepwise = strategy_ == Strategy::stepwise;
+
+  // Scores and weights alpha of every node (the root's is unused unless unstructured).
+  if (weighting_ != Weighting::exact_one) s_.head(n).noalias() = x_.middleRows(r0, n) * w;
+  for (int i = 0; i < n; ++i) {
+    const double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
+    switch (weighting_) {
+      case Weighting::exact_one: a_[i] = 1; da_[i] = 0; break;
+      case Weighting::free: a_[i] = s; da_[i] = 1; break;
+      case Weighting::close_to_one: {
+        const double th = std::tanh(s);
+        a_[i] = 1 + th / tau_;
+        da_[i] = (1 - th * th) / tau_;
+        break;
+      }
+    }
+    pred_[i] = leaf[i] ? leafval[i] : 0.0;
+  }
+  // Bottom-up sums: in pre-order every child comes after its parent.
+  if (unstructured) {
+    for (int i = 0; i < n; ++i)
+      if (!leaf[i]) pred_[i] = a_[i];
+  } else {
+    for (int i = n - 1; i >= 1; --i) {
+      const double v = (stepwise && std::isfinite(gold[i])) ? gold[i] : pred_[i];
+      pred_[parent[i]] += a_[i] * v;
+    }
+  }
+  double loss = 0;
+  for (int i = 0; i < n; ++i) {
+    direct_[i] = 0;
+    if (weight[i] <= 0) continue;
+    double r = pred_[i] - gold[i];
+    double dr = 1;
+    if (normalize_) {
+      r /= gold[i];
+      dr = 1 / gold[i];
+    }
+    loss += weight[i] * r * r;
+    direct_[i] = weight[i] * 2 * r * dr;
+  }
+  if (grad_w == nullptr || weighting_ == Weighting::exact_one) return loss;
+
+  // Top-down adjoints: bar[i] = dLoss/dpred[i].
+  double gb = 0;
+  if (unstructured) {
+    for (int i = 0; i < n; ++i) {
+      const double g = leaf[i] ? 0.0 : direct_[i] * da_[i];
+      g_[i] = static_cast<Scalar>(g);
+      gb += g;
+    }
+  } else {
+    bar_[0] = direct_[0];
+    g_[0] = 0;
+    for (int i = 1; i < n; ++i) {
+      const int p = parent[i];
+      const bool measured = stepwise && std::isfinite(gold[i]);
+      const double v = measured ? gold[i] : pred_[i];
+      bar_[i] = direct_[i] + (measured ? 0.0 : a_[i] * bar_[p]);
+      const double g = bar_[p] * v * da_[i];
+      g_[i] = static_cast<Scalar>(g);
+      gb += g;
+    }
+  }
+  grad_w->noalias() += x_.middleRows(r0, n).transpose() * g_.head(n);
+  *grad_b += gb;
+  return loss;
+}
+
+template <typename Scalar>
+double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad) {
+  const int p = features();
+  Vector w = theta.head(p).template cast<Scalar>();
+  const double b = theta[p];
+  Vector gw = Vector::Zero(p);
+  double gb = 0;
+  double total = 0;
+  for (int k = 0; k < trees(); ++k) total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb);
+  if (grad) {
+    grad->resize(p + 1);
+    grad->head(p) = gw.template cast<double>();
+    (*grad)[p] = gb;
+  }
+  return total;
+}
+
+template class UpperProblem<float>;
+template class UpperProblem<double>;
+
+void init_weights(UpperModel& model, std::uint64_t seed) {
+  const int p = model.poly.outputs();
+  model.w = Eigen::VectorXd::Zero(p);
+  model.b = 0;
+  if (model.weighting == Weighting::exact_one || p == 0) return;
+  std::mt19937_64 rng(seed);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(p));
+  // Uniform in [-bound, bound) from the top 53 bits (identical on every platform).
+  auto uniform = [&] { return (static_cast<double>(rng() >> 11) * 0x1.0p-53 * 2 - 1) * bound; };
+  for (int i = 0; i < p; ++i) model.w[i] = uniform();
+  model.b = uniform();
+}
+
+double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config& config) {
+  const int p = problem.features();
+  const int trees = problem.trees();
+  if (model.weighting == Weighting::exact_one || config.training_strategy == Strategy::none ||
+      config.epochs == 0 || trees == 0)
+    return kNaN;
+  constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  const double lr = config.learning_rate;
+  Eigen::VectorXd theta(p + 1), m = Eigen::VectorXd::Zero(p + 1), v = Eigen::VectorXd::Zero(p + 1),
+      grad(p + 1);
+  theta.head(p) = model.w;
+  theta[p] = model.b;
+  UpperProblem<float>::Vector wf = model.w.cast<float>(), gw(p);
+  std::vector<int> order(trees);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(config.seed ^ 0x9e3779b97f4a7c15ULL);
+  double b1t = 1, b2t = 1;
+  double last_epoch_loss = 0;
+  for (int epoch = 0; epoch < config.epochs; ++epoch) {
+    if (config.shuffle) std::shuffle(order.begin(), order.end(), rng);
+    double epoch_loss = 0;
+    for (int k : order) {
+      gw.setZero();
+      double gb = 0;
+      epoch_loss += problem.tree_loss(k, wf, theta[p], &gw, &gb);
+      grad.head(p) = gw.cast<double>();
+      grad[p] = gb;
+      if (config.l2 > 0) grad.head(p) += 2 * config.l2 * theta.head(p);
+      b1t *= beta1;
+      b2t *= beta2;
+      m = beta1 * m + (1 - beta1) * grad;
+      v = beta2 * v + (1 - beta2) * grad.cwiseProduct(grad);
+      const double step = lr / (1 - b1t);
+      const double bc2 = std::sqrt(1 - b2t);
+      theta.array() -= step * m.array() / (v.array().sqrt() / bc2 + eps);
+      wf = theta.head(p).cast<float>();
+    }
+    last_epoch_loss = epoch_loss;
+  }
+  model.w = theta.head(p);
+  model.b = theta[p];
+  return problem.supervised_nodes() > 0 ? last_epoch_loss / problem.supervised_nodes() : kNaN;
+}
+
+}  // namespace irene::predict

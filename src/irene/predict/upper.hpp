@@ -1,0 +1,64 @@
+// Training of the upper-level weighting model: loss, analytic gradient, Adam.
+//
+// Loss of a tree = sum over its non-leaf nodes with ground truth g > 0 of
+//   weight(level) * ((pred - g) / g)^2      (normalize_loss_scale, the paper's)
+//   weight(level) * (pred - g)^2            (otherwise)
+// Adam (beta1 0.9, beta2 0.999, eps 1e-8, PyTorch's bias correction) takes one step per
+// training tree, trees in input order (or a seeded shuffle per epoch), for `epochs` passes.
+#pragma once
+
+#include <Eigen/Core>
+#include <vector>
+
+#include "irene/predict/model.hpp"
+
+namespace irene::predict {
+
+// The training data of the upper model: per-node feature vectors (standardized, polynomial)
+// computed once, laid out tree after tree. Scalar float is what training uses (half the memory
+// traffic); double serves the finite-difference test.
+template <typename Scalar>
+class UpperProblem {
+ public:
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  // `leaf_pred[row]`: the ML-level prediction of every leaf row of the `train` trees.
+  UpperProblem(const FlatTrees& data, const std::vector<int>& train, const std::vector<double>& leaf_pred,
+               const UpperModel& shape, const Config& config);
+
+  int trees() const { return static_cast<int>(begin_.size()) - 1; }
+  int features() const { return static_cast<int>(x_.cols()); }
+  int supervised_nodes() const { return supervised_; }
+
+  // Loss of training tree k at weights (w, b); adds its gradient into (grad_w, grad_b) when
+  // grad_w is not null. Allocates nothing.
+  double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b);
+
+  // Sum over all trees; theta = [w; b]. For tests and diagnostics.
+  double loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad);
+
+ private:
+  Matrix x_;
+  std::vector<int> begin_;
+  std::vector<int> parent_;  // local to its tree, -1 for the root
+  std::vector<unsigned char> leaf_;
+  std::vector<double> leafval_, gold_, weight_;
+  Weighting weighting_;
+  Strategy strategy_;
+  double tau_;
+  bool normalize_;
+  int supervised_ = 0;
+  // scratch, sized to the largest tree
+  Vector s_, g_;
+  std::vector<double> a_, da_, pred_, bar_, direct_;
+};
+
+// Seeded initial weights (uniform in +-1/sqrt(features), as torch.nn.Linear): w and b.
+void init_weights(UpperModel& model, std::uint64_t seed);
+
+// Trains model.w/b with Adam on the problem. Returns the mean loss per supervised node in the
+// last epoch.
+double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config& config);
+
+}  // namespace irene::predict
