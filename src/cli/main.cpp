@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "irene/core/error.hpp"
+#include "irene/measure/blas.hpp"
 
 namespace irene::cli {
 
@@ -18,6 +19,7 @@ void register_version(CLI::App& app) {
 }  // namespace irene::cli
 
 int main(int argc, char** argv) {
+  irene::measure::ensure_fast_blas(argc, argv);  // OpenBLAS kernel for this CPU (may re-exec once)
   CLI::App app{"irene: predict, measure and explain the inference energy of Transformer models",
                "irene"};
   app.require_subcommand(1);
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   irene::cli::register_sensors(app);
   irene::cli::register_tree(app);
   irene::cli::register_data(app);
+  irene::cli::register_measure(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
