@@ -1,0 +1,470 @@
+// Profiling and collection: a tiny BERT (2 layers, hidden 64, tests/data/tiny-bert) profiled end
+// to end with a trace sensor, the `none` sensor writing no energy, identical nodes measured
+// once, option and input errors, and a collection killed midway then resumed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
+#include "irene/core/jsonl.hpp"
+#include "irene/measure/blas.hpp"
+#include "irene/measure/collect.hpp"
+#include "irene/measure/profile.hpp"
+#include "irene/measure/sensor.hpp"
+
+namespace fs = std::filesystem;
+using namespace irene;
+using namespace irene::measure;
+
+namespace {
+
+const std::string kTinyBert = std::string(IRENE_TEST_DATA_DIR) + "/tiny-bert/config.json";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("irene-profile-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+double now_epoch() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A power-meter log at constant `watts` from a minute ago to ten minutes ahead: every window
+// of the test lies inside it, so the trace sensor never waits.
+fs::path write_trace(const fs::path& dir, double watts) {
+  const fs::path p = dir / "power.csv";
+  std::ofstream out(p);
+  out << "timestamp,watts\n";
+  const double t0 = std::floor(now_epoch()) - 60;
+  for (int i = 0; i <= 1320; ++i) out << std::fixed << t0 + 0.5 * i << ',' << watts << '\n';
+  return p;
+}
+
+// Fast settings: tests check what is recorded, not how precisely (no timing asserts).
+ProfileOptions quick() {
+  ProfileOptions o;
+  o.min_seconds = 0.01;
+  o.runs = 2;
+  o.max_runs = 3;
+  o.pause_seconds = 0;
+  o.warmup_seconds = 0;
+  o.idle_seconds = 0.02;
+  return o;
+}
+
+Tree tiny(int batch = 2, int seq = 8) { return build_tree(load_model_config(kTinyBert), batch, seq); }
+
+std::string run_cli(const std::string& args, int* status) {
+  const std::string cmd = std::string(IRENE_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = p ? ::pclose(p) : -1;
+  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const std::string kQuickFlags = " --min-seconds 0.01 --runs 2 --max-runs 3 --pause 0 --warmup 0 --idle-seconds 0.02 -q";
+
+}  // namespace
+
+TEST(Profile, TinyBertEndToEndWithATraceSensorGivesEnergyForEveryNode) {
+  TempDir d;
+  const double watts = 50;
+  auto sensor = make_sensor("trace:" + write_trace(d.path, watts).string());
+  Tree t = tiny();
+  const ProfileSummary s = profile_tree(t, *sensor, quick());
+  EXPECT_EQ(s.nodes, static_cast<int>(t.nodes.size()));
+  EXPECT_EQ(s.distinct, distinct_nodes(t));
+  EXPECT_EQ(s.measured, s.distinct);
+  EXPECT_LT(s.distinct, s.nodes);  // the two layers are identical: measured once
+  ASSERT_TRUE(s.idle_watts);
+  EXPECT_NEAR(*s.idle_watts, watts, 1e-6);
+  for (const Node& n : t.nodes) {
+    ASSERT_TRUE(n.ground_truth_energy_j) << n.id;
+    const double time = n.resources.at("times_mean");
+    EXPECT_GT(time, 0) << n.id;
+    // Constant power: energy per pass = watts x seconds per pass (the sensor's window holds the
+    // timed passes plus two clock reads).
+    EXPECT_NEAR(*n.ground_truth_energy_j / (watts * time), 1.0, 0.05) << n.id;
+    // Idle power equals the trace's power here: nothing above idle.
+    EXPECT_LT(std::abs(n.resources.at("energy_above_idle")), 0.05 * *n.ground_truth_energy_j) << n.id;
+    for (const char* k : {"cpu", "mem", "rss_mib", "threads", "times_spread", "runs", "passes", "energy_spread"})
+      EXPECT_TRUE(n.resources.count(k)) << n.id << " lacks " << k;
+    EXPECT_GE(n.resources.at("runs"), 2);
+    EXPECT_LE(n.resources.at("runs"), 3);
+    EXPECT_GT(n.resources.at("rss_mib"), 1);
+    EXPECT_GT(n.resources.at("mem"), 0);
+    EXPECT_LT(n.resources.at("mem"), 100);
+    EXPECT_GE(n.resources.at("threads"), 1);
+    for (const char* k : {"gpu", "gpu_mem", "gpu_clk", "gpu_energy_mean"}) EXPECT_FALSE(n.resources.count(k)) << k;
+  }
+  // Identical nodes share one measurement.
+  const Node& a = t.nodes[t.find_id("encoder.layer.0.attention.self.query:Linear")];
+  const Node& b = t.nodes[t.find_id("encoder.layer.1.attention.self.key:Linear")];
+  EXPECT_EQ(a.resources, b.resources);
+  EXPECT_EQ(a.ground_truth_energy_j, b.ground_truth_energy_j);
+  const Node& l0 = t.nodes[t.find_id("encoder.layer.0:BertLayer")];
+  const Node& l1 = t.nodes[t.find_id("encoder.layer.1:BertLayer")];
+  EXPECT_EQ(l0.resources, l1.resources);
+  // Provenance says what ran and what measured.
+  for (const char* k : {"cpu_model", "cpu_logical_cores", "blas_library", "blas_kind", "libtorch", "threads", "sensor",
+                        "sensor_covers", "idle_watts", "energy", "date", "schedule", "gpu"})
+    EXPECT_TRUE(t.provenance.count(k)) << "provenance lacks " << k;
+  EXPECT_EQ(t.provenance.at("sensor"), "trace");
+  // And the tree survives the JSONL format.
+  std::stringstream ss;
+  write_tree_jsonl(ss, t);
+  Tree back = tree_from_json(nlohmann::json::parse(ss.str()), "test");
+  EXPECT_EQ(back.root().ground_truth_energy_j, t.root().ground_truth_energy_j);
+  EXPECT_EQ(back.root().resources, t.root().resources);
+}
+
+TEST(Profile, IdlePowerGivenByTheCallerSplitsEnergyAboveIdle) {
+  TempDir d;
+  auto sensor = make_sensor("trace:" + write_trace(d.path, 50).string());
+  Tree t = tiny(1, 4);
+  IdlePower idle;
+  idle.seconds = 1;
+  idle.joules = 20;
+  idle.watts = 20;
+  profile_tree(t, *sensor, quick(), nullptr, idle);
+  for (const Node& n : t.nodes) {
+    ASSERT_TRUE(n.ground_truth_energy_j);
+    EXPECT_NEAR(n.resources.at("energy_above_idle") / *n.ground_truth_energy_j, 30.0 / 50.0, 1e-6) << n.id;
+  }
+  EXPECT_EQ(t.provenance.at("idle_watts"), "20.000");
+}
+
+TEST(Profile, SensorNoneRecordsNoEnergyAndSaysSo) {
+  auto sensor = make_sensor("none");
+  Tree t = tiny(1, 4);
+  const ProfileSummary s = profile_tree(t, *sensor, quick());
+  EXPECT_FALSE(s.energy);
+  EXPECT_FALSE(s.idle_watts);
+  for (const Node& n : t.nodes) {
+    EXPECT_FALSE(n.ground_truth_energy_j) << n.id;
+    EXPECT_FALSE(n.resources.count("energy_above_idle"));
+    EXPECT_FALSE(n.resources.count("energy_spread"));
+    EXPECT_GT(n.resources.at("times_mean"), 0);
+  }
+  EXPECT_NE(t.provenance.at("energy").find("not measured"), std::string::npos);
+  EXPECT_FALSE(t.provenance.count("idle_watts"));
+}
+
+TEST(Profile, CacheSharesNodesAcrossTreesAndStopRequestInterrupts) {
+  auto sensor = make_sensor("none");
+  MeasurementCache cache;
+  Tree a = tiny(1, 4);
+  const auto sa = profile_tree(a, *sensor, quick(), &cache);
+  Tree b = tiny(1, 4);
+  const auto sb = profile_tree(b, *sensor, quick(), &cache);
+  EXPECT_EQ(sa.measured, sa.distinct);
+  EXPECT_EQ(sb.measured, 0);  // everything came from the cache
+  EXPECT_EQ(a.root().resources, b.root().resources);
+
+  ProfileOptions o = quick();
+  int polls = 0;
+  o.stop_requested = [&] { return ++polls > 3; };
+  Tree c = tiny(1, 5);
+  EXPECT_THROW(profile_tree(c, *sensor, o), Interrupted);
+}
+
+TEST(Profile, SignaturesSeparateShapesAndJoinIdenticalNodes) {
+  Tree t = tiny(2, 8), u = tiny(2, 16);
+  EXPECT_EQ(node_signature(t, t.find_id("encoder.layer.0:BertLayer")),
+            node_signature(t, t.find_id("encoder.layer.1:BertLayer")));
+  EXPECT_NE(node_signature(t, t.find_id("encoder.layer.0:BertLayer")),
+            node_signature(u, u.find_id("encoder.layer.0:BertLayer")));
+  EXPECT_NE(node_signature(t, t.find_id("encoder.layer.0.attention.self.query:Linear")),
+            node_signature(t, t.find_id("encoder.layer.0.intermediate.dense:Linear")));
+  EXPECT_THROW(node_signature(t, 10000), Error);
+}
+
+TEST(Profile, BadOptionsAreErrorsNamingTheOption) {
+  auto sensor = make_sensor("none");
+  Tree t = tiny(1, 4);
+  auto expect = [&](ProfileOptions o, const std::string& needle) {
+    try {
+      profile_tree(t, *sensor, o);
+      ADD_FAILURE() << "expected an error about " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  ProfileOptions o = quick();
+  o.min_seconds = 0;
+  expect(o, "--min-seconds");
+  o = quick();
+  o.runs = 1;
+  expect(o, "--runs");
+  o = quick();
+  o.max_runs = 1;
+  expect(o, "--max-runs");
+  o = quick();
+  o.target_spread = -1;
+  expect(o, "--spread");
+  o = quick();
+  o.pause_seconds = std::nan("");
+  expect(o, "--pause");
+}
+
+TEST(Blas, TiersAndTheLoadedLibrary) {
+  EXPECT_EQ(cpu_simd_tier({"sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"}), 3);
+  EXPECT_EQ(cpu_simd_tier({"sse2", "avx", "avx2", "fma"}), 2);
+  EXPECT_EQ(cpu_simd_tier({"sse2", "avx"}), 1);
+  EXPECT_EQ(cpu_simd_tier({"sse2"}), 0);
+  EXPECT_EQ(openblas_core_tier("Cooperlake"), 3);
+  EXPECT_EQ(openblas_core_tier("haswell"), 2);
+  EXPECT_EQ(openblas_core_tier("Zen"), 2);
+  EXPECT_EQ(openblas_core_tier("Sandybridge"), 1);
+  EXPECT_EQ(openblas_core_tier("Prescott"), 0);
+  EXPECT_EQ(openblas_core_for_tier(3), "SkylakeX");
+  EXPECT_EQ(openblas_core_for_tier(2), "Haswell");
+  EXPECT_EQ(openblas_core_for_tier(0), "");
+  // libtorch is linked: some BLAS serves sgemm_, and irene can say which.
+  const BlasInfo b = blas_info();
+  EXPECT_FALSE(b.library.empty());
+  EXPECT_NE(b.kind, "none");
+  if (b.kind == "openblas") {
+    EXPECT_FALSE(b.core.empty());
+    EXPECT_NE(b.config.find("OpenBLAS"), std::string::npos);
+  }
+}
+
+// ------------------------------------------------------------------ resume scanning
+
+TEST(CollectResume, HalfWrittenLastLineIsCutOffAndCompleteTreesKept) {
+  TempDir d;
+  const fs::path out = d.path / "data.jsonl";
+  Tree a = tiny(1, 4), b = tiny(2, 4);
+  append_tree_line(out, a);
+  append_tree_line(out, b);
+  const auto full = fs::file_size(out);
+  {
+    std::ofstream f(out, std::ios::app);
+    f << "{\"model_name\": \"tiny-bert\", \"batch_size\": 3, \"frontend_tr";  // killed mid-write
+  }
+  ResumeState st = scan_for_resume(out);
+  EXPECT_TRUE(st.dropped_partial_line);
+  EXPECT_EQ(st.trees, 2);
+  EXPECT_TRUE(st.keys.count(a.key()));
+  EXPECT_TRUE(st.keys.count(b.key()));
+  EXPECT_EQ(fs::file_size(out), full);  // cut back to the last complete line
+  st = scan_for_resume(out);
+  EXPECT_FALSE(st.dropped_partial_line);
+  EXPECT_EQ(read_jsonl(out).size(), 2u);
+  EXPECT_EQ(scan_for_resume(d.path / "missing.jsonl").trees, 0);
+}
+
+TEST(CollectResume, MalformedLineBeforeTheLastIsAnErrorNamingTheLine) {
+  TempDir d;
+  const fs::path out = d.path / "data.jsonl";
+  {
+    std::ofstream f(out);
+    f << "not json\n";
+  }
+  append_tree_line(out, tiny(1, 4));
+  try {
+    scan_for_resume(out);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(out.string() + ":1:"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(scan_for_resume(d.path), Error);  // a folder
+}
+
+TEST(CollectResume, CompleteLastTreeWithoutNewlineIsKept) {
+  TempDir d;
+  const fs::path out = d.path / "data.jsonl";
+  {
+    std::ofstream f(out);
+    f << tree_to_json(tiny(1, 4)).dump();  // no trailing newline (edited by hand)
+  }
+  ResumeState st = scan_for_resume(out);
+  EXPECT_FALSE(st.dropped_partial_line);
+  EXPECT_EQ(st.trees, 1);
+  append_tree_line(out, tiny(2, 4));
+  EXPECT_EQ(read_jsonl(out).size(), 2u);
+}
+
+TEST(CollectGrid, BadGridsFailBeforeAnythingRuns) {
+  EXPECT_THROW(make_grid({}, {1}, {4}), Error);
+  EXPECT_THROW(make_grid({kTinyBert}, {}, {4}), Error);
+  EXPECT_THROW(make_grid({"no-such-model"}, {1}, {4}), Error);
+  EXPECT_THROW(make_grid({kTinyBert}, {1}, {100000}), Error);  // longer than the positions
+  EXPECT_EQ(make_grid({kTinyBert}, {1, 2}, {4, 8, 16}).size(), 6u);
+}
+
+// ------------------------------------------------------------------ CLI
+
+TEST(ProfileCli, TinyBertWithATraceMeterWritesEnergyAndProvenance) {
+  TempDir d;
+  const fs::path trace = write_trace(d.path, 40);
+  const fs::path out = d.path / "tree.jsonl";
+  int rc = 0;
+  const std::string log = run_cli("profile " + kTinyBert + " --batch 2 --seq 8 --meter trace:" + trace.string() +
+                                      kQuickFlags + " -o " + out.string(),
+                                  &rc);
+  ASSERT_EQ(rc, 0) << log;
+  EXPECT_NE(log.find("BLAS"), std::string::npos) << log;
+  EXPECT_NE(log.find("J per forward pass"), std::string::npos) << log;
+  const auto trees = read_jsonl(out);
+  ASSERT_EQ(trees.size(), 1u);
+  const Tree& t = trees[0];
+  EXPECT_EQ(t.key(), "tiny-bert/2/8");
+  for (const Node& n : t.nodes) EXPECT_TRUE(n.ground_truth_energy_j) << n.id;
+  EXPECT_EQ(t.provenance.at("sensor"), "trace");
+  EXPECT_NEAR(std::stod(t.provenance.at("idle_watts")), 40.0, 1e-3);
+}
+
+TEST(ProfileCli, MeterNoneSaysNoEnergyWasMeasured) {
+  TempDir d;
+  const fs::path out = d.path / "tree.jsonl";
+  int rc = 0;
+  const std::string log =
+      run_cli("profile " + kTinyBert + " --batch 1 --seq 4 --meter none" + kQuickFlags + " -o " + out.string(), &rc);
+  ASSERT_EQ(rc, 0) << log;
+  EXPECT_NE(log.find("no energy"), std::string::npos) << log;
+  const auto trees = read_jsonl(out);
+  for (const Node& n : trees[0].nodes) EXPECT_FALSE(n.ground_truth_energy_j);
+  EXPECT_EQ(slurp(out).find("ground_truth_energy"), std::string::npos);
+}
+
+TEST(ProfileCli, BadInputIsOneErrorLineAndNoOutput) {
+  TempDir d;
+  const fs::path out = d.path / "tree.jsonl";
+  struct Case {
+    std::string args, needle;
+  };
+  const std::vector<Case> cases = {
+      {"profile " + kTinyBert + " --batch x --seq 4 --meter none", "--batch"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter none --min-seconds 0", "--min-seconds"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter none --min-seconds abc", "--min-seconds"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter none --runs 1", "--runs"},
+      {"profile no-such-model --batch 1 --seq 4 --meter none", "no-such-model"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter joulemeter", "joulemeter"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter trace:" + (d.path / "missing.csv").string(), "missing.csv"},
+      {"profile " + kTinyBert + " --batch 1 --seq 4 --meter none --set num_layers=zero", "num_layers"},
+      {"collect --models " + kTinyBert + " --batch 1,x --seq 4 --meter none", "--batch"},
+      {"collect --models " + kTinyBert + ",, --batch 1 --seq 4 --meter none", "--models"},
+  };
+  for (const auto& c : cases) {
+    int rc = 0;
+    const std::string log = run_cli(c.args + " -o " + out.string(), &rc);
+    EXPECT_EQ(rc, 1) << c.args << "\n" << log;
+    EXPECT_NE(log.find("irene: error:"), std::string::npos) << log;
+    EXPECT_NE(log.find(c.needle), std::string::npos) << c.args << "\n" << log;
+    EXPECT_FALSE(fs::exists(out)) << c.args;
+  }
+  int rc = 0;
+  const std::string log = run_cli("collect --models " + kTinyBert + " --batch 1 --seq 4 --meter none -o -", &rc);
+  EXPECT_EQ(rc, 1) << log;
+}
+
+namespace {
+
+// Starts `irene collect ...` in the background; returns its pid.
+pid_t spawn_collect(const std::string& args, const fs::path& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    execl("/bin/sh", "sh", "-c", (std::string("exec ") + IRENE_BINARY + " " + args).c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+// Lines of the file that end in '\n'.
+int complete_lines(const fs::path& p) {
+  const std::string s = slurp(p);
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+bool wait_for_lines(const fs::path& p, int n, pid_t pid) {
+  for (int i = 0; i < 3000; ++i) {  // up to 60 s
+    if (fs::exists(p) && complete_lines(p) >= n) return true;
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return fs::exists(p) && complete_lines(p) >= n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST(CollectCli, KilledMidwayThenResumedHoldsEveryTreeExactlyOnce) {
+  TempDir d;
+  const fs::path out = d.path / "dataset.jsonl";
+  const std::string args = "collect --models " + kTinyBert + " --batch 1,2 --seq 4,8 --meter none" + kQuickFlags +
+                           " -o " + out.string();
+  // First run: SIGKILL as soon as the first tree has landed (no chance to clean up).
+  const pid_t first = spawn_collect(args, d.path / "log1.txt");
+  ASSERT_TRUE(wait_for_lines(out, 1, first)) << slurp(d.path / "log1.txt");
+  ::kill(first, SIGKILL);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  const int kept = complete_lines(out);
+  ASSERT_GE(kept, 1);
+  // A second run interrupted with Ctrl-C (SIGINT) stops cleanly with status 130.
+  const pid_t second = spawn_collect(args, d.path / "log2.txt");
+  const bool more = wait_for_lines(out, kept + 1, second);
+  ::kill(second, SIGINT);
+  ::waitpid(second, &status, 0);
+  const std::string log2 = slurp(d.path / "log2.txt");
+  if (more && complete_lines(out) < 4) {  // it was still running when interrupted
+    ASSERT_TRUE(WIFEXITED(status)) << log2;
+    EXPECT_EQ(WEXITSTATUS(status), 130) << log2;
+    EXPECT_NE(log2.find("rerun the same command to resume"), std::string::npos) << log2;
+  }
+  // Resume to the end.
+  int rc = 0;
+  const std::string log3 = run_cli(args, &rc);
+  ASSERT_EQ(rc, 0) << log3;
+  EXPECT_NE(log3.find("already there"), std::string::npos) << log3;
+  const auto trees = read_jsonl(out);
+  std::map<std::string, int> count;
+  for (const auto& t : trees) ++count[t.key()];
+  EXPECT_EQ(trees.size(), 4u);
+  for (const char* key : {"tiny-bert/1/4", "tiny-bert/1/8", "tiny-bert/2/4", "tiny-bert/2/8"})
+    EXPECT_EQ(count[key], 1) << key;
+  // A rerun of a finished collection measures nothing.
+  const std::string log4 = run_cli(args, &rc);
+  ASSERT_EQ(rc, 0) << log4;
+  EXPECT_NE(log4.find("collected 0 trees (4 already there)"), std::string::npos) << log4;
+  EXPECT_EQ(read_jsonl(out).size(), 4u);
+}
