@@ -10,6 +10,7 @@ void register_version(CLI::App& app);
 void register_sensors(CLI::App& app);
 void register_tree(CLI::App& app);  // cmd_tree.cpp
 void register_data(CLI::App& app);  // cmd_data.cpp
+void register_explain(CLI::App& app);  // cmd_explain.cpp: explain, compare, sweep, report, serve
 void register_measure(CLI::App& app);  // cmd_measure.cpp: profile, collect
 
 }  // namespace irene::cli

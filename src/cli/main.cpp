@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   irene::cli::register_sensors(app);
   irene::cli::register_tree(app);
   irene::cli::register_data(app);
+  irene::cli::register_explain(app);
   irene::cli::register_measure(app);
   try {
     app.parse(argc, argv);

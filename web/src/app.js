@@ -18,8 +18,9 @@
     if (a >= 1e-3) return d3.format(".4~g")(j * 1e3) + " mJ";
     return d3.format(".4~g")(j * 1e6) + " uJ";
   }
+  let basis = "predicted";  // of the explanation on show; measured energies have no interval
   function interval(e) {
-    if (!e || e.low_j === null || e.low_j === undefined) return "[no interval]";
+    if (!e || e.low_j === null || e.low_j === undefined) return basis === "measured" ? "" : "[no interval]";
     return "[" + joules(e.low_j) + " .. " + joules(e.high_j) + "]";
   }
   const pct = (x) => (x === null || x === undefined ? "n/a" : d3.format(".2f")(100 * x) + "%");
@@ -262,6 +263,7 @@
   }
 
   function render(e) {
+    basis = e.basis;
     renderSummary(e);
     renderMap(e);
     renderTables(e);

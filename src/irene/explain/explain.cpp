@@ -311,8 +311,13 @@ nlohmann::json to_json(const Explanation& e) {
 }
 
 void write_text(std::ostream& out, const Explanation& e, int max_depth) {
+  // Measured energies have no predictor interval: say so once instead of on every line.
+  const auto format_energy = [&](const Energy& x) {
+    return e.basis == Basis::measured && !x.interval ? format_joules(x.j) : explain::format_energy(x);
+  };
   out << fmt::format("{} batch {} seq {}: {} energy {} per forward pass\n", e.model_name, e.batch_size,
                      e.seq_len, to_string(e.basis), format_energy(e.total));
+  if (e.basis == Basis::measured) out << "(measured energies: no predictions, so no intervals)\n";
   if (e.measured_total_j && e.basis == Basis::predicted) {
     const double err = e.total.j / *e.measured_total_j - 1;
     out << fmt::format("measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
@@ -328,7 +333,7 @@ void write_text(std::ostream& out, const Explanation& e, int max_depth) {
   auto groups = [&](const char* title, const std::vector<GroupEnergy>& gs) {
     out << '\n' << title << '\n';
     for (const auto& g : gs) {
-      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} nodes)", g.name, 100 * g.share,
+      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} leaves)", g.name, 100 * g.share,
                          format_energy(g.attributed), g.count);
       if (g.measured_j) out << fmt::format("  measured sum {}", format_joules(*g.measured_j));
       out << '\n';

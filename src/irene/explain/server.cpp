@@ -72,9 +72,11 @@ struct EnergyServer::Impl {
     if (n > 32) throw Error(fmt::format("too many '{}' overrides ({} > 32)", key, n));
     for (std::size_t i = 0; i < n; ++i) {
       const std::string kv = req.get_param_value(key.c_str(), i);
-      const auto eq = kv.find('=');
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) eq = kv.find(':');
       if (eq == std::string::npos || eq == 0)
-        throw Error(fmt::format("parameter '{}' must be KEY=VALUE, not '{}'", key, kv.substr(0, 80)));
+        throw Error(fmt::format("parameter '{}' must be KEY=VALUE (the '=' encoded as %3D) or KEY:VALUE, not '{}'",
+                                key, kv.substr(0, 80)));
       backend.set_value(config, std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
     }
     check_size(config);

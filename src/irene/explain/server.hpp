@@ -4,10 +4,11 @@
 //   GET  /                 the interactive page (report.hpp, server mode)
 //   GET  /api/health       {"status":"ok","version","hardware"}
 //   GET  /api/models       {"models":[built-in model names]}
-//   GET  /api/predict?model=NAME&batch=B&seq=S[&set=KEY=VALUE...][&top=N]
+//   GET  /api/predict?model=NAME&batch=B&seq=S[&set=KEY%3DVALUE...][&top=N]
+//                          (an override is KEY=VALUE with the '=' URL-encoded, or KEY:VALUE)
 //                          the explanation of the predicted tree (explain.hpp to_json) + "hardware"
 //   POST /api/predict?batch=B&seq=S[&set=...]  body: a Hugging Face config.json
-//   GET  /api/compare?a=NAME[&b=NAME]&batch=B&seq=S[&batch_b=B2][&seq_b=S2][&set_a=K=V...][&set_b=K=V...]
+//   GET  /api/compare?a=NAME[&b=NAME]&batch=B&seq=S[&batch_b=B2][&seq_b=S2][&set_a=K:V...][&set_b=K:V...]
 //                          the comparison of b against a (compare.hpp to_json)
 // Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad
 // override, malformed config) get 400 and {"error": "..."}; unknown paths 404, bodies over the

@@ -1,0 +1,304 @@
+// irene explain | compare | sweep | report | serve: where the energy goes, what a change costs.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <pthread.h>
+#include <thread>
+
+#include "commands.hpp"
+#include "irene/core/error.hpp"
+#include "irene/core/jsonl.hpp"
+#include "irene/explain/compare.hpp"
+#include "irene/explain/explain.hpp"
+#include "irene/explain/pipeline.hpp"
+#include "irene/explain/report.hpp"
+#include "irene/explain/server.hpp"
+#include "irene/explain/sweep.hpp"
+
+namespace irene::cli {
+
+namespace {
+
+using namespace irene::explain;
+
+constexpr int kMaxBatch = 4096;
+constexpr int kMaxSeq = 65536;
+
+std::shared_ptr<const Predictor> load_predictor(const std::string& path) {
+  return std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
+}
+
+// Where the trees of a command come from: a trees/predictions JSONL file, or a model
+// (built-in name or config.json) with overrides at given batch sizes and sequence lengths.
+struct Source {
+  std::string what;                    // positional argument
+  std::vector<std::string> overrides;  // --set
+  std::string batch, seq;              // numbers or ranges
+  std::string predictor;               // --predictor
+};
+
+std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
+  std::vector<Tree> trees;
+  if (is_trees_file(s.what)) {
+    if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
+    trees = read_jsonl(s.what);
+    if (!s.batch.empty() || !s.seq.empty()) {
+      const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch", kMaxBatch);
+      const auto seqs = s.seq.empty() ? std::vector<int>{} : parse_range(s.seq, "--seq", kMaxSeq);
+      std::vector<Tree> kept;
+      for (auto& t : trees)
+        if ((batches.empty() || std::find(batches.begin(), batches.end(), t.batch_size) != batches.end()) &&
+            (seqs.empty() || std::find(seqs.begin(), seqs.end(), t.seq_len) != seqs.end()))
+          kept.push_back(std::move(t));
+      if (kept.empty())
+        throw Error(fmt::format("{}: no tree has batch {} and seq {}", s.what, s.batch.empty() ? "any" : s.batch,
+                                s.seq.empty() ? "any" : s.seq));
+      trees = std::move(kept);
+    }
+    if (!s.predictor.empty()) {
+      const auto p = load_predictor(s.predictor);
+      hardware = p->hardware();
+      for (auto& t : trees) p->predict(t);
+    } else if (!trees.front().provenance.empty()) {
+      if (auto it = trees.front().provenance.find("predictor_hardware"); it != trees.front().provenance.end())
+        hardware = it->second;
+    }
+    return trees;
+  }
+  if (s.batch.empty() || s.seq.empty()) throw Error(fmt::format("model '{}' needs --batch and --seq", s.what));
+  const ModelConfig config = load_config_with_overrides(s.what, s.overrides);
+  std::vector<int> batches, seqs;
+  if (allow_ranges) {
+    batches = parse_range(s.batch, "--batch", kMaxBatch);
+    seqs = parse_range(s.seq, "--seq", kMaxSeq);
+  } else {
+    batches = {parse_positive_int(s.batch, "--batch")};
+    seqs = {parse_positive_int(s.seq, "--seq")};
+  }
+  const auto p = load_predictor(s.predictor);
+  hardware = p->hardware();
+  const std::size_t total = batches.size() * seqs.size();
+  if (total > static_cast<std::size_t>(max_range_points))
+    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
+  for (int b : batches)
+    for (int q : seqs) {
+      trees.push_back(predicted_tree(config, b, q, *p));
+      if (total > 8) std::cerr << fmt::format("\rirene: predicted {}/{}", trees.size(), total) << std::flush;
+    }
+  if (total > 8) std::cerr << '\n';
+  return trees;
+}
+
+void add_source_options(CLI::App* cmd, Source& s, bool ranges) {
+  cmd->add_option("model", s.what, "built-in model name, config.json path, or a trees .jsonl file")->required();
+  cmd->add_option("--batch,-b", s.batch, ranges ? "batch size: N, START:STOP:STEP or a,b,c" : "batch size");
+  cmd->add_option("--seq,-s", s.seq, ranges ? "sequence length: N, START:STOP:STEP or a,b,c" : "sequence length");
+  cmd->add_option("--set", s.overrides, "override a configuration value, KEY=VALUE (repeatable)");
+  cmd->add_option("--predictor,-p", s.predictor, "predictor file (default: the shipped device_1 predictor)");
+}
+
+void check_format(const std::string& format, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (format == a) return;
+  std::string list;
+  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  throw Error(fmt::format("unknown --format '{}' (expected {})", format, list));
+}
+
+// ---- serve -------------------------------------------------------------------------------
+
+void serve(const std::string& predictor, const std::string& host, int port, int threads) {
+  auto p = load_predictor(predictor);
+  ServeOptions options;
+  options.host = host;
+  options.port = port;
+  options.threads = threads;
+  EnergyServer server(make_backend(p), options);
+  // SIGINT/SIGTERM stop the server from a waiting thread (blocked here first, so every
+  // server thread inherits the mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const int bound = server.bind();
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    server.stop();
+  });
+  const bool ipv6 = host.find(':') != std::string::npos;
+  std::cout << fmt::format("irene: serving http://{}:{}/ (predictor: {}); Ctrl-C stops\n",
+                           ipv6 ? "[" + host + "]" : host, bound, p->hardware())
+            << std::flush;
+  server.run();
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  std::cout << "irene: server stopped\n";
+}
+
+}  // namespace
+
+void register_explain(CLI::App& app) {
+  // explain ---------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("explain", "Where a model's inference energy goes: per node, hotspots, by type and kind");
+    auto s = std::make_shared<Source>();
+    auto format = std::make_shared<std::string>("text");
+    auto out = std::make_shared<std::string>("-");
+    auto top = std::make_shared<int>(10);
+    auto depth = std::make_shared<int>(3);
+    add_source_options(cmd, *s, false);
+    cmd->add_option("--format,-f", *format, "text or json")->capture_default_str();
+    cmd->add_option("--top", *top, "hotspots to list")->capture_default_str()->check(CLI::Range(0, 100000));
+    cmd->add_option("--depth", *depth, "tree depth shown in text (-1: all)")->capture_default_str();
+    cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
+    cmd->callback([=] {
+      check_format(*format, {"text", "json"});
+      std::string hardware;
+      const auto trees = load_trees(*s, false, hardware);
+      ExplainOptions eo;
+      eo.top = *top;
+      std::vector<Explanation> ex;
+      for (const auto& t : trees) ex.push_back(explain_tree(t, eo));
+      write_file_atomic(*out, [&](std::ostream& os) {
+        if (*format == "json") {
+          nlohmann::json arr = nlohmann::json::array();
+          for (const auto& e : ex) {
+            auto j = to_json(e);
+            j["hardware"] = hardware;
+            arr.push_back(std::move(j));
+          }
+          os << (arr.size() == 1 ? arr[0] : arr).dump(1) << '\n';
+        } else {
+          for (std::size_t i = 0; i < ex.size(); ++i) {
+            if (i) os << "\n" << std::string(72, '-') << "\n";
+            if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+            write_text(os, ex[i], *depth);
+          }
+        }
+      });
+    });
+  }
+  // compare ---------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("compare", "What a change costs: two configurations aligned node by node (b - a)");
+    struct Opts {
+      std::string a, b, batch, seq, batch_b, seq_b, predictor, format = "text", out = "-";
+      std::vector<std::string> set_a, set_b;
+      int top = 20;
+    };
+    auto o = std::make_shared<Opts>();
+    cmd->add_option("a", o->a, "model a: built-in name, config.json or trees .jsonl (first tree)")->required();
+    cmd->add_option("b", o->b, "model b (default: a, with --set / --batch-b / --seq-b)");
+    cmd->add_option("--batch,-b", o->batch, "batch size of a (and of b unless --batch-b)");
+    cmd->add_option("--seq,-s", o->seq, "sequence length of a (and of b unless --seq-b)");
+    cmd->add_option("--batch-b", o->batch_b, "batch size of b");
+    cmd->add_option("--seq-b", o->seq_b, "sequence length of b");
+    cmd->add_option("--set", o->set_b, "override in b, KEY=VALUE (repeatable)");
+    cmd->add_option("--set-a", o->set_a, "override in a, KEY=VALUE (repeatable)");
+    cmd->add_option("--predictor,-p", o->predictor, "predictor file (default: the shipped one)");
+    cmd->add_option("--format,-f", o->format, "text or json")->capture_default_str();
+    cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
+    cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
+    cmd->callback([o] {
+      check_format(o->format, {"text", "json"});
+      std::string hardware;
+      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor};
+      Source sb{o->b.empty() ? o->a : o->b, o->set_b, o->batch_b.empty() ? o->batch : o->batch_b,
+                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor};
+      const Tree ta = load_trees(sa, false, hardware).front();
+      const Tree tb = load_trees(sb, false, hardware).front();
+      const Comparison c = compare(ta, tb);
+      write_file_atomic(o->out, [&](std::ostream& os) {
+        if (o->format == "json") {
+          auto j = to_json(c);
+          j["hardware"] = hardware;
+          os << j.dump(1) << '\n';
+        } else {
+          if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+          write_text(os, c, o->top);
+        }
+      });
+    });
+  }
+  // sweep -----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("sweep", "Energy against sequence length or batch size, per level and module kind");
+    auto s = std::make_shared<Source>();
+    auto format = std::make_shared<std::string>("table");
+    auto out = std::make_shared<std::string>("-");
+    auto jsonl = std::make_shared<std::string>();
+    auto report = std::make_shared<std::string>();
+    add_source_options(cmd, *s, true);
+    cmd->add_option("--format,-f", *format, "table, csv or json")->capture_default_str();
+    cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
+    cmd->add_option("--jsonl", *jsonl, "also write the predicted trees (JSONL)");
+    cmd->add_option("--report", *report, "also write an HTML report with the sweep plot");
+    cmd->callback([=] {
+      check_format(*format, {"table", "csv", "json"});
+      std::string hardware;
+      const auto trees = load_trees(*s, true, hardware);
+      std::vector<SweepPoint> points;
+      for (const auto& t : trees) points.push_back(sweep_point(t));
+      if (!jsonl->empty()) write_jsonl(*jsonl, trees);
+      if (!report->empty()) {
+        ReportOptions ro;
+        ro.hardware = hardware;
+        const std::string html = render_report(trees, ro);
+        write_file_atomic(*report, [&](std::ostream& os) { os << html; });
+      }
+      write_file_atomic(*out, [&](std::ostream& os) {
+        if (*format == "csv") write_sweep_csv(os, points);
+        else if (*format == "json") os << to_json(points).dump(1) << '\n';
+        else {
+          if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+          write_sweep_table(os, points);
+        }
+      });
+    });
+  }
+  // report ----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("report", "One self-contained HTML energy report (works offline)");
+    auto s = std::make_shared<Source>();
+    auto out = std::make_shared<std::string>();
+    auto title = std::make_shared<std::string>();
+    auto top = std::make_shared<int>(15);
+    add_source_options(cmd, *s, true);
+    cmd->add_option("-o,--output", *out, "the HTML file to write")->required();
+    cmd->add_option("--title", *title, "page title");
+    cmd->add_option("--top", *top, "hotspots per tree")->capture_default_str()->check(CLI::Range(0, 100000));
+    cmd->callback([=] {
+      ReportOptions ro;
+      std::string hardware;
+      const auto trees = load_trees(*s, true, hardware);
+      ro.hardware = hardware;
+      ro.title = *title;
+      ro.top = *top;
+      const std::string html = render_report(trees, ro);
+      write_file_atomic(*out, [&](std::ostream& os) { os << html; });
+      std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} KiB)\n", *out, trees.size(), trees.size() == 1 ? "" : "s",
+                               html.size() / 1024);
+    });
+  }
+  // serve -----------------------------------------------------------------------------------
+  {
+    auto* cmd = app.add_subcommand("serve", "Serve the energy map and a JSON API (loopback unless --host)");
+    auto predictor = std::make_shared<std::string>();
+    auto host = std::make_shared<std::string>("127.0.0.1");
+    auto port = std::make_shared<int>(8080);
+    auto threads = std::make_shared<int>(8);
+    cmd->add_option("--predictor,-p", *predictor, "predictor file (default: the shipped one)");
+    cmd->add_option("--host", *host, "address to listen on")->capture_default_str();
+    cmd->add_option("--port", *port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+    cmd->add_option("--threads", *threads, "worker threads")->capture_default_str()->check(CLI::Range(1, 256));
+    cmd->callback([=] { serve(*predictor, *host, *port, *threads); });
+  }
+}
+
+}  // namespace irene::cli
