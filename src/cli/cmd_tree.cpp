@@ -90,11 +90,9 @@ void register_tree(CLI::App& app) {
     const int batch = parse_positive_int(a->batch, "--batch");
     const int seq = parse_positive_int(a->seq, "--seq");
     ModelConfig config = load_model_config(a->model);
-    for (const auto& kv : a->sets) {
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
-      set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
-    }
+    std::vector<std::pair<std::string, std::string>> overrides;
+    for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
+    if (!overrides.empty()) set_config_values(config, overrides);
     const Tree tree = build_tree(config, batch, seq);
     write_file_atomic(a->out, [&](std::ostream& os) {
       if (a->format == "jsonl")

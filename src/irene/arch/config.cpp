@@ -144,11 +144,15 @@ ModelConfig parse_model_config(std::string_view text, const std::string& where, 
 
 ModelConfig load_model_config(std::string_view name_or_path) {
   if (name_or_path.empty()) throw Error("model name is empty");
-  const fs::path builtin = models_dir() / std::string(name_or_path) / "config.json";
+  // A built-in name is a relative path inside models_dir() ("gpt2", "sshleifer/tiny-ctrl").
+  const fs::path as_path(name_or_path);
+  bool inside = as_path.is_relative();
+  for (const auto& part : as_path) inside = inside && part != "..";
+  const fs::path builtin = models_dir() / as_path / "config.json";
   std::error_code ec;
   fs::path file;
   std::string name;
-  if (fs::is_regular_file(builtin, ec)) {
+  if (inside && fs::is_regular_file(builtin, ec)) {
     file = builtin;
     name = std::string(name_or_path);
   } else {
@@ -171,7 +175,10 @@ ModelConfig load_model_config(std::string_view name_or_path) {
   return c;
 }
 
-void set_config_value(ModelConfig& c, std::string_view key, std::string_view value) {
+namespace {
+
+// Writes one override into `c.raw` (no validation of the whole config).
+void apply_override(ModelConfig& c, std::string_view key, std::string_view value) {
   const FamilyKeys* f = family(c.model_type);
   if (!f) throw Error(fmt::format("unsupported model_type '{}' (supported: {})", c.model_type, supported_list()));
   struct Alias {
@@ -189,14 +196,34 @@ void set_config_value(ModelConfig& c, std::string_view key, std::string_view val
     accepted += fmt::format("{}{}{}", accepted.empty() ? "" : ", ", a.canonical,
                             hf != a.canonical ? fmt::format(" ({})", hf) : "");
     if (key != a.canonical && key != hf) continue;
-    const int v = parse_positive_int(value, fmt::format("config value {}", key));
-    ModelConfig copy = c;
-    copy.raw[a.hf] = v;
-    fill_typed(copy, fmt::format("{} with {}={}", c.name, key, value));
-    c = std::move(copy);
+    c.raw[a.hf] = parse_positive_int(value, fmt::format("config value {}", key));
     return;
   }
   throw Error(fmt::format("unknown config key '{}' for model_type {} (accepted: {})", key, c.model_type, accepted));
+}
+
+}  // namespace
+
+void set_config_values(ModelConfig& c, const std::vector<std::pair<std::string, std::string>>& overrides) {
+  ModelConfig copy = c;
+  std::string what;
+  for (const auto& [k, v] : overrides) {
+    apply_override(copy, k, v);
+    what += fmt::format("{}{}={}", what.empty() ? "" : ", ", k, v);
+  }
+  fill_typed(copy, fmt::format("{} with {}", c.name, what));
+  c = std::move(copy);
+}
+
+void set_config_value(ModelConfig& c, std::string_view key, std::string_view value) {
+  set_config_values(c, {{std::string(key), std::string(value)}});
+}
+
+std::pair<std::string, std::string> parse_config_override(std::string_view text) {
+  const auto eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw Error(fmt::format("a config override must be key=value (e.g. num_layers=6), got '{}'", text));
+  return {std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
 }
 
 }  // namespace irene

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -66,5 +67,12 @@ ModelConfig parse_model_config(std::string_view json_text, const std::string& wh
 // The raw JSON is updated under the family's key. Errors: unknown key (naming the accepted
 // ones), bad value, a result that fails validation (hidden size not divisible by heads).
 void set_config_value(ModelConfig& config, std::string_view key, std::string_view value);
+
+// Applies several overrides, validating once at the end (so hidden size and heads can change
+// together). On error `config` is left as it was.
+void set_config_values(ModelConfig& config, const std::vector<std::pair<std::string, std::string>>& overrides);
+
+// Splits "key=value" (as given to `irene tree --set`). Errors: no '=' or an empty key.
+std::pair<std::string, std::string> parse_config_override(std::string_view text);
 
 }  // namespace irene

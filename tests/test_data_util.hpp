@@ -1,0 +1,65 @@
+// Helpers shared by the arch/ and data/ tests: running the CLI, temporary folders, the dataset.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace irene_test {
+
+namespace fs = std::filesystem;
+
+struct CliResult {
+  int status = -1;     // exit status of the irene CLI
+  std::string output;  // standard output and standard error together
+};
+
+// Runs `irene <args>` (args are passed to the shell as written).
+inline CliResult run_irene(const std::string& args) {
+  CliResult r;
+  const std::string cmd = std::string("'") + IRENE_BINARY + "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// A fresh folder for the current test.
+inline fs::path fresh_dir(const std::string& tag) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path d = fs::temp_directory_path() /
+               ("irene_" + tag + "_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+inline void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+// The published dataset: env IRENE_DATA, else <repo>/../shared/irene-data. When it is missing
+// the test fails if env CI is set, and is skipped otherwise.
+inline fs::path dataset_dir() {
+  const char* env = std::getenv("IRENE_DATA");
+  return env && *env ? fs::path(env) : (fs::path(IRENE_SOURCE_DIR) / ".." / "shared" / "irene-data").lexically_normal();
+}
+
+#define IRENE_REQUIRE_DATASET(dir)                                                            \
+  do {                                                                                        \
+    if (!std::filesystem::is_directory((dir) / "device_1")) {                                 \
+      if (std::getenv("CI")) FAIL() << "IrEne dataset missing at " << (dir) << " (set IRENE_DATA)"; \
+      GTEST_SKIP() << "IrEne dataset missing at " << (dir) << " (set IRENE_DATA)";            \
+    }                                                                                         \
+  } while (0)
+
+}  // namespace irene_test
