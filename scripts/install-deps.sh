@@ -12,5 +12,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libtorch-dev libopenblas0-openmp \
   libeigen3-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev \
+  chromium \
   >/dev/null
+# The report's chart library (d3, embedded at build time) and the browser test's driver
+# (playwright-core, using Debian's chromium above) come from npm, pinned by web/package-lock.json.
+(cd "$(dirname "$0")/../web" && npm ci --no-audit --no-fund >/dev/null)
 echo "install-deps: done"
