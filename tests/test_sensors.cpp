@@ -310,6 +310,30 @@ TEST(SensorRapl, NestedAndOverlappingWindows) {
   EXPECT_NE(error_of([&] { mon.end_window("x"); }).find("'x' was not begun"), std::string::npos);
 }
 
+TEST(SensorRapl, BackgroundPollingDoesNotDoubleCount) {
+  FakeRapl f;
+  f.zone("intel-rapl:0", "package-0", 900000, 1000000);
+  SensorOptions o = f.options();
+  o.rapl_poll_seconds = 0.001;  // the poller reads concurrently with the marks below
+  auto s = make_rapl_sensor(o);
+  // Replace the counter file atomically so that no reader sees it half written.
+  auto set = [&](unsigned long long uj) {
+    write(f.root() / "intel-rapl:0/energy_uj.tmp", std::to_string(uj) + "\n");
+    fs::rename(f.root() / "intel-rapl:0/energy_uj.tmp", f.root() / "intel-rapl:0/energy_uj");
+  };
+  const Mark a = s->mark();
+  unsigned long long expected_uj = 0, raw = 900000;
+  for (int i = 0; i < 200; ++i) {
+    const unsigned long long step = 1000 + 37 * static_cast<unsigned long long>(i);
+    raw = (raw + step) % 1000000;  // wraps several times
+    expected_uj += step;
+    set(raw);
+    if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  const Mark b = s->mark();
+  EXPECT_NEAR(*s->between(a, b).joules, static_cast<double>(expected_uj) * 1e-6, 1e-9);
+}
+
 TEST(SensorRapl, PermissionDeniedSaysHowToFix) {
   FakeRapl f;
   two_socket_tree(f);
