@@ -78,8 +78,8 @@ ProfileOptions quick() {
 
 Tree tiny(int batch = 2, int seq = 8) { return build_tree(load_model_config(kTinyBert), batch, seq); }
 
-std::string run_cli(const std::string& args, int* status) {
-  const std::string cmd = std::string(IRENE_BINARY) + " " + args + " 2>&1";
+std::string run_cli(const std::string& args, int* status, const std::string& env = "") {
+  const std::string cmd = env + std::string(IRENE_BINARY) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[512];
@@ -254,6 +254,13 @@ TEST(Blas, TiersAndTheLoadedLibrary) {
   EXPECT_EQ(openblas_core_for_tier(3), "SkylakeX");
   EXPECT_EQ(openblas_core_for_tier(2), "Haswell");
   EXPECT_EQ(openblas_core_for_tier(0), "");
+  const std::vector<std::string> avx512 = {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"};
+  EXPECT_EQ(openblas_core_to_force("Prescott", avx512), "SkylakeX");
+  EXPECT_EQ(openblas_core_to_force("Haswell", avx512), "SkylakeX");
+  EXPECT_EQ(openblas_core_to_force("Cooperlake", avx512), "");
+  EXPECT_EQ(openblas_core_to_force("Sandybridge", {"avx", "avx2", "fma"}), "Haswell");
+  EXPECT_EQ(openblas_core_to_force("Zen", {"avx", "avx2", "fma"}), "");
+  EXPECT_EQ(openblas_core_to_force("", avx512), "");
   // libtorch is linked: some BLAS serves sgemm_, and irene can say which.
   const BlasInfo b = blas_info();
   EXPECT_FALSE(b.library.empty());
@@ -348,6 +355,22 @@ TEST(ProfileCli, TinyBertWithATraceMeterWritesEnergyAndProvenance) {
   for (const Node& n : t.nodes) EXPECT_TRUE(n.ground_truth_energy_j) << n.id;
   EXPECT_EQ(t.provenance.at("sensor"), "trace");
   EXPECT_NEAR(std::stod(t.provenance.at("idle_watts")), 40.0, 1e-3);
+}
+
+TEST(ProfileCli, SlowOpenBlasKernelChosenByTheUserIsKeptAndWarnedAbout) {
+  if (blas_info().kind != "openblas") GTEST_SKIP() << "libtorch does not run OpenBLAS here";
+  TempDir d;
+  const fs::path out = d.path / "tree.jsonl";
+  int rc = 0;
+  const std::string log = run_cli("profile " + kTinyBert + " --batch 1 --seq 4 --meter none" + kQuickFlags + " -o " +
+                                      out.string(),
+                                  &rc, "OPENBLAS_CORETYPE=Prescott ");
+  ASSERT_EQ(rc, 0) << log;
+  const Tree t = read_jsonl(out).at(0);
+  EXPECT_EQ(t.provenance.at("blas_kernel"), "Prescott (OPENBLAS_CORETYPE set by the user)");
+  if (openblas_core_to_force("Prescott", cpu_flags()).empty()) return;  // a CPU without AVX: Prescott is right
+  EXPECT_NE(log.find("warning: OpenBLAS runs its 'Prescott' kernel"), std::string::npos) << log;
+  EXPECT_TRUE(t.provenance.count("blas_warning"));
 }
 
 TEST(ProfileCli, MeterNoneSaysNoEnergyWasMeasured) {

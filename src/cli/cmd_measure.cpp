@@ -140,6 +140,10 @@ void report_blas() {
                            b.core.empty() ? "" : " kernel " + b.core, b.library.empty() ? "none" : b.library,
                            measure::torch_version(), measure::torch_threads());
   if (!b.warning.empty()) std::cerr << "irene: warning: " << b.warning << '\n';
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (measure::torch_threads() < cpus)
+    std::cerr << fmt::format("irene: note: libtorch runs {} thread(s) on this {}-CPU machine; --threads {} uses all\n",
+                             measure::torch_threads(), cpus, cpus);
 }
 
 std::unique_ptr<measure::Sensor> open_sensor(const std::string& meter) {
@@ -157,7 +161,8 @@ std::unique_ptr<measure::Sensor> open_sensor(const std::string& meter) {
 // (logs, tests) one line per finished tree.
 class ProgressLine {
  public:
-  explicit ProgressLine(bool quiet) : enabled_(!quiet), tty_(isatty(STDERR_FILENO)) {}
+  // `log_every`: off a terminal, milestones closer than this many seconds are not printed.
+  ProgressLine(bool quiet, double log_every) : enabled_(!quiet), tty_(isatty(STDERR_FILENO)), log_every_(log_every) {}
   void draw(double fraction, const std::string& counts, double elapsed, std::optional<double> left,
             const std::string& what, bool milestone) {
     if (!enabled_) return;
@@ -171,7 +176,10 @@ class ProgressLine {
                                left ? "~" + duration(*left) + " left" : "time left: estimating", what.substr(0, 60))
                 << std::flush;
       drawn_ = true;
-    } else if (milestone) {
+    } else if (milestone && (logged_ == 0 || fraction >= 1 ||
+                             std::chrono::duration<double>(now - last_).count() >= log_every_)) {
+      last_ = now;
+      ++logged_;
       std::cerr << fmt::format("irene: {:3.0f}% {} | {} elapsed{} | {}\n", 100 * fraction, counts, duration(elapsed),
                                left ? ", ~" + duration(*left) + " left" : "", what);
     }
@@ -183,6 +191,8 @@ class ProgressLine {
 
  private:
   bool enabled_, tty_;
+  double log_every_;
+  int logged_ = 0;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
@@ -239,9 +249,10 @@ void register_measure(CLI::App& app) {
     Tree tree = build_tree(config, batch, seq);
     measure::check_executable(tree);
     auto sensor = open_sensor(p->m.meter);
+    if (o.threads > 0) measure::torch_threads(o.threads);
     report_blas();
     install_stop_handlers();
-    ProgressLine bar(p->m.quiet);
+    ProgressLine bar(p->m.quiet, 10);
     const auto start = std::chrono::steady_clock::now();
     o.on_progress = [&](const measure::ProfileProgress& pr) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -249,7 +260,7 @@ void register_measure(CLI::App& app) {
       if (pr.distinct_done > 0) left = elapsed / pr.distinct_done * (pr.distinct_total - pr.distinct_done);
       bar.draw(pr.distinct_total ? static_cast<double>(pr.distinct_done) / pr.distinct_total : 0,
                fmt::format("{}/{} distinct nodes", pr.distinct_done, pr.distinct_total), elapsed, left,
-               pr.run > 0 ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id, false);
+               pr.run > 0 ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id, pr.node_finished);
     };
     measure::ProfileSummary s;
     try {
@@ -285,6 +296,7 @@ void register_measure(CLI::App& app) {
     const auto grid = measure::make_grid(parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
                                          parse_int_list(c->seqs, "--seq"));
     auto sensor = open_sensor(c->m.meter);
+    if (o.threads > 0) measure::torch_threads(o.threads);
     report_blas();
     const auto resume = measure::scan_for_resume(c->m.out);
     if (resume.trees > 0)
@@ -296,7 +308,7 @@ void register_measure(CLI::App& app) {
       std::cerr << fmt::format("irene: warning: {} holds trees measured with sensor '{}', now '{}'\n", c->m.out,
                                resume.sensor, sensor->name());
     install_stop_handlers();
-    ProgressLine bar(c->m.quiet);
+    ProgressLine bar(c->m.quiet, 0);
     auto progress = [&](const measure::CollectProgress& pr) {
       bar.draw(pr.units_total ? static_cast<double>(pr.units_done) / pr.units_total : 0,
                fmt::format("{}/{} trees, {}/{} distinct nodes", pr.trees_done, pr.trees_total, pr.units_done,

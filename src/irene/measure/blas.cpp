@@ -95,6 +95,13 @@ std::string openblas_core_for_tier(int tier) {
   }
 }
 
+std::string openblas_core_to_force(const std::string& detected_core, const std::vector<std::string>& flags) {
+  if (detected_core.empty()) return "";
+  const int cpu = cpu_simd_tier(flags);
+  if (openblas_core_tier(detected_core) >= cpu) return "";
+  return openblas_core_for_tier(cpu);
+}
+
 BlasInfo blas_info() {
   BlasInfo b;
   void* handle = nullptr;
@@ -147,9 +154,7 @@ void ensure_fast_blas(int /*argc*/, char** argv) {
   const std::string core = call_string_fn(handle, "openblas_get_corename");
   if (handle) dlclose(handle);
   if (lib.empty() || core.empty()) return;  // not OpenBLAS
-  const int cpu = cpu_simd_tier(cpu_flags());
-  if (openblas_core_tier(core) >= cpu) return;
-  const std::string want = openblas_core_for_tier(cpu);
+  const std::string want = openblas_core_to_force(core, cpu_flags());
   if (want.empty()) return;
   setenv("OPENBLAS_CORETYPE", want.c_str(), 1);
   setenv("IRENE_BLAS_REEXEC", want.c_str(), 1);

@@ -40,6 +40,9 @@ int cpu_simd_tier(const std::vector<std::string>& flags);
 int openblas_core_tier(const std::string& core);
 // The OpenBLAS kernel for a tier: "SkylakeX", "Haswell", "Sandybridge", "" (tier 0).
 std::string openblas_core_for_tier(int tier);
+// The OpenBLAS kernel ensure_fast_blas() forces for a detected kernel on a CPU with these
+// flags: "" when the detected one is as strong as the CPU allows (or unknown / empty).
+std::string openblas_core_to_force(const std::string& detected_core, const std::vector<std::string>& flags);
 // Flags of the first CPU in /proc/cpuinfo (empty when unreadable or not x86).
 std::vector<std::string> cpu_flags();
 

@@ -275,6 +275,8 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
   p["libtorch"] = torch_version();
   p["threads"] = std::to_string(torch_threads());
   p["device"] = "cpu";
+  p["hardware"] = fmt::format("{}, {} logical CPUs (irene profile on the CPU with libtorch; sensor {})",
+                              p["cpu_model"], p["cpu_logical_cores"], sensor.name());
   p["gpu"] = "none (executed on the CPU; no GPU fields)";
   p["sensor"] = sensor.name();
   p["sensor_covers"] = sensor.covers();
@@ -293,6 +295,11 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
   p["irene"] = IRENE_VERSION;
   p["date"] = utc_now();
   return p;
+}
+
+ProfileSummary profile_resources(Tree& tree, const ProfileOptions& options) {
+  auto none = make_sensor("none");
+  return profile_tree(tree, *none, options);
 }
 
 ProfileSummary profile_tree(Tree& tree, Sensor& sensor, const ProfileOptions& o, MeasurementCache* cache,

@@ -110,8 +110,14 @@ struct ProfileSummary {
 ProfileSummary profile_tree(Tree& tree, Sensor& sensor, const ProfileOptions& options,
                             MeasurementCache* cache = nullptr, std::optional<IdlePower> idle = std::nullopt);
 
+// The paper's "run once" mode for `irene predict --profile`: profiles the tree with sensor
+// `none` (times and resource features only, no energy) so that a predictor that reads resource
+// features can then predict it. For a quick run pass e.g. min_seconds 0.2, runs 2, pause 0.
+ProfileSummary profile_resources(Tree& tree, const ProfileOptions& options = {});
+
 // Provenance of a profile: the machine (CPU model, logical CPUs, memory), BLAS library and
-// kernel (with a warning line when slow), libtorch version and threads, sensor name, what it
+// kernel (with a warning line when slow), libtorch version and threads, "hardware" (one line
+// for `irene train`), sensor name, what it
 // covers and its notes, idle power, energy "measured ..." or "not measured (sensor none)",
 // GPU "none (executed on the CPU)", the schedule, irene's version, and the UTC date.
 std::map<std::string, std::string> profile_provenance(const Sensor& sensor, const ProfileOptions& options,
