@@ -212,6 +212,15 @@ TEST(DataImport, RowsMatchingNoNodeAndMissingLevelsAreReported) {
   ASSERT_EQ(s.missing_levels.size(), 1u);
   EXPECT_EQ(s.missing_levels[0], "distilbert-base-uncased/16/64: no model row, no module rows, no ml1 rows");
   EXPECT_NE(s.to_string().find("rows matching no node:    2"), std::string::npos) << s.to_string();
+  ImportOptions skip;
+  skip.skip_incomplete = true;
+  ImportSummary s2;
+  const auto complete = import_device_folder(d, &s2, skip);
+  ASSERT_EQ(complete.size(), 1u);
+  EXPECT_EQ(complete[0].key(), "distilbert-base-uncased/8/32");
+  EXPECT_EQ(s2.trees_written, 1);
+  EXPECT_EQ(s2.incomplete_skipped, 1);
+  EXPECT_EQ(s2.nodes_without_row, s.nodes_without_row - static_cast<long>(trees[1].nodes.size()) + 1);
   fs::remove_all(d.parent_path());
 }
 

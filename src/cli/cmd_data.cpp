@@ -20,6 +20,7 @@ void register_data(CLI::App& app) {
     std::string dir;
     std::string out;
     bool computed = false;
+    bool skip_incomplete = false;
   };
   auto ia = std::make_shared<ImportArgs>();
   auto* imp = data->add_subcommand(
@@ -30,9 +31,12 @@ void register_data(CLI::App& app) {
   imp->add_option("-o,--output", ia->out, "output JSONL file ('-' = standard output)")->required();
   imp->add_flag("--computed-features", ia->computed,
                 "keep the counted flops/mem_bytes instead of the CSV's (they agree within 0.5%)");
+  imp->add_flag("--skip-incomplete", ia->skip_incomplete,
+                "do not write configurations that lack a whole level (no model row, no module rows, ...)");
   imp->callback([ia] {
     ImportOptions options;
     options.csv_features = !ia->computed;
+    options.skip_incomplete = ia->skip_incomplete;
     const ImportSummary s = import_device_folder_to_jsonl(ia->dir, ia->out, options);
     (ia->out == "-" ? std::cerr : std::cout) << s.to_string() << "  written to " << ia->out << '\n';
   });

@@ -146,6 +146,8 @@ Tree build_tree(const ModelConfig& config, int batch, int seq) {
   tree.model_name = config.name;
   tree.batch_size = batch;
   tree.seq_len = seq;
+  tree.provenance["source"] = "architecture";
+  tree.provenance["config"] = config.source.empty() ? config.name : config.source.string();
   TreeBuilder tb(tree, config, batch, seq);
   const int root = tb.add_root(f.root_class);
   f.build(tb, root);

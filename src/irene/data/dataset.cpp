@@ -294,13 +294,20 @@ ImportSummary import_device_folder(const fs::path& dir, const std::function<void
       for (std::size_t k = 0; k < table.resource_columns.size(); ++k) n.resources[table.resource_columns[k]] = r->resources[k];
       n.ground_truth_energy_j = r->energy_j;
     }
-    summary.nodes_without_row += static_cast<long>(std::count(has_row.begin(), has_row.end(), 0));
     std::string missing;
     for (auto level : kLevels)
       if (!level_seen[static_cast<int>(level)])
         missing += fmt::format("{}no {} row{}", missing.empty() ? "" : ", ", to_string(level),
                                level == DatasetLevel::model ? "" : "s");
-    if (!missing.empty()) summary.missing_levels.push_back(config_key(g.model, g.batch, g.seq) + ": " + missing);
+    if (!missing.empty()) {
+      summary.missing_levels.push_back(config_key(g.model, g.batch, g.seq) + ": " + missing);
+      if (options.skip_incomplete) {
+        ++summary.incomplete_skipped;
+        summary.missing_levels.back() += " (not written)";
+        continue;
+      }
+    }
+    summary.nodes_without_row += static_cast<long>(std::count(has_row.begin(), has_row.end(), 0));
     ++summary.trees_written;
     sink(std::move(tree));
   }

@@ -72,6 +72,7 @@ struct ImportSummary {
   long nodes_without_row = 0;                   // nodes of written trees no row was attached to
   // "model/b/s: no model row, no ml2 rows" for configurations lacking whole levels.
   std::vector<std::string> missing_levels;
+  int incomplete_skipped = 0;  // of those, not written (ImportOptions::skip_incomplete)
   // "model (N rows): reason" for models not imported.
   std::vector<std::string> skipped_models;
 
@@ -82,6 +83,9 @@ struct ImportSummary {
 struct ImportOptions {
   // true: a matched row's flops / mem_bytes replace the computed ones on its node.
   bool csv_features = true;
+  // true: configurations lacking a whole level (see ImportSummary::missing_levels) are
+  // reported but not written.
+  bool skip_incomplete = false;
   // Called for every matched row before its features are attached (tests compare the
   // computed counts with the row's here).
   std::function<void(const DatasetRow&, const Tree&, int node)> on_match;
