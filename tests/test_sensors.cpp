@@ -595,6 +595,42 @@ TEST(SensorNvml, FailuresAreClassifiedAndClear) {
   const std::string e = error_of([&] { make_sensor("nvml", no_hardware(d.path)); });
   EXPECT_NE(e.find("nvml: cannot load libirene-no-such-nvml.so.1"), std::string::npos) << e;
   EXPECT_EQ(failure_of([&] { make_sensor("nvml", no_hardware(d.path)); }), SensorFailure::absent);
+  SensorOptions libm = no_hardware(d.path);
+  libm.nvml_library = "libm.so.6";  // loads, but is not NVML
+  EXPECT_NE(error_of([&] { make_sensor("nvml", libm); }).find("nvml: libm.so.6 has no nvmlInit_v2"),
+            std::string::npos);
+}
+
+TEST(SensorSum, RaplPlusNvmlAddsCpuAndGpus) {
+  FakeRapl f;
+  f.zone("intel-rapl:0", "package-0", 0);
+  std::vector<std::unique_ptr<Sensor>> v;
+  v.push_back(make_rapl_sensor(f.options()));
+  v.push_back(make_nvml_sensor(FakeNvml::api()));
+  auto s = make_sum_sensor(std::move(v));
+  EXPECT_EQ(s->name(), "rapl+nvml");
+  EXPECT_EQ(s->covers(), "CPU package 0 (Linux powercap RAPL, no DRAM zone) + 2 NVIDIA GPUs: Fake V100, Fake V100 (NVML total energy)");
+  EXPECT_EQ(s->parts(), (std::vector<std::string>{"rapl:package-0", "nvml:gpu0", "nvml:gpu1"}));
+  EnergyMonitor mon(*s);
+  mon.begin_window("w");
+  f.set("intel-rapl:0", 2000000);  // +2 J
+  FakeNvml::mj[1] += 1500;         // +1.5 J
+  const Measurement m = mon.end_window("w");
+  EXPECT_NEAR(*m.joules, 3.5, 1e-12);
+  EXPECT_NEAR(m.parts[2].second, 1.5, 1e-12);
+
+  TempDir d;
+  const SensorOptions o = no_hardware(d.path);
+  EXPECT_NE(error_of([&] { make_sensor("rapl+perf", o); }).find("count the CPU twice"), std::string::npos);
+  EXPECT_NE(error_of([&] { make_sensor("nvml+nvml", o); }).find("nvml appears twice"), std::string::npos);
+  EXPECT_NE(error_of([&] { make_sensor("rapl+none", o); }).find("only rapl, perf and nvml can be summed"),
+            std::string::npos);
+  // A part that is missing here fails the whole sum (never a silent partial sum).
+  EXPECT_EQ(failure_of([&] { make_sensor("rapl+nvml", f.options()); }), SensorFailure::absent);
+  std::vector<std::unique_ptr<Sensor>> bad;
+  bad.push_back(make_none_sensor());
+  bad.push_back(make_rapl_sensor(f.options()));
+  EXPECT_THROW(make_sum_sensor(std::move(bad)), irene::Error);
 }
 
 // ------------------------------------------------------------------ auto, none, idle

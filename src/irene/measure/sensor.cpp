@@ -212,6 +212,60 @@ const char* failure_word(SensorFailure f) {
 
 std::unique_ptr<Sensor> make_none_sensor() { return std::make_unique<NoneSensor>(); }
 
+// ---------------------------------------------------------------- sums (e.g. rapl+nvml)
+
+namespace {
+
+class SumSensor final : public Sensor {
+ public:
+  explicit SumSensor(std::vector<std::unique_ptr<Sensor>> sensors) : sensors_(std::move(sensors)) {}
+  std::string name() const override {
+    std::string n;
+    for (const auto& s : sensors_) n += (n.empty() ? "" : "+") + s->name();
+    return n;
+  }
+  std::string covers() const override {
+    std::string c;
+    for (const auto& s : sensors_) c += (c.empty() ? "" : " + ") + s->covers();
+    return c;
+  }
+  std::vector<std::string> parts() const override {
+    std::vector<std::string> out;
+    for (const auto& s : sensors_)
+      for (auto& p : s->parts()) out.push_back(fmt::format("{}:{}", s->name(), p));
+    return out;
+  }
+
+ protected:
+  std::vector<double> read_joules() override {
+    std::vector<double> out;
+    for (const auto& s : sensors_) {
+      const Mark m = s->mark();
+      out.insert(out.end(), m.joules.begin(), m.joules.end());
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Sensor>> sensors_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sensor> make_sum_sensor(std::vector<std::unique_ptr<Sensor>> sensors) {
+  if (sensors.size() < 2) throw Error("a sum of sensors needs at least two sensors");
+  std::string notes;
+  for (const auto& s : sensors) {
+    if (!s || !s->measures_energy() || s->parts().empty())
+      throw Error(fmt::format("sensor '{}' cannot be summed: only rapl, perf and nvml can",
+                              s ? s->name() : "null"));
+    if (!s->notes().empty()) notes += (notes.empty() ? "" : "; ") + s->notes();
+  }
+  auto sum = std::make_unique<SumSensor>(std::move(sensors));
+  sum->set_notes(std::move(notes));
+  return sum;
+}
+
 // ---------------------------------------------------------------- make_sensor
 
 std::unique_ptr<Sensor> make_sensor(std::string_view spec, const SensorOptions& options) {
@@ -224,8 +278,35 @@ std::unique_ptr<Sensor> make_sensor(std::string_view spec, const SensorOptions& 
     if (file.empty()) throw Error("sensor 'trace:' needs a file: trace:FILE");
     return make_trace_sensor(fs::path(std::string(file)), options);
   }
+  if (spec.find('+') != std::string_view::npos) {
+    // A sum of counters over different hardware, e.g. rapl+nvml (CPU packages + GPUs).
+    std::vector<std::string> names;
+    for (size_t start = 0;;) {
+      const size_t plus = spec.find('+', start);
+      names.emplace_back(spec.substr(start, plus == std::string_view::npos ? plus : plus - start));
+      if (plus == std::string_view::npos) break;
+      start = plus + 1;
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto& n = names[i];
+      if (n != "rapl" && n != "perf" && n != "nvml")
+        throw Error(fmt::format("sensor '{}': only rapl, perf and nvml can be summed (got '{}')",
+                                spec, n));
+      for (size_t j = 0; j < i; ++j)
+        if (names[j] == n) throw Error(fmt::format("sensor '{}': {} appears twice", spec, n));
+    }
+    const auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    if (has("rapl") && has("perf"))
+      throw Error(fmt::format("sensor '{}': rapl and perf read the same RAPL counters; summing them "
+                              "would count the CPU twice",
+                              spec));
+    std::vector<std::unique_ptr<Sensor>> sensors;
+    for (const auto& n : names) sensors.push_back(make_sensor(n, options));
+    return make_sum_sensor(std::move(sensors));
+  }
   if (spec != "auto")
-    throw Error(fmt::format("unknown sensor '{}': use auto, rapl, perf, nvml, trace:FILE or none",
+    throw Error(fmt::format("unknown sensor '{}': use auto, rapl, perf, nvml, rapl+nvml, "
+                            "perf+nvml, trace:FILE or none",
                             spec));
 
   using Factory = std::unique_ptr<Sensor> (*)(const SensorOptions&);

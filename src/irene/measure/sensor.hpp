@@ -174,7 +174,9 @@ struct SensorOptions {
   double trace_wait_seconds = 5.0;
 };
 
-/// Creates the sensor named by `spec`: "auto", "rapl", "perf", "nvml", "trace:FILE", "none".
+/// Creates the sensor named by `spec`: "auto", "rapl", "perf", "nvml", "trace:FILE", "none",
+/// or a sum of counters over different hardware, "rapl+nvml" / "perf+nvml" (CPU + GPUs; parts
+/// are prefixed "rapl:package-0", "nvml:gpu0"; rapl+perf is an Error: same counters twice).
 /// - a named sensor that cannot be used throws SensorError (never falls back);
 /// - "auto" tries nvml, rapl, perf in that order and returns the first that works; its notes()
 ///   say which one was picked and why each other one was not. If none works and every failure
@@ -190,6 +192,8 @@ std::unique_ptr<Sensor> make_nvml_sensor(const SensorOptions& options = {});
 std::unique_ptr<Sensor> make_trace_sensor(const std::filesystem::path& file,
                                           const SensorOptions& options = {});
 std::unique_ptr<Sensor> make_none_sensor();
+/// The sum of two or more counter sensors (rapl, perf, nvml); Error for trace/none.
+std::unique_ptr<Sensor> make_sum_sensor(std::vector<std::unique_ptr<Sensor>> sensors);
 
 /// One line per sensor kind: whether it works here, what it covers, or why not. For
 /// `irene sensors`.
