@@ -20,7 +20,7 @@ LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, c
   long count[3] = {0, 0, 0};
   for (int t : which)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
-      if (!data.has_gold(i)) continue;
+      if (!data.has_gold(i) || std::isnan(pred[i])) continue;
       const int level = data.type[i] == NodeType::ml ? 0 : data.type[i] == NodeType::module ? 1 : 2;
       sum[level] += 100.0 * std::abs(pred[i] - data.gold[i]) / data.gold[i];
       ++count[level];
@@ -135,20 +135,24 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
     std::vector<double> scratch(data.rows(), kNaN);
     for (int f; (f = next.fetch_add(1)) < folds;) {
       try {
-        FittedModel model = fit_model(data, train[f], config);
-        predict_flat(model, data, test[f], report.out_of_fold);  // rows of fold f only
+        // As the reference: one generator seeded once, one weight initialization per fold.
+        const std::uint64_t skip = static_cast<std::uint64_t>(f) *
+                                   (Polynomial(static_cast<int>(data.raw.cols()), config.polynomial_degree,
+                                               config.polynomial_features).outputs() + 1);
+        FittedModel model = fit_model(data, train[f], config, skip);
+        predict_flat(model, data, test[f], report.out_of_fold, options.lenient);  // rows of fold f only
         report.main.folds[f] = level_errors(data, test[f], report.out_of_fold);
         if (options.baselines) {
           FittedModel exact = model;
           exact.upper.weighting = Weighting::exact_one;
-          predict_flat(exact, data, test[f], scratch);
+          predict_flat(exact, data, test[f], scratch, options.lenient);
           report.baselines[0].folds[f] = level_errors(data, test[f], scratch);
 
           Config uc = config;
           uc.training_strategy = Strategy::unstructured;
           uc.weighting_setting = Weighting::free;
-          FittedModel unstructured = fit_model(data, train[f], uc);
-          predict_flat(unstructured, data, test[f], scratch);
+          FittedModel unstructured = fit_model(data, train[f], uc, skip);
+          predict_flat(unstructured, data, test[f], scratch, options.lenient);
           report.baselines[1].folds[f] = level_errors(data, test[f], scratch);
 
           if (gpu_available) {

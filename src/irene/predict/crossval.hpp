@@ -31,6 +31,7 @@ nlohmann::json errors_to_json(const LevelErrors& e);
 struct CrossvalOptions {
   int threads = 1;          // folds run in parallel on this many threads; results do not depend on it
   bool baselines = true;    // also run exact_one, unstructured, gpu_energy_mean, flops baselines
+  bool lenient = false;     // a primitive type unseen in a fold's training: NaN (skipped), not an error
   std::function<void(const std::string&)> progress;  // called (from any thread, serialized) per finished fold
 };
 

@@ -31,6 +31,18 @@ std::vector<std::string> available_features(const std::vector<const Tree*>& tree
   return kept;
 }
 
+std::vector<std::size_t> measured_trees(const std::vector<Tree>& trees, std::vector<std::string>* skipped) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < trees.size(); ++i) {
+    const auto& t = trees[i];
+    if (!t.nodes.empty() && t.root().ground_truth_energy_j && *t.root().ground_truth_energy_j > 0)
+      out.push_back(i);
+    else if (skipped)
+      skipped->push_back(t.key());
+  }
+  return out;
+}
+
 FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names) {
   FlatTrees f;
   f.feature_names = feature_names;
@@ -78,9 +90,8 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
       auto g = n.resources.find("gpu_energy_mean");
       f.gpu_energy.push_back(g == n.resources.end() ? kNaN : g->second);
       if (leaf) {
-        if (n.type != NodeType::ml)
-          throw Error(fmt::format("tree {}: node '{}' ({}) has no children but is not an ML primitive",
-                                  t.key(), n.id, to_string(n.type)));
+        // A leaf is predicted by the regressor of its class. The published trees' leaves are
+        // ML primitives; CTRL's ReLU is a module without children, predicted the same way.
         auto [cit, cfresh] = class_index.emplace(n.class_name, static_cast<int>(f.classes.size()));
         if (cfresh) f.classes.push_back(n.class_name);
         f.leaf_class.push_back(cit->second);
@@ -113,7 +124,11 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
   target.array() -= ymean;
   Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
       z, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  svd.setThreshold(std::numeric_limits<double>::epsilon());
+  // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq
+  // default): columns that are exactly proportional in the data (LayerNorm's input_size, flops
+  // and mem_bytes; Softmax's flops and mem_bytes) then share their weight instead of fitting
+  // their rounding noise with weights of 1e9.
+  svd.setThreshold(static_cast<double>(std::max<long>(n, d)) * std::numeric_limits<double>::epsilon());
   m.coef = svd.solve(target);
   m.intercept = ymean - zmean.dot(m.coef);
   return m;
@@ -135,7 +150,8 @@ double UpperModel::score(const double* raw) const {
   return Eigen::Map<const Eigen::VectorXd>(x.data(), x.size()).dot(w) + b;
 }
 
-FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config) {
+FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
+                      std::uint64_t init_skip) {
   FittedModel model;
   model.config = config;
   model.feature_names = data.feature_names;
@@ -182,7 +198,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) rows.push_back(i);
   up.scaler = config.standardize_features ? Standardizer::fit(data.raw, rows) : Standardizer::identity(d);
   up.poly = Polynomial(d, config.polynomial_degree, config.polynomial_features);
-  init_weights(up, config.seed);
+  init_weights(up, config.seed, init_skip);
   const bool trains = up.weighting != Weighting::exact_one && config.training_strategy != Strategy::none &&
                       config.epochs > 0;
   if (trains) {
@@ -196,7 +212,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
 }
 
 void predict_flat(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
-                  std::vector<double>& pred) {
+                  std::vector<double>& pred, bool lenient) {
   if (static_cast<int>(pred.size()) < data.rows()) pred.resize(data.rows(), kNaN);
   std::vector<const LeafRegressor*> regressor(data.classes.size(), nullptr);
   for (std::size_t c = 0; c < data.classes.size(); ++c) {
@@ -210,6 +226,10 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
     for (int i = b; i < e; ++i) {
       if (data.leaf[i]) {
         const LeafRegressor* reg = regressor[data.leaf_class[i]];
+        if (!reg && lenient) {
+          pred[i] = kNaN;
+          continue;
+        }
         if (!reg) {
           std::string known;
           for (const auto& [name, r] : model.leaves) known += (known.empty() ? "" : ", ") + name;

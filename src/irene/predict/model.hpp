@@ -46,8 +46,14 @@ struct FlatTrees {
   bool has_gold(int row) const { return std::isfinite(gold[row]) && gold[row] > 0; }
 };
 
+// Indices of the trees whose root has a measured energy (> 0): the ones training and
+// cross-validation use. The keys of the others go to `skipped` (e.g. device_1's
+// openai-gpt/32/128, which has only its ml2 rows).
+std::vector<std::size_t> measured_trees(const std::vector<Tree>& trees, std::vector<std::string>* skipped);
+
 // Flattens trees, reading the named features of every node. Error naming the tree and node when
-// a node lacks a feature, when a leaf is not an ML primitive, or when a tree is empty.
+// a node lacks a feature or when a tree is empty. Leaves are predicted by the regressor of
+// their class whatever their type.
 FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names);
 
 // Features (of `wanted`) that every node of every tree has, in `wanted`'s order; the others are
@@ -57,8 +63,9 @@ std::vector<std::string> available_features(const std::vector<const Tree*>& tree
                                             std::vector<std::string>* dropped);
 
 // One ML-level regressor: least squares on standardized features, minimum-norm solution
-// (SVD, singular values below machine epsilon x the largest treated as zero, as LAPACK gelsd
-// in the reference), with an intercept. log_linear fits log(energy) and predicts exp(.).
+// (SVD; singular values below max(rows, columns) x machine epsilon x the largest count as zero,
+// so exactly proportional columns share their weight), with an intercept (by centering, as
+// scikit-learn's LinearRegression). log_linear fits log(energy) and predicts exp(.).
 struct LeafRegressor {
   LeafModel kind = LeafModel::linear;
   Standardizer scaler;
@@ -103,11 +110,13 @@ struct FittedModel {
 
 // Fits leaf regressors and the upper model on the trees `train` (indices into data). Error when a
 // primitive class has no leaf with ground truth or training trees have no ground truth at all.
-FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config);
+// `init_skip`: generator draws to skip before the initial weights (see init_weights).
+FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
+                      std::uint64_t init_skip = 0);
 
 // Predicts every node of the trees `which` into pred[row] (joules). Error naming a primitive
-// type the model never saw.
+// type the model never saw; with `lenient`, such a leaf and its ancestors get NaN instead.
 void predict_flat(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
-                  std::vector<double>& pred);
+                  std::vector<double>& pred, bool lenient = false);
 
 }  // namespace irene::predict

@@ -39,8 +39,14 @@ std::string interval_group(NodeType type, const std::string& class_name) {
 
 Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config, const TrainOptions& options) {
   if (trees.empty()) throw Error("no trees to train on");
+  std::vector<std::string> skipped;
+  const auto measured = measured_trees(trees, &skipped);
+  if (measured.empty())
+    throw Error(fmt::format("none of the {} trees has a ground-truth energy at its root: training needs measured trees "
+                            "(irene data import, or irene collect)",
+                            trees.size()));
   std::vector<const Tree*> ptrs;
-  for (const auto& t : trees) ptrs.push_back(&t);
+  for (auto i : measured) ptrs.push_back(&trees[i]);
   Predictor p;
   const auto wanted = feature_names_of_sets(config.feature_sets);
   const auto features = available_features(ptrs, wanted, &p.dropped_);
@@ -54,22 +60,27 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
 
   // Hardware and provenance.
   p.hardware_ = options.hardware;
-  std::map<std::string, std::string> common = trees.front().provenance;
-  for (const auto& t : trees)
+  std::map<std::string, std::string> common = ptrs.front()->provenance;
+  for (const Tree* t : ptrs)
     for (auto it = common.begin(); it != common.end();) {
-      auto f = t.provenance.find(it->first);
-      if (f == t.provenance.end() || f->second != it->second) it = common.erase(it);
+      auto f = t->provenance.find(it->first);
+      if (f == t->provenance.end() || f->second != it->second) it = common.erase(it);
       else ++it;
     }
   if (p.hardware_.empty()) {
     if (auto h = common.find("hardware"); h != common.end()) p.hardware_ = h->second;
-    else if (auto d = common.find("device"); d != common.end()) p.hardware_ = d->second;
+    else if (auto d = common.find("device"); d != common.end()) {
+      auto src = common.find("source");
+      const bool published = src != common.end() && src->second.find("IrEne dataset") != std::string::npos;
+      p.hardware_ = published ? d->second + " of the published IrEne dataset" : d->second;
+    }
     else p.hardware_ = "unknown hardware (the training trees do not say)";
   }
   long nodes = 0;
-  for (const auto& t : trees) nodes += static_cast<long>(t.nodes.size());
+  for (const Tree* t : ptrs) nodes += static_cast<long>(t->nodes.size());
   p.training_data_ = json{{"source", options.source},
-                          {"trees", trees.size()},
+                          {"trees", ptrs.size()},
+                          {"skipped_trees", skipped},
                           {"nodes", nodes},
                           {"models", data.models},
                           {"provenance", common}};
@@ -80,6 +91,7 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
     CrossvalOptions co;
     co.threads = options.threads;
     co.baselines = false;
+    co.lenient = true;  // a primitive only the left-out model has gives no interval sample
     auto report = crossval(data, config, co);
     pred = std::move(report.out_of_fold);
     p.interval_method_ = "leave-one-model-out cross-validation at training time";

@@ -164,15 +164,21 @@ double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd*
 template class UpperProblem<float>;
 template class UpperProblem<double>;
 
-void init_weights(UpperModel& model, std::uint64_t seed) {
+void init_weights(UpperModel& model, std::uint64_t seed, std::uint64_t skip) {
   const int p = model.poly.outputs();
   model.w = Eigen::VectorXd::Zero(p);
   model.b = 0;
   if (model.weighting == Weighting::exact_one || p == 0) return;
-  std::mt19937_64 rng(seed);
-  const double bound = 1.0 / std::sqrt(static_cast<double>(p));
-  // Uniform in [-bound, bound) from the top 53 bits (identical on every platform).
-  auto uniform = [&] { return (static_cast<double>(rng() >> 11) * 0x1.0p-53 * 2 - 1) * bound; };
+  // torch.nn.Linear(p, 1) after torch.manual_seed(seed): kaiming_uniform_(a = sqrt(5)) for the
+  // weights and uniform for the bias, both in +-1/sqrt(p); each value takes the low 24 bits of
+  // one 32-bit output of the CPU generator (MT19937) as a float in [0, 1).
+  std::mt19937 rng(static_cast<std::uint32_t>(seed));
+  rng.discard(skip);
+  const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p)));
+  auto uniform = [&] {
+    const float x = static_cast<float>(rng() & 0xFFFFFFu) * 0x1.0p-24f;
+    return static_cast<double>(x * (bound - -bound) + -bound);
+  };
   for (int i = 0; i < p; ++i) model.w[i] = uniform();
   model.b = uniform();
 }

@@ -54,8 +54,11 @@ class UpperProblem {
   std::vector<double> a_, da_, pred_, bar_, direct_;
 };
 
-// Seeded initial weights (uniform in +-1/sqrt(features), as torch.nn.Linear): w and b.
-void init_weights(UpperModel& model, std::uint64_t seed);
+// Seeded initial weights w and b, uniform in +-1/sqrt(features): the values torch.nn.Linear
+// draws after torch.manual_seed(seed), having skipped `skip` draws of the generator (the
+// reference's cross-validation creates one Linear per fold from one generator: fold k skips
+// k x (features + 1)).
+void init_weights(UpperModel& model, std::uint64_t seed, std::uint64_t skip = 0);
 
 // Trains model.w/b with Adam on the problem. Returns the mean loss per supervised node in the
 // last epoch.

@@ -1,0 +1,309 @@
+// irene train | predict | evaluate | crossval: the IrEne predictor on the command line.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "commands.hpp"
+#include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
+#include "irene/core/jsonl.hpp"
+#include "irene/predict/config.hpp"
+#include "irene/predict/crossval.hpp"
+#include "irene/predict/evaluate.hpp"
+#include "irene/predict/predictor.hpp"
+
+namespace irene::cli {
+
+using nlohmann::json;
+using namespace irene::predict;
+
+namespace {
+
+Config config_from_options(const std::string& name, const std::vector<std::string>& sets) {
+  Config c = load_config(name);
+  for (const auto& s : sets) apply_config_override(c, s);
+  if (!sets.empty()) c.name += " with " + fmt::format("{}", fmt::join(sets, ", "));
+  return c;
+}
+
+// Trees of the file without the excluded models; Error when an excluded model is not there.
+std::vector<Tree> read_trees(const std::string& path, const std::vector<std::string>& exclude) {
+  std::vector<Tree> all = read_jsonl(path);
+  std::set<std::string> names;
+  for (const auto& t : all) names.insert(t.model_name);
+  for (const auto& x : exclude)
+    if (!names.count(x)) throw Error(fmt::format("--exclude {}: {} has no trees of that model", x, path));
+  std::vector<Tree> kept;
+  for (auto& t : all)
+    if (std::find(exclude.begin(), exclude.end(), t.model_name) == exclude.end()) kept.push_back(std::move(t));
+  return kept;
+}
+
+std::string errors_text(const LevelErrors& e) {
+  auto cell = [](double x) { return std::isfinite(x) ? fmt::format("{:.3f}%", x) : std::string("-"); };
+  return fmt::format("ml {}  module {}  model {}", cell(e.ml), cell(e.module), cell(e.model));
+}
+
+int default_threads() { return static_cast<int>(std::max(1u, std::min(2u, std::thread::hardware_concurrency()))); }
+
+std::string short_name(const Tree& t, const Node& n) {
+  if (n.parent < 0) return t.model_name;
+  const std::string& ps = t.nodes[n.parent].scope;
+  if (n.scope == ps) return "";
+  if (!ps.empty() && n.scope.rfind(ps + ".", 0) == 0) return n.scope.substr(ps.size() + 1);
+  return n.scope;
+}
+
+void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) {
+  const Node& r = t.root();
+  out << fmt::format("{}  batch {}  seq {}: {:.6g} J per forward pass", t.model_name, t.batch_size, t.seq_len,
+                     *r.predicted_energy_j);
+  if (r.predicted_interval)
+    out << fmt::format(" ({:.0f}% interval {:.6g} to {:.6g} J)", 100 * p.config().interval_coverage,
+                       r.predicted_interval->low_j, r.predicted_interval->high_j);
+  out << '\n';
+  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n\n", p.hardware(),
+                     p.path().empty() ? std::string("(in memory)") : p.path().string(),
+                     fmt::join(p.feature_names(), ", "));
+  std::vector<std::string> labels;
+  std::size_t width = 4;
+  for (const auto& n : t.nodes) {
+    const std::string name = short_name(t, n);
+    std::string label = std::string(2 * n.depth, ' ') + (name.empty() ? "" : name + " ") + "(" + n.class_name + ")";
+    width = std::max(width, label.size());
+    labels.push_back(std::move(label));
+  }
+  out << fmt::format("{:<{}}  {:>12}  {:>12}  {:>12}  {:>7}\n", "node", width, "energy J", "low J", "high J",
+                     "parent%");
+  for (std::size_t i = 0; i < t.nodes.size(); ++i) {
+    const Node& n = t.nodes[i];
+    const double e = *n.predicted_energy_j;
+    std::string share = "";
+    if (n.parent >= 0 && *t.nodes[n.parent].predicted_energy_j != 0)
+      share = fmt::format("{:.1f}", 100 * e / *t.nodes[n.parent].predicted_energy_j);
+    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}\n", labels[i], width, e,
+                       n.predicted_interval ? n.predicted_interval->low_j : e,
+                       n.predicted_interval ? n.predicted_interval->high_j : e, share);
+  }
+}
+
+void stamp(Tree& t, const Predictor& p) {
+  t.provenance["predicted_for"] = p.hardware();
+  t.provenance["predictor"] = p.path().empty() ? std::string("(in memory)") : p.path().string();
+}
+
+}  // namespace
+
+void register_predict(CLI::App& app) {
+  // ---------------------------------------------------------------------------------- train
+  {
+    struct Args {
+      std::string trees, out, config = "default", hardware;
+      std::vector<std::string> sets, exclude;
+      int threads = default_threads();
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("train", "Train an IrEne predictor on measured trees (JSONL) and write it as JSON");
+    cmd->add_option("TREES", a->trees, "measured trees, IrEne JSONL (irene data import / irene collect)")->required();
+    cmd->add_option("-o,--output", a->out, "predictor file to write (JSON)")->required();
+    cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
+    cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
+    cmd->add_option("--hardware", a->hardware,
+                    "what the measurements describe (default: from the trees' provenance, e.g. 'device_1 of the "
+                    "published IrEne dataset')");
+    cmd->add_option("--exclude", a->exclude, "leave this model's trees out (repeatable)");
+    cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
+        ->check(CLI::Range(1, 256));
+    cmd->callback([a] {
+      const Config config = config_from_options(a->config, a->sets);
+      const auto trees = read_trees(a->trees, a->exclude);
+      Predictor::TrainOptions opt;
+      opt.hardware = a->hardware;
+      opt.source = a->trees;
+      opt.threads = a->threads;
+      const auto start = std::chrono::steady_clock::now();
+      const Predictor p = Predictor::train(trees, config, opt);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      p.save(a->out);
+      const auto& td = p.training_data();
+      std::cerr << fmt::format("trained '{}' on {} trees of {} models in {:.2f} s\n", config.name,
+                               td["trees"].get<long>(), td["models"].size(), seconds);
+      if (!td["skipped_trees"].empty())
+        std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
+                                 fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
+      std::cerr << fmt::format("features: {}\n", fmt::join(p.feature_names(), ", "));
+      if (!p.dropped_features().empty())
+        std::cerr << fmt::format("not used (absent from some node): {}\n", fmt::join(p.dropped_features(), ", "));
+      std::cerr << fmt::format("hardware: {}\nwritten to {}\n", p.hardware(), a->out);
+    });
+  }
+
+  // -------------------------------------------------------------------------------- predict
+  {
+    struct Args {
+      std::string input, out = "-", predictor, format, batch, seq;
+      std::vector<std::string> sets;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "predict",
+        "Predict the energy of every node: of the trees of a JSONL file, or of MODEL built for --batch and --seq");
+    cmd->add_option("INPUT", a->input,
+                    "trees (IrEne JSONL), or with --batch/--seq a model: built-in name or config.json")
+        ->required();
+    cmd->add_option("--predictor", a->predictor,
+                    "predictor file (default: the shipped device_1 model-spec predictor, or $IRENE_PREDICTOR)");
+    cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree)");
+    cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree)");
+    cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
+    cmd->add_option("--format", a->format, "text | jsonl | json (default: text for MODEL, jsonl for trees)")
+        ->check(CLI::IsMember({"text", "jsonl", "json"}));
+    cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+    cmd->callback([a] {
+      const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
+      const bool model_mode = !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
+      if (model_mode) {
+        if (a->batch.empty() || a->seq.empty())
+          throw Error("predict MODEL needs both --batch and --seq (or give a trees JSONL file without them)");
+        const int batch = parse_positive_int(a->batch, "--batch");
+        const int seq = parse_positive_int(a->seq, "--seq");
+        if (p.needs_resource_features()) {
+          std::vector<std::string> resources;
+          for (const auto& f : p.feature_names())
+            if (is_resource_feature(f)) resources.push_back(f);
+          throw Error(fmt::format(
+              "the predictor {} reads measured resource features ({}): it cannot predict a tree built from a "
+              "configuration alone; use a model-spec predictor (the default one, or train with --set "
+              "feature_sets=model_specs)",
+              p.path().string(), fmt::join(resources, ", ")));
+        }
+        ModelConfig config = load_model_config(a->input);
+        for (const auto& kv : a->sets) {
+          const auto eq = kv.find('=');
+          if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
+          set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
+        }
+        Tree tree = build_tree(config, batch, seq);
+        p.predict(tree);
+        stamp(tree, p);
+        const std::string format = a->format.empty() ? "text" : a->format;
+        write_file_atomic(a->out, [&](std::ostream& os) {
+          if (format == "text") print_predicted_text(os, tree, p);
+          else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
+          else write_tree_jsonl(os, tree);
+        });
+        return;
+      }
+      const std::string format = a->format.empty() ? "jsonl" : a->format;
+      JsonlReader reader(a->input);
+      long count = 0;
+      write_file_atomic(a->out, [&](std::ostream& os) {
+        Tree t;
+        json array = json::array();
+        while (reader.next(t)) {
+          try {
+            p.predict(t);
+          } catch (const Error& e) {
+            throw Error(fmt::format("{}:{}: {}", reader.path().string(), reader.line(), e.what()));
+          }
+          stamp(t, p);
+          ++count;
+          if (format == "jsonl") write_tree_jsonl(os, t);
+          else if (format == "json") array.push_back(tree_to_json(t));
+          else print_predicted_text(os, t, p), os << '\n';
+        }
+        if (count == 0) throw file_error(a->input, 0, "holds no trees");
+        if (format == "json") os << array.dump(1) << '\n';
+      });
+      std::cerr << fmt::format("predicted {} trees for {}\n", count, p.hardware());
+    });
+  }
+
+  // ------------------------------------------------------------------------------- evaluate
+  {
+    struct Args {
+      std::string gold, pred, format = "text";
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "evaluate", "Mean absolute percentage error per level (ml, module, model) of predicted trees vs measured ones");
+    cmd->add_option("GOLD", a->gold, "measured trees (JSONL)")->required();
+    cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
+    cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
+    cmd->callback([a] {
+      const auto gold = read_jsonl(a->gold);
+      const auto pred = read_jsonl(a->pred);
+      const auto e = evaluate_trees(gold, pred, a->gold, a->pred);
+      if (a->format == "json") {
+        json j = errors_to_json(e);
+        j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
+        std::cout << j.dump(1) << '\n';
+      } else {
+        std::cout << fmt::format("% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n", errors_text(e),
+                                 e.ml_nodes, e.module_nodes, e.model_nodes);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------------------- crossval
+  {
+    struct Args {
+      std::string trees, config = "default", format = "text", out = "-";
+      std::vector<std::string> sets, exclude;
+      int threads = default_threads();
+      bool no_baselines = false, quiet = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("crossval",
+                                   "Leave-one-model-out cross-validation: % error per level per fold and overall, "
+                                   "with baselines");
+    cmd->add_option("TREES", a->trees, "measured trees (JSONL)")->required();
+    cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
+    cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
+    cmd->add_option("--exclude", a->exclude,
+                    "leave this model out entirely (repeatable), e.g. --exclude sshleifer/tiny-ctrl for the six "
+                    "models of the paper");
+    cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
+    cmd->add_option("--threads", a->threads, "folds run in parallel on this many threads (results do not change)")
+        ->check(CLI::Range(1, 256));
+    cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
+    cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
+    cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+    cmd->callback([a] {
+      const Config config = config_from_options(a->config, a->sets);
+      const auto trees = read_trees(a->trees, a->exclude);
+      std::vector<std::string> skipped;
+      const auto measured = measured_trees(trees, &skipped);
+      if (!skipped.empty() && !a->quiet)
+        std::cerr << fmt::format("skipping {} trees without a measured root: {}\n", skipped.size(),
+                                 fmt::join(skipped, ", "));
+      std::vector<const Tree*> ptrs;
+      for (auto i : measured) ptrs.push_back(&trees[i]);
+      if (ptrs.empty()) throw Error(fmt::format("{}: no tree has a measured root energy", a->trees));
+      std::vector<std::string> dropped;
+      const auto features = available_features(ptrs, feature_names_of_sets(config.feature_sets), &dropped);
+      if (features.empty()) throw Error("none of the configured features is present on every node");
+      if (!dropped.empty() && !a->quiet)
+        std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
+      const FlatTrees data = flatten(ptrs, features);
+      CrossvalOptions opt;
+      opt.threads = a->threads;
+      opt.baselines = !a->no_baselines;
+      if (!a->quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
+      const auto report = crossval(data, config, opt);
+      write_file_atomic(a->out, [&](std::ostream& os) {
+        if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';
+        else os << crossval_to_text(report);
+      });
+    });
+  }
+}
+
+}  // namespace irene::cli
