@@ -12,5 +12,6 @@ void register_tree(CLI::App& app);  // cmd_tree.cpp
 void register_data(CLI::App& app);  // cmd_data.cpp
 void register_explain(CLI::App& app);  // cmd_explain.cpp: explain, compare, sweep, report, serve
 void register_measure(CLI::App& app);  // cmd_measure.cpp: profile, collect
+void register_predict(CLI::App& app);  // cmd_predict.cpp: train, predict, evaluate, crossval
 
 }  // namespace irene::cli

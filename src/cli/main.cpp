@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   irene::cli::register_data(app);
   irene::cli::register_explain(app);
   irene::cli::register_measure(app);
+  irene::cli::register_predict(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
