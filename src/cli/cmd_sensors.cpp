@@ -50,7 +50,7 @@ void register_sensors(CLI::App& app) {
   auto* read = cmd->add_subcommand("read", "Measure energy over a window of idle seconds");
   auto meter = std::make_shared<std::string>("auto");
   auto seconds = std::make_shared<double>(1.0);
-  read->add_option("--meter", *meter, "auto|rapl|perf|nvml|trace:FILE|none")->capture_default_str();
+  read->add_option("--meter", *meter, "auto|rapl|perf|nvml|rapl+nvml|perf+nvml|trace:FILE|none")->capture_default_str();
   read->add_option("--seconds", *seconds, "window length, seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
