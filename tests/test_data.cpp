@@ -262,6 +262,24 @@ TEST(DataImport, BadCsvIsAnErrorNamingFileAndLine) {
   }
 }
 
+TEST(DataImport, CrlfLineEndingsAndQuotedFieldsAreRead) {
+  const fs::path d = small_folder("data");
+  std::string text = std::string(kHeader) + row("\"transformer.layer.0.ffn.lin1:Linear\"", "\"distilbert-base-uncased\"");
+  std::string crlf;
+  for (char c : text) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  write_text(d / "ml1_level_features.csv", crlf);
+  DatasetTable table;
+  read_level_csv(d / "ml1_level_features.csv", DatasetLevel::ml1, table);
+  ASSERT_EQ(table.rows.size(), 1u);
+  EXPECT_EQ(table.rows[0].level_name, "transformer.layer.0.ffn.lin1:Linear");
+  EXPECT_EQ(table.rows[0].model_name, "distilbert-base-uncased");
+  EXPECT_EQ(table.resource_columns.back(), "gpu_energy_mean");
+  ImportSummary s;
+  import_device_folder(d, &s);
+  EXPECT_EQ(s.rows_matched, 5);
+  fs::remove_all(d.parent_path());
+}
+
 TEST(DataImport, MissingFolderOrFileIsAnError) {
   const fs::path d = small_folder("data");
   EXPECT_NE(error_of([&] { import_device_folder(d / "nope"); }).find("nope: no such folder"), std::string::npos);
