@@ -30,3 +30,17 @@ find_library(HTTPLIB_LIBRARY NAMES cpp-httplib REQUIRED)
 target_link_libraries(irene PUBLIC ${HTTPLIB_LIBRARY})
 target_compile_definitions(irene PUBLIC
   CPPHTTPLIB_OPENSSL_SUPPORT CPPHTTPLIB_ZLIB_SUPPORT CPPHTTPLIB_BROTLI_SUPPORT)
+
+# The browser test (tests/browser/test_pages.mjs): Debian's chromium driven by playwright-core
+# from web/node_modules, on the report and on `irene serve` (loopback, ephemeral port).
+if(NOT DEFINED IRENE_BUILD_TESTS OR IRENE_BUILD_TESTS)
+  enable_testing()
+  find_program(NODE_EXECUTABLE node)
+  if(NOT NODE_EXECUTABLE)
+    message(FATAL_ERROR "irene: node is missing (the browser test and npm ci need Node.js)")
+  endif()
+  add_test(NAME ExplainBrowser
+    COMMAND ${NODE_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/browser/test_pages.mjs
+            --irene $<TARGET_FILE:irene_cli> --out ${PROJECT_BINARY_DIR}/browser)
+  set_tests_properties(ExplainBrowser PROPERTIES TIMEOUT 180 ENVIRONMENT "IRENE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endif()

@@ -1,0 +1,139 @@
+// Browser test of irene's HTML report and served page, in Debian's headless chromium driven by
+// playwright-core (from web/node_modules). Registered with CTest as ExplainBrowser.
+//
+//   node tests/browser/test_pages.mjs --irene build/irene --out build/browser
+//
+// Makes a report (irene sweep ... --report), loads it, checks the energy map's elements, hovers
+// and clicks a node to zoom, saves a screenshot; then starts `irene serve --port 0` on loopback,
+// does the same on the served page (data from the JSON API) and runs a comparison. Fails on any
+// console error, page error or failed request. Stops by itself (a 120 s guard).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "..", "..");
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const irene = path.resolve(args.irene || path.join(repo, "build", "irene"));
+const out = path.resolve(args.out || path.join(repo, "build", "browser"));
+const chromiumPath = process.env.IRENE_CHROMIUM || "/usr/bin/chromium";
+mkdirSync(out, { recursive: true });
+
+const guard = setTimeout(() => { console.error("browser test: timed out after 120 s"); process.exit(1); }, 120000);
+
+let failures = 0, checks = 0;
+function check(ok, what) {
+  checks++;
+  if (ok) console.log("ok   " + what);
+  else { failures++; console.log("FAIL " + what); }
+}
+
+let chromium;
+try {
+  chromium = createRequire(path.join(repo, "web", "package.json"))("playwright-core").chromium;
+} catch (e) {
+  console.error("browser test: playwright-core is missing: run `npm ci` in web/ (scripts/install-deps.sh does it)");
+  process.exit(1);
+}
+
+// 1. A report with a sweep (4 trees of one model).
+const report = path.join(out, "report.html");
+const made = spawnSync(irene, ["sweep", "bert-base-uncased", "--batch", "8", "--seq", "32:128:32", "--report", report,
+  "-o", path.join(out, "sweep.csv"), "--format", "csv"], { encoding: "utf8" });
+check(made.status === 0, "irene sweep --report wrote " + report + (made.status ? ": " + made.stderr : ""));
+if (made.status !== 0) process.exit(1);
+
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run"],
+});
+const errors = [];
+async function openPage(url) {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  page.on("console", (m) => { if (m.type() === "error") errors.push(url + ": console: " + m.text()); });
+  page.on("pageerror", (e) => errors.push(url + ": page error: " + e.message));
+  page.on("requestfailed", (r) => errors.push(url + ": request failed: " + r.url()));
+  await page.goto(url);
+  await page.waitForSelector("#map svg rect.node", { timeout: 30000 });
+  return page;
+}
+
+async function exerciseMap(page, name) {
+  const rects = await page.locator("#map svg rect.node").count();
+  check(rects > 100, `${name}: energy map has ${rects} node blocks`);
+  check(await page.locator("#hotspots tbody tr").count() > 0, `${name}: hotspot table has rows`);
+  check(await page.locator("#by-kind tbody tr").count() === 4, `${name}: module-kind table has 4 rows`);
+  check(await page.locator("#by-primitive tbody tr").count() >= 5, `${name}: primitive-type table has rows`);
+  const summary = await page.locator("#summary").innerText();
+  check(/\[[^\]]+ \.\. [^\]]+\]/.test(summary), `${name}: total energy is shown with its interval`);
+  // Hover: figures in the tooltip.
+  const encoder = page.locator('#map rect.node[data-id="encoder:BertEncoder"]');
+  await encoder.hover();
+  const tip = await page.locator("#tooltip").innerText();
+  check(/share of parent/.test(tip) && /MFLOP/.test(tip) && / \.\. /.test(tip), `${name}: hover shows energy, interval, share, FLOPs`);
+  // Click: zoom into the first encoder layer (about 1/12 of the width); it then spans the whole width.
+  const layer = page.locator('#map rect.node[data-id="encoder.layer.0:BertLayer"]');
+  const before = (await layer.boundingBox()).width;
+  await layer.click();
+  await page.waitForSelector('#map svg[data-focus="encoder.layer.0:BertLayer"]');
+  await page.waitForTimeout(700);  // the zoom transition
+  const mapWidth = (await page.locator("#map svg").boundingBox()).width;
+  const after = (await layer.boundingBox()).width;
+  check(before < 0.2 * mapWidth && after > 0.98 * mapWidth,
+    `${name}: click zooms encoder.layer.0 from ${before.toFixed(0)} to ${after.toFixed(0)} px of ${mapWidth.toFixed(0)}`);
+  check((await page.locator("#breadcrumb").innerText()).includes("layer.0") ||
+    (await page.locator("#breadcrumb").innerText()).includes("0 BertLayer"), `${name}: breadcrumb shows the zoomed node`);
+  // Click the focused block again: back out to its parent.
+  await layer.click();
+  await page.waitForSelector('#map svg[data-focus="encoder:BertEncoder"]');
+  await page.waitForTimeout(700);
+  check(true, `${name}: clicking the focus zooms out`);
+}
+
+const reportPage = await openPage(pathToFileURL(report).href);
+await exerciseMap(reportPage, "report");
+check(await reportPage.locator("#sweep svg path.line").count() === 5, "report: sweep plot has 5 lines (model + 4 kinds)");
+check(await reportPage.locator("#tree-select option").count() === 4, "report: tree selector lists the 4 sweep points");
+await reportPage.screenshot({ path: path.join(out, "report.png"), fullPage: true });
+check(true, "report: screenshot " + path.join(out, "report.png"));
+
+// 2. The served page, on an ephemeral loopback port.
+const server = spawn(irene, ["serve", "--port", "0", "--host", "127.0.0.1"], { stdio: ["ignore", "pipe", "pipe"] });
+let serverErr = "";
+server.stderr.on("data", (d) => { serverErr += d; });
+const url = await new Promise((resolve, reject) => {
+  let buf = "";
+  server.stdout.on("data", (d) => {
+    buf += d;
+    const m = buf.match(/serving (http:\/\/127\.0\.0\.1:\d+\/)/);
+    if (m) resolve(m[1]);
+  });
+  server.on("exit", (code) => reject(new Error("irene serve exited with " + code + ": " + serverErr)));
+});
+check(true, "irene serve listens on " + url);
+try {
+  const served = await openPage(url);
+  await exerciseMap(served, "served page");
+  await served.fill("#seq-b", "256");
+  await served.click("#go-compare");
+  await served.waitForSelector("#compare-kinds tbody tr", { timeout: 30000 });
+  const cmp = await served.locator("#compare").innerText();
+  check(/\+\d/.test(cmp) && /%/.test(cmp), "served page: compare shows differences with percent");
+  await served.screenshot({ path: path.join(out, "served.png"), fullPage: true });
+  check(true, "served page: screenshot " + path.join(out, "served.png"));
+} finally {
+  server.kill("SIGTERM");
+  await new Promise((r) => server.once("exit", r));
+}
+
+await browser.close();
+for (const e of errors) console.log("error: " + e);
+check(errors.length === 0, `no console errors, page errors or failed requests (${errors.length})`);
+clearTimeout(guard);
+console.log(`${checks - failures} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);

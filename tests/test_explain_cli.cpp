@@ -1,0 +1,287 @@
+// explain/ on real trees (arch/ builder + the shipped predictor) and the irene explain,
+// compare, sweep, report commands, including every bad-input path.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <sys/wait.h>
+
+#include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
+#include "irene/core/jsonl.hpp"
+#include "irene/explain/compare.hpp"
+#include "irene/explain/explain.hpp"
+#include "irene/explain/pipeline.hpp"
+#include "irene/explain/report.hpp"
+#include "test_explain_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace irene;
+using namespace irene::explain;
+
+namespace {
+
+const Predictor& predictor() {
+  static const Predictor p = Predictor::load_default();
+  return p;
+}
+
+Tree bert(int batch, int seq, const std::vector<std::string>& overrides = {}) {
+  return predicted_tree(load_config_with_overrides("bert-base-uncased", overrides), batch, seq, predictor());
+}
+
+struct CliRun {
+  int status = -1;
+  std::string out, err;
+};
+
+fs::path temp_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto d = fs::temp_directory_path() / (std::string("irene_explain_cli_") + info->name() + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// Runs the irene binary with `args` (shell-quoted by the caller where needed).
+CliRun irene_cli(const std::string& args, const fs::path& dir) {
+  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
+  const std::string cmd = std::string("'") + IRENE_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  CliRun r;
+  const int rc = std::system(cmd.c_str());
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  std::ifstream o(out), e(err);
+  std::stringstream so, se;
+  so << o.rdbuf();
+  se << e.rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+void expect_failure(const CliRun& r, const std::string& fragment) {
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("irene: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+}
+
+}  // namespace
+
+TEST(ExplainReal, OverrideOfLayersChangesExactlyTheRemovedLayersAndTheirAncestors) {
+  const Tree a = bert(8, 128);
+  const Tree b = bert(8, 128, {"num_hidden_layers=6"});
+  const Comparison c = compare(a, b);
+  int removed = 0;
+  for (const auto& d : c.nodes) {
+    ASSERT_NE(d.status, DiffStatus::added) << d.id;
+    if (d.status == DiffStatus::removed) {
+      ++removed;
+      int layer = -1;
+      ASSERT_EQ(std::sscanf(d.scope.c_str(), "encoder.layer.%d", &layer), 1) << d.id;
+      EXPECT_GE(layer, 6) << d.id;
+      continue;
+    }
+    const bool ancestor = d.scope.empty() || d.scope == "encoder";
+    if (ancestor) EXPECT_LT(d.diff.j, 0) << d.id;                 // fewer layers, less energy
+    else EXPECT_EQ(d.diff.j, 0.0) << d.id << " changed by " << d.diff.j;  // untouched: exactly zero
+  }
+  EXPECT_EQ(removed, static_cast<int>(a.nodes.size() - b.nodes.size()));
+  EXPECT_GT(removed, 6 * 10);
+}
+
+TEST(ExplainReal, OverrideOfFeedForwardWidthChangesOnlyFeedForwardAndAncestors) {
+  const Tree a = bert(8, 128);
+  const Tree b = bert(8, 128, {"intermediate_size=1024"});
+  const Comparison c = compare(a, b);
+  std::set<std::string> ancestors = {"", "encoder"};
+  for (int l = 0; l < 12; ++l) ancestors.insert("encoder.layer." + std::to_string(l));
+  int ff_linear_changed = 0;
+  for (const auto& d : c.nodes) {
+    ASSERT_EQ(d.status, DiffStatus::both) << d.id;
+    if (d.diff.j == 0) continue;
+    const bool ff = d.kind == ModuleKind::feed_forward;
+    EXPECT_TRUE(ff || ancestors.count(d.scope)) << d.id << " changed";
+    EXPECT_LT(d.diff.j, 0) << d.id;  // a narrower feed-forward costs less
+    if (ff && d.class_name == "Linear") ++ff_linear_changed;
+  }
+  EXPECT_EQ(ff_linear_changed, 24);  // intermediate.dense and output.dense of 12 layers
+}
+
+TEST(ExplainReal, ModelComparedWithItselfIsZeroEverywhere) {
+  const Comparison c = compare(bert(8, 64), bert(8, 64));
+  for (const auto& d : c.nodes) {
+    EXPECT_EQ(d.diff.j, 0.0) << d.id;
+    EXPECT_EQ(d.diff.interval->low_j, 0.0) << d.id;
+    EXPECT_EQ(d.diff.interval->high_j, 0.0) << d.id;
+  }
+  for (const auto& g : c.by_primitive) EXPECT_EQ(g.diff.j, 0.0) << g.name;
+}
+
+TEST(ExplainReal, EveryIntervalContainsItsEstimateAndSharesSumToTheirParent) {
+  for (const char* model : {"bert-base-uncased", "gpt2", "distilbert-base-uncased"}) {
+    const Tree t = predicted_tree(load_model_config(model), 8, 64, predictor());
+    const Explanation e = explain_tree(t);
+    EXPECT_EQ(e.basis, Basis::predicted);
+    irene::test::expect_contains(e.total, model);
+    for (const auto& x : e.nodes) {
+      irene::test::expect_contains(x.own, x.id);
+      irene::test::expect_contains(x.attributed, x.id);
+    }
+    for (const auto& g : e.by_primitive) irene::test::expect_contains(g.attributed, g.name);
+    for (const Node& n : t.nodes) {
+      if (n.is_leaf()) continue;
+      double sum = 0;
+      for (int c : n.children) sum += e.nodes[c].share_of_parent;
+      EXPECT_NEAR(sum, 1.0, 1e-9) << model << " " << n.id;
+    }
+    double kinds = 0;
+    for (const auto& g : e.by_kind) kinds += g.share;
+    EXPECT_NEAR(kinds, 1.0, 1e-9) << model;
+  }
+}
+
+TEST(ExplainReal, BadOverridesAndModelsAreErrors) {
+  EXPECT_THROW(load_config_with_overrides("no-such-model", {}), Error);
+  EXPECT_THROW(load_config_with_overrides("bert-base-uncased", {"num_hidden_layers"}), Error);
+  EXPECT_THROW(load_config_with_overrides("bert-base-uncased", {"=6"}), Error);
+  EXPECT_THROW(load_config_with_overrides("bert-base-uncased", {"num_hidden_layers=-1"}), Error);
+  EXPECT_THROW(load_config_with_overrides("bert-base-uncased", {"no_such_key=3"}), Error);
+}
+
+// ---- the commands ----------------------------------------------------------------------------
+
+TEST(ExplainCli, ExplainPrintsTextAndJson) {
+  const auto dir = temp_dir();
+  const CliRun text = irene_cli("explain bert-base-uncased --batch 8 --seq 64 --top 3", dir);
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("Hotspots"), std::string::npos);
+  EXPECT_NE(text.out.find("Linear"), std::string::npos);
+  EXPECT_NE(text.out.find("feed-forward"), std::string::npos);
+  EXPECT_NE(text.out.find(" .. "), std::string::npos);  // intervals shown
+  const CliRun json = irene_cli("explain bert-base-uncased --batch 8 --seq 64 --format json -o " + (dir / "e.json").string(), dir);
+  ASSERT_EQ(json.status, 0) << json.err;
+  const auto j = nlohmann::json::parse(irene::read_file(dir / "e.json"));
+  EXPECT_EQ(j["model_name"], "bert-base-uncased");
+  EXPECT_FALSE(j["total"]["low_j"].is_null());
+  EXPECT_FALSE(j["hardware"].get<std::string>().empty());
+}
+
+TEST(ExplainCli, ExplainReadsATreesFileWithMeasuredEnergy) {
+  const auto dir = temp_dir();
+  Tree t = irene::test::synthetic(1, 3);
+  for (auto& n : t.nodes) {
+    n.ground_truth_energy_j = n.predicted_energy_j;
+    n.predicted_energy_j.reset();
+    n.predicted_interval.reset();
+  }
+  write_jsonl(dir / "m.jsonl", {t});
+  const CliRun r = irene_cli("explain " + (dir / "m.jsonl").string(), dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("measured energy"), std::string::npos) << r.out;
+}
+
+TEST(ExplainCli, CompareShowsTheChange) {
+  const auto dir = temp_dir();
+  const CliRun r = irene_cli("compare bert-base-uncased --batch 8 --seq 128 --set num_hidden_layers=6 --format json -o " +
+                              (dir / "c.json").string(),
+                          dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(irene::read_file(dir / "c.json"));
+  EXPECT_LT(j["total"]["change_pct"].get<double>(), -30.0);
+  const CliRun s = irene_cli("compare bert-base-uncased --batch 8 --seq 128 --seq-b 256", dir);
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_NE(s.out.find("b - a = +"), std::string::npos) << s.out;
+}
+
+TEST(ExplainCli, SweepWritesTableCsvTreesAndReport) {
+  const auto dir = temp_dir();
+  const CliRun r = irene_cli("sweep bert-base-uncased --batch 8 --seq 32:128:32 --format csv -o " + (dir / "s.csv").string() +
+                              " --jsonl " + (dir / "s.jsonl").string() + " --report " + (dir / "s.html").string(),
+                          dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream csv(irene::read_file(dir / "s.csv"));
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(csv, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[1].rfind("bert-base-uncased,8,32,", 0), 0u);
+  EXPECT_EQ(lines[4].rfind("bert-base-uncased,8,128,", 0), 0u);
+  EXPECT_EQ(read_jsonl(dir / "s.jsonl").size(), 4u);
+  const std::string html = irene::read_file(dir / "s.html");
+  EXPECT_NE(html.find("\"sweep\":[{"), std::string::npos);
+  const CliRun table = irene_cli("sweep bert-base-uncased --batch 1,8 --seq 64", dir);
+  ASSERT_EQ(table.status, 0) << table.err;
+  EXPECT_NE(table.out.find("attention"), std::string::npos);
+}
+
+TEST(ExplainCli, ReportIsOneSelfContainedFile) {
+  const auto dir = temp_dir();
+  Tree t = irene::test::synthetic(2, 4);
+  for (auto& n : t.nodes) n.ground_truth_energy_j = *n.predicted_energy_j * 1.1;
+  write_jsonl(dir / "p.jsonl", {t});
+  const CliRun r = irene_cli("report " + (dir / "p.jsonl").string() + " -o " + (dir / "r.html").string(), dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string html = irene::read_file(dir / "r.html");
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_EQ(html.find("<script src"), std::string::npos);  // nothing fetched
+  EXPECT_EQ(html.find("<link rel=\"stylesheet\""), std::string::npos);
+  EXPECT_EQ(html.find("{{IRENE_"), std::string::npos);     // every placeholder filled
+  EXPECT_NE(html.find("toy-bert"), std::string::npos);
+  // The embedded data is the explanation, measured energies included.
+  const auto begin = html.find("<script id=\"irene-data\" type=\"application/json\">");
+  ASSERT_NE(begin, std::string::npos);
+  const auto start = html.find('>', begin) + 1;
+  const auto data = nlohmann::json::parse(html.substr(start, html.find("</script>", start) - start));
+  EXPECT_EQ(data["trees"][0]["nodes"].size(), t.nodes.size());
+  EXPECT_FALSE(data["trees"][0]["measured_total_j"].is_null());
+}
+
+TEST(ExplainCli, BadInputsFailWithOneClearLineAndNoOutput) {
+  const auto dir = temp_dir();
+  const std::string out = (dir / "out.txt").string();
+  expect_failure(irene_cli("explain no-such-model --batch 8 --seq 64 -o " + out, dir), "unknown model 'no-such-model'");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --set num_hidden_layers -o " + out, dir),
+                 "bad --set 'num_hidden_layers'");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --set num_hidden_layers=abc -o " + out, dir),
+                 "num_hidden_layers");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --set warp_factor=9 -o " + out, dir),
+                 "warp_factor");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 0 --seq 64 -o " + out, dir), "--batch");
+  expect_failure(irene_cli("explain bert-base-uncased --seq 64 -o " + out, dir), "needs --batch and --seq");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --format xml -o " + out, dir), "--format 'xml'");
+  expect_failure(irene_cli("explain " + (dir / "missing.jsonl").string() + " -o " + out, dir), "missing.jsonl");
+  expect_failure(irene_cli("report " + (dir / "missing.jsonl").string() + " -o " + (dir / "r.html").string(), dir),
+                 "missing.jsonl");
+  expect_failure(irene_cli("sweep bert-base-uncased --batch 8 --seq 512:32:32 -o " + out, dir),
+                 "bad --seq range '512:32:32'");
+  expect_failure(irene_cli("sweep bert-base-uncased --batch 8 --seq 32:512:0 -o " + out, dir), "bad --seq range");
+  expect_failure(irene_cli("sweep bert-base-uncased --batch x --seq 64 -o " + out, dir), "bad --batch range 'x'");
+  expect_failure(irene_cli("compare bert-base-uncased nope --batch 8 --seq 64 -o " + out, dir), "unknown model 'nope'");
+  expect_failure(irene_cli("compare bert-base-uncased --batch 8 --seq 64 --seq-b 0 -o " + out, dir), "--seq");
+  expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --predictor " + (dir / "nopred.json").string() +
+                               " -o " + out,
+                           dir),
+                 "nopred.json");
+  // A trees file without energies, and a malformed one.
+  Tree bare = irene::test::synthetic(1, 1);
+  for (auto& n : bare.nodes) {
+    n.predicted_energy_j.reset();
+    n.predicted_interval.reset();
+  }
+  write_jsonl(dir / "bare.jsonl", {bare});
+  expect_failure(irene_cli("report " + (dir / "bare.jsonl").string() + " -o " + (dir / "r.html").string(), dir),
+                 "neither predicted nor measured");
+  {
+    std::ofstream f(dir / "broken.jsonl");
+    f << "{\"model_name\": \"x\", \n";
+  }
+  expect_failure(irene_cli("explain " + (dir / "broken.jsonl").string() + " -o " + out, dir), "broken.jsonl:1");
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir / "r.html"));
+}
