@@ -7,10 +7,13 @@
 //
 // Each round times a window of >= --seconds of back-to-back forward passes of each, alternating
 // (executor, plain, executor, plain, ...) so that both see the same machine state; prints the
-// median seconds per forward pass of each and their ratio (the executor's overhead).
+// median seconds per forward pass of each, wall clock and process CPU time (the latter barely
+// moves when other processes share the CPUs), and their ratios (the executor's overhead).
 // Only BERT-family models (bert, roberta configs) have a plain-libtorch version here.
 #include <fmt/format.h>
 #include <torch/torch.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -91,8 +94,20 @@ struct PlainBert {
   }
 };
 
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+struct PerPass {
+  double wall = 0;  // seconds per pass, wall clock
+  double cpu = 0;   // seconds of process CPU time per pass (robust to other processes on the CPUs)
+};
+
 template <typename F>
-double seconds_per_pass(F&& f, double min_seconds) {
+PerPass per_pass(F&& f, double min_seconds) {
+  const double cpu0 = cpu_seconds();
   const auto start = Clock::now();
   long n = 0;
   double elapsed = 0;
@@ -101,7 +116,7 @@ double seconds_per_pass(F&& f, double min_seconds) {
     ++n;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   } while (elapsed < min_seconds);
-  return elapsed / static_cast<double>(n);
+  return {elapsed / static_cast<double>(n), (cpu_seconds() - cpu0) / static_cast<double>(n)};
 }
 
 double median(std::vector<double> v) {
@@ -152,14 +167,20 @@ int main(int argc, char** argv) {
     executor->run();
     plain.forward();
   }
-  std::vector<double> ex, pl;
+  std::vector<double> ex, pl, ex_cpu, pl_cpu;
   for (int r = 0; r < rounds; ++r) {
-    ex.push_back(seconds_per_pass([&] { executor->run(); }, seconds));
-    pl.push_back(seconds_per_pass([&] { plain.forward(); }, seconds));
-    fmt::print("round {}: executor {:.6f} s, plain libtorch {:.6f} s per forward pass\n", r + 1, ex.back(), pl.back());
+    const PerPass e = per_pass([&] { executor->run(); }, seconds);
+    const PerPass p = per_pass([&] { plain.forward(); }, seconds);
+    ex.push_back(e.wall);
+    pl.push_back(p.wall);
+    ex_cpu.push_back(e.cpu);
+    pl_cpu.push_back(p.cpu);
+    fmt::print("round {}: executor {:.6f} s ({:.6f} CPU s), plain libtorch {:.6f} s ({:.6f} CPU s) per forward pass\n",
+               r + 1, e.wall, e.cpu, p.wall, p.cpu);
   }
-  const double e = median(ex), p = median(pl);
-  fmt::print("median: executor {:.6f} s, plain libtorch {:.6f} s per forward pass; ratio executor/plain {:.3f}\n", e,
-             p, e / p);
+  fmt::print("median wall: executor {:.6f} s, plain libtorch {:.6f} s per forward pass; ratio executor/plain {:.3f}\n",
+             median(ex), median(pl), median(ex) / median(pl));
+  fmt::print("median CPU:  executor {:.6f} s, plain libtorch {:.6f} s per forward pass; ratio executor/plain {:.3f}\n",
+             median(ex_cpu), median(pl_cpu), median(ex_cpu) / median(pl_cpu));
   return 0;
 }

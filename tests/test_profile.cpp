@@ -116,12 +116,13 @@ TEST(Profile, TinyBertEndToEndWithATraceSensorGivesEnergyForEveryNode) {
     ASSERT_TRUE(n.ground_truth_energy_j) << n.id;
     const double time = n.resources.at("times_mean");
     EXPECT_GT(time, 0) << n.id;
-    // Constant power: energy per pass = watts x seconds per pass (the sensor's window holds the
-    // timed passes plus two clock reads).
-    EXPECT_NEAR(*n.ground_truth_energy_j / (watts * time), 1.0, 0.05) << n.id;
+    // Constant power: energy per pass = watts x the sensor window's seconds per pass, and that
+    // window holds the timed passes (plus two clock reads, longer under load).
+    EXPECT_GE(*n.ground_truth_energy_j, watts * time * 0.999) << n.id;
+    EXPECT_LE(*n.ground_truth_energy_j, watts * time * 1.5) << n.id;
     // Idle power equals the trace's power here: nothing above idle.
     EXPECT_LT(std::abs(n.resources.at("energy_above_idle")), 0.05 * *n.ground_truth_energy_j) << n.id;
-    for (const char* k : {"cpu", "mem", "rss_mib", "threads", "times_spread", "runs", "passes", "energy_spread"})
+    for (const char* k : {"cpu", "cpu_time_mean", "mem", "rss_mib", "threads", "times_spread", "runs", "passes", "energy_spread"})
       EXPECT_TRUE(n.resources.count(k)) << n.id << " lacks " << k;
     EXPECT_GE(n.resources.at("runs"), 2);
     EXPECT_LE(n.resources.at("runs"), 3);
@@ -163,7 +164,7 @@ TEST(Profile, IdlePowerGivenByTheCallerSplitsEnergyAboveIdle) {
   profile_tree(t, *sensor, quick(), nullptr, idle);
   for (const Node& n : t.nodes) {
     ASSERT_TRUE(n.ground_truth_energy_j);
-    EXPECT_NEAR(n.resources.at("energy_above_idle") / *n.ground_truth_energy_j, 30.0 / 50.0, 1e-6) << n.id;
+    EXPECT_NEAR(n.resources.at("energy_above_idle") / *n.ground_truth_energy_j, 30.0 / 50.0, 1e-3) << n.id;
   }
   EXPECT_EQ(t.provenance.at("idle_watts"), "20.000");
 }

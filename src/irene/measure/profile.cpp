@@ -171,6 +171,7 @@ NodeMeasurement measure_node(const Tree& tree, int index, Sensor& sensor, const 
   r.times_spread = spread(times);
   r.runs = static_cast<int>(times.size());
   r.passes_per_run = passes_total / static_cast<double>(times.size());
+  r.cpu_seconds_per_pass = cpu_total / passes_total;
   r.cpu_percent = wall_total > 0 ? 100.0 * cpu_total / (wall_total * online_cpus()) : 0;
   r.rss_mib = rss;
   r.mem_percent = 100.0 * rss / physical_mib();
@@ -189,6 +190,7 @@ void fill(Node& n, const NodeMeasurement& m) {
   n.resources["times_mean"] = m.seconds_per_pass;
   n.resources["times_spread"] = m.times_spread;
   n.resources["cpu"] = m.cpu_percent;
+  n.resources["cpu_time_mean"] = m.cpu_seconds_per_pass;
   n.resources["mem"] = m.mem_percent;
   n.resources["rss_mib"] = m.rss_mib;
   n.resources["threads"] = m.threads;

@@ -11,6 +11,8 @@
 // Per node it fills (units in brackets; absent is not zero):
 //   resources: times_mean [s per pass], times_spread [fraction, stddev/mean over runs],
 //              cpu [% of all the machine's CPUs used by this process over the windows],
+//              cpu_time_mean [s of process CPU time (user + system) per pass: unlike
+//              times_mean, it does not grow when other processes share the CPUs],
 //              mem [% of physical memory: this process's RSS], rss_mib [MiB],
 //              threads [libtorch intra-op threads], runs, passes [per run, mean];
 //   with a sensor that measures energy:
@@ -73,6 +75,7 @@ struct NodeMeasurement {
   double times_spread = 0;
   int runs = 0;
   double passes_per_run = 0;
+  double cpu_seconds_per_pass = 0;
   double cpu_percent = 0;
   double mem_percent = 0;
   double rss_mib = 0;
