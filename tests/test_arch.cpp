@@ -286,6 +286,28 @@ TEST(ArchConfig, BadConfigFilesAreOneLineErrors) {
   fs::remove_all(d);
 }
 
+TEST(ArchConfig, ModelsFolderFromEnvironment) {
+  const fs::path d = fresh_dir("arch");
+  fs::create_directories(d / "org" / "mini");
+  write_text(d / "org" / "mini" / "config.json",
+             R"({"model_type": "distilbert", "dim": 32, "n_heads": 2, "n_layers": 1, "hidden_dim": 64,
+                 "vocab_size": 50, "max_position_embeddings": 16})");
+  const char* old = std::getenv("IRENE_MODELS_DIR");
+  const std::string saved = old ? old : "";
+  ::setenv("IRENE_MODELS_DIR", d.c_str(), 1);
+  const auto names = builtin_model_names();
+  const std::string e = error_of([] { load_model_config("gpt2"); });
+  ModelConfig mini;
+  EXPECT_NO_THROW(mini = load_model_config("org/mini"));
+  if (old) ::setenv("IRENE_MODELS_DIR", saved.c_str(), 1); else ::unsetenv("IRENE_MODELS_DIR");
+  EXPECT_EQ(names, std::vector<std::string>{"org/mini"});
+  EXPECT_NE(e.find("unknown model 'gpt2'"), std::string::npos) << e;
+  EXPECT_EQ(mini.name, "org/mini");
+  EXPECT_EQ(build_tree(mini, 1, 16).root().class_name, "DistilBertModel");
+  EXPECT_EQ(load_model_config("gpt2").name, "gpt2");  // back to the repository's models/
+  fs::remove_all(d);
+}
+
 TEST(ArchConfig, ConfigFileOfAnyShape) {
   const fs::path d = fresh_dir("arch");
   fs::create_directories(d / "tiny-gpt");
@@ -351,6 +373,7 @@ TEST(TreeCli, TextShowsEveryNodeAndTotals) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("self (BertSelfAttention)"), std::string::npos);
   EXPECT_NE(r.output.find("932.413440"), std::string::npos);
+  EXPECT_NE(r.output.find("#1 (MatMul)"), std::string::npos);
   EXPECT_NE(r.output.find("590,592"), std::string::npos);
   EXPECT_NE(r.output.find("total: 214 nodes"), std::string::npos) << r.output.substr(r.output.size() - 200);
   EXPECT_NE(r.output.find("109,482,240 parameters"), std::string::npos);

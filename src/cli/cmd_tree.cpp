@@ -25,7 +25,10 @@ std::string with_commas(std::int64_t v) {
 std::string short_name(const Tree& t, const Node& n) {
   if (n.parent < 0) return t.model_name;
   const std::string& ps = t.nodes[n.parent].scope;
-  if (n.scope == ps) return "";
+  if (n.scope == ps) {  // MatMul / Softmax leaves of an attention: tell repeated ones apart
+    const auto hash = n.id.rfind('#');
+    return hash == std::string::npos ? "" : n.id.substr(hash);
+  }
   if (!ps.empty() && n.scope.rfind(ps + ".", 0) == 0) return n.scope.substr(ps.size() + 1);
   return n.scope;
 }
