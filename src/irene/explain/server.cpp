@@ -184,6 +184,7 @@ EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::m
   s.set_write_timeout(10, 0);
   s.set_keep_alive_max_count(1000);
   s.set_keep_alive_timeout(5);
+  s.set_tcp_nodelay(true);  // JSON answers are tens of KiB: no Nagle + delayed-ACK stalls
   const int threads = std::max(1, impl_->options.threads);
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   impl_->routes();
