@@ -8,7 +8,7 @@
 // does the same on the served page (data from the JSON API) and runs a comparison. Fails on any
 // console error, page error or failed request. Stops by itself (a 120 s guard).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -102,7 +102,29 @@ check(await reportPage.locator("#tree-select option").count() === 4, "report: tr
 await reportPage.screenshot({ path: path.join(out, "report.png"), fullPage: true });
 check(true, "report: screenshot " + path.join(out, "report.png"));
 
-// 2. The served page, on an ephemeral loopback port.
+// 2. Predicted against measured: a tree with ground truth on every node, predicted by the
+// default predictor, gets the scatter plot (one point per node).
+const treeFile = path.join(out, "measured.jsonl");
+const tree = spawnSync(irene, ["tree", "bert-base-uncased", "--batch", "8", "--seq", "64", "--format", "jsonl", "-o", treeFile],
+  { encoding: "utf8" });
+check(tree.status === 0, "irene tree --format jsonl" + (tree.status ? ": " + tree.stderr : ""));
+const record = JSON.parse(readFileSync(treeFile, "utf8"));
+(function addTruth(node) {  // a stand-in measurement: 2 nJ per FLOP plus 1 mJ
+  node.ground_truth_energy = node.flops * 1e6 * 2e-9 + 1e-3;
+  (node.child_nodes_obj || []).forEach(addTruth);
+})(record.frontend_tree);
+writeFileSync(treeFile, JSON.stringify(record) + "\n");
+const predictorFile = process.env.IRENE_PREDICTOR || path.join(repo, "predictors", "device_1.json");
+const measuredReport = path.join(out, "measured.html");
+const mr = spawnSync(irene, ["report", treeFile, "--predictor", predictorFile, "-o", measuredReport], { encoding: "utf8" });
+check(mr.status === 0, "irene report of a measured tree" + (mr.status ? ": " + mr.stderr : ""));
+const measuredPage = await openPage(pathToFileURL(measuredReport).href);
+check(await measuredPage.locator("#measured-panel").isVisible(), "measured report: predicted-against-measured panel shown");
+const points = await measuredPage.locator("#pred-vs-measured circle.pt").count();
+check(points > 100, `measured report: ${points} nodes plotted predicted against measured`);
+check((await measuredPage.locator("#summary").innerText()).includes("measured"), "measured report: summary shows the measured total");
+
+// 3. The served page, on an ephemeral loopback port.
 const server = spawn(irene, ["serve", "--port", "0", "--host", "127.0.0.1"], { stdio: ["ignore", "pipe", "pipe"] });
 let serverErr = "";
 server.stderr.on("data", (d) => { serverErr += d; });
