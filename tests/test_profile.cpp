@@ -492,3 +492,21 @@ TEST(CollectCli, KilledMidwayThenResumedHoldsEveryTreeExactlyOnce) {
   EXPECT_NE(log4.find("collected 0 trees (4 already there)"), std::string::npos) << log4;
   EXPECT_EQ(read_jsonl(out).size(), 4u);
 }
+
+TEST(CollectCli, CollectedDatasetTrainsAPredictor) {
+  TempDir d;
+  const fs::path trace = write_trace(d.path, 45);
+  const fs::path data = d.path / "machine.jsonl", pred = d.path / "machine.json";
+  int rc = 0;
+  const std::string log = run_cli("collect --models " + kTinyBert + " --batch 1,2 --seq 4 --meter trace:" +
+                                      trace.string() + kQuickFlags + " -o " + data.string(),
+                                  &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const auto trees = read_jsonl(data);
+  ASSERT_EQ(trees.size(), 2u);
+  for (const auto& t : trees) EXPECT_TRUE(t.root().ground_truth_energy_j) << t.key();
+  const std::string train = run_cli("train " + data.string() + " -o " + pred.string(), &rc);
+  ASSERT_EQ(rc, 0) << train;
+  EXPECT_TRUE(fs::exists(pred));
+  EXPECT_NE(train.find("on 2 trees"), std::string::npos) << train;
+}
