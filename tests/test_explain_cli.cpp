@@ -92,6 +92,10 @@ TEST(ExplainReal, OverrideOfLayersChangesExactlyTheRemovedLayersAndTheirAncestor
     else EXPECT_EQ(d.diff.j, 0.0) << d.id << " changed by " << d.diff.j;  // untouched: exactly zero
   }
   EXPECT_EQ(removed, static_cast<int>(a.nodes.size() - b.nodes.size()));
+  for (const auto& g : c.by_kind) {
+    if (g.name == "embeddings" || g.name == "other") EXPECT_EQ(g.diff.j, 0.0) << g.name;
+    else EXPECT_NEAR(*g.change_pct, -50.0, 1e-9) << g.name;  // half the layers
+  }
   EXPECT_GT(removed, 6 * 10);
 }
 
@@ -111,6 +115,10 @@ TEST(ExplainReal, OverrideOfFeedForwardWidthChangesOnlyFeedForwardAndAncestors) 
     if (ff && d.class_name == "Linear") ++ff_linear_changed;
   }
   EXPECT_EQ(ff_linear_changed, 24);  // intermediate.dense and output.dense of 12 layers
+  for (const auto& g : c.by_kind) {
+    if (g.name == "feed-forward") EXPECT_LT(g.diff.j, 0);
+    else EXPECT_EQ(g.diff.j, 0.0) << g.name;  // attention, embeddings, other: untouched
+  }
 }
 
 TEST(ExplainReal, ModelComparedWithItselfIsZeroEverywhere) {

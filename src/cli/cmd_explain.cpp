@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 #include <thread>
+#include <unistd.h>
 
 #include "commands.hpp"
 #include "irene/core/error.hpp"
@@ -64,7 +65,7 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
       hardware = p->hardware();
       for (auto& t : trees) p->predict(t);
     } else if (!trees.front().provenance.empty()) {
-      if (auto it = trees.front().provenance.find("predictor_hardware"); it != trees.front().provenance.end())
+      if (auto it = trees.front().provenance.find("predicted_for"); it != trees.front().provenance.end())
         hardware = it->second;
     }
     return trees;
@@ -81,15 +82,16 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
   }
   const auto p = load_predictor(s.predictor);
   hardware = p->hardware();
+  const bool progress = ::isatty(2);
   const std::size_t total = batches.size() * seqs.size();
   if (total > static_cast<std::size_t>(max_range_points))
     throw Error(fmt::format("{} points is more than {}", total, max_range_points));
   for (int b : batches)
     for (int q : seqs) {
       trees.push_back(predicted_tree(config, b, q, *p));
-      if (total > 8) std::cerr << fmt::format("\rirene: predicted {}/{}", trees.size(), total) << std::flush;
+      if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", trees.size(), total) << std::flush;
     }
-  if (total > 8) std::cerr << '\n';
+  if (total > 8 && progress) std::cerr << '\n';
   return trees;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <unordered_map>
@@ -82,19 +83,6 @@ nlohmann::json group_json(const GroupDiff& g) {
           {"change_pct", g.change_pct ? nlohmann::json(*g.change_pct) : nlohmann::json(nullptr)}};
 }
 
-GroupDiff group_diff(const std::string& name, const GroupEnergy* a, const GroupEnergy* b) {
-  GroupDiff g;
-  g.name = name;
-  std::optional<Energy> ea, eb;
-  if (a) ea = a->attributed;
-  if (b) eb = b->attributed;
-  g.a = ea.value_or(Energy{0, Interval{0, 0}});
-  g.b = eb.value_or(Energy{0, Interval{0, 0}});
-  g.diff = difference(g.a, g.b);
-  g.change_pct = change_pct(g.a.j, g.diff.j);
-  return g;
-}
-
 std::string node_label(const NodeDiff& d) {
   return d.scope.empty() ? d.class_name : fmt::format("{} ({})", d.scope, d.class_name);
 }
@@ -161,17 +149,50 @@ Comparison compare(const Tree& ta, const Tree& tb) {
     if (!b_used[j]) c.nodes.push_back(make(nullptr, &c.b.nodes[j]));
   c.total = c.nodes.front();
 
-  std::map<std::string, const GroupEnergy*> ka, kb;
-  for (const auto& g : c.a.by_kind) ka[g.name] = &g;
-  for (const auto& g : c.b.by_kind) kb[g.name] = &g;
+  // Groups: sums of the leaves' own energies, so that a part the change does not touch differs
+  // by exactly zero (attributed energies would move with the root's prediction).
+  auto leaf_sums = [](const Tree& t, const Explanation& e, bool by_kind) {
+    std::map<std::string, std::optional<Energy>> sums;
+    std::map<std::string, bool> all_iv;
+    for (const auto& x : e.nodes) {
+      if (!t.nodes[x.index].is_leaf() || x.index == 0) continue;
+      const std::string key = by_kind ? std::string(to_string(x.kind)) : x.class_name;
+      auto& sum = sums[key];
+      if (!sum) {
+        sum = Energy{0, Interval{0, 0}};
+        all_iv[key] = true;
+      }
+      sum->j += x.own.j;
+      if (x.own.interval) {
+        sum->interval->low_j += x.own.interval->low_j;
+        sum->interval->high_j += x.own.interval->high_j;
+      } else {
+        all_iv[key] = false;
+      }
+    }
+    for (auto& [k, v] : sums)
+      if (!all_iv[k]) v->interval.reset();
+    return sums;
+  };
+  auto group = [](const std::string& name, const std::optional<Energy>& a, const std::optional<Energy>& b) {
+    GroupDiff g;
+    g.name = name;
+    g.a = a.value_or(Energy{0, Interval{0, 0}});
+    g.b = b.value_or(Energy{0, Interval{0, 0}});
+    g.diff = difference(g.a, g.b);
+    g.change_pct = change_pct(g.a.j, g.diff.j);
+    return g;
+  };
+  auto ka = leaf_sums(ta, c.a, true), kb = leaf_sums(tb, c.b, true);
   for (ModuleKind k : all_module_kinds) {
     const std::string name(to_string(k));
-    c.by_kind.push_back(group_diff(name, ka[name], kb[name]));
+    c.by_kind.push_back(group(name, ka[name], kb[name]));
   }
-  std::map<std::string, std::pair<const GroupEnergy*, const GroupEnergy*>> prims;
-  for (const auto& g : c.a.by_primitive) prims[g.name].first = &g;
-  for (const auto& g : c.b.by_primitive) prims[g.name].second = &g;
-  for (const auto& [name, p] : prims) c.by_primitive.push_back(group_diff(name, p.first, p.second));
+  auto pa = leaf_sums(ta, c.a, false), pb = leaf_sums(tb, c.b, false);
+  std::set<std::string> names;
+  for (const auto& [n, _] : pa) names.insert(n);
+  for (const auto& [n, _] : pb) names.insert(n);
+  for (const auto& n : names) c.by_primitive.push_back(group(n, pa[n], pb[n]));
   std::stable_sort(c.by_primitive.begin(), c.by_primitive.end(), [](const GroupDiff& x, const GroupDiff& y) {
     return std::fabs(x.diff.j) > std::fabs(y.diff.j);
   });
@@ -211,8 +232,8 @@ void write_text(std::ostream& out, const Comparison& c, int top) {
       out << fmt::format("  {:<14} a {:>10}  b {:>10}  b - a {}  ({})\n", g.name, format_joules(g.a.j),
                          format_joules(g.b.j), format_diff(g.diff), format_pct(g.change_pct));
   };
-  groups("By module kind (attributed energy):", c.by_kind);
-  groups("By primitive type (attributed energy):", c.by_primitive);
+  groups("By module kind (sum of the ML primitives' own energies):", c.by_kind);
+  groups("By primitive type (sum of their own energies):", c.by_primitive);
 
   std::vector<const NodeDiff*> order;
   for (const auto& d : c.nodes) order.push_back(&d);

@@ -4,8 +4,9 @@
 // two roots are always aligned with each other, whatever their class. For every aligned node
 // the difference is b - a of the nodes' own energies (joules per forward pass) and the change
 // in percent of a; nodes present on one side only are "removed" (only in a) or "added" (only
-// in b). Differences are also given per module kind and per primitive type, from the
-// attributed energies of explain.hpp.
+// in b). Differences are also given per module kind and per primitive type, as sums of the ML
+// primitives' (leaves') own energies, so a part that a change does not touch differs by
+// exactly zero.
 //
 // Intervals of differences: both sides come from the same predictor, and an aligned pair is
 // predicted by the same regressor, so their errors are taken as fully correlated: the
@@ -41,7 +42,7 @@ struct NodeDiff {
 
 struct GroupDiff {
   std::string name;
-  Energy a, b, diff;  // attributed energies, summed
+  Energy a, b, diff;  // sums of the leaves' own energies
   std::optional<double> change_pct;
 };
 
