@@ -510,3 +510,34 @@ TEST(CollectCli, CollectedDatasetTrainsAPredictor) {
   EXPECT_TRUE(fs::exists(pred));
   EXPECT_NE(train.find("on 2 trees"), std::string::npos) << train;
 }
+
+TEST(ProfileCli, PredictWithProfileMeasuresTheResourceFeaturesFirst) {
+  TempDir d;
+  const fs::path trace = write_trace(d.path, 45);
+  const fs::path data = d.path / "machine.jsonl", pred = d.path / "machine.json", out = d.path / "p.jsonl";
+  int rc = 0;
+  std::string log = run_cli("collect --models " + kTinyBert + " --batch 1,2 --seq 4 --meter trace:" + trace.string() +
+                                kQuickFlags + " -o " + data.string(),
+                            &rc);
+  ASSERT_EQ(rc, 0) << log;
+  log = run_cli("train " + data.string() + " -o " + pred.string(), &rc);
+  ASSERT_EQ(rc, 0) << log;
+  // This predictor reads cpu/mem/times_mean: a tree built from the config alone lacks them...
+  const std::string predict = "predict " + kTinyBert + " --batch 2 --seq 8 --predictor " + pred.string();
+  log = run_cli(predict + " -o " + out.string(), &rc);
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("--profile"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(out));
+  // ...and --profile measures them here first.
+  log = run_cli(predict + " --profile --format jsonl -o " + out.string(), &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const Tree t = read_jsonl(out).at(0);
+  for (const Node& n : t.nodes) {
+    EXPECT_TRUE(n.predicted_energy_j) << n.id;
+    EXPECT_GT(n.resources.at("times_mean"), 0) << n.id;
+    EXPECT_FALSE(n.ground_truth_energy_j) << n.id;  // sensor none: nothing invented
+  }
+  log = run_cli("predict " + data.string() + " --predictor " + pred.string() + " --profile -o " + out.string(), &rc);
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("--profile needs MODEL"), std::string::npos) << log;
+}

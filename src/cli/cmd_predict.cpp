@@ -14,6 +14,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/measure/profile.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -150,6 +151,7 @@ void register_predict(CLI::App& app) {
     struct Args {
       std::string input, out = "-", predictor, format, batch, seq;
       std::vector<std::string> sets;
+      bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
@@ -166,22 +168,27 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--format", a->format, "text | jsonl | json (default: text for MODEL, jsonl for trees)")
         ->check(CLI::IsMember({"text", "jsonl", "json"}));
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+    cmd->add_flag("--profile", a->profile,
+                  "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
+                  "resource features a predictor trained on 'irene collect' data reads, then predict");
     cmd->callback([a] {
       const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
       const bool model_mode = !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
+      if (a->profile && !model_mode)
+        throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
       if (model_mode) {
         if (a->batch.empty() || a->seq.empty())
           throw Error("predict MODEL needs both --batch and --seq (or give a trees JSONL file without them)");
         const int batch = parse_positive_int(a->batch, "--batch");
         const int seq = parse_positive_int(a->seq, "--seq");
-        if (p.needs_resource_features()) {
+        if (p.needs_resource_features() && !a->profile) {
           std::vector<std::string> resources;
           for (const auto& f : p.feature_names())
             if (is_resource_feature(f)) resources.push_back(f);
           throw Error(fmt::format(
               "the predictor {} reads measured resource features ({}): it cannot predict a tree built from a "
-              "configuration alone; use a model-spec predictor (the default one, or train with --set "
-              "feature_sets=model_specs)",
+              "configuration alone; add --profile to measure them here, or use a model-spec predictor (the "
+              "default one, or train with --set feature_sets=model_specs)",
               p.path().string(), fmt::join(resources, ", ")));
         }
         ModelConfig config = load_model_config(a->input);
@@ -191,6 +198,18 @@ void register_predict(CLI::App& app) {
           set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
         }
         Tree tree = build_tree(config, batch, seq);
+        if (a->profile) {
+          // The paper's "run once" mode: short windows, two runs per distinct node, no energy.
+          measure::ProfileOptions o;
+          o.min_seconds = 0.05;
+          o.runs = 2;
+          o.max_runs = 2;
+          o.pause_seconds = 0;
+          o.warmup_seconds = 0.05;
+          const auto s = measure::profile_resources(tree, o);
+          std::cerr << fmt::format("profiled {} ({} distinct nodes) in {:.1f} s on this machine\n", tree.key(),
+                                   s.distinct, s.seconds);
+        }
         p.predict(tree);
         stamp(tree, p);
         const std::string format = a->format.empty() ? "text" : a->format;
