@@ -58,6 +58,13 @@ async function openPage(url) {
   page.on("console", (m) => { if (m.type() === "error") errors.push(url + ": console: " + m.text()); });
   page.on("pageerror", (e) => errors.push(url + ": page error: " + e.message));
   page.on("requestfailed", (r) => errors.push(url + ": request failed: " + r.url()));
+  // Offline: anything but the file itself, data: URLs and the loopback server is refused.
+  await page.route("**/*", (route) => {
+    const u = route.request().url();
+    if (u.startsWith("file:") || u.startsWith("data:") || u.startsWith("http://127.0.0.1:")) return route.continue();
+    errors.push(url + ": tried the network: " + u);
+    return route.abort();
+  });
   await page.goto(url);
   await page.waitForSelector("#map svg rect.node", { timeout: 30000 });
   return page;
