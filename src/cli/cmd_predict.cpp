@@ -106,7 +106,7 @@ void register_predict(CLI::App& app) {
   // ---------------------------------------------------------------------------------- train
   {
     struct Args {
-      std::string trees, out, config = "default", hardware;
+      std::string trees, out, config = "default", hardware, source;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
     };
@@ -120,6 +120,7 @@ void register_predict(CLI::App& app) {
                     "what the measurements describe (default: from the trees' provenance, e.g. 'device_1 of the "
                     "published IrEne dataset')");
     cmd->add_option("--exclude", a->exclude, "leave this model's trees out (repeatable)");
+    cmd->add_option("--source", a->source, "where the trees came from, recorded in the file (default: TREES)");
     cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
         ->check(CLI::Range(1, 256));
     cmd->callback([a] {
@@ -127,7 +128,7 @@ void register_predict(CLI::App& app) {
       const auto trees = read_trees(a->trees, a->exclude);
       Predictor::TrainOptions opt;
       opt.hardware = a->hardware;
-      opt.source = a->trees;
+      opt.source = a->source.empty() ? a->trees : a->source;
       opt.threads = a->threads;
       const auto start = std::chrono::steady_clock::now();
       const Predictor p = Predictor::train(trees, config, opt);

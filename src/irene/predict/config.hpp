@@ -39,6 +39,7 @@ enum class Strategy {
 enum class LeafModel {
   linear,      // the paper: least squares (minimum norm) on standardized features, with intercept
   log_linear,  // least squares of log(energy) on standardized features; prediction exp(.)
+  relative,    // weighted least squares minimizing the squared relative error sum ((pred - E) / E)^2
 };
 
 std::string_view to_string(Weighting w);
@@ -62,6 +63,8 @@ struct Config {
   std::uint64_t seed = 13370;   // initial weights (and tree order when shuffle is on)
   bool shuffle = false;         // visit training trees in a fresh seeded order every epoch
   double l2 = 0;                // ridge penalty l2 * |w|^2 per Adam step (bias excluded)
+  std::string lr_schedule = "constant";  // constant | linear (to 0 at the last step) | cosine
+  int average_epochs = 0;       // > 0: final weights = mean of the weights after every step of the last N epochs
   double module_loss_weight = 1;  // multiplies the loss of module nodes
   double model_loss_weight = 1;   // multiplies the loss of the root (model) node
   LeafModel leaf_model = LeafModel::linear;

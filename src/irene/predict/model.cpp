@@ -117,11 +117,20 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
   Eigen::VectorXd target = y;
   if (kind == LeafModel::log_linear) target = y.array().log().matrix();
   // Intercept by centering (as scikit-learn's LinearRegression), then the minimum-norm least
-  // squares solution of the centered system.
-  const Eigen::RowVectorXd zmean = z.colwise().mean();
-  const double ymean = target.mean();
+  // squares solution of the centered system. `relative`: weights 1/E^2 (weighted means, rows
+  // scaled by 1/E), so that the squared relative error is what is minimized.
+  Eigen::VectorXd weight = Eigen::VectorXd::Ones(n);
+  if (kind == LeafModel::relative) weight = y.array().square().inverse().matrix();
+  const double wsum = weight.sum();
+  const Eigen::RowVectorXd zmean = (weight.transpose() * z) / wsum;
+  const double ymean = weight.dot(target) / wsum;
   z.rowwise() -= zmean;
   target.array() -= ymean;
+  if (kind == LeafModel::relative) {
+    const Eigen::ArrayXd root = weight.array().sqrt();
+    z.array().colwise() *= root;
+    target.array() *= root;
+  }
   Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
       z, Eigen::ComputeThinU | Eigen::ComputeThinV);
   // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq

@@ -5,7 +5,114 @@
 #include <numeric>
 #include <random>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace irene::predict {
+
+namespace {
+
+// The two products of a training step over one tree's rows (row-major, `stride` a multiple of
+// 16, zero-padded): s = X w and grad += X^T g. Vectorized with AVX2/FMA where the CPU has it
+// (chosen at run time), else plain loops the compiler vectorizes as it can.
+void rows_dot_generic(const float* x, int n, int stride, const float* w, float* out) {
+  for (int i = 0; i < n; ++i) {
+    const float* r = x + static_cast<long>(i) * stride;
+    float acc[16] = {};
+    for (int j = 0; j < stride; j += 16)
+      for (int k = 0; k < 16; ++k) acc[k] += r[j + k] * w[j + k];
+    float sum = 0;
+    for (float a : acc) sum += a;
+    out[i] = sum;
+  }
+}
+
+void rows_axpy_generic(const float* x, int n, int stride, const float* g, float* grad) {
+  for (int i = 0; i < n; ++i) {
+    const float gi = g[i];
+    if (gi == 0) continue;
+    const float* r = x + static_cast<long>(i) * stride;
+    for (int j = 0; j < stride; ++j) grad[j] += gi * r[j];
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void rows_dot_avx2(const float* x, int n, int stride, const float* w,
+                                                        float* out) {
+  for (int i = 0; i < n; ++i) {
+    const float* r = x + static_cast<long>(i) * stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int j = 0; j < stride; j += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + j), _mm256_loadu_ps(w + j), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + j + 8), _mm256_loadu_ps(w + j + 8), a1);
+    }
+    a0 = _mm256_add_ps(a0, a1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    out[i] = _mm_cvtss_f32(h);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void rows_axpy_avx2(const float* x, int n, int stride, const float* g,
+                                                         float* grad) {
+  // Four rows at a time: one load and store of grad per four rows.
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256 g0 = _mm256_set1_ps(g[i]), g1 = _mm256_set1_ps(g[i + 1]), g2 = _mm256_set1_ps(g[i + 2]),
+                 g3 = _mm256_set1_ps(g[i + 3]);
+    const float* r0 = x + static_cast<long>(i) * stride;
+    const float* r1 = r0 + stride;
+    const float* r2 = r1 + stride;
+    const float* r3 = r2 + stride;
+    for (int j = 0; j < stride; j += 8) {
+      __m256 acc = _mm256_loadu_ps(grad + j);
+      acc = _mm256_fmadd_ps(g0, _mm256_loadu_ps(r0 + j), acc);
+      acc = _mm256_fmadd_ps(g1, _mm256_loadu_ps(r1 + j), acc);
+      acc = _mm256_fmadd_ps(g2, _mm256_loadu_ps(r2 + j), acc);
+      acc = _mm256_fmadd_ps(g3, _mm256_loadu_ps(r3 + j), acc);
+      _mm256_storeu_ps(grad + j, acc);
+    }
+  }
+  for (; i < n; ++i) {
+    const __m256 gi = _mm256_set1_ps(g[i]);
+    const float* r = x + static_cast<long>(i) * stride;
+    for (int j = 0; j < stride; j += 8)
+      _mm256_storeu_ps(grad + j, _mm256_fmadd_ps(gi, _mm256_loadu_ps(r + j), _mm256_loadu_ps(grad + j)));
+  }
+}
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#else
+bool has_avx2() { return false; }
+void rows_dot_avx2(const float* x, int n, int stride, const float* w, float* out) { rows_dot_generic(x, n, stride, w, out); }
+void rows_axpy_avx2(const float* x, int n, int stride, const float* g, float* grad) { rows_axpy_generic(x, n, stride, g, grad); }
+#endif
+
+void rows_dot(const float* x, int n, int stride, const float* w, float* out) {
+  if (has_avx2()) rows_dot_avx2(x, n, stride, w, out);
+  else rows_dot_generic(x, n, stride, w, out);
+}
+void rows_axpy(const float* x, int n, int stride, const float* g, float* grad) {
+  if (has_avx2()) rows_axpy_avx2(x, n, stride, g, grad);
+  else rows_axpy_generic(x, n, stride, g, grad);
+}
+
+// Double precision (the finite-difference tests): plain Eigen.
+void rows_dot(const double* x, int n, int stride, const double* w, double* out) {
+  using M = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  Eigen::Map<Eigen::VectorXd>(out, n).noalias() = M(x, n, stride) * Eigen::Map<const Eigen::VectorXd>(w, stride);
+}
+void rows_axpy(const double* x, int n, int stride, const double* g, double* grad) {
+  using M = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+  Eigen::Map<Eigen::VectorXd>(grad, stride).noalias() += M(x, n, stride).transpose() * Eigen::Map<const Eigen::VectorXd>(g, n);
+}
+
+}  // namespace
 
 template <typename Scalar>
 UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>& train,
@@ -23,7 +130,8 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
     largest = std::max(largest, n);
   }
   const int p = shape.poly.outputs();
-  x_.resize(rows, p);
+  features_ = p;
+  x_.setZero(rows, (p + 15) / 16 * 16);
   begin_.reserve(train.size() + 1);
   parent_.resize(rows);
   leaf_.resize(rows);
@@ -78,7 +186,7 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
   const bool stepwise = strategy_ == Strategy::stepwise;
 
   // Scores and weights alpha of every node (the root's is unused unless unstructured).
-  if (weighting_ != Weighting::exact_one) s_.head(n).noalias() = x_.middleRows(r0, n) * w;
+  if (weighting_ != Weighting::exact_one) rows_dot(x_.data() + static_cast<long>(r0) * x_.cols(), n, stride(), w.data(), s_.data());
   for (int i = 0; i < n; ++i) {
     const double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
     switch (weighting_) {
@@ -139,7 +247,7 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
       gb += g;
     }
   }
-  grad_w->noalias() += x_.middleRows(r0, n).transpose() * g_.head(n);
+  rows_axpy(x_.data() + static_cast<long>(r0) * x_.cols(), n, stride(), g_.data(), grad_w->data());
   *grad_b += gb;
   return loss;
 }
@@ -147,15 +255,16 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
 template <typename Scalar>
 double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad) {
   const int p = features();
-  Vector w = theta.head(p).template cast<Scalar>();
+  Vector w = Vector::Zero(stride());
+  w.head(p) = theta.head(p).template cast<Scalar>();
   const double b = theta[p];
-  Vector gw = Vector::Zero(p);
+  Vector gw = Vector::Zero(stride());
   double gb = 0;
   double total = 0;
   for (int k = 0; k < trees(); ++k) total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb);
   if (grad) {
     grad->resize(p + 1);
-    grad->head(p) = gw.template cast<double>();
+    grad->head(p) = gw.head(p).template cast<double>();
     (*grad)[p] = gb;
   }
   return total;
@@ -185,45 +294,61 @@ void init_weights(UpperModel& model, std::uint64_t seed, std::uint64_t skip) {
 
 double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config& config) {
   const int p = problem.features();
+  const int stride = problem.stride();
   const int trees = problem.trees();
   if (model.weighting == Weighting::exact_one || config.training_strategy == Strategy::none ||
       config.epochs == 0 || trees == 0)
     return kNaN;
   constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   const double lr = config.learning_rate;
-  Eigen::VectorXd theta(p + 1), m = Eigen::VectorXd::Zero(p + 1), v = Eigen::VectorXd::Zero(p + 1),
-      grad(p + 1);
+  // theta = [w (padded to stride, zeros beyond p, which never move: their gradient is 0); b]
+  Eigen::VectorXd theta = Eigen::VectorXd::Zero(stride + 1), m = Eigen::VectorXd::Zero(stride + 1),
+                  v = Eigen::VectorXd::Zero(stride + 1), grad(stride + 1);
   theta.head(p) = model.w;
-  theta[p] = model.b;
-  UpperProblem<float>::Vector wf = model.w.cast<float>(), gw(p);
+  theta[stride] = model.b;
+  UpperProblem<float>::Vector wf = theta.head(stride).cast<float>(), gw(stride);
   std::vector<int> order(trees);
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(config.seed ^ 0x9e3779b97f4a7c15ULL);
   double b1t = 1, b2t = 1;
   double last_epoch_loss = 0;
+  const long total_steps = static_cast<long>(config.epochs) * trees;
+  long t = 0;
+  const int average_from = config.average_epochs > 0 ? std::max(0, config.epochs - config.average_epochs) : config.epochs;
+  Eigen::VectorXd average = Eigen::VectorXd::Zero(stride + 1);
+  long averaged = 0;
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
     if (config.shuffle) std::shuffle(order.begin(), order.end(), rng);
     double epoch_loss = 0;
     for (int k : order) {
       gw.setZero();
       double gb = 0;
-      epoch_loss += problem.tree_loss(k, wf, theta[p], &gw, &gb);
-      grad.head(p) = gw.cast<double>();
-      grad[p] = gb;
+      epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb);
+      grad.head(stride) = gw.cast<double>();
+      grad[stride] = gb;
       if (config.l2 > 0) grad.head(p) += 2 * config.l2 * theta.head(p);
       b1t *= beta1;
       b2t *= beta2;
       m = beta1 * m + (1 - beta1) * grad;
       v = beta2 * v + (1 - beta2) * grad.cwiseProduct(grad);
-      const double step = lr / (1 - b1t);
+      double rate = lr;
+      const double progress = static_cast<double>(t++) / static_cast<double>(total_steps);
+      if (config.lr_schedule == "linear") rate = lr * (1 - progress);
+      else if (config.lr_schedule == "cosine") rate = lr * 0.5 * (1 + std::cos(3.141592653589793 * progress));
+      const double step = rate / (1 - b1t);
       const double bc2 = std::sqrt(1 - b2t);
       theta.array() -= step * m.array() / (v.array().sqrt() / bc2 + eps);
-      wf = theta.head(p).cast<float>();
+      wf = theta.head(stride).cast<float>();
+      if (epoch >= average_from) {
+        average += theta;
+        ++averaged;
+      }
     }
     last_epoch_loss = epoch_loss;
   }
+  if (averaged > 0) theta = average / static_cast<double>(averaged);
   model.w = theta.head(p);
-  model.b = theta[p];
+  model.b = theta[stride];
   return problem.supervised_nodes() > 0 ? last_epoch_loss / problem.supervised_nodes() : kNaN;
 }
 

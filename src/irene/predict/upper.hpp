@@ -28,11 +28,13 @@ class UpperProblem {
                const UpperModel& shape, const Config& config);
 
   int trees() const { return static_cast<int>(begin_.size()) - 1; }
-  int features() const { return static_cast<int>(x_.cols()); }
+  int features() const { return features_; }
+  // Row length of the stored feature matrix: features() rounded up to 16, zero-padded.
+  int stride() const { return static_cast<int>(x_.cols()); }
   int supervised_nodes() const { return supervised_; }
 
-  // Loss of training tree k at weights (w, b); adds its gradient into (grad_w, grad_b) when
-  // grad_w is not null. Allocates nothing.
+  // Loss of training tree k at weights (w, b), w of size stride() (zero beyond features()); adds
+  // its gradient into (grad_w, grad_b) when grad_w is not null. Allocates nothing.
   double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b);
 
   // Sum over all trees; theta = [w; b]. For tests and diagnostics.
@@ -49,6 +51,7 @@ class UpperProblem {
   double tau_;
   bool normalize_;
   int supervised_ = 0;
+  int features_ = 0;
   // scratch, sized to the largest tree
   Vector s_, g_;
   std::vector<double> a_, da_, pred_, bar_, direct_;
