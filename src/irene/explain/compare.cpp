@@ -229,8 +229,8 @@ void write_text(std::ostream& out, const Comparison& c, int top) {
   auto groups = [&](const char* title, const std::vector<GroupDiff>& gs) {
     out << '\n' << title << '\n';
     for (const auto& g : gs)
-      out << fmt::format("  {:<14} a {:>10}  b {:>10}  b - a {}  ({})\n", g.name, format_joules(g.a.j),
-                         format_joules(g.b.j), format_diff(g.diff), format_pct(g.change_pct));
+      out << fmt::format("  {:<14} a {:<28} b {:<28} b - a {}  ({})\n", g.name, format_energy_compact(g.a),
+                         format_energy_compact(g.b), format_diff(g.diff), format_pct(g.change_pct));
   };
   groups("By module kind (sum of the ML primitives' own energies):", c.by_kind);
   groups("By primitive type (sum of their own energies):", c.by_primitive);

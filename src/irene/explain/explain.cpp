@@ -135,6 +135,22 @@ std::string format_joules(double j) {
   return fmt::format("{:.4g} uJ", j * 1e6);
 }
 
+std::string format_energy_compact(const Energy& e) {
+  if (!e.interval) return format_joules(e.j) + " [no interval]";
+  const double a = std::fabs(e.j);
+  double scale = 1;
+  const char* unit = "J";
+  if (a != 0 && a < 1e-3) {
+    scale = 1e6;
+    unit = "uJ";
+  } else if (a != 0 && a < 1) {
+    scale = 1e3;
+    unit = "mJ";
+  }
+  return fmt::format("{:.4g} {} [{:.4g} .. {:.4g}]", e.j * scale, unit, e.interval->low_j * scale,
+                     e.interval->high_j * scale);
+}
+
 std::string format_energy(const Energy& e) {
   if (!e.interval) return format_joules(e.j) + " [no interval]";
   return fmt::format("{} [{} .. {}]", format_joules(e.j), format_joules(e.interval->low_j),

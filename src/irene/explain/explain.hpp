@@ -126,5 +126,8 @@ void write_text(std::ostream& out, const Explanation& e, int max_depth = 3);
 // (J, mJ, uJ).
 std::string format_energy(const Energy& e);
 std::string format_joules(double j);
+// Compact form for tables: "6.261 J [5.734 .. 6.843]" (bounds in the value's unit);
+// "6.261 J [no interval]" without one.
+std::string format_energy_compact(const Energy& e);
 
 }  // namespace irene::explain

@@ -162,14 +162,15 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
 
 void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points) {
   if (points.empty()) return;
-  out << fmt::format("{} (joules per forward pass; [low .. high] intervals)\n", points.front().model_name);
-  out << fmt::format("{:>5} {:>5}  {:<34} {:<12} {:<12}", "batch", "seq", "model", "modules sum", "ml sum");
-  for (ModuleKind k : all_module_kinds) out << fmt::format(" {:<12}", to_string(k));
+  out << fmt::format("{} (joules per forward pass, each with its [low .. high] interval)\n", points.front().model_name);
+  constexpr int w = 29;
+  out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", "batch", "seq", "model", w, "modules sum", w, "ml sum", w);
+  for (ModuleKind k : all_module_kinds) out << fmt::format(" {:<{}}", to_string(k), w);
   out << '\n';
   for (const auto& p : points) {
-    out << fmt::format("{:>5} {:>5}  {:<34} {:<12} {:<12}", p.batch_size, p.seq_len, format_energy(p.model),
-                       format_joules(p.modules.j), format_joules(p.ml.j));
-    for (const auto& e : p.kinds) out << fmt::format(" {:<12}", format_joules(e.j));
+    out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", p.batch_size, p.seq_len, format_energy_compact(p.model), w,
+                       format_energy_compact(p.modules), w, format_energy_compact(p.ml), w);
+    for (const auto& e : p.kinds) out << fmt::format(" {:<{}}", format_energy_compact(e), w);
     out << '\n';
   }
 }
