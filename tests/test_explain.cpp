@@ -11,6 +11,7 @@
 #include "irene/core/tree.hpp"
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/report.hpp"
 #include "irene/explain/sweep.hpp"
 #include "test_explain_util.hpp"
 
@@ -352,4 +353,34 @@ TEST(ExplainSweep, PointsPerLevelAndKindWithIntervalsAndCsv) {
 TEST(ExplainSweep, RejectsTooManyPoints) {
   const auto many = parse_range("1:1000", "--seq", 4096);
   EXPECT_THROW(sweep([](int, int) { return synthetic(1); }, {1, 2}, many), Error);
+}
+
+TEST(ExplainReport, EmbeddedDataCannotCloseItsScriptElement) {
+  Tree t = synthetic(1, 2);
+  t.model_name = "</script><script>alert(1)</script>";
+  const std::string html = render_report({t});
+  EXPECT_EQ(html.find("<script>alert"), std::string::npos);
+  EXPECT_EQ(html.find("{{IRENE_"), std::string::npos);
+  const auto begin = html.find("<script id=\"irene-data\" type=\"application/json\">");
+  ASSERT_NE(begin, std::string::npos);
+  const auto start = html.find('>', begin) + 1;
+  const auto data = nlohmann::json::parse(html.substr(start, html.find("</script>", start) - start));
+  EXPECT_EQ(data["trees"][0]["model_name"], t.model_name);  // and the name survives intact
+  EXPECT_TRUE(data["sweep"].is_null());                     // one tree: no sweep
+  // The title is HTML-escaped.
+  EXPECT_NE(html.find("&lt;/script&gt;"), std::string::npos);
+}
+
+TEST(ExplainReport, SeveralPointsOfOneModelMakeASweep) {
+  std::vector<Tree> trees;
+  for (int s : {32, 64, 96}) {
+    Tree t = synthetic(1, 2, s / 32.0);
+    t.seq_len = s;
+    trees.push_back(t);
+  }
+  const auto data = report_data(trees);
+  ASSERT_TRUE(data["sweep"].is_array());
+  EXPECT_EQ(data["sweep"].size(), 3u);
+  EXPECT_EQ(data["trees"].size(), 3u);
+  EXPECT_THROW(report_data({}), Error);
 }
