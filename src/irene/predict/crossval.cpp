@@ -133,13 +133,14 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
   std::vector<std::exception_ptr> errors(folds);
   auto work = [&] {
     std::vector<double> scratch(data.rows(), kNaN);
+    std::vector<float> workspace;  // the training feature matrix, reused by this thread's folds
     for (int f; (f = next.fetch_add(1)) < folds;) {
       try {
         // As the reference: one generator seeded once, one weight initialization per fold.
         const std::uint64_t skip = static_cast<std::uint64_t>(f) *
                                    (Polynomial(static_cast<int>(data.raw.cols()), config.polynomial_degree,
                                                config.polynomial_features).outputs() + 1);
-        FittedModel model = fit_model(data, train[f], config, skip);
+        FittedModel model = fit_model(data, train[f], config, skip, &workspace);
         predict_flat(model, data, test[f], report.out_of_fold, options.lenient);  // rows of fold f only
         report.main.folds[f] = level_errors(data, test[f], report.out_of_fold);
         if (options.baselines) {
@@ -151,7 +152,7 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           Config uc = config;
           uc.training_strategy = Strategy::unstructured;
           uc.weighting_setting = Weighting::free;
-          FittedModel unstructured = fit_model(data, train[f], uc, skip);
+          FittedModel unstructured = fit_model(data, train[f], uc, skip, &workspace);
           predict_flat(unstructured, data, test[f], scratch, options.lenient);
           report.baselines[1].folds[f] = level_errors(data, test[f], scratch);
 

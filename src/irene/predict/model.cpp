@@ -160,7 +160,7 @@ double UpperModel::score(const double* raw) const {
 }
 
 FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
-                      std::uint64_t init_skip) {
+                      std::uint64_t init_skip, std::vector<float>* workspace) {
   FittedModel model;
   model.config = config;
   model.feature_names = data.feature_names;
@@ -214,7 +214,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
     std::vector<double> leaf_pred(data.rows(), 0.0);
     for (int i : rows)
       if (data.leaf[i]) leaf_pred[i] = model.leaves.at(data.classes[data.leaf_class[i]]).predict(data.raw.row(i).data());
-    UpperProblem<float> problem(data, train, leaf_pred, up, config);
+    UpperProblem<float> problem(data, train, leaf_pred, up, config, workspace);
     model.final_train_loss = train_upper(up, problem, config);
   }
   return model;

@@ -111,8 +111,9 @@ struct FittedModel {
 // Fits leaf regressors and the upper model on the trees `train` (indices into data). Error when a
 // primitive class has no leaf with ground truth or training trees have no ground truth at all.
 // `init_skip`: generator draws to skip before the initial weights (see init_weights).
+// `workspace`: memory for the training feature matrix, reused across calls (optional).
 FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
-                      std::uint64_t init_skip = 0);
+                      std::uint64_t init_skip = 0, std::vector<float>* workspace = nullptr);
 
 // Predicts every node of the trees `which` into pred[row] (joules). Error naming a primitive
 // type the model never saw; with `lenient`, such a leaf and its ancestors get NaN instead.

@@ -1,6 +1,7 @@
 #include "irene/predict/upper.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -83,11 +84,14 @@ __attribute__((target("avx2,fma"))) void rows_axpy_avx2(const float* x, int n, i
   }
 }
 
+std::atomic<bool> simd_allowed{true};
+
 bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+  return yes && simd_allowed.load(std::memory_order_relaxed);
 }
 #else
+std::atomic<bool> simd_allowed{true};
 bool has_avx2() { return false; }
 void rows_dot_avx2(const float* x, int n, int stride, const float* w, float* out) { rows_dot_generic(x, n, stride, w, out); }
 void rows_axpy_avx2(const float* x, int n, int stride, const float* g, float* grad) { rows_axpy_generic(x, n, stride, g, grad); }
@@ -114,10 +118,15 @@ void rows_axpy(const double* x, int n, int stride, const double* g, double* grad
 
 }  // namespace
 
+bool set_training_simd(bool enabled) {
+  simd_allowed = enabled;
+  return has_avx2();
+}
+
 template <typename Scalar>
 UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>& train,
                                    const std::vector<double>& leaf_pred, const UpperModel& shape,
-                                   const Config& config)
+                                   const Config& config, std::vector<Scalar>* storage)
     : weighting_(shape.weighting),
       strategy_(shape.strategy),
       tau_(shape.tau),
@@ -130,8 +139,7 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
     largest = std::max(largest, n);
   }
   const int p = shape.poly.outputs();
-  features_ = p;
-  x_.setZero(rows, (p + 15) / 16 * 16);
+  full_features_ = p;
   begin_.reserve(train.size() + 1);
   parent_.resize(rows);
   leaf_.resize(rows);
@@ -155,13 +163,34 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
     }
   }
   begin_.push_back(static_cast<int>(r));
-  // Feature rows (standardized, then expanded), once.
+  // Inputs that are 0 on every training row (after standardization) and the terms they zero.
+  const int d = static_cast<int>(data.raw.cols());
+  std::vector<double> probe(d, 0.0);
+  for (int t : train)
+    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
+      shape.scaler.apply(data.raw.row(i).data(), z.data());
+      for (int j = 0; j < d; ++j)
+        if (z[j] != 0) probe[j] = 1.0;
+    }
+  std::vector<double> term(p);
+  shape.poly.expand(probe.data(), term.data());
+  for (int k = 0; k < p; ++k)
+    if (term[k] != 0) kept_.push_back(k);
+  stride_ = (static_cast<int>(kept_.size()) + 15) / 16 * 16;
+  // Feature rows (standardized, expanded, kept terms), once.
+  std::vector<Scalar>& x = storage ? *storage : own_;
+  if (x.size() < static_cast<std::size_t>(rows * stride_)) x.resize(rows * stride_);
+  x_ = x.data();
   {
     long rr = 0;
+    const int kept = static_cast<int>(kept_.size());
     for (int t : train) {
       for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i, ++rr) {
         shape.scaler.apply(data.raw.row(i).data(), z.data());
-        shape.poly.expand(z.data(), x_.row(rr).data());
+        shape.poly.expand(z.data(), term.data());
+        Scalar* row = x.data() + rr * stride_;
+        for (int k = 0; k < kept; ++k) row[k] = static_cast<Scalar>(term[kept_[k]]);
+        for (int k = kept; k < stride_; ++k) row[k] = 0;
       }
     }
   }
@@ -186,7 +215,7 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
   const bool stepwise = strategy_ == Strategy::stepwise;
 
   // Scores and weights alpha of every node (the root's is unused unless unstructured).
-  if (weighting_ != Weighting::exact_one) rows_dot(x_.data() + static_cast<long>(r0) * x_.cols(), n, stride(), w.data(), s_.data());
+  if (weighting_ != Weighting::exact_one) rows_dot(x_ + static_cast<long>(r0) * stride_, n, stride_, w.data(), s_.data());
   for (int i = 0; i < n; ++i) {
     const double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
     switch (weighting_) {
@@ -247,24 +276,24 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
       gb += g;
     }
   }
-  rows_axpy(x_.data() + static_cast<long>(r0) * x_.cols(), n, stride(), g_.data(), grad_w->data());
+  rows_axpy(x_ + static_cast<long>(r0) * stride_, n, stride_, g_.data(), grad_w->data());
   *grad_b += gb;
   return loss;
 }
 
 template <typename Scalar>
 double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad) {
-  const int p = features();
+  const int p = full_features_;
   Vector w = Vector::Zero(stride());
-  w.head(p) = theta.head(p).template cast<Scalar>();
+  for (int k = 0; k < features(); ++k) w[k] = static_cast<Scalar>(theta[kept_[k]]);
   const double b = theta[p];
   Vector gw = Vector::Zero(stride());
   double gb = 0;
   double total = 0;
   for (int k = 0; k < trees(); ++k) total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb);
   if (grad) {
-    grad->resize(p + 1);
-    grad->head(p) = gw.head(p).template cast<double>();
+    *grad = Eigen::VectorXd::Zero(p + 1);
+    for (int k = 0; k < features(); ++k) (*grad)[kept_[k]] = static_cast<double>(gw[k]);
     (*grad)[p] = gb;
   }
   return total;
@@ -304,7 +333,8 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   // theta = [w (padded to stride, zeros beyond p, which never move: their gradient is 0); b]
   Eigen::VectorXd theta = Eigen::VectorXd::Zero(stride + 1), m = Eigen::VectorXd::Zero(stride + 1),
                   v = Eigen::VectorXd::Zero(stride + 1), grad(stride + 1);
-  theta.head(p) = model.w;
+  const auto& kept = problem.kept();
+  for (int k = 0; k < p; ++k) theta[k] = model.w[kept[k]];
   theta[stride] = model.b;
   UpperProblem<float>::Vector wf = theta.head(stride).cast<float>(), gw(stride);
   std::vector<int> order(trees);
@@ -347,7 +377,7 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
     last_epoch_loss = epoch_loss;
   }
   if (averaged > 0) theta = average / static_cast<double>(averaged);
-  model.w = theta.head(p);
+  for (int k = 0; k < p; ++k) model.w[kept[k]] = theta[k];
   model.b = theta[stride];
   return problem.supervised_nodes() > 0 ? last_epoch_loss / problem.supervised_nodes() : kNaN;
 }

@@ -24,24 +24,35 @@ class UpperProblem {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
   // `leaf_pred[row]`: the ML-level prediction of every leaf row of the `train` trees.
+  // `storage`: where the feature matrix lives (reused across folds to spare page faults);
+  // null: owned. Feature terms that are 0 on every training row (monomials of a feature that
+  // is constant in the training data, such as gpu_mem_clk on one device) are not stored:
+  // their gradient is 0, so Adam never moves their weights.
   UpperProblem(const FlatTrees& data, const std::vector<int>& train, const std::vector<double>& leaf_pred,
-               const UpperModel& shape, const Config& config);
+               const UpperModel& shape, const Config& config, std::vector<Scalar>* storage = nullptr);
 
   int trees() const { return static_cast<int>(begin_.size()) - 1; }
-  int features() const { return features_; }
+  // Stored feature terms: kept()[k] is the index, in the full expansion, of stored column k.
+  int features() const { return static_cast<int>(kept_.size()); }
+  const std::vector<int>& kept() const { return kept_; }
+  int full_features() const { return full_features_; }
   // Row length of the stored feature matrix: features() rounded up to 16, zero-padded.
-  int stride() const { return static_cast<int>(x_.cols()); }
+  int stride() const { return stride_; }
   int supervised_nodes() const { return supervised_; }
 
   // Loss of training tree k at weights (w, b), w of size stride() (zero beyond features()); adds
   // its gradient into (grad_w, grad_b) when grad_w is not null. Allocates nothing.
   double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b);
 
-  // Sum over all trees; theta = [w; b]. For tests and diagnostics.
+  // Sum over all trees; theta = [w (all full_features() terms); b]. For tests and diagnostics.
   double loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad);
 
  private:
-  Matrix x_;
+  std::vector<Scalar> own_;
+  const Scalar* x_ = nullptr;
+  int stride_ = 0;
+  int full_features_ = 0;
+  std::vector<int> kept_;
   std::vector<int> begin_;
   std::vector<int> parent_;  // local to its tree, -1 for the root
   std::vector<unsigned char> leaf_;
@@ -51,11 +62,14 @@ class UpperProblem {
   double tau_;
   bool normalize_;
   int supervised_ = 0;
-  int features_ = 0;
   // scratch, sized to the largest tree
   Vector s_, g_;
   std::vector<double> a_, da_, pred_, bar_, direct_;
 };
+
+// Allows (default) or forbids the AVX2/FMA training kernels (benchmarks compare the two);
+// returns whether they are in use now.
+bool set_training_simd(bool enabled);
 
 // Seeded initial weights w and b, uniform in +-1/sqrt(features): the values torch.nn.Linear
 // draws after torch.manual_seed(seed), having skipped `skip` draws of the generator (the
