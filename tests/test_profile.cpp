@@ -203,6 +203,26 @@ TEST(Profile, CacheSharesNodesAcrossTreesAndStopRequestInterrupts) {
   EXPECT_THROW(profile_tree(c, *sensor, o), Interrupted);
 }
 
+TEST(Profile, RunsStopWhenTheLastRunsAgreeOrKeepTheMostConsistentAtTheCap) {
+  ProfileOptions o;
+  o.runs = 3;
+  o.max_runs = 6;
+  o.target_spread = 0.02;
+  EXPECT_FALSE(choose_runs({1.0, 1.0}, o).done);  // fewer than 3 runs
+  auto c = choose_runs({1.0, 1.001, 0.999}, o);
+  EXPECT_TRUE(c.done);
+  EXPECT_EQ(c.first, 0u);
+  EXPECT_FALSE(choose_runs({2.0, 1.0, 1.0}, o).done);  // a slow first run: go on
+  c = choose_runs({2.0, 1.0, 1.0, 1.01}, o);          // ...until three runs agree
+  EXPECT_TRUE(c.done);
+  EXPECT_EQ(c.first, 1u);
+  EXPECT_FALSE(choose_runs({1.0, 1.5, 1.0, 1.5, 1.0}, o).done);
+  // At the cap: the three consecutive runs that agree best (a burst of other work in runs 4-6).
+  c = choose_runs({1.2, 1.0, 1.05, 1.01, 3.0, 2.0}, o);
+  EXPECT_TRUE(c.done);
+  EXPECT_EQ(c.first, 1u);
+}
+
 TEST(Profile, SignaturesSeparateShapesAndJoinIdenticalNodes) {
   Tree t = tiny(2, 8), u = tiny(2, 16);
   EXPECT_EQ(node_signature(t, t.find_id("encoder.layer.0:BertLayer")),

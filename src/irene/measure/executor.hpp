@@ -1,12 +1,20 @@
 // Execution of model-tree nodes with libtorch (CPU), for measurement.
 //
 // Every node of a tree built by arch/ can be run in isolation: an ML primitive runs its one
-// libtorch operation (Linear, Conv1D = addmm, Embedding, LayerNorm, MatMul, Softmax, Tanh,
-// GELU, ReLU, Dropout = identity in eval mode, ...) on random inputs of the node's real shapes;
-// a module or the whole model runs every child (recursively, each with its own random weights)
-// and then every extra operation the node lists in `ops` (residual adds, scaling, masks, GELU,
-// ...). So a node executes exactly the operations its features (flops_mflop, mem_mib) count.
-// Everything runs in eval mode under torch::InferenceMode (no gradients).
+// libtorch operation (Linear, Conv1D = addmm, Embedding, LayerNorm, MatMul, Softmax, Tanh) on
+// random weights and inputs of the node's real shapes; a module or the whole model runs every
+// child (recursively, each with its own random weights) and then every extra operation the node
+// lists in `ops` (residual adds, scaling, masks, GELU, ReLU, ...). So a node executes exactly the
+// operations its features (flops_mflop, mem_mib) count. Views, permutes and dropout cost nothing
+// in the counts and are not run. Everything runs under c10::InferenceMode (no gradients).
+//
+// How each primitive and op kind runs is a hook stored in its entry of the arch registry
+// (arch/registry.hpp, `execute`), installed from executor.cpp: adding a primitive is a registry
+// entry plus its hook there, and a test fails for an entry without a hook.
+//
+// Reads and writes follow the counts: add/sub/mul/where on two tensors of the op's shape,
+// div/pow/rsub by a scalar; inputs of equal shape are shared read-only within a prepared node
+// (activations), weights never are.
 //
 // This header does not include <torch/torch.h>: only executor.cpp compiles against libtorch.
 //

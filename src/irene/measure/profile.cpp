@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <optional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -133,8 +134,15 @@ NodeMeasurement measure_node(const Tree& tree, int index, Sensor& sensor, const 
   // nothing measurable even for microsecond primitives.
   const long block = std::max<long>(1, static_cast<long>(1e-3 / std::max(estimate, 1e-9)));
 
-  std::vector<double> times, energies, above;
-  double cpu_total = 0, wall_total = 0, rss = 0, passes_total = 0;
+  // One record per run; the result is taken from the `runs` consecutive runs that agree best.
+  struct Run {
+    double seconds_per_pass, cpu_seconds, wall_seconds, passes;
+    std::optional<double> joules_per_pass, above_idle_per_pass;
+  };
+  std::vector<Run> runs;
+  double rss = 0;
+  const std::size_t window = static_cast<std::size_t>(o.runs);
+  std::size_t chosen = 0;  // first run of the chosen window
   for (int run = 1;; ++run) {
     progress.run = run;
     report();
@@ -153,24 +161,39 @@ NodeMeasurement measure_node(const Tree& tree, int index, Sensor& sensor, const 
     rss = std::max(rss, rss_mib());
     const Measurement m = sensor.between(begin, end);
 
-    times.push_back(wall / static_cast<double>(passes));
-    cpu_total += cpu;
-    wall_total += wall;
-    passes_total += static_cast<double>(passes);
+    const double n = static_cast<double>(passes);
+    Run rec{wall / n, cpu, wall, n, std::nullopt, std::nullopt};
     if (m.joules) {
-      energies.push_back(*m.joules / static_cast<double>(passes));
-      if (idle && idle->watts) above.push_back((*m.joules - *idle->watts * m.seconds) / static_cast<double>(passes));
+      rec.joules_per_pass = *m.joules / n;
+      if (idle && idle->watts) rec.above_idle_per_pass = (*m.joules - *idle->watts * m.seconds) / n;
     }
-    const bool enough = run >= o.runs && (spread(times) <= o.target_spread || run >= o.max_runs);
-    if (enough) break;
+    runs.push_back(rec);
+    std::vector<double> times;
+    for (const Run& x : runs) times.push_back(x.seconds_per_pass);
+    const RunChoice c = choose_runs(times, o);
+    if (c.done) {
+      chosen = c.first;
+      break;
+    }
     pause(o, o.pause_seconds);
   }
 
   NodeMeasurement r;
+  std::vector<double> times, energies, above;
+  double cpu_total = 0, wall_total = 0, passes_total = 0;
+  for (std::size_t k = chosen; k < chosen + window; ++k) {
+    const Run& x = runs[k];
+    times.push_back(x.seconds_per_pass);
+    cpu_total += x.cpu_seconds;
+    wall_total += x.wall_seconds;
+    passes_total += x.passes;
+    if (x.joules_per_pass) energies.push_back(*x.joules_per_pass);
+    if (x.above_idle_per_pass) above.push_back(*x.above_idle_per_pass);
+  }
   r.seconds_per_pass = mean(times);
   r.times_spread = spread(times);
-  r.runs = static_cast<int>(times.size());
-  r.passes_per_run = passes_total / static_cast<double>(times.size());
+  r.runs = static_cast<int>(runs.size());
+  r.passes_per_run = passes_total / static_cast<double>(window);
   r.cpu_seconds_per_pass = cpu_total / passes_total;
   r.cpu_percent = wall_total > 0 ? 100.0 * cpu_total / (wall_total * online_cpus()) : 0;
   r.rss_mib = rss;
@@ -227,6 +250,21 @@ std::string utc_now() {
 }
 
 }  // namespace
+
+RunChoice choose_runs(const std::vector<double>& t, const ProfileOptions& o) {
+  const std::size_t window = static_cast<std::size_t>(std::max(o.runs, 1));
+  if (t.size() < window) return {};
+  auto window_spread = [&](std::size_t first) {
+    return spread(std::vector<double>(t.begin() + static_cast<long>(first), t.begin() + static_cast<long>(first + window)));
+  };
+  const std::size_t last = t.size() - window;
+  if (window_spread(last) <= o.target_spread) return {true, last};
+  if (static_cast<int>(t.size()) < o.max_runs) return {};
+  std::size_t best = 0;
+  for (std::size_t f = 1; f <= last; ++f)
+    if (window_spread(f) < window_spread(best)) best = f;
+  return {true, best};
+}
 
 void validate(const ProfileOptions& o) {
   if (!(o.min_seconds > 0) || !std::isfinite(o.min_seconds))
@@ -291,9 +329,10 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
     p["energy"] = "not measured (sensor none): times and resource features only";
   }
   p["schedule"] = fmt::format(
-      "warm-up >= {} s; runs of >= {} s each, {}..{} runs per distinct node until the time spread <= {}%, {} s "
-      "pause between runs; identical nodes measured once",
-      o.warmup_seconds, o.min_seconds, o.runs, o.max_runs, o.target_spread * 100, o.pause_seconds);
+      "warm-up >= {} s; runs of >= {} s each, {} to {} runs per distinct node until {} consecutive runs agree "
+      "within a time spread <= {}% (else the {} most consistent consecutive runs), {} s pause between runs; "
+      "identical nodes measured once",
+      o.warmup_seconds, o.min_seconds, o.runs, o.max_runs, o.runs, o.target_spread * 100, o.runs, o.pause_seconds);
   p["irene"] = IRENE_VERSION;
   p["date"] = utc_now();
   return p;

@@ -5,16 +5,18 @@
 //   1. prepare: random weights and inputs of the node's shapes (executor.hpp);
 //   2. warm-up: at least 2 passes and ProfileOptions::warmup_seconds;
 //   3. runs: forward passes back to back until the window lasts >= min_seconds, one sensor
-//      window per run, then a pause; at least `runs` runs, more while the run-to-run spread of
-//      the time per pass (sample standard deviation / mean) is above `target_spread`, up to
-//      `max_runs`.
+//      window per run, then a pause; runs are added until the last `runs` runs agree: the
+//      run-to-run spread of their time per pass (sample standard deviation / mean) is <=
+//      `target_spread`; at `max_runs` the `runs` consecutive runs with the smallest spread are
+//      kept (a burst of other work on the machine falls outside them). Every figure below is
+//      over those `runs` runs; `runs` in the output is the number of runs made.
 // Per node it fills (units in brackets; absent is not zero):
 //   resources: times_mean [s per pass], times_spread [fraction, stddev/mean over runs],
 //              cpu [% of all the machine's CPUs used by this process over the windows],
 //              cpu_time_mean [s of process CPU time (user + system) per pass: unlike
 //              times_mean, it does not grow when other processes share the CPUs],
 //              mem [% of physical memory: this process's RSS], rss_mib [MiB],
-//              threads [libtorch intra-op threads], runs, passes [per run, mean];
+//              threads [libtorch intra-op threads], runs [made], passes [per run, mean];
 //   with a sensor that measures energy:
 //              ground_truth_energy_j [J per pass, total as the sensor covers it],
 //              resources energy_above_idle [J per pass above the idle power measured before
@@ -29,6 +31,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "irene/core/error.hpp"
 #include "irene/core/tree.hpp"
@@ -53,9 +56,9 @@ struct ProfileProgress {
 
 struct ProfileOptions {
   double min_seconds = 1.0;     // shortest measurement window of one run, seconds (> 0)
-  int runs = 3;                 // runs per distinct node, at least (>= 2 to have a spread)
+  int runs = 3;                 // consecutive runs that must agree (>= 2 to have a spread)
   int max_runs = 10;            // cap of the adaptive repeats (>= runs)
-  double target_spread = 0.02;  // stop adding runs once stddev/mean of time per pass <= this
+  double target_spread = 0.02;  // agree: stddev/mean of their time per pass <= this
   double pause_seconds = 0.5;   // pause between runs, seconds (>= 0)
   double warmup_seconds = 0.2;  // warm-up before the first run, seconds (>= 0)
   double idle_seconds = 5.0;    // idle power window before profiling (sensors with energy), s
@@ -65,6 +68,16 @@ struct ProfileOptions {
   std::function<bool()> stop_requested;
   std::function<void(const ProfileProgress&)> on_progress;
 };
+
+// The stopping rule of step 3, on the times per pass of the runs made so far (in order): done
+// once the last `options.runs` runs have a spread <= target_spread (first = the first of them),
+// or, at max_runs runs, with the `runs` consecutive runs of smallest spread (the earliest on a
+// tie). Not done while fewer than `runs` runs exist.
+struct RunChoice {
+  bool done = false;
+  std::size_t first = 0;  // index of the first chosen run
+};
+RunChoice choose_runs(const std::vector<double>& seconds_per_pass, const ProfileOptions& options);
 
 // Throws irene::Error naming the option when an option is out of range.
 void validate(const ProfileOptions& options);
