@@ -98,10 +98,15 @@
       .on("mousemove", (event, d) => showTip(event, nodeTip(d.data, e.basis)))
       .on("mouseleave", hideTip)
       .on("click", (event, d) => zoom(d === focus && d.parent ? d.parent : d));
-    const text = cell.append("text").attr("x", 4).attr("y", rowH / 2 + 4)
-      .text((d) => label(d.data) + " " + pct(d.data.share_of_model));
-    const clip = () => text.attr("display", (d) => (x(d.x1) - x(d.x0) > 90 ? null : "none"));
-    clip();
+    const text = cell.append("text").attr("x", 4).attr("y", rowH / 2 + 4);
+    // Labels are cut to their block's width (about 6.4 px per character at 11 px).
+    const fit = (d, visible) => {
+      const full = label(d.data) + " " + pct(d.data.share_of_model);
+      const chars = Math.floor((x(d.x1) - x(d.x0) - 8) / 6.4);
+      if (!visible || chars < 4) return "";
+      return full.length > chars ? full.slice(0, chars - 1) + "\u2026" : full;
+    };
+    text.text((d) => fit(d, true));
     let focus = root;
     function breadcrumb(d) {
       const path = d.ancestors().reverse();
@@ -120,7 +125,7 @@
       const t = svg.transition().duration(450);
       cell.transition(t).attr("transform", (n) => "translate(" + x(n.x0) + "," + y(n.y0) + ")");
       rect.transition(t).attr("width", (n) => Math.max(0, x(n.x1) - x(n.x0))).attr("height", (n) => y(n.y1) - y(n.y0));
-      text.attr("display", (n) => (x(n.x1) - x(n.x0) > 90 && n.y0 >= d.y0 ? null : "none"));
+      text.text((n) => fit(n, n.y0 >= d.y0));
       svg.attr("data-focus", d.data.id);
       breadcrumb(d);
     }
