@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -84,7 +86,11 @@ __attribute__((target("avx2,fma"))) void rows_axpy_avx2(const float* x, int n, i
   }
 }
 
-std::atomic<bool> simd_allowed{true};
+// IRENE_PREDICT_SIMD=0 in the environment selects the portable kernels from the start.
+std::atomic<bool> simd_allowed{[] {
+  const char* e = std::getenv("IRENE_PREDICT_SIMD");
+  return !(e && std::string(e) == "0");
+}()};
 
 bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -67,8 +67,10 @@ class UpperProblem {
   std::vector<double> a_, da_, pred_, bar_, direct_;
 };
 
-// Allows (default) or forbids the AVX2/FMA training kernels (benchmarks compare the two);
-// returns whether they are in use now.
+// Allows (default) or forbids the AVX2/FMA training kernels (benchmarks compare the two; the
+// environment variable IRENE_PREDICT_SIMD=0 forbids them from the start); returns whether they
+// are in use now. The two round differently, and the model level of a trained predictor is
+// sensitive to rounding.
 bool set_training_simd(bool enabled);
 
 // Seeded initial weights w and b, uniform in +-1/sqrt(features): the values torch.nn.Linear
