@@ -119,6 +119,7 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         c.normalize_loss_scale = normalize;
         c.polynomial_degree = 2;
         c.model_loss_weight = 2.5;  // level weights enter the gradient too
+        c.root_children_exact = normalize;  // and the fixed alpha of the root's children
         auto d = flat(trees, c);
         auto train = all_trees(d);
         Config c0 = c;
@@ -147,6 +148,38 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         const double fd = (problem.loss(theta + h * dir, nullptr) - problem.loss(theta - h * dir, nullptr)) / (2 * h);
         EXPECT_NEAR(grad.dot(dir), fd, 1e-6 * std::max(1.0, std::abs(fd)));
       }
+}
+
+// Training's forward pass (float features, per-tree recursion) and prediction (double,
+// on-the-fly features) compute the same energies: the loss from predict_flat equals the
+// problem's loss at the trained weights.
+TEST(PredictModel, TrainingAndPredictionAgree) {
+  auto trees = synthetic_dataset(2);
+  for (int variant = 0; variant < 3; ++variant) {
+    Config c = quick_config();
+    if (variant == 1) c.root_children_exact = true;
+    if (variant == 2) {
+      c.training_strategy = Strategy::unstructured;
+      c.weighting_setting = Weighting::free;
+      c.learning_rate = 1e-4;
+    }
+    auto d = flat(trees, c);
+    auto train = all_trees(d);
+    auto m = fit_model(d, train, c);
+    std::vector<double> pred;
+    predict_flat(m, d, train, pred);
+    double expected = 0;
+    for (int i = 0; i < d.rows(); ++i)
+      if (!d.leaf[i] && d.has_gold(i)) {
+        const double r = (pred[i] - d.gold[i]) / d.gold[i];
+        expected += (d.type[i] == NodeType::model ? c.model_loss_weight : c.module_loss_weight) * r * r;
+      }
+    UpperProblem<double> problem(d, train, pred, m.upper, c);  // leaves: their predictions
+    Eigen::VectorXd theta(m.upper.w.size() + 1);
+    theta.head(m.upper.w.size()) = m.upper.w;
+    theta[m.upper.w.size()] = m.upper.b;
+    EXPECT_NEAR(problem.loss(theta, nullptr), expected, 1e-9 * std::max(1.0, expected)) << "variant " << variant;
+  }
 }
 
 TEST(PredictModel, ExactOneIsTheSumOfLeafPredictions) {

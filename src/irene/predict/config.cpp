@@ -199,6 +199,8 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
       c.module_loss_weight = get_number(v, where, k, 0, 1e6);
     } else if (key == "model_loss_weight") {
       c.model_loss_weight = get_number(v, where, k, 0, 1e6);
+    } else if (key == "root_children_exact") {
+      c.root_children_exact = get_bool(v, where, k);
     } else if (key == "leaf_model") {
       c.leaf_model = parse_enum(v, where, k, {LeafModel::linear, LeafModel::log_linear, LeafModel::relative});
     } else if (key == "interval_coverage") {
@@ -238,6 +240,7 @@ json config_to_json(const Config& c) {
   j["module_loss_weight"] = c.module_loss_weight;
   j["model_loss_weight"] = c.model_loss_weight;
   j["leaf_model"] = std::string(to_string(c.leaf_model));
+  j["root_children_exact"] = c.root_children_exact;
   j["interval_coverage"] = c.interval_coverage;
   return j;
 }

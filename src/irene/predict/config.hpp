@@ -68,6 +68,7 @@ struct Config {
   double module_loss_weight = 1;  // multiplies the loss of module nodes
   double model_loss_weight = 1;   // multiplies the loss of the root (model) node
   LeafModel leaf_model = LeafModel::linear;
+  bool root_children_exact = false;  // alpha = 1 for the root's children (the model is the sum of its parts)
   double interval_coverage = 0.9;  // central coverage of the stored prediction intervals
 
   // Name it was loaded by ("paper", "default", or the file path), informational.

@@ -202,6 +202,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
   up.weighting = config.weighting_setting;
   up.strategy = config.training_strategy;
   up.tau = config.tanh_scalar;
+  up.root_children_exact = config.root_children_exact;
   std::vector<int> rows;
   for (int t : train)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) rows.push_back(i);
@@ -252,7 +253,8 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
     }
     if (unstructured) continue;
     for (int i = e - 1; i > b; --i) {
-      const double a = up.weighting == Weighting::exact_one ? 1.0 : up.alpha(up.score(data.raw.row(i).data()));
+      const bool exact = up.weighting == Weighting::exact_one || (up.root_children_exact && data.parent[i] == b);
+      const double a = exact ? 1.0 : up.alpha(up.score(data.raw.row(i).data()));
       pred[data.parent[i]] += a * pred[i];
     }
   }

@@ -83,6 +83,7 @@ struct UpperModel {
   Weighting weighting = Weighting::close_to_one;
   Strategy strategy = Strategy::end2end;
   double tau = 10;
+  bool root_children_exact = false;  // alpha = 1 for the children of the root
   Standardizer scaler;
   Polynomial poly;
   Eigen::VectorXd w;  // poly.outputs() weights

@@ -299,6 +299,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
       r.string(uj, "strategy", "upper: ") != to_string(u.strategy))
     r.fail("upper: weighting/strategy disagree with the configuration");
   u.tau = r.number(uj, "tau", "upper: ");
+  u.root_children_exact = p.model_.config.root_children_exact;
   if (!(u.tau > 0)) r.fail("upper: tau must be positive");
   u.scaler.mean = r.vector(uj, "mean", d, "upper: ");
   u.scaler.scale = r.vector(uj, "scale", d, "upper: ");

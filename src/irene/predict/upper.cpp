@@ -136,7 +136,8 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
     : weighting_(shape.weighting),
       strategy_(shape.strategy),
       tau_(shape.tau),
-      normalize_(config.normalize_loss_scale) {
+      normalize_(config.normalize_loss_scale),
+      root_children_exact_(config.root_children_exact) {
   long rows = 0;
   int largest = 0;
   for (int t : train) {
@@ -233,6 +234,10 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
         da_[i] = (1 - th * th) / tau_;
         break;
       }
+    }
+    if (root_children_exact_ && parent[i] == 0 && !unstructured) {
+      a_[i] = 1;
+      da_[i] = 0;
     }
     pred_[i] = leaf[i] ? leafval[i] : 0.0;
   }

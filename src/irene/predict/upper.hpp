@@ -61,6 +61,7 @@ class UpperProblem {
   Strategy strategy_;
   double tau_;
   bool normalize_;
+  bool root_children_exact_;
   int supervised_ = 0;
   // scratch, sized to the largest tree
   Vector s_, g_;
