@@ -106,8 +106,8 @@ struct MeasureArgs {
 void add_measure_options(CLI::App* cmd, MeasureArgs& a) {
   cmd->add_option("--meter", a.meter, "energy sensor: auto|rapl|perf|nvml|trace:FILE|none (default auto)");
   cmd->add_option("--min-seconds", a.min_seconds, "shortest measurement window of one run, seconds (default 1)");
-  cmd->add_option("--runs", a.runs, "runs per distinct node, at least (default 3, >= 2)");
-  cmd->add_option("--max-runs", a.max_runs, "most runs per node while the spread is above --spread (default 10)");
+  cmd->add_option("--runs", a.runs, "consecutive runs that must agree within --spread (default 3, >= 2)");
+  cmd->add_option("--max-runs", a.max_runs, "most runs per node; then the --runs consecutive runs that agree best are kept (default 10)");
   cmd->add_option("--spread", a.spread,
                   "target run-to-run spread of the time per pass, stddev/mean as a fraction (default 0.02)");
   cmd->add_option("--pause", a.pause, "pause between runs, seconds (default 0.5)");
