@@ -131,6 +131,23 @@ TEST(PredictCli, CrossvalNeedsTwoModels) {
   EXPECT_NE(r.out.find("has no trees of that model"), std::string::npos) << r.out;
 }
 
+TEST(PredictCli, CrossvalNamesAPrimitiveOnlyTheLeftOutModelHas) {
+  const auto dir = temp_dir();
+  auto trees = irene::testing_predict::synthetic_dataset(3);
+  for (auto& t : trees)
+    if (t.model_name == "toy-2")
+      for (auto& n : t.nodes)
+        if (n.class_name == "Softmax") n.class_name = "Sparsemax";
+  write_jsonl(dir / "trees.jsonl", trees);
+  auto r = run("crossval " + q(dir / "trees.jsonl") + " -q --no-baselines --set epochs=1");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("fold leaving out toy-2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("primitive type 'Sparsemax' was never seen in training"), std::string::npos) << r.out;
+  r = run("crossval " + q(dir / "trees.jsonl") + " -q --no-baselines --set epochs=1 --exclude toy-2 --format json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["folds"].size(), 2u);
+}
+
 TEST(PredictCli, CorruptAndVersionMismatchedPredictorsAreRefused) {
   const auto dir = temp_dir();
   const auto trees = write_synthetic(dir);

@@ -317,7 +317,14 @@ void register_predict(CLI::App& app) {
       opt.threads = a->threads;
       opt.baselines = !a->no_baselines;
       if (!a->quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
-      const auto report = crossval(data, config, opt);
+      CrossvalReport report;
+      try {
+        report = crossval(data, config, opt);
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.find("was never seen in training") == std::string::npos) throw;
+        throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
+      }
       write_file_atomic(a->out, [&](std::ostream& os) {
         if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';
         else os << crossval_to_text(report);
