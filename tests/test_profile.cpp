@@ -484,12 +484,17 @@ TEST(CollectCli, KilledMidwayThenResumedHoldsEveryTreeExactlyOnce) {
   ::waitpid(first, &status, 0);
   const int kept = complete_lines(out);
   ASSERT_GE(kept, 1);
+  {  // as if the kill had come in the middle of writing the next tree
+    std::ofstream f(out, std::ios::app);
+    f << "{\"model_name\": \"tiny-bert\", \"batch_size\": 2, \"seq_len\": 8, \"frontend_tree\": {\"id\"";
+  }
   // A second run interrupted with Ctrl-C (SIGINT) stops cleanly with status 130.
   const pid_t second = spawn_collect(args, d.path / "log2.txt");
   const bool more = wait_for_lines(out, kept + 1, second);
   ::kill(second, SIGINT);
   ::waitpid(second, &status, 0);
   const std::string log2 = slurp(d.path / "log2.txt");
+  EXPECT_NE(log2.find("half-written last line was cut off"), std::string::npos) << log2;
   if (more && complete_lines(out) < 4) {  // it was still running when interrupted
     ASSERT_TRUE(WIFEXITED(status)) << log2;
     EXPECT_EQ(WEXITSTATUS(status), 130) << log2;
