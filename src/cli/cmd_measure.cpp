@@ -260,7 +260,8 @@ void register_measure(CLI::App& app) {
       if (pr.distinct_done > 0) left = elapsed / pr.distinct_done * (pr.distinct_total - pr.distinct_done);
       bar.draw(pr.distinct_total ? static_cast<double>(pr.distinct_done) / pr.distinct_total : 0,
                fmt::format("{}/{} distinct nodes", pr.distinct_done, pr.distinct_total), elapsed, left,
-               pr.run > 0 ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id, pr.node_finished);
+               pr.run > 0 && !pr.node_finished ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id,
+               pr.node_finished);
     };
     measure::ProfileSummary s;
     try {
