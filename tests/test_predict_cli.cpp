@@ -206,11 +206,19 @@ TEST(PredictCli, ModelPredictionRefusesResourcePredictorAndUsesTheShippedOne) {
   EXPECT_GT(*t.root().predicted_energy_j, 0);
   r = run("predict bert-base-uncased --batch 0 --seq 32");
   EXPECT_EQ(r.status, 1) << r.out;
-  r = run("predict bert-base-uncased --batch 8");
-  EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_NE(r.out.find("needs both --batch and --seq"), std::string::npos) << r.out;
+  // A model without --batch/--seq is built for the defaults (batch 8, seq 128), each settable alone.
+  r = run("predict bert-base-uncased");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("bert-base-uncased  batch 8  seq 128:"), std::string::npos) << r.out;
+  r = run("predict bert-base-uncased --batch 16");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("batch 16  seq 128:"), std::string::npos) << r.out;
   r = run("predict no-such-model --batch 8 --seq 32");
   EXPECT_EQ(r.status, 1) << r.out;
+  // Neither a trees file nor a built-in model: one line saying both.
+  r = run("predict no-such-model");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("no such trees file, and not a built-in model"), std::string::npos) << r.out;
 }
 
 TEST(PredictCli, ConfigByNameAndBadConfigs) {

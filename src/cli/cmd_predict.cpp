@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -163,8 +165,8 @@ void register_predict(CLI::App& app) {
         ->required();
     cmd->add_option("--predictor", a->predictor,
                     "predictor file (default: the shipped device_1 model-spec predictor, or $IRENE_PREDICTOR)");
-    cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree)");
-    cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree)");
+    cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
+    cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
     cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
     cmd->add_option("--format", a->format, "text | jsonl | json (default: text for MODEL, jsonl for trees)")
         ->check(CLI::IsMember({"text", "jsonl", "json"}));
@@ -174,12 +176,20 @@ void register_predict(CLI::App& app) {
                   "resource features a predictor trained on 'irene collect' data reads, then predict");
     cmd->callback([a] {
       const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
-      const bool model_mode = !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
+      // INPUT is a model (built-in name or config .json) or a trees JSONL file. A model without
+      // --batch/--seq is built for the defaults, batch 8 and seq 128.
+      const auto names = builtin_model_names();
+      const bool builtin = std::find(names.begin(), names.end(), a->input) != names.end();
+      const bool config_file = a->input.size() > 5 && a->input.ends_with(".json");
+      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
       if (a->profile && !model_mode)
         throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
+      if (!model_mode && !std::filesystem::exists(a->input))
+        throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
+                                fmt::join(names, ", ")));
       if (model_mode) {
-        if (a->batch.empty() || a->seq.empty())
-          throw Error("predict MODEL needs both --batch and --seq (or give a trees JSONL file without them)");
+        if (a->batch.empty()) a->batch = "8";
+        if (a->seq.empty()) a->seq = "128";
         const int batch = parse_positive_int(a->batch, "--batch");
         const int seq = parse_positive_int(a->seq, "--seq");
         if (p.needs_resource_features() && !a->profile) {
