@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -79,6 +80,29 @@ TEST(DataDataset, ImportAttachesRowsToTheirNodes) {
   EXPECT_EQ(trees.size(), configs.size());
   EXPECT_EQ(s.rows_matched + s.rows_unmatched, s.rows_total);
   EXPECT_EQ(s.rows_total, static_cast<long>(table.rows.size()));
+
+  // Trees come in the files' order: models by their first row, then batch and sequence ascending.
+  std::vector<std::string> first_seen;
+  for (const auto& r : table.rows)
+    if (std::find(first_seen.begin(), first_seen.end(), r.model_name) == first_seen.end())
+      first_seen.push_back(r.model_name);
+  ASSERT_GE(first_seen.size(), 2u);
+  EXPECT_NE(first_seen, ([&] {
+              auto sorted = first_seen;
+              std::sort(sorted.begin(), sorted.end());
+              return sorted;
+            }()))
+      << "the published files are not in alphabetical model order, so this checks the order";
+  std::vector<std::string> tree_models;
+  for (std::size_t t = 0; t < trees.size(); ++t) {
+    if (tree_models.empty() || tree_models.back() != trees[t].model_name) tree_models.push_back(trees[t].model_name);
+    if (t > 0 && trees[t].model_name == trees[t - 1].model_name) {
+      EXPECT_LT(std::make_pair(trees[t - 1].batch_size, trees[t - 1].seq_len),
+                std::make_pair(trees[t].batch_size, trees[t].seq_len))
+          << trees[t].key();
+    }
+  }
+  EXPECT_EQ(tree_models, first_seen);
 
   std::map<std::string, const Tree*> by_key;
   for (const auto& t : trees) by_key[t.key()] = &t;

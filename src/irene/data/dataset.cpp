@@ -211,15 +211,20 @@ ImportSummary import_device_folder(const fs::path& dir, const std::function<void
   summary.folder = dir;
   summary.rows_total = static_cast<long>(table.rows.size());
 
-  // Group rows by configuration, in a fixed order.
+  // Group rows by configuration, in a fixed order: models in the order of their first row in the
+  // files (model, module, ml1, ml2 level; the published CSVs list bert-base-uncased,
+  // distilbert-base-uncased, roberta-base, distilgpt2, openai-gpt, gpt2, ... as the reference's
+  // JSONL does), then batch size and sequence length ascending.
   struct Group {
     std::string model;
     int batch = 0, seq = 0;
     std::vector<const DatasetRow*> rows;
   };
-  std::map<std::tuple<std::string, int, int>, Group> groups;
+  std::unordered_map<std::string, std::size_t> model_rank;
+  for (const auto& r : table.rows) model_rank.try_emplace(r.model_name, model_rank.size());
+  std::map<std::tuple<std::size_t, int, int>, Group> groups;
   for (const auto& r : table.rows) {
-    auto& g = groups[{r.model_name, r.batch_size, r.seq_len}];
+    auto& g = groups[{model_rank.at(r.model_name), r.batch_size, r.seq_len}];
     g.model = r.model_name;
     g.batch = r.batch_size;
     g.seq = r.seq_len;

@@ -91,7 +91,9 @@ struct ImportOptions {
   std::function<void(const DatasetRow&, const Tree&, int node)> on_match;
 };
 
-// Imports a folder, handing each tree to `sink` in a fixed order (model name, batch, seq).
+// Imports a folder, handing each tree to `sink` in a fixed order: models in the order of their
+// first row in the files (read in the order model, module, ml1, ml2), then batch size and sequence
+// length ascending (the published CSVs' order, which the reference's JSONL keeps).
 ImportSummary import_device_folder(const std::filesystem::path& dir, const std::function<void(Tree&&)>& sink,
                                    const ImportOptions& options = {});
 
