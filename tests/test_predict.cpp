@@ -120,6 +120,10 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         c.polynomial_degree = 2;
         c.model_loss_weight = 2.5;  // level weights enter the gradient too
         c.root_children_exact = normalize;  // and the fixed alpha of the root's children
+        if (!normalize) {                   // or their own weights (degree 1) and their own tau
+          c.root_polynomial_degree = 1;
+          c.root_tanh_scalar = 4;
+        }
         auto d = flat(trees, c);
         auto train = all_trees(d);
         Config c0 = c;
@@ -129,15 +133,21 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         predict_flat(m, d, train, leaf_pred);  // leaves get their regressor outputs
         UpperProblem<double> problem(d, train, leaf_pred, m.upper, c);
         const int p = problem.full_features();
-        Eigen::VectorXd theta(p + 1);
+        const int rt = static_cast<int>(m.upper.w_root.size());
+        EXPECT_EQ(rt > 0, !normalize && strategy != Strategy::unstructured);
+        EXPECT_EQ(problem.root_features() > 0, rt > 0);
+        Eigen::VectorXd theta(p + 1 + (rt > 0 ? rt + 1 : 0));
         theta.head(p) = m.upper.w * 0.5;
         theta[p] = 0.1;
+        if (rt > 0) theta.tail(rt + 1) = 0.3 * Eigen::VectorXd::Random(rt + 1);
         Eigen::VectorXd grad;
         const double loss = problem.loss(theta, &grad);
         ASSERT_TRUE(std::isfinite(loss));
         ASSERT_GT(grad.norm(), 0);
         const double h = 1e-6;
-        for (int k : {0, 1, 3, 7, p / 2, p}) {
+        std::vector<int> coords{0, 1, 3, 7, p / 2, p};
+        if (rt > 0) coords.insert(coords.end(), {p + 1, p + 2, p + rt, p + 1 + rt});
+        for (int k : coords) {
           Eigen::VectorXd tp = theta, tm = theta;
           tp[k] += h;
           tm[k] -= h;
@@ -155,9 +165,13 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
 // problem's loss at the trained weights.
 TEST(PredictModel, TrainingAndPredictionAgree) {
   auto trees = synthetic_dataset(2);
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     Config c = quick_config();
     if (variant == 1) c.root_children_exact = true;
+    if (variant == 3) {  // own weights and tau for the root's children
+      c.root_polynomial_degree = 2;
+      c.root_tanh_scalar = 3;
+    }
     if (variant == 2) {
       c.training_strategy = Strategy::unstructured;
       c.weighting_setting = Weighting::free;
@@ -175,9 +189,16 @@ TEST(PredictModel, TrainingAndPredictionAgree) {
         expected += (d.type[i] == NodeType::model ? c.model_loss_weight : c.module_loss_weight) * r * r;
       }
     UpperProblem<double> problem(d, train, pred, m.upper, c);  // leaves: their predictions
-    Eigen::VectorXd theta(m.upper.w.size() + 1);
+    const long rt = m.upper.w_root.size();
+    EXPECT_EQ(rt > 0, variant == 3);
+    if (variant == 3) EXPECT_GT(m.upper.w_root.norm(), 0) << "the root weights were trained";
+    Eigen::VectorXd theta(m.upper.w.size() + 1 + (rt > 0 ? rt + 1 : 0));
     theta.head(m.upper.w.size()) = m.upper.w;
     theta[m.upper.w.size()] = m.upper.b;
+    if (rt > 0) {
+      theta.segment(m.upper.w.size() + 1, rt) = m.upper.w_root;
+      theta[theta.size() - 1] = m.upper.b_root;
+    }
     EXPECT_NEAR(problem.loss(theta, nullptr), expected, 1e-9 * std::max(1.0, expected)) << "variant " << variant;
   }
 }
@@ -312,7 +333,9 @@ TEST(Predictor, PredictFillsEveryNodeWithAnIntervalAndRoundTrips) {
   auto trees = synthetic_dataset(3);
   Predictor::TrainOptions opt;
   opt.source = "synthetic";
-  auto p = Predictor::train(trees, quick_config(), opt);
+  Config cfg = quick_config();
+  cfg.root_polynomial_degree = 1;  // the root's own weights are saved and loaded too
+  auto p = Predictor::train(trees, cfg, opt);
   EXPECT_TRUE(p.needs_resource_features());
   EXPECT_EQ(p.hardware(), "synthetic device");  // from the trees' provenance
   Tree t = synthetic_tree("toy-new", 2, 48, 8, 32, 99);
@@ -418,6 +441,17 @@ TEST(Predictor, CorruptMissingAndVersionMismatchedFilesAreErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'weights' has"), std::string::npos) << e.what();
   }
+  Config rooted = quick_config();
+  rooted.root_polynomial_degree = 1;
+  j = Predictor::train(trees, rooted, {}).to_json();
+  j["upper"].erase("root_weights");
+  { std::ofstream(dir / "noroot.json") << j.dump(); }
+  try {
+    Predictor::load(dir / "noroot.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing field 'root_weights'"), std::string::npos) << e.what();
+  }
   { std::ofstream(dir / "other.json") << "{\"a\": 1}"; }
   EXPECT_THROW(Predictor::load(dir / "other.json"), Error);
 }
@@ -459,10 +493,30 @@ TEST(PredictConfig, NamedFilesUnknownKeysAndBadValues) {
   EXPECT_EQ(o.feature_sets, std::vector<std::string>{"model_specs"});
   EXPECT_THROW(apply_config_override(o, "epochs=-3"), Error);
   EXPECT_THROW(apply_config_override(o, "nonsense=1"), Error);
+  EXPECT_THROW(apply_config_override(o, "root_polynomial_degree=5"), Error);
+  EXPECT_THROW(apply_config_override(o, "root_polynomial_degree=1.5"), Error);
+  EXPECT_THROW(apply_config_override(o, "root_tanh_scalar=-2"), Error);
+  apply_config_override(o, "root_polynomial_degree=2");
+  apply_config_override(o, "root_tanh_scalar=20");
   // A configuration survives the round trip through JSON.
   auto back = config_from_json(config_to_json(o), "test");
   EXPECT_EQ(back.epochs, 12);
   EXPECT_EQ(back.feature_sets, o.feature_sets);
+  EXPECT_EQ(back.root_polynomial_degree, 2);
+  EXPECT_DOUBLE_EQ(back.root_tanh_scalar, 20);
+  // A root degree above the polynomial degree is an error when training.
+  Config too_high = named_config("paper");
+  too_high.polynomial_degree = 1;
+  too_high.root_polynomial_degree = 2;
+  auto trees = synthetic_dataset(2);
+  auto d = flat(trees, too_high);
+  try {
+    fit_model(d, all_trees(d), too_high);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("root_polynomial_degree 2 exceeds polynomial_degree 1"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(PredictEvaluate, ErrorsPerLevelAndMismatchedIds) {

@@ -201,6 +201,10 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
       c.model_loss_weight = get_number(v, where, k, 0, 1e6);
     } else if (key == "root_children_exact") {
       c.root_children_exact = get_bool(v, where, k);
+    } else if (key == "root_tanh_scalar") {
+      c.root_tanh_scalar = get_number(v, where, k, 0, 1e12);
+    } else if (key == "root_polynomial_degree") {
+      c.root_polynomial_degree = get_int(v, where, k, 0, 4);
     } else if (key == "leaf_model") {
       c.leaf_model = parse_enum(v, where, k, {LeafModel::linear, LeafModel::log_linear, LeafModel::relative});
     } else if (key == "interval_coverage") {
@@ -241,6 +245,8 @@ json config_to_json(const Config& c) {
   j["model_loss_weight"] = c.model_loss_weight;
   j["leaf_model"] = std::string(to_string(c.leaf_model));
   j["root_children_exact"] = c.root_children_exact;
+  j["root_tanh_scalar"] = c.root_tanh_scalar;
+  j["root_polynomial_degree"] = c.root_polynomial_degree;
   j["interval_coverage"] = c.interval_coverage;
   return j;
 }

@@ -69,6 +69,13 @@ struct Config {
   double model_loss_weight = 1;   // multiplies the loss of the root (model) node
   LeafModel leaf_model = LeafModel::linear;
   bool root_children_exact = false;  // alpha = 1 for the root's children (the model is the sum of its parts)
+  // tau of close_to_one for the root's children only (alpha within 1 +- 1/root_tanh_scalar);
+  // 0: tanh_scalar, as every other node.
+  double root_tanh_scalar = 0;
+  // > 0: the root's children get their own weight vector and bias, on the monomials up to this
+  // degree only (<= polynomial_degree; initial weights 0, so alpha starts at 1); every other node
+  // keeps the shared w. 0: one w for all nodes, as the paper.
+  int root_polynomial_degree = 0;
   double interval_coverage = 0.9;  // central coverage of the stored prediction intervals
 
   // Name it was loaded by ("paper", "default", or the file path), informational.

@@ -159,6 +159,27 @@ double UpperModel::score(const double* raw) const {
   return Eigen::Map<const Eigen::VectorXd>(x.data(), x.size()).dot(w) + b;
 }
 
+double UpperModel::root_child_score(const double* raw) const {
+  if (w_root.size() == 0) return score(raw);
+  thread_local std::vector<double> z, x;
+  z.resize(scaler.size());
+  x.resize(poly.outputs());
+  scaler.apply(raw, z.data());
+  poly.expand(z.data(), x.data());
+  return Eigen::Map<const Eigen::VectorXd>(x.data(), w_root.size()).dot(w_root) + b_root;
+}
+
+int root_weight_terms(const Config& config, int inputs) {
+  if (config.root_polynomial_degree <= 0 || config.weighting_setting == Weighting::exact_one ||
+      config.training_strategy == Strategy::unstructured)
+    return 0;
+  if (config.root_polynomial_degree > config.polynomial_degree)
+    throw Error(fmt::format("configuration: root_polynomial_degree {} exceeds polynomial_degree {}",
+                            config.root_polynomial_degree, config.polynomial_degree));
+  // Terms come in graded order, so those up to a degree are a prefix of the full expansion.
+  return Polynomial(inputs, config.root_polynomial_degree, config.polynomial_features).outputs();
+}
+
 FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
                       std::uint64_t init_skip, std::vector<float>* workspace) {
   FittedModel model;
@@ -203,12 +224,15 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
   up.strategy = config.training_strategy;
   up.tau = config.tanh_scalar;
   up.root_children_exact = config.root_children_exact;
+  up.root_tau = config.root_tanh_scalar;
   std::vector<int> rows;
   for (int t : train)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) rows.push_back(i);
   up.scaler = config.standardize_features ? Standardizer::fit(data.raw, rows) : Standardizer::identity(d);
   up.poly = Polynomial(d, config.polynomial_degree, config.polynomial_features);
   init_weights(up, config.seed, init_skip);
+  up.w_root = Eigen::VectorXd::Zero(root_weight_terms(config, d));
+  up.b_root = 0;
   const bool trains = up.weighting != Weighting::exact_one && config.training_strategy != Strategy::none &&
                       config.epochs > 0;
   if (trains) {
@@ -254,7 +278,9 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
     if (unstructured) continue;
     for (int i = e - 1; i > b; --i) {
       const bool exact = up.weighting == Weighting::exact_one || (up.root_children_exact && data.parent[i] == b);
-      const double a = exact ? 1.0 : up.alpha(up.score(data.raw.row(i).data()));
+      const bool root_child = data.parent[i] == b;
+      const double s = exact ? 0.0 : root_child ? up.root_child_score(data.raw.row(i).data()) : up.score(data.raw.row(i).data());
+      const double a = exact ? 1.0 : root_child ? up.root_child_alpha(s) : up.alpha(s);
       pred[data.parent[i]] += a * pred[i];
     }
   }

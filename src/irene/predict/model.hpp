@@ -84,6 +84,12 @@ struct UpperModel {
   Strategy strategy = Strategy::end2end;
   double tau = 10;
   bool root_children_exact = false;  // alpha = 1 for the children of the root
+  double root_tau = 0;               // > 0: tau of the root's children (close_to_one)
+  // Own weights of the root's children (Config::root_polynomial_degree > 0; empty otherwise):
+  // their score is w_root . (the first w_root.size() terms of the expansion, i.e. the monomials
+  // up to that degree) + b_root.
+  Eigen::VectorXd w_root;
+  double b_root = 0;
   Standardizer scaler;
   Polynomial poly;
   Eigen::VectorXd w;  // poly.outputs() weights
@@ -91,6 +97,8 @@ struct UpperModel {
 
   // s = w . poly(standardize(raw)) + b
   double score(const double* raw) const;
+  // The score of a child of the root: root weights when there are, else score().
+  double root_child_score(const double* raw) const;
   double alpha(double s) const {
     switch (weighting) {
       case Weighting::exact_one: return 1.0;
@@ -99,7 +107,16 @@ struct UpperModel {
     }
     return 1.0;
   }
+  // alpha of a child of the root (root_tau in place of tau when set).
+  double root_child_alpha(double s) const {
+    if (weighting == Weighting::close_to_one && root_tau > 0) return 1.0 + std::tanh(s) / root_tau;
+    return alpha(s);
+  }
 };
+
+// Number of expansion terms the root's children have own weights for (0: none) under `config`
+// with `inputs` features; Error when root_polynomial_degree exceeds polynomial_degree.
+int root_weight_terms(const Config& config, int inputs);
 
 struct FittedModel {
   Config config;

@@ -202,6 +202,10 @@ json Predictor::to_json() const {
                 {"weights", vec(u.w)},
                 {"bias", u.b},
                 {"final_train_loss", std::isfinite(model_.final_train_loss) ? json(model_.final_train_loss) : json(nullptr)}};
+  if (u.w_root.size() > 0) {
+    j["upper"]["root_weights"] = vec(u.w_root);
+    j["upper"]["root_bias"] = u.b_root;
+  }
   json groups = json::object();
   for (const auto& [g, f] : intervals_) groups[g] = {{"low", f.low}, {"high", f.high}, {"samples", f.samples}};
   j["intervals"] = {{"coverage", model_.config.interval_coverage}, {"method", interval_method_}, {"groups", groups}};
@@ -300,6 +304,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     r.fail("upper: weighting/strategy disagree with the configuration");
   u.tau = r.number(uj, "tau", "upper: ");
   u.root_children_exact = p.model_.config.root_children_exact;
+  u.root_tau = p.model_.config.root_tanh_scalar;
   if (!(u.tau > 0)) r.fail("upper: tau must be positive");
   u.scaler.mean = r.vector(uj, "mean", d, "upper: ");
   u.scaler.scale = r.vector(uj, "scale", d, "upper: ");
@@ -311,6 +316,16 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   u.poly = Polynomial(static_cast<int>(d), static_cast<int>(degree), poly.get<bool>());
   u.w = r.vector(uj, "weights", u.poly.outputs(), "upper: ");
   u.b = r.number(uj, "bias", "upper: ");
+  int root_terms = 0;
+  try {
+    root_terms = root_weight_terms(p.model_.config, static_cast<int>(d));
+  } catch (const Error& e) {
+    r.fail(std::string("configuration: ") + e.what());
+  }
+  if (root_terms > 0) {
+    u.w_root = r.vector(uj, "root_weights", root_terms, "upper: ");
+    u.b_root = r.number(uj, "root_bias", "upper: ");
+  }
 
   const json& ij = r.at(j, "intervals");
   p.interval_method_ = r.string(ij, "method", "intervals: ");

@@ -137,7 +137,8 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
       strategy_(shape.strategy),
       tau_(shape.tau),
       normalize_(config.normalize_loss_scale),
-      root_children_exact_(config.root_children_exact) {
+      root_children_exact_(config.root_children_exact),
+      root_tau_(shape.root_tau > 0 ? shape.root_tau : shape.tau) {
   long rows = 0;
   int largest = 0;
   for (int t : train) {
@@ -183,6 +184,8 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
   shape.poly.expand(probe.data(), term.data());
   for (int k = 0; k < p; ++k)
     if (term[k] != 0) kept_.push_back(k);
+  root_terms_ = static_cast<int>(shape.w_root.size());
+  root_kept_ = static_cast<int>(std::count_if(kept_.begin(), kept_.end(), [&](int k) { return k < root_terms_; }));
   stride_ = (static_cast<int>(kept_.size()) + 15) / 16 * 16;
   // Feature rows (standardized, expanded, kept terms), once.
   std::vector<Scalar>& x = storage ? *storage : own_;
@@ -211,7 +214,9 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
 }
 
 template <typename Scalar>
-double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b) {
+double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b,
+                                       const double* w_root, double b_root, double* grad_w_root,
+                                       double* grad_b_root) {
   const int r0 = begin_[k], n = begin_[k + 1] - begin_[k];
   const int* parent = parent_.data() + r0;
   const unsigned char* leaf = leaf_.data() + r0;
@@ -220,18 +225,26 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
   const double* leafval = leafval_.data() + r0;
   const bool unstructured = strategy_ == Strategy::unstructured;
   const bool stepwise = strategy_ == Strategy::stepwise;
+  const bool own_root = root_kept_ > 0 && !unstructured && weighting_ != Weighting::exact_one && w_root != nullptr;
+  const Scalar* x0 = x_ + static_cast<long>(r0) * stride_;
 
   // Scores and weights alpha of every node (the root's is unused unless unstructured).
   if (weighting_ != Weighting::exact_one) rows_dot(x_ + static_cast<long>(r0) * stride_, n, stride_, w.data(), s_.data());
   for (int i = 0; i < n; ++i) {
-    const double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
+    double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
+    if (own_root && parent[i] == 0) {
+      s = b_root;
+      const Scalar* xi = x0 + static_cast<long>(i) * stride_;
+      for (int j = 0; j < root_kept_; ++j) s += static_cast<double>(xi[j]) * w_root[j];
+    }
     switch (weighting_) {
       case Weighting::exact_one: a_[i] = 1; da_[i] = 0; break;
       case Weighting::free: a_[i] = s; da_[i] = 1; break;
       case Weighting::close_to_one: {
         const double th = std::tanh(s);
-        a_[i] = 1 + th / tau_;
-        da_[i] = (1 - th * th) / tau_;
+        const double tau = (parent[i] == 0 && !unstructured) ? root_tau_ : tau_;
+        a_[i] = 1 + th / tau;
+        da_[i] = (1 - th * th) / tau;
         break;
       }
     }
@@ -283,6 +296,13 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
       const double v = measured ? gold[i] : pred_[i];
       bar_[i] = direct_[i] + (measured ? 0.0 : a_[i] * bar_[p]);
       const double g = bar_[p] * v * da_[i];
+      if (own_root && p == 0) {
+        g_[i] = 0;
+        const Scalar* xi = x0 + static_cast<long>(i) * stride_;
+        for (int j = 0; j < root_kept_; ++j) grad_w_root[j] += g * static_cast<double>(xi[j]);
+        *grad_b_root += g;
+        continue;
+      }
       g_[i] = static_cast<Scalar>(g);
       gb += g;
     }
@@ -298,14 +318,21 @@ double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd*
   Vector w = Vector::Zero(stride());
   for (int k = 0; k < features(); ++k) w[k] = static_cast<Scalar>(theta[kept_[k]]);
   const double b = theta[p];
+  const int rt = root_kept_ > 0 ? root_terms_ : 0;
+  std::vector<double> wr(root_kept_), gwr(root_kept_, 0.0);
+  for (int k = 0; k < root_kept_; ++k) wr[k] = theta[p + 1 + kept_[k]];
+  const double br = rt > 0 ? theta[p + 1 + rt] : 0.0;
   Vector gw = Vector::Zero(stride());
-  double gb = 0;
+  double gb = 0, gbr = 0;
   double total = 0;
-  for (int k = 0; k < trees(); ++k) total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb);
+  for (int k = 0; k < trees(); ++k)
+    total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb, wr.data(), br, gwr.data(), &gbr);
   if (grad) {
-    *grad = Eigen::VectorXd::Zero(p + 1);
+    *grad = Eigen::VectorXd::Zero(p + 1 + (rt > 0 ? rt + 1 : 0));
     for (int k = 0; k < features(); ++k) (*grad)[kept_[k]] = static_cast<double>(gw[k]);
     (*grad)[p] = gb;
+    for (int k = 0; k < root_kept_; ++k) (*grad)[p + 1 + kept_[k]] = gwr[k];
+    if (rt > 0) (*grad)[p + 1 + rt] = gbr;
   }
   return total;
 }
@@ -342,11 +369,16 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   const double lr = config.learning_rate;
   // theta = [w (padded to stride, zeros beyond p, which never move: their gradient is 0); b]
-  Eigen::VectorXd theta = Eigen::VectorXd::Zero(stride + 1), m = Eigen::VectorXd::Zero(stride + 1),
-                  v = Eigen::VectorXd::Zero(stride + 1), grad(stride + 1);
+  // followed, with root weights, by [w_root (stored root terms); b_root]
+  const int rk = problem.root_features();
+  const int size = stride + 1 + (rk > 0 ? rk + 1 : 0);
+  Eigen::VectorXd theta = Eigen::VectorXd::Zero(size), m = Eigen::VectorXd::Zero(size),
+                  v = Eigen::VectorXd::Zero(size), grad(size);
   const auto& kept = problem.kept();
   for (int k = 0; k < p; ++k) theta[k] = model.w[kept[k]];
   theta[stride] = model.b;
+  for (int k = 0; k < rk; ++k) theta[stride + 1 + k] = model.w_root[kept[k]];
+  if (rk > 0) theta[stride + 1 + rk] = model.b_root;
   UpperProblem<float>::Vector wf = theta.head(stride).cast<float>(), gw(stride);
   std::vector<int> order(trees);
   std::iota(order.begin(), order.end(), 0);
@@ -356,7 +388,7 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   const long total_steps = static_cast<long>(config.epochs) * trees;
   long t = 0;
   const int average_from = config.average_epochs > 0 ? std::max(0, config.epochs - config.average_epochs) : config.epochs;
-  Eigen::VectorXd average = Eigen::VectorXd::Zero(stride + 1);
+  Eigen::VectorXd average = Eigen::VectorXd::Zero(size);
   long averaged = 0;
   for (int epoch = 0; epoch < config.epochs; ++epoch) {
     if (config.shuffle) std::shuffle(order.begin(), order.end(), rng);
@@ -364,7 +396,13 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
     for (int k : order) {
       gw.setZero();
       double gb = 0;
-      epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb);
+      if (rk > 0) {
+        grad.tail(rk + 1).setZero();
+        epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb, theta.data() + stride + 1, theta[stride + 1 + rk],
+                                        grad.data() + stride + 1, grad.data() + stride + 1 + rk);
+      } else {
+        epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb);
+      }
       grad.head(stride) = gw.cast<double>();
       grad[stride] = gb;
       if (config.l2 > 0) grad.head(p) += 2 * config.l2 * theta.head(p);
@@ -390,6 +428,8 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   if (averaged > 0) theta = average / static_cast<double>(averaged);
   for (int k = 0; k < p; ++k) model.w[kept[k]] = theta[k];
   model.b = theta[stride];
+  for (int k = 0; k < rk; ++k) model.w_root[kept[k]] = theta[stride + 1 + k];
+  if (rk > 0) model.b_root = theta[stride + 1 + rk];
   return problem.supervised_nodes() > 0 ? last_epoch_loss / problem.supervised_nodes() : kNaN;
 }
 

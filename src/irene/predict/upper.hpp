@@ -39,12 +39,19 @@ class UpperProblem {
   // Row length of the stored feature matrix: features() rounded up to 16, zero-padded.
   int stride() const { return stride_; }
   int supervised_nodes() const { return supervised_; }
+  // Stored terms the root's children have own weights for (the first root_features() stored
+  // columns; 0: the root's children use w like every node).
+  int root_features() const { return root_kept_; }
 
   // Loss of training tree k at weights (w, b), w of size stride() (zero beyond features()); adds
-  // its gradient into (grad_w, grad_b) when grad_w is not null. Allocates nothing.
-  double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b);
+  // its gradient into (grad_w, grad_b) when grad_w is not null. With root_features() > 0, the
+  // root's children score with (w_root[0 .. root_features()), b_root) instead, and their gradient
+  // goes into (grad_w_root, grad_b_root). Allocates nothing.
+  double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b, const double* w_root = nullptr,
+                   double b_root = 0, double* grad_w_root = nullptr, double* grad_b_root = nullptr);
 
-  // Sum over all trees; theta = [w (all full_features() terms); b]. For tests and diagnostics.
+  // Sum over all trees; theta = [w (all full_features() terms); b], followed, with root weights,
+  // by [w_root (all root terms of the full expansion); b_root]. For tests and diagnostics.
   double loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad);
 
  private:
@@ -62,6 +69,9 @@ class UpperProblem {
   double tau_;
   bool normalize_;
   bool root_children_exact_;
+  double root_tau_;  // tau of the root's children (= tau_ unless root_tanh_scalar is set)
+  int root_terms_ = 0;  // terms of the full expansion with root weights
+  int root_kept_ = 0;   // of those, stored
   int supervised_ = 0;
   // scratch, sized to the largest tree
   Vector s_, g_;
