@@ -9,7 +9,7 @@
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
-#include "test_data_util.hpp"
+#include "test_util.hpp"
 
 using namespace irene;
 using namespace irene_test;

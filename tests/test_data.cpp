@@ -13,7 +13,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/data/dataset.hpp"
-#include "test_data_util.hpp"
+#include "test_util.hpp"
 
 using namespace irene;
 using namespace irene_test;

@@ -19,6 +19,7 @@
 #include "irene/predict/model.hpp"
 #include "irene/predict/predictor.hpp"
 #include "test_predict_synthetic.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace irene;
@@ -32,15 +33,8 @@ struct Run {
 };
 
 Run run(const std::string& args) {
-  const std::string cmd = std::string(IRENE_BINARY) + " " + args + " 2>&1";
-  Run r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  const auto r = irene_test::run_irene(args);
+  return {r.status, r.output};
 }
 
 fs::path temp_dir() {
@@ -280,10 +274,10 @@ predict::CrossvalReport crossval_device(const std::vector<Tree>& trees, const pr
   return predict::crossval(data, c, opt);
 }
 
-#define REQUIRE_DATA(trees)                                                                   \
-  if (!(trees)) {                                                                             \
-    if (std::getenv("CI")) FAIL() << "the IrEne dataset is missing at " << default_data_dir(); \
-    GTEST_SKIP() << "the IrEne dataset is not at " << default_data_dir();                     \
+#define REQUIRE_DATA(trees)                           \
+  if (!(trees)) {                                     \
+    IRENE_REQUIRE_DATASET(irene_test::dataset_dir()); \
+    FAIL() << "the IrEne dataset could not be read";  \
   }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "irene/measure/collect.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/measure/sensor.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace irene;
@@ -79,14 +80,9 @@ ProfileOptions quick() {
 Tree tiny(int batch = 2, int seq = 8) { return build_tree(load_model_config(kTinyBert), batch, seq); }
 
 std::string run_cli(const std::string& args, int* status, const std::string& env = "") {
-  const std::string cmd = env + std::string(IRENE_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = p ? ::pclose(p) : -1;
-  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
+  const auto r = irene_test::run_irene(args, env);
+  *status = r.status;
+  return r.output;
 }
 
 std::string slurp(const fs::path& p) {

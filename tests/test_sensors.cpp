@@ -17,6 +17,7 @@
 #include "irene/measure/sensor.hpp"
 #include "irene/measure/sensor_nvml.hpp"
 #include "irene/measure/sensor_trace.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace irene::measure;
@@ -694,14 +695,9 @@ TEST(SensorIdle, IdlePowerFromATraceCoveringNow) {
 // ------------------------------------------------------------------ CLI
 
 std::string run(const std::string& args, int* status) {
-  const std::string cmd = std::string(IRENE_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = p ? ::pclose(p) : -1;
-  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
+  const auto r = irene_test::run_irene(args);
+  *status = r.status;
+  return r.output;
 }
 
 TEST(SensorCli, ListsSensorsAndReadsWindows) {

@@ -1,4 +1,4 @@
-// Helpers shared by the arch/ and data/ tests: running the CLI, temporary folders, the dataset.
+// Helpers shared by the test files: running the irene CLI, temporary folders, the dataset.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "irene/data/dataset.hpp"
+
 namespace irene_test {
 
 namespace fs = std::filesystem;
@@ -18,10 +20,11 @@ struct CliResult {
   std::string output;  // standard output and standard error together
 };
 
-// Runs `irene <args>` (args are passed to the shell as written).
-inline CliResult run_irene(const std::string& args) {
+// Runs `irene <args>` (args are passed to the shell as written); `env` is an optional prefix of
+// shell variable assignments ("IRENE_PREDICTOR=/x ").
+inline CliResult run_irene(const std::string& args, const std::string& env = "") {
   CliResult r;
-  const std::string cmd = std::string("'") + IRENE_BINARY + "' " + args + " 2>&1";
+  const std::string cmd = env + "'" + IRENE_BINARY + "' " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -47,12 +50,10 @@ inline void write_text(const fs::path& p, const std::string& text) {
   out << text;
 }
 
-// The published dataset: env IRENE_DATA, else <repo>/../shared/irene-data. When it is missing
-// the test fails if env CI is set, and is skipped otherwise.
-inline fs::path dataset_dir() {
-  const char* env = std::getenv("IRENE_DATA");
-  return env && *env ? fs::path(env) : (fs::path(IRENE_SOURCE_DIR) / ".." / "shared" / "irene-data").lexically_normal();
-}
+// The published dataset, found as the library finds it (env IRENE_DATA, else
+// <repo>/../shared/irene-data). When it is missing, IRENE_REQUIRE_DATASET fails the test if
+// env CI is set, and skips it otherwise.
+inline fs::path dataset_dir() { return irene::default_data_dir(); }
 
 #define IRENE_REQUIRE_DATASET(dir)                                                            \
   do {                                                                                        \
