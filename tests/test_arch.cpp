@@ -32,15 +32,6 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
   return ids;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(ArchConfig, BuiltinModelsAreTheDatasetsSixAndTinyCtrl) {

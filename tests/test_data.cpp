@@ -42,15 +42,6 @@ fs::path small_folder(const std::string& tag, const std::string& extra_model_row
   return d;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 // The check that the builder counts features the way the dataset does: every row of both

@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
+#include "irene/core/error.hpp"
 #include "irene/data/dataset.hpp"
 
 namespace irene_test {
@@ -43,6 +45,16 @@ inline fs::path fresh_dir(const std::string& tag) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
+}
+
+// The message of the irene::Error that `f` throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const irene::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 inline void write_text(const fs::path& p, const std::string& text) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <exception>
 #include <mutex>
@@ -15,24 +16,29 @@ namespace irene::predict {
 
 using nlohmann::json;
 
-LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, const std::vector<double>& pred) {
-  double sum[3] = {0, 0, 0};
-  long count[3] = {0, 0, 0};
-  for (int t : which)
-    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
-      if (!data.has_gold(i) || std::isnan(pred[i])) continue;
-      const int level = data.type[i] == NodeType::ml ? 0 : data.type[i] == NodeType::module ? 1 : 2;
-      sum[level] += 100.0 * std::abs(pred[i] - data.gold[i]) / data.gold[i];
-      ++count[level];
-    }
+void LevelErrorSum::add(NodeType type, double predicted_j, double gold_j) {
+  const int level = type == NodeType::ml ? 0 : type == NodeType::module ? 1 : 2;
+  sum_[level] += 100.0 * std::abs(predicted_j - gold_j) / gold_j;
+  ++count_[level];
+}
+
+LevelErrors LevelErrorSum::result() const {
   LevelErrors e;
-  e.ml = count[0] ? sum[0] / count[0] : kNaN;
-  e.module = count[1] ? sum[1] / count[1] : kNaN;
-  e.model = count[2] ? sum[2] / count[2] : kNaN;
-  e.ml_nodes = count[0];
-  e.module_nodes = count[1];
-  e.model_nodes = count[2];
+  e.ml = count_[0] ? sum_[0] / count_[0] : kNaN;
+  e.module = count_[1] ? sum_[1] / count_[1] : kNaN;
+  e.model = count_[2] ? sum_[2] / count_[2] : kNaN;
+  e.ml_nodes = count_[0];
+  e.module_nodes = count_[1];
+  e.model_nodes = count_[2];
   return e;
+}
+
+LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, const std::vector<double>& pred) {
+  LevelErrorSum errors;
+  for (int t : which)
+    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i)
+      if (data.has_gold(i) && !std::isnan(pred[i])) errors.add(data.type[i], pred[i], data.gold[i]);
+  return errors.result();
 }
 
 LevelErrors mean_errors(const std::vector<LevelErrors>& folds) {

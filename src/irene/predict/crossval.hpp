@@ -22,6 +22,20 @@ struct LevelErrors {
   long ml_nodes = 0, module_nodes = 0, model_nodes = 0;
 };
 
+// Sums absolute percentage errors per level (ml, module, model); one rule for crossval and
+// evaluate. Energies in joules; `gold` must be > 0.
+class LevelErrorSum {
+ public:
+  void add(NodeType type, double predicted_j, double gold_j);
+  long nodes() const { return count_[0] + count_[1] + count_[2]; }
+  // Means per level; a level without nodes is NaN.
+  LevelErrors result() const;
+
+ private:
+  double sum_[3] = {0, 0, 0};
+  long count_[3] = {0, 0, 0};
+};
+
 // Errors of pred[row] against data.gold over the trees `which`.
 LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, const std::vector<double>& pred);
 // Mean of the folds' errors per level (NaN levels skipped).

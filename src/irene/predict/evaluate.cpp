@@ -24,8 +24,7 @@ LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree
   for (const auto& [key, t] : pred_trees)
     if (!gold_trees.count(key))
       throw Error(fmt::format("{}: tree {} is not in {}", pred_name, key, gold_name));
-  double sum[3] = {0, 0, 0};
-  long count[3] = {0, 0, 0};
+  LevelErrorSum errors;
   for (const auto& [key, g] : gold_trees) {
     auto it = pred_trees.find(key);
     if (it == pred_trees.end()) throw Error(fmt::format("{}: tree {} has no prediction in {}", gold_name, key, pred_name));
@@ -47,22 +46,12 @@ LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree
       if (!n.ground_truth_energy_j || !(*n.ground_truth_energy_j > 0)) continue;
       if (!pn->second->predicted_energy_j)
         throw Error(fmt::format("{}: tree {}: node '{}' has no predicted energy", pred_name, key, n.id));
-      const int level = n.type == NodeType::ml ? 0 : n.type == NodeType::module ? 1 : 2;
-      const double gt = *n.ground_truth_energy_j;
-      sum[level] += 100.0 * std::abs(*pn->second->predicted_energy_j - gt) / gt;
-      ++count[level];
+      errors.add(n.type, *pn->second->predicted_energy_j, *n.ground_truth_energy_j);
     }
   }
-  if (count[0] + count[1] + count[2] == 0)
+  if (errors.nodes() == 0)
     throw Error(fmt::format("{}: no node has a ground-truth energy to evaluate against", gold_name));
-  LevelErrors e;
-  e.ml = count[0] ? sum[0] / count[0] : kNaN;
-  e.module = count[1] ? sum[1] / count[1] : kNaN;
-  e.model = count[2] ? sum[2] / count[2] : kNaN;
-  e.ml_nodes = count[0];
-  e.module_nodes = count[1];
-  e.model_nodes = count[2];
-  return e;
+  return errors.result();
 }
 
 }  // namespace irene::predict
