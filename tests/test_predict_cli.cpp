@@ -189,6 +189,25 @@ TEST(PredictCli, ModelPredictionRefusesResourcePredictorAndUsesTheShippedOne) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("predicted for: device_1 of the published IrEne dataset"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layer.0 (BertLayer)"), std::string::npos) << r.out;
+  {
+    // share% (last column): a child's share of its parent never exceeds 100%, and the shares of
+    // the root's children add up to 100% (within the printed rounding).
+    std::istringstream lines(r.out.substr(r.out.find("share%")));
+    std::string line;
+    std::getline(lines, line);
+    std::getline(lines, line);  // the root: no share
+    double root_children = 0;
+    int rows = 0;
+    while (std::getline(lines, line)) {
+      const double share = std::stod(line.substr(line.find_last_of(' ') + 1));
+      EXPECT_GE(share, 0.0) << line;
+      EXPECT_LE(share, 100.0) << line;
+      if (line.rfind("  ", 0) == 0 && line[2] != ' ') root_children += share;
+      ++rows;
+    }
+    EXPECT_EQ(rows, 213);
+    EXPECT_NEAR(root_children, 100.0, 0.2);
+  }
   r = run("predict gpt2 --batch 8 --seq 64 --format json -o " + q(dir / "gpt2.json"));
   ASSERT_EQ(r.status, 0) << r.out;
   const auto t = tree_from_json(json::parse(irene::read_file(dir / "gpt2.json")), "gpt2.json");

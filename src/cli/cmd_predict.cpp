@@ -16,6 +16,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/explain/explain.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
@@ -83,14 +84,16 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) 
     width = std::max(width, label.size());
     labels.push_back(std::move(label));
   }
+  // Share of parent as irene explain defines it: a parent's energy split among its children in
+  // proportion to their own predictions (a parent is a weighted sum of its children, so the
+  // plain ratio child / parent need not stay below 100%).
+  const explain::Explanation shares = explain::explain_tree(t);
   out << fmt::format("{:<{}}  {:>12}  {:>12}  {:>12}  {:>7}\n", "node", width, "energy J", "low J", "high J",
-                     "parent%");
+                     "share%");
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
     const double e = *n.predicted_energy_j;
-    std::string share = "";
-    if (n.parent >= 0 && *t.nodes[n.parent].predicted_energy_j != 0)
-      share = fmt::format("{:.1f}", 100 * e / *t.nodes[n.parent].predicted_energy_j);
+    const std::string share = n.parent >= 0 ? fmt::format("{:.1f}", 100 * shares.nodes[i].share_of_parent) : "";
     out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}\n", labels[i], width, e,
                        n.predicted_interval ? n.predicted_interval->low_j : e,
                        n.predicted_interval ? n.predicted_interval->high_j : e, share);
