@@ -178,6 +178,18 @@ TEST(ExplainCli, ExplainPrintsTextAndJson) {
   EXPECT_EQ(j["model_name"], "bert-base-uncased");
   EXPECT_FALSE(j["total"]["low_j"].is_null());
   EXPECT_FALSE(j["hardware"].get<std::string>().empty());
+  EXPECT_EQ(j["seq_len"], 64);
+  // Without --batch / --seq a model is built for the defaults, batch 8 and seq 128.
+  const CliRun defaults = irene_cli("explain distilgpt2 --seq 32 --format json -o " + (dir / "d.json").string(), dir);
+  ASSERT_EQ(defaults.status, 0) << defaults.err;
+  const auto d = nlohmann::json::parse(irene::read_file(dir / "d.json"));
+  EXPECT_EQ(d["batch_size"], 8);
+  EXPECT_EQ(d["seq_len"], 32);
+  const CliRun both = irene_cli("explain distilgpt2 --format json -o " + (dir / "b.json").string(), dir);
+  ASSERT_EQ(both.status, 0) << both.err;
+  const auto b = nlohmann::json::parse(irene::read_file(dir / "b.json"));
+  EXPECT_EQ(b["batch_size"], 8);
+  EXPECT_EQ(b["seq_len"], 128);
 }
 
 TEST(ExplainCli, ExplainReadsATreesFileWithMeasuredEnergy) {
@@ -259,7 +271,7 @@ TEST(ExplainCli, BadModelInputsFailWithOneClearLineAndNoOutput) {
   expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --set warp_factor=9 -o " + out, dir),
                  "warp_factor");
   expect_failure(irene_cli("explain bert-base-uncased --batch 0 --seq 64 -o " + out, dir), "--batch");
-  expect_failure(irene_cli("explain bert-base-uncased --seq 64 -o " + out, dir), "needs --batch and --seq");
+  expect_failure(irene_cli("explain bert-base-uncased --seq 0 -o " + out, dir), "--seq");
   expect_failure(irene_cli("explain bert-base-uncased --batch 8 --seq 64 --format xml -o " + out, dir), "--format 'xml'");
   EXPECT_FALSE(fs::exists(out));
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.hpp"
+#include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/compare.hpp"
@@ -70,15 +71,17 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
     }
     return trees;
   }
-  if (s.batch.empty() || s.seq.empty()) throw Error(fmt::format("model '{}' needs --batch and --seq", s.what));
+  // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given.
+  const std::string batch = s.batch.empty() ? std::to_string(kDefaultBatch) : s.batch;
+  const std::string seq = s.seq.empty() ? std::to_string(kDefaultSeq) : s.seq;
   const ModelConfig config = load_config_with_overrides(s.what, s.overrides);
   std::vector<int> batches, seqs;
   if (allow_ranges) {
-    batches = parse_range(s.batch, "--batch", kMaxBatch);
-    seqs = parse_range(s.seq, "--seq", kMaxSeq);
+    batches = parse_range(batch, "--batch", kMaxBatch);
+    seqs = parse_range(seq, "--seq", kMaxSeq);
   } else {
-    batches = {parse_positive_int(s.batch, "--batch")};
-    seqs = {parse_positive_int(s.seq, "--seq")};
+    batches = {parse_positive_int(batch, "--batch")};
+    seqs = {parse_positive_int(seq, "--seq")};
   }
   const auto p = load_predictor(s.predictor);
   hardware = p->hardware();
@@ -97,8 +100,8 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
 
 void add_source_options(CLI::App* cmd, Source& s, bool ranges) {
   cmd->add_option("model", s.what, "built-in model name, config.json path, or a trees .jsonl file")->required();
-  cmd->add_option("--batch,-b", s.batch, ranges ? "batch size: N, START:STOP:STEP or a,b,c" : "batch size");
-  cmd->add_option("--seq,-s", s.seq, ranges ? "sequence length: N, START:STOP:STEP or a,b,c" : "sequence length");
+  cmd->add_option("--batch,-b", s.batch, ranges ? "batch size: N, START:STOP:STEP or a,b,c (default 8)" : "batch size (default 8)");
+  cmd->add_option("--seq,-s", s.seq, ranges ? "sequence length: N, START:STOP:STEP or a,b,c (default 128)" : "sequence length (default 128)");
   cmd->add_option("--set", s.overrides, "override a configuration value, KEY=VALUE (repeatable)");
   cmd->add_option("--predictor,-p", s.predictor, "predictor file (default: the shipped device_1 predictor)");
 }

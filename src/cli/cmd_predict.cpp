@@ -191,8 +191,8 @@ void register_predict(CLI::App& app) {
         throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
                                 fmt::join(names, ", ")));
       if (model_mode) {
-        if (a->batch.empty()) a->batch = "8";
-        if (a->seq.empty()) a->seq = "128";
+        if (a->batch.empty()) a->batch = std::to_string(kDefaultBatch);
+        if (a->seq.empty()) a->seq = std::to_string(kDefaultSeq);
         const int batch = parse_positive_int(a->batch, "--batch");
         const int seq = parse_positive_int(a->seq, "--seq");
         if (p.needs_resource_features() && !a->profile) {

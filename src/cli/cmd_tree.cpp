@@ -61,8 +61,8 @@ void print_text(std::ostream& out, const Tree& t) {
 void register_tree(CLI::App& app) {
   struct Args {
     std::string model;
-    std::string batch = "8";
-    std::string seq = "128";
+    std::string batch = std::to_string(kDefaultBatch);
+    std::string seq = std::to_string(kDefaultSeq);
     std::string format = "text";
     std::string out = "-";
     std::vector<std::string> sets;

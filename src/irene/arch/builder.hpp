@@ -24,6 +24,11 @@ namespace irene {
 // an unsupported model_type (naming the supported ones).
 Tree build_tree(const ModelConfig& config, int batch, int seq);
 
+// The batch size and sequence length (tokens) that commands build a model for when they are not
+// given: irene tree, predict, explain, compare, sweep, report.
+inline constexpr int kDefaultBatch = 8;
+inline constexpr int kDefaultSeq = 128;
+
 // The class name of the model's root node (BertModel, RobertaModel, DistilBertModel,
 // GPT2Model, OpenAIGPTModel, CTRLModel). Unsupported model_type: irene::Error.
 std::string root_class_name(const ModelConfig& config);
