@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/core/tree.hpp"
 
@@ -46,6 +47,7 @@ Tree small_tree() {
   lin.predicted_energy_j = 0.25;
   lin.predicted_interval = Interval{0.2, 0.3};
   t.add_node(a, lin);
+  t.assign_ids();
   return t;
 }
 
@@ -128,7 +130,7 @@ TEST(Jsonl, MissingFieldAndMissingFileAreErrors) {
 
 TEST(WriteAtomic, FailedWriteLeavesNoFile) {
   const fs::path dir = temp_dir();
-  EXPECT_THROW(write_file_atomic(dir / "out.txt",
+  EXPECT_THROW(write_output(dir / "out.txt",
                                  [](std::ostream& o) {
                                    o << "partial";
                                    throw Error("boom");

@@ -11,6 +11,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/data/dataset.hpp"
 #include "test_util.hpp"

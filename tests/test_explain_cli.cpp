@@ -13,6 +13,7 @@
 
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
@@ -298,7 +299,7 @@ TEST(ExplainCli, BadFilesFailWithOneClearLineAndNoOutput) {
   }
   write_jsonl(dir / "bare.jsonl", {bare});
   expect_failure(irene_cli("report " + (dir / "bare.jsonl").string() + " -o " + (dir / "r.html").string(), dir),
-                 "neither predicted nor measured");
+                 "neither a predicted nor a measured energy");
   {
     std::ofstream f(dir / "broken.jsonl");
     f << "{\"model_name\": \"x\", \n";

@@ -60,6 +60,7 @@ inline Tree synthetic(int layers = 2, unsigned seed = 1, double scale = 1.0, boo
   int pool = add(0, "pooler", "BertPooler", M);
   add(pool, "pooler.dense", "Linear", L);
   add(pool, "pooler.activation", "Tanh", L);
+  t.assign_ids();
   // Energies bottom-up: a leaf gets a random energy, a parent 0.9 x the sum of its children.
   std::vector<double> raw(t.nodes.size(), 0.0);
   for (int i = static_cast<int>(t.nodes.size()) - 1; i >= 0; --i) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/data/dataset.hpp"
 #include "irene/predict/config.hpp"
@@ -109,7 +110,7 @@ TEST(PredictCli, TrainRefusesTreesWithoutGroundTruthAndWritesNothing) {
   const auto trees = write_synthetic(dir, /*with_gold=*/false);
   auto r = run("train " + q(trees) + " -o " + q(dir / "p.json"));
   EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_NE(r.out.find("irene: error: none of the 18 trees has a ground-truth energy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("none of the 18 trees can be used: toy-0/4/16: no measured energy at its root"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir / "p.json"));
 }
 
@@ -148,7 +149,7 @@ TEST(PredictCli, CorruptAndVersionMismatchedPredictorsAreRefused) {
   { std::ofstream(dir / "corrupt.json") << "{\"format\": \"irene-predictor\", \"vers"; }
   auto r = run("predict --predictor " + q(dir / "corrupt.json") + " " + q(trees) + " -o " + q(dir / "out.jsonl"));
   EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_NE(r.out.find("corrupt.json: not valid JSON"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("corrupt.json:1: not valid JSON"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir / "out.jsonl"));
   ASSERT_EQ(run("train " + q(trees) + " -o " + q(dir / "p.json") + " --config paper --set epochs=1").status, 0);
   auto j = json::parse(irene::read_file(dir / "p.json"));

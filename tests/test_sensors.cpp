@@ -173,7 +173,11 @@ TEST(SensorTrace, MalformedFilesNameFileAndLine) {
   const std::map<std::string, std::pair<std::string, std::string>> cases = {
       {"header", {"time,power\n1000,1\n", ":1: expected the header 'timestamp,watts'"}},
       {"number", {"timestamp,watts\n1000,1\n1001,abc\n", ":3: watts must be a number"}},
-      {"negative", {"timestamp,watts\n1000,-1\n", ":2: watts must be a number >= 0"}},
+      {"negative", {"timestamp,watts\n1000,-1\n", ":2: watts must be a number in 0..1e+07"}},
+      {"absurd", {"timestamp,watts\n1000,1e308\n1001,1e308\n", ":2: watts must be a number in 0..1e+07"}},
+      {"nan", {"timestamp,watts\n1000,nan\n", ":2: watts must be a number in 0..1e+07"}},
+      {"infinite", {"timestamp,watts\n1000,1\n1001,inf\n", ":3: watts must be a number in 0..1e+07"}},
+      {"future", {"timestamp,watts\n1e300,1\n", ":2: timestamp must be Unix epoch seconds"}},
       {"fields", {"timestamp,watts\n1000,1,2\n", ":2: expected 'timestamp,watts' (2 fields)"}},
       {"onefield", {"timestamp,watts\n\n1000\n", ":3: expected 'timestamp,watts' (2 fields)"}},
       {"stamp", {"timestamp,watts\n17e8x,1\n", ":2: timestamp must be Unix epoch seconds"}},

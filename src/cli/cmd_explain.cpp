@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -13,7 +14,9 @@
 #include "commands.hpp"
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/core/usable.hpp"
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/pipeline.hpp"
@@ -41,6 +44,7 @@ struct Source {
   std::vector<std::string> overrides;  // --set
   std::string batch, seq;              // numbers or ranges
   std::string predictor;               // --predictor
+  bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
 };
 
 std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
@@ -61,11 +65,18 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
                                 s.seq.empty() ? "any" : s.seq));
       trees = std::move(kept);
     }
+    UsablePolicy policy;
+    policy.strict = s.strict;
+    policy.source = s.what;
     if (!s.predictor.empty()) {
       const auto p = load_predictor(s.predictor);
       hardware = p->hardware();
+      trees = keep_usable(std::move(trees), [&](const Tree& t) { return p->cannot_predict(t); }, policy);
       for (auto& t : trees) p->predict(t);
-    } else if (!trees.front().provenance.empty()) {
+    } else {
+      trees = keep_usable(std::move(trees), check_energies, policy);
+    }
+    if (s.predictor.empty() && !trees.front().provenance.empty()) {
       if (auto it = trees.front().provenance.find("predicted_for"); it != trees.front().provenance.end())
         hardware = it->second;
     }
@@ -104,6 +115,7 @@ void add_source_options(CLI::App* cmd, Source& s, bool ranges) {
   cmd->add_option("--seq,-s", s.seq, ranges ? "sequence length: N, START:STOP:STEP or a,b,c (default 128)" : "sequence length (default 128)");
   cmd->add_option("--set", s.overrides, "override a configuration value, KEY=VALUE (repeatable)");
   cmd->add_option("--predictor,-p", s.predictor, "predictor file (default: the shipped device_1 predictor)");
+  cmd->add_flag("--strict", s.strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
 }
 
 void check_format(const std::string& format, std::initializer_list<const char*> allowed) {
@@ -131,9 +143,12 @@ void serve(const std::string& predictor, const std::string& host, int port, int 
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   const int bound = server.bind();
+  std::atomic<int> stop_signal{0};
+  std::atomic<bool> done{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
+    if (!done.load()) stop_signal.store(sig);
     server.stop();
   });
   const bool ipv6 = host.find(':') != std::string::npos;
@@ -141,8 +156,13 @@ void serve(const std::string& predictor, const std::string& host, int port, int 
                            ipv6 ? "[" + host + "]" : host, bound, p->hardware())
             << std::flush;
   server.run();
+  done.store(true);
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  if (stop_signal.load() != 0) {
+    std::cerr << "irene: interrupted: server stopped\n";
+    std::exit(128 + stop_signal.load());
+  }
   std::cout << "irene: server stopped\n";
 }
 
@@ -170,7 +190,7 @@ void register_explain(CLI::App& app) {
       eo.top = *top;
       std::vector<Explanation> ex;
       for (const auto& t : trees) ex.push_back(explain_tree(t, eo));
-      write_file_atomic(*out, [&](std::ostream& os) {
+      write_output(*out, [&](std::ostream& os) {
         if (*format == "json") {
           nlohmann::json arr = nlohmann::json::array();
           for (const auto& e : ex) {
@@ -196,6 +216,7 @@ void register_explain(CLI::App& app) {
       std::string a, b, batch, seq, batch_b, seq_b, predictor, format = "text", out = "-";
       std::vector<std::string> set_a, set_b;
       int top = 20;
+      bool strict = false;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("a", o->a, "model a: built-in name, config.json or trees .jsonl (first tree)")->required();
@@ -209,17 +230,18 @@ void register_explain(CLI::App& app) {
     cmd->add_option("--predictor,-p", o->predictor, "predictor file (default: the shipped one)");
     cmd->add_option("--format,-f", o->format, "text or json")->capture_default_str();
     cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
+    cmd->add_flag("--strict", o->strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
     cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
     cmd->callback([o] {
       check_format(o->format, {"text", "json"});
       std::string hardware;
-      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor};
+      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor, o->strict};
       Source sb{o->b.empty() ? o->a : o->b, o->set_b, o->batch_b.empty() ? o->batch : o->batch_b,
-                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor};
+                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor, o->strict};
       const Tree ta = load_trees(sa, false, hardware).front();
       const Tree tb = load_trees(sb, false, hardware).front();
       const Comparison c = compare(ta, tb);
-      write_file_atomic(o->out, [&](std::ostream& os) {
+      write_output(o->out, [&](std::ostream& os) {
         if (o->format == "json") {
           auto j = to_json(c);
           j["hardware"] = hardware;
@@ -255,9 +277,9 @@ void register_explain(CLI::App& app) {
         ReportOptions ro;
         ro.hardware = hardware;
         const std::string html = render_report(trees, ro);
-        write_file_atomic(*report, [&](std::ostream& os) { os << html; });
+        write_output(*report, [&](std::ostream& os) { os << html; });
       }
-      write_file_atomic(*out, [&](std::ostream& os) {
+      write_output(*out, [&](std::ostream& os) {
         if (*format == "csv") write_sweep_csv(os, points);
         else if (*format == "json") os << to_json(points).dump(1) << '\n';
         else {
@@ -286,7 +308,7 @@ void register_explain(CLI::App& app) {
       ro.title = *title;
       ro.top = *top;
       const std::string html = render_report(trees, ro);
-      write_file_atomic(*out, [&](std::ostream& os) { os << html; });
+      write_output(*out, [&](std::ostream& os) { os << html; });
       std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} KiB)\n", *out, trees.size(), trees.size() == 1 ? "" : "s",
                                html.size() / 1024);
     });

@@ -16,6 +16,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/interrupt.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/measure/blas.hpp"
 #include "irene/measure/collect.hpp"
@@ -26,24 +27,6 @@
 namespace irene::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  g_stop_signal = sig;
-  std::signal(sig, SIG_DFL);  // a second Ctrl-C stops at once
-}
-
-// Ctrl-C / SIGTERM ask the measurement to stop at the next pass; finished work is kept.
-void install_stop_handlers() {
-  g_stop_signal = 0;
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 double parse_number(const std::string& text, const char* what) {
   try {
@@ -129,7 +112,7 @@ measure::ProfileOptions profile_options(const MeasureArgs& a) {
   o.threads = a.threads == "0" ? 0 : parse_positive_int(a.threads, "--threads");
   if (o.runs > o.max_runs && a.max_runs == "10") o.max_runs = o.runs;  // --runs 20 alone is fine
   measure::validate(o);
-  o.stop_requested = [] { return g_stop_signal != 0; };
+  o.stop_requested = [] { return interrupt::requested(); };
   return o;
 }
 
@@ -199,7 +182,7 @@ class ProgressLine {
 
 [[noreturn]] void exit_interrupted(const std::string& message) {
   std::cerr << "irene: interrupted: " << message << '\n';
-  std::exit(130);
+  std::exit(interrupt::exit_status());
 }
 
 void print_profile_summary(const Tree& t, const measure::ProfileSummary& s, const measure::ProfileOptions& o,
@@ -251,7 +234,7 @@ void register_measure(CLI::App& app) {
     auto sensor = open_sensor(p->m.meter);
     if (o.threads > 0) measure::torch_threads(o.threads);
     report_blas();
-    install_stop_handlers();
+    interrupt::Cooperative cooperative;  // stop at the next pass; the profile is written whole at the end
     ProgressLine bar(p->m.quiet, 10);
     const auto start = std::chrono::steady_clock::now();
     o.on_progress = [&](const measure::ProfileProgress& pr) {
@@ -308,7 +291,7 @@ void register_measure(CLI::App& app) {
     if (!resume.sensor.empty() && resume.sensor != sensor->name())
       std::cerr << fmt::format("irene: warning: {} holds trees measured with sensor '{}', now '{}'\n", c->m.out,
                                resume.sensor, sensor->name());
-    install_stop_handlers();
+    interrupt::Cooperative cooperative;  // finished trees are kept; the one being measured is dropped
     ProgressLine bar(c->m.quiet, 0);
     auto progress = [&](const measure::CollectProgress& pr) {
       bar.draw(pr.units_total ? static_cast<double>(pr.units_done) / pr.units_total : 0,

@@ -15,7 +15,9 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/predict/config.hpp"
@@ -37,8 +39,10 @@ Config config_from_options(const std::string& name, const std::vector<std::strin
   return c;
 }
 
-// Trees of the file without the excluded models; Error when an excluded model is not there.
-std::vector<Tree> read_trees(const std::string& path, const std::vector<std::string>& exclude) {
+// Measured trees of the file without the excluded models, for training: a tree without a measured
+// root is skipped with a notice (or an error with --strict). Error when an excluded model is not there.
+std::vector<Tree> read_measured_trees(const std::string& path, const std::vector<std::string>& exclude, bool strict,
+                                      bool quiet = false) {
   std::vector<Tree> all = read_jsonl(path);
   std::set<std::string> names;
   for (const auto& t : all) names.insert(t.model_name);
@@ -47,7 +51,11 @@ std::vector<Tree> read_trees(const std::string& path, const std::vector<std::str
   std::vector<Tree> kept;
   for (auto& t : all)
     if (std::find(exclude.begin(), exclude.end(), t.model_name) == exclude.end()) kept.push_back(std::move(t));
-  return kept;
+  UsablePolicy policy;
+  policy.strict = strict;
+  policy.source = path;
+  policy.quiet = quiet;
+  return keep_usable(std::move(kept), check_measured_root, policy);
 }
 
 std::string errors_text(const LevelErrors& e) {
@@ -114,6 +122,7 @@ void register_predict(CLI::App& app) {
       std::string trees, out, config = "default", hardware, source;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
+      bool strict = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("train", "Train an IrEne predictor on measured trees (JSONL) and write it as JSON");
@@ -128,9 +137,10 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--source", a->source, "where the trees came from, recorded in the file (default: TREES)");
     cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
         ->check(CLI::Range(1, 256));
+    cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
     cmd->callback([a] {
       const Config config = config_from_options(a->config, a->sets);
-      const auto trees = read_trees(a->trees, a->exclude);
+      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict);
       Predictor::TrainOptions opt;
       opt.hardware = a->hardware;
       opt.source = a->source.empty() ? a->trees : a->source;
@@ -158,6 +168,7 @@ void register_predict(CLI::App& app) {
       std::string input, out = "-", predictor, format, batch, seq;
       std::vector<std::string> sets;
       bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
+      bool strict = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
@@ -177,6 +188,7 @@ void register_predict(CLI::App& app) {
     cmd->add_flag("--profile", a->profile,
                   "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
                   "resource features a predictor trained on 'irene collect' data reads, then predict");
+    cmd->add_flag("--strict", a->strict, "fail on a tree of the file the predictor cannot predict instead of skipping it");
     cmd->callback([a] {
       const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
       // INPUT is a model (built-in name or config .json) or a trees JSONL file. A model without
@@ -227,7 +239,7 @@ void register_predict(CLI::App& app) {
         p.predict(tree);
         stamp(tree, p);
         const std::string format = a->format.empty() ? "text" : a->format;
-        write_file_atomic(a->out, [&](std::ostream& os) {
+        write_output(a->out, [&](std::ostream& os) {
           if (format == "text") print_predicted_text(os, tree, p);
           else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
           else write_tree_jsonl(os, tree);
@@ -237,10 +249,15 @@ void register_predict(CLI::App& app) {
       const std::string format = a->format.empty() ? "jsonl" : a->format;
       JsonlReader reader(a->input);
       long count = 0;
-      write_file_atomic(a->out, [&](std::ostream& os) {
+      UsablePolicy policy;
+      policy.strict = a->strict;
+      policy.source = a->input;
+      std::vector<SkippedTree> skipped;
+      write_output(a->out, [&](std::ostream& os) {
         Tree t;
         json array = json::array();
         while (reader.next(t)) {
+          if (!usable_or_skip(t, [&](const Tree& tree) { return p.cannot_predict(tree); }, policy, &skipped)) continue;
           try {
             p.predict(t);
           } catch (const Error& e) {
@@ -252,10 +269,13 @@ void register_predict(CLI::App& app) {
           else if (format == "json") array.push_back(tree_to_json(t));
           else print_predicted_text(os, t, p), os << '\n';
         }
+        if (count == 0 && !skipped.empty())
+          throw file_error(a->input, 0, fmt::format("no tree could be predicted ({}: {})", skipped[0].key, skipped[0].reason));
         if (count == 0) throw file_error(a->input, 0, "holds no trees");
         if (format == "json") os << array.dump(1) << '\n';
       });
-      std::cerr << fmt::format("predicted {} trees for {}\n", count, p.hardware());
+      std::cerr << fmt::format("predicted {} trees for {}{}\n", count, p.hardware(),
+                               skipped.empty() ? "" : fmt::format(" ({} skipped)", skipped.size()));
     });
   }
 
@@ -263,6 +283,7 @@ void register_predict(CLI::App& app) {
   {
     struct Args {
       std::string gold, pred, format = "text";
+      bool strict = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
@@ -270,10 +291,14 @@ void register_predict(CLI::App& app) {
     cmd->add_option("GOLD", a->gold, "measured trees (JSONL)")->required();
     cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
     cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
+    cmd->add_flag("--strict", a->strict, "fail on a measured tree without a prediction instead of skipping it");
     cmd->callback([a] {
       const auto gold = read_jsonl(a->gold);
       const auto pred = read_jsonl(a->pred);
-      const auto e = evaluate_trees(gold, pred, a->gold, a->pred);
+      UsablePolicy policy;
+      policy.strict = a->strict;
+      policy.source = a->gold;
+      const auto e = evaluate_trees(gold, pred, a->gold, a->pred, &policy);
       if (a->format == "json") {
         json j = errors_to_json(e);
         j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
@@ -291,7 +316,7 @@ void register_predict(CLI::App& app) {
       std::string trees, config = "default", format = "text", out = "-";
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
-      bool no_baselines = false, quiet = false;
+      bool no_baselines = false, quiet = false, strict = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("crossval",
@@ -308,17 +333,13 @@ void register_predict(CLI::App& app) {
         ->check(CLI::Range(1, 256));
     cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
     cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
+    cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
     cmd->callback([a] {
       const Config config = config_from_options(a->config, a->sets);
-      const auto trees = read_trees(a->trees, a->exclude);
-      std::vector<std::string> skipped;
-      const auto measured = measured_trees(trees, &skipped);
-      if (!skipped.empty() && !a->quiet)
-        std::cerr << fmt::format("skipping {} trees without a measured root: {}\n", skipped.size(),
-                                 fmt::join(skipped, ", "));
+      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, a->quiet);
       std::vector<const Tree*> ptrs;
-      for (auto i : measured) ptrs.push_back(&trees[i]);
+      for (const auto& t : trees) ptrs.push_back(&t);
       if (ptrs.empty()) throw Error(fmt::format("{}: no tree has a measured root energy", a->trees));
       std::vector<std::string> dropped;
       const auto features = available_features(ptrs, feature_names_of_sets(config.feature_sets), &dropped);
@@ -338,7 +359,7 @@ void register_predict(CLI::App& app) {
         if (what.find("was never seen in training") == std::string::npos) throw;
         throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
       }
-      write_file_atomic(a->out, [&](std::ostream& os) {
+      write_output(a->out, [&](std::ostream& os) {
         if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';
         else os << crossval_to_text(report);
       });

@@ -9,6 +9,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 
 namespace irene::cli {
@@ -97,7 +98,7 @@ void register_tree(CLI::App& app) {
     for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
     if (!overrides.empty()) set_config_values(config, overrides);
     const Tree tree = build_tree(config, batch, seq);
-    write_file_atomic(a->out, [&](std::ostream& os) {
+    write_output(a->out, [&](std::ostream& os) {
       if (a->format == "jsonl")
         write_tree_jsonl(os, tree);
       else

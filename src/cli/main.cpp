@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/interrupt.hpp"
 #include "irene/measure/blas.hpp"
 
 namespace irene::cli {
@@ -20,6 +21,7 @@ void register_version(CLI::App& app) {
 
 int main(int argc, char** argv) {
   irene::measure::ensure_fast_blas(argc, argv);  // OpenBLAS kernel for this CPU (may re-exec once)
+  irene::interrupt::install();                   // Ctrl-C / SIGTERM: clean exit, no temporary files
   CLI::App app{"irene: predict, measure and explain the inference energy of Transformer models",
                "irene"};
   app.require_subcommand(1);

@@ -4,6 +4,7 @@
 
 #include "irene/arch/families.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/limits.hpp"
 
 namespace irene {
 
@@ -137,8 +138,10 @@ std::string root_class_name(const ModelConfig& config) { return family_of(config
 
 Tree build_tree(const ModelConfig& config, int batch, int seq) {
   const Family& f = family_of(config);
-  if (batch <= 0) throw Error(fmt::format("batch size must be a positive integer, got {}", batch));
-  if (seq <= 0) throw Error(fmt::format("sequence length must be a positive integer, got {}", seq));
+  if (batch <= 0 || batch > limits::kMaxBatch)
+    throw Error(fmt::format("batch size must be an integer in 1..{}, got {}", limits::kMaxBatch, batch));
+  if (seq <= 0 || seq > limits::kMaxSeq)
+    throw Error(fmt::format("sequence length must be an integer in 1..{}, got {}", limits::kMaxSeq, seq));
   const std::int64_t max_seq = config.max_positions - f.reserved_positions;
   if (seq > max_seq)
     throw Error(fmt::format("sequence length {} exceeds the {} positions of {}", seq, max_seq, config.name));
@@ -151,6 +154,7 @@ Tree build_tree(const ModelConfig& config, int batch, int seq) {
   TreeBuilder tb(tree, config, batch, seq);
   const int root = tb.add_root(f.root_class);
   f.build(tb, root);
+  tree.assign_ids();
   recount(tree);
   return tree;
 }

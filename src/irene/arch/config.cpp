@@ -3,9 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "irene/core/error.hpp"
+#include "irene/core/json_util.hpp"
+#include "irene/core/limits.hpp"
+#include "irene/core/io.hpp"
 
 namespace irene {
 
@@ -48,17 +52,34 @@ std::string supported_list() {
   return s;
 }
 
-std::int64_t get_size(const json& raw, const char* key, const std::string& where, bool required) {
+// A size of the config: a positive integer (or an integral float) up to `max`, checked before
+// any cast; anything else is one Error naming the key.
+std::int64_t get_size(const json& raw, const char* key, const std::string& where, bool required, std::int64_t max) {
   auto it = raw.find(key);
   if (it == raw.end() || it->is_null()) {
     if (required) throw Error(fmt::format("{}: missing '{}'", where, key));
     return 0;
   }
-  if (!it->is_number_integer() && !(it->is_number_float() && it->get<double>() == static_cast<double>(static_cast<std::int64_t>(it->get<double>()))))
-    throw Error(fmt::format("{}: '{}' must be a positive integer, got {}", where, key, it->dump()));
-  const auto v = static_cast<std::int64_t>(it->get<double>());
-  if (v <= 0) throw Error(fmt::format("{}: '{}' must be a positive integer, got {}", where, key, v));
-  return v;
+  auto bad = [&] {
+    return Error(fmt::format("{}: '{}' must be a positive integer (at most {}), got {}", where, key, max,
+                             it->dump().substr(0, 40)));
+  };
+  if (it->is_number_unsigned()) {
+    const auto u = it->get<std::uint64_t>();
+    if (u == 0 || u > static_cast<std::uint64_t>(max)) throw bad();
+    return static_cast<std::int64_t>(u);
+  }
+  if (it->is_number_integer()) {
+    const auto v = it->get<std::int64_t>();
+    if (v <= 0 || v > max) throw bad();
+    return v;
+  }
+  if (it->is_number_float()) {
+    const double d = it->get<double>();
+    if (!(d >= 1) || d > static_cast<double>(max) || d != std::floor(d)) throw bad();
+    return static_cast<std::int64_t>(d);
+  }
+  throw bad();
 }
 
 // Fills the typed sizes from `raw` and validates them.
@@ -67,26 +88,23 @@ void fill_typed(ModelConfig& c, const std::string& where) {
   if (!f)
     throw Error(fmt::format("{}: unsupported model_type '{}' (supported: {})", where, c.model_type,
                             supported_list()));
-  c.vocab_size = get_size(c.raw, "vocab_size", where, true);
-  c.hidden_size = get_size(c.raw, f->hidden, where, true);
-  c.num_layers = get_size(c.raw, f->layers, where, true);
-  c.num_heads = get_size(c.raw, f->heads, where, true);
-  c.intermediate_size = *f->intermediate ? get_size(c.raw, f->intermediate, where, c.model_type != "gpt2") : 0;
+  c.vocab_size = get_size(c.raw, "vocab_size", where, true, limits::kMaxVocab);
+  c.hidden_size = get_size(c.raw, f->hidden, where, true, limits::kMaxHidden);
+  c.num_layers = get_size(c.raw, f->layers, where, true, limits::kMaxLayers);
+  c.num_heads = get_size(c.raw, f->heads, where, true, limits::kMaxHeads);
+  c.intermediate_size =
+      *f->intermediate ? get_size(c.raw, f->intermediate, where, c.model_type != "gpt2", limits::kMaxIntermediate) : 0;
   if (c.intermediate_size == 0) c.intermediate_size = 4 * c.hidden_size;
-  c.max_positions = get_size(c.raw, f->positions, where, true);
-  c.type_vocab_size = *f->type_vocab ? get_size(c.raw, f->type_vocab, where, true) : 0;
+  if (c.intermediate_size > limits::kMaxIntermediate)
+    throw Error(fmt::format("{}: the feed-forward width 4 x {} exceeds {}", where, c.hidden_size, limits::kMaxIntermediate));
+  c.max_positions = get_size(c.raw, f->positions, where, true, limits::kMaxPositions);
+  c.type_vocab_size = *f->type_vocab ? get_size(c.raw, f->type_vocab, where, true, limits::kMaxVocab) : 0;
   if (c.hidden_size % c.num_heads != 0)
     throw Error(fmt::format("{}: hidden size {} is not divisible by the number of heads {}", where,
                             c.hidden_size, c.num_heads));
 }
 
-long line_of_byte(std::string_view text, std::size_t byte) {
-  byte = std::min(byte, text.size());
-  return 1 + static_cast<long>(std::count(text.begin(), text.begin() + static_cast<long>(byte), '\n'));
-}
-
 }  // namespace
-
 const std::vector<std::string>& supported_model_types() {
   static const std::vector<std::string> types = [] {
     std::vector<std::string> t;
@@ -119,12 +137,7 @@ std::vector<std::string> builtin_model_names() {
 
 ModelConfig parse_model_config(std::string_view text, const std::string& where, const std::string& name) {
   ModelConfig c;
-  try {
-    c.raw = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}:{}: not valid JSON (byte {}): the file is malformed or truncated", where,
-                            line_of_byte(text, e.byte > 0 ? e.byte - 1 : 0), e.byte));
-  }
+  c.raw = parse_json_document(text, where, "the config");
   if (!c.raw.is_object()) throw Error(fmt::format("{}: a config.json must be a JSON object", where));
   auto mt = c.raw.find("model_type");
   if (mt == c.raw.end() || !mt->is_string())
@@ -166,7 +179,7 @@ ModelConfig load_model_config(std::string_view name_or_path) {
     }
     file = p;
   }
-  ModelConfig c = parse_model_config(read_file(file), file.string(), name);
+  ModelConfig c = parse_model_config(read_file(file, std::uint64_t{16} << 20), file.string(), name);
   if (c.name.empty()) {
     const auto parent = file.parent_path().filename().string();
     c.name = parent.empty() ? file.stem().string() : parent;

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "irene/core/error.hpp"
+#include "irene/core/limits.hpp"
 
 namespace irene {
 
@@ -10,6 +13,16 @@ namespace {
 
 constexpr double kFloat = 4;  // bytes of a float32
 constexpr double kId = 8;     // bytes of an int64 token / position id
+
+// Products and sums of parameter counts, checked (limits.hpp): an Error instead of overflow.
+std::int64_t mul(std::int64_t a, std::int64_t b) {
+  if (auto r = limits::checked_mul(a, b)) return *r;
+  throw Error(fmt::format("a parameter count {} x {} exceeds {}", a, b, limits::kMaxCount));
+}
+std::int64_t add(std::int64_t a, std::int64_t b) {
+  if (auto r = limits::checked_add(a, b)) return *r;
+  throw Error(fmt::format("a parameter count {} + {} exceeds {}", a, b, limits::kMaxCount));
+}
 
 std::int64_t get(const Attrs& a, const char* key) {
   auto it = a.find(key);
@@ -37,7 +50,7 @@ std::vector<Primitive> make_primitives() {
        {"batch", "input batch size"},
        {"seq", "input sequence length (ignored when input_rank = 2)"},
        {"input_rank", "2 ([batch, in]) or 3 ([batch, seq, in])"}},
-      [](const Attrs& a) { return get(a, "in_features") * get(a, "out_features") + get(a, "out_features"); },
+      [](const Attrs& a) { return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features")); },
       [](const Attrs& a) {
         const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
         if (get(a, "input_rank") == 2) return matmul_2d(b, in, out);
@@ -55,7 +68,7 @@ std::vector<Primitive> make_primitives() {
        {"out_features", "output width (nf)"},
        {"batch", "input batch size"},
        {"seq", "input sequence length"}},
-      [](const Attrs& a) { return get(a, "in_features") * get(a, "out_features") + get(a, "out_features"); },
+      [](const Attrs& a) { return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features")); },
       [](const Attrs& a) {
         return matmul_2d(static_cast<double>(get(a, "batch")) * get(a, "seq"), get(a, "in_features"),
                          get(a, "out_features"));
@@ -69,7 +82,7 @@ std::vector<Primitive> make_primitives() {
        {"embedding_dim", "width of the table"},
        {"batch", "rows of the id tensor (1 for position ids shared by the batch)"},
        {"seq", "columns of the id tensor"}},
-      [](const Attrs& a) { return get(a, "num_embeddings") * get(a, "embedding_dim"); },
+      [](const Attrs& a) { return mul(get(a, "num_embeddings"), get(a, "embedding_dim")); },
       [](const Attrs& a) {
         const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
         return Counts{0, ids * kId + ids * get(a, "embedding_dim") * kFloat};
@@ -80,7 +93,7 @@ std::vector<Primitive> make_primitives() {
       "LayerNorm",
       "torch.nn.LayerNorm over the last dimension: 8 FLOPs and 4 float accesses per element.",
       {{"normalized_shape", "width normalized over"}, {"batch", "input batch size"}, {"seq", "input sequence length"}},
-      [](const Attrs& a) { return 2 * get(a, "normalized_shape"); },
+      [](const Attrs& a) { return mul(2, get(a, "normalized_shape")); },
       [](const Attrs& a) {
         const double e = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "normalized_shape");
         return Counts{8 * e, 4 * kFloat * e};
@@ -197,7 +210,16 @@ OpKind& mutable_op_kind(std::string_view name) {
 
 std::int64_t elements(const std::vector<std::int64_t>& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape) {
+    if (d < 0) throw Error(fmt::format("a tensor shape has a negative dimension {}", d));
+    auto r = limits::checked_mul(n, d);
+    if (!r) {
+      std::string dims;
+      for (auto x : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(x);
+      throw Error(fmt::format("a tensor of shape [{}] has more than {} elements", dims, limits::kMaxCount));
+    }
+    n = *r;
+  }
   return n;
 }
 
@@ -248,11 +270,13 @@ void recount(Tree& tree) {
       std::int64_t params = 0;
       for (int k : n.children) {
         c += counts[k];
-        params += tree.nodes[k].num_parameters;
+        params = add(params, tree.nodes[k].num_parameters);
       }
       n.num_parameters = params;
     }
     for (const auto& op : n.ops) c += count_op(op);
+    if (!std::isfinite(c.flops) || !std::isfinite(c.bytes))
+      throw Error(fmt::format("node {}: its FLOP or byte count is not finite", n.id));
     counts[i] = c;
     n.flops_mflop = c.mflop();
     n.mem_mib = c.mib();

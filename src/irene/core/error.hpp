@@ -1,4 +1,4 @@
-// Errors and safe output.
+// Errors.
 //
 // Every bad input ends as one irene::Error whose message is the whole line the user sees:
 // "FILE:LINE: problem" when a file and line are known, "FILE: problem" when only the file is,
@@ -21,15 +21,6 @@ class Error : public std::runtime_error {
 
 // "FILE:LINE: what" (line > 0) or "FILE: what" (line <= 0).
 Error file_error(const std::filesystem::path& file, long line, std::string_view what);
-
-// Writes a file atomically: `write` fills a temporary file beside `path`, which is renamed
-// over `path` only when `write` returns normally and the stream is good. On any exception the
-// temporary file is removed and `path` is left as it was. "-" writes to standard output.
-void write_file_atomic(const std::filesystem::path& path,
-                       const std::function<void(std::ostream&)>& write);
-
-// Reads a whole file; a missing or unreadable file is an Error naming it.
-std::string read_file(const std::filesystem::path& path);
 
 // Parses a positive integer option such as --batch; anything else is an Error naming `what`.
 int parse_positive_int(std::string_view text, std::string_view what);

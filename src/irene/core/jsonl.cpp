@@ -3,9 +3,17 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
 #include <set>
+#include <type_traits>
 
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
+#include "irene/core/json_util.hpp"
+#include "irene/core/limits.hpp"
+#include "irene/core/io.hpp"
 
 namespace irene {
 
@@ -62,26 +70,65 @@ template <typename T>
 T get_field(const json& j, const char* key, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end()) throw Error(fmt::format("{}: missing field '{}'", where, key));
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    throw Error(fmt::format("{}: field '{}' has the wrong type ({})", where, key, it->type_name()));
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) throw Error(fmt::format("{}: field '{}' must be a string, not {}", where, key, it->type_name()));
+    return it->get<std::string>();
+  } else {
+    static_assert(std::is_same_v<T, double>);
+    if (!it->is_number()) throw Error(fmt::format("{}: field '{}' must be a number, not {}", where, key, it->type_name()));
+    const double v = it->get<double>();
+    if (!std::isfinite(v)) throw Error(fmt::format("{}: field '{}' is not a finite number", where, key));
+    return v;
   }
 }
 
-void node_from_json(const json& j, Tree& tree, int parent, const std::string& where) {
+// An integer in [lo, hi]: a JSON integer, or a float with an integral value (the reference's
+// files store some counts as floats). Anything else is an Error naming the field and the range.
+std::int64_t int_value(const json& v, const std::string& what, std::int64_t lo, std::int64_t hi,
+                       const std::string& where) {
+  auto bad = [&] {
+    return Error(fmt::format("{}: {} must be an integer in {}..{}, got {}", where, what, lo, hi, v.dump().substr(0, 40)));
+  };
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(hi)) throw bad();
+    const auto x = static_cast<std::int64_t>(u);
+    if (x < lo) throw bad();
+    return x;
+  }
+  if (v.is_number_integer()) {
+    const auto x = v.get<std::int64_t>();
+    if (x < lo || x > hi) throw bad();
+    return x;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    // Compare as doubles before any cast: a float outside the range never reaches static_cast.
+    if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+      throw bad();
+    return static_cast<std::int64_t>(d);
+  }
+  throw bad();
+}
+
+std::int64_t int_field(const json& j, const char* key, std::int64_t lo, std::int64_t hi, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) throw Error(fmt::format("{}: missing field '{}'", where, key));
+  return int_value(*it, fmt::format("field '{}'", key), lo, hi, where);
+}
+
+// One node's own fields (not its children).
+Node node_fields(const json& j, const std::string& where) {
   if (!j.is_object()) throw Error(fmt::format("{}: a tree node must be a JSON object", where));
   Node n;
   n.scope = get_field<std::string>(j, "scope", where);
   n.class_name = get_field<std::string>(j, "instance_type", where);
-  n.type = [&] {
-    try {
-      return node_type_from_string(get_field<std::string>(j, "type", where));
-    } catch (const Error& e) {
-      throw Error(fmt::format("{}: node '{}': {}", where, n.scope, e.what()));
-    }
-  }();
-  n.num_parameters = j.contains("num_parameters") ? get_field<std::int64_t>(j, "num_parameters", where) : 0;
+  try {
+    n.type = node_type_from_string(get_field<std::string>(j, "type", where));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: node '{}': {}", where, n.scope, e.what()));
+  }
+  n.num_parameters = j.contains("num_parameters") ? int_field(j, "num_parameters", 0, limits::kMaxCount, where) : 0;
   n.flops_mflop = get_field<double>(j, "flops", where);
   n.mem_mib = get_field<double>(j, "mem_bytes", where);
   if (auto it = j.find("ground_truth_energy"); it != j.end() && !it->is_null())
@@ -93,32 +140,56 @@ void node_from_json(const json& j, Tree& tree, int parent, const std::string& wh
                                     get_field<double>(j, "predicted_energy_high", where)};
   if (auto it = j.find("attrs"); it != j.end()) {
     if (!it->is_object()) throw Error(fmt::format("{}: 'attrs' must be an object", where));
-    for (const auto& [k, v] : it->items()) {
-      if (!v.is_number_integer()) throw Error(fmt::format("{}: attrs.{} must be an integer", where, k));
-      n.attrs[k] = v.get<std::int64_t>();
-    }
+    for (const auto& [k, v] : it->items())
+      n.attrs[k] = int_value(v, "attrs." + k, -limits::kMaxCount, limits::kMaxCount, where);
   }
   if (auto it = j.find("ops"); it != j.end()) {
     if (!it->is_array()) throw Error(fmt::format("{}: 'ops' must be an array", where));
     for (const auto& o : *it) {
+      if (!o.is_object()) throw Error(fmt::format("{}: an entry of 'ops' must be an object", where));
       Op op;
       op.kind = get_field<std::string>(o, "kind", where);
-      op.shape = get_field<std::vector<std::int64_t>>(o, "shape", where);
+      auto shape = o.find("shape");
+      if (shape == o.end() || !shape->is_array())
+        throw Error(fmt::format("{}: op '{}': 'shape' must be an array of integers", where, op.kind));
+      if (shape->size() > 16) throw Error(fmt::format("{}: op '{}': a shape of more than 16 dimensions", where, op.kind));
+      for (const auto& d : *shape)
+        op.shape.push_back(int_value(d, fmt::format("op '{}': a shape dimension", op.kind), 0, limits::kMaxCount, where));
       n.ops.push_back(std::move(op));
     }
   }
   const auto& structural = structural_keys();
   for (const auto& [k, v] : j.items()) {
     if (structural.count(k)) continue;
-    if (v.is_number()) n.resources[k] = v.get<double>();
+    if (v.is_number()) {
+      const double x = v.get<double>();
+      if (!std::isfinite(x)) throw Error(fmt::format("{}: field '{}' is not a finite number", where, k));
+      n.resources[k] = x;
+    }
   }
-  const std::string id = j.value("id", std::string());
-  const int index = tree.add_node(parent, std::move(n));
-  (void)id;  // ids are recomputed from scope/class/order so that they always follow one rule
-  auto kids = j.find("child_nodes_obj");
-  if (kids != j.end()) {
+  return n;
+}
+
+// The whole tree under `root`, depth first, without recursion: a file cannot exhaust the stack.
+void nodes_from_json(const json& root, Tree& tree, const std::string& where) {
+  struct Pending {
+    const json* node;
+    int parent;
+  };
+  std::vector<Pending> stack{{&root, -1}};
+  while (!stack.empty()) {
+    const Pending p = stack.back();
+    stack.pop_back();
+    if (static_cast<std::int64_t>(tree.nodes.size()) >= limits::kMaxTreeNodes)
+      throw Error(fmt::format("{}: more than {} nodes in one tree", where, limits::kMaxTreeNodes));
+    const int index = tree.add_node(p.parent, node_fields(*p.node, where));
+    if (tree.nodes[index].depth > limits::kMaxTreeDepth)
+      throw Error(fmt::format("{}: the tree nests deeper than {} levels", where, limits::kMaxTreeDepth));
+    auto kids = p.node->find("child_nodes_obj");
+    if (kids == p.node->end()) continue;
     if (!kids->is_array()) throw Error(fmt::format("{}: 'child_nodes_obj' must be an array", where));
-    for (const auto& c : *kids) node_from_json(c, tree, index, where);
+    // Pushed in reverse so that children are added in order (pre-order).
+    for (auto it = kids->rbegin(); it != kids->rend(); ++it) stack.push_back({&*it, index});
   }
 }
 
@@ -139,44 +210,68 @@ Tree tree_from_json(const json& record, const std::string& where) {
   if (!record.is_object()) throw Error(fmt::format("{}: a tree record must be a JSON object", where));
   Tree t;
   t.model_name = get_field<std::string>(record, "model_name", where);
-  // The reference files store batch_size and seq_len as numbers; accept integral doubles too.
-  auto positive = [&](const char* key) {
-    const double v = get_field<double>(record, key, where);
-    if (!(v >= 1) || v != static_cast<double>(static_cast<long>(v)))
-      throw Error(fmt::format("{}: '{}' must be a positive integer, got {}", where, key, v));
-    return static_cast<int>(v);
-  };
-  t.batch_size = positive("batch_size");
-  t.seq_len = positive("seq_len");
+  // The reference files store batch_size and seq_len as numbers; integral floats are accepted.
+  t.batch_size = static_cast<int>(int_field(record, "batch_size", 1, limits::kMaxBatch, where));
+  t.seq_len = static_cast<int>(int_field(record, "seq_len", 1, limits::kMaxSeq, where));
   if (auto it = record.find("provenance"); it != record.end() && it->is_object())
     for (const auto& [k, v] : it->items()) t.provenance[k] = v.is_string() ? v.get<std::string>() : v.dump();
   auto root = record.find("frontend_tree");
   if (root == record.end()) throw Error(fmt::format("{}: missing field 'frontend_tree'", where));
-  node_from_json(*root, t, -1, where);
+  nodes_from_json(*root, t, where);
+  t.assign_ids();  // ids always follow one rule, whatever the file says
   return t;
 }
 
 void write_tree_jsonl(std::ostream& out, const Tree& tree) { out << tree_to_json(tree).dump() << '\n'; }
 
 JsonlReader::JsonlReader(const std::filesystem::path& path) : path_(path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw file_error(path, 0, "no such file");
-  if (std::filesystem::is_directory(path, ec)) throw file_error(path, 0, "is a folder, expected a JSONL file");
-  in_.open(path, std::ios::binary);
-  if (!in_) throw file_error(path, 0, "cannot open for reading");
+  check_input_file(path, "a JSONL file");
+  if (path != "-") {
+    file_.open(path, std::ios::binary);
+    if (!file_) throw file_error(path, 0, "cannot open for reading");
+  }
 }
 
+namespace {
+
+// Reads one line of at most `max` bytes (without the newline); false at the end of the input.
+bool read_line(std::istream& in, std::string& line, std::int64_t max, bool& too_long) {
+  line.clear();
+  too_long = false;
+  std::streambuf* sb = in.rdbuf();
+  bool any = false;
+  for (;;) {
+    const int c = sb->sbumpc();
+    if (c == std::char_traits<char>::eof()) return any;
+    any = true;
+    if (c == '\n') return true;
+    if (static_cast<std::int64_t>(line.size()) >= max) {
+      too_long = true;
+      return true;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+}
+
+}  // namespace
+
 bool JsonlReader::next(Tree& tree) {
+  std::istream& in = path_ == "-" ? std::cin : static_cast<std::istream&>(file_);
   std::string text;
-  while (std::getline(in_, text)) {
+  bool too_long = false;
+  while (read_line(in, text, limits::kMaxLineBytes, too_long)) {
     ++line_;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = fmt::format("{}:{}", path_.string(), line_);
+    if (too_long) throw Error(fmt::format("{}: a line longer than {} bytes", where, limits::kMaxLineBytes));
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     json record;
     try {
       record = json::parse(text);
     } catch (const json::parse_error& e) {
       throw Error(fmt::format("{}: not valid JSON (byte {}): the line is malformed or truncated", where, e.byte));
+    } catch (const json::exception& e) {
+      // out_of_range: a number too large for a double (1e999) and the like.
+      throw Error(fmt::format("{}: not valid JSON: {}", where, json_error_text(e)));
     }
     tree = tree_from_json(record, where);
     return true;
@@ -194,7 +289,7 @@ std::vector<Tree> read_jsonl(const std::filesystem::path& path) {
 }
 
 void write_jsonl(const std::filesystem::path& path, const std::vector<Tree>& trees) {
-  write_file_atomic(path, [&](std::ostream& out) {
+  write_output(path, [&](std::ostream& out) {
     for (const auto& t : trees) write_tree_jsonl(out, t);
   });
 }

@@ -34,7 +34,10 @@ Tree tree_from_json(const nlohmann::json& record, const std::string& where);
 // Writes one tree as one line (with the trailing newline).
 void write_tree_jsonl(std::ostream& out, const Tree& tree);
 
-// Streams trees out of a JSONL file. Every problem is an Error "FILE:LINE: problem".
+// Streams trees out of a JSONL file ("-": standard input; a FIFO is read as it comes). Every
+// problem is an Error "FILE:LINE: problem": malformed JSON, a number out of range, a wrong field
+// type, a count out of its range (limits.hpp), a line over limits::kMaxLineBytes, a tree nested
+// deeper than limits::kMaxTreeDepth or with more than limits::kMaxTreeNodes nodes.
 class JsonlReader {
  public:
   explicit JsonlReader(const std::filesystem::path& path);
@@ -45,7 +48,7 @@ class JsonlReader {
 
  private:
   std::filesystem::path path_;
-  std::ifstream in_;
+  std::ifstream file_;  // unused for "-" (standard input)
   long line_ = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unordered_map>
+
 #include "irene/core/error.hpp"
 
 namespace irene {
@@ -49,38 +51,29 @@ int Tree::add_node(int parent_index, Node node) {
     node.parent_scope = nodes[parent_index].scope;
   }
   node.children.clear();
+  // Provisional id; repeated siblings get their "#k" from assign_ids(), once the tree is whole
+  // (numbering them here would rescan every sibling on every insertion: quadratic).
+  node.id = make_node_id(node.scope, node.class_name, 0, false);
   const int index = static_cast<int>(nodes.size());
   nodes.push_back(std::move(node));
   if (parent_index >= 0) nodes[parent_index].children.push_back(index);
-  // Ids of this node's siblings may change when it repeats a (scope, class) pair.
-  if (parent_index >= 0) {
-    auto& siblings = nodes[parent_index].children;
-    int count = 0;
-    for (int s : siblings)
-      if (nodes[s].scope == nodes[index].scope && nodes[s].class_name == nodes[index].class_name) ++count;
-    int ordinal = 0;
-    for (int s : siblings)
-      if (nodes[s].scope == nodes[index].scope && nodes[s].class_name == nodes[index].class_name)
-        nodes[s].id = make_node_id(nodes[s].scope, nodes[s].class_name, ordinal++, count > 1);
-  } else {
-    nodes[index].id = make_node_id(nodes[index].scope, nodes[index].class_name, 0, false);
-  }
   return index;
 }
 
 void Tree::assign_ids() {
-  for (auto& n : nodes) {
-    if (n.parent < 0) {
-      n.id = make_node_id(n.scope, n.class_name, 0, false);
-      continue;
-    }
-  }
+  if (nodes.empty()) return;
+  nodes[0].id = make_node_id(nodes[0].scope, nodes[0].class_name, 0, false);
+  std::unordered_map<std::string, int> counts, seen;
   for (auto& p : nodes) {
-    std::map<std::pair<std::string, std::string>, int> counts, seen;
-    for (int c : p.children) ++counts[{nodes[c].scope, nodes[c].class_name}];
+    if (p.children.empty()) continue;
+    counts.clear();
+    seen.clear();
+    auto key = [&](const Node& c) { return c.scope + '\x1f' + c.class_name; };
+    for (int c : p.children) ++counts[key(nodes[c])];
     for (int c : p.children) {
-      auto k = std::make_pair(nodes[c].scope, nodes[c].class_name);
-      nodes[c].id = make_node_id(nodes[c].scope, nodes[c].class_name, seen[k]++, counts[k] > 1);
+      const std::string k = key(nodes[c]);
+      const int n = counts[k];
+      nodes[c].id = make_node_id(nodes[c].scope, nodes[c].class_name, n > 1 ? seen[k]++ : 0, n > 1);
     }
   }
 }

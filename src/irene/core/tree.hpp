@@ -104,11 +104,14 @@ struct Tree {
   int find_id(std::string_view id) const;
 
   // Appends a child of `parent` (-1: the root itself; the tree must then be empty) and
-  // returns its index. Fills parent, depth, parent_scope and a unique id from scope and
-  // class_name. Children must be added in pre-order (depth-first).
+  // returns its index, in constant time. Fills parent, depth, parent_scope and a provisional id
+  // "scope:class"; children must be added in pre-order (depth-first). Call assign_ids() once
+  // the tree is whole: it numbers repeated siblings ("#0", "#1"). build_tree and the JSONL
+  // reader do.
   int add_node(int parent, Node node);
 
-  // Recomputes ids from scope/class_name/sibling order. Used after hand edits.
+  // Computes every id from scope/class_name/sibling order (the id rule above), in
+  // O(nodes); after building a tree with add_node, or after hand edits.
   void assign_ids();
 
   // Key "model_name/batch/seq" used to match trees across files.

@@ -14,6 +14,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 
 namespace irene {
@@ -331,7 +332,7 @@ std::vector<Tree> import_device_folder(const fs::path& dir, ImportSummary* summa
 ImportSummary import_device_folder_to_jsonl(const fs::path& dir, const fs::path& out, const ImportOptions& options) {
   // The trees stream into a temporary file renamed into place only on success: an error leaves no file.
   ImportSummary summary;
-  write_file_atomic(out, [&](std::ostream& os) {
+  write_output(out, [&](std::ostream& os) {
     summary = import_device_folder(dir, [&](Tree&& t) { write_tree_jsonl(os, t); }, options);
   });
   return summary;

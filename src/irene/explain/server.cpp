@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <cerrno>
 #include <charconv>
 #include <exception>
 #include <nlohmann/json.hpp>
@@ -185,6 +186,12 @@ EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::m
   s.set_keep_alive_max_count(1000);
   s.set_keep_alive_timeout(5);
   s.set_tcp_nodelay(true);  // JSON answers are tens of KiB: no Nagle + delayed-ACK stalls
+  // SO_REUSEADDR only (a restart may bind while old connections linger in TIME_WAIT), never
+  // SO_REUSEPORT: a second server on a port in use must fail, not share the requests.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
+  });
   const int threads = std::max(1, impl_->options.threads);
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   impl_->routes();
@@ -199,8 +206,12 @@ int EnergyServer::bind() {
   if (port == 0) {
     port = impl_->server.bind_to_any_port(o.host);
     if (port < 0) throw Error(fmt::format("cannot listen on {} (any port)", o.host));
-  } else if (!impl_->server.bind_to_port(o.host, port)) {
-    throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.host, port));
+  } else {
+    errno = 0;
+    if (!impl_->server.bind_to_port(o.host, port)) {
+      if (errno == EADDRINUSE) throw Error(fmt::format("port {} in use ({}:{}): is another server running?", port, o.host, port));
+      throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", o.host, port));
+    }
   }
   return port;
 }

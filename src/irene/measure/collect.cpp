@@ -12,6 +12,7 @@
 
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/measure/executor.hpp"
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,10 @@ namespace irene::measure {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Bounds of a plausible trace: 10 MW is a whole data-centre hall; timestamps before the year 5138.
+constexpr double kMaxWatts = 1e7;
+constexpr double kMaxEpochSeconds = 1e11;
 
 SensorError trace_error(const fs::path& file, long line, std::string_view what) {
   return SensorError(SensorFailure::broken, file_error(file, line, what).what());
@@ -34,6 +39,8 @@ class TraceReader {
   void refresh(bool tail) {
     std::error_code ec;
     if (fs::is_directory(file_, ec)) throw trace_error(file_, 0, "is a folder, expected a power trace file");
+    if (fs::exists(file_, ec) && !fs::is_regular_file(file_, ec))
+      throw trace_error(file_, 0, "is not a regular file (a device or FIFO cannot be a power trace: it is re-read)");
     std::ifstream in(file_, std::ios::binary);
     if (!in) {
       const int err = errno;
@@ -86,11 +93,12 @@ class TraceReader {
       throw trace_error(file_, line_,
                         fmt::format("expected 'timestamp,watts' (2 fields), got '{}'", line));
     PowerSample s;
-    if (!detail::parse_double(a, s.epoch_seconds) || s.epoch_seconds <= 0)
+    if (!detail::parse_double(a, s.epoch_seconds) || !std::isfinite(s.epoch_seconds) || s.epoch_seconds <= 0 ||
+        s.epoch_seconds > kMaxEpochSeconds)
       throw trace_error(file_, line_,
                         fmt::format("timestamp must be Unix epoch seconds, got '{}'", a));
-    if (!detail::parse_double(b, s.watts) || s.watts < 0)
-      throw trace_error(file_, line_, fmt::format("watts must be a number >= 0, got '{}'", b));
+    if (!detail::parse_double(b, s.watts) || !std::isfinite(s.watts) || s.watts < 0 || s.watts > kMaxWatts)
+      throw trace_error(file_, line_, fmt::format("watts must be a number in 0..{:g}, got '{}'", kMaxWatts, b));
     if (!samples_.empty() && s.epoch_seconds < samples_.back().epoch_seconds)
       throw trace_error(file_, line_,
                         fmt::format("timestamp {} goes back in time (previous {})", a,

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
+#include "irene/core/json_util.hpp"
 
 namespace irene::predict {
 
@@ -113,6 +115,8 @@ double get_number(const json& v, const std::string& where, const char* key, doub
 
 int get_int(const json& v, const std::string& where, const char* key, int lo, int hi) {
   if (!v.is_number_integer()) throw Error(fmt::format("{}: '{}' must be an integer", where, key));
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(hi))
+    throw Error(fmt::format("{}: '{}' = {} is out of range [{}, {}]", where, key, v.dump(), lo, hi));
   const auto x = v.get<long long>();
   if (x < lo || x > hi) throw Error(fmt::format("{}: '{}' = {} is out of range [{}, {}]", where, key, x, lo, hi));
   return static_cast<int>(x);
@@ -259,13 +263,8 @@ Config load_config(std::string_view name_or_path) {
   if (!std::filesystem::exists(path, ec))
     throw Error(fmt::format("unknown configuration '{}': not a named one (paper, default) and no such file",
                             name_or_path));
-  const std::string text = read_file(path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw file_error(path, 0, fmt::format("not valid JSON (byte {})", e.byte));
-  }
+  const std::string text = read_file(path, std::uint64_t{16} << 20);
+  const json j = parse_json_document(text, path.string(), "the configuration");
   // A file may start from a named configuration ("base": "paper"); otherwise from the default.
   Config base = named_config("default");
   if (j.is_object() && j.contains("base")) {
@@ -291,6 +290,8 @@ void apply_config_override(Config& c, std::string_view assignment) {
     value = json::parse(text);
   } catch (const json::parse_error&) {
     value = text;  // a bare word: a string
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("--set {}: {}", key, json_error_text(e)));  // e.g. a number too large (1e999)
   }
   if (key == "feature_sets" && value.is_string()) {
     // "model_specs,resource_utilization"

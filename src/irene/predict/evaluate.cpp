@@ -11,7 +11,7 @@
 namespace irene::predict {
 
 LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree>& pred, const std::string& gold_name,
-                           const std::string& pred_name) {
+                           const std::string& pred_name, const UsablePolicy* skip) {
   auto index = [](const std::vector<Tree>& trees, const std::string& name) {
     std::map<std::string, const Tree*> by_key;
     for (const auto& t : trees)
@@ -27,7 +27,14 @@ LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree
   LevelErrorSum errors;
   for (const auto& [key, g] : gold_trees) {
     auto it = pred_trees.find(key);
-    if (it == pred_trees.end()) throw Error(fmt::format("{}: tree {} has no prediction in {}", gold_name, key, pred_name));
+    if (it == pred_trees.end()) {
+      const std::string reason = fmt::format("no predicted tree in {}", pred_name);
+      if (skip) {
+        usable_or_skip(*g, [&](const Tree&) { return reason; }, *skip);  // a notice, or an Error when strict
+        continue;
+      }
+      throw Error(fmt::format("{}: tree {} has no prediction in {}", gold_name, key, pred_name));
+    }
     const Tree& p = *it->second;
     std::unordered_map<std::string, const Node*> pred_nodes;
     for (const auto& n : p.nodes) pred_nodes.emplace(n.id, &n);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "irene/core/tree.hpp"
+#include "irene/core/usable.hpp"
 #include "irene/predict/crossval.hpp"
 
 namespace irene::predict {
@@ -15,7 +16,10 @@ namespace irene::predict {
 // prefix errors. Errors: a tree key repeated in one file; a gold tree or node missing from the
 // predictions, or a predicted tree or node that gold does not have (mismatched ids); a matched
 // node without a predicted energy; no node with ground truth at all.
+// With `skip` (a non-strict policy), a gold tree without a predicted tree is skipped with a notice
+// (usable.hpp) instead of being an error.
 LevelErrors evaluate_trees(const std::vector<Tree>& gold, const std::vector<Tree>& pred,
-                           const std::string& gold_name = "gold", const std::string& pred_name = "predictions");
+                           const std::string& gold_name = "gold", const std::string& pred_name = "predictions",
+                           const UsablePolicy* skip = nullptr);
 
 }  // namespace irene::predict

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
+#include "irene/core/json_util.hpp"
 #include "irene/predict/crossval.hpp"
 
 namespace irene {
@@ -17,6 +20,8 @@ using namespace irene::predict;
 namespace {
 
 constexpr long kMinClassSamples = 20;
+// Most features a predictor file may name (the two feature sets hold 14).
+constexpr long kMaxFeatures = 64;
 
 double quantile(std::vector<double>& v, double q) {
   std::sort(v.begin(), v.end());
@@ -146,6 +151,20 @@ const Predictor::IntervalFactors& Predictor::interval_for(NodeType type, const s
   return none;
 }
 
+std::string Predictor::cannot_predict(const Tree& tree) const {
+  if (tree.nodes.empty()) return "it has no nodes";
+  for (const Node& n : tree.nodes) {
+    for (const auto& f : model_.feature_names) {
+      const auto v = node_feature(tree, n, f);
+      if (!v) return fmt::format("node '{}' lacks the feature '{}' that the predictor reads", n.id, f);
+      if (!std::isfinite(*v)) return fmt::format("node '{}' has a non-finite '{}'", n.id, f);
+    }
+    if (n.children.empty() && !model_.leaves.count(n.class_name))
+      return fmt::format("primitive type '{}' of node '{}' was never seen in training", n.class_name, n.id);
+  }
+  return "";
+}
+
 void Predictor::predict(Tree& tree) const {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
   FlatTrees data = flatten({&tree}, model_.feature_names);
@@ -230,6 +249,12 @@ struct Reader {
     if (!std::isfinite(x)) fail(fmt::format("{}field '{}' is not finite", ctx, key));
     return x;
   }
+  // A non-negative integer count (an integral float is accepted), checked before any cast.
+  long count(const json& j, const char* key, const char* ctx = "") const {
+    const double x = number(j, key, ctx);
+    if (x < 0 || x > 1e15 || x != std::floor(x)) fail(fmt::format("{}field '{}' must be a non-negative integer", ctx, key));
+    return static_cast<long>(x);
+  }
   std::string string(const json& j, const char* key, const char* ctx = "") const {
     const json& v = at(j, key, ctx);
     if (!v.is_string()) fail(fmt::format("{}field '{}' must be a string", ctx, key));
@@ -271,6 +296,9 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     p.model_.feature_names.push_back(f.get<std::string>());
   }
   const long d = static_cast<long>(p.model_.feature_names.size());
+  // Sizes are checked before anything is allocated: the polynomial expansion has
+  // C(d + degree, degree) terms, so a file naming 300 features must not reach it.
+  if (d > kMaxFeatures) r.fail(fmt::format("field 'features' names {} features, more than {}", d, kMaxFeatures));
   if (j.contains("features_dropped") && j["features_dropped"].is_array())
     for (const auto& f : j["features_dropped"])
       if (f.is_string()) p.dropped_.push_back(f.get<std::string>());
@@ -291,7 +319,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     if ((lr.scaler.scale.array() <= 0).any()) r.fail(ctx + "scale values must be positive");
     lr.coef = r.vector(lj, "coef", d, ctx);
     lr.intercept = r.number(lj, "intercept", ctx.c_str());
-    lr.samples = static_cast<long>(r.number(lj, "samples", ctx.c_str()));
+    lr.samples = r.count(lj, "samples", ctx.c_str());
     p.model_.leaves.emplace(name, std::move(lr));
   }
 
@@ -312,7 +340,10 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   const json& poly = r.at(uj, "polynomial", "upper: ");
   if (!poly.is_boolean()) r.fail("upper: field 'polynomial' must be true or false");
   const double degree = r.number(uj, "degree", "upper: ");
-  if (degree < 1 || degree > 4 || degree != static_cast<int>(degree)) r.fail("upper: 'degree' must be 1 to 4");
+  if (degree < 1 || degree > 4 || degree != std::floor(degree)) r.fail("upper: 'degree' must be 1 to 4");
+  if (static_cast<int>(degree) != p.model_.config.polynomial_degree ||
+      poly.get<bool>() != p.model_.config.polynomial_features)
+    r.fail("upper: 'degree'/'polynomial' disagree with the configuration's polynomial_degree/polynomial_features");
   u.poly = Polynomial(static_cast<int>(d), static_cast<int>(degree), poly.get<bool>());
   u.w = r.vector(uj, "weights", u.poly.outputs(), "upper: ");
   u.b = r.number(uj, "bias", "upper: ");
@@ -322,6 +353,9 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   } catch (const Error& e) {
     r.fail(std::string("configuration: ") + e.what());
   }
+  if (root_terms > u.poly.outputs())
+    r.fail(fmt::format("configuration: the root's {} own weights exceed the {} expansion terms", root_terms,
+                       u.poly.outputs()));
   if (root_terms > 0) {
     u.w_root = r.vector(uj, "root_weights", root_terms, "upper: ");
     u.b_root = r.number(uj, "root_bias", "upper: ");
@@ -336,7 +370,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     IntervalFactors f;
     f.low = r.number(gj, "low", ctx.c_str());
     f.high = r.number(gj, "high", ctx.c_str());
-    f.samples = static_cast<long>(r.number(gj, "samples", ctx.c_str()));
+    f.samples = r.count(gj, "samples", ctx.c_str());
     if (!(f.low <= 1 && 1 <= f.high)) r.fail(ctx + "expected low <= 1 <= high");
     p.intervals_[g] = f;
   }
@@ -345,17 +379,12 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
 
 void Predictor::save(const std::filesystem::path& path) const {
   const json j = to_json();
-  write_file_atomic(path, [&](std::ostream& out) { out << j.dump(1) << '\n'; });
+  write_output(path, [&](std::ostream& out) { out << j.dump(1) << '\n'; });
 }
 
 Predictor Predictor::load(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw file_error(path, 0, fmt::format("not valid JSON (byte {}): a corrupt or truncated predictor file", e.byte));
-  }
+  const std::string text = read_file(path, std::uint64_t{256} << 20);
+  const json j = parse_json_document(text, path.string(), "the predictor file");
   Predictor p = from_json(j, path.string());
   p.path_ = path;
   return p;

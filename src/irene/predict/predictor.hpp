@@ -59,6 +59,10 @@ class Predictor {
   // type was never seen in training.
   void predict(Tree& tree) const;
 
+  // Why predict() would fail on `tree`, or "" when it would not: a node lacking a feature the
+  // predictor reads (or holding a non-finite one), a primitive type never seen in training.
+  std::string cannot_predict(const Tree& tree) const;
+
   // True when the predictor reads measured resource features (cpu, gpu, times_mean, ...): it
   // cannot predict a tree built from a configuration alone.
   bool needs_resource_features() const;

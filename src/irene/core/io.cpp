@@ -1,0 +1,304 @@
+#include "irene/core/io.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "irene/core/error.hpp"
+
+namespace irene {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// Temporary files
+
+namespace temp_files {
+namespace {
+
+constexpr int kSlots = 32;
+struct Slot {
+  std::atomic<int> state{0};  // 0 free, 1 being written, 2 registered
+  char path[PATH_MAX + 1];
+};
+std::array<Slot, kSlots> g_slots;
+
+}  // namespace
+
+int add(const fs::path& path) {
+  const std::string s = path.string();
+  if (s.size() > PATH_MAX) return -1;
+  for (int i = 0; i < kSlots; ++i) {
+    int expected = 0;
+    if (!g_slots[i].state.compare_exchange_strong(expected, 1)) continue;
+    std::memcpy(g_slots[i].path, s.c_str(), s.size() + 1);
+    g_slots[i].state.store(2);
+    return i;
+  }
+  return -1;
+}
+
+void remove(int slot) {
+  if (slot < 0 || slot >= kSlots) return;
+  g_slots[slot].state.store(0);
+}
+
+void remove_all_registered() noexcept {
+  for (auto& s : g_slots)
+    if (s.state.load() == 2) ::unlink(s.path);
+}
+
+}  // namespace temp_files
+
+// ---------------------------------------------------------------------------------------------
+// Outputs
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Paths that stand for an already-open descriptor: written directly, never resolved.
+bool is_descriptor_path(const fs::path& path) {
+  const std::string s = path.string();
+  return s == "/dev/stdout" || s == "/dev/stderr" || s.rfind("/dev/fd/", 0) == 0 ||
+         s.rfind("/proc/self/fd/", 0) == 0;
+}
+
+// Follows a chain of symbolic links to the path it finally names (which need not exist).
+fs::path resolve_links(const fs::path& path) {
+  fs::path p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::error_code ec;
+    fs::path target = fs::read_symlink(p, ec);
+    if (ec) throw file_error(path, 0, "cannot read the symbolic link: " + ec.message());
+    p = target.is_absolute() ? target : (p.parent_path() / target);
+  }
+  throw file_error(path, 0, "too many levels of symbolic links");
+}
+
+// Writes all of `data` to `fd`; false with errno on failure.
+bool write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Streams into a descriptor through a stringbuf-free streambuf (large outputs never sit whole in
+// memory).
+class FdBuf : public std::streambuf {
+ public:
+  explicit FdBuf(int fd) : fd_(fd) { setp(buf_, buf_ + sizeof buf_); }
+  ~FdBuf() override { sync(); }
+  bool failed() const { return failed_; }
+  int error() const { return error_; }
+
+ protected:
+  int_type overflow(int_type ch) override {
+    if (flush_buffer() != 0) return traits_type::eof();
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(ch);
+      pbump(1);
+    }
+    return traits_type::not_eof(ch);
+  }
+  int sync() override { return flush_buffer(); }
+
+ private:
+  int flush_buffer() {
+    const std::ptrdiff_t n = pptr() - pbase();
+    if (n > 0 && !failed_) {
+      if (!write_all(fd_, std::string(pbase(), static_cast<std::size_t>(n)))) {
+        failed_ = true;
+        error_ = errno;
+      }
+    }
+    setp(buf_, buf_ + sizeof buf_);
+    return failed_ ? -1 : 0;
+  }
+  int fd_;
+  bool failed_ = false;
+  int error_ = 0;
+  char buf_[1 << 16];
+};
+
+// Writes directly into something that is not a regular file (a device, a FIFO, a socket path
+// opened by name, an inherited descriptor path).
+void write_direct(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw file_error(path, 0, "cannot open for writing: " + errno_text(errno));
+  try {
+    FdBuf buf(fd);
+    std::ostream out(&buf);
+    write(out);
+    out.flush();
+    if (buf.failed() || !out) throw file_error(path, 0, "write failed: " + errno_text(buf.error()));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0 && errno != EINTR) throw file_error(path, 0, "write failed: " + errno_text(errno));
+}
+
+void write_atomic(const fs::path& shown, const fs::path& target, const struct stat* existing,
+                  const std::function<void(std::ostream&)>& write) {
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw file_error(shown, 0, "cannot write: folder does not exist");
+  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", target.filename().string(), ::getpid());
+  const int slot = temp_files::add(tmp);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    const int err = errno;
+    temp_files::remove(slot);
+    throw file_error(shown, 0, "cannot open for writing: " + errno_text(err));
+  }
+  auto discard = [&] {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    temp_files::remove(slot);
+  };
+  try {
+    {
+      FdBuf buf(fd);
+      std::ostream out(&buf);
+      write(out);
+      out.flush();
+      if (buf.failed() || !out) throw file_error(shown, 0, "write failed: " + errno_text(buf.error()));
+    }
+    if (existing && ::fchmod(fd, existing->st_mode & 07777) != 0)
+      throw file_error(shown, 0, "cannot keep the file's permissions: " + errno_text(errno));
+    if (::fsync(fd) != 0 && errno != EINVAL) throw file_error(shown, 0, "write failed: " + errno_text(errno));
+  } catch (...) {
+    discard();
+    throw;
+  }
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    temp_files::remove(slot);
+    throw file_error(shown, 0, "write failed: " + errno_text(err));
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    temp_files::remove(slot);
+    throw file_error(shown, 0, "cannot replace the file: " + errno_text(err));
+  }
+  temp_files::remove(slot);
+}
+
+}  // namespace
+
+void write_output(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+  if (path.empty()) throw Error("output path is empty");
+  if (path == "-") {
+    write(std::cout);
+    std::cout.flush();
+    if (!std::cout) throw Error("cannot write to standard output");
+    return;
+  }
+  if (is_descriptor_path(path)) {
+    write_direct(path, write);
+    return;
+  }
+  const fs::path target = resolve_links(path);
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw file_error(path, 0, "is a folder, expected a file to write");
+    if (!S_ISREG(st.st_mode)) {
+      write_direct(target, write);
+      return;
+    }
+    write_atomic(path, target, &st, write);
+    return;
+  }
+  if (errno != ENOENT) throw file_error(path, 0, "cannot write: " + errno_text(errno));
+  write_atomic(path, target, nullptr, write);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+namespace {
+
+bool is_stdin_path(const fs::path& path) { return path == "-" || path == "/dev/stdin"; }
+
+// Opens an input for reading after checking what it is; returns the descriptor.
+int open_input(const fs::path& path, std::string_view what) {
+  if (path == "-") return ::dup(STDIN_FILENO);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) throw file_error(path, 0, "no such file");
+    throw file_error(path, 0, "cannot read: " + errno_text(errno));
+  }
+  if (S_ISDIR(st.st_mode)) throw file_error(path, 0, fmt::format("is a folder, expected {}", what));
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !is_stdin_path(path))
+    throw file_error(path, 0,
+                     fmt::format("is a {}, expected {}", S_ISCHR(st.st_mode) ? "device" :
+                                                          S_ISBLK(st.st_mode) ? "block device" :
+                                                          S_ISSOCK(st.st_mode) ? "socket" : "special file",
+                                 what));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw file_error(path, 0, "cannot open for reading: " + errno_text(errno));
+  return fd;
+}
+
+}  // namespace
+
+void check_input_file(const fs::path& path, std::string_view what) {
+  if (path == "-") return;
+  const int fd = open_input(path, what);
+  ::close(fd);
+}
+
+std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
+  const int fd = open_input(path, "a file");
+  std::string data;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+      ::close(fd);
+      throw file_error(path, 0, fmt::format("is {} bytes, more than the {} bytes irene reads from such a file",
+                                            st.st_size, max_bytes));
+    }
+    data.reserve(static_cast<std::size_t>(st.st_size));
+  }
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      throw file_error(path, 0, "cannot read: " + errno_text(err));
+    }
+    if (n == 0) break;
+    if (data.size() + static_cast<std::uint64_t>(n) > max_bytes) {
+      ::close(fd);
+      throw file_error(path, 0, fmt::format("holds more than the {} bytes irene reads from such a file", max_bytes));
+    }
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return data;
+}
+
+}  // namespace irene
