@@ -126,7 +126,7 @@ TEST(ArchStructure, GptStyleChildrenOfTheRoot) {
   EXPECT_EQ(o.root().class_name, "OpenAIGPTModel");
   EXPECT_GE(o.find_id("tokens_embed:Embedding"), 0);
   const Tree c = built("sshleifer/tiny-ctrl");
-  EXPECT_EQ(node(c, "h.1.ffn.1:ReLU").type, NodeType::module);
+  EXPECT_EQ(node(c, "h.1.ffn.1:ReLU").type, NodeType::ml);
   EXPECT_EQ(node(c, "h.1.ffn.1:ReLU").parent_scope, "h.1.ffn");
 }
 
@@ -337,7 +337,8 @@ TEST(ArchRegistry, EveryLeafClassAndOpKindIsRegistered) {
       for (const auto& op : n.ops) kinds.insert(op.kind);
     }
   }
-  EXPECT_EQ(classes, (std::set<std::string>{"Conv1D", "Embedding", "LayerNorm", "Linear", "MatMul", "Softmax", "Tanh"}));
+  EXPECT_EQ(classes,
+            (std::set<std::string>{"Conv1D", "Embedding", "LayerNorm", "Linear", "MatMul", "ReLU", "Softmax", "Tanh"}));
   for (const auto& k : kinds) EXPECT_NE(find_op_kind(k), nullptr) << k;
 }
 
@@ -389,7 +390,7 @@ TEST(TreeCli, JsonlRecordHasTheIreneFields) {
   EXPECT_EQ(root["num_parameters"], 124439808);
   EXPECT_EQ(root["child_nodes"][2], "h.0");
   const auto& attn = root["child_nodes_obj"][2]["child_nodes_obj"][1];
-  EXPECT_EQ(attn["id"], "h.0.attn:Attention");
+  EXPECT_EQ(attn["id"], "gpt2/2/16/h.0.attn:Attention");
   EXPECT_EQ(attn["parent_name"], "h.0");
   EXPECT_EQ(attn["level"], 2);
   // The record reads back into the same tree.

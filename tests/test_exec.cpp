@@ -50,6 +50,7 @@ Shape expected_output(const Node& n) {
   if (c == "LayerNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
   if (c == "MatMul" || c == "Softmax") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "n")};
   if (c == "Tanh") return {a(n, "batch"), a(n, "features")};
+  if (c == "ReLU") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
   ADD_FAILURE() << "no expected shape written for primitive " << c << ": add it to this test";
   return {};
 }

@@ -22,13 +22,13 @@ add_custom_command(
   DEPENDS ${IRENE_WEB_INPUTS} ${IRENE_WEB_DIR}/embed.cmake
   COMMENT "Embedding the web front end (d3 + app) into libirene"
   VERBATIM)
-target_sources(irene PRIVATE ${IRENE_WEB_CPP})
+target_sources(irene_core PRIVATE ${IRENE_WEB_CPP})
 
 # cpp-httplib for `irene serve` (explain/server.cpp): Debian ships it as a compiled library,
 # built with these options; every file that includes httplib.h must see the same ones.
 find_library(HTTPLIB_LIBRARY NAMES cpp-httplib REQUIRED)
-target_link_libraries(irene PUBLIC ${HTTPLIB_LIBRARY})
-target_compile_definitions(irene PUBLIC
+target_link_libraries(irene_core PUBLIC ${HTTPLIB_LIBRARY})
+target_compile_definitions(irene_core PUBLIC
   CPPHTTPLIB_OPENSSL_SUPPORT CPPHTTPLIB_ZLIB_SUPPORT CPPHTTPLIB_BROTLI_SUPPORT)
 
 # The browser test (tests/browser/test_pages.mjs): Debian's chromium driven by playwright-core

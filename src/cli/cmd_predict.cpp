@@ -19,7 +19,6 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
-#include "irene/measure/profile.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -225,16 +224,9 @@ void register_predict(CLI::App& app) {
         }
         Tree tree = build_tree(config, batch, seq);
         if (a->profile) {
-          // The paper's "run once" mode: short windows, two runs per distinct node, no energy.
-          measure::ProfileOptions o;
-          o.min_seconds = 0.05;
-          o.runs = 2;
-          o.max_runs = 2;
-          o.pause_seconds = 0;
-          o.warmup_seconds = 0.05;
-          const auto s = measure::profile_resources(tree, o);
-          std::cerr << fmt::format("profiled {} ({} distinct nodes) in {:.1f} s on this machine\n", tree.key(),
-                                   s.distinct, s.seconds);
+          // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
+          if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
+          profile_hook()(tree, p);
         }
         p.predict(tree);
         stamp(tree, p);

@@ -1,17 +1,47 @@
-// One register function per command group; main.cpp calls each of them. A command parses
-// its options with CLI11, calls libirene, and prints. No logic beyond that lives in src/cli.
+// One register function per command group; both entry points (main.cpp: `irene`, and
+// main_measure.cpp: `irene-measure`, the helper that links libtorch) build the same command line
+// with run(). A command parses its options with CLI11, calls the libraries, and prints. No logic
+// beyond that lives in src/cli.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
+
+namespace irene {
+struct Tree;
+class Predictor;
+}  // namespace irene
 
 namespace irene::cli {
 
 void register_version(CLI::App& app);
-void register_sensors(CLI::App& app);
-void register_tree(CLI::App& app);  // cmd_tree.cpp
-void register_data(CLI::App& app);  // cmd_data.cpp
+void register_sensors(CLI::App& app);  // cmd_sensors.cpp
+void register_tree(CLI::App& app);     // cmd_tree.cpp
+void register_data(CLI::App& app);     // cmd_data.cpp
 void register_explain(CLI::App& app);  // cmd_explain.cpp: explain, compare, sweep, report, serve
-void register_measure(CLI::App& app);  // cmd_measure.cpp: profile, collect
 void register_predict(CLI::App& app);  // cmd_predict.cpp: train, predict, evaluate, crossval
+// cmd_measure.cpp (irene-measure only): profile, collect.
+void register_measure(CLI::App& app);
+
+// The commands that execute models, for `irene --help` in a binary without libtorch: they are
+// listed, and main.cpp hands them to irene-measure before parsing.
+void register_measure_placeholders(CLI::App& app);
+
+// `predict --profile`: measures the resource features of a tree on this machine (set by
+// irene-measure; null in irene, which hands such a command to irene-measure).
+using ProfileHook = std::function<void(Tree& tree, const Predictor& predictor)>;
+void set_profile_hook(ProfileHook hook);
+const ProfileHook& profile_hook();
+
+// Builds the command line (with `register_measure_commands` for the measuring commands) and runs
+// it: 0 on success, 1 with "irene: error: ..." on an irene::Error, CLI11's status on a usage error.
+int run(int argc, char** argv, const std::function<void(CLI::App&)>& register_measure_commands);
+
+// True when the command line names a command that executes models (profile, collect,
+// predict --profile): `irene` hands it to irene-measure.
+bool needs_measure_helper(int argc, char** argv);
+// Replaces this process by irene-measure (beside the irene binary, or $IRENE_MEASURE) with the
+// same arguments; returns only on failure, after printing one line that says how to get it.
+int exec_measure_helper(int argc, char** argv);
 
 }  // namespace irene::cli

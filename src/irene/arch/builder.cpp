@@ -78,6 +78,10 @@ int TreeBuilder::add_tanh(int parent, const std::string& scope, std::int64_t fea
   return add_leaf(parent, scope, "Tanh", {{"batch", b}, {"features", features}});
 }
 
+int TreeBuilder::add_relu(int parent, const std::string& scope, std::int64_t features) {
+  return add_leaf(parent, scope, "ReLU", {{"batch", b}, {"seq", s}, {"features", features}});
+}
+
 void TreeBuilder::add_attention_core(int attn, const std::string& scope) {
   const auto d = config_.head_size();
   add_matmul(attn, scope, s, d, s);  // query x key^T

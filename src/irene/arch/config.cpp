@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
 
 #include "irene/core/error.hpp"
 #include "irene/core/json_util.hpp"
@@ -155,6 +157,60 @@ ModelConfig parse_model_config(std::string_view text, const std::string& where, 
   return c;
 }
 
+std::vector<fs::path> hf_cache_dirs() {
+  std::vector<fs::path> dirs;
+  auto env = [](const char* k) -> std::string {
+    const char* v = std::getenv(k);
+    return v && *v ? std::string(v) : std::string();
+  };
+  if (auto d = env("HF_HUB_CACHE"); !d.empty()) dirs.emplace_back(d);
+  else if (auto d2 = env("HUGGINGFACE_HUB_CACHE"); !d2.empty()) dirs.emplace_back(d2);
+  if (auto h = env("HF_HOME"); !h.empty()) dirs.push_back(fs::path(h) / "hub");
+  else if (auto x = env("XDG_CACHE_HOME"); !x.empty()) dirs.push_back(fs::path(x) / "huggingface" / "hub");
+  if (auto home = env("HOME"); !home.empty()) dirs.push_back(fs::path(home) / ".cache" / "huggingface" / "hub");
+  std::vector<fs::path> unique;
+  for (auto& d : dirs)
+    if (std::find(unique.begin(), unique.end(), d) == unique.end()) unique.push_back(d);
+  return unique;
+}
+
+std::optional<fs::path> find_in_hf_cache(std::string_view repo_id, std::vector<std::string>* looked) {
+  // "org/name" -> models--org--name; a bare "name" -> models--name.
+  if (repo_id.empty() || repo_id.find("..") != std::string_view::npos || repo_id.front() == '/' ||
+      std::count(repo_id.begin(), repo_id.end(), '/') > 1)
+    return std::nullopt;
+  std::string folder = "models--";
+  for (char ch : repo_id) folder += ch == '/' ? std::string("--") : std::string(1, ch);
+  std::error_code ec;
+  for (const auto& dir : hf_cache_dirs()) {
+    const fs::path repo = dir / folder;
+    if (looked) looked->push_back(repo.string());
+    if (!fs::is_directory(repo / "snapshots", ec)) continue;
+    // The revision refs/main points to, else the newest snapshot holding a config.json.
+    std::string rev;
+    {
+      std::ifstream ref(repo / "refs" / "main");
+      if (ref) std::getline(ref, rev);
+    }
+    while (!rev.empty() && std::isspace(static_cast<unsigned char>(rev.back()))) rev.pop_back();
+    if (!rev.empty() && rev.find('/') == std::string::npos && fs::is_regular_file(repo / "snapshots" / rev / "config.json", ec))
+      return repo / "snapshots" / rev / "config.json";
+    std::optional<fs::path> newest;
+    fs::file_time_type newest_time{};
+    for (const auto& e : fs::directory_iterator(repo / "snapshots", ec)) {
+      const fs::path cfg = e.path() / "config.json";
+      if (!fs::is_regular_file(cfg, ec)) continue;
+      const auto t = fs::last_write_time(e.path(), ec);
+      if (!newest || t > newest_time) {
+        newest = cfg;
+        newest_time = t;
+      }
+    }
+    if (newest) return newest;
+  }
+  return std::nullopt;
+}
+
 ModelConfig load_model_config(std::string_view name_or_path) {
   if (name_or_path.empty()) throw Error("model name is empty");
   // A built-in name is a relative path inside models_dir() ("gpt2", "sshleifer/tiny-ctrl").
@@ -171,18 +227,28 @@ ModelConfig load_model_config(std::string_view name_or_path) {
   } else {
     fs::path p(name_or_path);
     if (fs::is_directory(p, ec)) p /= "config.json";
-    if (!fs::exists(p, ec)) {
+    if (fs::exists(p, ec)) {
+      file = p;
+    } else if (std::vector<std::string> looked; auto cached = find_in_hf_cache(name_or_path, &looked)) {
+      file = *cached;
+      name = std::string(name_or_path);
+    } else {
       std::string names;
       for (const auto& n : builtin_model_names()) names += (names.empty() ? "" : ", ") + n;
-      throw Error(fmt::format("unknown model '{}': not a built-in model ({}) nor an existing config.json file",
-                              name_or_path, names.empty() ? "none found in " + models_dir().string() : names));
+      std::string where;
+      for (const auto& l : looked) where += (where.empty() ? "" : ", ") + l;
+      throw Error(fmt::format(
+          "unknown model '{}': not a built-in model ({}), not a config.json file, and not in the Hugging Face "
+          "cache{}; irene never downloads: fetch only its config with 'huggingface-cli download {} config.json'",
+          name_or_path, names.empty() ? "none found in " + models_dir().string() : names,
+          where.empty() ? "" : " (looked in " + where + ")", name_or_path));
     }
-    file = p;
   }
   ModelConfig c = parse_model_config(read_file(file, std::uint64_t{16} << 20), file.string(), name);
   if (c.name.empty()) {
+    // config.json is named after its folder; any other file after itself (bert-tiny.json -> bert-tiny).
     const auto parent = file.parent_path().filename().string();
-    c.name = parent.empty() ? file.stem().string() : parent;
+    c.name = file.filename() == "config.json" && !parent.empty() ? parent : file.stem().string();
   }
   c.source = file;
   return c;

@@ -50,13 +50,22 @@ std::vector<std::string> builtin_model_names();
 // The folder holding the built-in configurations (see the file comment).
 std::filesystem::path models_dir();
 
-// Loads a configuration: a built-in name, or a path to a config.json (or to a folder holding
-// one). Errors (irene::Error, one line): unknown name that is not a file ("unknown model 'x':
+// Loads a configuration: a built-in name, a path to a config.json (or to a folder holding one),
+// or a Hugging Face model id ("meta-llama/Llama-2-7b-hf") found in the local Hugging Face cache
+// (hf_cache_dirs(): folder models--ORG--NAME/snapshots/<revision>/config.json, the revision of
+// refs/main, else the newest snapshot). Nothing is ever downloaded. A config's name is its
+// "_name_or_path" / "name", else the model id, else its folder for a config.json and its file
+// name for any other file (bert-tiny.json -> bert-tiny). Errors (irene::Error, one line): unknown name that is not a file ("unknown model 'x':
 // not a built-in model (bert-base-uncased, ...) nor a config.json file"), unreadable file,
 // malformed or truncated JSON ("FILE:LINE: not valid JSON ..."), a missing or non-positive
 // size, hidden size not divisible by heads, and an unsupported model_type (naming the
 // supported ones).
 ModelConfig load_model_config(std::string_view name_or_path);
+
+// Where Hugging Face caches models, in the order searched: $HF_HUB_CACHE (or
+// $HUGGINGFACE_HUB_CACHE), $HF_HOME/hub (else $XDG_CACHE_HOME/huggingface/hub),
+// ~/.cache/huggingface/hub.
+std::vector<std::filesystem::path> hf_cache_dirs();
 
 // Parses a config from JSON text; `where` names its origin in error messages.
 ModelConfig parse_model_config(std::string_view json_text, const std::string& where,

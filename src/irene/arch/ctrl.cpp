@@ -1,7 +1,8 @@
 // CTRL (modeling_ctrl.py), e.g. sshleifer/tiny-ctrl: token embedding `w` (positions are a
 // fixed sinusoidal buffer, no node), blocks `h.N` of class EncoderLayer holding
 // MultiHeadAttention (Linear Wq/Wk/Wv/dense) and the feed-forward `ffn`, a Sequential of
-// Linear `ffn.0`, ReLU `ffn.1` (a module in the dataset) and Linear `ffn.2`; final `layernorm`.
+// Linear `ffn.0`, ReLU `ffn.1` and Linear `ffn.2`; final `layernorm`. The ReLU is an nn.Module
+// without children: an ML primitive (a leaf typed ml), as the reference implementation requires.
 #include <fmt/format.h>
 
 #include "irene/arch/families.hpp"
@@ -34,8 +35,7 @@ void build_ctrl(TreeBuilder& tb, int root) {
     tb.add_layer_norm(block, l + ".layernorm2", h);
     const int ffn = tb.add_module(block, l + ".ffn", "Sequential");
     tb.add_linear(ffn, l + ".ffn.0", h, c.intermediate_size);
-    const int relu = tb.add_module(ffn, l + ".ffn.1", "ReLU");
-    tb.add_op(relu, "relu", tb.ffn_shape());
+    tb.add_relu(ffn, l + ".ffn.1", c.intermediate_size);
     tb.add_linear(ffn, l + ".ffn.2", c.intermediate_size, h);
     tb.add_op(block, "add", tb.hidden_shape());  // residual
   }

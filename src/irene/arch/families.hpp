@@ -35,6 +35,7 @@ class TreeBuilder {
   int add_matmul(int parent, const std::string& scope, std::int64_t m, std::int64_t k, std::int64_t n);
   int add_softmax(int parent, const std::string& scope, std::int64_t m, std::int64_t n);
   int add_tanh(int parent, const std::string& scope, std::int64_t features);
+  int add_relu(int parent, const std::string& scope, std::int64_t features);  // on [batch, seq, features]
 
   // Shared pieces.
   // The attention core inside `attn` (an attention module with scope `scope`): MatMul

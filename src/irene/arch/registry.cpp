@@ -134,6 +134,18 @@ std::vector<Primitive> make_primitives() {
       },
       "ml_linear",
       {}});
+  p.push_back(Primitive{
+      "ReLU",
+      "torch.nn.ReLU as a module (CTRL's feed-forward ffn.1) on [batch, seq, features]: 1 FLOP and 2 float "
+      "accesses per element.",
+      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      [](const Attrs&) { return std::int64_t{0}; },
+      [](const Attrs& a) {
+        const double e = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+        return Counts{e, 2 * kFloat * e};
+      },
+      "ml_linear",
+      {}});
   return p;
 }
 

@@ -33,7 +33,9 @@ const std::set<std::string>& structural_keys() {
 json node_to_json(const Tree& tree, int index) {
   const Node& n = tree.nodes[index];
   json j;
-  j["id"] = n.id;
+  // Unique across a whole file (the reference implementation keys nodes by id over the file):
+  // the tree's key, then the node's id in its tree. Readers recompute the in-tree id.
+  j["id"] = tree.key() + "/" + n.id;
   j["scope"] = n.scope;
   j["parent_name"] = n.parent_scope;
   j["level"] = n.depth;

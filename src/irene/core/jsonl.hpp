@@ -1,7 +1,8 @@
 // The IrEne JSONL format: one tree per line.
 //
 // Line:  {"model_name", "batch_size", "seq_len", "frontend_tree": NODE, "provenance": {...}}
-// NODE:  {"id", "scope", "parent_name", "level" (depth), "instance_type" (class name),
+// NODE:  {"id" ("model/batch/seq/scope:Class", unique in the file; read back from scope, class
+//         and sibling order, so files with other ids read the same), "scope", "parent_name", "level" (depth), "instance_type" (class name),
 //         "type" (model|module|ml), "num_parameters", "flops" (MFLOP), "mem_bytes" (MiB),
 //         resource fields by name (cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean,
 //         gpu_energy_mean, ...; only those known), "ground_truth_energy" and "predicted_energy"
@@ -10,6 +11,7 @@
 //         [{"kind","shape"}]), "child_nodes_obj"
 //         (children, same shape), "child_nodes" (children's scopes)}
 //
+// Leaves are always typed "ml" (ML primitives), as the reference implementation requires.
 // Files are read and written as streams, one tree at a time; reading, writing and reading
 // again gives identical trees (doubles are written with round-trip precision).
 #pragma once

@@ -134,6 +134,11 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
          auto x = c.input({attr(n, "batch"), attr(n, "features")});
          return [x] { return torch::tanh(x); };
        }},
+      {"ReLU",
+       [](Ctx& c, const Node& n) -> Step {
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
+         return [x] { return torch::relu(x); };
+       }},
   };
   return table;
 }

@@ -1,6 +1,10 @@
 #include "irene/measure/profile.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <iostream>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -341,6 +345,36 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
 ProfileSummary profile_resources(Tree& tree, const ProfileOptions& options) {
   auto none = make_sensor("none");
   return profile_tree(tree, *none, options);
+}
+
+const std::vector<std::string>& profiled_resource_names() {
+  static const std::vector<std::string> names = {"times_mean", "times_spread", "cpu",     "cpu_time_mean", "mem",
+                                                 "rss_mib",    "threads",      "runs",    "passes"};
+  return names;
+}
+
+ProfileSummary profile_for_prediction(Tree& tree, const std::vector<std::string>& needed) {
+  static const std::set<std::string> specs = {"num_parameters", "input_size", "batch_size", "seq_len", "flops",
+                                              "mem_bytes"};
+  const auto& provided = profiled_resource_names();
+  std::vector<std::string> missing;
+  for (const auto& f : needed)
+    if (!specs.count(f) && std::find(provided.begin(), provided.end(), f) == provided.end()) missing.push_back(f);
+  if (!missing.empty())
+    throw Error(fmt::format(
+        "the predictor reads {} which irene profile cannot measure here (it runs models on this machine's CPU and "
+        "measures: {}); use a predictor trained on 'irene collect' data of this machine, or a model-spec predictor",
+        fmt::join(missing, ", "), fmt::join(provided, ", ")));
+  ProfileOptions o;
+  o.min_seconds = 0.05;
+  o.runs = 2;
+  o.max_runs = 2;
+  o.pause_seconds = 0;
+  o.warmup_seconds = 0.05;
+  const ProfileSummary s = profile_resources(tree, o);
+  std::cerr << fmt::format("irene: profiled {} ({} distinct nodes) in {:.1f} s on this machine\n", tree.key(),
+                           s.distinct, s.seconds);
+  return s;
 }
 
 ProfileSummary profile_tree(Tree& tree, Sensor& sensor, const ProfileOptions& o, MeasurementCache* cache,

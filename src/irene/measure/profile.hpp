@@ -131,6 +131,16 @@ ProfileSummary profile_tree(Tree& tree, Sensor& sensor, const ProfileOptions& op
 // features can then predict it. For a quick run pass e.g. min_seconds 0.2, runs 2, pause 0.
 ProfileSummary profile_resources(Tree& tree, const ProfileOptions& options = {});
 
+// The resource features profile_tree fills on every node with sensor `none` (times_mean,
+// times_spread, cpu, cpu_time_mean, mem, rss_mib, threads, runs, passes).
+const std::vector<std::string>& profiled_resource_names();
+
+// `irene predict --profile`: checks first, before anything runs, that every feature in `needed`
+// is a model-spec feature or one that profile_resources measures here (Error naming those it
+// cannot, e.g. the GPU features of the published dataset); then profiles the tree briefly (2 runs
+// of >= 0.05 s per distinct node, no pause) and prints one line on standard error.
+ProfileSummary profile_for_prediction(Tree& tree, const std::vector<std::string>& needed);
+
 // Provenance of a profile: the machine (CPU model, logical CPUs, memory), BLAS library and
 // kernel (with a warning line when slow), libtorch version and threads, "hardware" (one line
 // for `irene train`), sensor name, what it

@@ -1,0 +1,178 @@
+// The Python module `irene` (its compiled part, irene._irene): irene's core through pybind11,
+// without libtorch. Python sees plain objects (dicts, lists, floats, strings); every irene::Error
+// raises irene.Error, a ValueError. The Python-facing signatures and docs live in
+// python/irene/__init__.py; this file converts arguments and results.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "irene/core/error.hpp"
+#include "irene/explain/api.hpp"
+#include "irene/explain/sweep.hpp"
+
+namespace py = pybind11;
+using nlohmann::json;
+
+namespace {
+
+py::object to_python(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return py::none();
+    case json::value_t::boolean: return py::bool_(j.get<bool>());
+    case json::value_t::number_integer: return py::int_(j.get<std::int64_t>());
+    case json::value_t::number_unsigned: return py::int_(j.get<std::uint64_t>());
+    case json::value_t::number_float: return py::float_(j.get<double>());
+    case json::value_t::string: return py::str(j.get_ref<const std::string&>());
+    case json::value_t::array: {
+      py::list l;
+      for (const auto& v : j) l.append(to_python(v));
+      return std::move(l);
+    }
+    case json::value_t::object: {
+      py::dict d;
+      for (const auto& [k, v] : j.items()) d[py::str(k)] = to_python(v);
+      return std::move(d);
+    }
+    default: return py::none();
+  }
+}
+
+json from_python(const py::handle& o, int depth = 0) {
+  if (depth > 64) throw irene::Error("config: nested deeper than 64 levels");
+  if (o.is_none()) return nullptr;
+  if (py::isinstance<py::bool_>(o)) return o.cast<bool>();
+  if (py::isinstance<py::int_>(o)) {
+    try {
+      return o.cast<std::int64_t>();
+    } catch (const py::cast_error&) {
+      throw irene::Error("config: an integer out of the 64-bit range");
+    }
+  }
+  if (py::isinstance<py::float_>(o)) return o.cast<double>();
+  if (py::isinstance<py::str>(o)) return o.cast<std::string>();
+  if (py::isinstance<py::dict>(o)) {
+    json j = json::object();
+    for (const auto& [k, v] : o.cast<py::dict>()) j[py::str(k).cast<std::string>()] = from_python(v, depth + 1);
+    return j;
+  }
+  if (py::isinstance<py::list>(o) || py::isinstance<py::tuple>(o)) {
+    json j = json::array();
+    for (const auto& v : o) j.push_back(from_python(v, depth + 1));
+    return j;
+  }
+  throw irene::Error("config: values must be dicts, lists, strings, numbers, booleans or None");
+}
+
+// A model: a name / path (str or os.PathLike) or a config dict; overrides: a dict or "k=v" strings.
+irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrides) {
+  irene::api::ModelSpec s;
+  if (py::isinstance<py::dict>(model)) {
+    s.config = from_python(model);
+  } else if (py::isinstance<py::str>(model) || py::hasattr(model, "__fspath__")) {
+    s.name_or_path = py::str(py::module_::import("os").attr("fspath")(model)).cast<std::string>();
+  } else {
+    throw irene::Error("model must be a name, a path to a config.json, or a config dict");
+  }
+  if (overrides.is_none()) return s;
+  if (py::isinstance<py::dict>(overrides)) {
+    for (const auto& [k, v] : overrides.cast<py::dict>())
+      s.overrides.emplace_back(py::str(k).cast<std::string>(), py::str(v).cast<std::string>());
+  } else {
+    for (const auto& item : overrides) {
+      const std::string kv = py::str(item).cast<std::string>();
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) throw irene::Error("override '" + kv + "': expected key=value");
+      s.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+  }
+  return s;
+}
+
+std::string path_of(const py::object& p) {
+  if (p.is_none()) return "";
+  return py::str(py::module_::import("os").attr("fspath")(p)).cast<std::string>();
+}
+
+// An int, a list of ints, or a range string ("32:512:32", "8,16").
+std::vector<int> values_of(const py::object& v, const char* what) {
+  if (py::isinstance<py::bool_>(v)) throw irene::Error(std::string(what) + " must be an integer, a list or a range");
+  if (py::isinstance<py::int_>(v)) return {v.cast<int>()};
+  if (py::isinstance<py::str>(v)) return irene::explain::parse_range(v.cast<std::string>(), what, 1 << 24);
+  std::vector<int> out;
+  for (const auto& x : v) {
+    if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
+      throw irene::Error(std::string(what) + " values must be integers");
+    out.push_back(x.cast<int>());
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_irene, m) {
+  m.doc() = "irene's core (compiled part); use the irene package";
+  py::register_exception<irene::Error>(m, "Error", PyExc_ValueError);
+  m.attr("__version__") = IRENE_VERSION;
+  m.def("models", [] { return irene::api::models(); });
+  m.def("tree", [](const py::object& model, int batch, int seq, const py::object& overrides) {
+    const auto s = spec_of(model, overrides);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::tree(s, batch, seq);
+    }
+    return to_python(j);
+  });
+  m.def("predict", [](const py::object& model, int batch, int seq, const py::object& predictor,
+                      const py::object& overrides) {
+    const auto s = spec_of(model, overrides);
+    const auto p = path_of(predictor);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::predict(s, batch, seq, p);
+    }
+    return to_python(j);
+  });
+  m.def("explain", [](const py::object& model, int batch, int seq, const py::object& predictor,
+                      const py::object& overrides, int top) {
+    const auto s = spec_of(model, overrides);
+    const auto p = path_of(predictor);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::explain(s, batch, seq, p, top);
+    }
+    return to_python(j);
+  });
+  m.def("compare", [](const py::object& a, const py::object& b, int batch, int seq, const py::object& batch_b,
+                      const py::object& seq_b, const py::object& overrides_a, const py::object& overrides_b,
+                      const py::object& predictor) {
+    const auto sa = spec_of(a, overrides_a);
+    const auto sb = spec_of(b.is_none() ? a : b, overrides_b);
+    const int bb = batch_b.is_none() ? batch : batch_b.cast<int>();
+    const int sq = seq_b.is_none() ? seq : seq_b.cast<int>();
+    const auto p = path_of(predictor);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::compare(sa, sb, batch, seq, bb, sq, p);
+    }
+    return to_python(j);
+  });
+  m.def("sweep", [](const py::object& model, const py::object& batch, const py::object& seq,
+                    const py::object& predictor, const py::object& overrides) {
+    const auto s = spec_of(model, overrides);
+    const auto batches = values_of(batch, "batch");
+    const auto seqs = values_of(seq, "seq");
+    const auto p = path_of(predictor);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::sweep(s, batches, seqs, p);
+    }
+    return to_python(j);
+  });
+}

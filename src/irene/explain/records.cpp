@@ -1,0 +1,121 @@
+#include "irene/explain/records.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+
+#include "irene/explain/explain.hpp"
+
+namespace irene::explain {
+
+using nlohmann::json;
+
+const std::vector<std::string>& record_columns() {
+  static const std::vector<std::string> columns = {
+      "model_name", "batch_size",  "seq_len",         "id",        "parent_id",      "scope",
+      "class_name", "type",        "depth",           "kind",      "num_parameters", "flops_mflop",
+      "mem_mib",    "energy_j",    "low_j",           "high_j",    "measured_j",     "share_of_parent",
+      "share_of_model", "attributed_j"};
+  return columns;
+}
+
+namespace {
+
+json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+// The explanation when the tree has energies; nullopt for a bare tree.
+std::optional<Explanation> explanation_of(const Tree& tree) {
+  if (tree.nodes.empty()) return std::nullopt;
+  if (!tree.root().predicted_energy_j && !tree.root().ground_truth_energy_j) return std::nullopt;
+  ExplainOptions o;
+  o.top = 0;
+  return explain_tree(tree, o);
+}
+
+}  // namespace
+
+json node_records(const Tree& tree) {
+  const auto ex = explanation_of(tree);
+  json nodes = json::array();
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    const Node& n = tree.nodes[i];
+    json r;
+    r["model_name"] = tree.model_name;
+    r["batch_size"] = tree.batch_size;
+    r["seq_len"] = tree.seq_len;
+    r["id"] = n.id;
+    r["parent_id"] = n.parent >= 0 ? tree.nodes[n.parent].id : std::string();
+    r["scope"] = n.scope;
+    r["class_name"] = n.class_name;
+    r["type"] = std::string(to_string(n.type));
+    r["depth"] = n.depth;
+    r["kind"] = std::string(to_string(module_kind(n.scope, n.class_name)));
+    r["num_parameters"] = n.num_parameters;
+    r["flops_mflop"] = n.flops_mflop;
+    r["mem_mib"] = n.mem_mib;
+    if (ex) {
+      const auto& x = ex->nodes[i];
+      r["energy_j"] = x.own.j;
+      r["low_j"] = x.own.interval ? json(x.own.interval->low_j) : json(nullptr);
+      r["high_j"] = x.own.interval ? json(x.own.interval->high_j) : json(nullptr);
+      r["measured_j"] = opt(n.ground_truth_energy_j);
+      r["share_of_parent"] = x.share_of_parent;
+      r["share_of_model"] = x.share_of_model;
+      r["attributed_j"] = x.attributed.j;
+    } else {
+      for (const char* k : {"energy_j", "low_j", "high_j", "share_of_parent", "share_of_model", "attributed_j"})
+        r[k] = nullptr;
+      r["measured_j"] = opt(n.ground_truth_energy_j);
+    }
+    nodes.push_back(std::move(r));
+  }
+  return nodes;
+}
+
+json tree_summary(const Tree& tree) {
+  json j;
+  j["model_name"] = tree.model_name;
+  j["batch_size"] = tree.batch_size;
+  j["seq_len"] = tree.seq_len;
+  const Node& root = tree.root();
+  j["num_parameters"] = root.num_parameters;
+  j["flops_mflop"] = root.flops_mflop;
+  j["mem_mib"] = root.mem_mib;
+  j["nodes"] = node_records(tree);
+  const json& r = j["nodes"][0];
+  for (const char* k : {"energy_j", "low_j", "high_j", "measured_j"}) j[k] = r[k];
+  if (auto it = tree.provenance.find("predicted_for"); it != tree.provenance.end()) j["hardware"] = it->second;
+  j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"}};
+  return j;
+}
+
+namespace {
+
+std::string csv_field(const json& v) {
+  if (v.is_null()) return "";
+  std::string s;
+  if (v.is_string()) s = v.get<std::string>();
+  else if (v.is_number_float()) s = fmt::format("{:.17g}", v.get<double>());
+  else s = v.dump();
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+void write_records_csv(std::ostream& out, const std::vector<Tree>& trees) {
+  const auto& cols = record_columns();
+  for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
+  out << '\n';
+  for (const auto& t : trees)
+    for (const auto& r : node_records(t)) {
+      for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_field(r[cols[i]]);
+      out << '\n';
+    }
+}
+
+}  // namespace irene::explain

@@ -1,0 +1,40 @@
+// Flat per-node records: one row per node with the same columns in CSV (--format csv of tree,
+// predict and explain), JSON and Python (irene.tree / irene.predict "nodes"), so that
+// pandas.DataFrame(result["nodes"]) takes them as they are.
+//
+// Columns (units in the names; null / empty where unknown):
+//   model_name, batch_size, seq_len, id, parent_id ("" for the root), scope, class_name,
+//   type (model|module|ml), depth, kind (attention, feed-forward, embeddings, ...: explain.hpp),
+//   num_parameters, flops_mflop, mem_mib,
+//   energy_j, low_j, high_j          the node's own predicted energy and interval (joules per
+//                                    forward pass), or its measured one when nothing is predicted,
+//   measured_j                       ground truth, where measured,
+//   share_of_parent, share_of_model  explain.hpp's split of the model's energy (fractions),
+//   attributed_j                     share_of_model x the model's energy (the part of the model's
+//                                    prediction this node stands for; named as such everywhere).
+// Trees without any energy (irene tree) leave the energy columns empty.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/core/tree.hpp"
+
+namespace irene::explain {
+
+const std::vector<std::string>& record_columns();
+
+// One object per node, in pre-order, keys = record_columns().
+nlohmann::json node_records(const Tree& tree);
+
+// {"model_name", "batch_size", "seq_len", "num_parameters", "flops_mflop", "mem_mib",
+//  "energy_j", "low_j", "high_j", "measured_j", "hardware" (when predicted), "nodes": [...]}.
+nlohmann::json tree_summary(const Tree& tree);
+
+// CSV: the header, then one row per node of every tree (RFC 4180 quoting where needed).
+void write_records_csv(std::ostream& out, const std::vector<Tree>& trees);
+
+}  // namespace irene::explain

@@ -1,0 +1,120 @@
+"""The Python module: the same results as the command line, plain objects, irene.Error."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+import irene
+
+IRENE = os.environ.get("IRENE_BINARY", "irene")
+
+
+def cli(*args):
+    out = subprocess.run([IRENE, *args], check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def test_module_does_not_load_libtorch():
+    # The core is torch-free: importing and predicting maps no libtorch into the process.
+    irene.predict("gpt2", batch=1, seq=8)
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    assert "libtorch" not in maps
+
+
+def test_predict_matches_the_command_line():
+    r = irene.predict("bert-base-uncased", batch=8, seq=64)
+    j = json.loads(cli("predict", "bert-base-uncased", "--batch", "8", "--seq", "64", "--format", "json"))
+    root = j["frontend_tree"]
+    assert r["energy_j"] == pytest.approx(root["predicted_energy"], rel=1e-12)
+    assert r["low_j"] <= r["energy_j"] <= r["high_j"]
+    assert r["batch_size"] == 8 and r["seq_len"] == 64
+    assert "device_1" in r["hardware"]
+    ids = [n["id"] for n in r["nodes"]]
+    assert len(ids) == len(set(ids)) == 214
+    assert r["nodes"][0]["parent_id"] == ""
+    by_id = {n["id"]: n for n in r["nodes"]}
+    # Every non-root record names its parent, and the depth is one more than the parent's.
+    for n in r["nodes"][1:]:
+        assert by_id[n["parent_id"]]["depth"] + 1 == n["depth"]
+    # Shares of a parent's children add up to one.
+    for p in r["nodes"]:
+        kids = [n for n in r["nodes"] if n["parent_id"] == p["id"]]
+        if kids:
+            assert sum(k["share_of_parent"] for k in kids) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_records_fit_a_dataframe_as_they_are():
+    pandas = pytest.importorskip("pandas")
+    r = irene.predict("gpt2", batch=4, seq=32)
+    df = pandas.DataFrame(r["nodes"])
+    assert len(df) == len(r["nodes"])
+    for col in ("id", "parent_id", "scope", "class_name", "type", "depth", "num_parameters", "flops_mflop",
+                "mem_mib", "energy_j", "low_j", "high_j", "attributed_j"):
+        assert col in df.columns, col
+    leaves = df[df["type"] == "ml"]
+    assert leaves["attributed_j"].sum() == pytest.approx(r["energy_j"], rel=1e-9)
+
+
+def test_tree_counts_match_hugging_face_and_overrides_apply():
+    t = irene.tree("bert-base-uncased")
+    assert t["num_parameters"] == 109482240
+    assert t["energy_j"] is None and t["nodes"][0]["energy_j"] is None
+    six = irene.tree("bert-base-uncased", overrides={"num_hidden_layers": 6})
+    same = irene.tree("bert-base-uncased", overrides=["num_hidden_layers=6"])
+    assert six["num_parameters"] == same["num_parameters"] < t["num_parameters"]
+    assert len(six["nodes"]) < len(t["nodes"])
+
+
+def test_a_config_dict_is_a_model():
+    cfg = {"model_type": "bert", "vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "intermediate_size": 128, "max_position_embeddings": 64,
+           "type_vocab_size": 2, "_name_or_path": "tiny"}
+    r = irene.predict(cfg, batch=2, seq=16)
+    assert r["model_name"] == "tiny"
+    assert r["energy_j"] > 0
+
+
+def test_explain_compare_sweep():
+    e = irene.explain("gpt2", batch=8, seq=128, top=5)
+    assert len(e["hotspots"]) == 5
+    assert sum(g["share"] for g in e["by_kind"]) == pytest.approx(1.0, abs=1e-9)
+    c = irene.compare("bert-base-uncased", overrides_b={"num_hidden_layers": 6})
+    assert c["total"]["diff"]["j"] < 0
+    same = irene.compare("gpt2")
+    assert same["total"]["diff"]["j"] == 0
+    s = irene.sweep("gpt2", batch=[1, 8], seq="32:96:32")
+    assert [(p["batch_size"], p["seq_len"]) for p in s["points"]] == [(1, 32), (1, 64), (1, 96), (8, 32), (8, 64), (8, 96)]
+
+
+def test_errors_raise_irene_error_a_value_error():
+    assert issubclass(irene.Error, ValueError)
+    with pytest.raises(irene.Error, match="unknown model 'no-such-model'"):
+        irene.predict("no-such-model")
+    with pytest.raises(irene.Error, match="batch size"):
+        irene.tree("gpt2", batch=0)
+    with pytest.raises(irene.Error, match="n_layer"):
+        irene.tree("gpt2", overrides={"n_layer": 100000})
+    with pytest.raises(irene.Error, match="model_type"):
+        irene.tree({"vocab_size": 3})
+    with pytest.raises(irene.Error):
+        irene.sweep("gpt2", batch="8:1")
+    with pytest.raises(irene.Error, match="no such file|not a"):
+        irene.predict("gpt2", predictor="/nonexistent/p.json")
+
+
+def test_hugging_face_cache_is_read_offline(tmp_path, monkeypatch):
+    snap = tmp_path / "hub" / "models--acme--tiny-gpt" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (tmp_path / "hub" / "models--acme--tiny-gpt" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny-gpt" / "refs" / "main").write_text("abc123")
+    (snap / "config.json").write_text(json.dumps({
+        "model_type": "gpt2", "vocab_size": 50, "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    t = irene.tree("acme/tiny-gpt", batch=1, seq=8)
+    assert t["model_name"] == "acme/tiny-gpt"
+    with pytest.raises(irene.Error, match="huggingface-cli download acme/other config.json"):
+        irene.tree("acme/other")
