@@ -78,8 +78,9 @@ TEST(ExplainShares, GroupsSumToTheModelAndMatchTheirLeaves) {
   EXPECT_NEAR(prim, 1.0, 1e-12);
   EXPECT_NEAR(kinds, 1.0, 1e-12);
   EXPECT_NEAR(prim_j, e.total.j, 1e-12);
-  ASSERT_EQ(e.by_kind.size(), 4u);
+  ASSERT_EQ(e.by_kind.size(), kModuleKinds);
   EXPECT_EQ(e.by_kind[0].name, "attention");
+  EXPECT_EQ(e.by_kind[3].name, "norm");
   // Sorted by energy, largest first.
   for (std::size_t i = 1; i < e.by_primitive.size(); ++i)
     EXPECT_GE(e.by_primitive[i - 1].attributed.j, e.by_primitive[i].attributed.j);
@@ -159,7 +160,14 @@ TEST(ExplainKinds, ClassifiesTransformerBlocks) {
   EXPECT_EQ(module_kind("encoder.layer.0.attention.output.dense", "Linear"), ModuleKind::attention);
   EXPECT_EQ(module_kind("encoder.layer.0.attention.self", "MatMul"), ModuleKind::attention);
   EXPECT_EQ(module_kind("encoder.layer.3.intermediate.dense", "Linear"), ModuleKind::feed_forward);
-  EXPECT_EQ(module_kind("encoder.layer.3.output.LayerNorm", "LayerNorm"), ModuleKind::feed_forward);
+  EXPECT_EQ(module_kind("encoder.layer.3.output.LayerNorm", "LayerNorm"), ModuleKind::norm);
+  EXPECT_EQ(module_kind("h.0.ln_1", "LayerNorm"), ModuleKind::norm);
+  EXPECT_EQ(module_kind("transformer.layer.0.sa_layer_norm", "LayerNorm"), ModuleKind::norm);
+  EXPECT_EQ(module_kind("model.layers.0.input_layernorm", "LlamaRMSNorm"), ModuleKind::norm);
+  EXPECT_EQ(module_kind("lm_head", "Linear"), ModuleKind::lm_head);
+  EXPECT_EQ(module_kind("model.decoder.layers.3.fc1", "Linear"), ModuleKind::feed_forward);
+  EXPECT_EQ(module_kind("model.layers.2.self_attn.o_proj", "Linear"), ModuleKind::attention);
+  EXPECT_EQ(module_kind("model.embed_tokens", "Embedding"), ModuleKind::embeddings);
   EXPECT_EQ(module_kind("h.0.attn.c_attn", "Conv1D"), ModuleKind::attention);
   EXPECT_EQ(module_kind("h.0.mlp.c_fc", "Conv1D"), ModuleKind::feed_forward);
   EXPECT_EQ(module_kind("transformer.layer.1.ffn.lin1", "Linear"), ModuleKind::feed_forward);

@@ -74,7 +74,7 @@ async function exerciseMap(page, name) {
   const rects = await page.locator("#map svg rect.node").count();
   check(rects > 100, `${name}: energy map has ${rects} node blocks`);
   check(await page.locator("#hotspots tbody tr").count() > 0, `${name}: hotspot table has rows`);
-  check(await page.locator("#by-kind tbody tr").count() === 4, `${name}: module-kind table has 4 rows`);
+  check(await page.locator("#by-kind tbody tr").count() === 5, `${name}: module-kind table has 5 rows (attention, feed-forward, embeddings, norm, other)`);
   check(await page.locator("#by-primitive tbody tr").count() >= 5, `${name}: primitive-type table has rows`);
   const summary = await page.locator("#summary").innerText();
   check(/\[[^\]]+ \.\. [^\]]+\]/.test(summary), `${name}: total energy is shown with its interval`);
@@ -104,7 +104,7 @@ async function exerciseMap(page, name) {
 
 const reportPage = await openPage(pathToFileURL(report).href);
 await exerciseMap(reportPage, "report");
-check(await reportPage.locator("#sweep svg path.line").count() === 5, "report: sweep plot has 5 lines (model + 4 kinds)");
+check(await reportPage.locator("#sweep svg path.line").count() === 6, "report: sweep plot has 6 lines (model + the 5 kinds BERT has)");
 check(await reportPage.locator("#tree-select option").count() === 4, "report: tree selector lists the 4 sweep points");
 await reportPage.screenshot({ path: path.join(out, "report.png"), fullPage: true });
 check(true, "report: screenshot " + path.join(out, "report.png"));

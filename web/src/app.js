@@ -4,9 +4,9 @@
 (function () {
   "use strict";
   const boot = JSON.parse(document.getElementById("irene-data").textContent);
-  const KINDS = ["attention", "feed-forward", "embeddings", "other"];
+  const KINDS = ["attention", "feed-forward", "embeddings", "norm", "lm head", "other"];
   const css = getComputedStyle(document.documentElement);
-  const kindColor = (k) => css.getPropertyValue("--" + k).trim() || "#999";
+  const kindColor = (k) => css.getPropertyValue("--" + k.replace(/ /g, "-")).trim() || "#999";
   const tooltip = d3.select("#tooltip");
 
   // ---- formatting ---------------------------------------------------------------------------
@@ -168,7 +168,7 @@
       { name: "energy", cls: "num", render: txt((g) => joules(g.energy.j)) },
       { name: "interval", cls: "num", render: txt((g) => interval(g.energy)) },
     ];
-    table("#by-kind", groupCols("module kind"), e.by_kind);
+    table("#by-kind", groupCols("module kind"), e.by_kind.filter((g) => g.count > 0));
     table("#by-primitive", groupCols("primitive type"), e.by_primitive);
   }
 
@@ -209,7 +209,8 @@
     const key = varySeq ? "seq_len" : "batch_size";
     const fixed = varySeq ? "batch " + points[0].batch_size : "sequence " + points[0].seq_len;
     const series = [{ name: "model", color: "#1d2430", get: (p) => p.model }]
-      .concat(KINDS.map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k] })));
+      .concat(KINDS.filter((k) => points.some((p) => p.kinds[k] && p.kinds[k].j > 0))
+        .map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k] })));
     const pts = points.slice().sort((a, b) => a[key] - b[key]);
     const W = 760, H = 360, m = { l: 64, r: 130, t: 10, b: 40 };
     const x = d3.scaleLinear().domain(d3.extent(pts, (p) => p[key])).range([m.l, W - m.r]);

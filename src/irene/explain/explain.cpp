@@ -17,6 +17,8 @@ std::string_view to_string(ModuleKind kind) {
     case ModuleKind::attention: return "attention";
     case ModuleKind::feed_forward: return "feed-forward";
     case ModuleKind::embeddings: return "embeddings";
+    case ModuleKind::norm: return "norm";
+    case ModuleKind::lm_head: return "lm head";
     case ModuleKind::other: return "other";
   }
   return "other";
@@ -36,15 +38,19 @@ std::string lower(std::string_view s) {
 
 std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
   static const std::map<std::string, ModuleKind, std::less<>> names = {
-      {"attention", ModuleKind::attention},     {"attn", ModuleKind::attention},
-      {"self_attn", ModuleKind::attention},     {"self_attention", ModuleKind::attention},
-      {"selfattention", ModuleKind::attention}, {"crossattention", ModuleKind::attention},
-      {"intermediate", ModuleKind::feed_forward}, {"output", ModuleKind::feed_forward},
-      {"mlp", ModuleKind::feed_forward},        {"ffn", ModuleKind::feed_forward},
-      {"feed_forward", ModuleKind::feed_forward}, {"embeddings", ModuleKind::embeddings},
-      {"wte", ModuleKind::embeddings},          {"wpe", ModuleKind::embeddings},
-      {"embed_tokens", ModuleKind::embeddings}, {"embed_positions", ModuleKind::embeddings},
-      {"word_embeddings", ModuleKind::embeddings},
+      {"attention", ModuleKind::attention},       {"attn", ModuleKind::attention},
+      {"self_attn", ModuleKind::attention},       {"self_attention", ModuleKind::attention},
+      {"selfattention", ModuleKind::attention},   {"crossattention", ModuleKind::attention},
+      {"multi_head_attention", ModuleKind::attention}, {"intermediate", ModuleKind::feed_forward},
+      {"output", ModuleKind::feed_forward},       {"mlp", ModuleKind::feed_forward},
+      {"ffn", ModuleKind::feed_forward},          {"feed_forward", ModuleKind::feed_forward},
+      {"fc1", ModuleKind::feed_forward},          {"fc2", ModuleKind::feed_forward},
+      {"embeddings", ModuleKind::embeddings},     {"wte", ModuleKind::embeddings},
+      {"wpe", ModuleKind::embeddings},            {"embed_tokens", ModuleKind::embeddings},
+      {"embed_positions", ModuleKind::embeddings}, {"word_embeddings", ModuleKind::embeddings},
+      {"tokens_embed", ModuleKind::embeddings},   {"positions_embed", ModuleKind::embeddings},
+      {"embed_in", ModuleKind::embeddings},       {"lm_head", ModuleKind::lm_head},
+      {"embed_out", ModuleKind::lm_head},
   };
   auto it = names.find(seg);
   if (it == names.end()) return std::nullopt;
@@ -110,15 +116,25 @@ std::string label(const NodeExplanation& n) {
 }  // namespace
 
 ModuleKind module_kind(std::string_view scope, std::string_view class_name) {
+  const std::string cls = lower(class_name);
+  if (cls.find("layernorm") != std::string::npos || cls.find("rmsnorm") != std::string::npos ||
+      cls.find("groupnorm") != std::string::npos)
+    return ModuleKind::norm;
+  if (cls == "embedding") return ModuleKind::embeddings;
+  // Embeddings and the LM head anywhere on the path; else the outermost attention / FFN segment.
+  std::optional<ModuleKind> block;
   std::size_t start = 0;
-  while (start <= scope.size() && !scope.empty()) {
+  while (!scope.empty() && start <= scope.size()) {
     const std::size_t dot = scope.find('.', start);
     const std::string seg = lower(scope.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
-    if (auto k = kind_of_segment(seg)) return *k;
+    if (auto k = kind_of_segment(seg)) {
+      if (*k == ModuleKind::embeddings || *k == ModuleKind::lm_head) return *k;
+      if (!block) block = *k;
+    }
     if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
-  const std::string cls = lower(class_name);
+  if (block) return *block;
   if (cls.find("attention") != std::string::npos) return ModuleKind::attention;
   if (cls.find("embedding") != std::string::npos) return ModuleKind::embeddings;
   if (cls.find("mlp") != std::string::npos || cls.find("intermediate") != std::string::npos ||
@@ -274,7 +290,8 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   std::stable_sort(e.by_primitive.begin(), e.by_primitive.end(),
                    [](const GroupEnergy& a, const GroupEnergy& b) { return a.attributed.j > b.attributed.j; });
   for (ModuleKind k : all_module_kinds) {
-    finish(kinds[k], kind_all_iv[k] && kinds[k].count > 0, kind_all_meas[k] && kinds[k].count > 0);
+    finish(kinds[k], kind_all_iv[k], kind_all_meas[k] && kinds[k].count > 0);
+    if (kinds[k].count == 0 && !kinds[k].attributed.interval) kinds[k].attributed.interval = Interval{0, 0};  // exactly nothing
     e.by_kind.push_back(kinds[k]);
   }
 
@@ -349,6 +366,7 @@ void write_text(std::ostream& out, const Explanation& e, int max_depth) {
   auto groups = [&](const char* title, const std::vector<GroupEnergy>& gs) {
     out << '\n' << title << '\n';
     for (const auto& g : gs) {
+      if (g.count == 0) continue;  // a kind this architecture does not have
       out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} leaves)", g.name, 100 * g.share,
                          format_energy(g.attributed), g.count);
       if (g.measured_j) out << fmt::format("  measured sum {}", format_joules(*g.measured_j));

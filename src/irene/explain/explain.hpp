@@ -13,7 +13,7 @@
 //     the node's interval scaled alike.
 // and for the model: hotspots (the ML primitives with the most attributed energy), energy by
 // primitive type ("Linear: 71%") and by module kind (attention, feed-forward, embeddings,
-// other), each with its interval, and measured figures wherever ground truth is present.
+// norm, lm head, other), each with its interval, and measured figures wherever ground truth is present.
 //
 // Intervals: the predictor's interval of a node, widened where needed so that it contains the
 // point estimate (a ratio-quantile interval need not); every Energy below holds
@@ -24,7 +24,9 @@
 // zero in shares; if every child of a node is zero the parent is split evenly.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -37,19 +39,28 @@
 
 namespace irene::explain {
 
-// The part of a Transformer a node belongs to, from the nearest named block on its path.
-enum class ModuleKind { attention, feed_forward, embeddings, other };
+// What a part of a Transformer does. One rule for every architecture (module_kind).
+enum class ModuleKind { attention, feed_forward, embeddings, norm, lm_head, other };
 inline constexpr ModuleKind all_module_kinds[] = {ModuleKind::attention, ModuleKind::feed_forward,
-                                                  ModuleKind::embeddings, ModuleKind::other};
+                                                  ModuleKind::embeddings, ModuleKind::norm,
+                                                  ModuleKind::lm_head, ModuleKind::other};
+inline constexpr std::size_t kModuleKinds = std::size(all_module_kinds);
 
-// "attention", "feed-forward", "embeddings", "other".
+// "attention", "feed-forward", "embeddings", "norm", "lm head", "other".
 std::string_view to_string(ModuleKind kind);
 
-// Classifies one node from its scope (Hugging Face module path) and class name: the first
-// (outermost) path segment that names a block decides ("attention", "attn", "self_attn" ->
-// attention; "intermediate", "output", "mlp", "ffn", "feed_forward" -> feed-forward;
-// "embeddings", "wte", "wpe", "embed_tokens", "embed_positions" -> embeddings); failing that an
-// Attention/Embedding/MLP class name decides; else other. Never throws.
+// Classifies one node by what it does, the same way for every architecture, first rule that
+// applies:
+//   1. a normalization (class LayerNorm, RMSNorm, LlamaRMSNorm, ...): norm, wherever it sits
+//      (BERT's output LayerNorm, GPT-2's ln_1 / ln_2 / ln_f, DistilBERT's sa_layer_norm alike);
+//   2. an Embedding, or a node under an embeddings module (embeddings, wte, wpe, embed_tokens,
+//      embed_positions, tokens_embed, ...): embeddings;
+//   3. the language-model head (lm_head, embed_out): lm head;
+//   4. the outermost path segment naming a block decides: attention ("attention", "attn",
+//      "self_attn", ... with its projections, products, softmax and output projection) or
+//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2");
+//   5. else other (the pooler, containers such as a layer or the model itself).
+// Never throws.
 ModuleKind module_kind(std::string_view scope, std::string_view class_name);
 
 // Which energies an explanation is built on.
@@ -101,7 +112,7 @@ struct Explanation {
   std::vector<NodeExplanation> nodes;  // one per tree node, pre-order
   std::vector<int> hotspots;           // indices into nodes: top leaves by attributed energy
   std::vector<GroupEnergy> by_primitive;  // descending energy
-  std::vector<GroupEnergy> by_kind;       // attention, feed-forward, embeddings, other (all four)
+  std::vector<GroupEnergy> by_kind;       // every kind of all_module_kinds, in that order
 };
 
 struct ExplainOptions {

@@ -119,7 +119,7 @@ SweepPoint sweep_point(const Tree& tree) {
     if (tree.nodes[x.index].is_leaf() && x.index != 0) add_energy(p.ml, x.own, all_ml);
   if (!all_mod) p.modules.interval.reset();
   if (!all_ml) p.ml.interval.reset();
-  for (std::size_t k = 0; k < 4; ++k) p.kinds[k] = e.by_kind[k].attributed;
+  for (std::size_t k = 0; k < kModuleKinds; ++k) p.kinds[k] = e.by_kind[k].attributed;
   return p;
 }
 
@@ -179,7 +179,7 @@ nlohmann::json to_json(const std::vector<SweepPoint>& points) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& p : points) {
     nlohmann::json kinds;
-    for (std::size_t k = 0; k < 4; ++k) kinds[std::string(to_string(all_module_kinds[k]))] = ejson(p.kinds[k]);
+    for (std::size_t k = 0; k < kModuleKinds; ++k) kinds[std::string(to_string(all_module_kinds[k]))] = ejson(p.kinds[k]);
     arr.push_back({{"model_name", p.model_name},
                    {"batch_size", p.batch_size},
                    {"seq_len", p.seq_len},

@@ -34,7 +34,7 @@ struct SweepPoint {
   Energy model;    // the root's own energy
   Energy modules;  // sum of the root's children's own energies
   Energy ml;       // sum of the ML primitives' (leaves') own energies
-  std::array<Energy, 4> kinds;  // attributed, in all_module_kinds order
+  std::array<Energy, kModuleKinds> kinds;  // attributed, in all_module_kinds order
   std::optional<double> measured_j;  // root's ground truth, when present
 };
 
