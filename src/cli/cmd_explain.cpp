@@ -20,6 +20,7 @@
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/pipeline.hpp"
+#include "irene/explain/records.hpp"
 #include "irene/explain/report.hpp"
 #include "irene/explain/server.hpp"
 #include "irene/explain/sweep.hpp"
@@ -178,14 +179,19 @@ void register_explain(CLI::App& app) {
     auto top = std::make_shared<int>(10);
     auto depth = std::make_shared<int>(3);
     add_source_options(cmd, *s, false);
-    cmd->add_option("--format,-f", *format, "text or json")->capture_default_str();
+    cmd->add_option("--format,-f", *format, "text, json or csv (one row per node, the columns of irene.predict)")
+        ->capture_default_str();
     cmd->add_option("--top", *top, "hotspots to list")->capture_default_str()->check(CLI::Range(0, 100000));
     cmd->add_option("--depth", *depth, "tree depth shown in text (-1: all)")->capture_default_str();
     cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
     cmd->callback([=] {
-      check_format(*format, {"text", "json"});
+      check_format(*format, {"text", "json", "csv"});
       std::string hardware;
       const auto trees = load_trees(*s, false, hardware);
+      if (*format == "csv") {
+        write_output(*out, [&](std::ostream& os) { write_records_csv(os, trees); });
+        return;
+      }
       ExplainOptions eo;
       eo.top = *top;
       std::vector<Explanation> ex;

@@ -19,6 +19,7 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/records.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -174,15 +175,16 @@ void register_predict(CLI::App& app) {
         "predict",
         "Predict the energy of every node: of the trees of a JSONL file, or of MODEL built for --batch and --seq");
     cmd->add_option("INPUT", a->input,
-                    "trees (IrEne JSONL), or with --batch/--seq a model: built-in name or config.json")
+                    "trees (IrEne JSONL; - = standard input), or a model: built-in name, config.json or Hugging Face id")
         ->required();
     cmd->add_option("--predictor", a->predictor,
                     "predictor file (default: the shipped device_1 model-spec predictor, or $IRENE_PREDICTOR)");
     cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
     cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
     cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
-    cmd->add_option("--format", a->format, "text | jsonl | json (default: text for MODEL, jsonl for trees)")
-        ->check(CLI::IsMember({"text", "jsonl", "json"}));
+    cmd->add_option("--format", a->format,
+                    "text | jsonl | json | csv (one row per node) (default: text for MODEL, jsonl for trees)")
+        ->check(CLI::IsMember({"text", "jsonl", "json", "csv"}));
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
     cmd->add_flag("--profile", a->profile,
                   "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
@@ -198,7 +200,7 @@ void register_predict(CLI::App& app) {
       const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
       if (a->profile && !model_mode)
         throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
-      if (!model_mode && !std::filesystem::exists(a->input))
+      if (!model_mode && a->input != "-" && !std::filesystem::exists(a->input))
         throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
                                 fmt::join(names, ", ")));
       if (model_mode) {
@@ -234,6 +236,7 @@ void register_predict(CLI::App& app) {
         write_output(a->out, [&](std::ostream& os) {
           if (format == "text") print_predicted_text(os, tree, p);
           else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
+          else if (format == "csv") explain::write_records_csv(os, {tree});
           else write_tree_jsonl(os, tree);
         });
         return;
@@ -248,6 +251,7 @@ void register_predict(CLI::App& app) {
       write_output(a->out, [&](std::ostream& os) {
         Tree t;
         json array = json::array();
+        if (format == "csv") explain::write_records_csv_header(os);
         while (reader.next(t)) {
           if (!usable_or_skip(t, [&](const Tree& tree) { return p.cannot_predict(tree); }, policy, &skipped)) continue;
           try {
@@ -259,6 +263,7 @@ void register_predict(CLI::App& app) {
           ++count;
           if (format == "jsonl") write_tree_jsonl(os, t);
           else if (format == "json") array.push_back(tree_to_json(t));
+          else if (format == "csv") explain::write_records_csv_rows(os, t);
           else print_predicted_text(os, t, p), os << '\n';
         }
         if (count == 0 && !skipped.empty())

@@ -11,6 +11,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/explain/records.hpp"
 
 namespace irene::cli {
 
@@ -76,8 +77,10 @@ void register_tree(CLI::App& app) {
   cmd->add_option("MODEL", a->model, "built-in model name (see --list) or path to a Hugging Face config.json");
   cmd->add_option("--batch", a->batch, "batch size, a positive integer (default 8)");
   cmd->add_option("--seq", a->seq, "sequence length in tokens, a positive integer (default 128)");
-  cmd->add_option("--format", a->format, "text (indented tree) or jsonl (IrEne JSONL record)")
-      ->check(CLI::IsMember({"text", "jsonl"}));
+  cmd->add_option("--format", a->format,
+                  "text (indented tree), jsonl (IrEne JSONL record) or csv (one row per node, the columns of "
+                  "irene.tree in Python)")
+      ->check(CLI::IsMember({"text", "jsonl", "csv"}));
   cmd->add_option("--set", a->sets, "override a config size, e.g. --set num_layers=6 (repeatable)");
   cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
   cmd->add_flag("--list", a->list, "list the built-in models and the supported model types");
@@ -101,6 +104,8 @@ void register_tree(CLI::App& app) {
     write_output(a->out, [&](std::ostream& os) {
       if (a->format == "jsonl")
         write_tree_jsonl(os, tree);
+      else if (a->format == "csv")
+        explain::write_records_csv(os, {tree});
       else
         print_text(os, tree);
     });

@@ -1,1 +1,31 @@
-# placeholder, replaced below
+# Fuzz harnesses (tests/fuzz/fuzz_*.cpp; see fuzz.hpp).
+#   - Every build: `fuzz_replay` runs each harness over its committed regression inputs
+#     (CTest FuzzReplay.<harness>), so every fault once found stays fixed.
+#   - -DIRENE_FUZZ=ON (clang): one libFuzzer binary per harness, bench/.. scripts/fuzz.sh runs them.
+set(IRENE_FUZZ_HARNESSES config jsonl csv trace predictor query)
+set(IRENE_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
+set(IRENE_FUZZ_SOURCES)
+foreach(h ${IRENE_FUZZ_HARNESSES})
+  list(APPEND IRENE_FUZZ_SOURCES ${IRENE_FUZZ_DIR}/fuzz_${h}.cpp)
+endforeach()
+add_executable(fuzz_replay ${IRENE_FUZZ_DIR}/replay_main.cpp ${IRENE_FUZZ_SOURCES})
+target_link_libraries(fuzz_replay PRIVATE irene_core irene_sensors)
+set_target_properties(fuzz_replay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+foreach(h ${IRENE_FUZZ_HARNESSES})
+  add_test(NAME FuzzReplay.${h} COMMAND fuzz_replay ${h} ${IRENE_FUZZ_DIR}/regressions/${h})
+  set_tests_properties(FuzzReplay.${h} PROPERTIES ENVIRONMENT "IRENE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endforeach()
+
+if(IRENE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "irene: -DIRENE_FUZZ=ON needs clang (e.g. CXX=clang++-14)")
+  endif()
+  foreach(h ${IRENE_FUZZ_HARNESSES})
+    add_executable(fuzz_${h} ${IRENE_FUZZ_DIR}/fuzz_${h}.cpp)
+    target_compile_definitions(fuzz_${h} PRIVATE IRENE_FUZZ_LIBFUZZER)
+    target_compile_options(fuzz_${h} PRIVATE -fsanitize=fuzzer)
+    target_link_options(fuzz_${h} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(fuzz_${h} PRIVATE irene_core irene_sensors)
+    set_target_properties(fuzz_${h} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
+  endforeach()
+endif()

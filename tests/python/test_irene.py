@@ -118,3 +118,22 @@ def test_hugging_face_cache_is_read_offline(tmp_path, monkeypatch):
     assert t["model_name"] == "acme/tiny-gpt"
     with pytest.raises(irene.Error, match="huggingface-cli download acme/other config.json"):
         irene.tree("acme/other")
+
+
+def test_csv_of_the_command_line_has_the_python_records_columns():
+    import csv
+    import io
+    r = irene.predict("distilgpt2", batch=2, seq=32)
+    for args in (["predict", "distilgpt2", "--batch", "2", "--seq", "32"],
+                 ["explain", "distilgpt2", "--batch", "2", "--seq", "32"]):
+        rows = list(csv.DictReader(io.StringIO(cli(*args, "--format", "csv"))))
+        assert len(rows) == len(r["nodes"])
+        assert list(rows[0].keys()) == sorted(r["nodes"][0].keys(), key=list(rows[0].keys()).index)
+        assert set(rows[0].keys()) == set(r["nodes"][0].keys())
+        for row, rec in zip(rows, r["nodes"]):
+            assert row["id"] == rec["id"] and row["parent_id"] == rec["parent_id"]
+            assert float(row["energy_j"]) == pytest.approx(rec["energy_j"], rel=1e-15)
+            assert float(row["attributed_j"]) == pytest.approx(rec["attributed_j"], rel=1e-15)
+    bare = list(csv.DictReader(io.StringIO(cli("tree", "distilgpt2", "--batch", "2", "--seq", "32", "--format", "csv"))))
+    assert bare[0]["num_parameters"] == str(irene.tree("distilgpt2")["num_parameters"])
+    assert bare[0]["energy_j"] == ""

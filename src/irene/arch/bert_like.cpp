@@ -12,7 +12,7 @@ void build_bert_like(TreeBuilder& tb, int root) {
   const bool roberta = c.model_type == "roberta";
   const std::string p = roberta ? "Roberta" : "Bert";
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
-  const std::string act = c.raw.value("hidden_act", std::string("gelu"));
+  const std::string act = c.string_setting("hidden_act", "gelu");
 
   // get_extended_attention_mask: (1.0 - mask) * -10000.0 on [batch, 1, 1, seq].
   tb.add_op(root, "rsub", {b, 1, 1, s});

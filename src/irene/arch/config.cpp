@@ -107,6 +107,15 @@ void fill_typed(ModelConfig& c, const std::string& where) {
 }
 
 }  // namespace
+std::string ModelConfig::string_setting(const char* key, const std::string& fallback) const {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->is_null()) return fallback;
+  if (!it->is_string())
+    throw Error(fmt::format("{}: '{}' must be a string, got {}", source.empty() ? name : source.string(), key,
+                            it->dump().substr(0, 40)));
+  return it->get<std::string>();
+}
+
 const std::vector<std::string>& supported_model_types() {
   static const std::vector<std::string> types = [] {
     std::vector<std::string> t;

@@ -39,6 +39,10 @@ struct ModelConfig {
   std::int64_t type_vocab_size = 0;    // [type_vocab_size] (BERT, RoBERTa; 0 elsewhere)
 
   std::int64_t head_size() const { return num_heads > 0 ? hidden_size / num_heads : 0; }
+
+  // A string setting of the config (e.g. "hidden_act"), `fallback` when absent or null. A value
+  // of another type is an irene::Error naming the key (never nlohmann's type_error).
+  std::string string_setting(const char* key, const std::string& fallback) const;
 };
 
 // The model_types the builders support, in a fixed order.

@@ -10,7 +10,7 @@ namespace irene::arch_detail {
 void build_distilbert(TreeBuilder& tb, int root) {
   const ModelConfig& c = tb.config();
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
-  const std::string act = c.raw.value("activation", std::string("gelu"));
+  const std::string act = c.string_setting("activation", "gelu");
 
   const int emb = tb.add_module(root, "embeddings", "Embeddings");
   tb.add_embedding(emb, "embeddings.word_embeddings", c.vocab_size, h, b);

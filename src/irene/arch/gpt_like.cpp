@@ -18,7 +18,7 @@ void build_gpt_like(TreeBuilder& tb, int root) {
   const bool gpt2 = c.model_type == "gpt2";
   const auto h = c.hidden_size, s = tb.s;
   const std::string act =
-      gpt2 ? c.raw.value("activation_function", std::string("gelu_new")) : c.raw.value("afn", std::string("gelu"));
+      gpt2 ? c.string_setting("activation_function", "gelu_new") : c.string_setting("afn", "gelu");
   // modeling_openai's ACT_FNS maps "gelu" to the tanh approximation.
   const std::string act_op = (!gpt2 && act == "gelu") ? "gelu_new" : act;
 

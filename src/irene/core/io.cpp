@@ -241,9 +241,10 @@ namespace {
 
 bool is_stdin_path(const fs::path& path) { return path == "-" || path == "/dev/stdin"; }
 
-// Opens an input for reading after checking what it is; returns the descriptor.
-int open_input(const fs::path& path, std::string_view what) {
-  if (path == "-") return ::dup(STDIN_FILENO);
+// Checks what an input is, without opening it (a FIFO must be opened once only: a second open
+// could find its writer gone and its data discarded).
+void check_input_kind(const fs::path& path, std::string_view what) {
+  if (path == "-") return;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) throw file_error(path, 0, "no such file");
@@ -256,6 +257,12 @@ int open_input(const fs::path& path, std::string_view what) {
                                                           S_ISBLK(st.st_mode) ? "block device" :
                                                           S_ISSOCK(st.st_mode) ? "socket" : "special file",
                                  what));
+}
+
+// Opens an input for reading after checking what it is; returns the descriptor.
+int open_input(const fs::path& path, std::string_view what) {
+  if (path == "-") return ::dup(STDIN_FILENO);
+  check_input_kind(path, what);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) throw file_error(path, 0, "cannot open for reading: " + errno_text(errno));
   return fd;
@@ -263,11 +270,7 @@ int open_input(const fs::path& path, std::string_view what) {
 
 }  // namespace
 
-void check_input_file(const fs::path& path, std::string_view what) {
-  if (path == "-") return;
-  const int fd = open_input(path, what);
-  ::close(fd);
-}
+void check_input_file(const fs::path& path, std::string_view what) { check_input_kind(path, what); }
 
 std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
   const int fd = open_input(path, "a file");

@@ -228,11 +228,16 @@ void write_tree_jsonl(std::ostream& out, const Tree& tree) { out << tree_to_json
 
 JsonlReader::JsonlReader(const std::filesystem::path& path) : path_(path) {
   check_input_file(path, "a JSONL file");
-  if (path != "-") {
+  if (path == "-") {
+    in_ = &std::cin;
+  } else {
     file_.open(path, std::ios::binary);
     if (!file_) throw file_error(path, 0, "cannot open for reading");
+    in_ = &file_;
   }
 }
+
+JsonlReader::JsonlReader(std::istream& in, const std::string& name) : path_(name), in_(&in) {}
 
 namespace {
 
@@ -258,7 +263,7 @@ bool read_line(std::istream& in, std::string& line, std::int64_t max, bool& too_
 }  // namespace
 
 bool JsonlReader::next(Tree& tree) {
-  std::istream& in = path_ == "-" ? std::cin : static_cast<std::istream&>(file_);
+  std::istream& in = *in_;
   std::string text;
   bool too_long = false;
   while (read_line(in, text, limits::kMaxLineBytes, too_long)) {

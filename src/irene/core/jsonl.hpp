@@ -43,6 +43,8 @@ void write_tree_jsonl(std::ostream& out, const Tree& tree);
 class JsonlReader {
  public:
   explicit JsonlReader(const std::filesystem::path& path);
+  // Reads from a stream the caller keeps alive; `name` labels errors.
+  JsonlReader(std::istream& in, const std::string& name);
   // Reads the next tree; false at the end of the file. Blank lines are skipped.
   bool next(Tree& tree);
   long line() const { return line_; }
@@ -50,7 +52,8 @@ class JsonlReader {
 
  private:
   std::filesystem::path path_;
-  std::ifstream file_;  // unused for "-" (standard input)
+  std::ifstream file_;           // when reading a file
+  std::istream* in_ = nullptr;   // what is read: file_, standard input or the caller's stream
   long line_ = 0;
 };
 

@@ -112,7 +112,10 @@ std::string_view to_string(DatasetLevel level) {
 }
 
 void read_level_csv(const fs::path& file, DatasetLevel level, DatasetTable& table) {
-  const std::string text = read_file(file);
+  parse_level_csv(read_file(file, std::uint64_t{512} << 20), file, level, table);
+}
+
+void parse_level_csv(std::string_view text, const fs::path& file, DatasetLevel level, DatasetTable& table) {
   std::vector<std::string_view> fields;
   std::vector<std::string> unquoted;
   std::size_t pos = 0;
@@ -121,7 +124,7 @@ void read_level_csv(const fs::path& file, DatasetLevel level, DatasetTable& tabl
     if (pos >= text.size()) return false;
     std::size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
-    line = std::string_view(text).substr(pos, end - pos);
+    line = text.substr(pos, end - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     pos = end + 1;
     ++line_no;

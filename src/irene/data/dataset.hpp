@@ -59,6 +59,10 @@ struct DatasetTable {
 // Appends to `table`.
 void read_level_csv(const std::filesystem::path& file, DatasetLevel level, DatasetTable& table);
 
+// The same on text already in memory; `file` labels errors.
+void parse_level_csv(std::string_view text, const std::filesystem::path& file, DatasetLevel level,
+                     DatasetTable& table);
+
 // Reads the four files of a device folder. A missing folder or file is an Error.
 DatasetTable read_device_folder(const std::filesystem::path& dir);
 

@@ -107,15 +107,23 @@ std::string csv_field(const json& v) {
 
 }  // namespace
 
-void write_records_csv(std::ostream& out, const std::vector<Tree>& trees) {
+void write_records_csv_header(std::ostream& out) {
   const auto& cols = record_columns();
   for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
   out << '\n';
-  for (const auto& t : trees)
-    for (const auto& r : node_records(t)) {
-      for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_field(r[cols[i]]);
-      out << '\n';
-    }
+}
+
+void write_records_csv_rows(std::ostream& out, const Tree& tree) {
+  const auto& cols = record_columns();
+  for (const auto& r : node_records(tree)) {
+    for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_field(r[cols[i]]);
+    out << '\n';
+  }
+}
+
+void write_records_csv(std::ostream& out, const std::vector<Tree>& trees) {
+  write_records_csv_header(out);
+  for (const auto& t : trees) write_records_csv_rows(out, t);
 }
 
 }  // namespace irene::explain

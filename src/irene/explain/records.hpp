@@ -36,5 +36,8 @@ nlohmann::json tree_summary(const Tree& tree);
 
 // CSV: the header, then one row per node of every tree (RFC 4180 quoting where needed).
 void write_records_csv(std::ostream& out, const std::vector<Tree>& trees);
+// The same in parts, for writers that stream trees: the header line, then each tree's rows.
+void write_records_csv_header(std::ostream& out);
+void write_records_csv_rows(std::ostream& out, const Tree& tree);
 
 }  // namespace irene::explain

@@ -117,24 +117,46 @@ struct EnergyServer::Impl {
     }
   }
 
+  // Every route, registered with httplib and kept for handle() (requests without sockets).
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  struct Route {
+    std::string method, path;
+    Handler fn;
+  };
+  std::vector<Route> table;
+  struct Registrar {
+    Impl& impl;
+    std::string method;
+    void operator()(const std::string& path, Handler fn) const {
+      impl.table.push_back({method, path, fn});
+      if (method == "GET") impl.server.Get(path, fn);
+      else impl.server.Post(path, fn);
+    }
+  };
+
   void routes() {
-    server.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    const Registrar Get{*this, "GET"}, Post{*this, "POST"};
+    routes(Get, Post);
+  }
+
+  void routes(const Registrar& Get, const Registrar& Post) {
+    Get("/", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(page, "text/html; charset=utf-8");
     });
-    server.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+    Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}, {"version", IRENE_VERSION}, {"hardware", backend.hardware}});
     });
-    server.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
+    Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
       guarded(res, [&] { send_json(res, 200, {{"models", backend.model_names()}}); });
     });
-    server.Get("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
+    Get("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(res, [&] {
         ModelConfig config = builtin(str_param(req, "model"));
         apply_overrides(config, req, "set");
         send_json(res, 200, explain_json(config, req));
       });
     });
-    server.Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
+    Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(res, [&] {
         if (req.body.empty()) throw Error("POST /api/predict needs a config.json body");
         ModelConfig config = backend.parse_config(req.body, "request body");
@@ -143,7 +165,7 @@ struct EnergyServer::Impl {
         send_json(res, 200, explain_json(config, req));
       });
     });
-    server.Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {
+    Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(res, [&] {
         const std::string a = str_param(req, "a");
         const std::string b = str_param(req, "b", &a);
@@ -198,6 +220,31 @@ EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::m
 }
 
 EnergyServer::~EnergyServer() { stop(); }
+
+ApiResponse EnergyServer::handle(const std::string& method, const std::string& target, const std::string& body) const {
+  httplib::Request req;
+  req.method = method;
+  req.target = target;
+  req.body = body;
+  const auto q = target.find('?');
+  req.path = httplib::detail::decode_url(target.substr(0, q), false);
+  if (q != std::string::npos) httplib::detail::parse_query_text(target.substr(q + 1), req.params);
+  httplib::Response res;
+  ApiResponse out;
+  if (body.size() > impl_->options.max_body_bytes) {
+    send_error(res, 413, "request body too large");
+  } else {
+    const Impl::Route* route = nullptr;
+    for (const auto& r : impl_->table)
+      if (r.method == method && r.path == req.path) route = &r;
+    if (route) route->fn(req, res);
+    else send_error(res, 404, "no such route");
+  }
+  out.status = res.status == -1 ? 200 : res.status;  // as httplib answers a handler that set none
+  out.body = res.body;
+  out.content_type = res.get_header_value("Content-Type");
+  return out;
+}
 
 int EnergyServer::bind() {
   const auto& o = impl_->options;

@@ -48,6 +48,13 @@ struct Backend {
   std::string hardware;  // shown by /api/health and the page
 };
 
+// One answer of the API, as handle() returns it.
+struct ApiResponse {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+};
+
 class EnergyServer {
  public:
   EnergyServer(Backend backend, ServeOptions options);
@@ -62,6 +69,11 @@ class EnergyServer {
   void run();
   // Stops a running server (thread-safe); run() then returns.
   void stop();
+
+  // Answers one request exactly as the running server would (same routes, validation and
+  // errors), without a socket: "GET", "/api/predict?model=gpt2&batch=8&seq=32". For tests and
+  // the fuzzer of the query parameters (tests/fuzz). Never throws.
+  ApiResponse handle(const std::string& method, const std::string& target, const std::string& body = "") const;
 
  private:
   struct Impl;

@@ -57,18 +57,24 @@ class TraceReader {
     std::string chunk(size - offset_, '\0');
     in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     chunk.resize(static_cast<size_t>(in.gcount()));
+    offset_ += feed(chunk, tail);
+  }
+
+  // Parses the complete lines of `chunk` (and, with `tail`, a last unterminated one); returns
+  // the bytes consumed.
+  std::size_t feed(std::string_view chunk, bool tail) {
     size_t pos = 0;
     for (;;) {
       const size_t nl = chunk.find('\n', pos);
       if (nl == std::string::npos) break;
-      parse_line(std::string_view(chunk).substr(pos, nl - pos));
+      parse_line(chunk.substr(pos, nl - pos));
       pos = nl + 1;
     }
-    offset_ += pos;
     if (tail && pos < chunk.size()) {
-      parse_line(std::string_view(chunk).substr(pos));
-      offset_ += chunk.size() - pos;
+      parse_line(chunk.substr(pos));
+      pos = chunk.size();
     }
+    return pos;
   }
 
   bool header_seen() const { return header_seen_; }
@@ -200,6 +206,13 @@ double integrate_power(std::span<const PowerSample> s, double t0, double t1) {
     joules += 0.5 * (power_at(a, b, lo) + power_at(a, b, hi)) * (hi - lo);
   }
   return joules;
+}
+
+std::vector<PowerSample> parse_power_trace(std::string_view text, const fs::path& name) {
+  TraceReader r(name);
+  r.feed(text, true);
+  if (!r.header_seen()) throw file_error(name, 0, "empty power trace: expected the header 'timestamp,watts'");
+  return r.samples();
 }
 
 std::vector<PowerSample> read_power_trace(const fs::path& file) {

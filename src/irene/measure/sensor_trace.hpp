@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "irene/measure/sensor.hpp"
@@ -28,6 +29,9 @@ struct PowerSample {
 /// Energy in joules of the piecewise-linear power `samples` (sorted by time) over
 /// [t0, t1] (epoch seconds). Error when t1 < t0 or the samples do not cover [t0, t1].
 double integrate_power(std::span<const PowerSample> samples, double t0, double t1);
+
+/// Parses a whole trace held in memory; `name` labels errors ("NAME:LINE: problem").
+std::vector<PowerSample> parse_power_trace(std::string_view text, const std::filesystem::path& name);
 
 /// Reads a whole trace file (not live). Malformed content is an Error "FILE:LINE: problem".
 std::vector<PowerSample> read_power_trace(const std::filesystem::path& file);
