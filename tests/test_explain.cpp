@@ -136,7 +136,10 @@ TEST(ExplainIntervals, EveryEnergyIntervalContainsItsPointEstimate) {
   EXPECT_NEAR(e.nodes[3].interval->low_j, *t.nodes[3].predicted_energy_j * 1.1, 1e-15);
   // Text and JSON show the interval of every energy.
   std::ostringstream text;
-  write_text(text, e, -1);
+  TextOptions all;
+  all.depth = -1;
+  all.expand = true;
+  write_text(text, e, all);
   EXPECT_EQ(text.str().find("no interval"), std::string::npos);
   const auto j = to_json(e);
   for (const auto& n : j["nodes"]) {

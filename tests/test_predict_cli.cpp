@@ -191,16 +191,20 @@ TEST(PredictCli, ModelPredictionRefusesResourcePredictorAndUsesTheShippedOne) {
   EXPECT_NE(r.out.find("predicted for: device_1 of the published IrEne dataset"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layer.0 (BertLayer)"), std::string::npos) << r.out;
   {
-    // share% (last column): a child's share of its parent never exceeds 100%, and the shares of
-    // the root's children add up to 100% (within the printed rounding).
-    std::istringstream lines(r.out.substr(r.out.find("share%")));
+    // share (the column ending in '%'): a child's share of its parent never exceeds 100%, and the
+    // shares of the root's children add up to 100% (within the printed rounding).
+    const auto header = r.out.find("node (own energy");
+    ASSERT_NE(header, std::string::npos) << r.out;
+    std::istringstream lines(r.out.substr(header));
     std::string line;
     std::getline(lines, line);
     std::getline(lines, line);  // the root: no share
     double root_children = 0;
     int rows = 0;
     while (std::getline(lines, line)) {
-      const double share = std::stod(line.substr(line.find_last_of(' ') + 1));
+      const auto pct = line.find('%');
+      ASSERT_NE(pct, std::string::npos) << line;
+      const double share = std::stod(line.substr(line.find_last_of(' ', pct) + 1));
       EXPECT_GE(share, 0.0) << line;
       EXPECT_LE(share, 100.0) << line;
       if (line.rfind("  ", 0) == 0 && line[2] != ' ') root_children += share;

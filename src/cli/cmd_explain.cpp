@@ -3,6 +3,10 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <functional>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -21,6 +25,7 @@
 #include "irene/explain/explain.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
+#include "irene/explain/units.hpp"
 #include "irene/explain/report.hpp"
 #include "irene/explain/server.hpp"
 #include "irene/explain/sweep.hpp"
@@ -48,11 +53,14 @@ struct Source {
   bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
 };
 
-std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
-  std::vector<Tree> trees;
+// Calls `start(total)` once, then `each(tree)` for every tree of the source, in order: the trees of
+// a file (filtered by --batch/--seq, unusable ones skipped), or MODEL predicted at every (batch, seq)
+// of the ranges, one at a time (a 1,024-point sweep never holds more than one tree).
+void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
+                   const std::function<void(std::size_t)>& start, const std::function<void(Tree&&)>& each) {
   if (is_trees_file(s.what)) {
     if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
-    trees = read_jsonl(s.what);
+    std::vector<Tree> trees = read_jsonl(s.what);
     if (!s.batch.empty() || !s.seq.empty()) {
       const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch", kMaxBatch);
       const auto seqs = s.seq.empty() ? std::vector<int>{} : parse_range(s.seq, "--seq", kMaxSeq);
@@ -81,7 +89,9 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
       if (auto it = trees.front().provenance.find("predicted_for"); it != trees.front().provenance.end())
         hardware = it->second;
     }
-    return trees;
+    start(trees.size());
+    for (auto& t : trees) each(std::move(t));
+    return;
   }
   // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given.
   const std::string batch = s.batch.empty() ? std::to_string(kDefaultBatch) : s.batch;
@@ -101,12 +111,21 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
   const std::size_t total = batches.size() * seqs.size();
   if (total > static_cast<std::size_t>(max_range_points))
     throw Error(fmt::format("{} points is more than {}", total, max_range_points));
+  start(total);
+  std::size_t done = 0;
   for (int b : batches)
     for (int q : seqs) {
-      trees.push_back(predicted_tree(config, b, q, *p));
-      if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", trees.size(), total) << std::flush;
+      each(predicted_tree(config, b, q, *p));
+      ++done;
+      if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
     }
   if (total > 8 && progress) std::cerr << '\n';
+}
+
+std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
+  std::vector<Tree> trees;
+  for_each_tree(s, allow_ranges, hardware, [&](std::size_t n) { trees.reserve(n); },
+                [&](Tree&& t) { trees.push_back(std::move(t)); });
   return trees;
 }
 
@@ -117,6 +136,11 @@ void add_source_options(CLI::App* cmd, Source& s, bool ranges) {
   cmd->add_option("--set", s.overrides, "override a configuration value, KEY=VALUE (repeatable)");
   cmd->add_option("--predictor,-p", s.predictor, "predictor file (default: the shipped device_1 predictor)");
   cmd->add_flag("--strict", s.strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
+}
+
+void add_carbon_option(CLI::App* cmd, std::string& carbon) {
+  cmd->add_option("--carbon-intensity", carbon,
+                  "grams CO2e per kWh of the electricity (e.g. 400): adds grams CO2e to the figures");
 }
 
 void check_format(const std::string& format, std::initializer_list<const char*> allowed) {
@@ -178,14 +202,19 @@ void register_explain(CLI::App& app) {
     auto out = std::make_shared<std::string>("-");
     auto top = std::make_shared<int>(10);
     auto depth = std::make_shared<int>(3);
+    auto expand = std::make_shared<bool>(false);
+    auto carbon = std::make_shared<std::string>();
     add_source_options(cmd, *s, false);
     cmd->add_option("--format,-f", *format, "text, json or csv (one row per node, the columns of irene.predict)")
         ->capture_default_str();
     cmd->add_option("--top", *top, "hotspots to list")->capture_default_str()->check(CLI::Range(0, 100000));
     cmd->add_option("--depth", *depth, "tree depth shown in text (-1: all)")->capture_default_str();
+    cmd->add_flag("--expand", *expand, "list hotspots one ML primitive a line instead of grouping repeated layers");
+    add_carbon_option(cmd, *carbon);
     cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
     cmd->callback([=] {
       check_format(*format, {"text", "json", "csv"});
+      const auto carbon_g = parse_carbon_intensity(*carbon);
       std::string hardware;
       const auto trees = load_trees(*s, false, hardware);
       if (*format == "csv") {
@@ -202,14 +231,20 @@ void register_explain(CLI::App& app) {
           for (const auto& e : ex) {
             auto j = to_json(e);
             j["hardware"] = hardware;
+            j["normalized"] = to_json(normalize(e.total.j, e.batch_size, e.seq_len, carbon_g));
+            if (carbon_g) j["carbon_intensity_g_per_kwh"] = *carbon_g;
             arr.push_back(std::move(j));
           }
           os << (arr.size() == 1 ? arr[0] : arr).dump(1) << '\n';
         } else {
+          TextOptions to;
+          to.depth = *depth;
+          to.expand = *expand;
+          to.carbon_g_per_kwh = carbon_g;
+          to.hardware = hardware;
           for (std::size_t i = 0; i < ex.size(); ++i) {
             if (i) os << "\n" << std::string(72, '-') << "\n";
-            if (!hardware.empty()) os << "predictor: " << hardware << '\n';
-            write_text(os, ex[i], *depth);
+            write_text(os, ex[i], to);
           }
         }
       });
@@ -275,14 +310,29 @@ void register_explain(CLI::App& app) {
     cmd->callback([=] {
       check_format(*format, {"table", "csv", "json"});
       std::string hardware;
-      const auto trees = load_trees(*s, true, hardware);
       std::vector<SweepPoint> points;
-      for (const auto& t : trees) points.push_back(sweep_point(t));
-      if (!jsonl->empty()) write_jsonl(*jsonl, trees);
-      if (!report->empty()) {
-        ReportOptions ro;
-        ro.hardware = hardware;
-        const std::string html = render_report(trees, ro);
+      std::optional<ReportBuilder> builder;
+      ReportOptions ro;
+      // One tree at a time: its sweep point, the report's share of it, its JSONL line.
+      auto run = [&](std::ostream* trees_out) {
+        for_each_tree(
+            *s, true, hardware,
+            [&](std::size_t total) {
+              points.reserve(total);
+              if (!report->empty()) builder.emplace(total, ro);
+            },
+            [&](Tree&& t) {
+              points.push_back(sweep_point(t));
+              if (builder) builder->add(t);
+              if (trees_out) write_tree_jsonl(*trees_out, t);
+            });
+      };
+      if (jsonl->empty()) run(nullptr);
+      else write_output(*jsonl, [&](std::ostream& os) { run(&os); });
+      if (builder) {
+        nlohmann::json data = builder->data();
+        data["hardware"] = hardware;
+        const std::string html = render_report(data, builder->title());
         write_output(*report, [&](std::ostream& os) { os << html; });
       }
       write_output(*out, [&](std::ostream& os) {
@@ -309,14 +359,18 @@ void register_explain(CLI::App& app) {
     cmd->callback([=] {
       ReportOptions ro;
       std::string hardware;
-      const auto trees = load_trees(*s, true, hardware);
-      ro.hardware = hardware;
       ro.title = *title;
       ro.top = *top;
-      const std::string html = render_report(trees, ro);
+      std::optional<ReportBuilder> builder;
+      for_each_tree(
+          *s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); },
+          [&](Tree&& t) { builder->add(t); });
+      nlohmann::json data = builder->data();
+      data["hardware"] = hardware;
+      const std::string html = render_report(data, builder->title());
       write_output(*out, [&](std::ostream& os) { os << html; });
-      std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} KiB)\n", *out, trees.size(), trees.size() == 1 ? "" : "s",
-                               html.size() / 1024);
+      std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} shown whole, {} KiB)\n", *out, builder->added(),
+                               builder->added() == 1 ? "" : "s", data["trees"].size(), html.size() / 1024);
     });
   }
   // serve -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@
 #include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/records.hpp"
+#include "irene/explain/units.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -65,47 +66,57 @@ std::string errors_text(const LevelErrors& e) {
 
 int default_threads() { return static_cast<int>(std::max(1u, std::min(2u, std::thread::hardware_concurrency()))); }
 
-std::string short_name(const Tree& t, const Node& n) {
-  if (n.parent < 0) return t.model_name;
-  const std::string& ps = t.nodes[n.parent].scope;
-  if (n.scope == ps) return "";
-  if (!ps.empty() && n.scope.rfind(ps + ".", 0) == 0) return n.scope.substr(ps.size() + 1);
-  return n.scope;
-}
+struct TextView {
+  int depth = -1;
+  std::optional<double> carbon_g_per_kwh;
+};
 
-void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) {
+void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, const TextView& view) {
   const Node& r = t.root();
-  out << fmt::format("{}  batch {}  seq {}: {:.6g} J per forward pass", t.model_name, t.batch_size, t.seq_len,
-                     *r.predicted_energy_j);
+  out << fmt::format("{}  batch {}  seq {}: {} per forward pass", t.display_name(), t.batch_size, t.seq_len,
+                     explain::joules(*r.predicted_energy_j));
   if (r.predicted_interval)
-    out << fmt::format(" ({:.0f}% interval {:.6g} to {:.6g} J)", 100 * p.config().interval_coverage,
-                       r.predicted_interval->low_j, r.predicted_interval->high_j);
+    out << fmt::format(" ({:.0f}% interval {})", 100 * p.config().interval_coverage,
+                       explain::format_interval(explain::Energy{*r.predicted_energy_j, r.predicted_interval}));
   out << '\n';
+  out << "  " << explain::to_text(explain::normalize(*r.predicted_energy_j, t.batch_size, t.seq_len, view.carbon_g_per_kwh),
+                                  view.carbon_g_per_kwh)
+      << '\n';
+  if (r.ground_truth_energy_j)
+    out << fmt::format("  measured {} (prediction {:+.1f}%)\n", explain::joules(*r.ground_truth_energy_j),
+                       100 * (*r.predicted_energy_j / *r.ground_truth_energy_j - 1));
   out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n\n", p.hardware(),
                      p.path().empty() ? std::string("(in memory)") : p.path().string(),
                      fmt::join(p.feature_names(), ", "));
+  bool measured = false;
+  for (const auto& n : t.nodes) measured = measured || n.ground_truth_energy_j.has_value();
   std::vector<std::string> labels;
   std::size_t width = 4;
   for (const auto& n : t.nodes) {
-    const std::string name = short_name(t, n);
+    const std::string name = explain::relative_name(t, n);
     std::string label = std::string(2 * n.depth, ' ') + (name.empty() ? "" : name + " ") + "(" + n.class_name + ")";
     width = std::max(width, label.size());
     labels.push_back(std::move(label));
   }
-  // Share of parent as irene explain defines it: a parent's energy split among its children in
-  // proportion to their own predictions (a parent is a weighted sum of its children, so the
-  // plain ratio child / parent need not stay below 100%).
+  // Share of parent and attributed energy as irene explain defines them: a parent's energy split
+  // among its children in proportion to their own predictions.
   const explain::Explanation shares = explain::explain_tree(t);
-  out << fmt::format("{:<{}}  {:>12}  {:>12}  {:>12}  {:>7}\n", "node", width, "energy J", "low J", "high J",
-                     "share%");
+  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}  {:>7}  {:>11}{}\n", "node (own energy per forward pass)", width,
+                     "energy", "low", "high", "share", "attributed", measured ? fmt::format("  {:>11}", "measured") : "");
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
+    if (view.depth >= 0 && n.depth > view.depth) continue;
     const double e = *n.predicted_energy_j;
-    const std::string share = n.parent >= 0 ? fmt::format("{:.1f}", 100 * shares.nodes[i].share_of_parent) : "";
-    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}\n", labels[i], width, e,
-                       n.predicted_interval ? n.predicted_interval->low_j : e,
-                       n.predicted_interval ? n.predicted_interval->high_j : e, share);
+    const std::string share = n.parent >= 0 ? fmt::format("{:.1f}%", 100 * shares.nodes[i].share_of_parent) : "";
+    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}  {:>7}  {:>11}", labels[i], width, explain::joules(e),
+                       explain::joules(n.predicted_interval ? n.predicted_interval->low_j : e),
+                       explain::joules(n.predicted_interval ? n.predicted_interval->high_j : e), share,
+                       explain::joules(shares.nodes[i].attributed.j));
+    if (measured)
+      out << fmt::format("  {:>11}", n.ground_truth_energy_j ? explain::joules(*n.ground_truth_energy_j) : "-");
+    out << '\n';
   }
+  if (view.depth >= 0) out << fmt::format("(nodes deeper than {} not shown; --depth -1 shows all)\n", view.depth);
 }
 
 void stamp(Tree& t, const Predictor& p) {
@@ -169,6 +180,8 @@ void register_predict(CLI::App& app) {
       std::vector<std::string> sets;
       bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
       bool strict = false;
+      int depth = -1;
+      std::string carbon;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
@@ -190,8 +203,14 @@ void register_predict(CLI::App& app) {
                   "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
                   "resource features a predictor trained on 'irene collect' data reads, then predict");
     cmd->add_flag("--strict", a->strict, "fail on a tree of the file the predictor cannot predict instead of skipping it");
+    cmd->add_option("--depth", a->depth, "text: show nodes down to this depth (default -1: all)");
+    cmd->add_option("--carbon-intensity", a->carbon,
+                    "text: grams CO2e per kWh of the electricity (e.g. 400), to add grams CO2e");
     cmd->callback([a] {
       const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
+      TextView view;
+      view.depth = a->depth;
+      view.carbon_g_per_kwh = parse_carbon_intensity(a->carbon);
       // INPUT is a model (built-in name or config .json) or a trees JSONL file. A model without
       // --batch/--seq is built for the defaults, batch 8 and seq 128.
       const auto names = builtin_model_names();
@@ -234,7 +253,7 @@ void register_predict(CLI::App& app) {
         stamp(tree, p);
         const std::string format = a->format.empty() ? "text" : a->format;
         write_output(a->out, [&](std::ostream& os) {
-          if (format == "text") print_predicted_text(os, tree, p);
+          if (format == "text") print_predicted_text(os, tree, p, view);
           else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
           else if (format == "csv") explain::write_records_csv(os, {tree});
           else write_tree_jsonl(os, tree);
@@ -264,7 +283,7 @@ void register_predict(CLI::App& app) {
           if (format == "jsonl") write_tree_jsonl(os, t);
           else if (format == "json") array.push_back(tree_to_json(t));
           else if (format == "csv") explain::write_records_csv_rows(os, t);
-          else print_predicted_text(os, t, p), os << '\n';
+          else print_predicted_text(os, t, p, view), os << '\n';
         }
         if (count == 0 && !skipped.empty())
           throw file_error(a->input, 0, fmt::format("no tree could be predicted ({}: {})", skipped[0].key, skipped[0].reason));

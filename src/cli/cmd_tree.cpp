@@ -12,6 +12,7 @@
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/records.hpp"
+#include "irene/explain/units.hpp"
 
 namespace irene::cli {
 
@@ -23,39 +24,31 @@ std::string with_commas(std::int64_t v) {
   return v < 0 ? "-" + s : s;
 }
 
-// The node's name relative to its parent: "layer.0" under "encoder", "" when equal.
-std::string short_name(const Tree& t, const Node& n) {
-  if (n.parent < 0) return t.model_name;
-  const std::string& ps = t.nodes[n.parent].scope;
-  if (n.scope == ps) {  // MatMul / Softmax leaves of an attention: tell repeated ones apart
-    const auto hash = n.id.rfind('#');
-    return hash == std::string::npos ? "" : n.id.substr(hash);
-  }
-  if (!ps.empty() && n.scope.rfind(ps + ".", 0) == 0) return n.scope.substr(ps.size() + 1);
-  return n.scope;
-}
-
-void print_text(std::ostream& out, const Tree& t) {
-  out << fmt::format("{}  batch {}  seq {}\n", t.model_name, t.batch_size, t.seq_len);
+void print_text(std::ostream& out, const Tree& t, int depth) {
+  out << fmt::format("{}  batch {}  seq {}\n", t.display_name(), t.batch_size, t.seq_len);
   std::size_t width = 4;
   std::vector<std::string> labels;
   for (const auto& n : t.nodes) {
-    std::string name = short_name(t, n);
+    std::string name = explain::relative_name(t, n);
     std::string label = std::string(2 * n.depth, ' ') + (name.empty() ? "" : name + " ") + "(" + n.class_name + ")";
     width = std::max(width, label.size());
     labels.push_back(std::move(label));
   }
-  out << fmt::format("{:<{}}  {:>13}  {:>14}  {:>12}\n", "node", width, "params", "MFLOP", "MiB");
+  out << fmt::format("{:<{}}  {:>10}  {:>13}  {:>11}\n", "node", width, "parameters", "FLOPs", "memory");
   int modules = 0, leaves = 0;
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
     (n.type == NodeType::ml ? leaves : modules) += n.type == NodeType::model ? 0 : 1;
-    out << fmt::format("{:<{}}  {:>13}  {:>14.6f}  {:>12.6f}\n", labels[i], width, with_commas(n.num_parameters),
-                       n.flops_mflop, n.mem_mib);
+    if (depth >= 0 && n.depth > depth) continue;
+    out << fmt::format("{:<{}}  {:>10}  {:>13}  {:>11}\n", labels[i], width,
+                       explain::count_text(static_cast<double>(n.num_parameters)), explain::mflop_text(n.flops_mflop),
+                       explain::mib_text(n.mem_mib));
   }
+  if (depth >= 0) out << fmt::format("(nodes deeper than {} not shown; --depth -1 shows all)\n", depth);
   const Node& r = t.root();
-  out << fmt::format("total: {} nodes ({} modules, {} ML primitives); {} parameters; {:.6f} MFLOP; {:.6f} MiB\n",
-                     t.nodes.size(), modules, leaves, with_commas(r.num_parameters), r.flops_mflop, r.mem_mib);
+  out << fmt::format("total: {} nodes ({} modules, {} ML primitives); {} parameters; {} ({:.6f} MFLOP); {} ({:.6f} MiB)\n",
+                     t.nodes.size(), modules, leaves, with_commas(r.num_parameters), explain::mflop_text(r.flops_mflop),
+                     r.flops_mflop, explain::mib_text(r.mem_mib), r.mem_mib);
 }
 
 }  // namespace
@@ -69,6 +62,7 @@ void register_tree(CLI::App& app) {
     std::string out = "-";
     std::vector<std::string> sets;
     bool list = false;
+    int depth = -1;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -84,6 +78,7 @@ void register_tree(CLI::App& app) {
   cmd->add_option("--set", a->sets, "override a config size, e.g. --set num_layers=6 (repeatable)");
   cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
   cmd->add_flag("--list", a->list, "list the built-in models and the supported model types");
+  cmd->add_option("--depth", a->depth, "text: show nodes down to this depth (default -1: all)");
   cmd->callback([a] {
     if (a->list) {
       std::cout << "built-in models:\n";
@@ -107,7 +102,7 @@ void register_tree(CLI::App& app) {
       else if (a->format == "csv")
         explain::write_records_csv(os, {tree});
       else
-        print_text(os, tree);
+        print_text(os, tree, a->depth);
     });
   });
 }

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
+#include <string>
 
 namespace irene {
 struct Tree;
@@ -22,6 +24,9 @@ void register_explain(CLI::App& app);  // cmd_explain.cpp: explain, compare, swe
 void register_predict(CLI::App& app);  // cmd_predict.cpp: train, predict, evaluate, crossval
 // cmd_measure.cpp (irene-measure only): profile, collect.
 void register_measure(CLI::App& app);
+
+// --carbon-intensity G (grams CO2e per kWh): none when empty; Error unless a number in 0..100000.
+std::optional<double> parse_carbon_intensity(const std::string& text);
 
 // The commands that execute models, for `irene --help` in a binary without libtorch: they are
 // listed, and main.cpp hands them to irene-measure before parsing.

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -30,6 +31,15 @@ constexpr const char* kNoTorch =
     "(scripts/install-deps.sh) and build with -DIRENE_WITH_TORCH=ON, which adds the helper irene-measure "
     "beside irene";
 }  // namespace
+
+std::optional<double> parse_carbon_intensity(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double g = std::strtod(text.c_str(), &end);
+  if (!end || *end != '\0' || !std::isfinite(g) || g < 0 || g > 1e5)
+    throw Error(fmt::format("--carbon-intensity must be grams CO2e per kWh, a number in 0..100000, got '{}'", text));
+  return g;
+}
 
 void set_profile_hook(ProfileHook hook) { hook_slot() = std::move(hook); }
 const ProfileHook& profile_hook() { return hook_slot(); }

@@ -74,6 +74,11 @@ async function exerciseMap(page, name) {
   const rects = await page.locator("#map svg rect.node").count();
   check(rects > 100, `${name}: energy map has ${rects} node blocks`);
   check(await page.locator("#hotspots tbody tr").count() > 0, `${name}: hotspot table has rows`);
+  const grouped = await page.locator("#hotspots tbody").innerText();
+  check(grouped.includes("encoder.layer.*.intermediate.dense (Linear), 12 x"), `${name}: hotspots group the 12 layers`);
+  await page.check("#hotspots-expand");
+  check((await page.locator("#hotspots tbody").innerText()).includes("encoder.layer.0."), `${name}: hotspots expand to each layer`);
+  await page.uncheck("#hotspots-expand");
   check(await page.locator("#by-kind tbody tr").count() === 5, `${name}: module-kind table has 5 rows (attention, feed-forward, embeddings, norm, other)`);
   check(await page.locator("#by-primitive tbody tr").count() >= 5, `${name}: primitive-type table has rows`);
   const summary = await page.locator("#summary").innerText();
@@ -82,7 +87,7 @@ async function exerciseMap(page, name) {
   const encoder = page.locator('#map rect.node[data-id="encoder:BertEncoder"]');
   await encoder.hover();
   const tip = await page.locator("#tooltip").innerText();
-  check(/share of parent/.test(tip) && /MFLOP/.test(tip) && / \.\. /.test(tip), `${name}: hover shows energy, interval, share, FLOPs`);
+  check(/share of parent/.test(tip) && /FLOP/.test(tip) && / \.\. /.test(tip), `${name}: hover shows energy, interval, share, FLOPs`);
   // Click: zoom into the first encoder layer (about 1/12 of the width); it then spans the whole width.
   const layer = page.locator('#map rect.node[data-id="encoder.layer.0:BertLayer"]');
   const before = (await layer.boundingBox()).width;
@@ -108,6 +113,27 @@ check(await reportPage.locator("#sweep svg path.line").count() === 6, "report: s
 check(await reportPage.locator("#tree-select option").count() === 4, "report: tree selector lists the 4 sweep points");
 await reportPage.screenshot({ path: path.join(out, "report.png"), fullPage: true });
 check(true, "report: screenshot " + path.join(out, "report.png"));
+
+// 1b. A sweep over two variables with an override: one line per batch size, ticks with units,
+// the override in the title.
+const two = path.join(out, "two-variables.html");
+const madeTwo = spawnSync(irene, ["sweep", "gpt2", "--batch", "1,8,16", "--seq", "32:256:32", "--set", "n_layer=6",
+  "--report", two, "-o", path.join(out, "two.csv"), "--format", "csv"], { encoding: "utf8" });
+check(madeTwo.status === 0, "irene sweep over batch and seq --report" + (madeTwo.status ? ": " + madeTwo.stderr : ""));
+const twoPage = await openPage(pathToFileURL(two).href);
+const legend = await twoPage.locator("#sweep svg text.legend").allTextContents();
+check(await twoPage.locator("#sweep svg path.line").count() === 3 && legend.join(",") === "batch 1,batch 8,batch 16",
+  "two-variable sweep: one line per batch size (" + legend.join(", ") + ")");
+const ticks = await twoPage.locator("#sweep svg g.axis.y .tick text").allTextContents();
+check(ticks.length >= 3 && ticks.every((t) => / (m|k)?J$/.test(t)), "two-variable sweep: y ticks carry units (" + ticks.join(", ") + ")");
+check((await twoPage.locator("#sweep svg text.xlabel").textContent()).startsWith("sequence length"),
+  "two-variable sweep: x axis is the sequence length");
+const sweepWidth = (await twoPage.locator("#sweep svg").boundingBox()).width;
+const panelWidth = (await twoPage.locator("#sweep-panel").boundingBox()).width;
+check(sweepWidth > 0.9 * panelWidth, `two-variable sweep: plot spans the card (${sweepWidth.toFixed(0)} of ${panelWidth.toFixed(0)} px)`);
+check((await twoPage.title()).includes("[n_layer=6]") && (await twoPage.locator("#summary").innerText()).includes("[n_layer=6]"),
+  "report title and summary name the override (" + (await twoPage.title()) + ")");
+await twoPage.screenshot({ path: path.join(out, "two-variables.png"), fullPage: true });
 
 // 2. Predicted against measured: a tree with ground truth on every node, predicted by the
 // default predictor, gets the scatter plot (one point per node).

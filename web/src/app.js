@@ -10,14 +10,19 @@
   const tooltip = d3.select("#tooltip");
 
   // ---- formatting ---------------------------------------------------------------------------
-  function joules(j) {
-    if (j === null || j === undefined || !isFinite(j)) return "n/a";
-    const a = Math.abs(j);
-    if (a === 0) return "0 J";
-    if (a >= 1) return d3.format(".4~g")(j) + " J";
-    if (a >= 1e-3) return d3.format(".4~g")(j * 1e3) + " mJ";
-    return d3.format(".4~g")(j * 1e6) + " uJ";
+  // SI prefixes, 4 significant digits: "14.72 J", "306.9 mJ", "2.585 kJ" (as the command line prints).
+  const PREFIXES = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""], [1e-3, "m"], [1e-6, "u"], [1e-9, "n"]];
+  function unitFor(a, base) {
+    for (const [scale, p] of PREFIXES) if (a >= scale * 0.99995) return { scale, unit: p + base };
+    return { scale: 1e-9, unit: "n" + base };
   }
+  function si(v, base) {
+    if (v === null || v === undefined || !isFinite(v)) return "n/a";
+    if (v === 0) return "0 " + base;
+    const u = unitFor(Math.abs(v), base);
+    return d3.format(".4~r")(v / u.scale) + " " + u.unit;
+  }
+  const joules = (j) => si(j, "J");
   let basis = "predicted";  // of the explanation on show; measured energies have no interval
   function interval(e) {
     if (!e || e.low_j === null || e.low_j === undefined) return basis === "measured" ? "" : "[no interval]";
@@ -26,7 +31,7 @@
   const pct = (x) => (x === null || x === undefined ? "n/a" : d3.format(".2f")(100 * x) + "%");
   const signedPct = (x) => (x === null || x === undefined ? "n/a" : d3.format("+.2f")(x) + "%");
   const signed = (j) => (j > 0 ? "+" : "") + joules(j);
-  const mflop = (x) => d3.format(",.1f")(x) + " MFLOP";
+  const mflop = (x) => si(x * 1e6, "FLOP");
   const label = (n) => (n.scope ? n.scope.split(".").slice(-2).join(".") + " " : "") + n.class_name;
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
@@ -45,7 +50,7 @@
       "<br>" + esc(basis) + " energy: " + joules(n.energy.j) + " " + interval(n.energy) +
       "<br>share of parent: " + pct(n.share_of_parent) + ", of model: " + pct(n.share_of_model) +
       "<br>attributed: " + joules(n.attributed.j) + " " + interval(n.attributed) +
-      "<br>FLOPs: " + mflop(n.flops_mflop) + ", memory: " + d3.format(",.2f")(n.mem_mib) + " MiB" +
+      "<br>FLOPs: " + mflop(n.flops_mflop) + ", memory: " + d3.format(",.4~r")(n.mem_mib) + " MiB" +
       ", parameters: " + d3.format(",")(n.num_parameters) + "<br>kind: " + esc(n.kind);
     if (n.measured_j !== null && n.measured_j !== undefined) html += "<br>measured: " + joules(n.measured_j);
     return html;
@@ -54,7 +59,7 @@
   // ---- summary cards ------------------------------------------------------------------------
   function renderSummary(e) {
     const cards = [
-      { k: "model", v: e.model_name, i: "batch " + e.batch_size + ", sequence " + e.seq_len },
+      { k: "model", v: e.display_name || e.model_name, i: "batch " + e.batch_size + ", sequence " + e.seq_len },
       { k: e.basis + " energy per forward pass", v: joules(e.total.j), i: interval(e.total) },
     ];
     if (e.measured_total_j !== null && e.measured_total_j !== undefined && e.basis === "predicted")
@@ -132,7 +137,9 @@
     svg.attr("data-focus", root.data.id);
     breadcrumb(root);
     const legend = d3.select("#legend").html("");
-    KINDS.forEach((k) => legend.append("span").html('<span class="sw" style="background:' + kindColor(k) + '"></span>' + k));
+    const present = new Set(e.nodes.map((n) => n.kind));
+    KINDS.filter((k) => present.has(k) || k === "other")
+      .forEach((k) => legend.append("span").html('<span class="sw" style="background:' + kindColor(k) + '"></span>' + k));
   }
 
   // ---- tables -------------------------------------------------------------------------------
@@ -149,18 +156,45 @@
   const txt = (f) => (cell, r) => cell.text(f(r));
   const bar = (f, color) => (cell, r) => cell.append("div").style("width", Math.max(0, Math.min(1, f(r))) * 100 + "%").style("background", color(r));
 
-  function renderTables(e) {
+  // Hotspots grouped by repeated structure ("encoder.layer.*.intermediate.dense, 12 x 2.33%"), or one
+  // row per ML primitive when "one row per layer" is ticked.
+  let expandHotspots = false;
+  function renderHotspots(e) {
+    const holder = d3.select("#hotspots").html("");
+    const toggle = holder.append("label").attr("class", "toggle");
+    toggle.append("input").attr("type", "checkbox").attr("id", "hotspots-expand").property("checked", expandHotspots)
+      .on("change", function () { expandHotspots = this.checked; renderHotspots(e); });
+    toggle.append("span").text(" one row per layer");
+    holder.append("div").attr("id", "hotspots-table");
     const hasMeasured = e.nodes.some((n) => n.measured_j !== null && n.measured_j !== undefined);
-    const hot = e.hotspots.map((i, r) => Object.assign({ rank: r + 1 }, e.nodes[i]));
-    const hotCols = [
-      { name: "#", cls: "num", render: txt((r) => r.rank) },
-      { name: "node", render: txt((r) => r.scope + " (" + r.class_name + ")") },
-      { name: "share", cls: "num", render: txt((r) => pct(r.share_of_model)) },
-      { name: "energy", cls: "num", render: txt((r) => joules(r.attributed.j)) },
-      { name: "interval", cls: "num", render: txt((r) => interval(r.attributed)) },
-    ];
-    if (hasMeasured) hotCols.push({ name: "measured (own)", cls: "num", render: txt((r) => joules(r.measured_j)) });
-    table("#hotspots", hotCols, hot);
+    if (expandHotspots || !e.hotspot_groups) {
+      const hot = e.hotspots.map((i, r) => Object.assign({ rank: r + 1 }, e.nodes[i]));
+      const cols = [
+        { name: "#", cls: "num", render: txt((r) => r.rank) },
+        { name: "ML primitive", render: txt((r) => r.scope + " (" + r.class_name + ")") },
+        { name: "share of model", cls: "num", render: txt((r) => pct(r.share_of_model)) },
+        { name: "attributed", cls: "num", render: txt((r) => joules(r.attributed.j)) },
+        { name: "interval", cls: "num", render: txt((r) => interval(r.attributed)) },
+        { name: "own", cls: "num", render: txt((r) => joules(r.energy.j)) },
+      ];
+      if (hasMeasured) cols.push({ name: "measured (own)", cls: "num", render: txt((r) => joules(r.measured_j)) });
+      table("#hotspots-table", cols, hot);
+      return;
+    }
+    const groups = e.hotspot_groups.map((g, r) => Object.assign({ rank: r + 1 }, g));
+    table("#hotspots-table", [
+      { name: "#", cls: "num", render: txt((g) => g.rank) },
+      { name: "ML primitive (layers grouped)", render: txt((g) => (g.pattern || "(root)") + " (" + g.class_name + ")" +
+          (g.count > 1 ? ", " + g.count + " x " + pct(g.share / g.count) : "")) },
+      { name: "share of model", cls: "num", render: txt((g) => pct(g.share)) },
+      { name: "attributed", cls: "num", render: txt((g) => joules(g.attributed.j)) },
+      { name: "interval", cls: "num", render: txt((g) => interval(g.attributed)) },
+      { name: "own (each)", cls: "num", render: txt((g) => joules(g.own.j / g.count)) },
+    ], groups);
+  }
+
+  function renderTables(e) {
+    renderHotspots(e);
     const groupCols = (first) => [
       { name: first, render: txt((g) => g.name + " (" + g.count + ")") },
       { name: "share", cls: "num", render: txt((g) => pct(g.share)) },
@@ -201,40 +235,65 @@
   }
 
   // ---- sweep --------------------------------------------------------------------------------
+  // One variable (batch or sequence length): the model and each module kind against it. Two: the
+  // model's energy against the one with more values, one line per value of the other.
   function renderSweep(points) {
     d3.select("#sweep-panel").property("hidden", !points || points.length < 2);
     const div = d3.select("#sweep").html("");
     if (!points || points.length < 2) return;
-    const varySeq = new Set(points.map((p) => p.seq_len)).size > 1;
-    const key = varySeq ? "seq_len" : "batch_size";
-    const fixed = varySeq ? "batch " + points[0].batch_size : "sequence " + points[0].seq_len;
-    const series = [{ name: "model", color: "#1d2430", get: (p) => p.model }]
-      .concat(KINDS.filter((k) => points.some((p) => p.kinds[k] && p.kinds[k].j > 0))
-        .map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k] })));
-    const pts = points.slice().sort((a, b) => a[key] - b[key]);
-    const W = 760, H = 360, m = { l: 64, r: 130, t: 10, b: 40 };
-    const x = d3.scaleLinear().domain(d3.extent(pts, (p) => p[key])).range([m.l, W - m.r]);
-    const ymax = d3.max(pts, (p) => (p.model.high_j !== null ? Math.max(p.model.high_j, p.model.j) : p.model.j));
+    const seqs = [...new Set(points.map((p) => p.seq_len))].sort((a, b) => a - b);
+    const batches = [...new Set(points.map((p) => p.batch_size))].sort((a, b) => a - b);
+    const twoVars = seqs.length > 1 && batches.length > 1;
+    const key = seqs.length >= batches.length ? "seq_len" : "batch_size";
+    const other = key === "seq_len" ? "batch_size" : "seq_len";
+    const name = { seq_len: "sequence length (tokens)", batch_size: "batch size (sequences)" };
+    const short = { seq_len: "seq", batch_size: "batch" };
+    let series;
+    if (twoVars) {
+      let values = key === "seq_len" ? batches : seqs;
+      if (values.length > 10) values = d3.range(10).map((i) => values[Math.round(i * (values.length - 1) / 9)]);
+      const color = d3.scaleSequential(d3.interpolateViridis).domain([0, Math.max(1, values.length - 1) * 1.15]);
+      series = values.map((v, i) => ({
+        name: short[other] + " " + v, color: color(i), get: (p) => p.model,
+        pts: points.filter((p) => p[other] === v).sort((a, b) => a[key] - b[key]),
+      }));
+    } else {
+      const pts = points.slice().sort((a, b) => a[key] - b[key]);
+      series = [{ name: "model", color: "#1d2430", get: (p) => p.model, pts }]
+        .concat(KINDS.filter((k) => points.some((p) => p.kinds[k] && p.kinds[k].j > 0))
+          .map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k], pts })));
+    }
+    const W = Math.max(480, Math.round(div.node().getBoundingClientRect().width) || 900), H = 380;
+    const m = { l: 72, r: 120, t: 12, b: 44 };
+    const x = d3.scaleLinear().domain(d3.extent(points, (p) => p[key])).range([m.l, W - m.r]);
+    const ymax = d3.max(points, (p) => (p.model.high_j !== null ? Math.max(p.model.high_j, p.model.j) : p.model.j));
+    const u = unitFor(ymax, "J");
     const y = d3.scaleLinear().domain([0, ymax * 1.05]).nice().range([H - m.b, m.t]);
-    const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", W).attr("height", H);
-    svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x));
-    svg.append("g").attr("class", "axis").attr("transform", "translate(" + m.l + ",0)").call(d3.axisLeft(y).ticks(6, "~g"));
-    svg.append("text").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
-      .text((varySeq ? "sequence length" : "batch size") + " (" + fixed + ")");
-    svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("joules per forward pass");
+    const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", "100%").attr("height", H)
+      .attr("preserveAspectRatio", "xMinYMin meet");
+    svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x).ticks(8, "~d"));
+    svg.append("g").attr("class", "axis y").attr("transform", "translate(" + m.l + ",0)")
+      .call(d3.axisLeft(y).ticks(6).tickFormat((v) => d3.format("~r")(+(v / u.scale).toPrecision(6)) + " " + u.unit));
+    const fixed = twoVars ? "one line per " + name[other].split(" (")[0] : short[other] + " " + points[0][other];
+    svg.append("text").attr("class", "xlabel").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
+      .text(name[key] + " (" + fixed + ")");
+    svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle")
+      .text((twoVars ? "model energy" : "energy") + " per forward pass");
     series.forEach((s, i) => {
+      const pts = s.pts;
       const withIv = pts.filter((p) => s.get(p).low_j !== null && s.get(p).low_j !== undefined);
-      if (withIv.length === pts.length)
+      if (withIv.length === pts.length && (!twoVars || series.length <= 4))
         svg.append("path").attr("class", "band").attr("fill", s.color).attr("opacity", 0.15)
           .attr("d", d3.area().x((p) => x(p[key])).y0((p) => y(s.get(p).low_j)).y1((p) => y(s.get(p).high_j))(pts));
       svg.append("path").attr("class", "line").attr("fill", "none").attr("stroke", s.color).attr("stroke-width", 2)
         .attr("d", d3.line().x((p) => x(p[key])).y((p) => y(s.get(p).j))(pts));
-      svg.selectAll("circle.s" + i).data(pts).join("circle").attr("class", "s" + i).attr("r", 3).attr("fill", s.color)
-        .attr("cx", (p) => x(p[key])).attr("cy", (p) => y(s.get(p).j))
-        .on("mousemove", (event, p) => showTip(event, "<b>" + esc(s.name) + "</b> at batch " + p.batch_size + ", sequence " + p.seq_len +
-          ": " + joules(s.get(p).j) + " " + interval(s.get(p))))
-        .on("mouseleave", hideTip);
-      svg.append("text").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
+      if (pts.length <= 64)
+        svg.selectAll("circle.s" + i).data(pts).join("circle").attr("class", "s" + i).attr("r", 3).attr("fill", s.color)
+          .attr("cx", (p) => x(p[key])).attr("cy", (p) => y(s.get(p).j))
+          .on("mousemove", (event, p) => showTip(event, "<b>" + esc(s.name) + "</b> at batch " + p.batch_size + ", sequence " + p.seq_len +
+            ": " + joules(s.get(p).j) + " " + interval(s.get(p))))
+          .on("mouseleave", hideTip);
+      svg.append("text").attr("class", "legend").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
     });
   }
 
@@ -243,7 +302,7 @@
     d3.select("#compare-panel").property("hidden", !c);
     const div = d3.select("#compare").html("");
     if (!c) return;
-    const side = (s) => s.model_name + " batch " + s.batch_size + " seq " + s.seq_len;
+    const side = (s) => (s.display_name || s.model_name) + " batch " + s.batch_size + " seq " + s.seq_len;
     div.append("p").text("a: " + side(c.a) + "  |  b: " + side(c.b) + "  |  total b - a: " + signed(c.total.diff.j) +
       " [" + signed(c.total.diff.low_j) + " .. " + signed(c.total.diff.high_j) + "] (" + signedPct(c.total.change_pct) + ")");
     const cols = [
@@ -274,7 +333,7 @@
     renderMap(e);
     renderTables(e);
     renderMeasured(e);
-    document.title = "irene: " + e.model_name + " batch " + e.batch_size + " seq " + e.seq_len;
+    document.title = "irene: " + (e.display_name || e.model_name) + " batch " + e.batch_size + " seq " + e.seq_len;
   }
 
   // ---- report mode --------------------------------------------------------------------------
@@ -284,13 +343,17 @@
       d3.select("#summary").append("p").attr("class", "error").text("no trees in this report");
       return;
     }
+    if (boot.trees_total && boot.trees_total > trees.length)
+      d3.select("#summary").append("p").attr("class", "note")
+        .text("This report shows " + trees.length + " of its " + boot.trees_total +
+              " trees in full (evenly spaced); the sweep below plots all of them.");
     if (trees.length > 1) {
       const c = d3.select("#controls");
       c.append("label").attr("for", "tree-select").text("tree");
       c.append("select").attr("id", "tree-select")
         .on("change", function () { render(trees[+this.value]); })
         .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
-        .text((t) => t.model_name + " batch " + t.batch_size + " seq " + t.seq_len);
+        .text((t) => (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len);
     }
     render(trees[0]);
     renderSweep(boot.sweep);

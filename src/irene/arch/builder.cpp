@@ -155,6 +155,11 @@ Tree build_tree(const ModelConfig& config, int batch, int seq) {
   tree.seq_len = seq;
   tree.provenance["source"] = "architecture";
   tree.provenance["config"] = config.source.empty() ? config.name : config.source.string();
+  if (!config.overrides.empty()) {
+    std::string o;
+    for (const auto& [k, v] : config.overrides) o += fmt::format("{}{}={}", o.empty() ? "" : ", ", k, v);
+    tree.provenance["overrides"] = o;
+  }
   TreeBuilder tb(tree, config, batch, seq);
   const int root = tb.add_root(f.root_class);
   f.build(tb, root);

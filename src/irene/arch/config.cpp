@@ -300,6 +300,7 @@ void set_config_values(ModelConfig& c, const std::vector<std::pair<std::string, 
     what += fmt::format("{}{}={}", what.empty() ? "" : ", ", k, v);
   }
   fill_typed(copy, fmt::format("{} with {}", c.name, what));
+  copy.overrides.insert(copy.overrides.end(), overrides.begin(), overrides.end());
   c = std::move(copy);
 }
 

@@ -28,6 +28,9 @@ struct ModelConfig {
   std::string model_type;  // "bert", "roberta", "distilbert", "gpt2", "openai-gpt", "ctrl"
   nlohmann::json raw;      // the config.json as read (updated by set_config_value)
   std::filesystem::path source;  // the file it came from
+  // Overrides applied so far by set_config_values, in order ("num_hidden_layers" -> "6"); build_tree
+  // records them in the tree's provenance ("overrides"), so every output names them.
+  std::vector<std::pair<std::string, std::string>> overrides;
 
   // Typed sizes (canonical names; the Hugging Face key of each family in brackets).
   std::int64_t vocab_size = 0;         // [vocab_size]

@@ -80,4 +80,14 @@ void Tree::assign_ids() {
 
 std::string Tree::key() const { return fmt::format("{}/{}/{}", model_name, batch_size, seq_len); }
 
+std::string Tree::overrides() const {
+  auto it = provenance.find("overrides");
+  return it == provenance.end() ? std::string() : it->second;
+}
+
+std::string Tree::display_name() const {
+  const std::string o = overrides();
+  return o.empty() ? model_name : fmt::format("{} [{}]", model_name, o);
+}
+
 }  // namespace irene

@@ -116,6 +116,12 @@ struct Tree {
 
   // Key "model_name/batch/seq" used to match trees across files.
   std::string key() const;
+
+  // The configuration overrides the tree was built with (provenance "overrides":
+  // "num_hidden_layers=6, ..."), "" when none.
+  std::string overrides() const;
+  // What headers print: the model name, followed by " [overrides]" when there are any.
+  std::string display_name() const;
 };
 
 // The id rule in one place: "<scope or 'root'>:<class>", plus "#k" for repeated siblings.

@@ -188,6 +188,27 @@ Comparison compare(const Tree& ta, const Tree& tb) {
     const std::string name(to_string(k));
     c.by_kind.push_back(group(name, ka[name], kb[name]));
   }
+  auto residual = [](const Explanation& e, const std::map<std::string, std::optional<Energy>>& kinds) {
+    Energy leaves{0, Interval{0, 0}};
+    bool all = e.total.interval.has_value();
+    for (const auto& [name, v] : kinds) {
+      if (!v) continue;
+      leaves.j += v->j;
+      if (v->interval) {
+        leaves.interval->low_j += v->interval->low_j;
+        leaves.interval->high_j += v->interval->high_j;
+      } else {
+        all = false;
+      }
+    }
+    Energy r;
+    r.j = e.total.j - leaves.j;
+    if (all)
+      r.interval = Interval{std::min(r.j, e.total.interval->low_j - leaves.interval->high_j),
+                            std::max(r.j, e.total.interval->high_j - leaves.interval->low_j)};
+    return std::optional<Energy>(r);
+  };
+  c.upper = group("upper levels", residual(c.a, ka), residual(c.b, kb));
   auto pa = leaf_sums(ta, c.a, false), pb = leaf_sums(tb, c.b, false);
   std::set<std::string> names;
   for (const auto& [n, _] : pa) names.insert(n);
@@ -203,6 +224,8 @@ nlohmann::json to_json(const Comparison& c) {
   nlohmann::json j;
   auto side = [](const Explanation& e) {
     return nlohmann::json{{"model_name", e.model_name},
+                          {"overrides", overrides_json(e.overrides)},
+                          {"display_name", e.display_name},
                           {"batch_size", e.batch_size},
                           {"seq_len", e.seq_len},
                           {"basis", std::string(to_string(e.basis))}};
@@ -213,6 +236,7 @@ nlohmann::json to_json(const Comparison& c) {
   j["total"] = diff_json(c.total);
   auto& kinds = j["by_kind"] = nlohmann::json::array();
   for (const auto& g : c.by_kind) kinds.push_back(group_json(g));
+  j["upper_levels"] = group_json(c.upper);
   auto& prims = j["by_primitive"] = nlohmann::json::array();
   for (const auto& g : c.by_primitive) prims.push_back(group_json(g));
   auto& nodes = j["nodes"] = nlohmann::json::array();
@@ -221,19 +245,34 @@ nlohmann::json to_json(const Comparison& c) {
 }
 
 void write_text(std::ostream& out, const Comparison& c, int top) {
-  out << fmt::format("a: {} batch {} seq {}\nb: {} batch {} seq {}\n", c.a.model_name, c.a.batch_size,
-                     c.a.seq_len, c.b.model_name, c.b.batch_size, c.b.seq_len);
+  out << fmt::format("a: {} batch {} seq {}\nb: {} batch {} seq {}\n", c.a.display_name, c.a.batch_size,
+                     c.a.seq_len, c.b.display_name, c.b.batch_size, c.b.seq_len);
   out << fmt::format("total ({}): a {}  b {}\n  b - a = {}  ({})\n", to_string(c.a.basis),
                      format_energy(c.a.total), format_energy(c.b.total), format_diff(c.total.diff),
                      format_pct(c.total.change_pct));
-  auto groups = [&](const char* title, const std::vector<GroupDiff>& gs) {
+  auto row = [&](const GroupDiff& g) {
+    out << fmt::format("  {:<14} a {:<30} b {:<30} b - a {}  ({})\n", g.name, format_energy_compact(g.a),
+                       format_energy_compact(g.b), format_diff(g.diff), format_pct(g.change_pct));
+  };
+  auto groups = [&](const char* title, const std::vector<GroupDiff>& gs, bool with_upper) {
     out << '\n' << title << '\n';
     for (const auto& g : gs)
-      out << fmt::format("  {:<14} a {:<28} b {:<28} b - a {}  ({})\n", g.name, format_energy_compact(g.a),
-                         format_energy_compact(g.b), format_diff(g.diff), format_pct(g.change_pct));
+      if (g.a.j != 0 || g.b.j != 0 || g.diff.j != 0) row(g);  // kinds neither model has are left out
+    if (with_upper) {
+      row(c.upper);
+      GroupDiff total;
+      total.name = "= model";
+      total.a = c.a.total;
+      total.b = c.b.total;
+      total.diff = c.total.diff;
+      total.change_pct = c.total.change_pct;
+      row(total);
+    }
   };
-  groups("By module kind (sum of the ML primitives' own energies):", c.by_kind);
-  groups("By primitive type (sum of their own energies):", c.by_primitive);
+  groups("By module kind: sums of the ML primitives' own energies, plus what the upper levels add (the model's\n"
+         "energy minus its primitives'), adding up to the model:",
+         c.by_kind, true);
+  groups("By primitive type (sums of their own energies):", c.by_primitive, false);
 
   std::vector<const NodeDiff*> order;
   for (const auto& d : c.nodes) order.push_back(&d);

@@ -50,7 +50,11 @@ struct Comparison {
   Explanation a, b;
   std::vector<NodeDiff> nodes;        // a's pre-order, then nodes only in b in b's pre-order
   NodeDiff total;                     // the root pair
-  std::vector<GroupDiff> by_kind;     // all four kinds
+  std::vector<GroupDiff> by_kind;     // every module kind (sums of the ML primitives' own energies)
+  // The model's own energy minus the sum of its ML primitives' own energies: what the upper levels
+  // add (the IrEne predictor weights each part and adds its own operations). by_kind + upper =
+  // the model's energy, exactly, on each side.
+  GroupDiff upper;
   std::vector<GroupDiff> by_primitive;  // union of types, by |diff| descending
 };
 

@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string_view>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "irene/core/error.hpp"
+#include "irene/explain/units.hpp"
 
 namespace irene::explain {
 
@@ -143,35 +146,47 @@ ModuleKind module_kind(std::string_view scope, std::string_view class_name) {
   return ModuleKind::other;
 }
 
-std::string format_joules(double j) {
-  const double a = std::fabs(j);
-  if (a == 0) return "0 J";
-  if (a >= 1) return fmt::format("{:.4g} J", j);
-  if (a >= 1e-3) return fmt::format("{:.4g} mJ", j * 1e3);
-  return fmt::format("{:.4g} uJ", j * 1e6);
+std::string format_joules(double j) { return joules(j); }
+
+std::string format_interval(const Energy& e) {
+  if (!e.interval) return "no interval";
+  // Bounds in the value's unit: "5.734 .. 6.843 J".
+  const ColumnUnit u = column_unit({e.j}, "J");
+  auto num = [&](double v) { return fixed_significant(v / u.scale, 4); };
+  return fmt::format("{} .. {} {}", num(e.interval->low_j), num(e.interval->high_j), u.unit);
 }
 
 std::string format_energy_compact(const Energy& e) {
   if (!e.interval) return format_joules(e.j) + " [no interval]";
-  const double a = std::fabs(e.j);
-  double scale = 1;
-  const char* unit = "J";
-  if (a != 0 && a < 1e-3) {
-    scale = 1e6;
-    unit = "uJ";
-  } else if (a != 0 && a < 1) {
-    scale = 1e3;
-    unit = "mJ";
-  }
-  return fmt::format("{:.4g} {} [{:.4g} .. {:.4g}]", e.j * scale, unit, e.interval->low_j * scale,
-                     e.interval->high_j * scale);
+  std::string bounds = format_interval(e);
+  bounds.resize(bounds.rfind(' '));  // the unit is printed once, after the value
+  return fmt::format("{} [{}]", format_joules(e.j), bounds);
 }
 
 std::string format_energy(const Energy& e) {
   if (!e.interval) return format_joules(e.j) + " [no interval]";
-  return fmt::format("{} [{} .. {}]", format_joules(e.j), format_joules(e.interval->low_j),
-                     format_joules(e.interval->high_j));
+  return format_energy_compact(e);
 }
+
+namespace {
+
+// "encoder.layer.3.intermediate.dense" -> "encoder.layer.*.intermediate.dense".
+std::string repeated_pattern(std::string_view scope) {
+  std::string out;
+  std::size_t start = 0;
+  while (start <= scope.size()) {
+    const std::size_t dot = scope.find('.', start);
+    const std::string_view seg = scope.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const bool number = !seg.empty() && std::all_of(seg.begin(), seg.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!out.empty() || start > 0) out += '.';
+    out += number ? std::string("*") : std::string(seg);
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+}  // namespace
 
 Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
@@ -195,6 +210,8 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
 
   Explanation e;
   e.model_name = tree.model_name;
+  e.overrides = tree.overrides();
+  e.display_name = tree.display_name();
   e.batch_size = tree.batch_size;
   e.seq_len = tree.seq_len;
   e.basis = basis;
@@ -298,14 +315,62 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   std::stable_sort(leaves.begin(), leaves.end(), [&](int a, int b) {
     return e.nodes[a].attributed.j > e.nodes[b].attributed.j;
   });
+  // Groups of repeated leaves, from every leaf (before the cut to `top`).
+  std::map<std::pair<std::string, std::string>, HotspotGroup> groups;
+  std::map<std::pair<std::string, std::string>, std::pair<bool, bool>> group_iv;  // all attributed / own intervals
+  for (int i : leaves) {
+    const auto& x = e.nodes[i];
+    const auto key = std::make_pair(repeated_pattern(x.scope), x.class_name);
+    auto [it, fresh] = groups.try_emplace(key);
+    HotspotGroup& g = it->second;
+    if (fresh) {
+      g.pattern = key.first;
+      g.class_name = key.second;
+      group_iv[key] = {true, true};
+    }
+    g.members.push_back(i);
+    g.share += x.share_of_model;
+    add_to(g.attributed, x.attributed, group_iv[key].first);
+    add_to(g.own, x.own, group_iv[key].second);
+  }
+  for (auto& [key, g] : groups) {
+    if (!group_iv[key].first) g.attributed.interval.reset();
+    if (!group_iv[key].second) g.own.interval.reset();
+    std::sort(g.members.begin(), g.members.end());
+    e.hotspot_groups.push_back(std::move(g));
+  }
+  std::stable_sort(e.hotspot_groups.begin(), e.hotspot_groups.end(),
+                   [](const HotspotGroup& a, const HotspotGroup& b) { return a.attributed.j > b.attributed.j; });
+  if (options.top >= 0 && static_cast<int>(e.hotspot_groups.size()) > options.top) e.hotspot_groups.resize(options.top);
   if (options.top >= 0 && static_cast<int>(leaves.size()) > options.top) leaves.resize(options.top);
   e.hotspots = leaves;
   return e;
 }
 
+nlohmann::json overrides_json(const std::string& overrides) {
+  nlohmann::json j = nlohmann::json::object();
+  std::size_t start = 0;
+  while (start < overrides.size()) {
+    std::size_t end = overrides.find(", ", start);
+    if (end == std::string::npos) end = overrides.size();
+    const std::string item = overrides.substr(start, end - start);
+    const auto eq = item.find('=');
+    if (eq != std::string::npos) {
+      const std::string k = item.substr(0, eq), v = item.substr(eq + 1);
+      char* stop = nullptr;
+      const long long n = std::strtoll(v.c_str(), &stop, 10);
+      j[k] = (!v.empty() && stop && *stop == '\0') ? nlohmann::json(n) : nlohmann::json(v);
+    }
+    start = end + 2;
+  }
+  return j;
+}
+
 nlohmann::json to_json(const Explanation& e) {
   nlohmann::json j;
   j["model_name"] = e.model_name;
+  j["overrides"] = overrides_json(e.overrides);
+  j["display_name"] = e.display_name;
   j["batch_size"] = e.batch_size;
   j["seq_len"] = e.seq_len;
   j["basis"] = std::string(to_string(e.basis));
@@ -336,6 +401,16 @@ nlohmann::json to_json(const Explanation& e) {
     nodes.push_back(std::move(n));
   }
   j["hotspots"] = e.hotspots;
+  auto& hg = j["hotspot_groups"] = nlohmann::json::array();
+  for (const auto& g : e.hotspot_groups)
+    hg.push_back({{"pattern", g.pattern},
+                  {"class_name", g.class_name},
+                  {"count", g.members.size()},
+                  {"members", g.members},
+                  {"share", g.share},
+                  {"attributed", energy_json(g.attributed)},
+                  {"own", energy_json(g.own)}});
+  j["normalized"] = explain::to_json(normalize(e.total.j, e.batch_size, e.seq_len, std::nullopt));
   auto& prim = j["by_primitive"] = nlohmann::json::array();
   for (const auto& g : e.by_primitive) prim.push_back(group_json(g));
   auto& kinds = j["by_kind"] = nlohmann::json::array();
@@ -343,45 +418,69 @@ nlohmann::json to_json(const Explanation& e) {
   return j;
 }
 
-void write_text(std::ostream& out, const Explanation& e, int max_depth) {
+void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
+  const bool predicted = e.basis == Basis::predicted;
   // Measured energies have no predictor interval: say so once instead of on every line.
-  const auto format_energy = [&](const Energy& x) {
-    return e.basis == Basis::measured && !x.interval ? format_joules(x.j) : explain::format_energy(x);
-  };
-  out << fmt::format("{} batch {} seq {}: {} energy {} per forward pass\n", e.model_name, e.batch_size,
-                     e.seq_len, to_string(e.basis), format_energy(e.total));
-  if (e.basis == Basis::measured) out << "(measured energies: no predictions, so no intervals)\n";
-  if (e.measured_total_j && e.basis == Basis::predicted) {
+  const auto energy = [&](const Energy& x) { return !predicted && !x.interval ? format_joules(x.j) : format_energy(x); };
+  out << fmt::format("{} batch {} seq {}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
+                     to_string(e.basis), energy(e.total));
+  out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
+  if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
+  if (e.measured_total_j && predicted) {
     const double err = e.total.j / *e.measured_total_j - 1;
-    out << fmt::format("measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
+    out << fmt::format("  measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
   }
-  out << "\nHotspots (ML primitives by energy attributed from the model total):\n";
-  for (std::size_t r = 0; r < e.hotspots.size(); ++r) {
-    const auto& x = e.nodes[e.hotspots[r]];
-    out << fmt::format("  {:>2}. {:>6.2f}%  {}  {}", r + 1, 100 * x.share_of_model,
-                       format_energy(x.attributed), label(x));
-    if (x.measured_j) out << fmt::format("  measured {}", format_joules(*x.measured_j));
-    out << '\n';
+  if (!o.hardware.empty()) out << "  " << (predicted ? "predicted for: " : "measured on: ") << o.hardware << '\n';
+  out << fmt::format(
+      "\nHotspots: ML primitives by attributed energy (their share of the model's {} {}){}:\n", to_string(e.basis),
+      format_joules(e.total.j), o.expand ? "" : "; repeated layers grouped (--expand lists each)");
+  if (o.expand) {
+    for (std::size_t r = 0; r < e.hotspots.size(); ++r) {
+      const auto& x = e.nodes[e.hotspots[r]];
+      out << fmt::format("  {:>2}. {:>6.2f}%  attributed {}  {}  (own {})", r + 1, 100 * x.share_of_model,
+                         energy(x.attributed), label(x), format_joules(x.own.j));
+      if (x.measured_j) out << fmt::format("  measured {}", format_joules(*x.measured_j));
+      out << '\n';
+    }
+  } else {
+    for (std::size_t r = 0; r < e.hotspot_groups.size(); ++r) {
+      const auto& g = e.hotspot_groups[r];
+      const std::size_t n = g.members.size();
+      const std::string name = fmt::format("{} ({})", g.pattern.empty() ? std::string("(root)") : g.pattern, g.class_name);
+      if (n == 1)
+        out << fmt::format("  {:>2}. {:>6.2f}%  attributed {}  {}  (own {})\n", r + 1, 100 * g.share,
+                           energy(g.attributed), name, format_joules(g.own.j));
+      else
+        out << fmt::format("  {:>2}. {:>6.2f}%  attributed {}  {}, {} x {:.2f}%  (own {} each)\n", r + 1,
+                           100 * g.share, energy(g.attributed), name, n, 100 * g.share / static_cast<double>(n),
+                           format_joules(g.own.j / static_cast<double>(n)));
+    }
   }
-  auto groups = [&](const char* title, const std::vector<GroupEnergy>& gs) {
+  auto groups = [&](const std::string& title, const std::vector<GroupEnergy>& gs) {
     out << '\n' << title << '\n';
+    double total = 0;
     for (const auto& g : gs) {
       if (g.count == 0) continue;  // a kind this architecture does not have
-      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} leaves)", g.name, 100 * g.share,
-                         format_energy(g.attributed), g.count);
+      total += g.attributed.j;
+      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} leaves)", g.name, 100 * g.share, energy(g.attributed), g.count);
       if (g.measured_j) out << fmt::format("  measured sum {}", format_joules(*g.measured_j));
       out << '\n';
     }
+    out << fmt::format("  {:<14} {:>6.2f}%  {}\n", "total", 100.0, format_joules(total));
   };
-  groups("Energy by primitive type:", e.by_primitive);
-  groups("Energy by module kind:", e.by_kind);
-  out << fmt::format("\nTree (own {} energy, share of parent / of model){}:\n", to_string(e.basis),
-                     max_depth >= 0 ? fmt::format(", depth <= {}", max_depth) : "");
+  groups(fmt::format("Energy by primitive type (attributed energies of the ML primitives; they add up to the model's {}):",
+                     format_joules(e.total.j)),
+         e.by_primitive);
+  groups(fmt::format("Energy by module kind (attributed, as above; layer norms are 'norm'):"), e.by_kind);
+  out << fmt::format(
+      "\nTree: each node's own {} energy; its share of its parent / of the model; attributed = share of the model "
+      "x the model's energy{}:\n",
+      to_string(e.basis), o.depth >= 0 ? fmt::format(" (depth <= {}, --depth -1 shows all)", o.depth) : "");
   for (const auto& x : e.nodes) {
-    if (max_depth >= 0 && x.depth > max_depth) continue;
-    out << fmt::format("{:{}}{}  {}  {:.1f}% / {:.1f}%", "", 2 * x.depth + 2, label(x), format_energy(x.own),
-                       100 * x.share_of_parent, 100 * x.share_of_model);
-    if (x.measured_j && e.basis == Basis::predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
+    if (o.depth >= 0 && x.depth > o.depth) continue;
+    out << fmt::format("{:{}}{}  own {}  {:.1f}% / {:.1f}%  attributed {}", "", 2 * x.depth + 2, label(x),
+                       energy(x.own), 100 * x.share_of_parent, 100 * x.share_of_model, format_joules(x.attributed.j));
+    if (x.measured_j && predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
     out << '\n';
   }
 }

@@ -102,8 +102,21 @@ struct GroupEnergy {
   std::optional<double> measured_j;    // sum of leaves' measured energies, if all have one
 };
 
+// Leaves of the same class whose scopes differ only in layer numbers ("encoder.layer.*.
+// intermediate.dense"): the hotspots of repeated structure, listed once.
+struct HotspotGroup {
+  std::string pattern;       // the scope with every numeric path segment replaced by '*'
+  std::string class_name;
+  std::vector<int> members;  // indices into Explanation::nodes, in pre-order
+  double share = 0;          // of the model, summed over the members
+  Energy attributed;         // summed over the members
+  Energy own;                // summed over the members' own energies
+};
+
 struct Explanation {
   std::string model_name;
+  std::string overrides;     // configuration overrides ("num_hidden_layers=6, ..."), "" when none
+  std::string display_name;  // model_name, then " [overrides]" when there are any (headers)
   int batch_size = 0;
   int seq_len = 0;
   Basis basis = Basis::predicted;
@@ -111,12 +124,13 @@ struct Explanation {
   std::optional<double> measured_total_j;
   std::vector<NodeExplanation> nodes;  // one per tree node, pre-order
   std::vector<int> hotspots;           // indices into nodes: top leaves by attributed energy
+  std::vector<HotspotGroup> hotspot_groups;  // top groups of repeated leaves by attributed energy
   std::vector<GroupEnergy> by_primitive;  // descending energy
   std::vector<GroupEnergy> by_kind;       // every kind of all_module_kinds, in that order
 };
 
 struct ExplainOptions {
-  int top = 10;  // number of hotspots
+  int top = 10;  // number of hotspots (and of hotspot groups)
   // Which energies to explain; empty: predicted when the root has a prediction, else measured.
   std::optional<Basis> basis;
 };
@@ -126,17 +140,31 @@ struct ExplainOptions {
 // root lacks.
 Explanation explain_tree(const Tree& tree, const ExplainOptions& options = {});
 
+// {"num_hidden_layers": 6, ...} from "num_hidden_layers=6, ..." (Tree::overrides()).
+nlohmann::json overrides_json(const std::string& overrides);
+
 // JSON form (used by --format json, the report and the server). Energies in joules; shares as
 // fractions in [0, 1]; intervals as "low_j"/"high_j" (null when unknown).
 nlohmann::json to_json(const Explanation& e);
 
-// Human-readable text: totals, hotspots, groups and the tree down to `max_depth` (-1: all).
-void write_text(std::ostream& out, const Explanation& e, int max_depth = 3);
+struct TextOptions {
+  int depth = 3;                           // tree depth shown (-1: all)
+  bool expand = false;                     // hotspots one leaf a line instead of grouped
+  std::optional<double> carbon_g_per_kwh;  // adds grams CO2e to the normalized figures
+  std::string hardware;                    // what the energies describe (predictor), when known
+};
 
-// "0.123 J [0.100, 0.140]" (or "0.123 J [no interval]"). Units are picked for readability
-// (J, mJ, uJ).
+// Human-readable text: totals with normalized figures (J per sample, per token, Wh, CO2e),
+// hotspots (grouped by repeated structure unless `expand`), groups (each saying what it sums)
+// and the tree (each node's own energy, its shares and attributed energy) down to `depth`.
+void write_text(std::ostream& out, const Explanation& e, const TextOptions& options = {});
+
+// "306.9 mJ [270.1 .. 350.3 mJ]" (or "306.9 mJ [no interval]"): 4 significant digits with SI
+// prefixes (units.hpp).
 std::string format_energy(const Energy& e);
 std::string format_joules(double j);
+// The interval alone, in the value's unit: "12.95 .. 16.78 J" ("no interval" without one).
+std::string format_interval(const Energy& e);
 // Compact form for tables: "6.261 J [5.734 .. 6.843]" (bounds in the value's unit);
 // "6.261 J [no interval]" without one.
 std::string format_energy_compact(const Energy& e);

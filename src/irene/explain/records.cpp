@@ -21,6 +21,17 @@ const std::vector<std::string>& record_columns() {
   return columns;
 }
 
+std::string relative_name(const Tree& t, const Node& n) {
+  if (n.parent < 0) return t.display_name();
+  const std::string& ps = t.nodes[n.parent].scope;
+  if (n.scope == ps) {  // MatMul / Softmax leaves of an attention: tell repeated ones apart
+    const auto hash = n.id.rfind('#');
+    return hash == std::string::npos ? "" : n.id.substr(hash);
+  }
+  if (!ps.empty() && n.scope.rfind(ps + ".", 0) == 0) return n.scope.substr(ps.size() + 1);
+  return n.scope;
+}
+
 namespace {
 
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
@@ -77,6 +88,7 @@ json node_records(const Tree& tree) {
 json tree_summary(const Tree& tree) {
   json j;
   j["model_name"] = tree.model_name;
+  j["overrides"] = overrides_json(tree.overrides());
   j["batch_size"] = tree.batch_size;
   j["seq_len"] = tree.seq_len;
   const Node& root = tree.root();

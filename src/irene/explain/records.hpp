@@ -27,6 +27,11 @@ namespace irene::explain {
 
 const std::vector<std::string>& record_columns();
 
+// A node's name relative to its parent, for indented trees: "layer.0" under "encoder", "#1" for
+// the second of repeated siblings of the parent's own scope (the MatMuls of an attention), the
+// model name for the root.
+std::string relative_name(const Tree& tree, const Node& node);
+
 // One object per node, in pre-order, keys = record_columns().
 nlohmann::json node_records(const Tree& tree);
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -82,29 +84,60 @@ std::string script_safe_json(const nlohmann::json& json) {
   return out;
 }
 
-nlohmann::json report_data(const std::vector<Tree>& trees, const ReportOptions& options) {
-  if (trees.empty()) throw Error("report: no trees to show");
+ReportBuilder::ReportBuilder(std::size_t expected, ReportOptions options, std::size_t max_trees)
+    : options_(std::move(options)), expected_(expected), max_trees_(std::max<std::size_t>(1, max_trees)),
+      trees_(nlohmann::json::array()), points_(nlohmann::json::array()), tree_points_(nlohmann::json::array()) {
+  const std::size_t n = std::max<std::size_t>(expected_, 1);
+  if (n <= max_trees_) {
+    for (std::size_t i = 0; i < n; ++i) keep_.push_back(i);
+  } else {
+    for (std::size_t k = 0; k < max_trees_; ++k)
+      keep_.push_back(static_cast<std::size_t>(std::llround(static_cast<double>(k) * (n - 1) / (max_trees_ - 1))));
+    keep_.erase(std::unique(keep_.begin(), keep_.end()), keep_.end());
+  }
+}
+
+void ReportBuilder::add(const Tree& tree) {
+  const std::size_t i = added_++;
+  if (i == 0) first_label_ = fmt::format("{} batch {} seq {}", tree.display_name(), tree.batch_size, tree.seq_len);
+  models_.insert(tree.display_name());
+  shapes_.insert({tree.batch_size, tree.seq_len});
+  points_.push_back(to_json(std::vector<SweepPoint>{sweep_point(tree)})[0]);
+  if (std::binary_search(keep_.begin(), keep_.end(), i) || (i >= expected_ && trees_.size() < max_trees_)) {
+    ExplainOptions eo;
+    eo.top = options_.top;
+    trees_.push_back(to_json(explain_tree(tree, eo)));
+    tree_points_.push_back(i);
+  }
+}
+
+std::string ReportBuilder::title() const {
+  if (!options_.title.empty()) return options_.title;
+  std::string t = "irene energy report: " + first_label_;
+  if (added_ > 1) t += fmt::format(" (+{} more)", added_ - 1);
+  return t;
+}
+
+nlohmann::json ReportBuilder::data() const {
+  if (added_ == 0) throw Error("report: no trees to show");
   nlohmann::json data;
   data["mode"] = "report";
-  data["hardware"] = options.hardware;
-  auto& arr = data["trees"] = nlohmann::json::array();
-  ExplainOptions eo;
-  eo.top = options.top;
-  for (const Tree& t : trees) arr.push_back(to_json(explain_tree(t, eo)));
-  // A sweep: one model, several (batch, seq) points.
-  std::set<std::string> models;
-  std::set<std::pair<int, int>> shapes;
-  for (const Tree& t : trees) {
-    models.insert(t.model_name);
-    shapes.insert({t.batch_size, t.seq_len});
-  }
-  data["sweep"] = nullptr;
-  if (trees.size() > 1 && models.size() == 1 && shapes.size() == trees.size()) {
-    std::vector<SweepPoint> points;
-    for (const Tree& t : trees) points.push_back(sweep_point(t));
-    data["sweep"] = to_json(points);
-  }
+  data["hardware"] = options_.hardware;
+  data["title"] = title();
+  data["trees"] = trees_;
+  data["tree_points"] = tree_points_;
+  data["trees_total"] = added_;
+  // A sweep: one model (with its overrides), several (batch, seq) points.
+  const bool sweep = added_ > 1 && models_.size() == 1 && shapes_.size() == added_;
+  data["sweep"] = sweep ? points_ : nlohmann::json(nullptr);
   return data;
+}
+
+nlohmann::json report_data(const std::vector<Tree>& trees, const ReportOptions& options) {
+  if (trees.empty()) throw Error("report: no trees to show");
+  ReportBuilder b(trees.size(), options);
+  for (const Tree& t : trees) b.add(t);
+  return b.data();
 }
 
 std::string render_report(const nlohmann::json& data, const std::string& title) {
@@ -112,14 +145,9 @@ std::string render_report(const nlohmann::json& data, const std::string& title) 
 }
 
 std::string render_report(const std::vector<Tree>& trees, const ReportOptions& options) {
-  const nlohmann::json data = report_data(trees, options);
-  std::string title = options.title;
-  if (title.empty()) {
-    title = fmt::format("irene energy report: {} batch {} seq {}", trees.front().model_name, trees.front().batch_size,
-                        trees.front().seq_len);
-    if (trees.size() > 1) title += fmt::format(" (+{} more)", trees.size() - 1);
-  }
-  return render_report(data, title);
+  ReportBuilder b(trees.size(), options);
+  for (const Tree& t : trees) b.add(t);
+  return render_report(b.data(), b.title());
 }
 
 std::string render_server_page() {

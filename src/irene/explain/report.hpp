@@ -8,10 +8,12 @@
 #pragma once
 
 #include <optional>
+#include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "irene/core/tree.hpp"
 
@@ -21,6 +23,32 @@ struct ReportOptions {
   std::string title;     // default: "irene energy report: <model> ..."
   std::string hardware;  // predictor's hardware line, shown when known
   int top = 15;          // hotspots per tree
+};
+
+// Builds a report's data one tree at a time, keeping only what the page draws: every tree's sweep
+// point (a few hundred bytes) and the full explanation of at most `max_trees` of them (evenly
+// spaced, the first and the last included), so that a 1,000-point sweep stays a small file and a
+// command streaming its trees holds one tree at a time. `expected` is the number of trees that
+// will be added (it decides which are kept whole).
+class ReportBuilder {
+ public:
+  ReportBuilder(std::size_t expected, ReportOptions options, std::size_t max_trees = 16);
+  void add(const Tree& tree);
+  // {"mode":"report","trees":[...],"tree_points":[index of each kept tree among the added ones],
+  //  "sweep":[...]|null,"hardware":...,"title":...}. Error: nothing added.
+  nlohmann::json data() const;
+  // The page title: options.title, else "irene energy report: <model [overrides]> ...".
+  std::string title() const;
+  std::size_t added() const { return added_; }
+
+ private:
+  ReportOptions options_;
+  std::size_t expected_, max_trees_, added_ = 0;
+  std::vector<std::size_t> keep_;  // indices to keep whole
+  nlohmann::json trees_, points_, tree_points_;
+  std::set<std::string> models_;
+  std::set<std::pair<int, int>> shapes_;
+  std::string first_label_;
 };
 
 // The boot data of a report (what the page reads): {"mode":"report","trees":[...],

@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <functional>
+
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 
 #include "irene/core/error.hpp"
+#include "irene/explain/units.hpp"
 
 namespace irene::explain {
 
@@ -162,15 +165,49 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
 
 void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points) {
   if (points.empty()) return;
-  out << fmt::format("{} (joules per forward pass, each with its [low .. high] interval)\n", points.front().model_name);
-  constexpr int w = 29;
-  out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", "batch", "seq", "model", w, "modules sum", w, "ml sum", w);
-  for (ModuleKind k : all_module_kinds) out << fmt::format(" {:<{}}", to_string(k), w);
+  // One unit per column, chosen for its largest value; the model's interval beside it; the module
+  // kinds (attributed energies, adding up to the model) that the model has.
+  struct Column {
+    std::string name;
+    ColumnUnit unit;
+    std::function<double(const SweepPoint&)> get;
+  };
+  std::vector<Column> cols;
+  auto column = [&](std::string name, std::function<double(const SweepPoint&)> get) {
+    std::vector<double> v;
+    for (const auto& p : points) v.push_back(get(p));
+    cols.push_back({std::move(name), column_unit(v, "J"), std::move(get)});
+  };
+  column("model", [](const SweepPoint& p) { return p.model.j; });
+  column("low", [](const SweepPoint& p) { return p.model.interval ? p.model.interval->low_j : p.model.j; });
+  column("high", [](const SweepPoint& p) { return p.model.interval ? p.model.interval->high_j : p.model.j; });
+  for (std::size_t k = 0; k < kModuleKinds; ++k) {
+    bool any = false;
+    for (const auto& p : points) any = any || p.kinds[k].j != 0;
+    if (any) column(std::string(to_string(all_module_kinds[k])), [k](const SweepPoint& p) { return p.kinds[k].j; });
+  }
+  bool measured = false;
+  for (const auto& p : points) measured = measured || p.measured_j.has_value();
+  if (measured) column("measured", [](const SweepPoint& p) { return p.measured_j.value_or(0.0); });
+  out << fmt::format("{}: predicted energy per forward pass; low/high: the model's interval; then the module kinds'\n"
+                     "attributed energies (they add up to the model)\n",
+                     points.front().model_name);
+  std::vector<std::string> heads;
+  std::vector<std::size_t> widths;
+  for (const auto& c : cols) {
+    heads.push_back(fmt::format("{} ({})", c.name, c.unit.unit));
+    widths.push_back(std::max<std::size_t>(8, heads.back().size()));
+  }
+  out << fmt::format("{:>6} {:>6}", "batch", "seq");
+  for (std::size_t i = 0; i < heads.size(); ++i) out << fmt::format("  {:>{}}", heads[i], widths[i]);
   out << '\n';
   for (const auto& p : points) {
-    out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", p.batch_size, p.seq_len, format_energy_compact(p.model), w,
-                       format_energy_compact(p.modules), w, format_energy_compact(p.ml), w);
-    for (const auto& e : p.kinds) out << fmt::format(" {:<{}}", format_energy_compact(e), w);
+    out << fmt::format("{:>6} {:>6}", p.batch_size, p.seq_len);
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      const auto& c = cols[i];
+      const bool none = c.name == "measured" && !p.measured_j;
+      out << fmt::format("  {:>{}}", none ? std::string("-") : fixed_significant(c.get(p) / c.unit.scale, 4), widths[i]);
+    }
     out << '\n';
   }
 }
