@@ -378,3 +378,38 @@ TEST(Serve, APortInUseIsRefusedWithOneLine) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(LightCore, ModelExecutionWithoutTheMeasuringHelperSaysHowToGetIt) {
+  for (const char* cmd : {"profile gpt2 --batch 1 --seq 8 -o /tmp/never.jsonl",
+                          "collect --models gpt2 --batch 1 --seq 8 -o /tmp/never.jsonl",
+                          "predict gpt2 --profile"}) {
+    const auto r = irene_test::run_irene(cmd, "IRENE_MEASURE=/nonexistent/irene-measure ");
+    EXPECT_EQ(r.status, 1) << cmd;
+    EXPECT_NE(r.output.find("executes models with libtorch, which this build does not include"), std::string::npos)
+        << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find("-DIRENE_WITH_TORCH=ON"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/tmp/never.jsonl"));
+  const auto help = irene_test::run_irene("--help");
+  EXPECT_NE(help.output.find("profile"), std::string::npos);
+  EXPECT_NE(help.output.find("collect"), std::string::npos);
+}
+
+TEST(LightCore, TheIreneBinaryDoesNotLinkLibtorch) {
+  std::ifstream maps;  // the binary's dynamic section, through ldd
+  const auto r = irene_test::run_irene("version");
+  ASSERT_EQ(r.status, 0);
+  FILE* p = ::popen(("ldd '" + std::string(IRENE_BINARY) + "' 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  EXPECT_EQ(out.find("libtorch"), std::string::npos) << out;
+  EXPECT_EQ(out.find("libc10"), std::string::npos) << out;
+}
+
+}  // namespace
