@@ -562,3 +562,30 @@ TEST(ProfileCli, PredictWithProfileMeasuresTheResourceFeaturesFirst) {
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("--profile needs MODEL"), std::string::npos) << log;
 }
+
+TEST(ProfileCli, PredictWithProfileRefusesAPredictorOfFeaturesItCannotMeasureBeforeRunning) {
+  TempDir d;
+  // A predictor that reads GPU features (as one trained on the published dataset with resources).
+  std::vector<Tree> trees;
+  for (int b : {1, 2})
+    for (int s : {4, 8}) {
+      Tree t = build_tree(load_model_config(kTinyBert), b, s);
+      for (auto& n : t.nodes) {
+        n.resources["gpu"] = 50.0 + b;
+        n.resources["times_mean"] = 1e-5 * (1 + n.flops_mflop);
+        n.ground_truth_energy_j = 1e-3 * (1 + n.flops_mflop);
+      }
+      trees.push_back(std::move(t));
+    }
+  const fs::path data = d.path / "gpu.jsonl", pred = d.path / "gpu.json";
+  write_jsonl(data, trees);
+  int rc = 0;
+  std::string log = run_cli("train " + data.string() + " -o " + pred.string() +
+                                " --set feature_sets=model_specs,resource_utilization --set epochs=1",
+                            &rc);
+  ASSERT_EQ(rc, 0) << log;
+  log = run_cli("predict " + kTinyBert + " --batch 2 --seq 8 --predictor " + pred.string() + " --profile", &rc);
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("the predictor reads gpu which irene profile cannot measure here"), std::string::npos) << log;
+  EXPECT_EQ(log.find("profiled"), std::string::npos) << "nothing may run before the check: " << log;
+}
