@@ -2,6 +2,7 @@
 // to end with a trace sensor, the `none` sensor writing no energy, identical nodes measured
 // once, option and input errors, and a collection killed midway then resumed.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -588,4 +589,38 @@ TEST(ProfileCli, PredictWithProfileRefusesAPredictorOfFeaturesItCannotMeasureBef
   EXPECT_EQ(rc, 1) << log;
   EXPECT_NE(log.find("the predictor reads gpu which irene profile cannot measure here"), std::string::npos) << log;
   EXPECT_EQ(log.find("profiled"), std::string::npos) << "nothing may run before the check: " << log;
+}
+
+TEST(CollectShard, ShardsSplitTheGridRoundRobinAndMergeBack) {
+  const auto grid = make_grid({kTinyBert}, {1, 2}, {4, 8, 12});
+  ASSERT_EQ(grid.size(), 6u);
+  std::multiset<std::string> keys;
+  for (int k = 1; k <= 4; ++k)
+    for (const auto& item : shard_of(grid, k, 4)) keys.insert(fmt::format("{}/{}", item.batch, item.seq));
+  EXPECT_EQ(keys.size(), 6u);
+  EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), 6u);  // each item exactly once
+  EXPECT_EQ(shard_of(grid, 1, 4).size(), 2u);
+  EXPECT_EQ(shard_of(grid, 4, 4).size(), 1u);
+  EXPECT_EQ(parse_shard("3/8"), std::make_pair(3, 8));
+  for (const char* bad : {"0/4", "5/4", "3", "a/b", "1/0", "1/20000"})
+    EXPECT_NE(irene_test::error_of([&] { parse_shard(bad); }).find("--shard must be K/N"), std::string::npos) << bad;
+  // Two machines (or Slurm array tasks), then one merged dataset.
+  TempDir d;
+  const fs::path trace = write_trace(d.path, 45);
+  int rc = 0;
+  for (int k : {1, 2}) {
+    const std::string log = run_cli("collect --models " + kTinyBert + " --batch 1,2 --seq 4 --shard " +
+                                        std::to_string(k) + "/2 --meter trace:" + trace.string() + kQuickFlags +
+                                        " -o " + (d.path / fmt::format("part{}.jsonl", k)).string(),
+                                    &rc);
+    ASSERT_EQ(rc, 0) << log;
+    EXPECT_NE(log.find(fmt::format("shard {}/2: 1 of the grid's 2 trees", k)), std::string::npos) << log;
+  }
+  const std::string log = run_cli("data merge " + (d.path / "part1.jsonl").string() + " " +
+                                      (d.path / "part2.jsonl").string() + " -o " + (d.path / "all.jsonl").string(),
+                                  &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const auto all = read_jsonl(d.path / "all.jsonl");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_NE(all[0].key(), all[1].key());
 }

@@ -1,19 +1,23 @@
 // irene data import DIR -o trees.jsonl   the published IrEne CSV dataset as trees
 // irene data check DIR                   computed counts vs every row of the dataset
+// irene data merge A.jsonl B.jsonl ... -o all.jsonl   join shards of a collection
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "commands.hpp"
 #include "irene/core/error.hpp"
 #include "irene/data/dataset.hpp"
+#include "irene/data/merge.hpp"
 
 namespace irene::cli {
 
 void register_data(CLI::App& app) {
-  auto* data = app.add_subcommand("data", "The published IrEne dataset (CSV device folders)");
+  auto* data = app.add_subcommand("data", "Datasets: import the published IrEne CSV folders, check them, merge trees files");
   data->require_subcommand(1);
 
   struct ImportArgs {
@@ -50,6 +54,25 @@ void register_data(CLI::App& app) {
       "check", "Compare the flops/mem_bytes counted from the architecture with every row of a device folder");
   chk->add_option("DIR", ca->dir, "device folder")->required();
   chk->add_option("--tolerance", ca->tolerance, "largest relative difference accepted (default 0.005 = 0.5%)");
+  struct MergeArgs {
+    std::vector<std::string> inputs;
+    std::string out;
+    bool allow_mixed = false;
+  };
+  auto ma = std::make_shared<MergeArgs>();
+  auto* mrg = data->add_subcommand(
+      "merge", "Join trees files (the shards of 'irene collect --shard K/N') into one; each tree once, one hardware");
+  mrg->add_option("INPUTS", ma->inputs, "trees files (JSONL), in order")->required();
+  mrg->add_option("-o,--output", ma->out, "merged JSONL file, written whole or not at all")->required();
+  mrg->add_flag("--allow-mixed", ma->allow_mixed, "merge trees measured on different hardware");
+  mrg->callback([ma] {
+    std::vector<std::filesystem::path> inputs(ma->inputs.begin(), ma->inputs.end());
+    const MergeSummary s = merge_tree_files(inputs, ma->out, ma->allow_mixed);
+    std::cerr << fmt::format("irene: merged {} trees from {} files into {}; hardware: {}\n", s.trees, s.files, ma->out,
+                             s.hardware.size() == 1 ? (s.hardware[0].empty() ? "unknown" : s.hardware[0])
+                                                    : fmt::format("{} different (--allow-mixed)", s.hardware.size()));
+  });
+
   chk->callback([ca] {
     const FeatureCheck c = check_device_folder(ca->dir, ca->tolerance);
     std::cout << c.summary.to_string() << c.to_string();

@@ -260,7 +260,7 @@ void register_measure(CLI::App& app) {
 
   // ---- irene collect ---------------------------------------------------------------------
   struct CollectArgs {
-    std::string models, batches, seqs;
+    std::string models, batches, seqs, shard;
     MeasureArgs m;
   };
   auto c = std::make_shared<CollectArgs>();
@@ -271,14 +271,24 @@ void register_measure(CLI::App& app) {
   col->add_option("--batch", c->batches, "comma-separated batch sizes, e.g. 8,16")->required();
   col->add_option("--seq", c->seqs, "comma-separated sequence lengths, e.g. 32,64")->required();
   add_measure_options(col, c->m);
+  col->add_option("--shard", c->shard,
+                  "K/N: collect only shard K of N of the grid (every N-th tree), e.g. one shard per machine or "
+                  "Slurm array task; join the parts with 'irene data merge'");
   col->add_option("-o,--output", c->m.out,
                   "output JSONL dataset; each finished tree is appended whole, a rerun skips finished trees")
       ->required();
   col->callback([c] {
     if (c->m.out == "-") throw Error("collect: -o must be a file (it is appended to and resumed), not '-'");
     measure::ProfileOptions o = profile_options(c->m);
-    const auto grid = measure::make_grid(parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
-                                         parse_int_list(c->seqs, "--seq"));
+    auto grid = measure::make_grid(parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
+                                   parse_int_list(c->seqs, "--seq"));
+    if (!c->shard.empty()) {
+      const auto [k, n] = measure::parse_shard(c->shard);
+      const std::size_t all = grid.size();
+      grid = measure::shard_of(grid, k, n);
+      std::cerr << fmt::format("irene: shard {}/{}: {} of the grid's {} trees\n", k, n, grid.size(), all);
+      if (grid.empty()) throw Error(fmt::format("--shard {}: the grid has only {} trees", c->shard, all));
+    }
     auto sensor = open_sensor(c->m.meter);
     if (o.threads > 0) measure::torch_threads(o.threads);
     report_blas();

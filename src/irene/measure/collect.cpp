@@ -129,6 +129,30 @@ std::vector<CollectItem> make_grid(const std::vector<std::string>& models, const
   return grid;
 }
 
+std::pair<int, int> parse_shard(std::string_view text) {
+  const auto slash = text.find('/');
+  auto bad = [&] {
+    return Error(fmt::format("--shard must be K/N with 1 <= K <= N <= 10000 (e.g. 2/8), got '{}'", text));
+  };
+  if (slash == std::string_view::npos) throw bad();
+  int k = 0, n = 0;
+  try {
+    k = parse_positive_int(text.substr(0, slash), "--shard K");
+    n = parse_positive_int(text.substr(slash + 1), "--shard N");
+  } catch (const Error&) {
+    throw bad();
+  }
+  if (k > n || n > 10000) throw bad();
+  return {k, n};
+}
+
+std::vector<CollectItem> shard_of(const std::vector<CollectItem>& grid, int k, int n) {
+  std::vector<CollectItem> out;
+  for (std::size_t i = static_cast<std::size_t>(k - 1); i < grid.size(); i += static_cast<std::size_t>(n))
+    out.push_back(grid[i]);
+  return out;
+}
+
 CollectSummary collect(const std::vector<CollectItem>& grid, const fs::path& output, Sensor& sensor,
                        const ProfileOptions& options, const std::function<void(const CollectProgress&)>& on_progress) {
   using Clock = std::chrono::steady_clock;

@@ -14,6 +14,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "irene/arch/config.hpp"
@@ -70,6 +72,13 @@ struct CollectSummary {
 // Errors: empty lists, unknown model, bad batch/seq (as build_tree).
 std::vector<CollectItem> make_grid(const std::vector<std::string>& models, const std::vector<int>& batches,
                                    const std::vector<int>& seqs);
+
+// "K/N" (1 <= K <= N <= 10000) for `collect --shard K/N`. Error naming the text otherwise.
+std::pair<int, int> parse_shard(std::string_view text);
+
+// Shard K of N of a grid: items K-1, K-1+N, K-1+2N, ... (round robin, so that every shard gets
+// its share of every model and shape). The N shards together are the grid, each item once.
+std::vector<CollectItem> shard_of(const std::vector<CollectItem>& grid, int k, int n);
 
 // Profiles every item of the grid not yet in `output`, appending each finished tree. Stops
 // cleanly (summary.interrupted) when options.stop_requested returns true: finished trees are
