@@ -148,3 +148,9 @@ TEST(ParsePositiveInt, RejectsZeroNegativeAndText) {
   EXPECT_THROW(parse_positive_int("8x", "--batch"), Error);
   EXPECT_THROW(parse_positive_int("", "--batch"), Error);
 }
+
+TEST(ErrorMessage, ControlCharactersAreEscapedSoAnErrorIsOneLine) {
+  const irene::Error e("unsupported model_type 'op\nai\tgpt\x01'");
+  EXPECT_EQ(std::string(e.what()), "unsupported model_type 'op\\nai\\tgpt\\x01'");
+  EXPECT_EQ(std::string(irene::Error("plain").what()), "plain");
+}

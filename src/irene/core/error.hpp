@@ -14,9 +14,13 @@
 
 namespace irene {
 
+// Control characters of the message (a newline in a model_type read from a file, say) are
+// written as escapes ("\n", "\x01"), so that the message stays one line whatever it quotes.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(one_line(message)) {}
+
+  static std::string one_line(const std::string& message);
 };
 
 // "FILE:LINE: what" (line > 0) or "FILE: what" (line <= 0).
