@@ -7,8 +7,11 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include <string>
+
 namespace irene {
 struct Tree;
+struct BuildOptions;
 class Predictor;
 }  // namespace irene
 
@@ -26,6 +29,16 @@ void register_measure(CLI::App& app);
 // The commands that execute models, for `irene --help` in a binary without libtorch: they are
 // listed, and main.cpp hands them to irene-measure before parsing.
 void register_measure_placeholders(CLI::App& app);
+
+// The options that pick the pass of a tree, shared by every command that builds one (tree,
+// predict, explain, compare, sweep, report, profile, collect): --phase, --past, --dtype,
+// --attention, --head, --allow-long. Texts as given ("" = default); build_options() validates.
+struct PassArgs {
+  std::string phase, past, dtype, attention, head;
+  bool allow_long = false;
+};
+void add_pass_options(CLI::App* cmd, PassArgs& args, bool with_head = true);
+BuildOptions build_options(const PassArgs& args);
 
 // `predict --profile`: measures the resource features of a tree on this machine (set by
 // irene-measure; null in irene, which hands such a command to irene-measure).

@@ -7,10 +7,11 @@
 
 namespace irene::arch_detail {
 
-void build_bert_like(TreeBuilder& tb, int root) {
+void build_bert_like(TreeBuilder& tb, int root, const std::string& p0) {
   const ModelConfig& c = tb.config();
   const bool roberta = c.model_type == "roberta";
   const std::string p = roberta ? "Roberta" : "Bert";
+  (void)p0;  // an encoder is always the root (no LM-head class is built for it)
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
   const std::string act = c.raw.value("hidden_act", std::string("gelu"));
 

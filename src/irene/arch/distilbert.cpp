@@ -7,7 +7,7 @@
 
 namespace irene::arch_detail {
 
-void build_distilbert(TreeBuilder& tb, int root) {
+void build_distilbert(TreeBuilder& tb, int root, const std::string&) {
   const ModelConfig& c = tb.config();
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
   const std::string act = c.raw.value("activation", std::string("gelu"));

@@ -45,6 +45,7 @@ std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
       {"output", ModuleKind::feed_forward},       {"mlp", ModuleKind::feed_forward},
       {"ffn", ModuleKind::feed_forward},          {"feed_forward", ModuleKind::feed_forward},
       {"fc1", ModuleKind::feed_forward},          {"fc2", ModuleKind::feed_forward},
+      {"activation_fn", ModuleKind::feed_forward},
       {"embeddings", ModuleKind::embeddings},     {"wte", ModuleKind::embeddings},
       {"wpe", ModuleKind::embeddings},            {"embed_tokens", ModuleKind::embeddings},
       {"embed_positions", ModuleKind::embeddings}, {"word_embeddings", ModuleKind::embeddings},

@@ -58,7 +58,8 @@ std::string_view to_string(ModuleKind kind);
 //   3. the language-model head (lm_head, embed_out): lm head;
 //   4. the outermost path segment naming a block decides: attention ("attention", "attn",
 //      "self_attn", ... with its projections, products, softmax and output projection) or
-//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2");
+//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2",
+//      "activation_fn": OPT's layers hold fc1, activation_fn and fc2 directly);
 //   5. else other (the pooler, containers such as a layer or the model itself).
 // Never throws.
 ModuleKind module_kind(std::string_view scope, std::string_view class_name);

@@ -1,0 +1,445 @@
+// The decoder LLM families (llama, mistral, qwen2, gpt_neox, opt): configurations, parameter
+// totals against Hugging Face's, the tree as Hugging Face builds and runs it, decode steps with a
+// key/value cache, dtypes, fused attention, LM heads of the dataset's decoders, and the errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
+#include "irene/arch/registry.hpp"
+#include "irene/core/error.hpp"
+#include "irene/core/jsonl.hpp"
+#include "irene/explain/explain.hpp"
+#include "test_llm_util.hpp"
+#include "test_util.hpp"
+
+using namespace irene;
+using namespace irene_test;
+
+namespace {
+
+const Node& node(const Tree& t, const std::string& id) {
+  const int i = t.find_id(id);
+  if (i < 0) throw std::runtime_error("no node " + id);
+  return t.nodes[static_cast<std::size_t>(i)];
+}
+
+std::vector<std::string> child_ids(const Tree& t, const Node& n) {
+  std::vector<std::string> ids;
+  for (int c : n.children) ids.push_back(t.nodes[c].id);
+  return ids;
+}
+
+std::vector<std::string> op_kinds_of(const Node& n) {
+  std::vector<std::string> k;
+  for (const auto& op : n.ops) k.push_back(op.kind);
+  return k;
+}
+
+BuildOptions decode_at(int past) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = past;
+  return o;
+}
+
+ModelConfig data_config(const std::string& file) {
+  return load_model_config(std::string(IRENE_TEST_DATA_DIR) + "/llm/" + file);
+}
+
+}  // namespace
+
+TEST(LlmParams, TinyConfigsOfEveryFamilyEqualHuggingFace) {
+  for (const auto& t : tiny_llms()) {
+    const ModelConfig c = tiny_llm_config(t);
+    EXPECT_EQ(build_tree(c, 2, 8).root().num_parameters, t.parameters) << t.name;
+    EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.parameters) << t.name;
+  }
+}
+
+TEST(LlmParams, FullSizeConfigsEqualHuggingFace) {
+  // AutoModelForCausalLM(config).num_parameters(), tied weights once.
+  const std::pair<const char*, std::int64_t> builtin[] = {
+      {"meta-llama/Llama-2-7b-hf", 6738415616},       {"mistralai/Mistral-7B-v0.1", 7241732096},
+      {"Qwen/Qwen2-0.5B", 494032768},                 {"EleutherAI/pythia-160m", 162322944},
+      {"facebook/opt-125m", 125239296},               {"TinyLlama/TinyLlama-1.1B-Chat-v1.0", 1100048384}};
+  for (const auto& [model, params] : builtin)
+    EXPECT_EQ(build_tree(load_model_config(model), 1, 4).root().num_parameters, params) << model;
+  EXPECT_EQ(build_tree(data_config("Meta-Llama-3-8B.json"), 1, 4).root().num_parameters, 8030261248);
+  EXPECT_EQ(build_tree(data_config("opt-350m.json"), 1, 4).root().num_parameters, 331196416);
+  EXPECT_EQ(build_tree(data_config("pythia-70m.json"), 1, 4).root().num_parameters, 70426624);
+}
+
+TEST(LlmConfig, SizesFlagsAndDefaults) {
+  const auto l = load_model_config("meta-llama/Llama-2-7b-hf");
+  EXPECT_EQ(l.model_type, "llama");
+  EXPECT_EQ(l.num_kv_heads, 32);
+  EXPECT_EQ(l.head_size(), 128);
+  EXPECT_FALSE(l.tie_word_embeddings);
+  EXPECT_TRUE(l.is_decoder());
+  EXPECT_TRUE(l.is_causal_lm_family());
+  const auto m = load_model_config("mistralai/Mistral-7B-v0.1");
+  EXPECT_EQ(m.num_kv_heads, 8);
+  EXPECT_TRUE(load_model_config("Qwen/Qwen2-0.5B").tie_word_embeddings);
+  EXPECT_TRUE(load_model_config("facebook/opt-125m").tie_word_embeddings);  // OPT's default
+  EXPECT_EQ(load_model_config("facebook/opt-125m").intermediate_size, 3072);  // ffn_dim
+  EXPECT_FALSE(load_model_config("bert-base-uncased").is_decoder());
+  EXPECT_EQ(tiny_llm_config(tiny_llms()[2]).head_size(), 24);  // head_dim given
+  EXPECT_EQ(root_class_name(l), "LlamaForCausalLM");
+  ModelConfig c = l;
+  set_config_value(c, "num_kv_heads", "8");
+  EXPECT_EQ(c.num_kv_heads, 8);
+  EXPECT_EQ(c.raw["num_key_value_heads"], 8);
+  set_config_value(c, "num_key_value_heads", "4");
+  EXPECT_EQ(build_tree(c, 1, 4).root().num_parameters, 6738415616 - 32 * 2 * 4096 * (4096 - 512));
+}
+
+TEST(LlmStructure, LlamaAsHuggingFaceBuildsAndRunsIt) {
+  const Tree t = build_tree(tiny_llm_config(tiny_llms()[0]), 2, 8);
+  EXPECT_EQ(t.root().class_name, "LlamaForCausalLM");
+  EXPECT_EQ(child_ids(t, t.root()), (std::vector<std::string>{"model:LlamaModel", "lm_head:Linear"}));
+  EXPECT_EQ(child_ids(t, node(t, "model:LlamaModel")),
+            (std::vector<std::string>{"model.embed_tokens:Embedding", "model.layers.0:LlamaDecoderLayer",
+                                      "model.layers.1:LlamaDecoderLayer", "model.norm:LlamaRMSNorm"}));
+  EXPECT_EQ(op_kinds_of(node(t, "model:LlamaModel")), (std::vector<std::string>{"causal_mask", "rotary_cos_sin"}));
+  EXPECT_EQ(node(t, "model:LlamaModel").ops[0].shape, (std::vector<std::int64_t>{2, 1, 8, 8}));
+  EXPECT_EQ(node(t, "model:LlamaModel").ops[1].shape, (std::vector<std::int64_t>{1, 8, 16}));
+  EXPECT_EQ(child_ids(t, node(t, "model.layers.0:LlamaDecoderLayer")),
+            (std::vector<std::string>{"model.layers.0.input_layernorm:LlamaRMSNorm", "model.layers.0.self_attn:LlamaAttention",
+                                      "model.layers.0.post_attention_layernorm:LlamaRMSNorm",
+                                      "model.layers.0.mlp:LlamaMLP"}));
+  const Node& attn = node(t, "model.layers.0.self_attn:LlamaAttention");
+  EXPECT_EQ(child_ids(t, attn),
+            (std::vector<std::string>{"model.layers.0.self_attn.q_proj:Linear", "model.layers.0.self_attn.k_proj:Linear",
+                                      "model.layers.0.self_attn.v_proj:Linear", "model.layers.0.self_attn:MatMul#0",
+                                      "model.layers.0.self_attn:Softmax", "model.layers.0.self_attn:MatMul#1",
+                                      "model.layers.0.self_attn.o_proj:Linear"}));
+  // Grouped-query attention: 4 heads, 2 key/value heads of 16: k/v projections 32 wide, repeated.
+  EXPECT_EQ(op_kinds_of(attn),
+            (std::vector<std::string>{"rotary", "rotary", "repeat_kv", "repeat_kv", "mul_scalar", "add"}));
+  EXPECT_EQ(attn.ops[1].shape, (std::vector<std::int64_t>{2, 2, 8, 16}));
+  EXPECT_EQ(attn.ops[2].shape, (std::vector<std::int64_t>{2, 2, 2, 8, 16}));
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.k_proj:Linear").attrs.at("out_features"), 32);
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.k_proj:Linear").attrs.at("bias"), 0);
+  EXPECT_EQ(node(t, "model.layers.0.self_attn:Softmax").attrs.at("upcast"), 1);
+  EXPECT_EQ(node(t, "model.layers.0.self_attn:MatMul#0").attrs.at("heads"), 4);
+  EXPECT_EQ(child_ids(t, node(t, "model.layers.0.mlp:LlamaMLP")),
+            (std::vector<std::string>{"model.layers.0.mlp.gate_proj:Linear", "model.layers.0.mlp.act_fn:SiLU",
+                                      "model.layers.0.mlp.up_proj:Linear", "model.layers.0.mlp.down_proj:Linear"}));
+  EXPECT_EQ(op_kinds_of(node(t, "model.layers.0.mlp:LlamaMLP")), (std::vector<std::string>{"mul"}));
+  EXPECT_EQ(node(t, "model.layers.0.mlp.act_fn:SiLU").type, NodeType::ml);
+  EXPECT_EQ(node(t, "lm_head:Linear").attrs.at("seq"), 8);  // a plain forward: logits of every position
+  // Without grouped-query attention there is no repeat (Hugging Face returns the tensor as it is).
+  const Tree b = build_tree(tiny_llm_config(tiny_llms()[1]), 1, 4);
+  EXPECT_EQ(op_kinds_of(node(b, "model.layers.0.self_attn:LlamaAttention")),
+            (std::vector<std::string>{"rotary", "rotary", "mul_scalar", "add"}));
+  EXPECT_EQ(node(b, "lm_head:Linear").num_parameters, 0);  // tied
+  EXPECT_EQ(node(b, "model.layers.0.self_attn.o_proj:Linear").num_parameters, 48 * 48 + 48);  // attention_bias
+}
+
+TEST(LlmStructure, MistralQwen2NeoxAndOptClassesAndScopes) {
+  const auto tiny = tiny_llms();
+  const Tree m = build_tree(tiny_llm_config(tiny[2]), 1, 4);
+  EXPECT_EQ(m.root().class_name, "MistralForCausalLM");
+  EXPECT_EQ(node(m, "model.layers.1.self_attn.q_proj:Linear").attrs.at("out_features"), 4 * 24);  // head_dim
+  EXPECT_GE(m.find_id("model.norm:MistralRMSNorm"), 0);
+  const Tree q = build_tree(tiny_llm_config(tiny[3]), 1, 4);
+  EXPECT_EQ(q.root().class_name, "Qwen2ForCausalLM");
+  EXPECT_EQ(node(q, "model.layers.0.self_attn.q_proj:Linear").num_parameters, 48 * 48 + 48);  // q/k/v bias
+  EXPECT_EQ(node(q, "model.layers.0.self_attn.k_proj:Linear").num_parameters, 48 * 24 + 24);
+  EXPECT_EQ(node(q, "model.layers.0.self_attn.o_proj:Linear").num_parameters, 48 * 48);  // no bias
+  EXPECT_GE(q.find_id("model.layers.0.mlp:Qwen2MLP"), 0);
+  const Tree n = build_tree(tiny_llm_config(tiny[4]), 2, 8);
+  EXPECT_EQ(n.root().class_name, "GPTNeoXForCausalLM");
+  EXPECT_EQ(child_ids(n, n.root()), (std::vector<std::string>{"gpt_neox:GPTNeoXModel", "embed_out:Linear"}));
+  const Node& na = node(n, "gpt_neox.layers.0.attention:GPTNeoXAttention");
+  EXPECT_EQ(op_kinds_of(na), (std::vector<std::string>{"rotary", "rotary", "cat", "cat", "mul_scalar", "add"}));
+  EXPECT_EQ(na.ops[0].shape, (std::vector<std::int64_t>{2, 4, 8, 4}));  // 0.25 x head size 16
+  EXPECT_EQ(na.ops[2].shape, (std::vector<std::int64_t>{2, 4, 8, 16}));
+  EXPECT_EQ(node(n, "gpt_neox.layers.0.mlp.act:GELUActivation").type, NodeType::ml);
+  EXPECT_EQ(op_kinds_of(node(n, "gpt_neox.layers.1:GPTNeoXLayer")), (std::vector<std::string>{"add", "add"}));
+  const Tree o = build_tree(tiny_llm_config(tiny[5]), 2, 8);
+  EXPECT_EQ(o.root().class_name, "OPTForCausalLM");
+  const Node& dec = node(o, "model.decoder:OPTDecoder");
+  EXPECT_EQ(op_kinds_of(dec), (std::vector<std::string>{"causal_mask", "cumsum_int64", "mul_int64", "add_int64",
+                                                        "add_int64", "add"}));
+  EXPECT_EQ(node(o, "model.decoder.embed_positions:OPTLearnedPositionalEmbedding").num_parameters, 66 * 32);
+  EXPECT_GE(o.find_id("model.decoder.project_in:Linear"), 0);
+  EXPECT_GE(o.find_id("model.decoder.project_out:Linear"), 0);
+  const Node& fc1 = node(o, "model.decoder.layers.0.fc1:Linear");
+  EXPECT_EQ(fc1.attrs.at("input_rank"), 2);  // on the [batch x seq, hidden] reshape
+  EXPECT_EQ(fc1.attrs.at("batch"), 16);
+  EXPECT_EQ(node(o, "model.decoder.layers.0.activation_fn:ReLU").attrs.at("batch"), 16);
+  EXPECT_EQ(op_kinds_of(node(o, "model.decoder.layers.0.self_attn:OPTAttention")),
+            (std::vector<std::string>{"mul_scalar", "mul_scalar", "add"}));
+  // OPT-350m is post-norm with the word embedding projections and no final layer norm.
+  const Tree o350 = build_tree(data_config("opt-350m.json"), 1, 4);
+  EXPECT_EQ(o350.find_id("model.decoder.final_layer_norm:LayerNorm"), -1);
+  EXPECT_EQ(child_ids(o350, node(o350, "model.decoder.layers.0:OPTDecoderLayer")).front(),
+            "model.decoder.layers.0.self_attn:OPTAttention");
+}
+
+TEST(LlmStructure, EveryNodeHasItsModuleKind) {
+  using explain::ModuleKind;
+  for (const auto& t : tiny_llms()) {
+    const Tree tree = build_tree(tiny_llm_config(t), 1, 4);
+    for (const auto& n : tree.nodes) {
+      if (!n.is_leaf()) continue;
+      const auto kind = explain::module_kind(n.scope, n.class_name);
+      const bool projection = n.scope.ends_with("project_in") || n.scope.ends_with("project_out");
+      EXPECT_TRUE(kind != ModuleKind::other || projection) << t.name << " " << n.id;
+      if (n.scope.find("attn") != std::string::npos || n.scope.find("attention") != std::string::npos)
+        EXPECT_TRUE(kind == ModuleKind::attention || kind == ModuleKind::norm) << n.id;
+      if (n.scope == "lm_head" || n.scope == "embed_out") EXPECT_EQ(kind, ModuleKind::lm_head) << n.id;
+      if (n.class_name == "SiLU" || n.class_name == "GELUActivation" || n.scope.ends_with("fc1"))
+        EXPECT_EQ(kind, ModuleKind::feed_forward) << n.id;
+    }
+  }
+}
+
+TEST(LlmDecode, OneNewTokenAttendsToThePastPlusItself) {
+  const ModelConfig c = tiny_llm_config(tiny_llms()[0]);
+  const Tree d = build_tree(c, 3, 1, decode_at(20));
+  EXPECT_EQ(d.phase, kDecode);
+  EXPECT_EQ(d.past_len, 20);
+  EXPECT_EQ(d.seq_len, 1);
+  EXPECT_EQ(d.key(), "tiny-llama/3/1/past20");
+  const Node& qk = node(d, "model.layers.0.self_attn:MatMul#0");
+  EXPECT_EQ(qk.attrs.at("m"), 1);
+  EXPECT_EQ(qk.attrs.at("k"), 16);
+  EXPECT_EQ(qk.attrs.at("n"), 21);
+  const Node& av = node(d, "model.layers.0.self_attn:MatMul#1");
+  EXPECT_EQ(av.attrs.at("m"), 1);
+  EXPECT_EQ(av.attrs.at("k"), 21);
+  EXPECT_EQ(av.attrs.at("n"), 16);
+  EXPECT_EQ(node(d, "model.layers.0.self_attn:Softmax").attrs.at("n"), 21);
+  const Node& attn = node(d, "model.layers.0.self_attn:LlamaAttention");
+  EXPECT_EQ(op_kinds_of(attn), (std::vector<std::string>{"rotary", "rotary", "cache_cat", "cache_cat", "repeat_kv",
+                                                         "repeat_kv", "mul_scalar", "add"}));
+  EXPECT_EQ(attn.ops[2].shape, (std::vector<std::int64_t>{3, 2, 21, 16}));  // the cache after the update
+  EXPECT_EQ(attn.ops[4].shape, (std::vector<std::int64_t>{3, 2, 2, 21, 16}));
+  EXPECT_EQ(attn.ops[6].shape, (std::vector<std::int64_t>{3, 4, 1, 21}));
+  EXPECT_EQ(node(d, "model:LlamaModel").ops[0].shape, (std::vector<std::int64_t>{3, 1, 1, 21}));
+  EXPECT_EQ(node(d, "model.layers.0.mlp.gate_proj:Linear").attrs.at("seq"), 1);
+  // Every family's decode step grows with the cache; prefill-only parts do not change.
+  for (const auto& t : tiny_llms()) {
+    const ModelConfig tc = tiny_llm_config(t);
+    double flops = 0, mem = 0;
+    for (int past : {1, 2, 7, 30}) {
+      const Tree step = build_tree(tc, 2, 1, decode_at(past));
+      EXPECT_GT(step.root().flops_mflop, flops) << t.name << " past " << past;
+      EXPECT_GT(step.root().mem_mib, mem) << t.name << " past " << past;
+      flops = step.root().flops_mflop;
+      mem = step.root().mem_mib;
+    }
+  }
+}
+
+TEST(LlmDecode, DatasetDecodersGenerateWithTheirLmHead) {
+  BuildOptions lm;
+  lm.head = "lm";
+  const Tree g = build_tree(load_model_config("gpt2"), 2, 8, lm);
+  EXPECT_EQ(g.root().class_name, "GPT2LMHeadModel");
+  EXPECT_EQ(g.root().num_parameters, 124439808);  // lm_head tied to wte
+  EXPECT_GE(g.find_id("transformer.h.11.attn.c_attn:Conv1D"), 0);
+  EXPECT_EQ(node(g, "transformer:GPT2Model").num_parameters, 124439808);
+  const Tree base = build_tree(load_model_config("gpt2"), 2, 8);
+  EXPECT_EQ(base.root().class_name, "GPT2Model");  // the dataset's class stays the default
+  const Tree ctrl = build_tree(load_model_config("sshleifer/tiny-ctrl"), 1, 4, lm);
+  EXPECT_EQ(ctrl.root().class_name, "CTRLLMHeadModel");
+  EXPECT_EQ(ctrl.root().num_parameters,
+            build_tree(load_model_config("sshleifer/tiny-ctrl"), 1, 4).root().num_parameters +
+                load_model_config("sshleifer/tiny-ctrl").vocab_size);  // its own lm_head bias
+  BuildOptions step = decode_at(9);
+  step.head = "lm";
+  const Tree gd = build_tree(load_model_config("gpt2"), 2, 1, step);
+  EXPECT_EQ(node(gd, "transformer.h.0.attn:MatMul#0").attrs.at("n"), 10);
+  EXPECT_EQ(op_kinds_of(node(gd, "transformer.h.0.attn:Attention")).front(), "cache_cat");
+  EXPECT_EQ(build_tree(load_model_config("sshleifer/tiny-ctrl"), 1, 1, step).root().class_name, "CTRLLMHeadModel");
+  const std::string e = error_of([&] { build_tree(load_model_config("openai-gpt"), 1, 1, step); });
+  EXPECT_NE(e.find("no key/value cache"), std::string::npos) << e;
+}
+
+TEST(LlmDtype, BytesFollowTheDtypeParametersAndFlopsDoNot) {
+  const ModelConfig c = tiny_llm_config(tiny_llms()[0]);
+  BuildOptions half;
+  half.dtype = "bfloat16";
+  const Tree f = build_tree(c, 2, 8), h = build_tree(c, 2, 8, half);
+  EXPECT_EQ(h.dtype, "bfloat16");
+  EXPECT_EQ(h.key(), "tiny-llama/2/8/bfloat16");
+  EXPECT_EQ(h.root().num_parameters, f.root().num_parameters);
+  EXPECT_DOUBLE_EQ(h.root().flops_mflop, f.root().flops_mflop);
+  EXPECT_LT(h.root().mem_mib, f.root().mem_mib);
+  const std::string q = "model.layers.0.self_attn.q_proj:Linear";
+  EXPECT_DOUBLE_EQ(node(h, q).mem_mib, node(f, q).mem_mib / 2);
+  // The token ids are int64 whatever the dtype: only the embedding's output halves.
+  const std::string emb = "model.embed_tokens:Embedding";
+  EXPECT_DOUBLE_EQ(node(h, emb).mem_mib, (16 * 8 + 16 * 64 * 2) / 1048576.0);
+  // RMSNorm upcasts to float32 as its forward does: 28 bytes per element in float32, 28 + 4 x 2 in bfloat16
+  // (plus 16 per row).
+  const std::string norm = "model.layers.0.input_layernorm:LlamaRMSNorm";
+  EXPECT_DOUBLE_EQ(node(f, norm).mem_mib, (16 * 64 * 28 + 16 * 16) / 1048576.0);
+  EXPECT_DOUBLE_EQ(node(h, norm).mem_mib, (16 * 64 * 36 + 16 * 16) / 1048576.0);
+  EXPECT_EQ(f.provenance.at("config_torch_dtype"), "bfloat16");  // reported, not applied
+  EXPECT_EQ(f.dtype, "float32");
+}
+
+TEST(LlmSdpa, OneFusedLeafInPlaceOfProductsAndSoftmax) {
+  BuildOptions o;
+  o.attention = "sdpa";
+  const Tree t = build_tree(tiny_llm_config(tiny_llms()[0]), 2, 8, o);
+  EXPECT_EQ(t.attention, "sdpa");
+  const Node& attn = node(t, "model.layers.0.self_attn:LlamaAttention");
+  EXPECT_EQ(child_ids(t, attn)[3], "model.layers.0.self_attn:ScaledDotProductAttention");
+  EXPECT_EQ(child_ids(t, attn).size(), 5u);
+  EXPECT_EQ(op_kinds_of(attn), (std::vector<std::string>{"rotary", "rotary", "repeat_kv", "repeat_kv"}));
+  EXPECT_EQ(node(t, "model.layers.0.self_attn:ScaledDotProductAttention").attrs.at("causal"), 1);
+  EXPECT_EQ(op_kinds_of(node(t, "model:LlamaModel")), (std::vector<std::string>{"rotary_cos_sin"}));  // no mask
+  EXPECT_LT(t.root().mem_mib, build_tree(tiny_llm_config(tiny_llms()[0]), 2, 8).root().mem_mib);
+  o.phase = kDecode;
+  o.past = 5;
+  EXPECT_EQ(node(build_tree(tiny_llm_config(tiny_llms()[0]), 2, 1, o), "model.layers.0.self_attn:ScaledDotProductAttention")
+                .attrs.at("causal"),
+            0);
+}
+
+TEST(LlmBuild, GenerationLogitsOnTheLastPositionOnly) {
+  BuildOptions o;
+  o.last_token_logits = true;
+  const Tree t = build_tree(load_model_config("meta-llama/Llama-2-7b-hf"), 1, 512, o);
+  EXPECT_EQ(node(t, "lm_head:Linear").attrs.at("seq"), 1);
+  EXPECT_NEAR(node(t, "lm_head:Linear").flops_mflop, 2.0 * 4096 * 32000 / 1e6, 1e-6);
+}
+
+TEST(LlmBuild, JsonlKeepsPhaseDtypeAttentionAndStandIns) {
+  BuildOptions o = decode_at(33);
+  o.dtype = "bfloat16";
+  o.attention = "sdpa";
+  Tree t = build_tree(tiny_llm_config(tiny_llms()[4]), 2, 1, o);
+  t.nodes.back().stand_in = "LayerNorm";
+  const Tree back = tree_from_json(tree_to_json(t), "test");
+  EXPECT_EQ(back.phase, kDecode);
+  EXPECT_EQ(back.past_len, 33);
+  EXPECT_EQ(back.dtype, "bfloat16");
+  EXPECT_EQ(back.attention, "sdpa");
+  EXPECT_EQ(back.key(), t.key());
+  ASSERT_EQ(back.nodes.size(), t.nodes.size());
+  for (std::size_t i = 0; i < t.nodes.size(); ++i) {
+    EXPECT_EQ(back.nodes[i].ops, t.nodes[i].ops);
+    EXPECT_EQ(back.nodes[i].attrs, t.nodes[i].attrs);
+    EXPECT_EQ(back.nodes[i].stand_in, t.nodes[i].stand_in);
+  }
+  // A prefill float32 tree is written as before: no new fields.
+  const auto j = tree_to_json(build_tree(tiny_llm_config(tiny_llms()[4]), 2, 4));
+  for (const char* k : {"phase", "past_len", "dtype", "attention"}) EXPECT_FALSE(j.contains(k)) << k;
+  nlohmann::json bad = tree_to_json(t);
+  bad["dtype"] = "int8";
+  EXPECT_NE(error_of([&] { tree_from_json(bad, "f.jsonl:3"); }).find("f.jsonl:3: field 'dtype'"), std::string::npos);
+  bad = tree_to_json(t);
+  bad["phase"] = "prefill";
+  EXPECT_NE(error_of([&] { tree_from_json(bad, "f.jsonl:3"); }).find("'past_len' is only for a decode step"),
+            std::string::npos);
+}
+
+TEST(LlmErrors, BadConfigsAndPassesAreOneClearLine) {
+  const ModelConfig c = tiny_llm_config(tiny_llms()[0]);
+  auto parse = [](const std::string& json) { return parse_model_config(json, "cfg.json"); };
+  std::string e = error_of([&] {
+    parse(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+              "num_key_value_heads": 3, "num_hidden_layers": 2, "vocab_size": 128, "max_position_embeddings": 64})");
+  });
+  EXPECT_NE(e.find("cfg.json: the 4 attention heads are not divisible by the 3 key/value heads"), std::string::npos) << e;
+  e = error_of([&] {
+    parse(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+              "num_key_value_heads": 99999999, "num_hidden_layers": 2, "vocab_size": 128, "max_position_embeddings": 64})");
+  });
+  EXPECT_NE(e.find("'num_key_value_heads' must be a positive integer (at most 65536)"), std::string::npos) << e;
+  e = error_of([&] {
+    parse(R"({"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+              "num_hidden_layers": 2, "vocab_size": 128, "max_position_embeddings": 64, "tie_word_embeddings": "yes"})");
+  });
+  EXPECT_NE(e.find("'tie_word_embeddings' must be true or false"), std::string::npos) << e;
+  e = error_of([&] {
+    parse(R"({"model_type": "gpt_neox", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+              "num_hidden_layers": 2, "vocab_size": 128, "max_position_embeddings": 64, "rotary_pct": 0.01})");
+  });
+  EXPECT_NE(e.find("'rotary_pct' 0.01 gives 0 rotary dimensions"), std::string::npos) << e;
+  e = error_of([&] { parse(R"({"model_type": "falcon", "hidden_size": 64})"); });
+  EXPECT_NE(e.find("unsupported model_type 'falcon' (supported: bert, roberta, distilbert, gpt2, openai-gpt, ctrl, "
+                   "llama, mistral, qwen2, gpt_neox, opt)"),
+            std::string::npos)
+      << e;
+  // Passes.
+  e = error_of([&] { make_build_options("", "12"); });
+  EXPECT_NE(e.find("--past 12 needs --phase decode"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { make_build_options("decode", ""); }).find("needs --past"), std::string::npos);
+  EXPECT_NE(error_of([&] { make_build_options("decode", "0"); }).find("--past must be a positive integer"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { make_build_options("", "", "int8"); }).find("--dtype must be float32, float16, bfloat16"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { pass_seq("8", make_build_options("decode", "3")); }).find("--seq must be 1"),
+            std::string::npos);
+  EXPECT_EQ(pass_seq("", make_build_options("decode", "3")), 1);
+  EXPECT_EQ(pass_seq("", make_build_options("", "")), kDefaultSeq);
+  e = error_of([&] { build_tree(load_model_config("bert-base-uncased"), 1, 1, decode_at(4)); });
+  EXPECT_NE(e.find("is an encoder (bert): it has no decode phase"), std::string::npos) << e;
+  BuildOptions lm;
+  lm.head = "lm";
+  EXPECT_NE(error_of([&] { build_tree(load_model_config("bert-base-uncased"), 1, 4, lm); }).find("is an encoder"),
+            std::string::npos);
+  BuildOptions sdpa;
+  sdpa.attention = "sdpa";
+  EXPECT_NE(error_of([&] { build_tree(load_model_config("gpt2"), 1, 4, sdpa); }).find("only eager attention"),
+            std::string::npos);
+  // Positions: past + 1 beyond max_position_embeddings, unless --allow-long for a rotary model.
+  e = error_of([&] { build_tree(c, 1, 1, decode_at(64)); });
+  EXPECT_NE(e.find("past 64 + 1 new token = 65 positions exceeds the 64 positions of tiny-llama"), std::string::npos) << e;
+  EXPECT_NE(e.find("--allow-long"), std::string::npos) << e;
+  BuildOptions long_ok = decode_at(64);
+  long_ok.allow_long = true;
+  EXPECT_EQ(build_tree(c, 1, 1, long_ok).past_len, 64);
+  EXPECT_NO_THROW(build_tree(c, 1, 1, decode_at(63)));
+  BuildOptions opt_long = decode_at(64);
+  opt_long.allow_long = true;
+  e = error_of([&] { build_tree(tiny_llm_config(tiny_llms()[5]), 1, 1, opt_long); });
+  EXPECT_NE(e.find("rotary position models only"), std::string::npos) << e;
+}
+
+TEST(LlmCli, TreeOfAConfigFilePrefillAndDecode) {
+  const fs::path d = fresh_dir("llm");
+  const auto dirs = write_tiny_llms(d);
+  auto r = run_irene("tree " + dirs[0].string() + " --batch 2 --phase decode --past 40");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("tiny-llama  batch 2  seq 1  decode past 40  float32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("torch_dtype is bfloat16; counted as float32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("act_fn (SiLU)"), std::string::npos);
+  r = run_irene("tree " + dirs[0].string() + " --batch 2 --seq 16 --dtype bfloat16 --format jsonl -o " +
+                (d / "t.jsonl").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_jsonl(d / "t.jsonl").front().dtype, "bfloat16");
+  // Bad input: one line, no output file.
+  const std::string out = (d / "bad.jsonl").string();
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {dirs[0].string() + " --past 12", "--past 12 needs --phase decode"},
+           {dirs[0].string() + " --phase decode --past 64", "exceeds the 64 positions"},
+           {dirs[0].string() + " --phase decode --past 4 --seq 8", "--seq must be 1"},
+           {"bert-base-uncased --phase decode --past 4", "is an encoder"},
+           {dirs[0].string() + " --dtype float8", "--dtype must be"}}) {
+    r = run_irene("tree " + args + " --format jsonl -o " + out);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_NE(r.output.find("irene: error: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  write_text(d / "gqa.json", R"({"model_type": "mistral", "hidden_size": 64, "intermediate_size": 96,
+      "num_attention_heads": 4, "num_key_value_heads": 3, "num_hidden_layers": 2, "vocab_size": 128,
+      "max_position_embeddings": 64})");
+  r = run_irene("tree " + (d / "gqa.json").string() + " -o " + out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("not divisible by the 3 key/value heads"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(d);
+}
