@@ -12,6 +12,8 @@
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/predict/features.hpp"
+#include "irene/predict/predictor.hpp"
 #include "test_llm_util.hpp"
 #include "test_util.hpp"
 
@@ -441,5 +443,93 @@ TEST(LlmCli, TreeOfAConfigFilePrefillAndDecode) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("not divisible by the 3 key/value heads"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(d);
+}
+
+namespace {
+
+// The features of a node as the predictor reads them.
+std::vector<double> features_of(const Predictor& p, const Tree& t, const Node& n) {
+  std::vector<double> f;
+  for (const auto& name : p.feature_names()) f.push_back(*predict::node_feature(t, n, name));
+  return f;
+}
+
+}  // namespace
+
+TEST(LlmStandIns, PrimitivesWithoutARegressorArePredictedByTheirStandInAndSaySo) {
+  const Predictor p = Predictor::load_default();
+  ASSERT_EQ(p.model().leaves.count("RMSNorm"), 0u);  // the shipped predictor has seen none
+  Tree t = build_tree(tiny_llm_config(tiny_llms()[0]), 2, 8);
+  EXPECT_EQ(p.cannot_predict(t), "");
+  p.predict(t);
+  const Node& norm = node(t, "model.layers.0.input_layernorm:LlamaRMSNorm");
+  EXPECT_EQ(norm.stand_in, "LayerNorm");
+  EXPECT_EQ(node(t, "model.layers.0.mlp.act_fn:SiLU").stand_in, "Softmax");
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.q_proj:Linear").stand_in, "");
+  EXPECT_EQ(node(t, "model.layers.0.mlp:LlamaMLP").stand_in, "");
+  // The stand-in's regressor on the node's own features.
+  const auto f = features_of(p, t, norm);
+  const double e = p.model().leaves.at("LayerNorm").predict(f.data());
+  EXPECT_DOUBLE_EQ(*norm.predicted_energy_j, e);
+  // Its interval: the stand-in class's bounds, widened x2 on each side.
+  const auto& g = p.intervals().at("ml:LayerNorm");
+  EXPECT_NEAR(norm.predicted_interval->low_j, e * g.low / 2, 1e-15 * std::abs(e));
+  EXPECT_NEAR(norm.predicted_interval->high_j, e * g.high * 2, 1e-15 * std::abs(e));
+  // An ancestor's interval grows by the extra widths of the stand-in leaves below it.
+  const Node& mlp = node(t, "model.layers.0.mlp:LlamaMLP");
+  const Node& act = node(t, "model.layers.0.mlp.act_fn:SiLU");
+  const auto& m = p.intervals().at("module");
+  const auto& s = p.intervals().at("ml:Softmax");
+  const double a = *act.predicted_energy_j, me = *mlp.predicted_energy_j;
+  EXPECT_NEAR(mlp.predicted_interval->low_j, me * m.low - (a * s.low - a * s.low / 2), 1e-12);
+  EXPECT_NEAR(mlp.predicted_interval->high_j, me * m.high + (a * s.high * 2 - a * s.high), 1e-12);
+  // The summary, the explanation, the records.
+  const auto groups = explain::stand_ins(t);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].class_name, "LlamaRMSNorm");
+  EXPECT_EQ(groups[0].leaves, 5);  // 2 per layer + the final norm
+  EXPECT_EQ(groups[1].class_name, "SiLU");
+  EXPECT_NE(explain::stand_in_note(t).find("5 LlamaRMSNorm leaves by the LayerNorm regressor"), std::string::npos);
+  const auto j = explain::to_json(explain::explain_tree(t));
+  EXPECT_EQ(j["stand_ins"].size(), 2u);
+  EXPECT_EQ(j["stand_ins"][0]["interval_widening"], 2.0);
+  EXPECT_EQ(j["nodes"][t.find_id("model.layers.0.input_layernorm:LlamaRMSNorm")]["stand_in"], "LayerNorm");
+  EXPECT_TRUE(j["nodes"][0]["stand_in"].is_null());
+  // A tree of the dataset's families has none.
+  Tree g2 = build_tree(load_model_config("gpt2"), 1, 8);
+  p.predict(g2);
+  EXPECT_TRUE(explain::stand_ins(g2).empty());
+  EXPECT_EQ(explain::stand_in_note(g2), "");
+}
+
+TEST(LlmStandIns, WithoutTheStandInsRegressorTheTreeIsRefused) {
+  nlohmann::json j = Predictor::load_default().to_json();
+  j["leaf_models"].erase("LayerNorm");
+  const Predictor p = Predictor::from_json(j, "no-layernorm.json");
+  Tree t = build_tree(tiny_llm_config(tiny_llms()[0]), 1, 4);
+  const std::string why = p.cannot_predict(t);
+  EXPECT_NE(why.find("primitive type 'LlamaRMSNorm'"), std::string::npos) << why;
+  EXPECT_NE(error_of([&] { p.predict(t); }).find("'RMSNorm' was never seen in training"), std::string::npos);
+}
+
+TEST(LlmStandIns, PredictCliSaysWhichLeavesAreStandIns) {
+  const fs::path d = fresh_dir("llm");
+  const auto dirs = write_tiny_llms(d);
+  auto r = run_irene("predict " + (dirs[0] / "config.json").string() + " --batch 1 --seq 8");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("stand-ins: 5 LlamaRMSNorm leaves by the LayerNorm regressor, 2 SiLU leaves by the Softmax"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("stand-in: LayerNorm"), std::string::npos);
+  EXPECT_NE(r.output.find("dtype: float32 (weights, activations); the config's torch_dtype bfloat16 is not applied"),
+            std::string::npos)
+      << r.output;
+  r = run_irene("predict " + (dirs[0] / "config.json").string() + " --batch 1 --seq 8 --format json -o " +
+                (d / "p.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(std::ifstream(d / "p.json"));
+  EXPECT_EQ(j["stand_ins"][0]["stand_in"], "LayerNorm");
+  EXPECT_EQ(j["dtype"], "float32");
   fs::remove_all(d);
 }

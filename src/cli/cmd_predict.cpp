@@ -74,15 +74,23 @@ std::string short_name(const Tree& t, const Node& n) {
 
 void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) {
   const Node& r = t.root();
-  out << fmt::format("{}  batch {}  seq {}: {:.6g} J per forward pass", t.model_name, t.batch_size, t.seq_len,
+  out << fmt::format("{}  batch {}  seq {}{}{}{}: {:.6g} J per forward pass", t.model_name, t.batch_size, t.seq_len,
+                     t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
+                     t.dtype != "float32" ? "  " + t.dtype : "", t.attention != "eager" ? "  " + t.attention : "",
                      *r.predicted_energy_j);
   if (r.predicted_interval)
     out << fmt::format(" ({:.0f}% interval {:.6g} to {:.6g} J)", 100 * p.config().interval_coverage,
                        r.predicted_interval->low_j, r.predicted_interval->high_j);
   out << '\n';
-  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n\n", p.hardware(),
+  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n", p.hardware(),
                      p.path().empty() ? std::string("(in memory)") : p.path().string(),
                      fmt::join(p.feature_names(), ", "));
+  out << fmt::format("dtype: {} (weights, activations{}){}\n", t.dtype, t.is_decode() ? ", key/value cache" : "",
+                     t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
+                         ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
+                         : "");
+  if (const std::string note = explain::stand_in_note(t); !note.empty()) out << note << '\n';
+  out << '\n';
   std::vector<std::string> labels;
   std::size_t width = 4;
   for (const auto& n : t.nodes) {
@@ -101,10 +109,19 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) 
     const Node& n = t.nodes[i];
     const double e = *n.predicted_energy_j;
     const std::string share = n.parent >= 0 ? fmt::format("{:.1f}", 100 * shares.nodes[i].share_of_parent) : "";
-    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}\n", labels[i], width, e,
+    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}{}\n", labels[i], width, e,
                        n.predicted_interval ? n.predicted_interval->low_j : e,
-                       n.predicted_interval ? n.predicted_interval->high_j : e, share);
+                       n.predicted_interval ? n.predicted_interval->high_j : e, share,
+                       n.stand_in.empty() ? "" : "  stand-in: " + n.stand_in);
   }
+}
+
+// The JSONL record of a predicted tree, plus its dtype and its stand-in summary (explain.hpp).
+json predicted_json(const Tree& t) {
+  json j = tree_to_json(t);
+  j["dtype"] = t.dtype;
+  j["stand_ins"] = explain::stand_ins_json(t);
+  return j;
 }
 
 void stamp(Tree& t, const Predictor& p) {
@@ -233,7 +250,7 @@ void register_predict(CLI::App& app) {
         const std::string format = a->format.empty() ? "text" : a->format;
         write_output(a->out, [&](std::ostream& os) {
           if (format == "text") print_predicted_text(os, tree, p);
-          else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
+          else if (format == "json") os << predicted_json(tree).dump(1) << '\n';
           else write_tree_jsonl(os, tree);
         });
         return;
@@ -258,7 +275,7 @@ void register_predict(CLI::App& app) {
           stamp(t, p);
           ++count;
           if (format == "jsonl") write_tree_jsonl(os, t);
-          else if (format == "json") array.push_back(tree_to_json(t));
+          else if (format == "json") array.push_back(predicted_json(t));
           else print_predicted_text(os, t, p), os << '\n';
         }
         if (count == 0 && !skipped.empty())

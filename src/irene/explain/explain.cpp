@@ -174,6 +174,38 @@ std::string format_energy(const Energy& e) {
                      format_joules(e.interval->high_j));
 }
 
+std::vector<StandInGroup> stand_ins(const Tree& tree) {
+  std::vector<StandInGroup> groups;
+  for (const Node& n : tree.nodes) {
+    if (n.stand_in.empty()) continue;
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const StandInGroup& g) { return g.class_name == n.class_name && g.stand_in == n.stand_in; });
+    if (it == groups.end()) it = groups.insert(groups.end(), StandInGroup{n.class_name, n.stand_in, 0, 0});
+    ++it->leaves;
+    it->predicted_j += n.predicted_energy_j.value_or(0.0);
+  }
+  return groups;
+}
+
+std::string stand_in_note(const Tree& tree) {
+  const auto groups = stand_ins(tree);
+  if (groups.empty()) return "";
+  std::string s = "stand-ins: ";
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    s += fmt::format("{}{} {} leaves by the {} regressor", i ? ", " : "", groups[i].leaves, groups[i].class_name,
+                     groups[i].stand_in);
+  return s + " (no regressor of their own: predicted on their own features; their intervals widened x2 each side, "
+             "their ancestors' by as much)";
+}
+
+nlohmann::json stand_ins_json(const Tree& tree) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& g : stand_ins(tree))
+    a.push_back({{"class_name", g.class_name}, {"stand_in", g.stand_in}, {"leaves", g.leaves},
+                 {"predicted_j", g.predicted_j}, {"interval_widening", 2.0}});
+  return a;
+}
+
 Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
   const Node& root = tree.root();
@@ -199,6 +231,10 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.batch_size = tree.batch_size;
   e.seq_len = tree.seq_len;
   e.basis = basis;
+  e.dtype = tree.dtype;
+  e.phase = tree.phase;
+  e.past_len = tree.past_len;
+  if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
   e.nodes.resize(tree.nodes.size());
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     const Node& n = tree.nodes[i];
@@ -217,6 +253,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     x.predicted_j = n.predicted_energy_j;
     x.interval = n.predicted_interval;
     x.measured_j = n.ground_truth_energy_j;
+    x.stand_in = n.stand_in;
     if (basis == Basis::predicted) {
       x.own.j = n.predicted_energy_j.value_or(0.0);
       if (n.predicted_interval)  // widened to contain the estimate (see the header)
@@ -310,6 +347,16 @@ nlohmann::json to_json(const Explanation& e) {
   j["batch_size"] = e.batch_size;
   j["seq_len"] = e.seq_len;
   j["basis"] = std::string(to_string(e.basis));
+  j["dtype"] = e.dtype;
+  j["phase"] = e.phase;
+  j["past_len"] = e.past_len;
+  {
+    nlohmann::json si = nlohmann::json::array();
+    for (const auto& g : e.stand_ins)
+      si.push_back({{"class_name", g.class_name}, {"stand_in", g.stand_in}, {"leaves", g.leaves},
+                    {"predicted_j", g.predicted_j}, {"interval_widening", 2.0}});
+    j["stand_ins"] = std::move(si);
+  }
   j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"},
                 {"share", "fraction of parent / of model"}};
   j["total"] = energy_json(e.total);
@@ -330,6 +377,7 @@ nlohmann::json to_json(const Explanation& e) {
     n["predicted_j"] = x.predicted_j ? nlohmann::json(*x.predicted_j) : nlohmann::json(nullptr);
     interval_json(x.interval, "predicted_low_j", "predicted_high_j", n);
     n["measured_j"] = x.measured_j ? nlohmann::json(*x.measured_j) : nlohmann::json(nullptr);
+    n["stand_in"] = x.stand_in.empty() ? nlohmann::json(nullptr) : nlohmann::json(x.stand_in);
     n["energy"] = energy_json(x.own);
     n["share_of_parent"] = x.share_of_parent;
     n["share_of_model"] = x.share_of_model;
@@ -349,9 +397,14 @@ void write_text(std::ostream& out, const Explanation& e, int max_depth) {
   const auto format_energy = [&](const Energy& x) {
     return e.basis == Basis::measured && !x.interval ? format_joules(x.j) : explain::format_energy(x);
   };
-  out << fmt::format("{} batch {} seq {}: {} energy {} per forward pass\n", e.model_name, e.batch_size,
-                     e.seq_len, to_string(e.basis), format_energy(e.total));
+  out << fmt::format("{} batch {} seq {}{}{}: {} energy {} per forward pass\n", e.model_name, e.batch_size,
+                     e.seq_len, e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "",
+                     e.dtype != "float32" ? " " + e.dtype : "", to_string(e.basis), format_energy(e.total));
   if (e.basis == Basis::measured) out << "(measured energies: no predictions, so no intervals)\n";
+  for (const auto& g : e.stand_ins)
+    out << fmt::format("stand-in: {} {} leaves predicted by the {} regressor on their own features (no regressor of "
+                       "their own; intervals widened x2 each side, their ancestors' by as much)\n",
+                       g.leaves, g.class_name, g.stand_in);
   if (e.measured_total_j && e.basis == Basis::predicted) {
     const double err = e.total.j / *e.measured_total_j - 1;
     out << fmt::format("measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
@@ -382,6 +435,7 @@ void write_text(std::ostream& out, const Explanation& e, int max_depth) {
     if (max_depth >= 0 && x.depth > max_depth) continue;
     out << fmt::format("{:{}}{}  {}  {:.1f}% / {:.1f}%", "", 2 * x.depth + 2, label(x), format_energy(x.own),
                        100 * x.share_of_parent, 100 * x.share_of_model);
+    if (!x.stand_in.empty()) out << fmt::format("  [stand-in: {}]", x.stand_in);
     if (x.measured_j && e.basis == Basis::predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
     out << '\n';
   }

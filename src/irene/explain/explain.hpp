@@ -88,6 +88,7 @@ struct NodeExplanation {
   std::optional<double> predicted_j;   // as the predictor gave it
   std::optional<Interval> interval;    // predictor's interval for predicted_j, as given
   std::optional<double> measured_j;    // ground truth, where present
+  std::string stand_in;                // the class whose regressor stood in (leaves), else ""
   Energy own;                          // the basis energy of this node (predicted or measured)
   double share_of_parent = 1;          // in [0, 1]; children of one parent sum to 1
   double share_of_model = 1;           // in [0, 1]; leaves sum to 1
@@ -103,6 +104,22 @@ struct GroupEnergy {
   std::optional<double> measured_j;    // sum of leaves' measured energies, if all have one
 };
 
+// The leaves of one primitive class predicted by a stand-in's regressor (Node::stand_in).
+struct StandInGroup {
+  std::string class_name;  // the leaves' class (LlamaRMSNorm)
+  std::string stand_in;    // whose regressor predicted them (LayerNorm)
+  int leaves = 0;
+  double predicted_j = 0;  // sum of their own predictions, joules
+};
+
+// Stand-in groups of a predicted tree, by class in first-appearance order; empty when none.
+std::vector<StandInGroup> stand_ins(const Tree& tree);
+// One line for outputs, "" when the tree has no stand-in: "stand-ins: 65 LlamaRMSNorm leaves by
+// the LayerNorm regressor, 32 SiLU by Softmax (no regressor of their own: predicted on their own
+// features; intervals widened x2 each side, and their ancestors' by as much)".
+std::string stand_in_note(const Tree& tree);
+nlohmann::json stand_ins_json(const Tree& tree);
+
 struct Explanation {
   std::string model_name;
   int batch_size = 0;
@@ -114,6 +131,10 @@ struct Explanation {
   std::vector<int> hotspots;           // indices into nodes: top leaves by attributed energy
   std::vector<GroupEnergy> by_primitive;  // descending energy
   std::vector<GroupEnergy> by_kind;       // every kind of all_module_kinds, in that order
+  std::vector<StandInGroup> stand_ins;    // leaves predicted by a stand-in's regressor
+  std::string dtype = "float32";          // the tree's (core/tree.hpp)
+  std::string phase = kPrefill;
+  int past_len = 0;
 };
 
 struct ExplainOptions {
