@@ -12,6 +12,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/generation.hpp"
 #include "irene/predict/features.hpp"
 #include "irene/predict/predictor.hpp"
 #include "test_llm_util.hpp"
@@ -531,5 +532,182 @@ TEST(LlmStandIns, PredictCliSaysWhichLeavesAreStandIns) {
   const auto j = nlohmann::json::parse(std::ifstream(d / "p.json"));
   EXPECT_EQ(j["stand_ins"][0]["stand_in"], "LayerNorm");
   EXPECT_EQ(j["dtype"], "float32");
+  fs::remove_all(d);
+}
+
+namespace {
+
+// The tree of one decode step as a generation predicts it.
+Tree step_tree(const ModelConfig& c, int batch, int past, const Predictor& p) {
+  BuildOptions o = decode_at(past);
+  o.head = "lm";
+  o.last_token_logits = true;
+  Tree t = build_tree(c, batch, 1, o);
+  p.predict(t);
+  return t;
+}
+
+explain::GenerationRequest request(int batch, int prompt, int generate) {
+  explain::GenerationRequest r;
+  r.batch = batch;
+  r.prompt = prompt;
+  r.generate = generate;
+  return r;
+}
+
+}  // namespace
+
+TEST(LlmGeneration, EveryStepEqualsThePredictionOfItsTree) {
+  const Predictor p = Predictor::load_default();
+  std::vector<ModelConfig> configs;
+  for (const auto& t : tiny_llms()) configs.push_back(tiny_llm_config(t));
+  configs.push_back(load_model_config("meta-llama/Llama-2-7b-hf"));
+  configs.push_back(load_model_config("gpt2"));
+  configs.push_back(load_model_config("sshleifer/tiny-ctrl"));
+  for (const auto& c : configs) {
+    SCOPED_TRACE(c.name);
+    const auto g = explain::predict_generation(c, request(3, 5, 7), p);
+    ASSERT_EQ(g.steps.size(), 7u);
+    double decode = 0;
+    std::array<double, explain::kModuleKinds> kinds{};
+    for (int k = 0; k < 7; ++k) {
+      const Tree t = step_tree(c, 3, 5 + k, p);
+      EXPECT_EQ(g.steps[k].past, 5 + k);
+      // The same operations in the same order as Predictor::predict on the step's own tree.
+      EXPECT_EQ(g.steps[k].energy.j, *t.root().predicted_energy_j) << "past " << 5 + k;
+      decode += g.steps[k].energy.j;
+      const auto e = explain::explain_tree(t);
+      for (std::size_t i = 0; i < explain::kModuleKinds; ++i) kinds[i] += e.by_kind[i].attributed.j;
+    }
+    EXPECT_NEAR(g.decode.j, decode, 1e-12 * std::abs(decode));
+    for (std::size_t i = 0; i < explain::kModuleKinds; ++i)
+      EXPECT_NEAR(g.decode_by_kind[i], kinds[i], 1e-12 * std::max(1.0, std::abs(kinds[i])));
+    // The prefill as generate() runs it, the totals and the per-token energy.
+    BuildOptions pre;
+    pre.head = "lm";
+    pre.last_token_logits = true;
+    Tree prefill = build_tree(c, 3, 5, pre);
+    p.predict(prefill);
+    EXPECT_EQ(g.prefill.j, *prefill.root().predicted_energy_j);
+    EXPECT_DOUBLE_EQ(g.total.j, g.prefill.j + g.decode.j);
+    EXPECT_DOUBLE_EQ(g.total.interval->low_j, g.prefill.interval->low_j + g.decode.interval->low_j);
+    EXPECT_DOUBLE_EQ(g.total.interval->high_j, g.prefill.interval->high_j + g.decode.interval->high_j);
+    EXPECT_DOUBLE_EQ(g.per_token.j, g.decode.j / 21);
+    double by_kind = 0;
+    for (const auto& b : g.by_kind) by_kind += b.attributed.j;
+    EXPECT_NEAR(by_kind, g.total.j, 1e-9 * g.total.j);
+    EXPECT_EQ(g.held, 0);
+    for (const auto& s : g.steps) {
+      EXPECT_LE(s.energy.interval->low_j, s.energy.j);
+      EXPECT_GE(s.energy.interval->high_j, s.energy.j);
+    }
+  }
+}
+
+TEST(LlmGeneration, DecodeStepEnergyIsNonDecreasingInTheCachedLength) {
+  const Predictor p = Predictor::load_default();
+  std::vector<ModelConfig> configs;
+  for (const auto& t : tiny_llms()) configs.push_back(tiny_llm_config(t));
+  for (const char* m : {"meta-llama/Llama-2-7b-hf", "mistralai/Mistral-7B-v0.1", "Qwen/Qwen2-0.5B",
+                        "EleutherAI/pythia-160m", "facebook/opt-125m", "gpt2"})
+    configs.push_back(load_model_config(m));
+  for (const auto& c : configs)
+    for (int batch : {1, 8}) {
+      const int n = static_cast<int>(std::min<std::int64_t>(c.max_positions - 1, 2047));
+      const auto g = explain::predict_generation(c, request(batch, 1, n), p);
+      for (std::size_t k = 1; k < g.steps.size(); ++k)
+        ASSERT_GE(g.steps[k].energy.j, g.steps[k - 1].energy.j) << c.name << " batch " << batch << " past "
+                                                                  << g.steps[k].past;
+      EXPECT_GT(g.steps.back().energy.j, g.steps.front().energy.j) << c.name;
+    }
+  // Far outside the training data the predictor bends; such steps keep the previous energy and say so.
+  explain::GenerationRequest r = request(1, 1, 20000);
+  r.pass.allow_long = true;
+  const auto g = explain::predict_generation(load_model_config("meta-llama/Llama-2-7b-hf"), r, p);
+  for (std::size_t k = 1; k < g.steps.size(); ++k) ASSERT_GE(g.steps[k].energy.j, g.steps[k - 1].energy.j);
+  int held = 0;
+  for (const auto& s : g.steps)
+    if (s.raw_j) {
+      ++held;
+      EXPECT_LT(*s.raw_j, s.energy.j);
+    }
+  EXPECT_EQ(held, g.held);
+  EXPECT_EQ(explain::to_json(g)["held_steps"], g.held);
+}
+
+TEST(LlmGeneration, GroupedQueryAttentionAndALongerContextShowInTheSteps) {
+  const Predictor p = Predictor::load_default();
+  ModelConfig mha = load_model_config("mistralai/Mistral-7B-v0.1");
+  set_config_value(mha, "num_kv_heads", "32");
+  const auto gqa = explain::predict_generation(load_model_config("mistralai/Mistral-7B-v0.1"), request(1, 4096, 1), p);
+  const auto full = explain::predict_generation(mha, request(1, 4096, 1), p);
+  // Fewer key/value heads: smaller k/v projections and cache, but repeat_kv copies the cache.
+  EXPECT_NE(gqa.steps[0].energy.j, full.steps[0].energy.j);
+  const auto short_ctx = explain::predict_generation(load_model_config("mistralai/Mistral-7B-v0.1"), request(1, 512, 1), p);
+  EXPECT_GT(gqa.steps[0].energy.j, short_ctx.steps[0].energy.j);
+}
+
+TEST(LlmGeneration, BadRequestsAreOneClearLine) {
+  const Predictor p = Predictor::load_default();
+  std::string e = error_of([&] { explain::predict_generation(load_model_config("bert-base-uncased"), request(1, 8, 8), p); });
+  EXPECT_NE(e.find("--generate: bert-base-uncased is an encoder (bert): it does not generate text"), std::string::npos) << e;
+  e = error_of([&] { explain::predict_generation(load_model_config("meta-llama/Llama-2-7b-hf"), request(1, 4000, 97), p); });
+  EXPECT_NE(e.find("prompt 4000 + generate 97 = 4097 positions exceeds the 4096 positions of meta-llama/Llama-2-7b-hf"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("--allow-long"), std::string::npos) << e;
+  explain::GenerationRequest r = request(1, 4000, 97);
+  r.pass.allow_long = true;
+  EXPECT_EQ(explain::predict_generation(load_model_config("meta-llama/Llama-2-7b-hf"), r, p).steps.size(), 97u);
+  r = request(1, 2000, 49);
+  r.pass.allow_long = true;
+  e = error_of([&] { explain::predict_generation(load_model_config("facebook/opt-125m"), r, p); });
+  EXPECT_NE(e.find("a learned position table"), std::string::npos) << e;
+  e = error_of([&] { explain::predict_generation(load_model_config("openai-gpt"), request(1, 8, 8), p); });
+  EXPECT_NE(e.find("no key/value cache"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { explain::predict_generation(load_model_config("gpt2"), request(1, 0, 8), p); }).find("--prompt"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { explain::predict_generation(load_model_config("gpt2"), request(1, 8, 0), p); }).find("--generate"),
+            std::string::npos);
+}
+
+TEST(LlmGeneration, PredictCliTextAndJson) {
+  const fs::path d = fresh_dir("llm");
+  auto r = run_irene("predict meta-llama/Llama-2-7b-hf --batch 1 --prompt 512 --generate 16");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* s : {"batch 1  prompt 512  generate 16  float32:", "prefill (512 tokens x 1)", "decode (16 steps)",
+                        "per generated token", "attention", "feed-forward", "lm head", "stand-in: LlamaRMSNorm",
+                        "     527 "})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  r = run_irene("predict meta-llama/Llama-2-7b-hf --batch 2 --prompt 64 --generate 32 --dtype bfloat16 --format json -o " +
+                (d / "g.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(std::ifstream(d / "g.json"));
+  for (const char* k : {"prefill_j", "decode_j", "total_j", "per_token_j"}) {
+    EXPECT_TRUE(j[k]["j"].is_number()) << k;
+    EXPECT_LE(j[k]["low_j"].get<double>(), j[k]["j"].get<double>()) << k;
+    EXPECT_GE(j[k]["high_j"].get<double>(), j[k]["j"].get<double>()) << k;
+  }
+  EXPECT_EQ(j["dtype"], "bfloat16");
+  ASSERT_EQ(j["steps"].size(), 32u);
+  EXPECT_EQ(j["steps"][0]["past"], 64);
+  EXPECT_EQ(j["steps"][31]["past"], 95);
+  EXPECT_NEAR(j["per_token_j"]["j"].get<double>(), j["decode_j"]["j"].get<double>() / 64, 1e-12);
+  EXPECT_EQ(j["by_kind"].size(), explain::kModuleKinds);
+  EXPECT_EQ(j["by_kind"][4]["name"], "lm head");
+  // Bad input: one line, no output file.
+  const std::string out = (d / "bad.json").string();
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"bert-base-uncased --prompt 8 --generate 8", "is an encoder"},
+           {"meta-llama/Llama-2-7b-hf --prompt 4000 --generate 200", "exceeds the 4096 positions"},
+           {"gpt2 --generate 8", "--prompt P and --generate N go together"},
+           {"gpt2 --prompt 8 --generate 8 --past 3", "do not apply with --generate"},
+           {"gpt2 --prompt 8 --generate x", "--generate must be a positive integer"}}) {
+    r = run_irene("predict " + args + " -o " + out);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
   fs::remove_all(d);
 }

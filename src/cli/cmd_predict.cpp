@@ -19,6 +19,7 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/generation.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -181,8 +182,9 @@ void register_predict(CLI::App& app) {
   // -------------------------------------------------------------------------------- predict
   {
     struct Args {
-      std::string input, out = "-", predictor, format, batch, seq;
+      std::string input, out = "-", predictor, format, batch, seq, prompt, generate;
       std::vector<std::string> sets;
+      PassArgs pass;
       bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
       bool strict = false;
     };
@@ -198,6 +200,13 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
     cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
     cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
+    cmd->add_option("--prompt", a->prompt,
+                    "with --generate: tokens of each prompt (the prefill); predicts the energy of generating text");
+    cmd->add_option("--generate", a->generate,
+                    "new tokens per sequence: predicts the prefill of --prompt tokens and one decode step per token "
+                    "(past = prompt ... prompt + generate - 1): prefill, decode, total and per-token joules, every "
+                    "step, and where the energy goes");
+    add_pass_options(cmd, a->pass);
     cmd->add_option("--format", a->format, "text | jsonl | json (default: text for MODEL, jsonl for trees)")
         ->check(CLI::IsMember({"text", "jsonl", "json"}));
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
@@ -212,17 +221,44 @@ void register_predict(CLI::App& app) {
       const auto names = builtin_model_names();
       const bool builtin = std::find(names.begin(), names.end(), a->input) != names.end();
       const bool config_file = a->input.size() > 5 && a->input.ends_with(".json");
-      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
+      const bool generation = !a->prompt.empty() || !a->generate.empty();
+      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty() ||
+                              generation;
       if (a->profile && !model_mode)
         throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
       if (!model_mode && !std::filesystem::exists(a->input))
         throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
                                 fmt::join(names, ", ")));
+      if (generation) {
+        if (a->prompt.empty() || a->generate.empty())
+          throw Error("predict: --prompt P and --generate N go together (P prompt tokens, N generated tokens)");
+        if (!a->seq.empty()) throw Error("predict: --seq does not apply with --generate (the prompt is --prompt)");
+        if (!a->pass.phase.empty() || !a->pass.past.empty() || !a->pass.head.empty())
+          throw Error("predict: --phase, --past and --head do not apply with --generate (it predicts the prefill and "
+                      "every decode step)");
+        if (a->profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
+        if (a->format == "jsonl") throw Error("predict --generate writes text or json, not jsonl");
+        explain::GenerationRequest req;
+        req.batch = a->batch.empty() ? 1 : parse_positive_int(a->batch, "--batch");
+        req.prompt = parse_positive_int(a->prompt, "--prompt");
+        req.generate = parse_positive_int(a->generate, "--generate");
+        req.pass = build_options(a->pass);
+        ModelConfig config = load_model_config(a->input);
+        std::vector<std::pair<std::string, std::string>> overrides;
+        for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
+        if (!overrides.empty()) set_config_values(config, overrides);
+        const explain::Generation g = explain::predict_generation(config, req, p);
+        write_output(a->out, [&](std::ostream& os) {
+          if (a->format == "json") os << explain::to_json(g).dump(1) << '\n';
+          else explain::write_text(os, g);
+        });
+        return;
+      }
       if (model_mode) {
+        const BuildOptions pass = build_options(a->pass);
         if (a->batch.empty()) a->batch = std::to_string(kDefaultBatch);
-        if (a->seq.empty()) a->seq = std::to_string(kDefaultSeq);
         const int batch = parse_positive_int(a->batch, "--batch");
-        const int seq = parse_positive_int(a->seq, "--seq");
+        const int seq = pass_seq(a->seq, pass);
         if (p.needs_resource_features() && !a->profile) {
           std::vector<std::string> resources;
           for (const auto& f : p.feature_names())
@@ -239,7 +275,7 @@ void register_predict(CLI::App& app) {
           if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
           set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
         }
-        Tree tree = build_tree(config, batch, seq);
+        Tree tree = build_tree(config, batch, seq, pass);
         if (a->profile) {
           // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
           if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
