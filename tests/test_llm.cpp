@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
@@ -13,10 +15,15 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/generation.hpp"
+#include "irene/explain/pipeline.hpp"
+#include "irene/explain/server.hpp"
 #include "irene/predict/features.hpp"
 #include "irene/predict/predictor.hpp"
 #include "test_llm_util.hpp"
 #include "test_util.hpp"
+
+// After Eigen (through predictor.hpp): <resolv.h>, which httplib includes, defines _res.
+#include <httplib.h>
 
 using namespace irene;
 using namespace irene_test;
@@ -710,4 +717,125 @@ TEST(LlmGeneration, PredictCliTextAndJson) {
     EXPECT_FALSE(fs::exists(out)) << args;
   }
   fs::remove_all(d);
+}
+
+TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
+  const fs::path d = fresh_dir("llm");
+  // explain: the generation, then the prefill and the last decode step node by node.
+  auto r = run_irene("explain meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 --depth 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* s : {"prompt 64  generate 8", "per generated token", "The prefill:", "The last decode step:",
+                        "seq 1 decode past 71"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output.substr(0, 3000);
+  r = run_irene("explain meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 --format json -o " + (d / "e.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto j = nlohmann::json::parse(std::ifstream(d / "e.json"));
+  EXPECT_EQ(j["steps"].size(), 8u);
+  EXPECT_EQ(j["last_step_explanation"]["past_len"], 71);
+  EXPECT_EQ(j["prefill_explanation"]["seq_len"], 64);
+  // explain of one decode step, with its dtype.
+  r = run_irene("explain meta-llama/Llama-2-7b-hf --batch 1 --phase decode --past 100 --dtype bfloat16 --depth 0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("batch 1 seq 1 decode past 100 bfloat16: predicted energy"), std::string::npos) << r.output;
+  // compare: two generations, and two decode steps.
+  r = run_irene("compare meta-llama/Llama-2-7b-hf mistralai/Mistral-7B-v0.1 --prompt 64 --generate 8 --format json -o " +
+                (d / "c.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  j = nlohmann::json::parse(std::ifstream(d / "c.json"));
+  ASSERT_EQ(j["rows"][3]["name"], "per token");
+  EXPECT_NEAR(j["rows"][3]["diff"]["j"].get<double>(),
+              j["rows"][3]["b"]["j"].get<double>() - j["rows"][3]["a"]["j"].get<double>(), 1e-12);
+  EXPECT_EQ(j["b"]["model_name"], "mistralai/Mistral-7B-v0.1");
+  r = run_irene("compare meta-llama/Llama-2-7b-hf mistralai/Mistral-7B-v0.1 --batch 1 --phase decode --past 1000");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("a: meta-llama/Llama-2-7b-hf batch 1 seq 1 decode past 1000"), std::string::npos) << r.output;
+  // sweep: generations over the generated length, and decode steps over the past.
+  r = run_irene("sweep meta-llama/Llama-2-7b-hf --prompt 64 --generate 16:64:16 --format csv -o " + (d / "s.csv").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream csv(d / "s.csv");
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("model,batch,prompt,generate,prefill_j,prefill_low_j,prefill_high_j,decode_j", 0), 0u) << header;
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 4);
+  r = run_irene("sweep meta-llama/Llama-2-7b-hf --batch 1 --phase decode --past 512:2048:512 --format json -o " +
+                (d / "p.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  j = nlohmann::json::parse(std::ifstream(d / "p.json"));
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[3]["past_len"], 2048);
+  EXPECT_GT(j[3]["model"]["j"].get<double>(), j[0]["model"]["j"].get<double>());
+  // report: the generation panel's data.
+  r = run_irene("report meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 -o " + (d / "g.html").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::stringstream html;
+  html << std::ifstream(d / "g.html").rdbuf();
+  EXPECT_NE(html.str().find("\"per_token_j\""), std::string::npos);
+  // Bad input: one line, no output file.
+  const std::string out = (d / "bad.out").string();
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"explain bert-base-uncased --prompt 8 --generate 8", "is an encoder"},
+           {"sweep meta-llama/Llama-2-7b-hf --prompt 4000 --generate 64:128:64", "exceeds the 4096 positions"},
+           {"compare gpt2 --prompt 8", "--prompt P and --generate N go together"},
+           {"report gpt2 --prompt 8 --generate 8 --seq 4", "--seq does not apply with --generate"},
+           {"explain gpt2 --past 4", "--past 4 needs --phase decode"},
+           {"sweep gpt2 --phase decode --past 4 --seq 8", "--seq must be 1"}}) {
+    r = run_irene(args + " -o " + out);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  fs::remove_all(d);
+}
+
+TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
+  auto predictor = std::make_shared<const Predictor>(Predictor::load_default());
+  explain::ServeOptions o;
+  o.port = 0;
+  o.threads = 2;
+  o.max_generate = 512;
+  explain::EnergyServer server(explain::make_backend(predictor), o);
+  const int port = server.bind();
+  std::thread t([&] { server.run(); });
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(20, 0);
+  auto get = [&](const std::string& path) -> std::pair<int, nlohmann::json> {
+    for (int i = 0; i < 200; ++i) {
+      if (auto r = client.Get(path.c_str())) return {r->status, nlohmann::json::parse(r->body, nullptr, false)};
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return {-1, nullptr};
+  };
+  auto [s, j] = get("/api/generate?model=meta-llama/Llama-2-7b-hf&batch=2&prompt=64&generate=16");
+  EXPECT_EQ(s, 200) << j.dump();
+  explain::GenerationRequest r;
+  r.batch = 2;
+  r.prompt = 64;
+  r.generate = 16;
+  const auto want = explain::to_json(explain::predict_generation(load_model_config("meta-llama/Llama-2-7b-hf"), r, *predictor));
+  EXPECT_EQ(j["total_j"], want["total_j"]);
+  EXPECT_EQ(j["steps"].size(), 16u);
+  std::tie(s, j) = get("/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=64&generate=16&steps=0&dtype=bfloat16");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_FALSE(j.contains("steps"));
+  EXPECT_EQ(j["dtype"], "bfloat16");
+  EXPECT_EQ(j["batch"], 1);
+  std::tie(s, j) = get("/api/predict?model=meta-llama/Llama-2-7b-hf&batch=1&phase=decode&past=300&top=3");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_EQ(j["past_len"], 300);
+  for (const auto& [path, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"/api/generate?model=bert-base-uncased&prompt=8&generate=8", "is an encoder"},
+           {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8", "missing parameter 'generate'"},
+           {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8&generate=513", "'generate' must be an integer in 1..512"},
+           {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8&generate=8&past=3", "does not apply"},
+           {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=4000&generate=200", "exceeds the 4096 positions"},
+           {"/api/predict?model=gpt2&batch=1&seq=8&past=3", "needs --phase decode"}}) {
+    std::tie(s, j) = get(path);
+    EXPECT_EQ(s, 400) << path << " " << j.dump();
+    EXPECT_NE(j.value("error", std::string()).find(fragment), std::string::npos) << path << " " << j.dump();
+  }
+  server.stop();
+  t.join();
 }

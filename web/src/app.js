@@ -206,8 +206,9 @@
     const div = d3.select("#sweep").html("");
     if (!points || points.length < 2) return;
     const varySeq = new Set(points.map((p) => p.seq_len)).size > 1;
-    const key = varySeq ? "seq_len" : "batch_size";
-    const fixed = varySeq ? "batch " + points[0].batch_size : "sequence " + points[0].seq_len;
+    const varyPast = !varySeq && new Set(points.map((p) => p.past_len || 0)).size > 1;
+    const key = varySeq ? "seq_len" : varyPast ? "past_len" : "batch_size";
+    const fixed = varySeq || varyPast ? "batch " + points[0].batch_size : "sequence " + points[0].seq_len;
     const series = [{ name: "model", color: "#1d2430", get: (p) => p.model }]
       .concat(KINDS.filter((k) => points.some((p) => p.kinds[k] && p.kinds[k].j > 0))
         .map((k) => ({ name: k, color: kindColor(k), get: (p) => p.kinds[k] })));
@@ -220,7 +221,7 @@
     svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x));
     svg.append("g").attr("class", "axis").attr("transform", "translate(" + m.l + ",0)").call(d3.axisLeft(y).ticks(6, "~g"));
     svg.append("text").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
-      .text((varySeq ? "sequence length" : "batch size") + " (" + fixed + ")");
+      .text((varySeq ? "sequence length" : varyPast ? "cached positions of a decode step" : "batch size") + " (" + fixed + ")");
     svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("joules per forward pass");
     series.forEach((s, i) => {
       const withIv = pts.filter((p) => s.get(p).low_j !== null && s.get(p).low_j !== undefined);
@@ -236,6 +237,56 @@
         .on("mouseleave", hideTip);
       svg.append("text").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
     });
+  }
+
+  // ---- generation (irene report --prompt P --generate N) ------------------------------------
+  function renderGeneration(g) {
+    d3.select("#generation-panel").property("hidden", !g);
+    if (!g) return;
+    const cards = [
+      { k: "model", v: g.model_name, i: "batch " + g.batch + ", prompt " + g.prompt + ", generate " + g.generate + ", " + g.dtype },
+      { k: "total", v: joules(g.total_j.j), i: interval(g.total_j) },
+      { k: "prefill", v: joules(g.prefill_j.j), i: interval(g.prefill_j) },
+      { k: "decode (" + g.steps.length + " steps)", v: joules(g.decode_j.j), i: interval(g.decode_j) },
+      { k: "per generated token", v: joules(g.per_token_j.j), i: interval(g.per_token_j) },
+    ];
+    d3.select("#generation-cards").selectAll("div.card").data(cards).join("div").attr("class", "card")
+      .html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+    // Energy of every decode step against the cached length, with its interval.
+    const div = d3.select("#generation-steps").html("");
+    const pts = g.steps;
+    if (pts.length >= 2) {
+      const W = 760, H = 280, m = { l: 64, r: 20, t: 10, b: 40 };
+      const x = d3.scaleLinear().domain(d3.extent(pts, (p) => p.past)).range([m.l, W - m.r]);
+      const y = d3.scaleLinear().domain([0, d3.max(pts, (p) => Math.max(p.high_j === null ? p.energy_j : p.high_j, p.energy_j)) * 1.05])
+        .nice().range([H - m.b, m.t]);
+      const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", W).attr("height", H);
+      svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x));
+      svg.append("g").attr("class", "axis").attr("transform", "translate(" + m.l + ",0)").call(d3.axisLeft(y).ticks(6, "~g"));
+      svg.append("text").attr("x", (W + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle").text("cached positions (past)");
+      svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("joules per decode step");
+      if (pts.every((p) => p.low_j !== null))
+        svg.append("path").attr("class", "band").attr("fill", "#1d2430").attr("opacity", 0.12)
+          .attr("d", d3.area().x((p) => x(p.past)).y0((p) => y(p.low_j)).y1((p) => y(p.high_j))(pts));
+      svg.append("path").attr("class", "line").attr("fill", "none").attr("stroke", "#1d2430").attr("stroke-width", 2)
+        .attr("d", d3.line().x((p) => x(p.past)).y((p) => y(p.energy_j))(pts));
+      svg.append("rect").attr("x", m.l).attr("y", m.t).attr("width", W - m.l - m.r).attr("height", H - m.t - m.b)
+        .attr("fill", "transparent")
+        .on("mousemove", (event) => {
+          const past = x.invert(d3.pointer(event)[0]);
+          const p = pts[Math.max(0, Math.min(pts.length - 1, Math.round(past - pts[0].past)))];
+          showTip(event, "step at past " + p.past + ": " + joules(p.energy_j) + " " + interval({ low_j: p.low_j, high_j: p.high_j }));
+        })
+        .on("mouseleave", hideTip);
+    }
+    table("#generation-kinds", [
+      { name: "module kind", render: txt((k) => k.name) },
+      { name: "share", cls: "num", render: txt((k) => pct(k.share)) },
+      { name: "energy", cls: "num", render: txt((k) => joules(k.energy.j)) },
+      { name: "interval", cls: "num", render: txt((k) => interval(k.energy)) },
+      { name: "prefill", cls: "num", render: txt((k) => joules(k.prefill_j)) },
+      { name: "decode", cls: "num", render: txt((k) => joules(k.decode_j)) },
+    ], g.by_kind.filter((k) => k.energy.j !== 0));
   }
 
   // ---- compare (server page) ----------------------------------------------------------------
@@ -290,9 +341,11 @@
       c.append("select").attr("id", "tree-select")
         .on("change", function () { render(trees[+this.value]); })
         .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
-        .text((t) => t.model_name + " batch " + t.batch_size + " seq " + t.seq_len);
+        .text((t) => t.model_name + " batch " + t.batch_size + " seq " + t.seq_len +
+          (t.phase === "decode" ? " decode past " + t.past_len : ""));
     }
     render(trees[0]);
+    renderGeneration(boot.generation || null);
     renderSweep(boot.sweep);
     renderCompare(boot.comparison || null);
   }

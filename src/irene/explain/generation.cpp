@@ -492,3 +492,157 @@ void write_text(std::ostream& out, const Generation& g, bool all_steps) {
 }
 
 }  // namespace irene::explain
+
+namespace irene::explain {
+
+namespace {
+
+// b - a, with the interval of compare.hpp (both sides from one predictor: fully correlated).
+Energy difference(const Energy& a, const Energy& b) {
+  Energy d;
+  d.j = b.j - a.j;
+  if (a.interval && b.interval) {
+    const double x = b.interval->low_j - a.interval->low_j, y = b.interval->high_j - a.interval->high_j;
+    d.interval = Interval{std::min({x, y, d.j}), std::max({x, y, d.j})};
+  }
+  return d;
+}
+
+std::string signed_energy(const Energy& e) {
+  auto sj = [](double j) { return (j > 0 ? "+" : "") + format_joules(j); };
+  if (!e.interval) return sj(e.j);
+  return fmt::format("{} [{} .. {}]", sj(e.j), sj(e.interval->low_j), sj(e.interval->high_j));
+}
+
+std::string num(double v) { return fmt::format("{:.9g}", v); }
+
+std::string column(ModuleKind k) {
+  std::string s(to_string(k));
+  for (auto& c : s)
+    if (c == '-' || c == ' ') c = '_';
+  return s;
+}
+
+}  // namespace
+
+GenerationComparison compare_generations(Generation a, Generation b) {
+  GenerationComparison c;
+  auto row = [&](const std::string& name, const Energy& x, const Energy& y) {
+    GenerationDiff d;
+    d.name = name;
+    d.a = x;
+    d.b = y;
+    d.diff = difference(x, y);
+    if (x.j != 0 && std::isfinite(x.j)) d.change_pct = 100.0 * d.diff.j / x.j;
+    c.rows.push_back(d);
+  };
+  row("prefill", a.prefill, b.prefill);
+  row("decode", a.decode, b.decode);
+  row("total", a.total, b.total);
+  row("per token", a.per_token, b.per_token);
+  for (std::size_t k = 0; k < std::min(a.by_kind.size(), b.by_kind.size()); ++k)
+    row(a.by_kind[k].name, a.by_kind[k].attributed, b.by_kind[k].attributed);
+  c.a = std::move(a);
+  c.b = std::move(b);
+  return c;
+}
+
+nlohmann::json to_json(const GenerationComparison& c) {
+  nlohmann::json j;
+  j["a"] = to_json(c.a);
+  j["b"] = to_json(c.b);
+  for (auto* side : {&j["a"], &j["b"]}) side->erase("steps");  // each side's steps: irene predict --generate
+  auto& rows = j["rows"] = nlohmann::json::array();
+  for (const auto& r : c.rows)
+    rows.push_back({{"name", r.name},
+                    {"a", energy_json(r.a)},
+                    {"b", energy_json(r.b)},
+                    {"diff", energy_json(r.diff)},
+                    {"change_pct", r.change_pct ? nlohmann::json(*r.change_pct) : nlohmann::json(nullptr)}});
+  return j;
+}
+
+void write_text(std::ostream& out, const GenerationComparison& c) {
+  auto side = [](const Generation& g) {
+    return fmt::format("{}  batch {}  prompt {}  generate {}  {}{}", g.model_name, g.batch, g.prompt, g.generate, g.dtype,
+                       g.attention != "eager" ? "  " + g.attention : "");
+  };
+  out << "a: " << side(c.a) << "\nb: " << side(c.b) << "\n";
+  if (!c.a.hardware.empty()) out << "predicted for: " << c.a.hardware << "\n";
+  out << fmt::format("\n{:<14} {:>30}  {:>30}  {:>38}  {:>9}\n", "", "a", "b", "b - a", "change");
+  for (const auto& r : c.rows)
+    out << fmt::format("{:<14} {:>30}  {:>30}  {:>38}  {:>9}\n", r.name, format_energy(r.a), format_energy(r.b),
+                       signed_energy(r.diff), r.change_pct ? fmt::format("{:+.2f}%", *r.change_pct) : std::string("n/a"));
+  for (const auto* g : {&c.a, &c.b})
+    if (g->held > 0)
+      out << fmt::format("note: {}: {} steps keep the previous step's energy (the predictor bent far outside its "
+                         "training data)\n",
+                         g->model_name, g->held);
+}
+
+GenerationPoint generation_point(const Generation& g) {
+  GenerationPoint p;
+  p.model_name = g.model_name;
+  p.batch = g.batch;
+  p.prompt = g.prompt;
+  p.generate = g.generate;
+  p.prefill = g.prefill;
+  p.decode = g.decode;
+  p.total = g.total;
+  p.per_token = g.per_token;
+  for (std::size_t k = 0; k < kModuleKinds && k < g.by_kind.size(); ++k) p.kinds[k] = g.by_kind[k].attributed;
+  p.held = g.held;
+  return p;
+}
+
+void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points) {
+  out << "model,batch,prompt,generate";
+  for (const char* n : {"prefill", "decode", "total", "per_token"}) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", n);
+  for (ModuleKind k : all_module_kinds) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", column(k));
+  out << ",held_steps\n";
+  auto e3 = [](const Energy& e) {
+    return fmt::format(",{},{},{}", num(e.j), e.interval ? num(e.interval->low_j) : "", e.interval ? num(e.interval->high_j) : "");
+  };
+  for (const auto& p : points) {
+    std::string name = p.model_name;
+    if (name.find_first_of(",\"") != std::string::npos) {
+      std::string q = "\"";
+      for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      name = q + "\"";
+    }
+    out << fmt::format("{},{},{},{}", name, p.batch, p.prompt, p.generate) << e3(p.prefill) << e3(p.decode)
+        << e3(p.total) << e3(p.per_token);
+    for (const auto& k : p.kinds) out << e3(k);
+    out << ',' << p.held << '\n';
+  }
+}
+
+void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points) {
+  out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}\n", "batch", "prompt", "generate", "prefill",
+                     "decode", "total", "per token");
+  for (const auto& p : points)
+    out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}\n", p.batch, p.prompt, p.generate,
+                       format_energy_compact(p.prefill), format_energy_compact(p.decode), format_energy_compact(p.total),
+                       format_energy_compact(p.per_token));
+}
+
+nlohmann::json to_json(const std::vector<GenerationPoint>& points) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& p : points) {
+    nlohmann::json kinds = nlohmann::json::object();
+    for (std::size_t k = 0; k < kModuleKinds; ++k) kinds[std::string(to_string(all_module_kinds[k]))] = energy_json(p.kinds[k]);
+    a.push_back({{"model_name", p.model_name},
+                 {"batch", p.batch},
+                 {"prompt", p.prompt},
+                 {"generate", p.generate},
+                 {"prefill_j", energy_json(p.prefill)},
+                 {"decode_j", energy_json(p.decode)},
+                 {"total_j", energy_json(p.total)},
+                 {"per_token_j", energy_json(p.per_token)},
+                 {"kinds", kinds},
+                 {"held_steps", p.held}});
+  }
+  return a;
+}
+
+}  // namespace irene::explain

@@ -96,4 +96,33 @@ nlohmann::json to_json(const Generation& g);
 // most 8 evenly spaced (the summaries explain / compare print).
 void write_text(std::ostream& out, const Generation& g, bool all_steps = true);
 
+// ---- Comparing two generations (irene compare --prompt P --generate N) ----------------------
+struct GenerationDiff {
+  std::string name;  // "prefill", "decode", "total", "per token", then the module kinds
+  Energy a, b, diff;  // diff = b - a, its interval as compare.hpp's (errors fully correlated)
+  std::optional<double> change_pct;
+};
+struct GenerationComparison {
+  Generation a, b;
+  std::vector<GenerationDiff> rows;
+};
+GenerationComparison compare_generations(Generation a, Generation b);
+nlohmann::json to_json(const GenerationComparison& c);
+void write_text(std::ostream& out, const GenerationComparison& c);
+
+// ---- Sweeping generations (irene sweep --prompt ... --generate 128:4096:128) ----------------
+struct GenerationPoint {
+  std::string model_name;
+  int batch = 0, prompt = 0, generate = 0;
+  Energy prefill, decode, total, per_token;
+  std::array<Energy, kModuleKinds> kinds;  // the whole generation by module kind
+  int held = 0;
+};
+GenerationPoint generation_point(const Generation& g);
+// CSV: model,batch,prompt,generate,prefill_j,prefill_low_j,prefill_high_j,decode_j,...,total_j,...,
+// per_token_j,...,attention_j,...,held_steps.
+void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points);
+void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points);
+nlohmann::json to_json(const std::vector<GenerationPoint>& points);
+
 }  // namespace irene::explain

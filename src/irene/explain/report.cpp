@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "irene/core/error.hpp"
 #include "irene/explain/explain.hpp"
@@ -91,12 +92,12 @@ nlohmann::json report_data(const std::vector<Tree>& trees, const ReportOptions& 
   ExplainOptions eo;
   eo.top = options.top;
   for (const Tree& t : trees) arr.push_back(to_json(explain_tree(t, eo)));
-  // A sweep: one model, several (batch, seq) points.
+  // A sweep: one model, several (batch, seq) points, or decode steps at several pasts.
   std::set<std::string> models;
-  std::set<std::pair<int, int>> shapes;
+  std::set<std::tuple<int, int, int>> shapes;
   for (const Tree& t : trees) {
     models.insert(t.model_name);
-    shapes.insert({t.batch_size, t.seq_len});
+    shapes.insert({t.batch_size, t.seq_len, t.past_len});
   }
   data["sweep"] = nullptr;
   if (trees.size() > 1 && models.size() == 1 && shapes.size() == trees.size()) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -111,6 +112,7 @@ SweepPoint sweep_point(const Tree& tree) {
   p.model_name = e.model_name;
   p.batch_size = e.batch_size;
   p.seq_len = e.seq_len;
+  p.past_len = e.past_len;
   p.model = e.total;
   p.measured_j = e.measured_total_j;
   bool all_mod = true, all_ml = true;
@@ -145,7 +147,7 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
     const std::string c = column_name(k);
     out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", c);
   }
-  out << ",measured_j\n";
+  out << ",measured_j,past\n";
   for (const auto& p : points) {
     std::string name = p.model_name;
     if (name.find_first_of(",\"\n") != std::string::npos) {
@@ -156,7 +158,7 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
     out << fmt::format("{},{},{}", name, p.batch_size, p.seq_len);
     for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << fmt::format(",{},{},{}", num(e->j), low(*e), high(*e));
     for (const auto& e : p.kinds) out << fmt::format(",{},{},{}", num(e.j), low(e), high(e));
-    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << '\n';
+    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << ',' << p.past_len << '\n';
   }
 }
 
@@ -164,11 +166,14 @@ void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points)
   if (points.empty()) return;
   out << fmt::format("{} (joules per forward pass, each with its [low .. high] interval)\n", points.front().model_name);
   constexpr int w = 29;
-  out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", "batch", "seq", "model", w, "modules sum", w, "ml sum", w);
+  const bool decode = std::any_of(points.begin(), points.end(), [](const SweepPoint& p) { return p.past_len > 0; });
+  out << fmt::format("{:>5} {:>5}{}  {:<{}} {:<{}} {:<{}}", "batch", "seq", decode ? fmt::format(" {:>7}", "past") : "",
+                     "model", w, "modules sum", w, "ml sum", w);
   for (ModuleKind k : all_module_kinds) out << fmt::format(" {:<{}}", to_string(k), w);
   out << '\n';
   for (const auto& p : points) {
-    out << fmt::format("{:>5} {:>5}  {:<{}} {:<{}} {:<{}}", p.batch_size, p.seq_len, format_energy_compact(p.model), w,
+    out << fmt::format("{:>5} {:>5}{}  {:<{}} {:<{}} {:<{}}", p.batch_size, p.seq_len,
+                       decode ? fmt::format(" {:>7}", p.past_len) : "", format_energy_compact(p.model), w,
                        format_energy_compact(p.modules), w, format_energy_compact(p.ml), w);
     for (const auto& e : p.kinds) out << fmt::format(" {:<{}}", format_energy_compact(e), w);
     out << '\n';
@@ -183,6 +188,7 @@ nlohmann::json to_json(const std::vector<SweepPoint>& points) {
     arr.push_back({{"model_name", p.model_name},
                    {"batch_size", p.batch_size},
                    {"seq_len", p.seq_len},
+                   {"past_len", p.past_len},
                    {"model", ejson(p.model)},
                    {"modules", ejson(p.modules)},
                    {"ml", ejson(p.ml)},
