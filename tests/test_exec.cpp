@@ -48,6 +48,14 @@ std::vector<Tree> tiny_llm_trees() {
     sdpa.past = 6;
     trees.push_back(build_tree(c, 2, 1, sdpa));
   }
+  BuildOptions mlm;  // the encoders' masked-LM classes
+  mlm.head = "lm";
+  for (const char* m : {"bert-base-uncased", "roberta-base", "distilbert-base-uncased"}) {
+    ModelConfig c = load_model_config(m);
+    set_config_values(c, {{"num_layers", "1"}, {"num_heads", "2"}, {"hidden_size", "32"}, {"vocab_size", "500"},
+                          {"intermediate_size", "64"}});
+    trees.push_back(build_tree(c, 2, 5, mlm));
+  }
   BuildOptions lm_decode;
   lm_decode.phase = kDecode;
   lm_decode.past = 4;

@@ -272,6 +272,27 @@ TEST(LlmDecode, DatasetDecodersGenerateWithTheirLmHead) {
   EXPECT_NE(e.find("no key/value cache"), std::string::npos) << e;
 }
 
+TEST(LlmDecode, EncodersLmHeadIsTheirMaskedLmClass) {
+  // BertForMaskedLM / RobertaForMaskedLM / DistilBertForMaskedLM(config).num_parameters().
+  BuildOptions lm;
+  lm.head = "lm";
+  const std::pair<const char*, std::int64_t> expected[] = {
+      {"bert-base-uncased", 109514298}, {"roberta-base", 124697433}, {"distilbert-base-uncased", 66985530}};
+  for (const auto& [model, params] : expected) EXPECT_EQ(build_tree(load_model_config(model), 2, 8, lm).root().num_parameters, params) << model;
+  const Tree b = build_tree(load_model_config("bert-base-uncased"), 2, 8, lm);
+  EXPECT_EQ(b.root().class_name, "BertForMaskedLM");
+  EXPECT_EQ(b.find_id("bert.pooler:BertPooler"), -1);  // add_pooling_layer=False
+  EXPECT_GE(b.find_id("bert.encoder.layer.11.attention.self.query:Linear"), 0);
+  EXPECT_EQ(node(b, "cls.predictions.decoder:Linear").num_parameters, 30522);  // tied weight, own bias
+  EXPECT_EQ(explain::module_kind("cls.predictions.transform.dense", "Linear"), explain::ModuleKind::lm_head);
+  const Tree d = build_tree(load_model_config("distilbert-base-uncased"), 2, 8, lm);
+  EXPECT_EQ(child_ids(d, d.root()), (std::vector<std::string>{"distilbert:DistilBertModel", "vocab_transform:Linear",
+                                                              "vocab_layer_norm:LayerNorm", "vocab_projector:Linear"}));
+  // Masked-LM heads do not generate text.
+  const std::string e = error_of([&] { build_tree(load_model_config("bert-base-uncased"), 1, 1, decode_at(4)); });
+  EXPECT_NE(e.find("is an encoder"), std::string::npos) << e;
+}
+
 TEST(LlmDtype, BytesFollowTheDtypeParametersAndFlopsDoNot) {
   const ModelConfig c = tiny_llm_config(tiny_llms()[0]);
   BuildOptions half;
@@ -395,10 +416,6 @@ TEST(LlmErrors, BadConfigsAndPassesAreOneClearLine) {
   EXPECT_EQ(pass_seq("", make_build_options("", "")), kDefaultSeq);
   e = error_of([&] { build_tree(load_model_config("bert-base-uncased"), 1, 1, decode_at(4)); });
   EXPECT_NE(e.find("is an encoder (bert): it has no decode phase"), std::string::npos) << e;
-  BuildOptions lm;
-  lm.head = "lm";
-  EXPECT_NE(error_of([&] { build_tree(load_model_config("bert-base-uncased"), 1, 4, lm); }).find("is an encoder"),
-            std::string::npos);
   BuildOptions sdpa;
   sdpa.attention = "sdpa";
   EXPECT_NE(error_of([&] { build_tree(load_model_config("gpt2"), 1, 4, sdpa); }).find("only eager attention"),

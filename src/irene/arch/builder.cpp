@@ -195,7 +195,7 @@ using arch_detail::TreeBuilder;
 struct Family {
   const char* model_type;
   const char* base_class;  // the base model: BertModel, GPT2Model, LlamaModel ...
-  const char* lm_class;    // the LM-head class ("" for the encoders)
+  const char* lm_class;    // the LM-head class (the encoders': their masked-LM class)
   const char* base_scope;  // the base model's attribute in the LM-head class ("transformer", "model" ...)
   void (*build)(TreeBuilder&, int, const std::string&);
   void (*lm_head)(TreeBuilder&, int);
@@ -207,9 +207,12 @@ struct Family {
 };
 
 const Family kFamilies[] = {
-    {"bert", "BertModel", "", "", arch_detail::build_bert_like, nullptr, false, 0, false, false},
-    {"roberta", "RobertaModel", "", "", arch_detail::build_bert_like, nullptr, false, 2, false, false},
-    {"distilbert", "DistilBertModel", "", "", arch_detail::build_distilbert, nullptr, false, 0, false, false},
+    {"bert", "BertModel", "BertForMaskedLM", "bert", arch_detail::build_bert_like, arch_detail::add_bert_like_lm_head,
+     false, 0, false, false},
+    {"roberta", "RobertaModel", "RobertaForMaskedLM", "roberta", arch_detail::build_bert_like,
+     arch_detail::add_bert_like_lm_head, false, 2, false, false},
+    {"distilbert", "DistilBertModel", "DistilBertForMaskedLM", "distilbert", arch_detail::build_distilbert,
+     arch_detail::add_distilbert_lm_head, false, 0, false, false},
     {"gpt2", "GPT2Model", "GPT2LMHeadModel", "transformer", arch_detail::build_gpt_like,
      arch_detail::add_gpt_like_lm_head, false, 0, false, true},
     {"openai-gpt", "OpenAIGPTModel", "OpenAIGPTLMHeadModel", "transformer", arch_detail::build_gpt_like,
@@ -319,10 +322,6 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
   const bool decode = o.phase == kDecode;
   if (!decode && o.past != 0)
     throw Error(fmt::format("--past {} needs --phase decode (a prefill has no cached positions)", o.past));
-  if (o.head == "lm" && !*f.lm_class)
-    throw Error(fmt::format("{} is an encoder ({}): it has no LM head that generates text (decoders: gpt2, openai-gpt, "
-                            "ctrl, llama, mistral, qwen2, gpt_neox, opt)",
-                            config.name, config.model_type));
   if (o.attention == "sdpa" && !f.rotary && config.model_type != "opt")
     throw Error(fmt::format("--attention sdpa: {} ({}) is built as the dataset's Hugging Face version, which has only "
                             "eager attention (sdpa: llama, mistral, qwen2, gpt_neox, opt)",

@@ -42,7 +42,7 @@ struct BuildOptions {
   // The root class: "" = the family's default (the base model for the six dataset models, as the
   // dataset; the class AutoModelForCausalLM builds for the LLM families), "base" (BertModel,
   // GPT2Model, LlamaModel ...) or "lm" (the LM-head class: GPT2LMHeadModel, LlamaForCausalLM ...;
-  // decoders only).
+  // for the encoders their masked-LM class, BertForMaskedLM ..., which does not generate text).
   std::string head;
   // past + seq beyond max_position_embeddings is an error unless this is set (rotary position
   // families only: a learned position table has no row for it).
@@ -59,8 +59,8 @@ const std::vector<std::string>& supported_attention();
 // Errors (irene::Error, one line): batch or seq not positive; seq longer than the model's
 // positions (a decode step: past + 1, unless allow_long for a rotary model); a decode step of an
 // encoder, with seq other than 1 or past < 1; past without the decode phase; an unknown phase,
-// dtype, attention or head; sdpa or an LM head where the family has none; an unsupported
-// model_type (naming the supported ones).
+// dtype, attention or head; sdpa where the family has none; an unsupported model_type (naming the
+// supported ones).
 Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOptions& options = {});
 
 // The batch size and sequence length (tokens) that commands build a model for when they are not

@@ -36,10 +36,10 @@ struct FamilyKeys {
 
 const FamilyKeys kFamilies[] = {
     {"bert", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size", "", "", false},
+     "max_position_embeddings", "type_vocab_size", "", "", true},
     {"roberta", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size", "", "", false},
-    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", "", "", "", false},
+     "max_position_embeddings", "type_vocab_size", "", "", true},
+    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", "", "", "", true},
     {"gpt2", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "", "", "", true},
     {"openai-gpt", "n_embd", "n_layer", "n_head", "", "n_positions", "", "", "", true},
     {"ctrl", "n_embd", "n_layer", "n_head", "dff", "n_positions", "", "", "", true},

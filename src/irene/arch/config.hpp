@@ -46,7 +46,8 @@ struct ModelConfig {
   // num_heads, which must then divide evenly).
   std::int64_t head_dim = 0;
   // The LM head shares the token embeddings' weight [tie_word_embeddings] (Hugging Face's
-  // default per family: true for opt, false for llama, mistral, qwen2, gpt_neox). Counted once.
+  // default per family: true for the dataset's families and opt, false for llama, mistral, qwen2,
+  // gpt_neox). Counted once.
   bool tie_word_embeddings = false;
 
   std::int64_t head_size() const { return head_dim > 0 ? head_dim : num_heads > 0 ? hidden_size / num_heads : 0; }

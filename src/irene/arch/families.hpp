@@ -130,6 +130,8 @@ void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         //
 // The LM head of each decoder family under the LM-head root (GPT2LMHeadModel's lm_head,
 // LlamaForCausalLM's lm_head, GPTNeoXForCausalLM's embed_out ...), tied to the token embeddings
 // where the family or the config says so.
+void add_bert_like_lm_head(TreeBuilder& tb, int root);   // BertForMaskedLM, RobertaForMaskedLM
+void add_distilbert_lm_head(TreeBuilder& tb, int root);  // DistilBertForMaskedLM
 void add_gpt_like_lm_head(TreeBuilder& tb, int root);
 void add_ctrl_lm_head(TreeBuilder& tb, int root);
 void add_llama_like_lm_head(TreeBuilder& tb, int root);

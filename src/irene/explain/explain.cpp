@@ -51,7 +51,8 @@ std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
       {"embed_positions", ModuleKind::embeddings}, {"word_embeddings", ModuleKind::embeddings},
       {"tokens_embed", ModuleKind::embeddings},   {"positions_embed", ModuleKind::embeddings},
       {"embed_in", ModuleKind::embeddings},       {"lm_head", ModuleKind::lm_head},
-      {"embed_out", ModuleKind::lm_head},
+      {"embed_out", ModuleKind::lm_head},         {"predictions", ModuleKind::lm_head},
+      {"vocab_transform", ModuleKind::lm_head},   {"vocab_projector", ModuleKind::lm_head},
   };
   auto it = names.find(seg);
   if (it == names.end()) return std::nullopt;

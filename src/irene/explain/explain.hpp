@@ -55,7 +55,8 @@ std::string_view to_string(ModuleKind kind);
 //      (BERT's output LayerNorm, GPT-2's ln_1 / ln_2 / ln_f, DistilBERT's sa_layer_norm alike);
 //   2. an Embedding, or a node under an embeddings module (embeddings, wte, wpe, embed_tokens,
 //      embed_positions, tokens_embed, ...): embeddings;
-//   3. the language-model head (lm_head, embed_out): lm head;
+//   3. the language-model head (lm_head, embed_out; the masked-LM heads cls.predictions,
+//      vocab_transform, vocab_projector): lm head;
 //   4. the outermost path segment naming a block decides: attention ("attention", "attn",
 //      "self_attn", ... with its projections, products, softmax and output projection) or
 //      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2",
