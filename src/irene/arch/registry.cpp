@@ -191,7 +191,7 @@ std::vector<Primitive> make_primitives() {
       "LayerNorm"});
   p.push_back(Primitive{
       "SiLU",
-      {},
+      {"SiLUActivation"},  // transformers 5's class for hidden_act silu
       "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
       "5 FLOPs and 2 element accesses per element.",
       {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
