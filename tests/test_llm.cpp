@@ -797,6 +797,8 @@ TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
            {"compare gpt2 --prompt 8", "--prompt P and --generate N go together"},
            {"report gpt2 --prompt 8 --generate 8 --seq 4", "--seq does not apply with --generate"},
            {"explain gpt2 --past 4", "--past 4 needs --phase decode"},
+           {"explain " + (d / "trees.jsonl").string() + " --dtype bfloat16", "do not apply to a trees file"},
+           {"predict " + (d / "trees.jsonl").string() + " --phase decode --past 3", "do not apply to a trees file"},
            {"sweep gpt2 --phase decode --past 4 --seq 8", "--seq must be 1"}}) {
     r = run_irene(args + " -o " + out);
     EXPECT_EQ(r.status, 1) << args;

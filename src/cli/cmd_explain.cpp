@@ -119,6 +119,9 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
   std::vector<Tree> trees;
   if (is_trees_file(s.what)) {
     if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
+    if (any_pass_option(s.pass))
+      throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
+                  "apply to a trees file");
     trees = read_jsonl(s.what);
     if (!s.batch.empty() || !s.seq.empty()) {
       const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch", kMaxBatch);

@@ -226,6 +226,9 @@ void register_predict(CLI::App& app) {
                               generation;
       if (a->profile && !model_mode)
         throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
+      if (!model_mode && any_pass_option(a->pass))
+        throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
+                    "apply to a trees file");
       if (!model_mode && !std::filesystem::exists(a->input))
         throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
                                 fmt::join(names, ", ")));

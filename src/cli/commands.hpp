@@ -38,6 +38,8 @@ struct PassArgs {
   bool allow_long = false;
 };
 void add_pass_options(CLI::App* cmd, PassArgs& args, bool with_head = true);
+// True when any pass option was given (they apply to a model, not to a trees file).
+bool any_pass_option(const PassArgs& args);
 BuildOptions build_options(const PassArgs& args);
 
 // `predict --profile`: measures the resource features of a tree on this machine (set by
