@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/api.hpp"
 #include "irene/explain/sweep.hpp"
@@ -90,6 +91,13 @@ irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrid
   return s;
 }
 
+// The pass of a tree or generation (arch/builder.hpp): None or text per option, as --phase etc.
+irene::BuildOptions pass_of(const py::object& phase, const py::object& past, const py::object& dtype,
+                            const py::object& attention, const py::object& head, bool allow_long) {
+  auto text = [](const py::object& o) { return o.is_none() ? std::string() : py::str(o).cast<std::string>(); };
+  return irene::make_build_options(text(phase), text(past), text(dtype), text(attention), text(head), allow_long);
+}
+
 std::string path_of(const py::object& p) {
   if (p.is_none()) return "";
   return py::str(py::module_::import("os").attr("fspath")(p)).cast<std::string>();
@@ -116,23 +124,43 @@ PYBIND11_MODULE(_irene, m) {
   py::register_exception<irene::Error>(m, "Error", PyExc_ValueError);
   m.attr("__version__") = IRENE_VERSION;
   m.def("models", [] { return irene::api::models(); });
-  m.def("tree", [](const py::object& model, int batch, int seq, const py::object& overrides) {
+  m.def("tree", [](const py::object& model, int batch, const py::object& seq, const py::object& overrides,
+                   const py::object& phase, const py::object& past, const py::object& dtype,
+                   const py::object& attention, const py::object& head, bool allow_long) {
     const auto s = spec_of(model, overrides);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long);
+    const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
       py::gil_scoped_release release;
-      j = irene::api::tree(s, batch, seq);
+      j = irene::api::tree(s, batch, n, pass);
     }
     return to_python(j);
   });
-  m.def("predict", [](const py::object& model, int batch, int seq, const py::object& predictor,
-                      const py::object& overrides) {
+  m.def("predict", [](const py::object& model, int batch, const py::object& seq, const py::object& predictor,
+                      const py::object& overrides, const py::object& phase, const py::object& past,
+                      const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long) {
     const auto s = spec_of(model, overrides);
     const auto p = path_of(predictor);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long);
+    const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
       py::gil_scoped_release release;
-      j = irene::api::predict(s, batch, seq, p);
+      j = irene::api::predict(s, batch, n, p, pass);
+    }
+    return to_python(j);
+  });
+  m.def("generate", [](const py::object& model, int batch, int prompt, int generate, const py::object& predictor,
+                       const py::object& overrides, const py::object& dtype, const py::object& attention,
+                       bool allow_long) {
+    const auto s = spec_of(model, overrides);
+    const auto p = path_of(predictor);
+    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long);
+    json j;
+    {
+      py::gil_scoped_release release;
+      j = irene::api::generate(s, batch, prompt, generate, p, pass);
     }
     return to_python(j);
   });

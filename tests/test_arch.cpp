@@ -174,7 +174,8 @@ TEST(ArchCounts, ReadmeExamples) {
 
 TEST(ArchCounts, ModulesAreChildrenPlusOps) {
   for (const char* m : {"bert-base-uncased", "roberta-base", "distilbert-base-uncased", "gpt2", "openai-gpt",
-                        "sshleifer/tiny-ctrl"}) {
+                        "sshleifer/tiny-ctrl", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "EleutherAI/pythia-160m",
+                        "facebook/opt-125m", "Qwen/Qwen2-0.5B"}) {
     const Tree t = built(m, 4, 48);
     for (const auto& n : t.nodes) {
       if (n.type == NodeType::ml) {
@@ -187,12 +188,10 @@ TEST(ArchCounts, ModulesAreChildrenPlusOps) {
         bytes += t.nodes[c].mem_mib;
       }
       for (const auto& op : n.ops) {
-        const OpKind* k = find_op_kind(op.kind);
-        ASSERT_NE(k, nullptr) << op.kind;
-        double e = 1;
-        for (auto d : op.shape) e *= static_cast<double>(d);
-        flops += k->flops_per_element * e / 1e6;
-        bytes += k->bytes_per_element * e / 1048576.0;
+        ASSERT_NE(find_op_kind(op.kind), nullptr) << op.kind;
+        const Counts c = count_op(op);
+        flops += c.flops / 1e6;
+        bytes += c.bytes / 1048576.0;
       }
       EXPECT_NEAR(n.flops_mflop, flops, 1e-9 * std::max(1.0, flops)) << m << " " << n.id;
       EXPECT_NEAR(n.mem_mib, bytes, 1e-9 * std::max(1.0, bytes)) << m << " " << n.id;
@@ -325,7 +324,8 @@ TEST(ArchBuild, BadShapesAreErrors) {
 
 TEST(ArchRegistry, EveryLeafClassAndOpKindIsRegistered) {
   std::set<std::string> classes, kinds;
-  for (const auto& m : builtin_model_names()) {
+  for (const std::string m : {"bert-base-uncased", "roberta-base", "distilbert-base-uncased", "gpt2", "distilgpt2",
+                              "openai-gpt", "sshleifer/tiny-ctrl"}) {
     const Tree t = built(m, 2, 8);
     for (const auto& n : t.nodes) {
       if (n.type == NodeType::ml) {
@@ -340,6 +340,25 @@ TEST(ArchRegistry, EveryLeafClassAndOpKindIsRegistered) {
   EXPECT_EQ(classes,
             (std::set<std::string>{"Conv1D", "Embedding", "LayerNorm", "Linear", "MatMul", "ReLU", "Softmax", "Tanh"}));
   for (const auto& k : kinds) EXPECT_NE(find_op_kind(k), nullptr) << k;
+  // Every built-in model (the LLM families too): leaves are registry primitives (or their Hugging
+  // Face aliases) with the attrs they need, ops are registry operations.
+  for (const auto& m : builtin_model_names()) {
+    const Tree t = built(m, 1, 4);
+    for (const auto& n : t.nodes) {
+      if (n.type == NodeType::ml) {
+        const Primitive* p = find_primitive(n.class_name);
+        ASSERT_NE(p, nullptr) << m << " " << n.class_name;
+        for (const auto& [key, what] : p->attrs) EXPECT_TRUE(n.attrs.count(key)) << n.id << " lacks " << key;
+      }
+      for (const auto& op : n.ops) EXPECT_NE(find_op_kind(op.kind), nullptr) << op.kind;
+    }
+  }
+  EXPECT_EQ(find_primitive("LlamaRMSNorm"), find_primitive("RMSNorm"));
+  EXPECT_EQ(find_primitive("GELUActivation")->class_name, "GELU");
+  EXPECT_EQ(find_primitive("RMSNorm")->stand_in, "LayerNorm");
+  for (const auto& p : primitives())  // a stand-in is itself a primitive without a stand-in
+    if (!p.stand_in.empty()) EXPECT_TRUE(find_primitive(p.stand_in) && find_primitive(p.stand_in)->stand_in.empty())
+        << p.class_name;
 }
 
 TEST(ArchRegistry, BadOpsAndAttrsAreErrors) {

@@ -11,6 +11,7 @@
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/measure/executor.hpp"
+#include "test_llm_util.hpp"
 
 using namespace irene;
 using namespace irene::measure;
@@ -29,11 +30,51 @@ Tree tiny_tree(const std::string& model, int batch = 2, int seq = 5) {
   return build_tree(c, batch, seq);
 }
 
+// The tiny LLM configurations (test_llm_util.hpp): prefill, a decode step, fused attention, and
+// a decode step of the dataset's decoders with their LM head.
+std::vector<Tree> tiny_llm_trees() {
+  std::vector<Tree> trees;
+  for (const auto& t : irene_test::tiny_llms()) {
+    const ModelConfig c = irene_test::tiny_llm_config(t);
+    trees.push_back(build_tree(c, 2, 5));
+    BuildOptions decode;
+    decode.phase = kDecode;
+    decode.past = 6;
+    trees.push_back(build_tree(c, 2, 1, decode));
+    BuildOptions sdpa;
+    sdpa.attention = "sdpa";
+    trees.push_back(build_tree(c, 2, 5, sdpa));
+    sdpa.phase = kDecode;
+    sdpa.past = 6;
+    trees.push_back(build_tree(c, 2, 1, sdpa));
+  }
+  BuildOptions mlm;  // the encoders' masked-LM classes
+  mlm.head = "lm";
+  for (const char* m : {"bert-base-uncased", "roberta-base", "distilbert-base-uncased"}) {
+    ModelConfig c = load_model_config(m);
+    set_config_values(c, {{"num_layers", "1"}, {"num_heads", "2"}, {"hidden_size", "32"}, {"vocab_size", "500"},
+                          {"intermediate_size", "64"}});
+    trees.push_back(build_tree(c, 2, 5, mlm));
+  }
+  BuildOptions lm_decode;
+  lm_decode.phase = kDecode;
+  lm_decode.past = 4;
+  lm_decode.head = "lm";
+  for (const char* m : {"gpt2", "sshleifer/tiny-ctrl"}) {
+    ModelConfig c = load_model_config(m);
+    set_config_values(c, {{"num_layers", "2"}, {"num_heads", "2"}, {"hidden_size", "32"}, {"vocab_size", "500"},
+                          {"intermediate_size", "64"}});
+    trees.push_back(build_tree(c, 2, 1, lm_decode));
+  }
+  return trees;
+}
+
 std::vector<Tree> tiny_trees_of_every_family() {
   std::vector<Tree> trees;
   for (const char* m : {"bert-base-uncased", "roberta-base", "distilbert-base-uncased", "gpt2", "openai-gpt",
                         "sshleifer/tiny-ctrl"})
     trees.push_back(tiny_tree(m));
+  for (auto& t : tiny_llm_trees()) trees.push_back(std::move(t));
   return trees;
 }
 
@@ -41,7 +82,8 @@ std::int64_t a(const Node& n, const char* k) { return n.attrs.at(k); }
 
 // The output shape of each primitive, written from its PyTorch definition (not from the executor).
 Shape expected_output(const Node& n) {
-  const std::string& c = n.class_name;
+  const Primitive* p = find_primitive(n.class_name);  // Hugging Face aliases: LlamaRMSNorm is RMSNorm
+  const std::string c = p ? p->class_name : n.class_name;
   if (c == "Linear")
     return a(n, "input_rank") == 2 ? Shape{a(n, "batch"), a(n, "out_features")}
                                    : Shape{a(n, "batch"), a(n, "seq"), a(n, "out_features")};
@@ -50,7 +92,9 @@ Shape expected_output(const Node& n) {
   if (c == "LayerNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
   if (c == "MatMul" || c == "Softmax") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "n")};
   if (c == "Tanh") return {a(n, "batch"), a(n, "features")};
-  if (c == "ReLU") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
+  if (c == "ReLU" || c == "SiLU" || c == "GELU") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
+  if (c == "RMSNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
+  if (c == "ScaledDotProductAttention") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "d")};
   ADD_FAILURE() << "no expected shape written for primitive " << c << ": add it to this test";
   return {};
 }
@@ -94,7 +138,7 @@ TEST(Exec, EveryPrimitiveRunsWithItsOutputShape) {
       p->run();
       ASSERT_EQ(p->produced_shapes().size(), 1u);
       EXPECT_EQ(p->produced_shapes()[0], expected_output(n)) << t.model_name << " " << n.id;
-      classes_run.insert(n.class_name);
+      classes_run.insert(find_primitive(n.class_name)->class_name);
     }
   }
   for (const auto& p : primitives()) EXPECT_TRUE(classes_run.count(p.class_name)) << p.class_name << " never ran";
@@ -103,6 +147,7 @@ TEST(Exec, EveryPrimitiveRunsWithItsOutputShape) {
 TEST(Exec, EveryModuleAndTheModelRunTheirChildrenAndOps) {
   for (const Tree& t : tiny_trees_of_every_family()) {
     std::set<std::string> classes_done;
+    SCOPED_TRACE(t.key());
     for (int i = 0; i < static_cast<int>(t.nodes.size()); ++i) {
       const Node& n = t.nodes[i];
       if (n.type == NodeType::ml) continue;
@@ -202,4 +247,35 @@ TEST(Exec, BadLeavesAndOpsAreRejectedWithTheNodeNamed) {
 TEST(Exec, ThreadsAndVersionAreReported) {
   EXPECT_GE(torch_threads(), 1);
   EXPECT_FALSE(torch_version().empty());
+}
+
+TEST(Exec, SixteenBitDtypesRunOrAreRefusedInOneLine) {
+  const ModelConfig c = irene_test::tiny_llm_config(irene_test::tiny_llms()[0]);
+  for (const char* dtype : {"bfloat16", "float16"}) {
+    BuildOptions o;
+    o.dtype = dtype;
+    for (int past : {0, 3}) {
+      if (past) {
+        o.phase = kDecode;
+        o.past = past;
+      }
+      const Tree t = build_tree(c, 2, past ? 1 : 4, o);
+      try {
+        PrepareOptions po;
+        po.record_shapes = true;
+        auto p = prepare_node(t, 0, po);
+        p->run();
+        std::vector<Shape> want;
+        expected_run(t, 0, want);
+        EXPECT_EQ(p->produced_shapes(), want) << dtype;
+      } catch (const Error& e) {
+        // libtorch without kernels for this dtype on the CPU: a refusal that says so and what to use.
+        const std::string what = e.what();
+        EXPECT_NE(what.find(std::string("cannot run ") + dtype + " on the CPU"), std::string::npos) << what;
+        EXPECT_NE(what.find("use --dtype float32"), std::string::npos) << what;
+        EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+        EXPECT_THROW(check_executable(t), Error);
+      }
+    }
+  }
 }

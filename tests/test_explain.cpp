@@ -168,7 +168,11 @@ TEST(ExplainKinds, ClassifiesTransformerBlocks) {
   EXPECT_EQ(module_kind("transformer.layer.0.sa_layer_norm", "LayerNorm"), ModuleKind::norm);
   EXPECT_EQ(module_kind("model.layers.0.input_layernorm", "LlamaRMSNorm"), ModuleKind::norm);
   EXPECT_EQ(module_kind("lm_head", "Linear"), ModuleKind::lm_head);
+  EXPECT_EQ(module_kind("cls.predictions.transform.dense", "Linear"), ModuleKind::lm_head);
+  EXPECT_EQ(module_kind("vocab_projector", "Linear"), ModuleKind::lm_head);
+  EXPECT_EQ(module_kind("embed_out", "Linear"), ModuleKind::lm_head);
   EXPECT_EQ(module_kind("model.decoder.layers.3.fc1", "Linear"), ModuleKind::feed_forward);
+  EXPECT_EQ(module_kind("model.decoder.layers.3.activation_fn", "ReLU"), ModuleKind::feed_forward);
   EXPECT_EQ(module_kind("model.layers.2.self_attn.o_proj", "Linear"), ModuleKind::attention);
   EXPECT_EQ(module_kind("model.embed_tokens", "Embedding"), ModuleKind::embeddings);
   EXPECT_EQ(module_kind("h.0.attn.c_attn", "Conv1D"), ModuleKind::attention);

@@ -28,6 +28,7 @@
 #include "irene/measure/collect.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/measure/sensor.hpp"
+#include "test_llm_util.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -623,4 +624,51 @@ TEST(CollectShard, ShardsSplitTheGridRoundRobinAndMergeBack) {
   const auto all = read_jsonl(d.path / "all.jsonl");
   ASSERT_EQ(all.size(), 2u);
   EXPECT_NE(all[0].key(), all[1].key());
+}
+
+TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {
+  TempDir d;
+  const auto dirs = irene_test::write_tiny_llms(d.path);
+  for (const auto& dir : dirs) {
+    const fs::path out = d.path / (dir.filename().string() + ".jsonl");
+    int rc = 0;
+    std::string log = run_cli("profile " + dir.string() + " --batch 2 --seq 4 --meter none" + kQuickFlags + " -o " +
+                                  out.string(),
+                              &rc);
+    ASSERT_EQ(rc, 0) << log;
+    const fs::path step = d.path / (dir.filename().string() + "-decode.jsonl");
+    log = run_cli("profile " + dir.string() + " --batch 2 --phase decode --past 5 --meter none" + kQuickFlags + " -o " +
+                      step.string(),
+                  &rc);
+    ASSERT_EQ(rc, 0) << log;
+    const Tree t = read_jsonl(step).front();
+    EXPECT_EQ(t.phase, kDecode);
+    EXPECT_EQ(t.past_len, 5);
+    for (const Node& n : t.nodes) EXPECT_GT(n.resources.at("times_mean"), 0) << n.id;
+  }
+  // A grid of decode steps: one tree per (model, batch, past), resumed by its key.
+  const fs::path grid = d.path / "grid.jsonl";
+  const std::string args = "collect --models " + dirs[0].string() + "," + dirs[4].string() +
+                           " --batch 1 --phase decode --past 3,7 --meter none" + kQuickFlags + " -o " + grid.string();
+  int rc = 0;
+  std::string log = run_cli(args, &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const auto trees = read_jsonl(grid);
+  ASSERT_EQ(trees.size(), 4u);
+  EXPECT_EQ(trees[1].key(), "tiny-llama/1/1/past7");
+  log = run_cli(args, &rc);
+  EXPECT_EQ(rc, 0) << log;
+  EXPECT_EQ(read_jsonl(grid).size(), 4u);
+  // Bad input: one line, nothing written.
+  const fs::path out = d.path / "bad.jsonl";
+  for (const auto& [a, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"profile " + dirs[0].string() + " --batch 1 --past 3 --meter none", "--past 3 needs --phase decode"},
+           {"profile " + dirs[0].string() + " --batch 1 --meter none", "--seq is required"},
+           {"collect --models " + dirs[0].string() + " --batch 1 --seq 4 --past 3 --meter none", "--past needs --phase decode"},
+           {"collect --models " + dirs[0].string() + " --batch 1 --phase decode --meter none", "--past"}}) {
+    log = run_cli(a + " -o " + out.string(), &rc);
+    EXPECT_EQ(rc, 1) << a << "\n" << log;
+    EXPECT_NE(log.find(needle), std::string::npos) << a << "\n" << log;
+    EXPECT_FALSE(fs::exists(out)) << a;
+  }
 }

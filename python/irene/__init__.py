@@ -14,6 +14,11 @@ Results of ``tree`` and ``predict`` are dicts with the totals and a ``nodes`` li
 ``measured_j``, ``share_of_parent``, ``share_of_model``, ``attributed_j``) that
 ``pandas.DataFrame(result["nodes"])`` takes as it is.
 
+The pass of a tree (``tree``, ``predict``): ``phase="decode", past=P`` for one generation step with
+a key/value cache of P positions (``seq`` is then 1), ``dtype`` ("float32", "float16", "bfloat16"),
+``attention`` ("eager", "sdpa"), ``head`` ("base", "lm"), ``allow_long`` (positions beyond
+``max_position_embeddings``, rotary models). ``generate`` predicts the energy of generating text.
+
 Errors raise ``irene.Error`` (a ``ValueError``) with the message the command line prints.
 """
 
@@ -22,7 +27,7 @@ from ._irene import Error
 
 __version__ = _irene.__version__
 
-__all__ = ["Error", "models", "tree", "predict", "explain", "compare", "sweep", "__version__"]
+__all__ = ["Error", "models", "tree", "predict", "generate", "explain", "compare", "sweep", "__version__"]
 
 
 def models():
@@ -30,18 +35,35 @@ def models():
     return _irene.models()
 
 
-def tree(model, batch=8, seq=128, overrides=None):
-    """The model tree for ``batch`` sequences of ``seq`` tokens: parameters, MFLOP and MiB per node."""
-    return _irene.tree(model, batch, seq, overrides)
+def tree(model, batch=8, seq=None, overrides=None, phase=None, past=None, dtype=None, attention=None, head=None,
+         allow_long=False):
+    """The model tree for ``batch`` sequences of ``seq`` tokens (default 128; 1 for a decode step):
+    parameters, MFLOP and MiB per node. See the module doc for the pass options."""
+    return _irene.tree(model, batch, seq, overrides, phase, past, dtype, attention, head, allow_long)
 
 
-def predict(model, batch=8, seq=128, predictor=None, overrides=None):
+def predict(model, batch=8, seq=None, predictor=None, overrides=None, phase=None, past=None, dtype=None,
+            attention=None, head=None, allow_long=False):
     """Predicted energy of every node (joules per forward pass) with its interval.
 
     Returns a dict: ``energy_j``, ``low_j``, ``high_j`` (the model), ``hardware`` (what the
-    energies describe), totals, and ``nodes`` (flat records, see the module doc).
+    energies describe), ``dtype``, ``phase``, ``past_len``, ``stand_ins`` (leaves predicted by
+    another class's regressor), totals, and ``nodes`` (flat records, see the module doc).
     """
-    return _irene.predict(model, batch, seq, predictor, overrides)
+    return _irene.predict(model, batch, seq, predictor, overrides, phase, past, dtype, attention, head, allow_long)
+
+
+def generate(model, batch=1, prompt=512, generate=256, predictor=None, overrides=None, dtype=None, attention=None,
+             allow_long=False):
+    """The energy of generating ``generate`` tokens after a ``prompt``-token prompt, ``batch`` sequences.
+
+    Returns a dict: ``prefill_j``, ``decode_j`` (the sum of the steps), ``total_j`` and
+    ``per_token_j`` (decode / (batch x generate)), each ``{"j", "low_j", "high_j"}`` in joules;
+    ``steps`` (``past``, ``energy_j``, ``low_j``, ``high_j`` for every decode step), ``by_kind``
+    (attention, feed-forward, embeddings, norm, lm head, other over the whole generation),
+    ``stand_ins``, ``dtype``, ``hardware``.
+    """
+    return _irene.generate(model, batch, prompt, generate, predictor, overrides, dtype, attention, allow_long)
 
 
 def explain(model, batch=8, seq=128, predictor=None, overrides=None, top=10):

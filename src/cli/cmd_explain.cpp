@@ -22,7 +22,9 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/compare.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/generation.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
 #include "irene/explain/units.hpp"
@@ -51,7 +53,73 @@ struct Source {
   std::string batch, seq;              // numbers or ranges
   std::string predictor;               // --predictor
   bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
+  PassArgs pass = {};                  // --phase, --past (a range in sweep/report), --dtype, --attention, --head
+  std::string prompt = {}, generate = {};  // text generation: --prompt P --generate N (ranges in sweep)
+
+  bool generation() const { return !prompt.empty() || !generate.empty(); }
 };
+
+// The options of the pass, with --past's text left out (it may be a range); its values apart.
+BuildOptions pass_of(const Source& s, bool allow_ranges, std::vector<int>* pasts) {
+  PassArgs p = s.pass;
+  if (!p.past.empty() && p.phase == kDecode) {
+    const auto values = allow_ranges ? parse_range(p.past, "--past", limits::kMaxSeq)
+                                     : std::vector<int>{parse_positive_int(p.past, "--past")};
+    if (pasts) *pasts = values;
+    p.past = std::to_string(values.front());
+  }
+  return build_options(p);
+}
+
+// A generation request of a model source: its batch, prompt and generate values (ranges where
+// allowed: every combination, batch-major). Errors as the options are malformed.
+struct GenerationGrid {
+  ModelConfig config;
+  std::vector<int> batches, prompts, generates;
+  BuildOptions pass;
+};
+
+GenerationGrid generation_grid(const Source& s, bool allow_ranges) {
+  if (is_trees_file(s.what))
+    throw Error("--prompt / --generate predict a model (a built-in name or config.json), not a trees file");
+  if (s.prompt.empty() || s.generate.empty())
+    throw Error("--prompt P and --generate N go together (P prompt tokens, N generated tokens)");
+  if (!s.seq.empty()) throw Error("--seq does not apply with --generate (the prompt is --prompt)");
+  if (!s.pass.phase.empty() || !s.pass.past.empty() || !s.pass.head.empty())
+    throw Error("--phase, --past and --head do not apply with --generate (it predicts the prefill and every decode step)");
+  GenerationGrid g;
+  g.config = load_config_with_overrides(s.what, s.overrides);
+  const std::string batch = s.batch.empty() ? "1" : s.batch;
+  if (allow_ranges) {
+    g.batches = parse_range(batch, "--batch", kMaxBatch);
+    g.prompts = parse_range(s.prompt, "--prompt", limits::kMaxSeq);
+    g.generates = parse_range(s.generate, "--generate", kMaxGenerate);
+  } else {
+    g.batches = {parse_positive_int(batch, "--batch")};
+    g.prompts = {parse_positive_int(s.prompt, "--prompt")};
+    g.generates = {parse_positive_int(s.generate, "--generate")};
+  }
+  const std::size_t total = g.batches.size() * g.prompts.size() * g.generates.size();
+  if (total > static_cast<std::size_t>(max_range_points))
+    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
+  g.pass = build_options(s.pass);
+  return g;
+}
+
+std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
+  std::vector<Generation> out;
+  for (int b : grid.batches)
+    for (int q : grid.prompts)
+      for (int n : grid.generates) {
+        GenerationRequest r;
+        r.batch = b;
+        r.prompt = q;
+        r.generate = n;
+        r.pass = grid.pass;
+        out.push_back(predict_generation(grid.config, r, p));
+      }
+  return out;
+}
 
 // Calls `start(total)` once, then `each(tree)` for every tree of the source, in order: the trees of
 // a file (filtered by --batch/--seq, unusable ones skipped), or MODEL predicted at every (batch, seq)
@@ -60,6 +128,9 @@ void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
                    const std::function<void(std::size_t)>& start, const std::function<void(Tree&&)>& each) {
   if (is_trees_file(s.what)) {
     if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
+    if (any_pass_option(s.pass))
+      throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
+                  "apply to a trees file");
     std::vector<Tree> trees = read_jsonl(s.what);
     if (!s.batch.empty() || !s.seq.empty()) {
       const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch", kMaxBatch);
@@ -93,9 +164,13 @@ void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
     for (auto& t : trees) each(std::move(t));
     return;
   }
-  // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given.
+  // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given (a
+  // decode step: one new token per sequence).
+  std::vector<int> pasts;
+  const BuildOptions pass = pass_of(s, allow_ranges, &pasts);
+  const bool decode = pass.phase == kDecode;
   const std::string batch = s.batch.empty() ? std::to_string(kDefaultBatch) : s.batch;
-  const std::string seq = s.seq.empty() ? std::to_string(kDefaultSeq) : s.seq;
+  const std::string seq = s.seq.empty() ? (decode ? std::string("1") : std::to_string(kDefaultSeq)) : s.seq;
   const ModelConfig config = load_config_with_overrides(s.what, s.overrides);
   std::vector<int> batches, seqs;
   if (allow_ranges) {
@@ -105,20 +180,26 @@ void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
     batches = {parse_positive_int(batch, "--batch")};
     seqs = {parse_positive_int(seq, "--seq")};
   }
+  if (decode && seqs != std::vector<int>{1})
+    throw Error("--phase decode feeds one new token per sequence: --seq must be 1 or left out");
+  if (pasts.empty()) pasts = {pass.past};
   const auto p = load_predictor(s.predictor);
   hardware = p->hardware();
   const bool progress = ::isatty(2);
-  const std::size_t total = batches.size() * seqs.size();
+  const std::size_t total = batches.size() * seqs.size() * pasts.size();
   if (total > static_cast<std::size_t>(max_range_points))
     throw Error(fmt::format("{} points is more than {}", total, max_range_points));
   start(total);
   std::size_t done = 0;
   for (int b : batches)
-    for (int q : seqs) {
-      each(predicted_tree(config, b, q, *p));
-      ++done;
-      if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
-    }
+    for (int q : seqs)
+      for (int past : pasts) {
+        BuildOptions o = pass;
+        o.past = past;
+        each(predicted_tree(config, b, q, *p, o));
+        ++done;
+        if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
+      }
   if (total > 8 && progress) std::cerr << '\n';
 }
 
@@ -129,13 +210,25 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
   return trees;
 }
 
+void add_generation_options(CLI::App* cmd, Source& s, bool ranges) {
+  cmd->add_option("--prompt", s.prompt,
+                  ranges ? "with --generate: prompt tokens (N, START:STOP:STEP or a,b,c)" : "with --generate: prompt tokens");
+  cmd->add_option("--generate", s.generate,
+                  std::string("new tokens per sequence: the energy of generating text (prefill + one decode step per "
+                              "token); --batch defaults to 1") +
+                      (ranges ? " (N, START:STOP:STEP or a,b,c)" : ""));
+}
+
 void add_source_options(CLI::App* cmd, Source& s, bool ranges) {
   cmd->add_option("model", s.what, "built-in model name, config.json path, or a trees .jsonl file")->required();
   cmd->add_option("--batch,-b", s.batch, ranges ? "batch size: N, START:STOP:STEP or a,b,c (default 8)" : "batch size (default 8)");
   cmd->add_option("--seq,-s", s.seq, ranges ? "sequence length: N, START:STOP:STEP or a,b,c (default 128)" : "sequence length (default 128)");
+  // (with --phase decode, --past takes ranges too where --seq does: past ranges)
   cmd->add_option("--set", s.overrides, "override a configuration value, KEY=VALUE (repeatable)");
   cmd->add_option("--predictor,-p", s.predictor, "predictor file (default: the shipped device_1 predictor)");
   cmd->add_flag("--strict", s.strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
+  add_pass_options(cmd, s.pass);
+  add_generation_options(cmd, s, ranges);
 }
 
 void add_carbon_option(CLI::App* cmd, std::string& carbon) {
@@ -215,6 +308,37 @@ void register_explain(CLI::App& app) {
     cmd->callback([=] {
       check_format(*format, {"text", "json", "csv"});
       const auto carbon_g = parse_carbon_intensity(*carbon);
+      if (s->generation()) {
+        if (*format == "csv")
+          throw Error("--format csv lists the nodes of one tree: explain a generation as text or json, or its "
+                      "prefill or one decode step (--phase decode --past P) as csv");
+        const auto grid = generation_grid(*s, false);
+        const auto p = load_predictor(s->predictor);
+        const Generation g = predict_generations(grid, *p).front();
+        ExplainOptions eo;
+        eo.top = *top;
+        const Explanation pre = explain_tree(g.prefill_tree, eo), last = explain_tree(g.last_step, eo);
+        write_output(*out, [&](std::ostream& os) {
+          if (*format == "json") {
+            auto j = to_json(g);
+            j["prefill_explanation"] = to_json(pre);
+            j["last_step_explanation"] = to_json(last);
+            os << j.dump(1) << '\n';
+            return;
+          }
+          write_text(os, g, false);
+          os << "\n" << std::string(72, '-') << "\nThe prefill:\n";
+          TextOptions to;
+          to.depth = *depth;
+          to.expand = *expand;
+          to.carbon_g_per_kwh = carbon_g;
+          to.hardware = p->hardware();
+          write_text(os, pre, to);
+          os << "\n" << std::string(72, '-') << "\nThe last decode step:\n";
+          write_text(os, last, to);
+        });
+        return;
+      }
       std::string hardware;
       const auto trees = load_trees(*s, false, hardware);
       if (*format == "csv") {
@@ -258,6 +382,8 @@ void register_explain(CLI::App& app) {
       std::vector<std::string> set_a, set_b;
       int top = 20;
       bool strict = false;
+      PassArgs pass;
+      std::string prompt, generate, past_b;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("a", o->a, "model a: built-in name, config.json or trees .jsonl (first tree)")->required();
@@ -273,12 +399,42 @@ void register_explain(CLI::App& app) {
     cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
     cmd->add_flag("--strict", o->strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
     cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
+    add_pass_options(cmd, o->pass);
+    cmd->add_option("--past-b", o->past_b, "with --phase decode: the cached positions of b (default: --past)");
+    cmd->add_option("--prompt", o->prompt, "with --generate: prompt tokens (both sides)");
+    cmd->add_option("--generate", o->generate,
+                    "new tokens per sequence: compare the energy of generating text (prefill, decode, total, per "
+                    "token, by module kind); --batch defaults to 1");
     cmd->callback([o] {
       check_format(o->format, {"text", "json"});
       std::string hardware;
-      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor, o->strict};
+      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor, o->strict, o->pass, o->prompt, o->generate};
       Source sb{o->b.empty() ? o->a : o->b, o->set_b, o->batch_b.empty() ? o->batch : o->batch_b,
-                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor, o->strict};
+                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor, o->strict, o->pass, o->prompt, o->generate};
+      if (!o->past_b.empty()) {
+        if (o->pass.phase != kDecode) throw Error("--past-b needs --phase decode");
+        sb.pass.past = o->past_b;
+      }
+      if (sa.generation()) {
+        const auto p = load_predictor(o->predictor);
+        const Generation ga = predict_generations(generation_grid(sa, false), *p).front();
+        const Generation gb = predict_generations(generation_grid(sb, false), *p).front();
+        const GenerationComparison c = compare_generations(ga, gb);
+        const Comparison steps = compare(ga.last_step, gb.last_step);
+        write_output(o->out, [&](std::ostream& os) {
+          if (o->format == "json") {
+            auto j = to_json(c);
+            j["hardware"] = p->hardware();
+            j["last_step"] = to_json(steps);
+            os << j.dump(1) << '\n';
+          } else {
+            write_text(os, c);
+            os << "\nThe last decode steps, node by node:\n";
+            write_text(os, steps, o->top);
+          }
+        });
+        return;
+      }
       const Tree ta = load_trees(sa, false, hardware).front();
       const Tree tb = load_trees(sb, false, hardware).front();
       const Comparison c = compare(ta, tb);
@@ -309,6 +465,33 @@ void register_explain(CLI::App& app) {
     cmd->add_option("--report", *report, "also write an HTML report with the sweep plot");
     cmd->callback([=] {
       check_format(*format, {"table", "csv", "json"});
+      if (s->generation()) {
+        if (!jsonl->empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
+        const auto grid = generation_grid(*s, true);
+        const auto p = load_predictor(s->predictor);
+        const auto gens = predict_generations(grid, *p);
+        std::vector<GenerationPoint> points;
+        for (const auto& g : gens) points.push_back(generation_point(g));
+        if (!report->empty()) {
+          const Generation& last = gens.back();
+          ReportOptions ro;
+          ro.hardware = p->hardware();
+          auto data = report_data({last.prefill_tree, last.first_step, last.last_step}, ro);
+          data["generation"] = to_json(last);
+          data["generation_sweep"] = to_json(points);
+          const std::string html = render_report(data, fmt::format("irene energy report: {} generating text", last.model_name));
+          write_output(*report, [&](std::ostream& os) { os << html; });
+        }
+        write_output(*out, [&](std::ostream& os) {
+          if (*format == "csv") write_generation_csv(os, points);
+          else if (*format == "json") os << to_json(points).dump(1) << '\n';
+          else {
+            os << "predictor: " << p->hardware() << '\n';
+            write_generation_table(os, points);
+          }
+        });
+        return;
+      }
       std::string hardware;
       std::vector<SweepPoint> points;
       std::optional<ReportBuilder> builder;
@@ -358,6 +541,21 @@ void register_explain(CLI::App& app) {
     cmd->add_option("--top", *top, "hotspots per tree")->capture_default_str()->check(CLI::Range(0, 100000));
     cmd->callback([=] {
       ReportOptions ro;
+      if (s->generation()) {
+        const auto p = load_predictor(s->predictor);
+        const Generation g = predict_generations(generation_grid(*s, false), *p).front();
+        ro.hardware = p->hardware();
+        ro.title = *title;
+        ro.top = *top;
+        auto data = report_data({g.prefill_tree, g.first_step, g.last_step}, ro);
+        data["generation"] = to_json(g);
+        const std::string html = render_report(
+            data, title->empty() ? fmt::format("irene energy report: {} generating text", g.model_name) : *title);
+        write_output(*out, [&](std::ostream& os) { os << html; });
+        std::cerr << fmt::format("irene: wrote {} (a generation of {} steps, {} KiB)\n", *out, g.steps.size(),
+                                 html.size() / 1024);
+        return;
+      }
       std::string hardware;
       ro.title = *title;
       ro.top = *top;

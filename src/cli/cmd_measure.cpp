@@ -206,6 +206,7 @@ void register_measure(CLI::App& app) {
   struct ProfileArgs {
     std::string model, batch, seq;
     std::vector<std::string> sets;
+    PassArgs pass;
     MeasureArgs m;
   };
   auto p = std::make_shared<ProfileArgs>();
@@ -214,14 +215,17 @@ void register_measure(CLI::App& app) {
                  "and (with a sensor) energy per forward pass");
   prof->add_option("MODEL", p->model, "built-in model name or path to a Hugging Face config.json")->required();
   prof->add_option("--batch", p->batch, "batch size, a positive integer")->required();
-  prof->add_option("--seq", p->seq, "sequence length in tokens, a positive integer")->required();
+  prof->add_option("--seq", p->seq, "sequence length in tokens, a positive integer (not with --phase decode)");
   prof->add_option("--set", p->sets, "override a config size, e.g. --set num_layers=6 (repeatable)");
+  add_pass_options(prof, p->pass);
   add_measure_options(prof, p->m);
   prof->add_option("-o,--output", p->m.out, "output JSONL file (one tree), written atomically; '-' = stdout")
       ->required();
   prof->callback([p] {
     const int batch = parse_positive_int(p->batch, "--batch");
-    const int seq = parse_positive_int(p->seq, "--seq");
+    const BuildOptions pass = build_options(p->pass);
+    if (p->seq.empty() && pass.phase != kDecode) throw Error("profile: --seq is required (or --phase decode --past P)");
+    const int seq = pass_seq(p->seq, pass);
     ModelConfig config = load_model_config(p->model);
     for (const auto& kv : p->sets) {
       const auto eq = kv.find('=');
@@ -229,7 +233,7 @@ void register_measure(CLI::App& app) {
       set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
     }
     measure::ProfileOptions o = profile_options(p->m);
-    Tree tree = build_tree(config, batch, seq);
+    Tree tree = build_tree(config, batch, seq, pass);
     measure::check_executable(tree);
     auto sensor = open_sensor(p->m.meter);
     if (o.threads > 0) measure::torch_threads(o.threads);
@@ -260,7 +264,8 @@ void register_measure(CLI::App& app) {
 
   // ---- irene collect ---------------------------------------------------------------------
   struct CollectArgs {
-    std::string models, batches, seqs, shard;
+    std::string models, batches, seqs, pasts, shard;
+    PassArgs pass;
     MeasureArgs m;
   };
   auto c = std::make_shared<CollectArgs>();
@@ -269,7 +274,10 @@ void register_measure(CLI::App& app) {
                  "'irene train' reads; interruptible, a rerun resumes");
   col->add_option("--models", c->models, "comma-separated built-in names or config.json paths")->required();
   col->add_option("--batch", c->batches, "comma-separated batch sizes, e.g. 8,16")->required();
-  col->add_option("--seq", c->seqs, "comma-separated sequence lengths, e.g. 32,64")->required();
+  col->add_option("--seq", c->seqs, "comma-separated sequence lengths, e.g. 32,64 (not with --phase decode)");
+  add_pass_options(col, c->pass);
+  col->remove_option(col->get_option("--past"));
+  col->add_option("--past", c->pasts, "with --phase decode: comma-separated cached lengths, e.g. 128,512");
   add_measure_options(col, c->m);
   col->add_option("--shard", c->shard,
                   "K/N: collect only shard K of N of the grid (every N-th tree), e.g. one shard per machine or "
@@ -280,8 +288,18 @@ void register_measure(CLI::App& app) {
   col->callback([c] {
     if (c->m.out == "-") throw Error("collect: -o must be a file (it is appended to and resumed), not '-'");
     measure::ProfileOptions o = profile_options(c->m);
-    auto grid = measure::make_grid(parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
-                                   parse_int_list(c->seqs, "--seq"));
+    PassArgs pass = c->pass;
+    if (pass.phase == kDecode) pass.past = "1";  // the grid's pasts come from --past below
+    const BuildOptions options = build_options(pass);
+    if (options.phase != kDecode && !c->pasts.empty())
+      throw Error("--past needs --phase decode (a prefill has no cached positions)");
+    if (options.phase == kDecode && !c->seqs.empty())
+      throw Error("--phase decode feeds one new token per sequence: leave --seq out");
+    if (options.phase != kDecode && c->seqs.empty()) throw Error("collect: --seq is required (or --phase decode --past P,...)");
+    auto grid = measure::make_grid(
+        parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
+        c->seqs.empty() ? std::vector<int>{} : parse_int_list(c->seqs, "--seq"), options,
+        c->pasts.empty() ? std::vector<int>{} : parse_int_list(c->pasts, "--past"));
     if (!c->shard.empty()) {
       const auto [k, n] = measure::parse_shard(c->shard);
       const std::size_t all = grid.size();

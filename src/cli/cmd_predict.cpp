@@ -21,6 +21,7 @@
 #include "irene/explain/explain.hpp"
 #include "irene/explain/records.hpp"
 #include "irene/explain/units.hpp"
+#include "irene/explain/generation.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -73,7 +74,9 @@ struct TextView {
 
 void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, const TextView& view) {
   const Node& r = t.root();
-  out << fmt::format("{}  batch {}  seq {}: {} per forward pass", t.display_name(), t.batch_size, t.seq_len,
+  out << fmt::format("{}  batch {}  seq {}{}{}{}: {} per forward pass", t.display_name(), t.batch_size, t.seq_len,
+                     t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
+                     t.dtype != "float32" ? "  " + t.dtype : "", t.attention != "eager" ? "  " + t.attention : "",
                      explain::joules(*r.predicted_energy_j));
   if (r.predicted_interval)
     out << fmt::format(" ({:.0f}% interval {})", 100 * p.config().interval_coverage,
@@ -85,9 +88,15 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
   if (r.ground_truth_energy_j)
     out << fmt::format("  measured {} (prediction {:+.1f}%)\n", explain::joules(*r.ground_truth_energy_j),
                        100 * (*r.predicted_energy_j / *r.ground_truth_energy_j - 1));
-  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n\n", p.hardware(),
+  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n", p.hardware(),
                      p.path().empty() ? std::string("(in memory)") : p.path().string(),
                      fmt::join(p.feature_names(), ", "));
+  out << fmt::format("dtype: {} (weights, activations{}){}\n", t.dtype, t.is_decode() ? ", key/value cache" : "",
+                     t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
+                         ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
+                         : "");
+  if (const std::string note = explain::stand_in_note(t); !note.empty()) out << note << '\n';
+  out << '\n';
   bool measured = false;
   for (const auto& n : t.nodes) measured = measured || n.ground_truth_energy_j.has_value();
   std::vector<std::string> labels;
@@ -114,9 +123,18 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
                        explain::joules(shares.nodes[i].attributed.j));
     if (measured)
       out << fmt::format("  {:>11}", n.ground_truth_energy_j ? explain::joules(*n.ground_truth_energy_j) : "-");
+    if (!n.stand_in.empty()) out << "  stand-in: " << n.stand_in;
     out << '\n';
   }
   if (view.depth >= 0) out << fmt::format("(nodes deeper than {} not shown; --depth -1 shows all)\n", view.depth);
+}
+
+// The JSONL record of a predicted tree, plus its dtype and its stand-in summary (explain.hpp).
+json predicted_json(const Tree& t) {
+  json j = tree_to_json(t);
+  j["dtype"] = t.dtype;
+  j["stand_ins"] = explain::stand_ins_json(t);
+  return j;
 }
 
 void stamp(Tree& t, const Predictor& p) {
@@ -176,8 +194,9 @@ void register_predict(CLI::App& app) {
   // -------------------------------------------------------------------------------- predict
   {
     struct Args {
-      std::string input, out = "-", predictor, format, batch, seq;
+      std::string input, out = "-", predictor, format, batch, seq, prompt, generate;
       std::vector<std::string> sets;
+      PassArgs pass;
       bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
       bool strict = false;
       int depth = -1;
@@ -195,6 +214,13 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
     cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
     cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
+    cmd->add_option("--prompt", a->prompt,
+                    "with --generate: tokens of each prompt (the prefill); predicts the energy of generating text");
+    cmd->add_option("--generate", a->generate,
+                    "new tokens per sequence: predicts the prefill of --prompt tokens and one decode step per token "
+                    "(past = prompt ... prompt + generate - 1): prefill, decode, total and per-token joules, every "
+                    "step, and where the energy goes");
+    add_pass_options(cmd, a->pass);
     cmd->add_option("--format", a->format,
                     "text | jsonl | json | csv (one row per node) (default: text for MODEL, jsonl for trees)")
         ->check(CLI::IsMember({"text", "jsonl", "json", "csv"}));
@@ -216,17 +242,48 @@ void register_predict(CLI::App& app) {
       const auto names = builtin_model_names();
       const bool builtin = std::find(names.begin(), names.end(), a->input) != names.end();
       const bool config_file = a->input.size() > 5 && a->input.ends_with(".json");
-      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty();
+      const bool generation = !a->prompt.empty() || !a->generate.empty();
+      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty() ||
+                              generation;
       if (a->profile && !model_mode)
         throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
+      if (!model_mode && any_pass_option(a->pass))
+        throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
+                    "apply to a trees file");
       if (!model_mode && a->input != "-" && !std::filesystem::exists(a->input))
         throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
                                 fmt::join(names, ", ")));
+      if (generation) {
+        if (a->prompt.empty() || a->generate.empty())
+          throw Error("predict: --prompt P and --generate N go together (P prompt tokens, N generated tokens)");
+        if (!a->seq.empty()) throw Error("predict: --seq does not apply with --generate (the prompt is --prompt)");
+        if (!a->pass.phase.empty() || !a->pass.past.empty() || !a->pass.head.empty())
+          throw Error("predict: --phase, --past and --head do not apply with --generate (it predicts the prefill and "
+                      "every decode step)");
+        if (a->profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
+        if (a->format == "jsonl" || a->format == "csv")
+          throw Error("predict --generate writes text or json, not " + a->format);
+        explain::GenerationRequest req;
+        req.batch = a->batch.empty() ? 1 : parse_positive_int(a->batch, "--batch");
+        req.prompt = parse_positive_int(a->prompt, "--prompt");
+        req.generate = parse_positive_int(a->generate, "--generate");
+        req.pass = build_options(a->pass);
+        ModelConfig config = load_model_config(a->input);
+        std::vector<std::pair<std::string, std::string>> overrides;
+        for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
+        if (!overrides.empty()) set_config_values(config, overrides);
+        const explain::Generation g = explain::predict_generation(config, req, p);
+        write_output(a->out, [&](std::ostream& os) {
+          if (a->format == "json") os << explain::to_json(g).dump(1) << '\n';
+          else explain::write_text(os, g);
+        });
+        return;
+      }
       if (model_mode) {
+        const BuildOptions pass = build_options(a->pass);
         if (a->batch.empty()) a->batch = std::to_string(kDefaultBatch);
-        if (a->seq.empty()) a->seq = std::to_string(kDefaultSeq);
         const int batch = parse_positive_int(a->batch, "--batch");
-        const int seq = parse_positive_int(a->seq, "--seq");
+        const int seq = pass_seq(a->seq, pass);
         if (p.needs_resource_features() && !a->profile) {
           std::vector<std::string> resources;
           for (const auto& f : p.feature_names())
@@ -243,7 +300,7 @@ void register_predict(CLI::App& app) {
           if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
           set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
         }
-        Tree tree = build_tree(config, batch, seq);
+        Tree tree = build_tree(config, batch, seq, pass);
         if (a->profile) {
           // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
           if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
@@ -254,7 +311,7 @@ void register_predict(CLI::App& app) {
         const std::string format = a->format.empty() ? "text" : a->format;
         write_output(a->out, [&](std::ostream& os) {
           if (format == "text") print_predicted_text(os, tree, p, view);
-          else if (format == "json") os << tree_to_json(tree).dump(1) << '\n';
+          else if (format == "json") os << predicted_json(tree).dump(1) << '\n';
           else if (format == "csv") explain::write_records_csv(os, {tree});
           else write_tree_jsonl(os, tree);
         });
@@ -281,7 +338,7 @@ void register_predict(CLI::App& app) {
           stamp(t, p);
           ++count;
           if (format == "jsonl") write_tree_jsonl(os, t);
-          else if (format == "json") array.push_back(tree_to_json(t));
+          else if (format == "json") array.push_back(predicted_json(t));
           else if (format == "csv") explain::write_records_csv_rows(os, t);
           else print_predicted_text(os, t, p, view), os << '\n';
         }

@@ -1,4 +1,5 @@
-// irene tree MODEL --batch B --seq S [--format text|jsonl] [--set key=value] [-o FILE]
+// irene tree MODEL --batch B --seq S [--phase decode --past P] [--dtype D] [--attention A] [--head H]
+//            [--format text|jsonl] [--set key=value] [-o FILE]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -25,7 +26,10 @@ std::string with_commas(std::int64_t v) {
 }
 
 void print_text(std::ostream& out, const Tree& t, int depth) {
-  out << fmt::format("{}  batch {}  seq {}\n", t.display_name(), t.batch_size, t.seq_len);
+  out << fmt::format("{}  {}\n", t.display_name(), describe_pass(t));
+  if (auto it = t.provenance.find("config_torch_dtype"); it != t.provenance.end() && it->second != t.dtype)
+    out << fmt::format("(the config's torch_dtype is {}; counted as {}: --dtype {} counts it)\n", it->second, t.dtype,
+                       it->second);
   std::size_t width = 4;
   std::vector<std::string> labels;
   for (const auto& n : t.nodes) {
@@ -57,7 +61,8 @@ void register_tree(CLI::App& app) {
   struct Args {
     std::string model;
     std::string batch = std::to_string(kDefaultBatch);
-    std::string seq = std::to_string(kDefaultSeq);
+    std::string seq;  // "" = 1 for a decode step, kDefaultSeq otherwise
+    PassArgs pass;
     std::string format = "text";
     std::string out = "-";
     std::vector<std::string> sets;
@@ -70,7 +75,9 @@ void register_tree(CLI::App& app) {
               "sequence length, with parameters, MFLOP and MiB per node");
   cmd->add_option("MODEL", a->model, "built-in model name (see --list) or path to a Hugging Face config.json");
   cmd->add_option("--batch", a->batch, "batch size, a positive integer (default 8)");
-  cmd->add_option("--seq", a->seq, "sequence length in tokens, a positive integer (default 128)");
+  cmd->add_option("--seq", a->seq,
+                  "sequence length in tokens, a positive integer (default 128; 1, the new token, with --phase decode)");
+  add_pass_options(cmd, a->pass);
   cmd->add_option("--format", a->format,
                   "text (indented tree), jsonl (IrEne JSONL record) or csv (one row per node, the columns of "
                   "irene.tree in Python)")
@@ -90,12 +97,13 @@ void register_tree(CLI::App& app) {
     }
     if (a->model.empty()) throw Error("tree: MODEL is required (a built-in name, see 'irene tree --list', or a config.json)");
     const int batch = parse_positive_int(a->batch, "--batch");
-    const int seq = parse_positive_int(a->seq, "--seq");
+    const BuildOptions options = build_options(a->pass);
+    const int seq = pass_seq(a->seq, options);
     ModelConfig config = load_model_config(a->model);
     std::vector<std::pair<std::string, std::string>> overrides;
     for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
     if (!overrides.empty()) set_config_values(config, overrides);
-    const Tree tree = build_tree(config, batch, seq);
+    const Tree tree = build_tree(config, batch, seq, options);
     write_output(a->out, [&](std::ostream& os) {
       if (a->format == "jsonl")
         write_tree_jsonl(os, tree);

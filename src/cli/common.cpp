@@ -14,6 +14,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
 
 namespace irene::cli {
@@ -43,6 +44,33 @@ std::optional<double> parse_carbon_intensity(const std::string& text) {
 
 void set_profile_hook(ProfileHook hook) { hook_slot() = std::move(hook); }
 const ProfileHook& profile_hook() { return hook_slot(); }
+
+void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
+  cmd->add_option("--phase", a.phase,
+                  "prefill (default: the full forward of --seq tokens) or decode (one generation step: one new token "
+                  "per sequence attending to --past cached positions plus itself)");
+  cmd->add_option("--past", a.past, "with --phase decode: cached positions (the key/value cache length)");
+  cmd->add_option("--dtype", a.dtype,
+                  "float32 (default, as the dataset was measured), float16 or bfloat16: bytes of weights, "
+                  "activations and the cache (a config's torch_dtype is reported, not applied)");
+  cmd->add_option("--attention", a.attention,
+                  "eager (default: MatMul, Softmax, MatMul) or sdpa (one fused ScaledDotProductAttention; LLM families)");
+  if (with_head)
+    cmd->add_option("--head", a.head,
+                    "root class: base (BertModel, GPT2Model, LlamaModel ...) or lm (GPT2LMHeadModel, LlamaForCausalLM "
+                    "...); default: base for the dataset's models, lm for the LLM families");
+  cmd->add_flag("--allow-long", a.allow_long,
+                "build past + seq beyond max_position_embeddings (rotary position models only)");
+}
+
+bool any_pass_option(const PassArgs& a) {
+  return !a.phase.empty() || !a.past.empty() || !a.dtype.empty() || !a.attention.empty() || !a.head.empty() ||
+         a.allow_long;
+}
+
+BuildOptions build_options(const PassArgs& a) {
+  return make_build_options(a.phase, a.past, a.dtype, a.attention, a.head, a.allow_long);
+}
 
 void register_version(CLI::App& app) {
   auto* cmd = app.add_subcommand("version", "Print irene's version");

@@ -134,6 +134,19 @@ check(sweepWidth > 0.9 * panelWidth, `two-variable sweep: plot spans the card ($
 check((await twoPage.title()).includes("[n_layer=6]") && (await twoPage.locator("#summary").innerText()).includes("[n_layer=6]"),
   "report title and summary name the override (" + (await twoPage.title()) + ")");
 await twoPage.screenshot({ path: path.join(out, "two-variables.png"), fullPage: true });
+// 1b. A generation report: the generation panel (totals, the step plot, by module kind) above
+// the trees of the prefill and the first and last decode steps.
+const genReport = path.join(out, "generation.html");
+const gm = spawnSync(irene, ["report", "meta-llama/Llama-2-7b-hf", "--prompt", "64", "--generate", "32", "-o", genReport],
+  { encoding: "utf8" });
+check(gm.status === 0, "irene report --prompt --generate" + (gm.status ? ": " + gm.stderr : ""));
+const genPage = await openPage(pathToFileURL(genReport).href);
+check(await genPage.locator("#generation-panel").isVisible(), "generation report: generation panel shown");
+const genCards = await genPage.locator("#generation-cards").innerText();
+check(/per generated token/.test(genCards) && /\[[^\]]+ \.\. [^\]]+\]/.test(genCards), "generation report: totals with intervals");
+check(await genPage.locator("#generation-steps svg path.line").count() === 1, "generation report: step plot");
+check(await genPage.locator("#generation-kinds tbody tr").count() >= 4, "generation report: energy by module kind");
+check(await genPage.locator("#tree-select option").count() === 3, "generation report: prefill, first and last step trees");
 
 // 2. Predicted against measured: a tree with ground truth on every node, predicted by the
 // default predictor, gets the scatter plot (one point per node).

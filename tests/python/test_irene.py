@@ -137,3 +137,40 @@ def test_csv_of_the_command_line_has_the_python_records_columns():
     bare = list(csv.DictReader(io.StringIO(cli("tree", "distilgpt2", "--batch", "2", "--seq", "32", "--format", "csv"))))
     assert bare[0]["num_parameters"] == str(irene.tree("distilgpt2")["num_parameters"])
     assert bare[0]["energy_j"] == ""
+
+
+def test_generate_matches_the_command_line():
+    g = irene.generate("meta-llama/Llama-2-7b-hf", batch=1, prompt=128, generate=32)
+    j = json.loads(cli("predict", "meta-llama/Llama-2-7b-hf", "--batch", "1", "--prompt", "128", "--generate", "32",
+                       "--format", "json"))
+    assert g["total_j"]["j"] == pytest.approx(j["total_j"]["j"], rel=1e-12)
+    assert g["total_j"]["j"] == pytest.approx(g["prefill_j"]["j"] + g["decode_j"]["j"], rel=1e-12)
+    assert g["per_token_j"]["j"] == pytest.approx(g["decode_j"]["j"] / 32, rel=1e-12)
+    assert [s["past"] for s in g["steps"]] == list(range(128, 160))
+    energies = [s["energy_j"] for s in g["steps"]]
+    assert energies == sorted(energies)
+    assert {k["name"] for k in g["by_kind"]} >= {"attention", "feed-forward", "lm head"}
+    assert {s["class_name"] for s in g["stand_ins"]} == {"LlamaRMSNorm", "SiLU"}
+    assert g["dtype"] == "float32"
+    assert irene.generate("meta-llama/Llama-2-7b-hf", prompt=128, generate=4, dtype="bfloat16")["dtype"] == "bfloat16"
+
+
+def test_decode_steps_and_dtypes_of_trees():
+    t = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, phase="decode", past=100)
+    assert t["seq_len"] == 1 and t["past_len"] == 100 and t["phase"] == "decode"
+    assert t["num_parameters"] == 6738415616
+    h = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, seq=16, dtype="bfloat16")
+    f = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, seq=16)
+    assert h["mem_mib"] < f["mem_mib"] and h["flops_mflop"] == f["flops_mflop"]
+    p = irene.predict("meta-llama/Llama-2-7b-hf", batch=1, phase="decode", past=10)
+    stand_ins = [n for n in p["nodes"] if n["stand_in"]]
+    assert stand_ins and all(n["class_name"] in ("LlamaRMSNorm", "SiLU") for n in stand_ins)
+
+
+def test_generation_errors_are_irene_errors():
+    with pytest.raises(irene.Error, match="is an encoder"):
+        irene.generate("bert-base-uncased", prompt=8, generate=8)
+    with pytest.raises(irene.Error, match="exceeds the 4096 positions"):
+        irene.generate("meta-llama/Llama-2-7b-hf", prompt=4000, generate=200)
+    with pytest.raises(irene.Error, match="needs --phase decode"):
+        irene.tree("gpt2", past=3)

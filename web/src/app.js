@@ -241,21 +241,25 @@
     d3.select("#sweep-panel").property("hidden", !points || points.length < 2);
     const div = d3.select("#sweep").html("");
     if (!points || points.length < 2) return;
-    const seqs = [...new Set(points.map((p) => p.seq_len))].sort((a, b) => a - b);
-    const batches = [...new Set(points.map((p) => p.batch_size))].sort((a, b) => a - b);
-    const twoVars = seqs.length > 1 && batches.length > 1;
-    const key = seqs.length >= batches.length ? "seq_len" : "batch_size";
-    const other = key === "seq_len" ? "batch_size" : "seq_len";
-    const name = { seq_len: "sequence length (tokens)", batch_size: "batch size (sequences)" };
-    const short = { seq_len: "seq", batch_size: "batch" };
+    // The variables that vary across the points: the one with most values is the x axis; a second
+    // one gives one line per value.
+    const values = (k) => [...new Set(points.map((p) => p[k] || 0))].sort((a, b) => a - b);
+    const vars = ["seq_len", "past_len", "batch_size"].filter((k) => values(k).length > 1)
+      .sort((a, b) => values(b).length - values(a).length);
+    const key = vars[0] || "seq_len";
+    const twoVars = vars.length > 1;
+    const other = twoVars ? vars[1] : (key === "batch_size" ? "seq_len" : "batch_size");
+    const name = { seq_len: "sequence length (tokens)", batch_size: "batch size (sequences)",
+      past_len: "cached positions of a decode step" };
+    const short = { seq_len: "seq", batch_size: "batch", past_len: "past" };
     let series;
     if (twoVars) {
-      let values = key === "seq_len" ? batches : seqs;
-      if (values.length > 10) values = d3.range(10).map((i) => values[Math.round(i * (values.length - 1) / 9)]);
-      const color = d3.scaleSequential(d3.interpolateViridis).domain([0, Math.max(1, values.length - 1) * 1.15]);
-      series = values.map((v, i) => ({
+      let vals = values(other);
+      if (vals.length > 10) vals = d3.range(10).map((i) => vals[Math.round(i * (vals.length - 1) / 9)]);
+      const color = d3.scaleSequential(d3.interpolateViridis).domain([0, Math.max(1, vals.length - 1) * 1.15]);
+      series = vals.map((v, i) => ({
         name: short[other] + " " + v, color: color(i), get: (p) => p.model,
-        pts: points.filter((p) => p[other] === v).sort((a, b) => a[key] - b[key]),
+        pts: points.filter((p) => (p[other] || 0) === v).sort((a, b) => a[key] - b[key]),
       }));
     } else {
       const pts = points.slice().sort((a, b) => a[key] - b[key]);
@@ -265,7 +269,7 @@
     }
     const W = Math.max(480, Math.round(div.node().getBoundingClientRect().width) || 900), H = 380;
     const m = { l: 72, r: 120, t: 12, b: 44 };
-    const x = d3.scaleLinear().domain(d3.extent(points, (p) => p[key])).range([m.l, W - m.r]);
+    const x = d3.scaleLinear().domain(d3.extent(points, (p) => p[key] || 0)).range([m.l, W - m.r]);
     const ymax = d3.max(points, (p) => (p.model.high_j !== null ? Math.max(p.model.high_j, p.model.j) : p.model.j));
     const u = unitFor(ymax, "J");
     const y = d3.scaleLinear().domain([0, ymax * 1.05]).nice().range([H - m.b, m.t]);
@@ -274,7 +278,7 @@
     svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x).ticks(8, "~d"));
     svg.append("g").attr("class", "axis y").attr("transform", "translate(" + m.l + ",0)")
       .call(d3.axisLeft(y).ticks(6).tickFormat((v) => d3.format("~r")(+(v / u.scale).toPrecision(6)) + " " + u.unit));
-    const fixed = twoVars ? "one line per " + name[other].split(" (")[0] : short[other] + " " + points[0][other];
+    const fixed = twoVars ? "one line per " + name[other].split(" (")[0] : short[other] + " " + (points[0][other] || 0);
     svg.append("text").attr("class", "xlabel").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
       .text(name[key] + " (" + fixed + ")");
     svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle")
@@ -295,6 +299,60 @@
           .on("mouseleave", hideTip);
       svg.append("text").attr("class", "legend").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
     });
+  }
+
+  // ---- generation (irene report --prompt P --generate N) ------------------------------------
+  function renderGeneration(g) {
+    d3.select("#generation-panel").property("hidden", !g);
+    if (!g) return;
+    const cards = [
+      { k: "model", v: g.model_name, i: "batch " + g.batch + ", prompt " + g.prompt + ", generate " + g.generate + ", " + g.dtype },
+      { k: "total", v: joules(g.total_j.j), i: interval(g.total_j) },
+      { k: "prefill", v: joules(g.prefill_j.j), i: interval(g.prefill_j) },
+      { k: "decode (" + g.steps.length + " steps)", v: joules(g.decode_j.j), i: interval(g.decode_j) },
+      { k: "per generated token", v: joules(g.per_token_j.j), i: interval(g.per_token_j) },
+    ];
+    d3.select("#generation-cards").selectAll("div.card").data(cards).join("div").attr("class", "card")
+      .html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+    // Energy of every decode step against the cached length, with its interval.
+    const div = d3.select("#generation-steps").html("");
+    const pts = g.steps;
+    if (pts.length >= 2) {
+      const W = Math.max(480, Math.round(div.node().getBoundingClientRect().width) || 900), H = 280;
+      const m = { l: 72, r: 20, t: 10, b: 40 };
+      const x = d3.scaleLinear().domain(d3.extent(pts, (p) => p.past)).range([m.l, W - m.r]);
+      const ymax = d3.max(pts, (p) => Math.max(p.high_j === null ? p.energy_j : p.high_j, p.energy_j));
+      const u = unitFor(ymax, "J");
+      const y = d3.scaleLinear().domain([0, ymax * 1.05]).nice().range([H - m.b, m.t]);
+      const svg = div.append("svg").attr("viewBox", [0, 0, W, H]).attr("width", "100%").attr("height", H)
+        .attr("preserveAspectRatio", "xMinYMin meet");
+      svg.append("g").attr("class", "axis").attr("transform", "translate(0," + (H - m.b) + ")").call(d3.axisBottom(x).ticks(8, "~d"));
+      svg.append("g").attr("class", "axis y").attr("transform", "translate(" + m.l + ",0)")
+        .call(d3.axisLeft(y).ticks(6).tickFormat((v) => d3.format("~r")(+(v / u.scale).toPrecision(6)) + " " + u.unit));
+      svg.append("text").attr("x", (W + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle").text("cached positions (past)");
+      svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle").text("joules per decode step");
+      if (pts.every((p) => p.low_j !== null))
+        svg.append("path").attr("class", "band").attr("fill", "#1d2430").attr("opacity", 0.12)
+          .attr("d", d3.area().x((p) => x(p.past)).y0((p) => y(p.low_j)).y1((p) => y(p.high_j))(pts));
+      svg.append("path").attr("class", "line").attr("fill", "none").attr("stroke", "#1d2430").attr("stroke-width", 2)
+        .attr("d", d3.line().x((p) => x(p.past)).y((p) => y(p.energy_j))(pts));
+      svg.append("rect").attr("x", m.l).attr("y", m.t).attr("width", W - m.l - m.r).attr("height", H - m.t - m.b)
+        .attr("fill", "transparent")
+        .on("mousemove", (event) => {
+          const past = x.invert(d3.pointer(event)[0]);
+          const p = pts[Math.max(0, Math.min(pts.length - 1, Math.round(past - pts[0].past)))];
+          showTip(event, "step at past " + p.past + ": " + joules(p.energy_j) + " " + interval({ low_j: p.low_j, high_j: p.high_j }));
+        })
+        .on("mouseleave", hideTip);
+    }
+    table("#generation-kinds", [
+      { name: "module kind", render: txt((k) => k.name) },
+      { name: "share", cls: "num", render: txt((k) => pct(k.share)) },
+      { name: "energy", cls: "num", render: txt((k) => joules(k.energy.j)) },
+      { name: "interval", cls: "num", render: txt((k) => interval(k.energy)) },
+      { name: "prefill", cls: "num", render: txt((k) => joules(k.prefill_j)) },
+      { name: "decode", cls: "num", render: txt((k) => joules(k.decode_j)) },
+    ], g.by_kind.filter((k) => k.energy.j !== 0));
   }
 
   // ---- compare (server page) ----------------------------------------------------------------
@@ -353,9 +411,11 @@
       c.append("select").attr("id", "tree-select")
         .on("change", function () { render(trees[+this.value]); })
         .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
-        .text((t) => (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len);
+        .text((t) => (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len +
+          (t.phase === "decode" ? " decode past " + t.past_len : ""));
     }
     render(trees[0]);
+    renderGeneration(boot.generation || null);
     renderSweep(boot.sweep);
     renderCompare(boot.comparison || null);
   }

@@ -1,6 +1,9 @@
 #include "irene/arch/builder.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "irene/arch/families.hpp"
 #include "irene/core/error.hpp"
@@ -52,6 +55,19 @@ int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t i
                    {"input_rank", input_rank}});
 }
 
+int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out,
+                            const LinearCall& call) {
+  const bool rank2 = call.input_rank == 2;
+  Attrs a{{"in_features", in},
+          {"out_features", out},
+          {"batch", rank2 && call.rows > 0 ? call.rows : b},
+          {"seq", rank2 ? 1 : call.seq > 0 ? call.seq : s},
+          {"input_rank", call.input_rank}};
+  if (!call.bias) a["bias"] = 0;
+  if (call.tied) a["tied"] = 1;
+  return add_leaf(parent, scope, "Linear", std::move(a));
+}
+
 int TreeBuilder::add_conv1d(int parent, const std::string& scope, std::int64_t in, std::int64_t out) {
   return add_leaf(parent, scope, "Conv1D", {{"in_features", in}, {"out_features", out}, {"batch", b}, {"seq", s}});
 }
@@ -82,11 +98,76 @@ int TreeBuilder::add_relu(int parent, const std::string& scope, std::int64_t fea
   return add_leaf(parent, scope, "ReLU", {{"batch", b}, {"seq", s}, {"features", features}});
 }
 
+int TreeBuilder::add_rms_norm(int parent, const std::string& scope, const std::string& class_name, std::int64_t width) {
+  return add_leaf(parent, scope, class_name, {{"normalized_shape", width}, {"batch", b}, {"seq", s}});
+}
+
+int TreeBuilder::add_activation(int parent, const std::string& scope, const std::string& act, std::int64_t features,
+                                std::int64_t rows, std::int64_t seq) {
+  // ACT2FN of Hugging Face's activations.py: the class each name builds.
+  std::string cls;
+  if (act == "silu" || act == "swish") cls = "SiLU";
+  else if (act == "gelu") cls = "GELUActivation";
+  else if (act == "relu") cls = "ReLU";
+  else
+    throw Error(fmt::format("{}: unsupported activation '{}' for model_type {} (supported: silu, swish, gelu, relu)",
+                            config_.name, act, config_.model_type));
+  return add_leaf(parent, scope, cls,
+                  {{"batch", rows > 0 ? rows : b}, {"seq", seq > 0 ? seq : s}, {"features", features}});
+}
+
+int TreeBuilder::add_matmul_heads(int parent, const std::string& scope, std::int64_t heads, std::int64_t m,
+                                  std::int64_t k, std::int64_t n) {
+  return add_leaf(parent, scope, "MatMul", {{"batch", b}, {"heads", heads}, {"m", m}, {"k", k}, {"n", n}});
+}
+
+int TreeBuilder::add_softmax_heads(int parent, const std::string& scope, std::int64_t heads, std::int64_t m,
+                                   std::int64_t n, bool upcast) {
+  Attrs a{{"batch", b}, {"heads", heads}, {"m", m}, {"n", n}};
+  if (upcast) a["upcast"] = 1;
+  return add_leaf(parent, scope, "Softmax", std::move(a));
+}
+
 void TreeBuilder::add_attention_core(int attn, const std::string& scope) {
-  const auto d = config_.head_size();
-  add_matmul(attn, scope, s, d, s);  // query x key^T
-  add_softmax(attn, scope, s, s);
-  add_matmul(attn, scope, s, s, d);  // weights x value
+  const auto d = config_.head_size(), t = kv_len();
+  add_matmul(attn, scope, s, d, t);  // query x key^T
+  add_softmax(attn, scope, s, t);
+  add_matmul(attn, scope, s, t, d);  // weights x value
+}
+
+void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const AttentionCall& c) {
+  const auto h = c.heads, kv = c.kv_heads, d = c.head_dim, t = kv_len();
+  if (c.rotary_dims > 0) {
+    add_op(attn, "rotary", {b, h, s, c.rotary_dims});   // query
+    add_op(attn, "rotary", {b, kv, s, c.rotary_dims});  // key
+    if (c.partial_rotary_cat) {
+      add_op(attn, "cat", {b, h, s, d});
+      add_op(attn, "cat", {b, kv, s, d});
+    }
+  }
+  if (decode()) {  // DynamicCache.update: torch.cat([cache, new], dim=-2) for keys and values
+    add_op(attn, "cache_cat", {b, kv, t, d});
+    add_op(attn, "cache_cat", {b, kv, t, d});
+  }
+  if (kv < h) {  // repeat_kv of keys and values
+    add_op(attn, "repeat_kv", {b, kv, h / kv, t, d});
+    add_op(attn, "repeat_kv", {b, kv, h / kv, t, d});
+  }
+  if (sdpa) {
+    add_leaf(attn, scope, "ScaledDotProductAttention",
+             {{"batch", b}, {"heads", h}, {"m", s}, {"n", t}, {"d", d}, {"causal", s > 1 ? 1 : 0}});
+    return;
+  }
+  add_matmul_heads(attn, scope, h, s, d, t);  // query x key^T
+  add_op(attn, "mul_scalar", {b, h, s, t});    // * scaling
+  add_op(attn, "add", {b, h, s, t});           // + causal mask
+  add_softmax_heads(attn, scope, h, s, t, true);
+  add_matmul_heads(attn, scope, h, s, t, d);   // weights x value
+}
+
+void TreeBuilder::add_mask_and_rotary_ops(int node, std::int64_t rotary_dims) {
+  if (!sdpa) add_op(node, "causal_mask", {b, 1, s, kv_len()});
+  if (rotary_dims > 0) add_op(node, "rotary_cos_sin", {1, s, rotary_dims});
 }
 
 void TreeBuilder::add_gelu_tanh_ops(int node, const Shape& shape) {
@@ -113,19 +194,41 @@ using arch_detail::TreeBuilder;
 
 struct Family {
   const char* model_type;
-  const char* root_class;
-  void (*build)(TreeBuilder&, int);
+  const char* base_class;  // the base model: BertModel, GPT2Model, LlamaModel ...
+  const char* lm_class;    // the LM-head class (the encoders': their masked-LM class)
+  const char* base_scope;  // the base model's attribute in the LM-head class ("transformer", "model" ...)
+  void (*build)(TreeBuilder&, int, const std::string&);
+  void (*lm_head)(TreeBuilder&, int);
+  bool default_lm;  // the root is the LM-head class by default (the LLM families)
   // Positions usable by input tokens (RoBERTa reserves padding_idx + 1 = 2 of them).
   std::int64_t reserved_positions;
+  bool rotary;   // positions by rotary embedding (no table: a longer context is possible with allow_long)
+  bool decodes;  // Hugging Face's implementation has a key/value cache
 };
 
 const Family kFamilies[] = {
-    {"bert", "BertModel", arch_detail::build_bert_like, 0},
-    {"roberta", "RobertaModel", arch_detail::build_bert_like, 2},
-    {"distilbert", "DistilBertModel", arch_detail::build_distilbert, 0},
-    {"gpt2", "GPT2Model", arch_detail::build_gpt_like, 0},
-    {"openai-gpt", "OpenAIGPTModel", arch_detail::build_gpt_like, 0},
-    {"ctrl", "CTRLModel", arch_detail::build_ctrl, 0},
+    {"bert", "BertModel", "BertForMaskedLM", "bert", arch_detail::build_bert_like, arch_detail::add_bert_like_lm_head,
+     false, 0, false, false},
+    {"roberta", "RobertaModel", "RobertaForMaskedLM", "roberta", arch_detail::build_bert_like,
+     arch_detail::add_bert_like_lm_head, false, 2, false, false},
+    {"distilbert", "DistilBertModel", "DistilBertForMaskedLM", "distilbert", arch_detail::build_distilbert,
+     arch_detail::add_distilbert_lm_head, false, 0, false, false},
+    {"gpt2", "GPT2Model", "GPT2LMHeadModel", "transformer", arch_detail::build_gpt_like,
+     arch_detail::add_gpt_like_lm_head, false, 0, false, true},
+    {"openai-gpt", "OpenAIGPTModel", "OpenAIGPTLMHeadModel", "transformer", arch_detail::build_gpt_like,
+     arch_detail::add_gpt_like_lm_head, false, 0, false, false},
+    {"ctrl", "CTRLModel", "CTRLLMHeadModel", "transformer", arch_detail::build_ctrl, arch_detail::add_ctrl_lm_head,
+     false, 0, false, true},
+    {"llama", "LlamaModel", "LlamaForCausalLM", "model", arch_detail::build_llama_like,
+     arch_detail::add_llama_like_lm_head, true, 0, true, true},
+    {"mistral", "MistralModel", "MistralForCausalLM", "model", arch_detail::build_llama_like,
+     arch_detail::add_llama_like_lm_head, true, 0, true, true},
+    {"qwen2", "Qwen2Model", "Qwen2ForCausalLM", "model", arch_detail::build_llama_like,
+     arch_detail::add_llama_like_lm_head, true, 0, true, true},
+    {"gpt_neox", "GPTNeoXModel", "GPTNeoXForCausalLM", "gpt_neox", arch_detail::build_gpt_neox,
+     arch_detail::add_gpt_neox_lm_head, true, 0, true, true},
+    {"opt", "OPTModel", "OPTForCausalLM", "model", arch_detail::build_opt, arch_detail::add_opt_lm_head, true, 0,
+     false, true},
 };
 
 const Family& family_of(const ModelConfig& config) {
@@ -136,33 +239,153 @@ const Family& family_of(const ModelConfig& config) {
   throw Error(fmt::format("{}: unsupported model_type '{}' (supported: {})", config.name, config.model_type, names));
 }
 
+std::string list(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool lm_root(const Family& f, const BuildOptions& o) { return o.head.empty() ? f.default_lm : o.head == "lm"; }
+
 }  // namespace
 
-std::string root_class_name(const ModelConfig& config) { return family_of(config).root_class; }
+const std::vector<std::string>& supported_phases() {
+  static const std::vector<std::string> v = {kPrefill, kDecode};
+  return v;
+}
 
-Tree build_tree(const ModelConfig& config, int batch, int seq) {
+const std::vector<std::string>& supported_attention() {
+  static const std::vector<std::string> v = {"eager", "sdpa"};
+  return v;
+}
+
+BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype,
+                                std::string_view attention, std::string_view head, bool allow_long) {
+  BuildOptions o;
+  if (!phase.empty()) o.phase = std::string(phase);
+  if (o.phase != kPrefill && o.phase != kDecode)
+    throw Error(fmt::format("--phase must be {}, got '{}'", fmt::join(supported_phases(), " or "), phase));
+  if (!past.empty()) {
+    if (o.phase != kDecode)
+      throw Error(fmt::format("--past {} needs --phase decode (a prefill has no cached positions)", past));
+    o.past = parse_positive_int(past, "--past");
+  } else if (o.phase == kDecode) {
+    throw Error("--phase decode needs --past P, the cached positions the new token attends to");
+  }
+  if (!dtype.empty()) o.dtype = std::string(dtype);
+  if (std::find(supported_dtypes().begin(), supported_dtypes().end(), o.dtype) == supported_dtypes().end())
+    throw Error(fmt::format("--dtype must be {}, got '{}'", fmt::join(supported_dtypes(), ", "), dtype));
+  if (!attention.empty()) o.attention = std::string(attention);
+  if (o.attention != "eager" && o.attention != "sdpa")
+    throw Error(fmt::format("--attention must be eager or sdpa, got '{}'", attention));
+  o.head = std::string(head);
+  if (o.head != "" && o.head != "base" && o.head != "lm")
+    throw Error(fmt::format("--head must be base or lm, got '{}'", head));
+  o.allow_long = allow_long;
+  return o;
+}
+
+int pass_seq(std::string_view seq, const BuildOptions& o) {
+  if (seq.empty()) return o.phase == kDecode ? 1 : kDefaultSeq;
+  const int s = parse_positive_int(seq, "--seq");
+  if (o.phase == kDecode && s != 1)
+    throw Error(fmt::format("--phase decode feeds one new token per sequence: --seq must be 1 or left out, got {}", s));
+  return s;
+}
+
+std::string describe_pass(const Tree& t) {
+  std::string s = fmt::format("batch {}  seq {}", t.batch_size, t.seq_len);
+  if (t.is_decode()) s += fmt::format("  decode past {}", t.past_len);
+  s += "  " + t.dtype;
+  if (t.attention != "eager") s += "  " + t.attention;
+  return s;
+}
+
+std::string root_class_name(const ModelConfig& config) {
+  const Family& f = family_of(config);
+  return f.default_lm ? f.lm_class : f.base_class;
+}
+
+Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOptions& o) {
   const Family& f = family_of(config);
   if (batch <= 0 || batch > limits::kMaxBatch)
     throw Error(fmt::format("batch size must be an integer in 1..{}, got {}", limits::kMaxBatch, batch));
   if (seq <= 0 || seq > limits::kMaxSeq)
     throw Error(fmt::format("sequence length must be an integer in 1..{}, got {}", limits::kMaxSeq, seq));
+  if (o.phase != kPrefill && o.phase != kDecode)
+    throw Error(fmt::format("unknown phase '{}' (supported: {})", o.phase, list(supported_phases())));
+  dtype_bytes(o.dtype);  // an unknown dtype is an error naming the supported ones
+  if (o.attention != "eager" && o.attention != "sdpa")
+    throw Error(fmt::format("unknown attention '{}' (supported: {})", o.attention, list(supported_attention())));
+  if (o.head != "" && o.head != "base" && o.head != "lm")
+    throw Error(fmt::format("unknown head '{}' (supported: base, lm)", o.head));
+  const bool decode = o.phase == kDecode;
+  if (!decode && o.past != 0)
+    throw Error(fmt::format("--past {} needs --phase decode (a prefill has no cached positions)", o.past));
+  if (o.attention == "sdpa" && !f.rotary && config.model_type != "opt")
+    throw Error(fmt::format("--attention sdpa: {} ({}) is built as the dataset's Hugging Face version, which has only "
+                            "eager attention (sdpa: llama, mistral, qwen2, gpt_neox, opt)",
+                            config.name, config.model_type));
+  if (decode) {
+    if (!config.is_decoder())
+      throw Error(fmt::format("{} is an encoder ({}): it has no decode phase (decoders: gpt2, ctrl, llama, mistral, "
+                              "qwen2, gpt_neox, opt)",
+                              config.name, config.model_type));
+    if (!f.decodes)
+      throw Error(fmt::format("{} ({}): Hugging Face's implementation has no key/value cache, so there is no decode "
+                              "step (every generated token reruns the whole sequence)",
+                              config.name, config.model_type));
+    if (seq != 1)
+      throw Error(fmt::format("a decode step feeds one new token per sequence: --seq must be 1 or left out, got {}", seq));
+    if (o.past <= 0 || o.past > limits::kMaxSeq)
+      throw Error(fmt::format("--past must be an integer in 1..{} (cached positions of the decode step), got {}",
+                              limits::kMaxSeq, o.past));
+  }
+  const std::int64_t positions = static_cast<std::int64_t>(o.past) + seq;
   const std::int64_t max_seq = config.max_positions - f.reserved_positions;
-  if (seq > max_seq)
-    throw Error(fmt::format("sequence length {} exceeds the {} positions of {}", seq, max_seq, config.name));
+  if (positions > max_seq) {
+    const std::string what = decode ? fmt::format("past {} + 1 new token = {} positions", o.past, positions)
+                                    : fmt::format("sequence length {}", seq);
+    if (!f.rotary)
+      throw Error(fmt::format("{} exceeds the {} positions of {}{}", what, max_seq, config.name,
+                              o.allow_long ? " (its position table has no row for more; --allow-long applies to "
+                                             "rotary position models only)"
+                                           : ""));
+    if (!o.allow_long)
+      throw Error(fmt::format("{} exceeds the {} positions of {} (max_position_embeddings); --allow-long builds it "
+                              "anyway",
+                              what, max_seq, config.name));
+  }
   Tree tree;
   tree.model_name = config.name;
   tree.batch_size = batch;
   tree.seq_len = seq;
+  tree.phase = o.phase;
+  tree.past_len = decode ? o.past : 0;
+  tree.dtype = o.dtype;
+  tree.attention = o.attention;
   tree.provenance["source"] = "architecture";
   tree.provenance["config"] = config.source.empty() ? config.name : config.source.string();
   if (!config.overrides.empty()) {
-    std::string o;
-    for (const auto& [k, v] : config.overrides) o += fmt::format("{}{}={}", o.empty() ? "" : ", ", k, v);
-    tree.provenance["overrides"] = o;
+    std::string text;
+    for (const auto& [k, v] : config.overrides) text += fmt::format("{}{}={}", text.empty() ? "" : ", ", k, v);
+    tree.provenance["overrides"] = text;
   }
-  TreeBuilder tb(tree, config, batch, seq);
-  const int root = tb.add_root(f.root_class);
-  f.build(tb, root);
+  // A config's torch_dtype (the dtype its weights were saved in) is reported, never applied:
+  // the tree counts o.dtype (float32 unless asked, as the dataset was measured).
+  if (auto it = config.raw.find("torch_dtype"); it != config.raw.end() && it->is_string())
+    tree.provenance["config_torch_dtype"] = it->get<std::string>();
+  TreeBuilder tb(tree, config, batch, seq, decode ? o.past : 0, o.attention == "sdpa", o.last_token_logits);
+  if (lm_root(f, o)) {
+    const int root = tb.add_root(f.lm_class);
+    const int base = tb.add_module(root, f.base_scope, f.base_class);
+    f.build(tb, base, std::string(f.base_scope) + ".");
+    f.lm_head(tb, root);
+  } else {
+    const int root = tb.add_root(f.base_class);
+    f.build(tb, root, "");
+  }
+  if (decode) tree.nodes[0].attrs["past"] = o.past;
   tree.assign_ids();
   recount(tree);
   return tree;

@@ -12,25 +12,80 @@
 // num_parameters, flops (MFLOP) and mem (MiB) for this batch and sequence length.
 //
 // One file per family (bert_like.cpp: bert, roberta; distilbert.cpp; gpt_like.cpp: gpt2,
-// openai-gpt; ctrl.cpp), sharing the helpers of families.hpp.
+// openai-gpt; ctrl.cpp; llama_like.cpp: llama, mistral, qwen2; gpt_neox.cpp; opt.cpp), sharing
+// the helpers of families.hpp.
+//
+// Text generation (BuildOptions): a prefill is the full forward of `seq` tokens (what the
+// dataset measured); a decode step feeds one new token per sequence that attends to `past`
+// cached positions plus itself, with the key/value cache updated as Hugging Face's DynamicCache
+// does (torch.cat of the cache and the new position). The decoder LLM families are counted as
+// Hugging Face's eager code path runs them (transformers 4.48: modeling_llama.py's
+// eager_attention_forward; see registry.hpp), with an attention mask of ones as a tokenizer and
+// generate() pass it.
 #pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "irene/arch/config.hpp"
 #include "irene/core/tree.hpp"
 
 namespace irene {
 
-// Errors (irene::Error): batch or seq not positive; seq longer than the model's positions;
-// an unsupported model_type (naming the supported ones).
-Tree build_tree(const ModelConfig& config, int batch, int seq);
+// What pass of which class to build, beyond the model, batch and sequence length.
+struct BuildOptions {
+  std::string phase = kPrefill;  // kPrefill (a full forward of seq tokens) or kDecode (one step)
+  int past = 0;                   // decode: cached positions the new token attends to (>= 1)
+  std::string dtype = "float32";  // float32 | float16 | bfloat16 (bytes of weights, activations, cache)
+  std::string attention = "eager";  // eager | sdpa (LLM families: one ScaledDotProductAttention leaf)
+  // The root class: "" = the family's default (the base model for the six dataset models, as the
+  // dataset; the class AutoModelForCausalLM builds for the LLM families), "base" (BertModel,
+  // GPT2Model, LlamaModel ...) or "lm" (the LM-head class: GPT2LMHeadModel, LlamaForCausalLM ...;
+  // for the encoders their masked-LM class, BertForMaskedLM ..., which does not generate text).
+  std::string head;
+  // past + seq beyond max_position_embeddings is an error unless this is set (rotary position
+  // families only: a learned position table has no row for it).
+  bool allow_long = false;
+  // The LM head runs on the last position only, as generate() asks for (logits_to_keep = 1);
+  // otherwise on every position, as a plain forward.
+  bool last_token_logits = false;
+};
+
+// The phases, dtypes, attention kinds and heads BuildOptions accepts (for option help and errors).
+const std::vector<std::string>& supported_phases();
+const std::vector<std::string>& supported_attention();
+
+// Errors (irene::Error, one line): batch or seq not positive; seq longer than the model's
+// positions (a decode step: past + 1, unless allow_long for a rotary model); a decode step of an
+// encoder, with seq other than 1 or past < 1; past without the decode phase; an unknown phase,
+// dtype, attention or head; sdpa where the family has none; an unsupported model_type (naming the
+// supported ones).
+Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOptions& options = {});
 
 // The batch size and sequence length (tokens) that commands build a model for when they are not
 // given: irene tree, predict, explain, compare, sweep, report.
 inline constexpr int kDefaultBatch = 8;
 inline constexpr int kDefaultSeq = 128;
 
-// The class name of the model's root node (BertModel, RobertaModel, DistilBertModel,
-// GPT2Model, OpenAIGPTModel, CTRLModel). Unsupported model_type: irene::Error.
+// BuildOptions from option texts as the command line, the HTTP API and Python give them ("" =
+// the default: prefill, no past, float32, eager, the family's head). Errors (irene::Error, one
+// line naming the option): --past not a positive integer, or given without --phase decode; an
+// unknown phase, dtype, attention or head (naming the accepted ones).
+BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype = "",
+                                std::string_view attention = "", std::string_view head = "", bool allow_long = false);
+
+// Tokens per sequence of a pass from the --seq text: "" = 1 for a decode step, kDefaultSeq
+// otherwise. Errors: not a positive integer; a decode step with seq other than 1.
+int pass_seq(std::string_view seq, const BuildOptions& options);
+
+// One line describing a tree's pass for headers: "batch 8  seq 128  float32", with "  decode
+// past 512" and "  sdpa" where they apply.
+std::string describe_pass(const Tree& tree);
+
+// The class name of the model's root node for its default head (BertModel, RobertaModel,
+// DistilBertModel, GPT2Model, OpenAIGPTModel, CTRLModel, LlamaForCausalLM, MistralForCausalLM,
+// Qwen2ForCausalLM, GPTNeoXForCausalLM, OPTForCausalLM). Unsupported model_type: irene::Error.
 std::string root_class_name(const ModelConfig& config);
 
 }  // namespace irene

@@ -29,17 +29,30 @@ struct FamilyKeys {
   const char* intermediate;  // "" = 4 x hidden
   const char* positions;
   const char* type_vocab;
+  const char* kv_heads;  // "" = as many as heads (no grouped-query attention)
+  const char* head_dim;  // "" = hidden / heads
+  bool tie_default;      // tie_word_embeddings when the config does not say
 };
 
 const FamilyKeys kFamilies[] = {
     {"bert", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size"},
+     "max_position_embeddings", "type_vocab_size", "", "", true},
     {"roberta", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size"},
-    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", ""},
-    {"gpt2", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", ""},
-    {"openai-gpt", "n_embd", "n_layer", "n_head", "", "n_positions", ""},
-    {"ctrl", "n_embd", "n_layer", "n_head", "dff", "n_positions", ""},
+     "max_position_embeddings", "type_vocab_size", "", "", true},
+    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", "", "", "", true},
+    {"gpt2", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "", "", "", true},
+    {"openai-gpt", "n_embd", "n_layer", "n_head", "", "n_positions", "", "", "", true},
+    {"ctrl", "n_embd", "n_layer", "n_head", "dff", "n_positions", "", "", "", true},
+    {"llama", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
+    {"mistral", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
+    {"qwen2", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
+    {"gpt_neox", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+     "max_position_embeddings", "", "", "", false},
+    {"opt", "hidden_size", "num_hidden_layers", "num_attention_heads", "ffn_dim", "max_position_embeddings", "", "",
+     "", true},
 };
 
 const FamilyKeys* family(std::string_view model_type) {
@@ -84,6 +97,24 @@ std::int64_t get_size(const json& raw, const char* key, const std::string& where
   throw bad();
 }
 
+// A true/false flag of the config; absent or null: `absent`; anything else an Error naming the key.
+bool get_flag(const json& raw, const char* key, const std::string& where, bool absent) {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->is_null()) return absent;
+  if (!it->is_boolean())
+    throw Error(fmt::format("{}: '{}' must be true or false, got {}", where, key, it->dump().substr(0, 40)));
+  return it->get<bool>();
+}
+
+// A number of the config; absent or null: `absent`; anything else an Error naming the key.
+double get_number(const json& raw, const char* key, const std::string& where, double absent) {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->is_null()) return absent;
+  if (!it->is_number() || !std::isfinite(it->get<double>()))
+    throw Error(fmt::format("{}: '{}' must be a number, got {}", where, key, it->dump().substr(0, 40)));
+  return it->get<double>();
+}
+
 // Fills the typed sizes from `raw` and validates them.
 void fill_typed(ModelConfig& c, const std::string& where) {
   const FamilyKeys* f = family(c.model_type);
@@ -101,9 +132,34 @@ void fill_typed(ModelConfig& c, const std::string& where) {
     throw Error(fmt::format("{}: the feed-forward width 4 x {} exceeds {}", where, c.hidden_size, limits::kMaxIntermediate));
   c.max_positions = get_size(c.raw, f->positions, where, true, limits::kMaxPositions);
   c.type_vocab_size = *f->type_vocab ? get_size(c.raw, f->type_vocab, where, true, limits::kMaxVocab) : 0;
-  if (c.hidden_size % c.num_heads != 0)
+  c.num_kv_heads = *f->kv_heads ? get_size(c.raw, f->kv_heads, where, false, limits::kMaxHeads) : 0;
+  if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+  c.head_dim = *f->head_dim ? get_size(c.raw, f->head_dim, where, false, limits::kMaxHidden) : 0;
+  c.tie_word_embeddings = get_flag(c.raw, "tie_word_embeddings", where, f->tie_default);
+  if (c.head_dim == 0 && c.hidden_size % c.num_heads != 0)
     throw Error(fmt::format("{}: hidden size {} is not divisible by the number of heads {}", where,
                             c.hidden_size, c.num_heads));
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw Error(fmt::format("{}: the {} attention heads are not divisible by the {} key/value heads "
+                            "('{}'): grouped-query attention repeats each key/value head a whole number of times",
+                            where, c.num_heads, c.num_kv_heads, f->kv_heads));
+  if (!limits::checked_mul(c.num_heads, c.head_size()) || c.num_heads * c.head_size() > limits::kMaxIntermediate)
+    throw Error(fmt::format("{}: {} heads x head size {} exceeds {}", where, c.num_heads, c.head_size(),
+                            limits::kMaxIntermediate));
+  if (c.model_type == "gpt_neox") {
+    // rotary_pct: the share of each head's dimensions that rotary embedding turns (Pythia: 0.25).
+    const double pct = get_number(c.raw, "rotary_pct", where, 0.25);
+    const auto rot = static_cast<std::int64_t>(static_cast<double>(c.head_size()) * pct);
+    if (!(pct > 0 && pct <= 1) || rot < 2 || rot % 2 != 0)
+      throw Error(fmt::format("{}: 'rotary_pct' {} gives {} rotary dimensions of the head size {}: expected an even "
+                              "number of at least 2 (0 < rotary_pct <= 1)",
+                              where, pct, rot, c.head_size()));
+  }
+  if (c.model_type == "opt") {
+    get_size(c.raw, "word_embed_proj_dim", where, false, limits::kMaxHidden);
+    for (const char* k : {"do_layer_norm_before", "enable_bias", "_remove_final_layer_norm"}) get_flag(c.raw, k, where, true);
+  }
+  for (const char* k : {"attention_bias", "mlp_bias", "use_parallel_residual"}) get_flag(c.raw, k, where, false);
 }
 
 }  // namespace
@@ -114,6 +170,15 @@ std::string ModelConfig::string_setting(const char* key, const std::string& fall
     throw Error(fmt::format("{}: '{}' must be a string, got {}", source.empty() ? name : source.string(), key,
                             it->dump().substr(0, 40)));
   return it->get<std::string>();
+}
+
+bool ModelConfig::is_decoder() const {
+  return model_type != "bert" && model_type != "roberta" && model_type != "distilbert";
+}
+
+bool ModelConfig::is_causal_lm_family() const {
+  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "gpt_neox" ||
+         model_type == "opt";
 }
 
 const std::vector<std::string>& supported_model_types() {
@@ -276,7 +341,8 @@ void apply_override(ModelConfig& c, std::string_view key, std::string_view value
   const Alias aliases[] = {{"vocab_size", "vocab_size"},     {"hidden_size", f->hidden},
                            {"num_layers", f->layers},        {"num_heads", f->heads},
                            {"intermediate_size", f->intermediate}, {"max_positions", f->positions},
-                           {"type_vocab_size", f->type_vocab}};
+                           {"type_vocab_size", f->type_vocab}, {"num_kv_heads", f->kv_heads},
+                           {"head_dim", f->head_dim}};
   std::string accepted;
   for (const auto& a : aliases) {
     if (!*a.hf) continue;  // the family has no such size (openai-gpt's FFN is always 4 x hidden)

@@ -13,11 +13,30 @@ namespace irene::arch_detail {
 
 using Shape = std::vector<std::int64_t>;
 
-// Appends nodes for one (model, batch, seq). All add_* return the new node's index.
+// How a Linear leaf is called (add_linear).
+struct LinearCall {
+  bool bias = true;          // nn.Linear(..., bias=...)
+  bool tied = false;         // the weight is the token embeddings' (no parameters of its own)
+  int input_rank = 3;        // 3: [batch, seq, in]; 2: [rows, in]
+  std::int64_t rows = -1;    // input_rank 2: rows of the input (-1: the batch size)
+  std::int64_t seq = -1;     // input_rank 3: positions (-1: the builder's seq; 1 for last-token logits)
+};
+
+// How attention runs inside an attention module (add_causal_attention: the decoder LLM families).
+struct AttentionCall {
+  std::int64_t heads = 0;     // query heads
+  std::int64_t kv_heads = 0;  // key/value heads (grouped-query attention when fewer than heads)
+  std::int64_t head_dim = 0;
+  std::int64_t rotary_dims = 0;  // 0: no rotary embedding; < head_dim: partial (GPT-NeoX), with a cat
+  bool partial_rotary_cat = false;  // cat the rotated and passed-through dimensions (GPT-NeoX always does)
+};
+
+// Appends nodes for one (model, batch, seq) pass. All add_* return the new node's index.
 class TreeBuilder {
  public:
-  TreeBuilder(Tree& tree, const ModelConfig& config, std::int64_t batch, std::int64_t seq)
-      : tree_(tree), config_(config), b(batch), s(seq) {}
+  TreeBuilder(Tree& tree, const ModelConfig& config, std::int64_t batch, std::int64_t seq, std::int64_t past = 0,
+              bool sdpa = false, bool last_token_logits = false)
+      : tree_(tree), config_(config), b(batch), s(seq), past(past), sdpa(sdpa), last_token_logits(last_token_logits) {}
 
   Tree& tree() { return tree_; }
   const ModelConfig& config() const { return config_; }
@@ -29,6 +48,7 @@ class TreeBuilder {
 
   // ML leaves.
   int add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out, int input_rank = 3);
+  int add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out, const LinearCall& call);
   int add_conv1d(int parent, const std::string& scope, std::int64_t in, std::int64_t out);
   int add_embedding(int parent, const std::string& scope, std::int64_t rows, std::int64_t dim, std::int64_t id_batch);
   int add_layer_norm(int parent, const std::string& scope, std::int64_t width);
@@ -36,6 +56,18 @@ class TreeBuilder {
   int add_softmax(int parent, const std::string& scope, std::int64_t m, std::int64_t n);
   int add_tanh(int parent, const std::string& scope, std::int64_t features);
   int add_relu(int parent, const std::string& scope, std::int64_t features);  // on [batch, seq, features]
+  // RMSNorm of class `class_name` (LlamaRMSNorm ...) over `width` on [batch, seq, width].
+  int add_rms_norm(int parent, const std::string& scope, const std::string& class_name, std::int64_t width);
+  // The activation module of a Hugging Face config's hidden_act (silu / swish: SiLU, gelu:
+  // GELUActivation, relu: ReLU) on [rows, seq, features]. Unknown name: irene::Error naming the
+  // accepted ones.
+  int add_activation(int parent, const std::string& scope, const std::string& act, std::int64_t features,
+                     std::int64_t rows = -1, std::int64_t seq = -1);
+  // attention query x key^T, softmax, x value with `heads` heads and kv_len() keys.
+  int add_matmul_heads(int parent, const std::string& scope, std::int64_t heads, std::int64_t m, std::int64_t k,
+                       std::int64_t n);
+  int add_softmax_heads(int parent, const std::string& scope, std::int64_t heads, std::int64_t m, std::int64_t n,
+                        bool upcast);
 
   // Shared pieces.
   // The attention core inside `attn` (an attention module with scope `scope`): MatMul
@@ -49,9 +81,27 @@ class TreeBuilder {
   // operations (pow, mul, add, mul, tanh, add, mul, mul) on `shape`, listed on `node`.
   void add_gelu_tanh_ops(int node, const Shape& shape);
 
+  // The attention of the decoder LLM families inside the attention module `attn` (scope
+  // `scope`), after its q/k/v projections and before its output projection, as Hugging Face's
+  // eager_attention_forward runs it: rotary embedding on q and k (ops), in a decode step the
+  // cache update of k and v (cache_cat ops), repeat_kv of k and v when kv_heads < heads (ops),
+  // MatMul q x k^T, * scaling (mul_scalar), + causal mask (add), Softmax (float32 upcast),
+  // MatMul x v. With sdpa: one ScaledDotProductAttention leaf in place of the products, scaling,
+  // mask and softmax (repeat_kv stays: Hugging Face's sdpa_attention_forward repeats too).
+  void add_causal_attention(int attn, const std::string& scope, const AttentionCall& call);
+  // The 4-D causal mask and, for rotary families, the cos/sin of the positions, as ops of the
+  // base model `node` (Hugging Face computes both once per forward, shared by every layer).
+  // With sdpa Hugging Face builds no mask (is_causal): none is listed.
+  void add_mask_and_rotary_ops(int node, std::int64_t rotary_dims);
+
   Shape hidden_shape() const { return {b, s, config_.hidden_size}; }
-  Shape scores_shape() const { return {b, config_.num_heads, s, s}; }
+  Shape scores_shape() const { return {b, config_.num_heads, s, kv_len()}; }
   Shape ffn_shape() const { return {b, s, config_.intermediate_size}; }
+  // Keys each new position attends to: the cached ones plus the new ones.
+  std::int64_t kv_len() const { return past + s; }
+  bool decode() const { return past > 0; }
+  // Positions the LM head runs on: 1 for last-token logits (generate()), else seq.
+  std::int64_t logits_seq() const { return last_token_logits ? 1 : s; }
 
  private:
   int add_leaf(int parent, const std::string& scope, const std::string& class_name, Attrs attrs);
@@ -59,14 +109,33 @@ class TreeBuilder {
   const ModelConfig& config_;
 
  public:
-  const std::int64_t b;  // batch size
-  const std::int64_t s;  // sequence length
+  const std::int64_t b;     // batch size
+  const std::int64_t s;     // new positions per sequence (sequence length; 1 in a decode step)
+  const std::int64_t past;  // cached positions (decode step), 0 for a prefill
+  const bool sdpa;          // fused attention (BuildOptions::attention == "sdpa")
+  const bool last_token_logits;
 };
 
-// One function per family; each adds every node below (and the ops of) the root.
-void build_bert_like(TreeBuilder& tb, int root);   // bert, roberta
-void build_distilbert(TreeBuilder& tb, int root);  // distilbert
-void build_gpt_like(TreeBuilder& tb, int root);    // gpt2, openai-gpt
-void build_ctrl(TreeBuilder& tb, int root);        // ctrl
+// One function per family; each adds every node of the base model (BertModel, GPT2Model,
+// LlamaModel ...) below `base` (and its ops), with every scope prefixed by `prefix` ("" when the
+// base model is the root; "transformer." / "model." / "gpt_neox." under an LM-head root).
+void build_bert_like(TreeBuilder& tb, int base, const std::string& prefix);   // bert, roberta
+void build_distilbert(TreeBuilder& tb, int base, const std::string& prefix);  // distilbert
+void build_gpt_like(TreeBuilder& tb, int base, const std::string& prefix);    // gpt2, openai-gpt
+void build_ctrl(TreeBuilder& tb, int base, const std::string& prefix);        // ctrl
+void build_llama_like(TreeBuilder& tb, int base, const std::string& prefix);  // llama, mistral, qwen2
+void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    // gpt_neox
+void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
+
+// The LM head of each decoder family under the LM-head root (GPT2LMHeadModel's lm_head,
+// LlamaForCausalLM's lm_head, GPTNeoXForCausalLM's embed_out ...), tied to the token embeddings
+// where the family or the config says so.
+void add_bert_like_lm_head(TreeBuilder& tb, int root);   // BertForMaskedLM, RobertaForMaskedLM
+void add_distilbert_lm_head(TreeBuilder& tb, int root);  // DistilBertForMaskedLM
+void add_gpt_like_lm_head(TreeBuilder& tb, int root);
+void add_ctrl_lm_head(TreeBuilder& tb, int root);
+void add_llama_like_lm_head(TreeBuilder& tb, int root);
+void add_gpt_neox_lm_head(TreeBuilder& tb, int root);
+void add_opt_lm_head(TreeBuilder& tb, int root);
 
 }  // namespace irene::arch_detail

@@ -1,38 +1,47 @@
 // GPT-2 / DistilGPT2 (modeling_gpt2.py) and OpenAI-GPT (modeling_openai.py), in the Hugging
 // Face version of the IrEne dataset: blocks `h.N` of class Block holding Attention (Conv1D
 // c_attn / c_proj) and MLP (Conv1D c_fc / c_proj, tanh-approximated GELU), all directly under
-// the root with the embeddings (and GPT-2's final ln_f).
+// the base model with the embeddings (and GPT-2's final ln_f).
 //
 // Differences: GPT-2 is pre-norm (ln_1 -> attn -> add, ln_2 -> mlp -> add), its causal mask is
 // a torch.where, and it has ln_f; OpenAI-GPT is post-norm (attn -> add -> ln_1, ...), its mask
 // is w * b + -1e4 * (1 - b) on the [1, 1, seq, seq] mask b, and it adds the (zero) token type
 // embeddings as a second add.
+//
+// Generation: GPT2LMHeadModel / OpenAIGPTLMHeadModel hold the base model as `transformer` and
+// an lm_head Linear tied to wte / tokens_embed. A GPT-2 decode step concatenates the cached keys
+// and values with the new ones (cache_cat; the `present` stack the dataset's counting leaves out
+// stays out) and its scores span past + 1 keys. OpenAI-GPT has no cache in Hugging Face.
 #include <fmt/format.h>
 
 #include "irene/arch/families.hpp"
 
 namespace irene::arch_detail {
 
-void build_gpt_like(TreeBuilder& tb, int root) {
+void build_gpt_like(TreeBuilder& tb, int base, const std::string& p) {
   const ModelConfig& c = tb.config();
   const bool gpt2 = c.model_type == "gpt2";
-  const auto h = c.hidden_size, s = tb.s;
+  const auto h = c.hidden_size, s = tb.s, b = tb.b, t = tb.kv_len();
   const std::string act =
       gpt2 ? c.string_setting("activation_function", "gelu_new") : c.string_setting("afn", "gelu");
   // modeling_openai's ACT_FNS maps "gelu" to the tanh approximation.
   const std::string act_op = (!gpt2 && act == "gelu") ? "gelu_new" : act;
 
-  tb.add_embedding(root, gpt2 ? "wte" : "tokens_embed", c.vocab_size, h, tb.b);
-  tb.add_embedding(root, gpt2 ? "wpe" : "positions_embed", c.max_positions, h, 1);
-  tb.add_op(root, "add", tb.hidden_shape());  // tokens + positions
-  if (!gpt2) tb.add_op(root, "add", tb.hidden_shape());  // + token types (0)
+  tb.add_embedding(base, p + (gpt2 ? "wte" : "tokens_embed"), c.vocab_size, h, tb.b);
+  tb.add_embedding(base, p + (gpt2 ? "wpe" : "positions_embed"), c.max_positions, h, 1);
+  tb.add_op(base, "add", tb.hidden_shape());  // tokens + positions
+  if (!gpt2) tb.add_op(base, "add", tb.hidden_shape());  // + token types (0)
 
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string l = fmt::format("h.{}", i);
-    const int block = tb.add_module(root, l, "Block");
+    const std::string l = fmt::format("{}h.{}", p, i);
+    const int block = tb.add_module(base, l, "Block");
     if (gpt2) tb.add_layer_norm(block, l + ".ln_1", h);
     const int attn = tb.add_module(block, l + ".attn", "Attention");
     tb.add_conv1d(attn, l + ".attn.c_attn", h, 3 * h);
+    if (tb.decode()) {  // torch.cat of the cached keys / values with the new ones
+      tb.add_op(attn, "cache_cat", {b, c.num_heads, t, c.head_size()});
+      tb.add_op(attn, "cache_cat", {b, c.num_heads, t, c.head_size()});
+    }
     tb.add_attention_core(attn, l + ".attn");
     tb.add_op(attn, "div", tb.scores_shape());  // / sqrt(head size)
     if (gpt2) {
@@ -54,7 +63,16 @@ void build_gpt_like(TreeBuilder& tb, int root) {
     tb.add_op(block, "add", tb.hidden_shape());  // residual
     if (!gpt2) tb.add_layer_norm(block, l + ".ln_2", h);
   }
-  if (gpt2) tb.add_layer_norm(root, "ln_f", h);
+  if (gpt2) tb.add_layer_norm(base, p + "ln_f", h);
+}
+
+void add_gpt_like_lm_head(TreeBuilder& tb, int root) {
+  // lm_head = nn.Linear(n_embd, vocab_size, bias=False), its weight tied to the token embeddings.
+  LinearCall call;
+  call.bias = false;
+  call.tied = tb.config().tie_word_embeddings;
+  call.seq = tb.logits_seq();
+  tb.add_linear(root, "lm_head", tb.config().hidden_size, tb.config().vocab_size, call);
 }
 
 }  // namespace irene::arch_detail

@@ -11,8 +11,7 @@ namespace irene {
 
 namespace {
 
-constexpr double kFloat = 4;  // bytes of a float32
-constexpr double kId = 8;     // bytes of an int64 token / position id
+constexpr double kId = 8;  // bytes of an int64 token / position id
 
 // Products and sums of parameter counts, checked (limits.hpp): an Error instead of overflow.
 std::int64_t mul(std::int64_t a, std::int64_t b) {
@@ -31,18 +30,41 @@ std::int64_t get(const Attrs& a, const char* key) {
   return it->second;
 }
 
-// Batched product (b x m x k) @ (k x n): 2 b m k n FLOPs; b (m k + k n + m n) floats.
-Counts batched_matmul(double b, double m, double k, double n) {
-  return {2 * b * m * k * n, b * (m * k + k * n + m * n) * kFloat};
+// An optional attr (Primitive::optional_attrs): its value, or `absent`.
+std::int64_t get_or(const Attrs& a, const char* key, std::int64_t absent) {
+  auto it = a.find(key);
+  return it == a.end() ? absent : it->second;
 }
 
-// 2-D product (m x k) @ (k x n), as addmm: 2 m k n FLOPs; (m k + k n + m n) floats.
-Counts matmul_2d(double m, double k, double n) { return {2 * m * k * n, (m * k + k * n + m * n) * kFloat}; }
+// Batched product (b x m x k) @ (k x n): 2 b m k n FLOPs; b (m k + k n + m n) elements.
+Counts batched_matmul(double b, double m, double k, double n, double e) {
+  return {2 * b * m * k * n, b * (m * k + k * n + m * n) * e};
+}
+
+// 2-D product (m x k) @ (k x n), as addmm: 2 m k n FLOPs; (m k + k n + m n) elements.
+Counts matmul_2d(double m, double k, double n, double e) { return {2 * m * k * n, (m * k + k * n + m * n) * e}; }
+
+double product(const std::vector<std::int64_t>& shape) {
+  double n = 1;
+  for (auto d : shape) n *= static_cast<double>(d);
+  return n;
+}
+
+// An operation counted per element of the tensor it produces: `flops` FLOPs, `floats`
+// floating-point elements and `other` bytes (int64 ids, booleans) read + written per element.
+OpKind per_element(std::string name, std::string description, double flops, double floats, double other = 0) {
+  return OpKind{std::move(name), std::move(description),
+                [flops, floats, other](const std::vector<std::int64_t>& shape, double e) {
+                  const double n = product(shape);
+                  return Counts{flops * n, (floats * e + other) * n};
+                }};
+}
 
 std::vector<Primitive> make_primitives() {
   std::vector<Primitive> p;
   p.push_back(Primitive{
       "Linear",
+      {},
       "torch.nn.Linear. On a 3-D input [batch, seq, in] F.linear is a matmul (weight counted per "
       "batch element) plus a bias add; on a 2-D input [batch, in] it is one addmm.",
       {{"in_features", "input width"},
@@ -50,123 +72,242 @@ std::vector<Primitive> make_primitives() {
        {"batch", "input batch size"},
        {"seq", "input sequence length (ignored when input_rank = 2)"},
        {"input_rank", "2 ([batch, in]) or 3 ([batch, seq, in])"}},
-      [](const Attrs& a) { return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features")); },
       [](const Attrs& a) {
+        const auto w = get_or(a, "tied", 0) ? std::int64_t{0} : mul(get(a, "in_features"), get(a, "out_features"));
+        return get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w;
+      },
+      [](const Attrs& a, double e) {
         const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
-        if (get(a, "input_rank") == 2) return matmul_2d(b, in, out);
+        if (get(a, "input_rank") == 2) return matmul_2d(b, in, out, e);
         const double s = get(a, "seq");
-        Counts c = batched_matmul(b, s, in, out);
-        c += Counts{b * s * out, b * s * out * 2 * kFloat};  // bias add
+        Counts c = batched_matmul(b, s, in, out, e);
+        if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
         return c;
       },
       "ml_linear",
-      {}});
+      "",
+      {{"bias", "1: with a bias vector (nn.Linear's default), 0: bias=False", 1},
+       {"tied", "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
+                "if any, is its own parameter", 0}}});
   p.push_back(Primitive{
       "Conv1D",
+      {},
       "Hugging Face Conv1D (GPT-2, OpenAI-GPT): one addmm over the flattened [batch x seq, in] input.",
       {{"in_features", "input width (nx)"},
        {"out_features", "output width (nf)"},
        {"batch", "input batch size"},
        {"seq", "input sequence length"}},
       [](const Attrs& a) { return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features")); },
-      [](const Attrs& a) {
+      [](const Attrs& a, double e) {
         return matmul_2d(static_cast<double>(get(a, "batch")) * get(a, "seq"), get(a, "in_features"),
-                         get(a, "out_features"));
-      },
-      "ml_linear",
-      {}});
+                         get(a, "out_features"), e);
+      }});
   p.push_back(Primitive{
       "Embedding",
+      {"OPTLearnedPositionalEmbedding"},
       "torch.nn.Embedding lookup: no FLOPs; reads the int64 ids and writes the output.",
       {{"num_embeddings", "rows of the table"},
        {"embedding_dim", "width of the table"},
        {"batch", "rows of the id tensor (1 for position ids shared by the batch)"},
        {"seq", "columns of the id tensor"}},
       [](const Attrs& a) { return mul(get(a, "num_embeddings"), get(a, "embedding_dim")); },
-      [](const Attrs& a) {
+      [](const Attrs& a, double e) {
         const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
-        return Counts{0, ids * kId + ids * get(a, "embedding_dim") * kFloat};
-      },
-      "ml_linear",
-      {}});
+        return Counts{0, ids * kId + ids * get(a, "embedding_dim") * e};
+      }});
   p.push_back(Primitive{
       "LayerNorm",
-      "torch.nn.LayerNorm over the last dimension: 8 FLOPs and 4 float accesses per element.",
+      {},
+      "torch.nn.LayerNorm over the last dimension: 8 FLOPs and 4 element accesses per element.",
       {{"normalized_shape", "width normalized over"}, {"batch", "input batch size"}, {"seq", "input sequence length"}},
       [](const Attrs& a) { return mul(2, get(a, "normalized_shape")); },
-      [](const Attrs& a) {
-        const double e = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "normalized_shape");
-        return Counts{8 * e, 4 * kFloat * e};
-      },
-      "ml_linear",
-      {}});
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "normalized_shape");
+        return Counts{8 * n, 4 * e * n};
+      }});
   p.push_back(Primitive{
       "MatMul",
-      "torch.matmul of attention, per (batch, head): [m, k] @ [k, n] (query x key, attention x value).",
+      {},
+      "torch.matmul of attention, per (batch, head): [m, k] @ [k, n] (query x key, attention x value). "
+      "In a decode step m = 1 and the cached length past + 1 is k or n.",
       {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"k", "inner size"}, {"n", "columns"}},
       [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a) {
+      [](const Attrs& a, double e) {
         return batched_matmul(static_cast<double>(get(a, "batch")) * get(a, "heads"), get(a, "m"), get(a, "k"),
-                              get(a, "n"));
-      },
-      "ml_linear",
-      {}});
+                              get(a, "n"), e);
+      }});
   p.push_back(Primitive{
       "Softmax",
-      "softmax over the last dimension of [batch, heads, m, n] attention scores: 5 FLOPs and 3 float "
-      "accesses per element.",
+      {},
+      "softmax over the last dimension of [batch, heads, m, n] attention scores: 5 FLOPs and 3 element "
+      "accesses per element. With upcast (Hugging Face's softmax(..., dtype=torch.float32).to(dtype) of the "
+      "LLM families) and a 16-bit dtype: read in the dtype, computed and written in float32, cast back.",
       {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"n", "columns (softmax axis)"}},
       [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a) {
-        const double e = static_cast<double>(get(a, "batch")) * get(a, "heads") * get(a, "m") * get(a, "n");
-        return Counts{5 * e, 3 * kFloat * e};
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "heads") * get(a, "m") * get(a, "n");
+        if (get_or(a, "upcast", 0) && e < 4) return Counts{5 * n, (3 * e + 8) * n};
+        return Counts{5 * n, 3 * e * n};
       },
       "ml_linear",
-      {}});
+      "",
+      {{"upcast", "1: computed in float32 and cast back to the tree's dtype (a no-op in float32)", 0}}});
   p.push_back(Primitive{
       "Tanh",
-      "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 float access per element.",
+      {},
+      "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 element access per element.",
       {{"batch", "batch size"}, {"features", "width"}},
       [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a) {
-        const double e = static_cast<double>(get(a, "batch")) * get(a, "features");
-        return Counts{4 * e, kFloat * e};
-      },
-      "ml_linear",
-      {}});
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "features");
+        return Counts{4 * n, e * n};
+      }});
   p.push_back(Primitive{
       "ReLU",
-      "torch.nn.ReLU as a module (CTRL's feed-forward ffn.1) on [batch, seq, features]: 1 FLOP and 2 float "
-      "accesses per element.",
+      {},
+      "torch.nn.ReLU as a module (CTRL's feed-forward ffn.1, OPT's activation_fn) on [batch, seq, features]: "
+      "1 FLOP and 2 element accesses per element.",
       {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
       [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a) {
-        const double e = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-        return Counts{e, 2 * kFloat * e};
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+        return Counts{n, 2 * e * n};
+      }});
+  p.push_back(Primitive{
+      "RMSNorm",
+      {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"},
+      "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
+      "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
+      "element accesses per element (plus 2 FLOPs and 4 float32 accesses per row); with a 16-bit dtype the "
+      "two casts and the weight product add 4 accesses of the dtype per element.",
+      {{"normalized_shape", "width normalized over"}, {"batch", "input batch size"}, {"seq", "input sequence length"}},
+      [](const Attrs& a) { return get(a, "normalized_shape"); },
+      [](const Attrs& a, double e) {
+        const double rows = static_cast<double>(get(a, "batch")) * get(a, "seq");
+        const double n = rows * get(a, "normalized_shape");
+        return Counts{4 * n + 2 * rows, (e < 4 ? 28 + 4 * e : 28) * n + 16 * rows};
       },
       "ml_linear",
-      {}});
+      "LayerNorm"});
+  p.push_back(Primitive{
+      "SiLU",
+      {"SiLUActivation"},  // transformers 5's class for hidden_act silu
+      "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
+      "5 FLOPs and 2 element accesses per element.",
+      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      [](const Attrs&) { return std::int64_t{0}; },
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+        return Counts{5 * n, 2 * e * n};
+      },
+      "ml_linear",
+      "Softmax"});
+  p.push_back(Primitive{
+      "GELU",
+      {"GELUActivation"},
+      "exact GELU (Hugging Face's GELUActivation for hidden_act gelu, torch.nn.functional.gelu) on [batch, "
+      "seq, features]: 6 FLOPs and 2 element accesses per element, as the element-wise 'gelu' operation.",
+      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      [](const Attrs&) { return std::int64_t{0}; },
+      [](const Attrs& a, double e) {
+        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+        return Counts{6 * n, 2 * e * n};
+      },
+      "ml_linear",
+      "Softmax"});
+  p.push_back(Primitive{
+      "ScaledDotProductAttention",
+      {},
+      "torch.nn.functional.scaled_dot_product_attention (Hugging Face's sdpa attention) of [batch, heads, m, d] "
+      "queries with [batch, heads, n, d] keys and values: the two products (4 b h m n d FLOPs), the scaling "
+      "and the softmax (6 b h m n FLOPs); a fused kernel reads q, k, v and writes the output once.",
+      {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "query positions"}, {"n", "key positions"},
+       {"d", "head size"}},
+      [](const Attrs&) { return std::int64_t{0}; },
+      [](const Attrs& a, double e) {
+        const double bh = static_cast<double>(get(a, "batch")) * get(a, "heads");
+        const double m = get(a, "m"), n = get(a, "n"), d = get(a, "d");
+        return Counts{bh * (4 * m * n * d + 6 * m * n), bh * (2 * m * d + 2 * n * d) * e};
+      },
+      "ml_linear",
+      "MatMul",
+      {{"causal", "1: is_causal (a prefill without an explicit mask), 0: every key is attended to", 0}}});
   return p;
 }
 
 std::vector<OpKind> make_op_kinds() {
-  // flops / bytes per element of the produced tensor.
-  return {
-      {"add", "element-wise add (bias, residual, mask, embedding sum), float32", 1, 2 * kFloat, {}},
-      {"add_int64", "element-wise add on int64 (RoBERTa's position ids + padding index)", 1, 2 * 8, {}},
-      {"sub", "element-wise subtraction, float32", 1, 2 * kFloat, {}},
-      {"div", "element-wise division (attention scaling), float32", 1, 2 * kFloat, {}},
-      {"mul", "element-wise multiplication, float32 (or int32)", 1, 3 * kFloat, {}},
-      {"rsub", "reverse subtraction 1 - x (attention masks), float32", 1, 3 * kFloat, {}},
-      {"pow", "element-wise power (tanh-approximated GELU), float32", 1, 2 * kFloat, {}},
-      {"tanh", "element-wise tanh, float32", 4, kFloat, {}},
-      {"softmax", "softmax over the last dimension, float32", 5, 3 * kFloat, {}},
-      {"layer_norm", "layer normalization over the last dimension, float32", 8, 4 * kFloat, {}},
-      {"gelu", "exact GELU as one operation (BERT, DistilBERT), float32", 6, 2 * kFloat, {}},
-      {"relu", "element-wise ReLU, float32", 1, 2 * kFloat, {}},
-      {"where", "torch.where selecting masked scores (GPT-2's causal mask); the dataset counts it as 0", 0, 0, {}},
-      {"masked_fill", "masked_fill of scores (DistilBERT's mask); the dataset counts it as 0", 0, 0, {}},
+  std::vector<OpKind> k = {
+      per_element("add", "element-wise add (bias, residual, mask, embedding sum)", 1, 2),
+      per_element("add_int64", "element-wise add of a scalar on int64 (RoBERTa's position ids + padding index, "
+                               "OPT's positions - 1 and + offset)", 1, 0, 16),
+      per_element("sub", "element-wise subtraction", 1, 2),
+      per_element("div", "element-wise division by a scalar (attention scaling)", 1, 2),
+      per_element("mul", "element-wise multiplication of two tensors (int32 for RoBERTa's mask), e.g. the gated "
+                         "MLP's act(gate) * up", 1, 3),
+      per_element("mul_scalar", "element-wise multiplication by a Python float (eager attention's scores * scaling)",
+                  1, 2),
+      per_element("rsub", "reverse subtraction 1 - x (attention masks)", 1, 3),
+      per_element("pow", "element-wise power (tanh-approximated GELU)", 1, 2),
+      per_element("tanh", "element-wise tanh", 4, 1),
+      per_element("softmax", "softmax over the last dimension", 5, 3),
+      per_element("layer_norm", "layer normalization over the last dimension", 8, 4),
+      per_element("gelu", "exact GELU as one operation (BERT, DistilBERT)", 6, 2),
+      per_element("relu", "element-wise ReLU", 1, 2),
+      per_element("where", "torch.where selecting masked scores (GPT-2's causal mask); the dataset counts it as 0", 0,
+                  0),
+      per_element("masked_fill", "masked_fill of scores (DistilBERT's mask); the dataset counts it as 0", 0, 0),
+      per_element("cumsum_int64", "cumulative sum of an int64 attention mask along the sequence (OPT's positions)",
+                  1, 0, 16),
+      per_element("mul_int64", "element-wise product of two int64 tensors (OPT's positions * mask)", 1, 0, 24),
+      per_element("cat", "torch.cat of two tensors along the last dimension into [.., n] (GPT-NeoX's rotated and "
+                         "passed-through head dimensions): every element read and written once", 0, 2),
+      per_element("cache_cat",
+                  "DynamicCache.update in a decode step: torch.cat([cache, new], dim=-2) into the key or value cache "
+                  "[batch, kv_heads, past + 1, head_size]: every element read and written once",
+                  0, 2),
+      per_element("rotary",
+                  "apply_rotary_pos_emb on one tensor [batch, heads, seq, rotary dims]: x * cos + rotate_half(x) * "
+                  "sin, rotate_half = cat(-x2, x1) (cos and sin are [1, 1, seq, dims], broadcast, their reads not "
+                  "counted): 3.5 FLOPs, 10 element accesses per element",
+                  3.5, 10),
   };
+  k.push_back(OpKind{
+      "rotary_cos_sin",
+      "the model's rotary_emb (LlamaRotaryEmbedding ...) forward for positions [1, seq, rotary dims], in float32 "
+      "whatever the dtype: inv_freq x positions (a matmul with inner size 1), cat(freqs, freqs), cos, sin, both "
+      "times attention_scaling, then cast to the dtype: 11 FLOPs and 10.5 float32 accesses per element, and with "
+      "a 16-bit dtype 2 casts (4 + 2 bytes each)",
+      [](const std::vector<std::int64_t>& shape, double e) {
+        const double n = product(shape);
+        return Counts{11 * n, 10.5 * 4 * n + (e < 4 ? 2 * (4 + e) * n : 0)};
+      }});
+  k.push_back(OpKind{
+      "repeat_kv",
+      "repeat_kv of grouped-query attention on [batch, kv_heads, n_rep, positions, head_size]: the expand of "
+      "[batch, kv_heads, positions, head_size] n_rep times and the reshape's copy (Hugging Face returns the "
+      "tensor unchanged when n_rep = 1, and lists no op then): reads the source once, writes every element",
+      [](const std::vector<std::int64_t>& shape, double e) {
+        const double n = product(shape);
+        const double rep = shape.size() == 5 && shape[2] > 0 ? static_cast<double>(shape[2]) : 1.0;
+        return Counts{0, (n / rep + n) * e};
+      }});
+  k.push_back(OpKind{
+      "causal_mask",
+      "the 4-D causal mask [batch, 1, seq, past + seq] that _prepare_4d_causal_attention_mask_with_cache_position "
+      "builds from a 2-D attention mask of ones (as a tokenizer and generate() pass it): full, triu (seq > 1), "
+      "arange > cache_position, in-place mul on [seq, past + seq]; clone to the batch, + attention mask, == 0, "
+      "masked_fill and the slice assignment on [batch, 1, seq, past + seq]",
+      [](const std::vector<std::int64_t>& shape, double e) {
+        if (shape.size() != 4) return Counts{};
+        const double b = static_cast<double>(shape[0]), s = static_cast<double>(shape[2]),
+                     t = static_cast<double>(shape[3]);
+        const double st = s * t, bst = b * s * t;
+        const double flops = 2 * st + 2 * bst;
+        const double bytes = st * e + (s > 1 ? 2 * st * e : 0) + st + (2 * e + 1) * st + 2 * e * bst +
+                             (2 * e * bst + kId * b * t) + (e + 1) * bst + (2 * e + 1) * bst + 2 * e * bst;
+        return Counts{flops, bytes};
+      }});
+  return k;
 }
 
 std::vector<Primitive>& primitive_table() {
@@ -197,9 +338,23 @@ const std::vector<Primitive>& primitives() { return primitive_table(); }
 const std::vector<OpKind>& op_kinds() { return op_table(); }
 
 const Primitive* find_primitive(std::string_view class_name) {
-  for (const auto& p : primitive_table())
+  for (const auto& p : primitive_table()) {
     if (p.class_name == class_name) return &p;
+    for (const auto& a : p.aliases)
+      if (a == class_name) return &p;
+  }
   return nullptr;
+}
+
+double dtype_bytes(std::string_view dtype) {
+  if (dtype == "float32") return 4;
+  if (dtype == "float16" || dtype == "bfloat16") return 2;
+  throw Error(fmt::format("unknown dtype '{}' (supported: float32, float16, bfloat16)", dtype));
+}
+
+const std::vector<std::string>& supported_dtypes() {
+  static const std::vector<std::string> d = {"float32", "float16", "bfloat16"};
+  return d;
 }
 
 const OpKind* find_op_kind(std::string_view name) {
@@ -209,8 +364,11 @@ const OpKind* find_op_kind(std::string_view name) {
 }
 
 Primitive& mutable_primitive(std::string_view class_name) {
-  for (auto& p : primitive_table())
+  for (auto& p : primitive_table()) {
     if (p.class_name == class_name) return p;
+    for (const auto& a : p.aliases)
+      if (a == class_name) return p;
+  }
   throw Error(fmt::format("unknown primitive '{}' (known: {})", class_name, names_of_primitives()));
 }
 
@@ -235,13 +393,13 @@ std::int64_t elements(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-Counts count_op(const Op& op) {
+Counts count_op(const Op& op, double element_bytes) {
   const OpKind* k = find_op_kind(op.kind);
   if (!k) throw Error(fmt::format("unknown operation '{}' (known: {})", op.kind, names_of_ops()));
   for (auto d : op.shape)
     if (d < 0) throw Error(fmt::format("operation '{}' has a negative dimension {}", op.kind, d));
-  const double e = static_cast<double>(elements(op.shape));
-  return {k->flops_per_element * e, k->bytes_per_element * e};
+  elements(op.shape);  // checks the element count against limits::kMaxCount
+  return k->count(op.shape, element_bytes);
 }
 
 std::int64_t attr(const Node& node, std::string_view key) {
@@ -261,22 +419,30 @@ const Primitive& checked_primitive(const Node& leaf) {
     const auto v = attr(leaf, key);
     if (v < 0) throw Error(fmt::format("node {}: attr '{}' is negative ({})", leaf.id, key, v));
   }
+  for (const auto& [key, what, absent] : p->optional_attrs) {
+    auto it = leaf.attrs.find(key);
+    if (it != leaf.attrs.end() && it->second < 0)
+      throw Error(fmt::format("node {}: attr '{}' is negative ({})", leaf.id, key, it->second));
+  }
   return *p;
 }
 }  // namespace
 
 std::int64_t primitive_parameters(const Node& leaf) { return checked_primitive(leaf).parameters(leaf.attrs); }
 
-Counts primitive_counts(const Node& leaf) { return checked_primitive(leaf).count(leaf.attrs); }
+Counts primitive_counts(const Node& leaf, double element_bytes) {
+  return checked_primitive(leaf).count(leaf.attrs, element_bytes);
+}
 
 void recount(Tree& tree) {
+  const double e = dtype_bytes(tree.dtype);
   // Pre-order: every child comes after its parent, so walking backwards sees children first.
   std::vector<Counts> counts(tree.nodes.size());
   for (int i = static_cast<int>(tree.nodes.size()) - 1; i >= 0; --i) {
     Node& n = tree.nodes[i];
     Counts c;
     if (n.type == NodeType::ml && n.children.empty()) {
-      c = primitive_counts(n);
+      c = primitive_counts(n, e);
       n.num_parameters = primitive_parameters(n);
     } else {
       std::int64_t params = 0;
@@ -286,7 +452,7 @@ void recount(Tree& tree) {
       }
       n.num_parameters = params;
     }
-    for (const auto& op : n.ops) c += count_op(op);
+    for (const auto& op : n.ops) c += count_op(op, e);
     if (!std::isfinite(c.flops) || !std::isfinite(c.bytes))
       throw Error(fmt::format("node {}: its FLOP or byte count is not finite", n.id));
     counts[i] = c;

@@ -3,18 +3,23 @@
 // Two tables, each a list of small counting functions keyed by name (fvcore's idea):
 //
 // * Primitives: the ML-level leaves of a tree (Linear, Conv1D, Embedding, LayerNorm, MatMul,
-//   Softmax, Tanh), keyed by class name. Each says which `Node::attrs` keys it reads, how many
+//   Softmax, Tanh, ReLU; for the decoder LLM families RMSNorm, SiLU, GELU and the fused
+//   ScaledDotProductAttention), keyed by class name (or a Hugging Face alias: LlamaRMSNorm). Each says which `Node::attrs` keys it reads, how many
 //   parameters it has, how its FLOPs and bytes are counted from those attrs, which regressor
 //   predicts it, and (filled in by measure/) how it is executed.
 // * Operations: the element-wise operations a module runs that are not tree nodes (residual
-//   adds, the attention scaling, masks, GELU ...), keyed by `Op::kind`. Each counts a fixed
-//   number of FLOPs and bytes per element of the tensor it produces.
+//   adds, the attention scaling, masks, GELU, rotary position embedding, the repeat of grouped
+//   key/value heads, the key/value cache update, the causal mask ...), keyed by `Op::kind`. Each
+//   counts FLOPs and bytes from the shape of the tensor it produces.
 //
 // A node's counts are then: ML leaf = its primitive's count; module or model = the sum of its
 // children's counts plus its `ops`' counts (`recount`). Adding a primitive or an operation is
 // one entry here. The counting rules are those of the published IrEne dataset
 // (float32 = 4 bytes; see ../shared/irene-data/README.md): they reproduce every row of it
-// within 0.5%.
+// within 0.5%. The entries added for the decoder LLM families count the operations of Hugging
+// Face's eager code path (modeling_llama.py's eager_attention_forward, LlamaRMSNorm,
+// apply_rotary_pos_emb, repeat_kv, DynamicCache.update, the 4-D causal mask), in the same
+// conventions: FLOPs of the arithmetic, bytes of every tensor read and written once.
 //
 // Units: Counts hold plain FLOPs and bytes; nodes store MFLOP (10^6 FLOPs) and MiB (2^20 bytes).
 #pragma once
@@ -25,6 +30,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "irene/core/tree.hpp"
@@ -46,38 +52,57 @@ struct Counts {
   }
 };
 
+// Bytes of one element of a tree's floating-point tensors (weights, activations, the key/value
+// cache) for its dtype: float32 4 (the default, as the dataset was measured), float16 and
+// bfloat16 2. Unknown dtype: irene::Error naming the accepted ones.
+double dtype_bytes(std::string_view dtype);
+// The dtypes irene counts and executes, in a fixed order ("float32", "float16", "bfloat16").
+const std::vector<std::string>& supported_dtypes();
+
 // An ML-level primitive (a tree leaf of type ml).
 struct Primitive {
   std::string class_name;  // "Linear": Node::class_name of the leaves it describes
+  // Other class names of leaves that are this primitive: Hugging Face gives each family its own
+  // class for the same operation (LlamaRMSNorm, MistralRMSNorm and Qwen2RMSNorm are RMSNorm).
+  std::vector<std::string> aliases;
   std::string description;
   // The attrs keys it reads, each with its meaning (all required).
   std::vector<std::pair<std::string, std::string>> attrs;
   // Trainable parameters from the attrs.
   std::function<std::int64_t(const Attrs&)> parameters;
-  // FLOPs and bytes of one forward pass from the attrs.
-  std::function<Counts(const Attrs&)> count;
+  // FLOPs and bytes of one forward pass from the attrs and the bytes of one floating-point
+  // element of the tree's dtype (4 for float32; see dtype_bytes).
+  std::function<Counts(const Attrs&, double element_bytes)> count;
   // The regressor family that predicts it: "ml_linear" (IrEne: one linear regressor per
   // primitive class, trained on the leaves of that class).
   std::string regressor = "ml_linear";
+  // The primitive whose regressor predicts this one, on the leaf's own features, when a
+  // predictor has no regressor for it (the shipped device_1 predictor has seen no RMSNorm, SiLU
+  // ...): the closest in what it computes and how it is counted. Empty: none (the predictor
+  // then refuses the tree). predict/ says so on every such node and widens its interval.
+  std::string stand_in;
+  // Attrs it reads when present, each with its meaning and the value when absent.
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> optional_attrs = {};
   // How measure/ executes it. arch/ never reads this: measure/ stores whatever callable type
   // it uses (through mutable_primitive) and reads it back with std::any_cast.
-  std::any execute;
+  std::any execute = {};
 };
 
 // An element-wise operation listed in Node::ops.
 struct OpKind {
   std::string name;  // Op::kind: "add"
   std::string description;
-  double flops_per_element = 0;  // per element of the produced tensor
-  double bytes_per_element = 0;  // bytes read + written per element of the produced tensor
-  std::any execute;              // as Primitive::execute
+  // FLOPs and bytes read + written of one operation producing a tensor of `shape`, for floating-
+  // point elements of `element_bytes` bytes (the tree's dtype). The shape's dimensions are >= 0.
+  std::function<Counts(const std::vector<std::int64_t>& shape, double element_bytes)> count;
+  std::any execute = {};  // as Primitive::execute
 };
 
 // Every primitive / operation, in a fixed order.
 const std::vector<Primitive>& primitives();
 const std::vector<OpKind>& op_kinds();
 
-// Lookups: nullptr when unknown.
+// Lookups: nullptr when unknown. A primitive is found by its class name or any of its aliases.
 const Primitive* find_primitive(std::string_view class_name);
 const OpKind* find_op_kind(std::string_view name);
 
@@ -89,18 +114,21 @@ OpKind& mutable_op_kind(std::string_view name);
 // Product of a shape's dimensions (1 for a scalar shape []).
 std::int64_t elements(const std::vector<std::int64_t>& shape);
 
-// Counts of one operation. Unknown kind or negative dimension: irene::Error.
-Counts count_op(const Op& op);
+// Counts of one operation at `element_bytes` per floating-point element (4: float32). Unknown
+// kind or negative dimension: irene::Error.
+Counts count_op(const Op& op, double element_bytes = 4);
 
 // Reads an attr of a node; missing: irene::Error naming the node and the key.
 std::int64_t attr(const Node& node, std::string_view key);
 
-// Parameters and counts of an ML leaf from its attrs. Unknown class or missing attr: Error.
+// Parameters and counts of an ML leaf from its attrs (at `element_bytes`, 4: float32). Unknown
+// class or missing attr: Error.
 std::int64_t primitive_parameters(const Node& leaf);
-Counts primitive_counts(const Node& leaf);
+Counts primitive_counts(const Node& leaf, double element_bytes = 4);
 
 // Recomputes num_parameters, flops_mflop and mem_mib of every node, bottom-up: ML leaves from
-// their primitive, modules and the model from their children plus their ops.
+// their primitive, modules and the model from their children plus their ops, at the bytes per
+// element of the tree's dtype.
 void recount(Tree& tree);
 
 }  // namespace irene

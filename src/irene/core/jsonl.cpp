@@ -26,7 +26,7 @@ const std::set<std::string>& structural_keys() {
   static const std::set<std::string> keys = {
       "id", "scope", "parent_name", "level", "instance_type", "type", "num_parameters", "flops",
       "mem_bytes", "ground_truth_energy", "predicted_energy", "predicted_energy_low",
-      "predicted_energy_high", "attrs", "ops", "child_nodes_obj", "child_nodes"};
+      "predicted_energy_high", "stand_in", "attrs", "ops", "child_nodes_obj", "child_nodes"};
   return keys;
 }
 
@@ -51,6 +51,7 @@ json node_to_json(const Tree& tree, int index) {
     j["predicted_energy_low"] = n.predicted_interval->low_j;
     j["predicted_energy_high"] = n.predicted_interval->high_j;
   }
+  if (!n.stand_in.empty()) j["stand_in"] = n.stand_in;
   if (!n.attrs.empty()) j["attrs"] = n.attrs;
   if (!n.ops.empty()) {
     json ops = json::array();
@@ -140,6 +141,7 @@ Node node_fields(const json& j, const std::string& where) {
   if (j.contains("predicted_energy_low") && j.contains("predicted_energy_high"))
     n.predicted_interval = Interval{get_field<double>(j, "predicted_energy_low", where),
                                     get_field<double>(j, "predicted_energy_high", where)};
+  if (j.contains("stand_in")) n.stand_in = get_field<std::string>(j, "stand_in", where);
   if (auto it = j.find("attrs"); it != j.end()) {
     if (!it->is_object()) throw Error(fmt::format("{}: 'attrs' must be an object", where));
     for (const auto& [k, v] : it->items())
@@ -203,6 +205,13 @@ json tree_to_json(const Tree& tree) {
   j["model_name"] = tree.model_name;
   j["batch_size"] = tree.batch_size;
   j["seq_len"] = tree.seq_len;
+  // Written only when they differ from the defaults, so prefill float32 files keep their shape.
+  if (tree.is_decode()) {
+    j["phase"] = tree.phase;
+    j["past_len"] = tree.past_len;
+  }
+  if (tree.dtype != "float32") j["dtype"] = tree.dtype;
+  if (tree.attention != "eager") j["attention"] = tree.attention;
   if (!tree.provenance.empty()) j["provenance"] = tree.provenance;
   j["frontend_tree"] = node_to_json(tree, 0);
   return j;
@@ -215,6 +224,23 @@ Tree tree_from_json(const json& record, const std::string& where) {
   // The reference files store batch_size and seq_len as numbers; integral floats are accepted.
   t.batch_size = static_cast<int>(int_field(record, "batch_size", 1, limits::kMaxBatch, where));
   t.seq_len = static_cast<int>(int_field(record, "seq_len", 1, limits::kMaxSeq, where));
+  if (record.contains("phase")) {
+    t.phase = get_field<std::string>(record, "phase", where);
+    if (t.phase != kPrefill && t.phase != kDecode)
+      throw Error(fmt::format("{}: field 'phase' must be \"prefill\" or \"decode\", got '{}'", where, t.phase.substr(0, 40)));
+  }
+  if (record.contains("past_len")) t.past_len = static_cast<int>(int_field(record, "past_len", 0, limits::kMaxSeq, where));
+  if (t.past_len > 0 && !t.is_decode()) throw Error(fmt::format("{}: 'past_len' is only for a decode step (phase \"decode\")", where));
+  if (record.contains("dtype")) {
+    t.dtype = get_field<std::string>(record, "dtype", where);
+    if (t.dtype != "float32" && t.dtype != "float16" && t.dtype != "bfloat16")
+      throw Error(fmt::format("{}: field 'dtype' must be float32, float16 or bfloat16, got '{}'", where, t.dtype.substr(0, 40)));
+  }
+  if (record.contains("attention")) {
+    t.attention = get_field<std::string>(record, "attention", where);
+    if (t.attention != "eager" && t.attention != "sdpa")
+      throw Error(fmt::format("{}: field 'attention' must be eager or sdpa, got '{}'", where, t.attention.substr(0, 40)));
+  }
   if (auto it = record.find("provenance"); it != record.end() && it->is_object())
     for (const auto& [k, v] : it->items()) t.provenance[k] = v.is_string() ? v.get<std::string>() : v.dump();
   auto root = record.find("frontend_tree");

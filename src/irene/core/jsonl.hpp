@@ -1,13 +1,16 @@
 // The IrEne JSONL format: one tree per line.
 //
-// Line:  {"model_name", "batch_size", "seq_len", "frontend_tree": NODE, "provenance": {...}}
+// Line:  {"model_name", "batch_size", "seq_len", "frontend_tree": NODE, "provenance": {...}}, plus
+//        where they differ from the defaults "phase" ("decode"), "past_len", "dtype" (float16,
+//        bfloat16) and "attention" ("sdpa") (core/tree.hpp)
 // NODE:  {"id" ("model/batch/seq/scope:Class", unique in the file; read back from scope, class
 //         and sibling order, so files with other ids read the same), "scope", "parent_name", "level" (depth), "instance_type" (class name),
 //         "type" (model|module|ml), "num_parameters", "flops" (MFLOP), "mem_bytes" (MiB),
 //         resource fields by name (cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean,
 //         gpu_energy_mean, ...; only those known), "ground_truth_energy" and "predicted_energy"
 //         (joules, only when known), "predicted_energy_low"/"predicted_energy_high" (joules,
-//         the interval, when known), "attrs" (irene's shape attributes), "ops" (extra operations,
+//         the interval, when known), "stand_in" (the class whose regressor stood in, when one
+//         did), "attrs" (irene's shape attributes), "ops" (extra operations,
 //         [{"kind","shape"}]), "child_nodes_obj"
 //         (children, same shape), "child_nodes" (children's scopes)}
 //

@@ -78,7 +78,13 @@ void Tree::assign_ids() {
   }
 }
 
-std::string Tree::key() const { return fmt::format("{}/{}/{}", model_name, batch_size, seq_len); }
+std::string Tree::key() const {
+  std::string k = fmt::format("{}/{}/{}", model_name, batch_size, seq_len);
+  if (is_decode()) k += fmt::format("/past{}", past_len);
+  if (dtype != "float32") k += "/" + dtype;
+  if (attention != "eager") k += "/" + attention;
+  return k;
+}
 
 std::string Tree::overrides() const {
   auto it = provenance.find("overrides");

@@ -80,6 +80,11 @@ struct Node {
   std::optional<double> ground_truth_energy_j;  // measured (dataset energy_mean or profile)
   std::optional<double> predicted_energy_j;     // filled by predict/
   std::optional<Interval> predicted_interval;   // filled by predict/ where known
+  // For an ML leaf whose primitive class the predictor has no regressor for (e.g. LlamaRMSNorm
+  // with the shipped predictor): the class whose regressor stood in, on this node's own
+  // features, as the registry names it (arch/registry.hpp, Primitive::stand_in); its interval is
+  // widened (predict/predictor.hpp). Empty otherwise.
+  std::string stand_in;
 
   // Links (indices into Tree::nodes) -------------------------------------------------------
   int parent = -1;
@@ -88,10 +93,24 @@ struct Node {
   bool is_leaf() const { return children.empty(); }
 };
 
+// The two passes of text generation (arch/builder.hpp).
+inline constexpr const char* kPrefill = "prefill";  // a full forward of seq_len tokens (the dataset's pass)
+inline constexpr const char* kDecode = "decode";    // one step with a key/value cache: 1 new token per sequence
+
 struct Tree {
   std::string model_name;  // "bert-base-uncased", or the config's name
   int batch_size = 0;
-  int seq_len = 0;
+  int seq_len = 0;  // tokens this pass processes per sequence (1 for a decode step)
+  // The pass: kPrefill (default; every tree of the published dataset) or kDecode, one
+  // generation step whose new token attends to past_len cached positions plus itself.
+  std::string phase = kPrefill;
+  int past_len = 0;  // cached positions (0 for a prefill)
+  // Element type of weights, activations and the key/value cache: "float32" (default, as the
+  // dataset was measured), "float16" or "bfloat16". Byte counts (mem_mib) follow it.
+  std::string dtype = "float32";
+  // How attention runs: "eager" (default: two MatMul and a Softmax leaf, as the dataset) or "sdpa"
+  // (one ScaledDotProductAttention leaf, torch's fused kernel, as Hugging Face runs by default).
+  std::string attention = "eager";
   std::vector<Node> nodes;  // pre-order; nodes[0] is the root
 
   // Free-form provenance (where the tree came from: dataset folder, device, CPU, sensor...).
@@ -114,7 +133,8 @@ struct Tree {
   // O(nodes); after building a tree with add_node, or after hand edits.
   void assign_ids();
 
-  // Key "model_name/batch/seq" used to match trees across files.
+  // Key used to match trees across files: "model_name/batch/seq", then "/pastP" for a decode
+  // step, "/DTYPE" when not float32 and "/sdpa" for fused attention.
   std::string key() const;
 
   // The configuration overrides the tree was built with (provenance "overrides":
@@ -122,6 +142,7 @@ struct Tree {
   std::string overrides() const;
   // What headers print: the model name, followed by " [overrides]" when there are any.
   std::string display_name() const;
+  bool is_decode() const { return phase == kDecode; }
 };
 
 // The id rule in one place: "<scope or 'root'>:<class>", plus "#k" for repeated siblings.

@@ -9,6 +9,7 @@
 #include "irene/core/error.hpp"
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/generation.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
 #include "irene/explain/sweep.hpp"
@@ -40,9 +41,9 @@ std::vector<std::string> models() { return builtin_model_names(); }
 
 namespace {
 
-Tree predicted(const ModelSpec& spec, int batch, int seq, const std::string& path) {
+Tree predicted(const ModelSpec& spec, int batch, int seq, const std::string& path, const BuildOptions& pass = {}) {
   const auto p = predictor(path);
-  Tree t = explain::predicted_tree(load(spec), batch, seq, *p);
+  Tree t = explain::predicted_tree(load(spec), batch, seq, *p, pass);
   t.provenance["predicted_for"] = p->hardware();
   t.provenance["predictor"] = p->path().string();
   return t;
@@ -50,10 +51,22 @@ Tree predicted(const ModelSpec& spec, int batch, int seq, const std::string& pat
 
 }  // namespace
 
-json tree(const ModelSpec& spec, int batch, int seq) { return explain::tree_summary(build_tree(load(spec), batch, seq)); }
+json tree(const ModelSpec& spec, int batch, int seq, const BuildOptions& pass) {
+  return explain::tree_summary(build_tree(load(spec), batch, seq, pass));
+}
 
-json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path) {
-  return explain::tree_summary(predicted(spec, batch, seq, predictor_path));
+json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path, const BuildOptions& pass) {
+  return explain::tree_summary(predicted(spec, batch, seq, predictor_path, pass));
+}
+
+json generate(const ModelSpec& spec, int batch, int prompt, int generate, const std::string& predictor_path,
+              const BuildOptions& pass) {
+  explain::GenerationRequest r;
+  r.batch = batch;
+  r.prompt = prompt;
+  r.generate = generate;
+  r.pass = pass;
+  return explain::to_json(explain::predict_generation(load(spec), r, *predictor(predictor_path)));
 }
 
 json explain(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path, int top) {

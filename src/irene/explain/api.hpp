@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/predict/predictor.hpp"
 
@@ -36,9 +37,15 @@ std::shared_ptr<const Predictor> predictor(const std::string& path);
 std::vector<std::string> models();
 
 // tree_summary (records.hpp) of the built tree: parameters, MFLOP, MiB per node, no energies.
-nlohmann::json tree(const ModelSpec& spec, int batch, int seq);
+// `pass`: a decode step, dtype, attention, head (arch/builder.hpp); default a prefill in float32.
+nlohmann::json tree(const ModelSpec& spec, int batch, int seq, const BuildOptions& pass = {});
 // tree_summary of the predicted tree: energy_j, low_j, high_j per node and in total, "hardware".
-nlohmann::json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path = "");
+nlohmann::json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path = "",
+                       const BuildOptions& pass = {});
+// generation.hpp's to_json: the energy of generating `generate` tokens after a `prompt`-token
+// prompt, for `batch` sequences (pass: dtype, attention, allow_long).
+nlohmann::json generate(const ModelSpec& spec, int batch, int prompt, int generate,
+                        const std::string& predictor_path = "", const BuildOptions& pass = {});
 // explain.hpp's to_json of the predicted tree (+ "hardware").
 nlohmann::json explain(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path = "", int top = 10);
 // compare.hpp's to_json of b against a (+ "hardware").

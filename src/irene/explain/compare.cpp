@@ -245,8 +245,13 @@ nlohmann::json to_json(const Comparison& c) {
 }
 
 void write_text(std::ostream& out, const Comparison& c, int top) {
-  out << fmt::format("a: {} batch {} seq {}\nb: {} batch {} seq {}\n", c.a.display_name, c.a.batch_size,
-                     c.a.seq_len, c.b.display_name, c.b.batch_size, c.b.seq_len);
+  // The pass beyond batch and seq, where it is not the default: a decode step, a 16-bit dtype.
+  auto pass = [](const Explanation& e) {
+    return (e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : std::string()) +
+           (e.dtype != "float32" ? " " + e.dtype : std::string());
+  };
+  out << fmt::format("a: {} batch {} seq {}{}\nb: {} batch {} seq {}{}\n", c.a.display_name, c.a.batch_size,
+                     c.a.seq_len, pass(c.a), c.b.display_name, c.b.batch_size, c.b.seq_len, pass(c.b));
   out << fmt::format("total ({}): a {}  b {}\n  b - a = {}  ({})\n", to_string(c.a.basis),
                      format_energy(c.a.total), format_energy(c.b.total), format_diff(c.total.diff),
                      format_pct(c.total.change_pct));

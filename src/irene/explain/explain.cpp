@@ -48,12 +48,14 @@ std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
       {"output", ModuleKind::feed_forward},       {"mlp", ModuleKind::feed_forward},
       {"ffn", ModuleKind::feed_forward},          {"feed_forward", ModuleKind::feed_forward},
       {"fc1", ModuleKind::feed_forward},          {"fc2", ModuleKind::feed_forward},
+      {"activation_fn", ModuleKind::feed_forward},
       {"embeddings", ModuleKind::embeddings},     {"wte", ModuleKind::embeddings},
       {"wpe", ModuleKind::embeddings},            {"embed_tokens", ModuleKind::embeddings},
       {"embed_positions", ModuleKind::embeddings}, {"word_embeddings", ModuleKind::embeddings},
       {"tokens_embed", ModuleKind::embeddings},   {"positions_embed", ModuleKind::embeddings},
       {"embed_in", ModuleKind::embeddings},       {"lm_head", ModuleKind::lm_head},
-      {"embed_out", ModuleKind::lm_head},
+      {"embed_out", ModuleKind::lm_head},         {"predictions", ModuleKind::lm_head},
+      {"vocab_transform", ModuleKind::lm_head},   {"vocab_projector", ModuleKind::lm_head},
   };
   auto it = names.find(seg);
   if (it == names.end()) return std::nullopt;
@@ -187,6 +189,37 @@ std::string repeated_pattern(std::string_view scope) {
 }
 
 }  // namespace
+std::vector<StandInGroup> stand_ins(const Tree& tree) {
+  std::vector<StandInGroup> groups;
+  for (const Node& n : tree.nodes) {
+    if (n.stand_in.empty()) continue;
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const StandInGroup& g) { return g.class_name == n.class_name && g.stand_in == n.stand_in; });
+    if (it == groups.end()) it = groups.insert(groups.end(), StandInGroup{n.class_name, n.stand_in, 0, 0});
+    ++it->leaves;
+    it->predicted_j += n.predicted_energy_j.value_or(0.0);
+  }
+  return groups;
+}
+
+std::string stand_in_note(const Tree& tree) {
+  const auto groups = stand_ins(tree);
+  if (groups.empty()) return "";
+  std::string s = "stand-ins: ";
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    s += fmt::format("{}{} {} leaves by the {} regressor", i ? ", " : "", groups[i].leaves, groups[i].class_name,
+                     groups[i].stand_in);
+  return s + " (no regressor of their own: predicted on their own features; their intervals widened x2 each side, "
+             "their ancestors' by as much)";
+}
+
+nlohmann::json stand_ins_json(const Tree& tree) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& g : stand_ins(tree))
+    a.push_back({{"class_name", g.class_name}, {"stand_in", g.stand_in}, {"leaves", g.leaves},
+                 {"predicted_j", g.predicted_j}, {"interval_widening", 2.0}});
+  return a;
+}
 
 Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
@@ -215,6 +248,10 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.batch_size = tree.batch_size;
   e.seq_len = tree.seq_len;
   e.basis = basis;
+  e.dtype = tree.dtype;
+  e.phase = tree.phase;
+  e.past_len = tree.past_len;
+  if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
   e.nodes.resize(tree.nodes.size());
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     const Node& n = tree.nodes[i];
@@ -233,6 +270,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     x.predicted_j = n.predicted_energy_j;
     x.interval = n.predicted_interval;
     x.measured_j = n.ground_truth_energy_j;
+    x.stand_in = n.stand_in;
     if (basis == Basis::predicted) {
       x.own.j = n.predicted_energy_j.value_or(0.0);
       if (n.predicted_interval)  // widened to contain the estimate (see the header)
@@ -374,6 +412,16 @@ nlohmann::json to_json(const Explanation& e) {
   j["batch_size"] = e.batch_size;
   j["seq_len"] = e.seq_len;
   j["basis"] = std::string(to_string(e.basis));
+  j["dtype"] = e.dtype;
+  j["phase"] = e.phase;
+  j["past_len"] = e.past_len;
+  {
+    nlohmann::json si = nlohmann::json::array();
+    for (const auto& g : e.stand_ins)
+      si.push_back({{"class_name", g.class_name}, {"stand_in", g.stand_in}, {"leaves", g.leaves},
+                    {"predicted_j", g.predicted_j}, {"interval_widening", 2.0}});
+    j["stand_ins"] = std::move(si);
+  }
   j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"},
                 {"share", "fraction of parent / of model"}};
   j["total"] = energy_json(e.total);
@@ -394,6 +442,7 @@ nlohmann::json to_json(const Explanation& e) {
     n["predicted_j"] = x.predicted_j ? nlohmann::json(*x.predicted_j) : nlohmann::json(nullptr);
     interval_json(x.interval, "predicted_low_j", "predicted_high_j", n);
     n["measured_j"] = x.measured_j ? nlohmann::json(*x.measured_j) : nlohmann::json(nullptr);
+    n["stand_in"] = x.stand_in.empty() ? nlohmann::json(nullptr) : nlohmann::json(x.stand_in);
     n["energy"] = energy_json(x.own);
     n["share_of_parent"] = x.share_of_parent;
     n["share_of_model"] = x.share_of_model;
@@ -422,10 +471,15 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
   const bool predicted = e.basis == Basis::predicted;
   // Measured energies have no predictor interval: say so once instead of on every line.
   const auto energy = [&](const Energy& x) { return !predicted && !x.interval ? format_joules(x.j) : format_energy(x); };
-  out << fmt::format("{} batch {} seq {}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
-                     to_string(e.basis), energy(e.total));
+  out << fmt::format("{} batch {} seq {}{}{}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
+                     e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "",
+                     e.dtype != "float32" ? " " + e.dtype : "", to_string(e.basis), energy(e.total));
   out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
+  for (const auto& g : e.stand_ins)
+    out << fmt::format("  stand-in: {} {} leaves predicted by the {} regressor on their own features (no regressor of "
+                       "their own; intervals widened x2 each side, their ancestors' by as much)\n",
+                       g.leaves, g.class_name, g.stand_in);
   if (e.measured_total_j && predicted) {
     const double err = e.total.j / *e.measured_total_j - 1;
     out << fmt::format("  measured {} (prediction {:+.1f}%)\n", format_joules(*e.measured_total_j), 100 * err);
@@ -480,6 +534,7 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
     if (o.depth >= 0 && x.depth > o.depth) continue;
     out << fmt::format("{:{}}{}  own {}  {:.1f}% / {:.1f}%  attributed {}", "", 2 * x.depth + 2, label(x),
                        energy(x.own), 100 * x.share_of_parent, 100 * x.share_of_model, format_joules(x.attributed.j));
+    if (!x.stand_in.empty()) out << fmt::format("  [stand-in: {}]", x.stand_in);
     if (x.measured_j && predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
     out << '\n';
   }

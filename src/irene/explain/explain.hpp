@@ -55,10 +55,12 @@ std::string_view to_string(ModuleKind kind);
 //      (BERT's output LayerNorm, GPT-2's ln_1 / ln_2 / ln_f, DistilBERT's sa_layer_norm alike);
 //   2. an Embedding, or a node under an embeddings module (embeddings, wte, wpe, embed_tokens,
 //      embed_positions, tokens_embed, ...): embeddings;
-//   3. the language-model head (lm_head, embed_out): lm head;
+//   3. the language-model head (lm_head, embed_out; the masked-LM heads cls.predictions,
+//      vocab_transform, vocab_projector): lm head;
 //   4. the outermost path segment naming a block decides: attention ("attention", "attn",
 //      "self_attn", ... with its projections, products, softmax and output projection) or
-//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2");
+//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2",
+//      "activation_fn": OPT's layers hold fc1, activation_fn and fc2 directly);
 //   5. else other (the pooler, containers such as a layer or the model itself).
 // Never throws.
 ModuleKind module_kind(std::string_view scope, std::string_view class_name);
@@ -87,6 +89,7 @@ struct NodeExplanation {
   std::optional<double> predicted_j;   // as the predictor gave it
   std::optional<Interval> interval;    // predictor's interval for predicted_j, as given
   std::optional<double> measured_j;    // ground truth, where present
+  std::string stand_in;                // the class whose regressor stood in (leaves), else ""
   Energy own;                          // the basis energy of this node (predicted or measured)
   double share_of_parent = 1;          // in [0, 1]; children of one parent sum to 1
   double share_of_model = 1;           // in [0, 1]; leaves sum to 1
@@ -113,6 +116,22 @@ struct HotspotGroup {
   Energy own;                // summed over the members' own energies
 };
 
+// The leaves of one primitive class predicted by a stand-in's regressor (Node::stand_in).
+struct StandInGroup {
+  std::string class_name;  // the leaves' class (LlamaRMSNorm)
+  std::string stand_in;    // whose regressor predicted them (LayerNorm)
+  int leaves = 0;
+  double predicted_j = 0;  // sum of their own predictions, joules
+};
+
+// Stand-in groups of a predicted tree, by class in first-appearance order; empty when none.
+std::vector<StandInGroup> stand_ins(const Tree& tree);
+// One line for outputs, "" when the tree has no stand-in: "stand-ins: 65 LlamaRMSNorm leaves by
+// the LayerNorm regressor, 32 SiLU by Softmax (no regressor of their own: predicted on their own
+// features; intervals widened x2 each side, and their ancestors' by as much)".
+std::string stand_in_note(const Tree& tree);
+nlohmann::json stand_ins_json(const Tree& tree);
+
 struct Explanation {
   std::string model_name;
   std::string overrides;     // configuration overrides ("num_hidden_layers=6, ..."), "" when none
@@ -127,6 +146,10 @@ struct Explanation {
   std::vector<HotspotGroup> hotspot_groups;  // top groups of repeated leaves by attributed energy
   std::vector<GroupEnergy> by_primitive;  // descending energy
   std::vector<GroupEnergy> by_kind;       // every kind of all_module_kinds, in that order
+  std::vector<StandInGroup> stand_ins;    // leaves predicted by a stand-in's regressor
+  std::string dtype = "float32";          // the tree's (core/tree.hpp)
+  std::string phase = kPrefill;
+  int past_len = 0;
 };
 
 struct ExplainOptions {

@@ -4,6 +4,7 @@
 
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
+#include "irene/explain/generation.hpp"
 
 namespace irene::explain {
 
@@ -19,13 +20,14 @@ ModelConfig load_config_with_overrides(std::string_view name_or_path, const std:
   return config;
 }
 
-Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predictor& predictor) {
+Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predictor& predictor,
+                    const BuildOptions& options) {
   if (predictor.needs_resource_features())
     throw Error(fmt::format(
         "predictor {} reads measured resource features, so it cannot predict a model from its configuration alone; "
         "use a model-spec predictor (the default) or explain a measured trees file",
         predictor.path().empty() ? std::string("(in memory)") : predictor.path().string()));
-  Tree tree = build_tree(config, batch, seq);
+  Tree tree = build_tree(config, batch, seq, options);
   predictor.predict(tree);
   return tree;
 }
@@ -43,6 +45,17 @@ Backend make_backend(std::shared_ptr<const Predictor> predictor) {
   b.set_value = [](ModelConfig& c, std::string_view k, std::string_view v) { set_config_value(c, k, v); };
   b.predict_tree = [predictor](const ModelConfig& c, int batch, int seq) {
     return predicted_tree(c, batch, seq, *predictor);
+  };
+  b.predict_pass = [predictor](const ModelConfig& c, int batch, int seq, const BuildOptions& o) {
+    return predicted_tree(c, batch, seq, *predictor, o);
+  };
+  b.generate = [predictor](const ModelConfig& c, int batch, int prompt, int generate, const BuildOptions& o) {
+    GenerationRequest r;
+    r.batch = batch;
+    r.prompt = prompt;
+    r.generate = generate;
+    r.pass = o;
+    return to_json(predict_generation(c, r, *predictor));
   };
   return b;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/tree.hpp"
 #include "irene/explain/server.hpp"
@@ -22,7 +23,8 @@ ModelConfig load_config_with_overrides(std::string_view name_or_path, const std:
 
 // build_tree + Predictor::predict. Errors: those of both (bad batch/seq, a feature the
 // predictor needs that a built tree lacks: "predictor P needs measured resource features").
-Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predictor& predictor);
+Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predictor& predictor,
+                    const BuildOptions& options = {});
 
 // True when `arg` names a predictions/trees JSONL file rather than a model (ends in .jsonl).
 bool is_trees_file(std::string_view arg);

@@ -17,7 +17,7 @@ const std::vector<std::string>& record_columns() {
       "model_name", "batch_size",  "seq_len",         "id",        "parent_id",      "scope",
       "class_name", "type",        "depth",           "kind",      "num_parameters", "flops_mflop",
       "mem_mib",    "energy_j",    "low_j",           "high_j",    "measured_j",     "share_of_parent",
-      "share_of_model", "attributed_j"};
+      "share_of_model", "attributed_j", "stand_in"};
   return columns;
 }
 
@@ -66,6 +66,7 @@ json node_records(const Tree& tree) {
     r["num_parameters"] = n.num_parameters;
     r["flops_mflop"] = n.flops_mflop;
     r["mem_mib"] = n.mem_mib;
+    r["stand_in"] = n.stand_in.empty() ? json(nullptr) : json(n.stand_in);
     if (ex) {
       const auto& x = ex->nodes[i];
       r["energy_j"] = x.own.j;
@@ -91,6 +92,13 @@ json tree_summary(const Tree& tree) {
   j["overrides"] = overrides_json(tree.overrides());
   j["batch_size"] = tree.batch_size;
   j["seq_len"] = tree.seq_len;
+  j["phase"] = tree.phase;
+  j["past_len"] = tree.past_len;
+  j["dtype"] = tree.dtype;
+  j["attention"] = tree.attention;
+  if (auto it = tree.provenance.find("config_torch_dtype"); it != tree.provenance.end())
+    j["config_torch_dtype"] = it->second;
+  j["stand_ins"] = stand_ins_json(tree);
   const Node& root = tree.root();
   j["num_parameters"] = root.num_parameters;
   j["flops_mflop"] = root.flops_mflop;

@@ -11,7 +11,9 @@
 //   measured_j                       ground truth, where measured,
 //   share_of_parent, share_of_model  explain.hpp's split of the model's energy (fractions),
 //   attributed_j                     share_of_model x the model's energy (the part of the model's
-//                                    prediction this node stands for; named as such everywhere).
+//                                    prediction this node stands for; named as such everywhere),
+//   stand_in                         the class whose regressor predicted this leaf when its own
+//                                    class has none (predict/predictor.hpp), else null.
 // Trees without any energy (irene tree) leave the energy columns empty.
 #pragma once
 
@@ -35,8 +37,10 @@ std::string relative_name(const Tree& tree, const Node& node);
 // One object per node, in pre-order, keys = record_columns().
 nlohmann::json node_records(const Tree& tree);
 
-// {"model_name", "batch_size", "seq_len", "num_parameters", "flops_mflop", "mem_mib",
-//  "energy_j", "low_j", "high_j", "measured_j", "hardware" (when predicted), "nodes": [...]}.
+// {"model_name", "batch_size", "seq_len", "phase", "past_len", "dtype", "attention",
+//  "config_torch_dtype" (when the config names one), "stand_ins" ([{class_name, stand_in, leaves,
+//  predicted_j, interval_widening}]), "num_parameters", "flops_mflop", "mem_mib", "energy_j",
+//  "low_j", "high_j", "measured_j", "hardware" (when predicted), "nodes": [...]}.
 nlohmann::json tree_summary(const Tree& tree);
 
 // CSV: the header, then one row per node of every tree (RFC 4180 quoting where needed).

@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "irene/core/error.hpp"
 #include "irene/explain/explain.hpp"
@@ -101,7 +102,7 @@ void ReportBuilder::add(const Tree& tree) {
   const std::size_t i = added_++;
   if (i == 0) first_label_ = fmt::format("{} batch {} seq {}", tree.display_name(), tree.batch_size, tree.seq_len);
   models_.insert(tree.display_name());
-  shapes_.insert({tree.batch_size, tree.seq_len});
+  shapes_.insert({tree.batch_size, tree.seq_len, tree.past_len});
   points_.push_back(to_json(std::vector<SweepPoint>{sweep_point(tree)})[0]);
   if (std::binary_search(keep_.begin(), keep_.end(), i) || (i >= expected_ && trees_.size() < max_trees_)) {
     ExplainOptions eo;
@@ -127,7 +128,8 @@ nlohmann::json ReportBuilder::data() const {
   data["trees"] = trees_;
   data["tree_points"] = tree_points_;
   data["trees_total"] = added_;
-  // A sweep: one model (with its overrides), several (batch, seq) points.
+  // A sweep: one model (with its overrides), several (batch, seq) points, or decode steps at
+  // several pasts.
   const bool sweep = added_ > 1 && models_.size() == 1 && shapes_.size() == added_;
   data["sweep"] = sweep ? points_ : nlohmann::json(nullptr);
   return data;

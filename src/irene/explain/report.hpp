@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <string>
 #include <vector>
@@ -47,7 +48,7 @@ class ReportBuilder {
   std::vector<std::size_t> keep_;  // indices to keep whole
   nlohmann::json trees_, points_, tree_points_;
   std::set<std::string> models_;
-  std::set<std::pair<int, int>> shapes_;
+  std::set<std::tuple<int, int, int>> shapes_;  // batch, seq, past
   std::string first_label_;
 };
 

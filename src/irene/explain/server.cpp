@@ -88,12 +88,31 @@ struct EnergyServer::Impl {
       throw Error(fmt::format("{} layers is more than this server's limit of {}", config.num_layers, options.max_layers));
   }
 
+  // The pass a request names (phase, past, dtype, attention, head, allow_long), or nullopt for
+  // the default (a prefill, float32, eager attention, the family's head).
+  std::optional<BuildOptions> pass_params(const httplib::Request& req) const {
+    bool any = false;
+    auto text = [&](const char* k) {
+      if (!req.has_param(k)) return std::string();
+      any = true;
+      return req.get_param_value(k).substr(0, 40);
+    };
+    const std::string phase = text("phase"), past = text("past"), dtype = text("dtype"), attention = text("attention"),
+                      head = text("head"), allow_long = text("allow_long");
+    if (!any) return std::nullopt;
+    if (!past.empty()) int_param(req, "past", options.max_seq);  // bounded like seq
+    return make_build_options(phase, past, dtype, attention, head, allow_long == "1" || allow_long == "true");
+  }
+
   nlohmann::json explain_json(const ModelConfig& config, const httplib::Request& req) const {
     const int batch = int_param(req, "batch", options.max_batch);
-    const int seq = int_param(req, "seq", options.max_seq);
+    const auto pass = pass_params(req);
+    const bool decode = pass && pass->phase == kDecode;
+    const int seq = decode ? int_param(req, "seq", 1, 1) : int_param(req, "seq", options.max_seq);
     ExplainOptions eo;
     eo.top = int_param(req, "top", 200, 15);
-    const Tree tree = backend.predict_tree(config, batch, seq);
+    if (pass && !backend.predict_pass) throw Error("this server predicts the default pass only");
+    const Tree tree = pass ? backend.predict_pass(config, batch, seq, *pass) : backend.predict_tree(config, batch, seq);
     nlohmann::json j = to_json(explain_tree(tree, eo));
     j["hardware"] = backend.hardware;
     return j;
@@ -163,6 +182,22 @@ struct EnergyServer::Impl {
         check_size(config);
         apply_overrides(config, req, "set");
         send_json(res, 200, explain_json(config, req));
+      });
+    });
+    Get("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] {
+        if (!backend.generate) throw Error("this server does not predict generations");
+        ModelConfig config = builtin(str_param(req, "model"));
+        apply_overrides(config, req, "set");
+        const int batch = int_param(req, "batch", options.max_batch, 1);
+        const int prompt = int_param(req, "prompt", options.max_seq);
+        const int generate = int_param(req, "generate", options.max_generate);
+        for (const char* k : {"phase", "past", "head"})
+          if (req.has_param(k)) throw Error(fmt::format("parameter '{}' does not apply to /api/generate", k));
+        const BuildOptions pass = pass_params(req).value_or(BuildOptions{});
+        nlohmann::json j = backend.generate(config, batch, prompt, generate, pass);
+        if (req.has_param("steps") && req.get_param_value("steps") == "0") j.erase("steps");
+        send_json(res, 200, j);
       });
     });
     Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {

@@ -10,6 +10,12 @@
 //   POST /api/predict?batch=B&seq=S[&set=...]  body: a Hugging Face config.json
 //   GET  /api/compare?a=NAME[&b=NAME]&batch=B&seq=S[&batch_b=B2][&seq_b=S2][&set_a=K:V...][&set_b=K:V...]
 //                          the comparison of b against a (compare.hpp to_json)
+//   /api/predict also takes the pass: [&phase=decode&past=P][&dtype=D][&attention=sdpa][&head=lm]
+//                          [&allow_long=1] (seq defaults to 1 for a decode step)
+//   GET  /api/generate?model=NAME&prompt=P&generate=N[&batch=B (default 1)][&dtype=D]
+//                          [&attention=sdpa][&allow_long=1][&set=...][&steps=0]
+//                          the energy of generating text (generation.hpp to_json; steps=0 leaves out
+//                          the per-step list); prompt <= max_seq, generate <= max_generate
 // Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad
 // override, malformed config) get 400 and {"error": "..."}; unknown paths 404, bodies over the
 // limit 413, other failures 500, always with a JSON error. Models are looked up by built-in
@@ -23,6 +29,9 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/tree.hpp"
 
@@ -35,6 +44,7 @@ struct ServeOptions {
   int max_batch = 1024;
   int max_seq = 8192;
   int max_layers = 256;  // num_layers of a requested configuration (bounds the tree's size)
+  int max_generate = 65536;  // generated tokens of /api/generate
   int threads = 8;       // worker threads
 };
 
@@ -45,6 +55,10 @@ struct Backend {
   std::function<ModelConfig(std::string_view json, const std::string& where)> parse_config;
   std::function<void(ModelConfig&, std::string_view key, std::string_view value)> set_value;
   std::function<Tree(const ModelConfig&, int batch, int seq)> predict_tree;  // with energies
+  // A pass other than the default prefill float32 eager (phase, past, dtype ...); null: refused.
+  std::function<Tree(const ModelConfig&, int batch, int seq, const BuildOptions&)> predict_pass;
+  // The energy of generating text as generation.hpp's to_json; null: /api/generate is refused.
+  std::function<nlohmann::json(const ModelConfig&, int batch, int prompt, int generate, const BuildOptions&)> generate;
   std::string hardware;  // shown by /api/health and the page
 };
 

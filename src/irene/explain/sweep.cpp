@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -114,6 +115,7 @@ SweepPoint sweep_point(const Tree& tree) {
   p.model_name = e.model_name;
   p.batch_size = e.batch_size;
   p.seq_len = e.seq_len;
+  p.past_len = e.past_len;
   p.model = e.total;
   p.measured_j = e.measured_total_j;
   bool all_mod = true, all_ml = true;
@@ -148,7 +150,7 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
     const std::string c = column_name(k);
     out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", c);
   }
-  out << ",measured_j\n";
+  out << ",measured_j,past\n";
   for (const auto& p : points) {
     std::string name = p.model_name;
     if (name.find_first_of(",\"\n") != std::string::npos) {
@@ -159,7 +161,7 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
     out << fmt::format("{},{},{}", name, p.batch_size, p.seq_len);
     for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << fmt::format(",{},{},{}", num(e->j), low(*e), high(*e));
     for (const auto& e : p.kinds) out << fmt::format(",{},{},{}", num(e.j), low(e), high(e));
-    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << '\n';
+    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << ',' << p.past_len << '\n';
   }
 }
 
@@ -189,20 +191,21 @@ void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points)
   bool measured = false;
   for (const auto& p : points) measured = measured || p.measured_j.has_value();
   if (measured) column("measured", [](const SweepPoint& p) { return p.measured_j.value_or(0.0); });
-  out << fmt::format("{}: predicted energy per forward pass; low/high: the model's interval; then the module kinds'\n"
-                     "attributed energies (they add up to the model)\n",
-                     points.front().model_name);
+  const bool decode = std::any_of(points.begin(), points.end(), [](const SweepPoint& p) { return p.past_len > 0; });
+  out << fmt::format("{}: predicted energy per forward pass{}; low/high: the model's interval; then the module\n"
+                     "kinds' attributed energies (they add up to the model)\n",
+                     points.front().model_name, decode ? " (decode steps: one new token per sequence)" : "");
   std::vector<std::string> heads;
   std::vector<std::size_t> widths;
   for (const auto& c : cols) {
     heads.push_back(fmt::format("{} ({})", c.name, c.unit.unit));
     widths.push_back(std::max<std::size_t>(8, heads.back().size()));
   }
-  out << fmt::format("{:>6} {:>6}", "batch", "seq");
+  out << fmt::format("{:>6} {:>6}{}", "batch", "seq", decode ? fmt::format(" {:>7}", "past") : "");
   for (std::size_t i = 0; i < heads.size(); ++i) out << fmt::format("  {:>{}}", heads[i], widths[i]);
   out << '\n';
   for (const auto& p : points) {
-    out << fmt::format("{:>6} {:>6}", p.batch_size, p.seq_len);
+    out << fmt::format("{:>6} {:>6}{}", p.batch_size, p.seq_len, decode ? fmt::format(" {:>7}", p.past_len) : "");
     for (std::size_t i = 0; i < cols.size(); ++i) {
       const auto& c = cols[i];
       const bool none = c.name == "measured" && !p.measured_j;
@@ -220,6 +223,7 @@ nlohmann::json to_json(const std::vector<SweepPoint>& points) {
     arr.push_back({{"model_name", p.model_name},
                    {"batch_size", p.batch_size},
                    {"seq_len", p.seq_len},
+                   {"past_len", p.past_len},
                    {"model", ejson(p.model)},
                    {"modules", ejson(p.modules)},
                    {"ml", ejson(p.ml)},

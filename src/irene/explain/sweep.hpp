@@ -31,6 +31,7 @@ struct SweepPoint {
   std::string model_name;
   int batch_size = 0;
   int seq_len = 0;
+  int past_len = 0;  // cached positions of a decode step (0 for a prefill)
   Energy model;    // the root's own energy
   Energy modules;  // sum of the root's children's own energies
   Energy ml;       // sum of the ML primitives' (leaves') own energies
@@ -50,7 +51,8 @@ std::vector<SweepPoint> sweep(const TreeMaker& make, const std::vector<int>& bat
                               const std::function<void(int, int)>& progress = {});
 
 // CSV with a header: model,batch,seq,model_j,model_low_j,model_high_j,modules_j,...,
-// attention_j,attention_low_j,attention_high_j,...,measured_j. Unknown values are empty.
+// attention_j,attention_low_j,attention_high_j,...,measured_j,past (0 for a prefill). Unknown
+// values are empty.
 void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points);
 // Aligned text table (point estimates with intervals).
 void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points);

@@ -113,18 +113,32 @@ void append_tree_line(const fs::path& path, const Tree& tree) {
 }
 
 std::vector<CollectItem> make_grid(const std::vector<std::string>& models, const std::vector<int>& batches,
-                                   const std::vector<int>& seqs) {
+                                   const std::vector<int>& seqs, const BuildOptions& options,
+                                   const std::vector<int>& pasts) {
+  const bool decode = options.phase == kDecode;
   if (models.empty()) throw Error("--models: give at least one model");
   if (batches.empty()) throw Error("--batch: give at least one batch size");
-  if (seqs.empty()) throw Error("--seq: give at least one sequence length");
+  if (decode && pasts.empty()) throw Error("--phase decode: give the cached lengths with --past, e.g. --past 128,512");
+  if (!decode && !pasts.empty()) throw Error("--past needs --phase decode (a prefill has no cached positions)");
+  if (!decode && seqs.empty()) throw Error("--seq: give at least one sequence length");
   std::vector<CollectItem> grid;
   for (const auto& m : models) {
     ModelConfig c = load_model_config(m);
-    for (int b : batches)
-      for (int s : seqs) {
-        check_executable(build_tree(c, b, s));  // bad sizes fail now, not hours later
-        grid.push_back({c, b, s});
+    for (int b : batches) {
+      if (decode) {
+        for (int p : pasts) {
+          BuildOptions o = options;
+          o.past = p;
+          check_executable(build_tree(c, b, 1, o));  // bad sizes fail now, not hours later
+          grid.push_back({c, b, 1, o});
+        }
+        continue;
       }
+      for (int s : seqs) {
+        check_executable(build_tree(c, b, s, options));
+        grid.push_back({c, b, s, options});
+      }
+    }
   }
   return grid;
 }
@@ -168,7 +182,7 @@ CollectSummary collect(const std::vector<CollectItem>& grid, const fs::path& out
   std::vector<Tree> pending;
   std::set<std::string> units;
   for (const auto& item : grid) {
-    Tree t = build_tree(item.config, item.batch, item.seq);
+    Tree t = build_tree(item.config, item.batch, item.seq, item.options);
     if (resume.keys.count(t.key())) {
       ++summary.skipped;
       continue;

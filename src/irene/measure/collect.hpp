@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/measure/sensor.hpp"
@@ -44,6 +45,7 @@ struct CollectItem {
   ModelConfig config;
   int batch = 0;
   int seq = 0;
+  BuildOptions options;  // the pass: prefill or a decode step at options.past, dtype, attention
 };
 
 struct CollectProgress {
@@ -67,11 +69,14 @@ struct CollectSummary {
   std::optional<double> idle_watts;
 };
 
-// Expands the grid (models x batches x seqs, in that order); every model name is loaded with
+// Expands the grid (models x batches x seqs, in that order; for decode steps models x batches x
+// pasts, each step one new token per sequence); every model name is loaded with
 // load_model_config and every tree is built and checked for execution before anything runs.
-// Errors: empty lists, unknown model, bad batch/seq (as build_tree).
+// Errors: empty lists, unknown model, bad batch/seq/past (as build_tree), a dtype this libtorch
+// cannot run on the CPU.
 std::vector<CollectItem> make_grid(const std::vector<std::string>& models, const std::vector<int>& batches,
-                                   const std::vector<int>& seqs);
+                                   const std::vector<int>& seqs, const BuildOptions& options = {},
+                                   const std::vector<int>& pasts = {});
 
 // "K/N" (1 <= K <= N <= 10000) for `collect --shard K/N`. Error naming the text otherwise.
 std::pair<int, int> parse_shard(std::string_view text);

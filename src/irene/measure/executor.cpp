@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <any>
 #include <map>
+#include <limits>
 #include <mutex>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -26,23 +27,40 @@ using Step = std::function<torch::Tensor()>;
 // What preparing a tree needs: the tree, the options, and a pool of read-only random inputs
 // shared by steps of equal shape (activations; weights are never shared). In a dry run nothing
 // is allocated: shapes and attrs are only validated.
+// The libtorch type of a tree's dtype (core/tree.hpp); unknown: irene::Error.
+torch::ScalarType scalar_type(const std::string& dtype) {
+  if (dtype == "float32") return torch::kFloat32;
+  if (dtype == "float16") return torch::kFloat16;
+  if (dtype == "bfloat16") return torch::kBFloat16;
+  throw Error(fmt::format("unknown dtype '{}' (float32, float16, bfloat16)", dtype));
+}
+
+// The most negative finite value of a dtype (torch.finfo(dtype).min, Hugging Face's mask value).
+double lowest(torch::ScalarType t) {
+  if (t == torch::kFloat16) return -65504.0;
+  if (t == torch::kBFloat16) return -3.3895313892515355e38;
+  return static_cast<double>(std::numeric_limits<float>::lowest());
+}
+
 struct Ctx {
   const Tree& tree;
   bool dry = false;
   std::map<std::pair<Shape, int>, torch::Tensor> pool;
+  torch::ScalarType dtype = torch::kFloat32;  // of weights, activations and the cache
 
+  torch::TensorOptions opts() const { return torch::TensorOptions().dtype(dtype); }
   torch::Tensor input(const Shape& shape, int slot = 0) {
     if (dry) return {};
     auto& t = pool[{shape, slot}];
-    if (!t.defined()) t = torch::randn(shape);
+    if (!t.defined()) t = torch::randn(shape, opts());
     return t;
   }
   torch::Tensor weight(const Shape& shape) {
     if (dry) return {};
-    return torch::randn(shape) * 0.02;
+    return torch::randn(shape, opts()) * 0.02;
   }
-  torch::Tensor ones(std::int64_t n) { return dry ? torch::Tensor() : torch::ones({n}); }
-  torch::Tensor zeros(std::int64_t n) { return dry ? torch::Tensor() : torch::zeros({n}); }
+  torch::Tensor ones(std::int64_t n) { return dry ? torch::Tensor() : torch::ones({n}, opts()); }
+  torch::Tensor zeros(std::int64_t n) { return dry ? torch::Tensor() : torch::zeros({n}, opts()); }
   torch::Tensor ids(const Shape& shape, std::int64_t vocabulary) {
     if (dry) return {};
     return torch::randint(0, vocabulary, shape, torch::kLong);
@@ -51,7 +69,21 @@ struct Ctx {
     if (dry) return {};
     return torch::rand(shape) < 0.5;
   }
+  // An int64 tensor of ones (an attention mask as a tokenizer gives it).
+  torch::Tensor int_ones(const Shape& shape) { return dry ? torch::Tensor() : torch::ones(shape, torch::kLong); }
 };
+
+// An optional attr of a node (registry.hpp's optional_attrs), `absent` when missing.
+std::int64_t attr_or(const Node& n, const char* key, std::int64_t absent) {
+  auto it = n.attrs.find(key);
+  return it == n.attrs.end() ? absent : it->second;
+}
+
+// rotate_half of Hugging Face: cat(-x2, x1) of the halves of the last dimension.
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
 
 std::string node_name(const Node& n) { return fmt::format("node '{}' ({})", n.id, n.class_name); }
 
@@ -86,7 +118,8 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
          if (rank != 2 && rank != 3)
            throw Error(fmt::format("{}: attrs.input_rank must be 2 or 3, got {}", node_name(n), rank));
          auto x = rank == 2 ? c.input({b, in}) : c.input({b, attr(n, "seq"), in});
-         auto w = c.weight({out, in});
+         auto w = c.weight({out, in});  // a tied weight is still read (it is the embeddings')
+         if (!attr_or(n, "bias", 1)) return [x, w] { return torch::linear(x, w); };
          auto bias = c.weight({out});
          return [x, w, bias] { return torch::linear(x, w, bias); };
        }},
@@ -124,9 +157,14 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
          auto y = c.input({b, heads, k, nn}, 1);
          return [x, y] { return torch::matmul(x, y); };
        }},
+      // With upcast: softmax(x, dim=-1, dtype=torch.float32).to(dtype), as the LLM families run it.
       {"Softmax",
        [](Ctx& c, const Node& n) -> Step {
          auto x = c.input({attr(n, "batch"), attr(n, "heads"), attr(n, "m"), attr(n, "n")});
+         if (attr_or(n, "upcast", 0)) {
+           const auto dtype = c.dtype;
+           return [x, dtype] { return torch::softmax(x, -1, torch::kFloat32).to(dtype); };
+         }
          return [x] { return torch::softmax(x, -1); };
        }},
       {"Tanh",
@@ -138,6 +176,44 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
        [](Ctx& c, const Node& n) -> Step {
          auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
          return [x] { return torch::relu(x); };
+       }},
+      // LlamaRMSNorm.forward: x.to(float32), variance = pow(2).mean(-1), x * rsqrt(variance + eps),
+      // .to(dtype), weight * x.
+      {"RMSNorm",
+       [](Ctx& c, const Node& n) -> Step {
+         const auto h = attr(n, "normalized_shape");
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), h});
+         auto w = c.ones(h);
+         const auto dtype = c.dtype;
+         return [x, w, dtype] {
+           auto f = x.to(torch::kFloat32);
+           auto variance = f.pow(2).mean(-1, true);
+           f = f * torch::rsqrt(variance + 1e-6);
+           return w * f.to(dtype);
+         };
+       }},
+      {"SiLU",
+       [](Ctx& c, const Node& n) -> Step {
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
+         return [x] { return torch::silu(x); };
+       }},
+      {"GELU",
+       [](Ctx& c, const Node& n) -> Step {
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
+         return [x] { return torch::gelu(x); };
+       }},
+      // [batch, heads, m, d] queries, [batch, heads, n, d] keys and values (libtorch 1.13's
+      // aten::_scaled_dot_product_attention; is_causal for a prefill without a mask).
+      {"ScaledDotProductAttention",
+       [](Ctx& c, const Node& n) -> Step {
+         const auto b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), k = attr(n, "n"), d = attr(n, "d");
+         auto q = c.input({b, h, m, d}, 0);
+         auto key = c.input({b, h, k, d}, 1);
+         auto v = c.input({b, h, k, d}, 2);
+         const bool causal = attr_or(n, "causal", 0) != 0;
+         return [q, key, v, causal] {
+           return std::get<0>(at::_scaled_dot_product_attention(q, key, v, c10::nullopt, 0.0, false, causal));
+         };
        }},
   };
   return table;
@@ -198,6 +274,110 @@ const std::map<std::string, OpHook, std::less<>>& op_hooks() {
          auto x = c.input(op.shape);
          auto m = c.mask(op.shape);
          return [x, m] { return x.masked_fill(m, -1e4); };
+       }},
+      {"mul_scalar", unary([](const T& x) { return torch::mul(x, 0.125); })},
+      {"cumsum_int64",
+       [](Ctx& c, const Op& op) -> Step {
+         auto x = c.int_ones(op.shape);
+         return [x] { return torch::cumsum(x, 1); };
+       }},
+      {"mul_int64",
+       [](Ctx& c, const Op& op) -> Step {
+         auto x = c.ids(op.shape, 1000), y = c.int_ones(op.shape);
+         return [x, y] { return torch::mul(x, y); };
+       }},
+      // Two parts of the last dimension (the split does not change what is read and written).
+      {"cat",
+       [](Ctx& c, const Op& op) -> Step {
+         Shape a = op.shape, b = op.shape;
+         if (op.shape.empty()) throw Error("op 'cat' needs a shape with at least one dimension");
+         a.back() = op.shape.back() / 2;
+         b.back() = op.shape.back() - a.back();
+         auto x = c.input(a, 0), y = c.input(b, 1);
+         return [x, y] { return torch::cat({x, y}, -1); };
+       }},
+      // DynamicCache.update: torch.cat([cache, new], dim=-2), the new part one position long.
+      {"cache_cat",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 4 || op.shape[2] < 2)
+           throw Error(fmt::format("op 'cache_cat' needs a shape [batch, heads, past + 1, head size] with past >= 1, "
+                                   "got [{}]",
+                                   fmt::join(op.shape, ",")));
+         Shape past = op.shape, fresh = op.shape;
+         past[2] -= 1;
+         fresh[2] = 1;
+         auto cache = c.input(past, 0), x = c.input(fresh, 1);
+         return [cache, x] { return torch::cat({cache, x}, -2); };
+       }},
+      // apply_rotary_pos_emb on one tensor: x * cos + rotate_half(x) * sin, cos / sin [1, 1, seq, dims].
+      {"rotary",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 4)
+           throw Error(fmt::format("op 'rotary' needs a shape [batch, heads, seq, dims], got [{}]",
+                                   fmt::join(op.shape, ",")));
+         auto x = c.input(op.shape, 0);
+         auto cos = c.input({1, 1, op.shape[2], op.shape[3]}, 1), sin = c.input({1, 1, op.shape[2], op.shape[3]}, 2);
+         return [x, cos, sin] { return x * cos + rotate_half(x) * sin; };
+       }},
+      // LlamaRotaryEmbedding.forward for positions [1, seq]: in float32, inv_freq x positions,
+      // cat(freqs, freqs), cos and sin times attention_scaling, cast to the dtype.
+      {"rotary_cos_sin",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 3 || op.shape[0] != 1 || op.shape[2] % 2 != 0)
+           throw Error(fmt::format("op 'rotary_cos_sin' needs a shape [1, seq, even dims], got [{}]",
+                                   fmt::join(op.shape, ",")));
+         if (c.dry) return {};
+         const auto s = op.shape[1], dims = op.shape[2];
+         auto inv_freq = 1.0 / torch::pow(10000.0, torch::arange(0, dims, 2, torch::kFloat32) / dims);
+         auto positions = torch::arange(s, torch::kLong).unsqueeze(0);
+         const auto dtype = c.dtype;
+         return [inv_freq, positions, dtype] {
+           auto inv = inv_freq.index({torch::indexing::None, torch::indexing::Slice(), torch::indexing::None})
+                          .expand({positions.size(0), -1, 1});
+           auto pos = positions.index({torch::indexing::Slice(), torch::indexing::None, torch::indexing::Slice()})
+                          .to(torch::kFloat32);
+           auto freqs = torch::matmul(inv, pos).transpose(1, 2);
+           auto emb = torch::cat({freqs, freqs}, -1);
+           auto cos = emb.cos() * 1.0, sin = emb.sin() * 1.0;
+           sin = sin.to(dtype);
+           return cos.to(dtype);
+         };
+       }},
+      // repeat_kv: [batch, kv_heads, positions, head] expanded n_rep times and copied (the reshape).
+      {"repeat_kv",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 5)
+           throw Error(fmt::format("op 'repeat_kv' needs a shape [batch, kv_heads, n_rep, positions, head size], "
+                                   "got [{}]",
+                                   fmt::join(op.shape, ",")));
+         const Shape full = op.shape;
+         auto x = c.input({full[0], full[1], full[3], full[4]});
+         return [x, full] { return x.unsqueeze(2).expand(full).contiguous(); };
+       }},
+      // _prepare_4d_causal_attention_mask_with_cache_position with a 2-D attention mask of ones.
+      {"causal_mask",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 4 || op.shape[1] != 1 || op.shape[3] < op.shape[2])
+           throw Error(fmt::format("op 'causal_mask' needs a shape [batch, 1, seq, past + seq], got [{}]",
+                                   fmt::join(op.shape, ",")));
+         const auto b = op.shape[0], s = op.shape[2], t = op.shape[3];
+         auto attention_mask = c.int_ones({b, t});
+         auto cache_position = c.dry ? torch::Tensor() : torch::arange(t - s, t, torch::kLong);
+         const auto dtype = c.dtype;
+         const double min = lowest(dtype);
+         return [attention_mask, cache_position, dtype, min, b, s, t] {
+           using torch::indexing::None;
+           using torch::indexing::Slice;
+           auto mask = torch::full({s, t}, min, torch::TensorOptions().dtype(dtype));
+           if (s != 1) mask = torch::triu(mask, 1);
+           mask *= torch::arange(t, torch::kLong) > cache_position.reshape({-1, 1});
+           mask = mask.index({None, None, Slice(), Slice()}).expand({b, 1, -1, -1}).clone();
+           auto head = mask.index({Slice(), Slice(), Slice(), Slice(None, t)});
+           auto padding = head + attention_mask.index({Slice(), None, None, Slice()});
+           padding = padding == 0;
+           mask.index_put_({Slice(), Slice(), Slice(), Slice(None, t)}, head.masked_fill(padding, min));
+           return mask;
+         };
        }},
   };
   return table;
@@ -272,6 +452,47 @@ class Prepared final : public PreparedNode {
   std::vector<std::vector<std::int64_t>> shapes_;
 };
 
+// Whether libtorch runs `dtype` on this device (the CPU): every kind of kernel the hooks use is
+// tried once on tiny tensors; the first that fails is the refusal. Probed once per dtype.
+void check_dtype_runs(const std::string& dtype) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> verdicts;  // dtype -> "" or the refusal
+  std::lock_guard lock(mutex);
+  auto it = verdicts.find(dtype);
+  if (it == verdicts.end()) {
+    std::string problem;
+    const auto t = scalar_type(dtype);
+    const auto o = torch::TensorOptions().dtype(t);
+    const std::pair<const char*, std::function<void()>> probes[] = {
+        {"linear", [&] { torch::linear(torch::ones({2, 4}, o), torch::ones({3, 4}, o), torch::ones({3}, o)); }},
+        {"matmul", [&] { torch::matmul(torch::ones({1, 2, 2, 4}, o), torch::ones({1, 2, 4, 2}, o)); }},
+        {"addmm", [&] { torch::addmm(torch::ones({3}, o), torch::ones({2, 4}, o), torch::ones({4, 3}, o)); }},
+        {"softmax", [&] { torch::softmax(torch::ones({2, 4}, o), -1); }},
+        {"layer_norm", [&] { torch::layer_norm(torch::ones({2, 4}, o), {4}, torch::ones({4}, o), torch::zeros({4}, o)); }},
+        {"embedding", [&] { torch::embedding(torch::ones({5, 4}, o), torch::zeros({2, 3}, torch::kLong)); }},
+        {"gelu", [&] { torch::gelu(torch::ones({2, 4}, o)); }},
+        {"silu", [&] { torch::silu(torch::ones({2, 4}, o)); }},
+        {"tanh", [&] { torch::tanh(torch::ones({2, 4}, o)); }},
+        {"rsqrt", [&] { torch::rsqrt(torch::ones({2, 4}, o)); }},
+        {"triu", [&] { torch::triu(torch::ones({3, 3}, o), 1); }},
+    };
+    for (const auto& [name, probe] : probes) {
+      try {
+        c10::InferenceMode guard;
+        probe();
+      } catch (const std::exception& e) {
+        std::string what = e.what();
+        what = what.substr(0, what.find('\n'));
+        problem = fmt::format("libtorch {} cannot run {} on the CPU ({}: {}); use --dtype float32{}", TORCH_VERSION,
+                              dtype, name, what, dtype == "float16" ? " or bfloat16" : "");
+        break;
+      }
+    }
+    it = verdicts.emplace(dtype, problem).first;
+  }
+  if (!it->second.empty()) throw Error(it->second);
+}
+
 }  // namespace
 
 std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const PrepareOptions& options) {
@@ -280,13 +501,14 @@ std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const Pr
     throw Error(fmt::format("tree {}: no node at index {}", tree.key(), index));
   // Validate everything first so that a bad node fails before gigabytes are allocated.
   {
-    Ctx dry{tree, true, {}};
+    Ctx dry{tree, true, {}, scalar_type(tree.dtype)};
     std::vector<Step> unused;
     add_steps(dry, index, unused);
   }
+  check_dtype_runs(tree.dtype);
   c10::InferenceMode guard;
   torch::manual_seed(options.seed);
-  Ctx c{tree, false, {}};
+  Ctx c{tree, false, {}, scalar_type(tree.dtype)};
   std::vector<Step> steps;
   add_steps(c, index, steps);
   return std::make_unique<Prepared>(std::move(steps), options.record_shapes);
@@ -295,9 +517,10 @@ std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const Pr
 void check_executable(const Tree& tree) {
   install_hooks();
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
-  Ctx dry{tree, true, {}};
+  Ctx dry{tree, true, {}, scalar_type(tree.dtype)};
   std::vector<Step> unused;
   add_steps(dry, 0, unused);
+  check_dtype_runs(tree.dtype);
 }
 
 void install_execution_hooks() { install_hooks(); }

@@ -1,12 +1,16 @@
 // Execution of model-tree nodes with libtorch (CPU), for measurement.
 //
-// Every node of a tree built by arch/ can be run in isolation: an ML primitive runs its one
-// libtorch operation (Linear, Conv1D = addmm, Embedding, LayerNorm, MatMul, Softmax, Tanh) on
-// random weights and inputs of the node's real shapes; a module or the whole model runs every
-// child (recursively, each with its own random weights) and then every extra operation the node
-// lists in `ops` (residual adds, scaling, masks, GELU, ReLU, ...). So a node executes exactly the
-// operations its features (flops_mflop, mem_mib) count. Views, permutes and dropout cost nothing
-// in the counts and are not run. Everything runs under c10::InferenceMode (no gradients).
+// Every node of a tree built by arch/ can be run in isolation: an ML primitive runs its libtorch
+// operation (Linear, Conv1D = addmm, Embedding, LayerNorm, MatMul, Softmax, Tanh, ReLU, RMSNorm as
+// LlamaRMSNorm's forward writes it, SiLU, GELU, scaled dot-product attention) on random weights
+// and inputs of the node's real shapes; a module or the whole model runs every child
+// (recursively, each with its own random weights) and then every extra operation the node lists
+// in `ops` (residual adds, scaling, masks, GELU, rotary embedding, repeat_kv, the key/value cache
+// update, the causal mask ...). So a node executes exactly the operations its features
+// (flops_mflop, mem_mib) count. Views, permutes and dropout cost nothing in the counts and are
+// not run. Everything runs under c10::InferenceMode (no gradients), on tensors of the tree's dtype
+// (float32, bfloat16, float16 where libtorch has CPU kernels for it: else preparing the tree is a
+// one-line refusal naming the kernel that is missing).
 //
 // How each primitive and op kind runs is a hook stored in its entry of the arch registry
 // (arch/registry.hpp, `execute`), installed from executor.cpp: adding a primitive is a registry

@@ -83,7 +83,10 @@ void pause(const ProfileOptions& o, double seconds) {
 std::string signature_of(const Tree& tree, int index, std::vector<std::string>& memo) {
   if (!memo[index].empty()) return memo[index];
   const Node& n = tree.nodes[index];
-  std::string s = n.class_name;
+  // The dtype is the tree's: the same shapes in float32 and bfloat16 are different measurements.
+  std::string s = tree.dtype;
+  s += '|';
+  s += n.class_name;
   s += '|';
   s += to_string(n.type);
   s += '|';

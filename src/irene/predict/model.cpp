@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/predict/upper.hpp"
 
@@ -92,8 +93,10 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
       if (leaf) {
         // A leaf is predicted by the regressor of its class. The published trees' leaves are
         // ML primitives; CTRL's ReLU is a module without children, predicted the same way.
-        auto [cit, cfresh] = class_index.emplace(n.class_name, static_cast<int>(f.classes.size()));
-        if (cfresh) f.classes.push_back(n.class_name);
+        // Hugging Face's per-family classes of one primitive share it (LlamaRMSNorm, Qwen2RMSNorm: RMSNorm).
+        const std::string cls = regressor_class(n.class_name);
+        auto [cit, cfresh] = class_index.emplace(cls, static_cast<int>(f.classes.size()));
+        if (cfresh) f.classes.push_back(cls);
         f.leaf_class.push_back(cit->second);
       } else {
         f.leaf_class.push_back(-1);
@@ -103,6 +106,27 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
   f.tree_begin.push_back(static_cast<int>(r));
   return f;
 }
+
+// ---- Stand-ins ---------------------------------------------------------------------------------
+std::string regressor_class(std::string_view class_name) {
+  const Primitive* p = find_primitive(class_name);
+  return p ? p->class_name : std::string(class_name);
+}
+
+const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_view class_name,
+                                         std::string* stand_in) {
+  if (stand_in) stand_in->clear();
+  const std::string cls = regressor_class(class_name);
+  if (auto it = model.leaves.find(cls); it != model.leaves.end()) return &it->second;
+  if (auto it = model.leaves.find(std::string(class_name)); it != model.leaves.end()) return &it->second;
+  const Primitive* p = find_primitive(class_name);
+  if (!p || p->stand_in.empty()) return nullptr;
+  auto it = model.leaves.find(p->stand_in);
+  if (it == model.leaves.end()) return nullptr;
+  if (stand_in) *stand_in = p->stand_in;
+  return &it->second;
+}
+// -------------------------------------------------------------------------------------------------
 
 LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y) {
   LeafRegressor m;
@@ -250,8 +274,7 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
   if (static_cast<int>(pred.size()) < data.rows()) pred.resize(data.rows(), kNaN);
   std::vector<const LeafRegressor*> regressor(data.classes.size(), nullptr);
   for (std::size_t c = 0; c < data.classes.size(); ++c) {
-    auto it = model.leaves.find(data.classes[c]);
-    if (it != model.leaves.end()) regressor[c] = &it->second;
+    regressor[c] = find_leaf_regressor(model, data.classes[c]);  // its own, else its stand-in's
   }
   const UpperModel& up = model.upper;
   const bool unstructured = up.strategy == Strategy::unstructured;

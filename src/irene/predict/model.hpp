@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <Eigen/Core>
@@ -125,6 +126,17 @@ struct FittedModel {
   UpperModel upper;
   double final_train_loss = kNaN;  // mean loss per supervised node in the last epoch
 };
+
+// ---- Stand-ins (arch/registry.hpp, Primitive::stand_in) --------------------------------------
+// The regressor that predicts leaves of primitive class `class_name` (a class or a Hugging Face
+// alias: LlamaRMSNorm): its own class's, else the one of the class the registry names as its
+// stand-in (RMSNorm -> LayerNorm ...), whose name then goes to `stand_in`; nullptr when neither
+// exists. `stand_in` is cleared when the class's own regressor is used.
+const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_view class_name,
+                                         std::string* stand_in = nullptr);
+// The class a leaf's regressor is keyed by: the registry's name of its primitive (RMSNorm for
+// LlamaRMSNorm), or the class name itself when it is not a registry primitive.
+std::string regressor_class(std::string_view class_name);
 
 // Fits leaf regressors and the upper model on the trees `train` (indices into data). Error when a
 // primitive class has no leaf with ground truth or training trees have no ground truth at all.

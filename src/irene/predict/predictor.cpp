@@ -159,7 +159,7 @@ std::string Predictor::cannot_predict(const Tree& tree) const {
       if (!v) return fmt::format("node '{}' lacks the feature '{}' that the predictor reads", n.id, f);
       if (!std::isfinite(*v)) return fmt::format("node '{}' has a non-finite '{}'", n.id, f);
     }
-    if (n.children.empty() && !model_.leaves.count(n.class_name))
+    if (n.children.empty() && !find_leaf_regressor(model_, n.class_name))
       return fmt::format("primitive type '{}' of node '{}' was never seen in training", n.class_name, n.id);
   }
   return "";
@@ -170,14 +170,37 @@ void Predictor::predict(Tree& tree) const {
   FlatTrees data = flatten({&tree}, model_.feature_names);
   std::vector<double> pred(data.rows(), kNaN);
   predict_flat(model_, data, {0}, pred);
+  // ---- Stand-ins: a leaf whose class has no regressor was predicted by its stand-in's (see
+  // find_leaf_regressor); it says so, and its interval and its ancestors' are widened
+  // (kStandInWidening, predictor.hpp). extra_low / extra_high: the widening a node inherits.
+  std::vector<double> extra_low(tree.nodes.size(), 0.0), extra_high(tree.nodes.size(), 0.0);
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    Node& n = tree.nodes[i];
+    n.stand_in.clear();
+    if (!n.children.empty()) continue;
+    find_leaf_regressor(model_, n.class_name, &n.stand_in);
+    if (n.stand_in.empty()) continue;
+    const auto& f = interval_for(NodeType::ml, n.stand_in);
+    const double e = pred[i];
+    // The stand-in class's bounds, then as much again beyond them on each side.
+    double lo = e * f.low, hi = e * f.high;
+    if (lo > hi) std::swap(lo, hi);
+    const double wide_lo = std::min(lo / kStandInWidening, lo * kStandInWidening);
+    const double wide_hi = std::max(hi / kStandInWidening, hi * kStandInWidening);
+    for (int a = static_cast<int>(i); a >= 0; a = tree.nodes[a].parent) {
+      extra_low[a] += lo - wide_lo;
+      extra_high[a] += wide_hi - hi;
+    }
+  }
+  // -------------------------------------------------------------------------------------------
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     Node& n = tree.nodes[i];
     const double e = pred[i];
     n.predicted_energy_j = e;
-    const auto& f = interval_for(n.type, n.class_name);
+    const auto& f = interval_for(n.type, n.stand_in.empty() ? regressor_class(n.class_name) : n.stand_in);
     double lo = e * f.low, hi = e * f.high;
     if (lo > hi) std::swap(lo, hi);
-    n.predicted_interval = Interval{lo, hi};
+    n.predicted_interval = Interval{lo - extra_low[i], hi + extra_high[i]};
   }
 }
 

@@ -32,6 +32,13 @@ namespace irene {
 class Predictor {
  public:
   static constexpr int kFormatVersion = 1;
+  // Stand-ins: a leaf whose primitive class the predictor has no regressor for is predicted by
+  // the regressor of the class the registry names as its stand-in (RMSNorm -> LayerNorm, SiLU and
+  // GELU -> Softmax, ScaledDotProductAttention -> MatMul), on the leaf's own features; predict()
+  // records that class in Node::stand_in. Its interval is the stand-in class's, widened by this
+  // factor on each side (low / 2, high x 2), and every ancestor's interval grows by the same
+  // extra widths (summed, as explain/ sums intervals).
+  static constexpr double kStandInWidening = 2.0;
 
   struct TrainOptions {
     std::string hardware;     // what the training data measured; empty: from tree provenance
@@ -54,13 +61,15 @@ class Predictor {
   static Predictor load_default();
   static std::filesystem::path default_path();
 
-  // Fills predicted_energy_j and predicted_interval of every node. Errors naming the tree and
-  // node: a feature the predictor uses is missing, a leaf is not an ML primitive, a primitive
-  // type was never seen in training.
+  // Fills predicted_energy_j and predicted_interval of every node (and stand_in of the leaves
+  // predicted by a stand-in, see kStandInWidening). Errors naming the tree and node: a feature
+  // the predictor uses is missing, a leaf is not an ML primitive, a primitive type was never seen
+  // in training and has no stand-in the predictor knows.
   void predict(Tree& tree) const;
 
   // Why predict() would fail on `tree`, or "" when it would not: a node lacking a feature the
-  // predictor reads (or holding a non-finite one), a primitive type never seen in training.
+  // predictor reads (or holding a non-finite one), a primitive type never seen in training
+  // without a stand-in.
   std::string cannot_predict(const Tree& tree) const;
 
   // True when the predictor reads measured resource features (cpu, gpu, times_mean, ...): it

@@ -1,0 +1,128 @@
+// The energy of generating text: a prompt's prefill plus one decode step per generated token.
+//
+// predict_generation(config, {batch B, prompt P, generate N}, predictor) predicts
+//   - the prefill: the forward of the P prompt tokens, as generate() runs it (the LM-head class,
+//     logits of the last position only);
+//   - N decode steps with a key/value cache, at past = P, P + 1, ..., P + N - 1 (each one new
+//     token per sequence attending to the cached positions plus itself; arch/builder.hpp);
+// and gives prefill_j, decode_j (the sum of the steps), total_j = prefill_j + decode_j and
+// per_token_j = decode_j / (B x N), each with its interval, every step's energy and interval, and
+// the energy by module kind (explain.hpp: attention, feed-forward, embeddings, norm, lm head,
+// other) over the whole generation. Joules per generation (per token for per_token_j).
+//
+// Speed: the N steps share one tree structure and only the nodes whose shapes depend on the
+// cached length (the attention products and softmax, the cache update, repeat_kv, the mask, and
+// their ancestors) change between steps. The steps are predicted from two template trees: every
+// such attr and op dimension is affine in the past (checked when built), identical subtrees (the
+// layers) are predicted once, and a node's prediction is recomputed only when its features move.
+// Each step's energy equals Predictor::predict on that step's tree exactly (same operations in the
+// same order; tested), and its module-kind split equals explain_tree's.
+//
+// Intervals: a step's interval is its energy times the root's interval ratios (low / energy,
+// high / energy) of the full prediction of the first and last step trees, the wider of the two
+// (the ratios are the predictor's per-group factors, plus the stand-in widening); sums add their
+// ends (explain.hpp); a module kind's decode interval takes the kind's ratios the same way.
+#pragma once
+
+#include <array>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
+#include "irene/explain/explain.hpp"
+#include "irene/predict/predictor.hpp"
+
+namespace irene::explain {
+
+// Most tokens one generation may ask for (steps are kept in memory: 16 bytes x 3 each).
+inline constexpr int kMaxGenerate = 1 << 20;
+
+struct GenerationRequest {
+  int batch = 1;      // sequences generated together
+  int prompt = 0;     // tokens of each prompt (the prefill's sequence length)
+  int generate = 0;   // new tokens per sequence (decode steps)
+  // dtype, attention and allow_long apply; phase, past, head and last_token_logits are set here.
+  BuildOptions pass;
+};
+
+struct GenerationStep {
+  int past = 0;   // cached positions the step's new token attends to (plus itself)
+  Energy energy;  // joules of the step (all B sequences)
+  // The predictor's own value when it fell below the previous step's (see Generation::held).
+  std::optional<double> raw_j;
+};
+
+struct Generation {
+  std::string model_name;
+  int batch = 0, prompt = 0, generate = 0;
+  std::string dtype, attention;
+  std::string hardware;  // what the predictor's energies describe
+  Energy prefill, decode, total, per_token;
+  std::vector<GenerationStep> steps;
+  // A longer cache is more work, so a step never costs less than the one before it. Far outside
+  // its training data a predictor can say otherwise (the weighted sums bend); such a step keeps the
+  // previous step's energy (and interval ratios), keeps its own value in raw_j, and is counted here.
+  int held = 0;
+  // The whole generation by module kind, every kind of all_module_kinds in that order; `share` of
+  // total_j; `count` is the number of leaves of the kind in the prefill tree.
+  std::vector<GroupEnergy> by_kind;
+  std::array<double, kModuleKinds> prefill_by_kind{}, decode_by_kind{};  // joules
+  // Predicted trees: the prefill and the first and last decode steps (node-level detail).
+  Tree prefill_tree, first_step, last_step;
+  // Stand-ins of the prefill and of the steps (explain.hpp), in that order, each class once.
+  std::vector<StandInGroup> stand_ins;
+};
+
+// Errors (irene::Error, one line): an encoder (it does not generate text), a decoder without a
+// key/value cache in Hugging Face (openai-gpt), batch / prompt / generate not positive or above
+// their limits, prompt + generate beyond max_position_embeddings (unless pass.allow_long, rotary
+// models only), a predictor that needs measured resource features, and build_tree's errors.
+Generation predict_generation(const ModelConfig& config, const GenerationRequest& request, const Predictor& predictor);
+
+// JSON: {"model_name", "batch", "prompt", "generate", "dtype", "attention", "hardware", "units",
+// "prefill_j", "decode_j", "total_j", "per_token_j" (each {"j", "low_j", "high_j"}), "steps":
+// [{"past", "energy_j", "low_j", "high_j"}], "by_kind": [{"name", "energy", "share", "prefill_j",
+// "decode_j"}], "stand_ins": [...], "held_steps", "parameters"}; a step held at the previous one's
+// energy also has "raw_energy_j".
+nlohmann::json to_json(const Generation& g);
+
+// Text: the totals with intervals, per-token energy, where it goes (by kind), stand-ins, and a
+// table of the steps (past, energy J, low J, high J): every step, or with `all_steps` false at
+// most 8 evenly spaced (the summaries explain / compare print).
+void write_text(std::ostream& out, const Generation& g, bool all_steps = true);
+
+// ---- Comparing two generations (irene compare --prompt P --generate N) ----------------------
+struct GenerationDiff {
+  std::string name;  // "prefill", "decode", "total", "per token", then the module kinds
+  Energy a, b, diff;  // diff = b - a, its interval as compare.hpp's (errors fully correlated)
+  std::optional<double> change_pct;
+};
+struct GenerationComparison {
+  Generation a, b;
+  std::vector<GenerationDiff> rows;
+};
+GenerationComparison compare_generations(Generation a, Generation b);
+nlohmann::json to_json(const GenerationComparison& c);
+void write_text(std::ostream& out, const GenerationComparison& c);
+
+// ---- Sweeping generations (irene sweep --prompt ... --generate 128:4096:128) ----------------
+struct GenerationPoint {
+  std::string model_name;
+  int batch = 0, prompt = 0, generate = 0;
+  Energy prefill, decode, total, per_token;
+  std::array<Energy, kModuleKinds> kinds;  // the whole generation by module kind
+  int held = 0;
+};
+GenerationPoint generation_point(const Generation& g);
+// CSV: model,batch,prompt,generate,prefill_j,prefill_low_j,prefill_high_j,decode_j,...,total_j,...,
+// per_token_j,...,attention_j,...,held_steps.
+void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points);
+void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points);
+nlohmann::json to_json(const std::vector<GenerationPoint>& points);
+
+}  // namespace irene::explain
