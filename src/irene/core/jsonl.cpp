@@ -18,7 +18,8 @@ const std::set<std::string>& structural_keys() {
   static const std::set<std::string> keys = {
       "id", "scope", "parent_name", "level", "instance_type", "type", "num_parameters", "flops",
       "mem_bytes", "ground_truth_energy", "predicted_energy", "predicted_energy_low",
-      "predicted_energy_high", "attrs", "ops", "child_nodes_obj", "child_nodes"};
+      "predicted_energy_high", "predicted_own_energy", "predicted_own_energy_low", "predicted_own_energy_high",
+      "out_of_range", "attrs", "ops", "child_nodes_obj", "child_nodes"};
   return keys;
 }
 
@@ -41,6 +42,12 @@ json node_to_json(const Tree& tree, int index) {
     j["predicted_energy_low"] = n.predicted_interval->low_j;
     j["predicted_energy_high"] = n.predicted_interval->high_j;
   }
+  if (n.predicted_own_energy_j) j["predicted_own_energy"] = *n.predicted_own_energy_j;
+  if (n.predicted_own_interval) {
+    j["predicted_own_energy_low"] = n.predicted_own_interval->low_j;
+    j["predicted_own_energy_high"] = n.predicted_own_interval->high_j;
+  }
+  if (!n.out_of_range.empty()) j["out_of_range"] = n.out_of_range;
   if (!n.attrs.empty()) j["attrs"] = n.attrs;
   if (!n.ops.empty()) {
     json ops = json::array();
@@ -91,6 +98,13 @@ void node_from_json(const json& j, Tree& tree, int parent, const std::string& wh
   if (j.contains("predicted_energy_low") && j.contains("predicted_energy_high"))
     n.predicted_interval = Interval{get_field<double>(j, "predicted_energy_low", where),
                                     get_field<double>(j, "predicted_energy_high", where)};
+  if (auto it = j.find("predicted_own_energy"); it != j.end() && !it->is_null())
+    n.predicted_own_energy_j = get_field<double>(j, "predicted_own_energy", where);
+  if (j.contains("predicted_own_energy_low") && j.contains("predicted_own_energy_high"))
+    n.predicted_own_interval = Interval{get_field<double>(j, "predicted_own_energy_low", where),
+                                        get_field<double>(j, "predicted_own_energy_high", where)};
+  if (auto it = j.find("out_of_range"); it != j.end())
+    n.out_of_range = get_field<std::vector<std::string>>(j, "out_of_range", where);
   if (auto it = j.find("attrs"); it != j.end()) {
     if (!it->is_object()) throw Error(fmt::format("{}: 'attrs' must be an object", where));
     for (const auto& [k, v] : it->items()) {

@@ -80,6 +80,16 @@ struct Node {
   std::optional<double> ground_truth_energy_j;  // measured (dataset energy_mean or profile)
   std::optional<double> predicted_energy_j;     // filled by predict/
   std::optional<Interval> predicted_interval;   // filled by predict/ where known
+  // Of predicted_energy_j, the energy of the node's own operations (what it runs beyond its
+  // children: `ops`, or for imported trees its counts minus its children's), with its interval;
+  // filled by predict/ for nodes with children when the predictor has an own-operations term
+  // (so predicted = sum of the children's weighted shares + this).
+  std::optional<double> predicted_own_energy_j;
+  std::optional<Interval> predicted_own_interval;
+  // Where the predictor extrapolates for this node: one plain sentence per feature outside the
+  // range of its training data ("batch_size 100000000 is 3125000x the largest in the training
+  // data (32)"); empty when every feature is inside. Filled by predict/.
+  std::vector<std::string> out_of_range;
 
   // Links (indices into Tree::nodes) -------------------------------------------------------
   int parent = -1;
