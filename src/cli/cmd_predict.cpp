@@ -73,9 +73,12 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) 
     out << fmt::format(" ({:.0f}% interval {:.6g} to {:.6g} J)", 100 * p.config().interval_coverage,
                        r.predicted_interval->low_j, r.predicted_interval->high_j);
   out << '\n';
-  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n\n", p.hardware(),
+  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n", p.hardware(),
                      p.path().empty() ? std::string("(in memory)") : p.path().string(),
                      fmt::join(p.feature_names(), ", "));
+  if (auto it = t.provenance.find("out_of_range"); it != t.provenance.end())
+    out << fmt::format("extrapolated (intervals widened): {}\n", it->second);
+  out << '\n';
   std::vector<std::string> labels;
   std::size_t width = 4;
   for (const auto& n : t.nodes) {
@@ -288,9 +291,10 @@ void register_predict(CLI::App& app) {
   // ------------------------------------------------------------------------------- crossval
   {
     struct Args {
-      std::string trees, config = "default", format = "text", out = "-";
+      std::string trees, config = "default", format = "text", out = "-", predictions;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
+      std::string intervals = "nested";
       bool no_baselines = false, quiet = false;
     };
     auto a = std::make_shared<Args>();
@@ -307,8 +311,16 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "folds run in parallel on this many threads (results do not change)")
         ->check(CLI::Range(1, 256));
     cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
+    cmd->add_option("--intervals", a->intervals,
+                    "how each fold's intervals are calibrated for their coverage: nested (on the fold's training "
+                    "models, as irene train does; one extra fit per pair of models), crossfit (on the other folds' "
+                    "held-out predictions; no extra fit) or none (default: nested)")
+        ->check(CLI::IsMember({"nested", "crossfit", "none"}));
     cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+    cmd->add_option("--predictions", a->predictions,
+                    "also write the held-out predictions of every fold as one JSONL of trees (measured and "
+                    "predicted energy on every node)");
     cmd->callback([a] {
       const Config config = config_from_options(a->config, a->sets);
       const auto trees = read_trees(a->trees, a->exclude);
@@ -325,10 +337,13 @@ void register_predict(CLI::App& app) {
       if (features.empty()) throw Error("none of the configured features is present on every node");
       if (!dropped.empty() && !a->quiet)
         std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
-      const FlatTrees data = flatten(ptrs, features);
+      const FlatTrees data = flatten(ptrs, features, own_names_for(config, features));
       CrossvalOptions opt;
       opt.threads = a->threads;
       opt.baselines = !a->no_baselines;
+      opt.intervals = a->intervals == "none"       ? CrossvalOptions::Intervals::none
+                      : a->intervals == "crossfit" ? CrossvalOptions::Intervals::crossfit
+                                                   : CrossvalOptions::Intervals::nested;
       if (!a->quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
       CrossvalReport report;
       try {
@@ -337,6 +352,17 @@ void register_predict(CLI::App& app) {
         const std::string what = e.what();
         if (what.find("was never seen in training") == std::string::npos) throw;
         throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
+      }
+      if (!a->predictions.empty()) {
+        write_file_atomic(a->predictions, [&](std::ostream& os) {
+          for (int t = 0; t < data.trees(); ++t) {
+            Tree tree = *ptrs[t];
+            store_predictions(tree, data, t, report);
+            tree.provenance["predicted_by"] =
+                fmt::format("irene crossval, configuration '{}', fold leaving out {}", config.name, tree.model_name);
+            write_tree_jsonl(os, tree);
+          }
+        });
       }
       write_file_atomic(a->out, [&](std::ostream& os) {
         if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';

@@ -21,6 +21,28 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // mem_bytes (MiB). Any other name is looked up in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
 
+// Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
+// scaling and masking, embedding sums; Node::ops). Features, all >= 0 (a difference below 0,
+// from rounding or measurement noise, counts as 0):
+//   own_flops           MFLOP of the node minus its children's (imported trees: the measured
+//                       rows' counts; built trees: the ops' counts)
+//   own_mem_bytes       MiB read + written, likewise
+//   own_ops             number of operations in Node::ops (each one a kernel launch)
+//   own_ops:KIND        number of operations of one registry kind (arch/registry.hpp: add, ...)
+//   own_elements        elements (millions) the node's ops produce, summed
+//   own_elements:KIND   likewise for one registry kind
+//   own_constant        1 for every node with children (a per-module overhead)
+//   own_times_mean      seconds of the node minus its children's (measured resource)
+//   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
+// Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for
+// every own_ops:KIND / own_elements:KIND of the registry, in its order.
+std::vector<std::string> own_feature_names(const std::vector<std::string>& wanted);
+// True for the own features read from measured resources (own_times_mean, own_gpu_energy_mean);
+// `base` gets the resource's name.
+bool own_feature_from_resource(std::string_view name, std::string* base = nullptr);
+// Error on a name that is not one of the above, or a resource the node (or a child) lacks.
+double own_feature(const Tree& tree, const Node& node, std::string_view name);
+
 // Per-column standardization z = (x - mean) / scale, scale = population standard deviation;
 // a constant column keeps scale 1 (as scikit-learn's StandardScaler does), so it becomes 0.
 struct Standardizer {

@@ -25,13 +25,16 @@
 
 #include "irene/core/tree.hpp"
 #include "irene/predict/config.hpp"
+#include "irene/predict/intervals.hpp"
 #include "irene/predict/model.hpp"
 
 namespace irene {
 
 class Predictor {
  public:
-  static constexpr int kFormatVersion = 1;
+  // Version 2 adds the own-operations term and the training ranges (range checks, clamping);
+  // version-1 files still load (no own operations, no range checks).
+  static constexpr int kFormatVersion = 2;
 
   struct TrainOptions {
     std::string hardware;     // what the training data measured; empty: from tree provenance
@@ -75,23 +78,18 @@ class Predictor {
   // Where load() read it from (empty when trained in this process).
   const std::filesystem::path& path() const { return path_; }
 
-  struct IntervalFactors {
-    double low = 1, high = 1;  // multiply the prediction
-    long samples = 0;
-  };
-  const std::map<std::string, IntervalFactors>& intervals() const { return intervals_; }
+  using IntervalFactors = predict::IntervalFactors;
+  const std::map<std::string, IntervalFactors>& intervals() const { return intervals_.groups; }
 
   nlohmann::json to_json() const;
   static Predictor from_json(const nlohmann::json& j, const std::string& where);
 
  private:
-  const IntervalFactors& interval_for(NodeType type, const std::string& class_name) const;
-
   predict::FittedModel model_;
   std::vector<std::string> dropped_;
   std::string hardware_;
   nlohmann::json training_data_ = nlohmann::json::object();
-  std::map<std::string, IntervalFactors> intervals_;
+  predict::IntervalCalibration intervals_;
   std::string interval_method_;
   std::filesystem::path path_;
 };
