@@ -255,13 +255,13 @@ TEST(PredictCli, ConfigByNameAndBadConfigs) {
     const fs::path f = fs::path(IRENE_SOURCE_DIR) / "configs" / name;
     EXPECT_NO_THROW(predict::load_config(f.string())) << f;
   }
-  auto paper_file = predict::load_config((fs::path(IRENE_SOURCE_DIR) / "configs" / "paper.json").string());
-  EXPECT_EQ(predict::config_to_json(paper_file).dump(),
-            [] {
-              auto c = predict::named_config("paper");
-              c.name = (fs::path(IRENE_SOURCE_DIR) / "configs" / "paper.json").string();
-              return predict::config_to_json(c).dump();
-            }());
+  // configs/paper.json and configs/default.json are the named configurations, key for key.
+  for (const char* name : {"paper", "default"}) {
+    const auto path = (fs::path(IRENE_SOURCE_DIR) / "configs" / (std::string(name) + ".json")).string();
+    auto c = predict::named_config(name);
+    c.name = path;
+    EXPECT_EQ(predict::config_to_json(predict::load_config(path)).dump(), predict::config_to_json(c).dump()) << name;
+  }
 }
 
 // --- The published dataset ------------------------------------------------------------------
@@ -450,6 +450,7 @@ TEST(PredictCli, ExtrapolationIsFlaggedSummarizedAndWidensTheInterval) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("extrapolated (intervals widened): "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("batch_size 1e+08 is 3.12e+06x the largest"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("own J"), std::string::npos) << r.out;  // the own-operations column
   ASSERT_EQ(run("predict gpt2 --batch 100000000 --seq 128 --format json -o " + q(dir / "far.json")).status, 0);
   ASSERT_EQ(run("predict gpt2 --batch 16 --seq 128 --format json -o " + q(dir / "near.json")).status, 0);
   const auto far = tree_from_json(json::parse(irene::read_file(dir / "far.json")), "far.json");

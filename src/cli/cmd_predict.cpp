@@ -91,15 +91,21 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p) 
   // proportion to their own predictions (a parent is a weighted sum of its children, so the
   // plain ratio child / parent need not stay below 100%).
   const explain::Explanation shares = explain::explain_tree(t);
-  out << fmt::format("{:<{}}  {:>12}  {:>12}  {:>12}  {:>7}\n", "node", width, "energy J", "low J", "high J",
-                     "share%");
+  // "own J": the part of a parent's energy its own operations account for (residual adds,
+  // GELU, attention scaling and masking; predictors with an own-operations term).
+  bool own = false;
+  for (const auto& n : t.nodes) own = own || n.predicted_own_energy_j.has_value();
+  out << fmt::format("{:<{}}  {:>12}  {:>12}  {:>12}{}  {:>7}\n", "node", width, "energy J", "low J", "high J",
+                     own ? fmt::format("  {:>12}", "own J") : "", "share%");
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
     const double e = *n.predicted_energy_j;
     const std::string share = n.parent >= 0 ? fmt::format("{:.1f}", 100 * shares.nodes[i].share_of_parent) : "";
-    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>7}\n", labels[i], width, e,
+    const std::string own_cell =
+        !own ? "" : n.predicted_own_energy_j ? fmt::format("  {:>12.6g}", *n.predicted_own_energy_j) : fmt::format("  {:>12}", "");
+    out << fmt::format("{:<{}}  {:>12.6g}  {:>12.6g}  {:>12.6g}{}  {:>7}\n", labels[i], width, e,
                        n.predicted_interval ? n.predicted_interval->low_j : e,
-                       n.predicted_interval ? n.predicted_interval->high_j : e, share);
+                       n.predicted_interval ? n.predicted_interval->high_j : e, own_cell, share);
   }
 }
 
@@ -149,6 +155,12 @@ void register_predict(CLI::App& app) {
         std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
                                  fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
       std::cerr << fmt::format("features: {}\n", fmt::join(p.feature_names(), ", "));
+      if (config.own_ops)
+        std::cerr << fmt::format("own operations: {}\n",
+                                 p.model().own_names.empty()
+                                     ? std::string("none of the configured own-operation features can be read from "
+                                                   "these trees (no own term)")
+                                     : fmt::format("{}", fmt::join(p.model().own_names, ", ")));
       if (!p.dropped_features().empty())
         std::cerr << fmt::format("not used (absent from some node): {}\n", fmt::join(p.dropped_features(), ", "));
       std::cerr << fmt::format("hardware: {}\nwritten to {}\n", p.hardware(), a->out);

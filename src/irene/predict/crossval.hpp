@@ -3,7 +3,9 @@
 // Error of a level (ml, module, model) = mean over all nodes of that level with ground truth
 // (> 0) of 100 x |predicted - measured| / measured, nodes pooled over the trees evaluated (as
 // the reference's evaluate.py). Cross-validation: for each model, train on the trees of all
-// other models, predict the trees of this one; overall = mean of the folds' errors.
+// other models, predict the trees of this one; overall = mean of the folds' errors. Intervals:
+// each fold's predictions get the intervals a predictor trained on its training models would
+// give (CrossvalOptions::intervals), and their coverage and width are reported per level.
 #pragma once
 
 #include <functional>
