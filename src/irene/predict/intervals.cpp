@@ -100,6 +100,9 @@ IntervalCalibration calibrate_intervals(const FlatTrees& data, const std::vector
     // Measured own energy: the parent's measured energy minus its children's, weighted.
     for (int i = b; i < e; ++i) {
       if (data.leaf[i] || !data.has_gold(i) || !((*held.own)[i] > 0)) continue;
+      // Where the own part is a sliver of the node (a container's per-module overhead), the
+      // measured difference is noise around it: such nodes say nothing about own energies.
+      if (!((*held.own)[i] >= kMinOwnShare * pred[i])) continue;
       double children = 0;
       bool all = true;
       for (int c = i + 1; c < e && all; ++c)

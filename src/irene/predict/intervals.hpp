@@ -12,8 +12,9 @@
 //  * own: the "measured" own energy of a parent is its measured energy minus the weighted
 //    measured energies of its children (sum alpha(c) g(c)), a small difference of large numbers
 //    that can be negative: low and high are the quantiles (1 - c) / 2 and (1 + c) / 2 of it over
-//    the predicted own energy, on parents whose children are all measured (low may be below 0:
-//    the interval's low end is then 0).
+//    the predicted own energy, on parents whose children are all measured and whose own part is
+//    at least 5% of their prediction (below, the measured difference is noise around a sliver);
+//    low may be below 0: the interval's low end is then 0.
 //
 // Out of range (range.hpp): a node whose features leave the training data's range gets a wider
 // interval: both relative half-widths (1 - low, high - 1) grow by the factor (1 + d), d the
@@ -36,6 +37,10 @@ struct IntervalFactors {
   double low = 1, high = 1;  // multiply the prediction
   long samples = 0;          // held-out predictions they come from
 };
+
+// The own group calibrates on parents whose predicted own energy is at least this share of
+// their predicted energy.
+inline constexpr double kMinOwnShare = 0.05;
 
 // A group needs this many held-out samples to have factors of its own ("ml:Linear" falls back
 // to "ml" below it).
