@@ -147,6 +147,13 @@ Polynomial::Polynomial(int inputs, int degree, bool enabled)
     end = static_cast<int>(prefix_.size());
   }
   outputs_ = static_cast<int>(prefix_.size());
+  for (int t = 1; t < outputs_;) {
+    Run r{prefix_[t], var_[t], t, 1};
+    while (t + r.length < outputs_ && prefix_[t + r.length] == r.prefix && var_[t + r.length] == r.first + r.length)
+      ++r.length;
+    runs_.push_back(r);
+    t += r.length;
+  }
 }
 
 std::vector<std::string> Polynomial::term_names(const std::vector<std::string>& names) const {
