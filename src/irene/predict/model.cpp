@@ -115,21 +115,26 @@ bool grows_with_input(std::string_view f) {
 
 namespace {
 
-// Minimum-norm least squares on the columns `cols` of a (the others 0).
-Eigen::VectorXd solve_on(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const std::vector<int>& cols) {
-  Eigen::VectorXd x = Eigen::VectorXd::Zero(a.cols());
-  if (cols.empty()) return x;
-  Eigen::MatrixXd sub(a.rows(), static_cast<long>(cols.size()));
-  for (std::size_t k = 0; k < cols.size(); ++k) sub.col(static_cast<long>(k)) = a.col(cols[k]);
+// Minimum-norm least squares of a x = b (SVD; see LeafRegressor).
+Eigen::VectorXd min_norm_solve(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
   Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
-      sub, Eigen::ComputeThinU | Eigen::ComputeThinV);
+      a, Eigen::ComputeThinU | Eigen::ComputeThinV);
   // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq
   // default): columns that are exactly proportional in the data (LayerNorm's input_size, flops
   // and mem_bytes; Softmax's flops and mem_bytes) then share their weight instead of fitting
   // their rounding noise with weights of 1e9.
-  svd.setThreshold(static_cast<double>(std::max<long>(sub.rows(), sub.cols())) *
-                   std::numeric_limits<double>::epsilon());
-  const Eigen::VectorXd y = svd.solve(b);
+  svd.setThreshold(static_cast<double>(std::max<long>(a.rows(), a.cols())) * std::numeric_limits<double>::epsilon());
+  return svd.solve(b);
+}
+
+// The same on the columns `cols` of a (the others 0).
+Eigen::VectorXd solve_on(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const std::vector<int>& cols) {
+  if (static_cast<long>(cols.size()) == a.cols()) return min_norm_solve(a, b);  // cols = all, in order
+  Eigen::VectorXd x = Eigen::VectorXd::Zero(a.cols());
+  if (cols.empty()) return x;
+  Eigen::MatrixXd sub(a.rows(), static_cast<long>(cols.size()));
+  for (std::size_t k = 0; k < cols.size(); ++k) sub.col(static_cast<long>(k)) = a.col(cols[k]);
+  const Eigen::VectorXd y = min_norm_solve(sub, b);
   for (std::size_t k = 0; k < cols.size(); ++k) x[cols[k]] = y[static_cast<long>(k)];
   return x;
 }
