@@ -465,6 +465,11 @@ TEST(PredictCli, ExtrapolationIsFlaggedSummarizedAndWidensTheInterval) {
   EXPECT_GT(width(far.root()), 3 * width(near.root()));
   EXPECT_GT(width(far.root()), 0.5);  // not +-13% a hundred million sequences out
   for (const auto& n : far.nodes) EXPECT_GE(n.predicted_interval->low_j, 0.0) << n.id;
+  // Predicting a trees file says how many trees extrapolate.
+  write_jsonl(dir / "trees.jsonl", {far, near});
+  r = run("predict " + q(dir / "trees.jsonl") + " -o " + q(dir / "again.jsonl"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("1 of them leave the range of the predictor's training data"), std::string::npos) << r.out;
   // The own operations of a parent are part of its prediction, with an interval.
   for (const auto& n : near.nodes)
     if (!n.is_leaf()) {

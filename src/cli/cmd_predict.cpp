@@ -251,7 +251,7 @@ void register_predict(CLI::App& app) {
       }
       const std::string format = a->format.empty() ? "jsonl" : a->format;
       JsonlReader reader(a->input);
-      long count = 0;
+      long count = 0, extrapolated = 0;
       write_file_atomic(a->out, [&](std::ostream& os) {
         Tree t;
         json array = json::array();
@@ -263,6 +263,7 @@ void register_predict(CLI::App& app) {
           }
           stamp(t, p);
           ++count;
+          if (t.provenance.count("out_of_range")) ++extrapolated;
           if (format == "jsonl") write_tree_jsonl(os, t);
           else if (format == "json") array.push_back(tree_to_json(t));
           else print_predicted_text(os, t, p), os << '\n';
@@ -271,6 +272,11 @@ void register_predict(CLI::App& app) {
         if (format == "json") os << array.dump(1) << '\n';
       });
       std::cerr << fmt::format("predicted {} trees for {}\n", count, p.hardware());
+      if (extrapolated > 0)
+        std::cerr << fmt::format("{} of them leave the range of the predictor's training data somewhere (intervals "
+                                 "widened; each such tree's provenance \"out_of_range\" and nodes' \"out_of_range\" "
+                                 "say where)\n",
+                                 extrapolated);
     });
   }
 
