@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <Eigen/QR>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <unordered_map>
@@ -115,35 +116,52 @@ bool grows_with_input(std::string_view f) {
 
 namespace {
 
-// Minimum-norm least squares of a x = b (SVD; see LeafRegressor).
-Eigen::VectorXd min_norm_solve(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
+// Minimum-norm least squares of a x = b (SVD; see LeafRegressor). `rows`: the row count the
+// rank threshold is computed with (a's own, unless a stands for a taller system).
+Eigen::VectorXd min_norm_solve(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, long rows = -1) {
   Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
       a, Eigen::ComputeThinU | Eigen::ComputeThinV);
   // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq
   // default): columns that are exactly proportional in the data (LayerNorm's input_size, flops
   // and mem_bytes; Softmax's flops and mem_bytes) then share their weight instead of fitting
   // their rounding noise with weights of 1e9.
-  svd.setThreshold(static_cast<double>(std::max<long>(a.rows(), a.cols())) * std::numeric_limits<double>::epsilon());
+  svd.setThreshold(static_cast<double>(std::max<long>(rows < 0 ? a.rows() : rows, a.cols())) *
+                   std::numeric_limits<double>::epsilon());
   return svd.solve(b);
 }
 
 // The same on the columns `cols` of a (the others 0).
-Eigen::VectorXd solve_on(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const std::vector<int>& cols) {
-  if (static_cast<long>(cols.size()) == a.cols()) return min_norm_solve(a, b);  // cols = all, in order
+Eigen::VectorXd solve_on(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const std::vector<int>& cols,
+                         long rows = -1) {
+  if (static_cast<long>(cols.size()) == a.cols()) return min_norm_solve(a, b, rows);  // cols = all, in order
   Eigen::VectorXd x = Eigen::VectorXd::Zero(a.cols());
   if (cols.empty()) return x;
   Eigen::MatrixXd sub(a.rows(), static_cast<long>(cols.size()));
   for (std::size_t k = 0; k < cols.size(); ++k) sub.col(static_cast<long>(k)) = a.col(cols[k]);
-  const Eigen::VectorXd y = min_norm_solve(sub, b);
+  const Eigen::VectorXd y = min_norm_solve(sub, b, rows < 0 ? a.rows() : rows);
   for (std::size_t k = 0; k < cols.size(); ++k) x[cols[k]] = y[static_cast<long>(k)];
   return x;
 }
 
 }  // namespace
 
-Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen::VectorXd& b,
+Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a_in, const Eigen::VectorXd& b_in,
                                           const std::vector<char>& nonnegative) {
-  const int d = static_cast<int>(a.cols());
+  const int d = static_cast<int>(a_in.cols());
+  const long n = a_in.rows();
+  // A tall system is solved through its QR factors: with a = Q R, every sub-problem on a set of
+  // columns is the same least squares on R's columns against Q^T b (d rows instead of n), and
+  // the singular values, hence the rank threshold (computed with n), are the same.
+  Eigen::MatrixXd a;
+  Eigen::VectorXd b;
+  if (n > d) {
+    Eigen::HouseholderQR<Eigen::MatrixXd> qr(a_in);
+    a = qr.matrixQR().topRows(d).triangularView<Eigen::Upper>();
+    b = (qr.householderQ().transpose() * b_in).head(d);
+  } else {
+    a = a_in;
+    b = b_in;
+  }
   std::vector<char> passive(d, 0);
   for (int j = 0; j < d; ++j) passive[j] = !(j < static_cast<int>(nonnegative.size()) && nonnegative[j]);
   auto cols = [&] {
@@ -155,7 +173,7 @@ Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen:
   auto constrained = [&](int j) { return j < static_cast<int>(nonnegative.size()) && nonnegative[j]; };
   // Free columns only, then Lawson-Hanson: free a constrained column whose gradient says the
   // fit improves as it grows; step back to feasibility when a passive one would go negative.
-  Eigen::VectorXd x = solve_on(a, b, cols());
+  Eigen::VectorXd x = solve_on(a, b, cols(), n);
   const double scale = std::max(1.0, (a.transpose() * b).cwiseAbs().maxCoeff());
   const double tol = 1e-10 * scale;
   for (int outer = 0; outer < 3 * d + 3; ++outer) {
@@ -166,7 +184,7 @@ Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen:
     if (best < 0) break;
     passive[best] = 1;
     for (int inner = 0; inner < 3 * d + 3; ++inner) {
-      const Eigen::VectorXd z = solve_on(a, b, cols());
+      const Eigen::VectorXd z = solve_on(a, b, cols(), n);
       double step = 1.0;
       int blocking = -1;
       for (int j = 0; j < d; ++j)
