@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "irene/core/error.hpp"
@@ -31,6 +32,10 @@ Tree small_tree() {
   att.mem_mib = 0.1 + 0.2;  // not exactly representable: round trip must keep it
   att.resources["times_mean"] = 1e-5;
   att.ops = {Op{"div", {2, 2, 4, 4}}, Op{"add", {2, 4, 8}}};
+  att.predicted_energy_j = 0.5;
+  att.predicted_own_energy_j = 0.1 + 0.02;  // not exactly representable
+  att.predicted_own_interval = Interval{0.0, 0.25};
+  att.out_of_range = {"batch_size 64 is 2x the largest of the training data's nodes (32)", "seq_len \"x\""};
   const int a = t.add_node(0, att);
   Node mm;
   mm.scope = "attn";
@@ -90,6 +95,38 @@ TEST(Jsonl, RoundTripIsIdentical) {
   EXPECT_FALSE(back[0].nodes[1].ground_truth_energy_j.has_value());
   EXPECT_EQ(back[0].nodes[2].attrs.at("k"), 8);
   EXPECT_EQ(back[0].nodes[1].ops, t.nodes[1].ops);
+  // The own-operation share of a prediction, its interval and the out-of-range notes.
+  ASSERT_TRUE(back[0].nodes[1].predicted_own_energy_j.has_value());
+  EXPECT_EQ(*back[0].nodes[1].predicted_own_energy_j, 0.1 + 0.02);
+  ASSERT_TRUE(back[0].nodes[1].predicted_own_interval.has_value());
+  EXPECT_EQ(back[0].nodes[1].predicted_own_interval->low_j, 0.0);
+  EXPECT_EQ(back[0].nodes[1].predicted_own_interval->high_j, 0.25);
+  EXPECT_EQ(back[0].nodes[1].out_of_range, t.nodes[1].out_of_range);
+  // Absent stays absent.
+  EXPECT_FALSE(lin.predicted_own_energy_j.has_value());
+  EXPECT_FALSE(lin.predicted_own_interval.has_value());
+  EXPECT_TRUE(lin.out_of_range.empty());
+  EXPECT_EQ(tree_to_json(back[0])["frontend_tree"]["child_nodes_obj"][0]["child_nodes_obj"][2].count("out_of_range"),
+            0u);
+  fs::remove_all(dir);
+}
+
+TEST(Jsonl, BadOwnEnergyOrNotesAreErrors) {
+  const fs::path dir = temp_dir();
+  auto line = tree_to_json(small_tree());
+  line["frontend_tree"]["child_nodes_obj"][0]["out_of_range"] = "not a list";
+  {
+    std::ofstream out(dir / "notes.jsonl");
+    out << line.dump() << "\n";
+  }
+  EXPECT_THROW(read_jsonl(dir / "notes.jsonl"), Error);
+  line = tree_to_json(small_tree());
+  line["frontend_tree"]["child_nodes_obj"][0]["predicted_own_energy"] = "much";
+  {
+    std::ofstream out(dir / "own.jsonl");
+    out << line.dump() << "\n";
+  }
+  EXPECT_THROW(read_jsonl(dir / "own.jsonl"), Error);
   fs::remove_all(dir);
 }
 

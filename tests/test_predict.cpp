@@ -12,10 +12,13 @@
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
 #include "irene/predict/features.hpp"
+#include "irene/predict/intervals.hpp"
 #include "irene/predict/model.hpp"
 #include "irene/predict/predictor.hpp"
+#include "irene/predict/range.hpp"
 #include "irene/predict/upper.hpp"
 #include "test_predict_synthetic.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace irene;
@@ -33,7 +36,8 @@ std::vector<const Tree*> ptrs(const std::vector<Tree>& trees) {
 
 // Flattens with the configured features the trees have (the synthetic ones lack a few).
 FlatTrees flat(const std::vector<Tree>& trees, const Config& c) {
-  return flatten(ptrs(trees), available_features(ptrs(trees), feature_names_of_sets(c.feature_sets), nullptr));
+  const auto features = available_features(ptrs(trees), feature_names_of_sets(c.feature_sets), nullptr);
+  return flatten(ptrs(trees), features, own_names_for(c, features));
 }
 
 std::vector<int> all_trees(const FlatTrees& d) {
@@ -124,6 +128,9 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
           c.root_polynomial_degree = 1;
           c.root_tanh_scalar = 4;
         }
+        // The own-operations term (its weights enter theta last).
+        c.own_ops = strategy != Strategy::stepwise || normalize;
+        c.own_op_features = {"own_flops", "own_mem_bytes", "own_constant", "own_times_mean"};
         auto d = flat(trees, c);
         auto train = all_trees(d);
         Config c0 = c;
@@ -136,10 +143,14 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         const int rt = static_cast<int>(m.upper.w_root.size());
         EXPECT_EQ(rt > 0, !normalize && strategy != Strategy::unstructured);
         EXPECT_EQ(problem.root_features() > 0, rt > 0);
-        Eigen::VectorXd theta(p + 1 + (rt > 0 ? rt + 1 : 0));
+        const int ko = problem.own_features();
+        EXPECT_EQ(ko, c.own_ops && strategy != Strategy::unstructured ? 4 : 0);
+        const int vo = p + 1 + (rt > 0 ? rt + 1 : 0);
+        Eigen::VectorXd theta(vo + ko);
         theta.head(p) = m.upper.w * 0.5;
         theta[p] = 0.1;
-        if (rt > 0) theta.tail(rt + 1) = 0.3 * Eigen::VectorXd::Random(rt + 1);
+        if (rt > 0) theta.segment(p + 1, rt + 1) = 0.3 * Eigen::VectorXd::Random(rt + 1);
+        for (int q = 0; q < ko; ++q) theta[vo + q] = 0.05 * (q + 1);
         Eigen::VectorXd grad;
         const double loss = problem.loss(theta, &grad);
         ASSERT_TRUE(std::isfinite(loss));
@@ -147,6 +158,7 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
         const double h = 1e-6;
         std::vector<int> coords{0, 1, 3, 7, p / 2, p};
         if (rt > 0) coords.insert(coords.end(), {p + 1, p + 2, p + rt, p + 1 + rt});
+        for (int q = 0; q < ko; ++q) coords.push_back(vo + q);
         for (int k : coords) {
           Eigen::VectorXd tp = theta, tm = theta;
           tp[k] += h;
@@ -165,9 +177,15 @@ TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {
 // problem's loss at the trained weights.
 TEST(PredictModel, TrainingAndPredictionAgree) {
   auto trees = synthetic_dataset(2);
-  for (int variant = 0; variant < 4; ++variant) {
+  for (int variant = 0; variant < 6; ++variant) {
     Config c = quick_config();
     if (variant == 1) c.root_children_exact = true;
+    if (variant == 4) c = named_config("default");  // own operations, clamped inputs, degree 1
+    if (variant == 5) {                              // own operations with alpha = 1
+      c = named_config("default");
+      c.weighting_setting = Weighting::exact_one;
+      c.own_op_features = {"own_mem_bytes", "own_constant"};
+    }
     if (variant == 3) {  // own weights and tau for the root's children
       c.root_polynomial_degree = 2;
       c.root_tanh_scalar = 3;
@@ -192,13 +210,20 @@ TEST(PredictModel, TrainingAndPredictionAgree) {
     const long rt = m.upper.w_root.size();
     EXPECT_EQ(rt > 0, variant == 3);
     if (variant == 3) EXPECT_GT(m.upper.w_root.norm(), 0) << "the root weights were trained";
-    Eigen::VectorXd theta(m.upper.w.size() + 1 + (rt > 0 ? rt + 1 : 0));
+    const long ko = m.upper.own_w.size();
+    EXPECT_EQ(ko > 0, variant >= 4);
+    if (ko > 0) {
+      EXPECT_GT(m.upper.own_w.maxCoeff(), 0) << "the own weights were trained";
+      EXPECT_GE(m.upper.own_w.minCoeff(), 0) << "and stay >= 0";
+    }
+    Eigen::VectorXd theta(m.upper.w.size() + 1 + (rt > 0 ? rt + 1 : 0) + ko);
     theta.head(m.upper.w.size()) = m.upper.w;
     theta[m.upper.w.size()] = m.upper.b;
     if (rt > 0) {
       theta.segment(m.upper.w.size() + 1, rt) = m.upper.w_root;
-      theta[theta.size() - 1] = m.upper.b_root;
+      theta[m.upper.w.size() + 1 + rt] = m.upper.b_root;
     }
+    if (ko > 0) theta.tail(ko) = m.upper.own_w;
     EXPECT_NEAR(problem.loss(theta, nullptr), expected, 1e-9 * std::max(1.0, expected)) << "variant " << variant;
   }
 }
@@ -538,4 +563,397 @@ TEST(PredictEvaluate, ErrorsPerLevelAndMismatchedIds) {
   auto no_pred = pred;
   no_pred[0].nodes[2].predicted_energy_j.reset();
   EXPECT_THROW(evaluate_trees(gold, no_pred), Error);
+}
+
+// --- IrEne+: own operations, monotone leaves, order independence, intervals, ranges ----------
+
+TEST(PredictGradient, OwnWeightsWithAlphaFixedAtOne) {
+  auto trees = synthetic_dataset(2);
+  Config c = named_config("default");
+  c.weighting_setting = Weighting::exact_one;
+  c.own_op_features = {"own_flops", "own_mem_bytes", "own_times_mean"};
+  auto d = flat(trees, c);
+  auto train = all_trees(d);
+  Config c0 = c;
+  c0.epochs = 0;
+  FittedModel m = fit_model(d, train, c0);
+  std::vector<double> leaf_pred(d.rows(), 0.0);
+  predict_flat(m, d, train, leaf_pred);
+  UpperProblem<double> problem(d, train, leaf_pred, m.upper, c);
+  ASSERT_EQ(problem.own_features(), 3);
+  const int vo = problem.full_features() + 1;
+  Eigen::VectorXd theta = Eigen::VectorXd::Zero(vo + 3);
+  theta.tail(3) << 0.2, 0.1, 0.3;
+  Eigen::VectorXd grad;
+  problem.loss(theta, &grad);
+  EXPECT_EQ(grad.head(vo).norm(), 0.0) << "alpha = 1 has no parameters";
+  for (int q = 0; q < 3; ++q) {
+    Eigen::VectorXd tp = theta, tm = theta;
+    tp[vo + q] += 1e-6;
+    tm[vo + q] -= 1e-6;
+    const double fd = (problem.loss(tp, nullptr) - problem.loss(tm, nullptr)) / 2e-6;
+    EXPECT_NEAR(grad[vo + q], fd, 1e-6 * std::max(1.0, std::abs(fd))) << q;
+  }
+}
+
+TEST(PredictFeatures, OwnOperationFeaturesOfBuiltAndImportedTrees) {
+  Tree t = synthetic_tree("toy", 1, 32, 4, 16, 3);
+  // Layer (index 1): flops 1.02 x its children's, mem 1.1 x: own = the difference.
+  const Node& layer = t.nodes[1];
+  double kids_flops = 0, kids_mem = 0, kids_time = 0;
+  for (int c : layer.children) {
+    kids_flops += t.nodes[c].flops_mflop;
+    kids_mem += t.nodes[c].mem_mib;
+    kids_time += t.nodes[c].resources.at("times_mean");
+  }
+  EXPECT_NEAR(own_feature(t, layer, "own_flops"), layer.flops_mflop - kids_flops, 1e-9 * layer.flops_mflop);
+  EXPECT_NEAR(own_feature(t, layer, "own_mem_bytes"), layer.mem_mib - kids_mem, 1e-9 * layer.mem_mib);
+  const double time = layer.resources.at("times_mean") - kids_time;
+  EXPECT_EQ(own_feature(t, layer, "own_times_mean"), time > 0 ? time : 0.0);  // never below 0
+  EXPECT_EQ(own_feature(t, layer, "own_constant"), 1.0);
+  // Leaves have no own operations.
+  EXPECT_EQ(own_feature(t, t.nodes[2], "own_constant"), 0.0);
+  EXPECT_EQ(own_feature(t, t.nodes[2], "own_flops"), 0.0);
+  // Ops: counted per kind and in elements (millions).
+  Node& att = t.nodes[5];
+  ASSERT_FALSE(att.children.empty());
+  att.ops = {Op{"div", {4, 2, 16, 16}}, Op{"add", {4, 2, 16, 16}}, Op{"add", {4, 16, 32}}};
+  EXPECT_EQ(own_feature(t, att, "own_ops"), 3.0);
+  EXPECT_EQ(own_feature(t, att, "own_ops:add"), 2.0);
+  EXPECT_EQ(own_feature(t, att, "own_ops:gelu"), 0.0);
+  EXPECT_DOUBLE_EQ(own_feature(t, att, "own_elements"), (2 * 2048 + 2048) / 1e6);
+  EXPECT_DOUBLE_EQ(own_feature(t, att, "own_elements:div"), 2048 / 1e6);
+  // Names: the by-kind shorthands expand over the registry; bad names are errors.
+  const auto names = own_feature_names({"own_ops", "own_ops_by_kind"});
+  EXPECT_EQ(names.front(), "own_ops");
+  EXPECT_EQ(names[1], "own_ops:add");
+  EXPECT_GT(names.size(), 10u);
+  EXPECT_NE(irene_test::error_of([] { own_feature_names({"own_ops:teleport"}); }).find("unknown own-operation feature"),
+            std::string::npos);
+  // A resource-derived own feature names the node that lacks the resource.
+  t.nodes[3].resources.erase("times_mean");
+  EXPECT_NE(irene_test::error_of([&] { own_feature(t, layer, "own_times_mean"); }).find("lacks resource 'times_mean'"),
+            std::string::npos);
+  // Without resource features, resource-derived own features are not used.
+  Config c = named_config("default");
+  c.own_op_features = {"own_times_mean", "own_mem_bytes"};
+  EXPECT_EQ(own_names_for(c, {"flops", "mem_bytes"}), std::vector<std::string>{"own_mem_bytes"});
+  EXPECT_EQ(own_names_for(c, {"flops", "times_mean"}), (std::vector<std::string>{"own_times_mean", "own_mem_bytes"}));
+  c.own_ops = false;
+  EXPECT_TRUE(own_names_for(c, {"times_mean"}).empty());
+}
+
+TEST(PredictLeaf, NonNegativeLeastSquaresKeepsConstrainedCoefficientsAtOrAboveZero) {
+  // y = 2 a - b + noise-free: unconstrained, b's coefficient is -1; with b >= 0 it is 0 and a's
+  // absorbs what it can (KKT: the gradient of the residual on a free or positive column is 0).
+  Eigen::MatrixXd a(8, 2);
+  Eigen::VectorXd y(8);
+  for (int i = 0; i < 8; ++i) {
+    a(i, 0) = i - 3.5;
+    a(i, 1) = (i * i) % 5 - 2.0;
+    y[i] = 2 * a(i, 0) - a(i, 1);
+  }
+  const Eigen::VectorXd free = nonnegative_least_squares(a, y, {0, 0});
+  EXPECT_NEAR(free[1], -1.0, 1e-9);
+  const Eigen::VectorXd x = nonnegative_least_squares(a, y, {0, 1});
+  EXPECT_GE(x[1], 0.0);
+  const Eigen::VectorXd g = a.transpose() * (y - a * x);
+  EXPECT_NEAR(g[0], 0.0, 1e-9);
+  EXPECT_LE(g[1], 1e-9);                       // growing b would not help
+  const Eigen::VectorXd both = nonnegative_least_squares(a, y, {1, 1});
+  EXPECT_GE(both.minCoeff(), 0.0);
+  // Leaf regressors with monotone_leaves: coefficients of features that grow with the input >= 0,
+  // and the prediction never below 0.
+  RowMatrix x2(6, 2);
+  Eigen::VectorXd e(6);
+  for (int i = 0; i < 6; ++i) {
+    x2(i, 0) = 1 + i;                 // flops
+    x2(i, 1) = 1 + (i % 3) * 2;       // mem_bytes, not monotone in the data
+    e[i] = 0.5 + 2 * x2(i, 0) - 0.4 * x2(i, 1);
+  }
+  const auto r = LeafRegressor::fit(LeafModel::relative, x2, e, {1, 1});
+  EXPECT_GE(r.coef.minCoeff(), 0.0);
+  const double tiny[2] = {-100, -100};
+  EXPECT_EQ(r.predict(tiny), 0.0);
+  EXPECT_EQ(r.lo[0], 1.0);
+  EXPECT_EQ(r.hi[0], 6.0);
+  EXPECT_TRUE(grows_with_input("flops") && grows_with_input("seq_len") && !grows_with_input("num_parameters") &&
+              !grows_with_input("cpu"));
+}
+
+TEST(PredictModel, TrainingDoesNotDependOnTheOrderOfTheTrees) {
+  auto trees = synthetic_dataset(3);
+  Config c = named_config("default");
+  c.epochs = 6;
+  auto d = flat(trees, c);
+  auto reversed = trees;
+  std::reverse(reversed.begin(), reversed.end());
+  std::rotate(reversed.begin(), reversed.begin() + 5, reversed.end());
+  auto dr = flat(reversed, c);
+  const auto a = fit_model(d, all_trees(d), c);
+  const auto b = fit_model(dr, all_trees(dr), c);
+  EXPECT_EQ(a.upper.w, b.upper.w);
+  EXPECT_EQ(a.upper.b, b.upper.b);
+  EXPECT_EQ(a.upper.own_w, b.upper.own_w);
+  // Without sort_trees the order matters (the paper's training).
+  c.sort_trees = false;
+  const auto pa = fit_model(d, all_trees(d), c);
+  const auto pb = fit_model(dr, all_trees(dr), c);
+  EXPECT_NE(pa.upper.w, pb.upper.w);
+  // init zero: the seed only changes the shuffle; the result moves a little, not a lot.
+  c = named_config("default");
+  c.seed = 1;
+  const auto other = fit_model(d, all_trees(d), c);
+  std::vector<double> p1, p2;
+  predict_flat(fit_model(d, all_trees(d), named_config("default")), d, all_trees(d), p1);
+  predict_flat(other, d, all_trees(d), p2);
+  for (int i = 0; i < d.rows(); ++i) EXPECT_NEAR(p1[i], p2[i], 0.01 * p1[i]) << i;
+}
+
+TEST(PredictModel, ClampedAlphaInputsStopExtrapolating) {
+  auto trees = synthetic_dataset(2);
+  Config c = quick_config();
+  c.polynomial_degree = 2;
+  c.clamp_alpha_inputs = true;
+  auto d = flat(trees, c);
+  const auto m = fit_model(d, all_trees(d), c);
+  ASSERT_EQ(m.upper.lo.size(), d.raw.cols());
+  std::vector<double> x(d.raw.row(1).data(), d.raw.row(1).data() + d.raw.cols());
+  std::vector<double> far = x, farther = x;
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    far[j] = m.upper.hi[j] * 10 + 1;
+    farther[j] = m.upper.hi[j] * 1000 + 5;
+  }
+  std::vector<double> edge(x.size());
+  for (std::size_t j = 0; j < x.size(); ++j) edge[j] = m.upper.hi[j];
+  EXPECT_EQ(m.upper.score(far.data()), m.upper.score(farther.data()));
+  EXPECT_EQ(m.upper.score(far.data()), m.upper.score(edge.data()));
+  UpperModel open = m.upper;
+  open.clamp_inputs = false;
+  EXPECT_NE(open.score(far.data()), open.score(farther.data()));
+}
+
+TEST(PredictIntervals, ConformalQuantilesSymmetricInLogAndWidenedOutOfRange) {
+  // One tree: a model with 40 module children; predictions 1, measured 1 + k/100 (k = -19..20).
+  Tree t;
+  t.model_name = "m";
+  t.batch_size = 1;
+  t.seq_len = 1;
+  Node root;
+  root.type = NodeType::model;
+  root.class_name = "M";
+  root.ground_truth_energy_j = 40;
+  t.add_node(-1, root);
+  for (int k = -19; k <= 20; ++k) {
+    Node n;
+    n.scope = "m" + std::to_string(k + 19);
+    n.class_name = "Leafy";
+    n.type = NodeType::module;
+    n.ground_truth_energy_j = 1 + k / 100.0;
+    t.add_node(0, n);
+  }
+  const auto d = flatten({&t}, {"flops"});
+  std::vector<double> pred(d.rows(), 1.0);
+  pred[0] = 40;
+  const auto cal = calibrate_intervals(d, {0}, HeldOut{&pred}, 0.9);
+  const auto& f = cal.factors(NodeType::module, "");
+  EXPECT_EQ(f.samples, 40);
+  // The 37th smallest (ceil(41 x 0.9)) of the 40 values |log(1 + k/100)|: between log(1.17)
+  // and log(1 / 0.82) = log(1.22).
+  EXPECT_NEAR(f.high, 1 / f.low, 1e-12);
+  EXPECT_GT(f.high, 1.17);
+  EXPECT_LT(f.high, 1.23);
+  // Coverage on the calibration data itself is at least nominal.
+  int inside = 0;
+  for (int i = 1; i < d.rows(); ++i) {
+    const Interval iv = IntervalCalibration::apply(f, pred[i]);
+    inside += (iv.low_j <= d.gold[i] && d.gold[i] <= iv.high_j) ? 1 : 0;
+  }
+  EXPECT_GE(inside, 36);
+  // Out of range: half-widths grow by (1 + distance); the low end stops at 0.
+  const Interval in = IntervalCalibration::apply(f, 2.0);
+  const Interval out = IntervalCalibration::apply(f, 2.0, 1.0);
+  EXPECT_NEAR(out.high_j - 2.0, 2 * (in.high_j - 2.0), 1e-12);
+  EXPECT_NEAR(2.0 - out.low_j, 2 * (2.0 - in.low_j), 1e-12);
+  EXPECT_EQ(IntervalCalibration::apply(f, 2.0, 100).low_j, 0.0);
+  // A model group with one sample: no "ml:" fallback games, and unknown groups give 1, 1.
+  EXPECT_EQ(cal.factors(NodeType::ml, "Nothing").low, 1.0);
+  EXPECT_EQ(interval_group(NodeType::ml, "Linear"), "ml:Linear");
+}
+
+TEST(PredictRange, NotesAndDistances) {
+  std::string note;
+  EXPECT_EQ(range_distance("batch_size", 16, 8, 32, &note), 0.0);
+  EXPECT_NEAR(range_distance("batch_size", 1e8, 8, 32, &note), std::log10(1e8 / 32), 1e-12);
+  EXPECT_NE(note.find("batch_size 1e+08 is 3.12e+06x the largest of the training data (32)"), std::string::npos) << note;
+  EXPECT_NEAR(range_distance("seq_len", 1, 32, 256, &note, "the training data's Linear leaves"), std::log10(32.0), 1e-12);
+  EXPECT_NE(note.find("seq_len 1 is 32x below the smallest of the training data's Linear leaves (32)"),
+            std::string::npos)
+      << note;
+  EXPECT_GT(range_distance("flops", 33, 0, 32, &note), 0.0);
+  EXPECT_NE(note.find("3.12% above the largest"), std::string::npos) << note;
+  EXPECT_EQ(range_distance("flops", 5, 0, 0, &note), 1.0);  // only zeros in training
+}
+
+TEST(Predictor, OutOfRangeNodesAreFlaggedAndTheirIntervalsWiden) {
+  auto trees = synthetic_dataset(3);
+  Config c = named_config("default");
+  c.epochs = 4;
+  auto p = Predictor::train(trees, c, {});
+  Tree in = synthetic_tree("toy-1", 2, 64, 8, 32, 11);            // a training tree: inside
+  Tree out = synthetic_tree("toy-1", 2, 64, 8 * 1000, 32, 11);    // batch 1000x the largest
+  for (auto& n : out.nodes) n.resources = in.nodes[&n - &out.nodes[0]].resources;
+  p.predict(in);
+  p.predict(out);
+  EXPECT_EQ(in.provenance.count("out_of_range"), 0u);
+  for (const auto& n : in.nodes) EXPECT_TRUE(n.out_of_range.empty()) << n.id << ": " << n.out_of_range.front();
+  ASSERT_EQ(out.provenance.count("out_of_range"), 1u);
+  EXPECT_NE(out.provenance.at("out_of_range").find("batch_size 8000 is 1e+03x the largest"), std::string::npos)
+      << out.provenance.at("out_of_range");
+  bool flagged_leaf = false;
+  for (std::size_t i = 0; i < out.nodes.size(); ++i) {
+    const Node& n = out.nodes[i];
+    if (n.is_leaf() && !n.out_of_range.empty()) flagged_leaf = true;
+    const double rel_in = (in.nodes[i].predicted_interval->high_j - in.nodes[i].predicted_interval->low_j) /
+                          *in.nodes[i].predicted_energy_j;
+    const double rel_out = (n.predicted_interval->high_j - n.predicted_interval->low_j) / *n.predicted_energy_j;
+    EXPECT_GT(rel_out, 2 * rel_in) << n.id;  // distance 3: half-widths x 4 (x 1 + the log10 ratio)
+    EXPECT_GE(n.predicted_interval->low_j, 0.0) << n.id;
+  }
+  EXPECT_TRUE(flagged_leaf);
+  // Own operations: every parent has its share and an interval around it.
+  for (const auto& n : in.nodes) {
+    if (n.is_leaf()) {
+      EXPECT_FALSE(n.predicted_own_energy_j) << n.id;
+      continue;
+    }
+    ASSERT_TRUE(n.predicted_own_energy_j && n.predicted_own_interval) << n.id;
+    EXPECT_GE(*n.predicted_own_energy_j, 0.0);
+    EXPECT_LE(*n.predicted_own_energy_j, *n.predicted_energy_j);
+    EXPECT_LE(n.predicted_own_interval->low_j, *n.predicted_own_energy_j);
+    EXPECT_GE(n.predicted_own_interval->high_j, *n.predicted_own_energy_j);
+  }
+}
+
+TEST(Predictor, Version2FilesHoldOwnOperationsAndRangesAndVersion1FilesStillLoad) {
+  auto trees = synthetic_dataset(3);
+  Config c = named_config("default");
+  c.epochs = 3;
+  const auto p = Predictor::train(trees, c, {});
+  const auto dir = temp_dir();
+  p.save(dir / "p.json");
+  const auto q = Predictor::load(dir / "p.json");
+  EXPECT_EQ(q.model().own_names, p.model().own_names);
+  EXPECT_EQ(q.model().upper.own_w, p.model().upper.own_w);
+  EXPECT_EQ(q.model().upper.hi, p.model().upper.hi);
+  EXPECT_TRUE(q.model().upper.clamp_inputs);
+  Tree a = synthetic_tree("toy-new", 2, 48, 8, 32, 99), b = a;
+  p.predict(a);
+  q.predict(b);
+  for (std::size_t i = 0; i < a.nodes.size(); ++i) {
+    EXPECT_NEAR(*a.nodes[i].predicted_energy_j, *b.nodes[i].predicted_energy_j, 1e-12 * *a.nodes[i].predicted_energy_j);
+    if (a.nodes[i].predicted_own_energy_j)
+      EXPECT_NEAR(*a.nodes[i].predicted_own_energy_j, *b.nodes[i].predicted_own_energy_j, 1e-15);
+  }
+  // Bad own-operation blocks are errors naming the field.
+  auto j = p.to_json();
+  j["upper"]["own"]["weights"][0] = -1.0;
+  { std::ofstream(dir / "neg.json") << j.dump(); }
+  EXPECT_NE(irene_test::error_of([&] { Predictor::load(dir / "neg.json"); }).find("'weights' must be >= 0"),
+            std::string::npos);
+  j = p.to_json();
+  j["upper"]["own"]["features"] = {"own_flops"};
+  { std::ofstream(dir / "names.json") << j.dump(); }
+  EXPECT_NE(irene_test::error_of([&] { Predictor::load(dir / "names.json"); }).find("upper.own: 'features' must be"),
+            std::string::npos);
+  j = p.to_json();
+  j["upper"].erase("hi");
+  { std::ofstream(dir / "nohi.json") << j.dump(); }
+  EXPECT_NE(irene_test::error_of([&] { Predictor::load(dir / "nohi.json"); }).find("missing field 'hi'"),
+            std::string::npos);
+  // A version-1 file (the paper's configuration, no ranges) still loads and predicts, without
+  // range notes.
+  const auto paper = Predictor::train(trees, quick_config(), {});
+  j = paper.to_json();
+  j["version"] = 1;
+  j["upper"].erase("lo");
+  j["upper"].erase("hi");
+  for (auto& [name, leaf] : j["leaf_models"].items()) {
+    leaf.erase("lo");
+    leaf.erase("hi");
+  }
+  { std::ofstream(dir / "v1.json") << j.dump(); }
+  const auto old = Predictor::load(dir / "v1.json");
+  Tree far = synthetic_tree("toy-new", 2, 48, 8000, 32, 99);
+  old.predict(far);
+  EXPECT_EQ(far.provenance.count("out_of_range"), 0u);
+  EXPECT_TRUE(far.root().predicted_energy_j);
+  // A version-1 file cannot claim the version-2 options.
+  j["config"]["own_ops"] = true;
+  { std::ofstream(dir / "v1own.json") << j.dump(); }
+  EXPECT_NE(irene_test::error_of([&] { Predictor::load(dir / "v1own.json"); }).find("retrain it"), std::string::npos);
+}
+
+TEST(PredictModel, CrossvalReportsCoverageAndWidthWithNestedCalibration) {
+  auto trees = synthetic_dataset(3);
+  Config c = named_config("default");
+  c.epochs = 4;
+  auto d = flat(trees, c);
+  CrossvalOptions o;
+  o.threads = 2;
+  o.baselines = false;
+  const auto r = crossval(d, c, o);
+  ASSERT_EQ(r.interval_folds.size(), 3u);
+  long nodes = 0;
+  for (const auto& f : r.interval_folds)
+    for (int l = 0; l < 3; ++l) {
+      ASSERT_TRUE(std::isfinite(f.coverage[l])) << l;
+      EXPECT_GE(f.coverage[l], 0.0);
+      EXPECT_LE(f.coverage[l], 1.0);
+      EXPECT_GT(f.width[l], 0.0);
+      nodes += f.nodes[l];
+    }
+  EXPECT_EQ(nodes, r.interval_overall.nodes[0] + r.interval_overall.nodes[1] + r.interval_overall.nodes[2]);
+  // Pooled coverage recomputed from the stored intervals.
+  long inside = 0, measured = 0;
+  for (int i = 0; i < d.rows(); ++i) {
+    if (!d.has_gold(i) || d.type[i] != NodeType::module) continue;
+    ++measured;
+    inside += (r.interval_low[i] <= d.gold[i] && d.gold[i] <= r.interval_high[i]) ? 1 : 0;
+  }
+  EXPECT_NEAR(r.interval_overall.coverage[1], static_cast<double>(inside) / measured, 1e-12);
+  // crossfit needs no extra fit and gives intervals too; none gives none.
+  o.intervals = CrossvalOptions::Intervals::crossfit;
+  EXPECT_EQ(crossval(d, c, o).interval_folds.size(), 3u);
+  o.intervals = CrossvalOptions::Intervals::none;
+  const auto bare = crossval(d, c, o);
+  EXPECT_TRUE(bare.interval_folds.empty());
+  EXPECT_EQ(bare.out_of_fold, r.out_of_fold);  // the predictions do not depend on it
+  // The JSON names the levels.
+  const auto j = crossval_to_json(r);
+  EXPECT_TRUE(j["overall"]["coverage"]["model"].is_number());
+  EXPECT_TRUE(j["folds"][0]["interval_width"]["ml"].is_number());
+  EXPECT_NE(crossval_to_text(r).find("intervals"), std::string::npos);
+}
+
+TEST(PredictConfig, IreneOptionsParseRoundTripAndRejectBadValues) {
+  const auto paper = named_config("paper");
+  EXPECT_FALSE(paper.own_ops || paper.monotone_leaves || paper.clamp_alpha_inputs || paper.sort_trees);
+  EXPECT_EQ(paper.init, "torch");
+  const auto def = named_config("default");
+  EXPECT_TRUE(def.own_ops && def.monotone_leaves && def.clamp_alpha_inputs && def.sort_trees);
+  EXPECT_EQ(def.init, "zero");
+  Config o = def;
+  apply_config_override(o, "own_op_features=own_flops,own_ops_by_kind");
+  EXPECT_EQ(o.own_op_features, (std::vector<std::string>{"own_flops", "own_ops_by_kind"}));
+  const auto back = config_from_json(config_to_json(o), "test");
+  EXPECT_EQ(back.own_op_features, o.own_op_features);
+  EXPECT_TRUE(back.own_ops && back.monotone_leaves && back.clamp_alpha_inputs && back.sort_trees);
+  EXPECT_EQ(back.init, "zero");
+  for (const char* bad : {"own_ops=maybe", "own_op_features=own_magic", "own_op_features=[]", "init=random",
+                          "sort_trees=1", "monotone_leaves=yes", "clamp_alpha_inputs=2"})
+    EXPECT_THROW(apply_config_override(o, bad), Error) << bad;
+  EXPECT_NE(irene_test::error_of([&] { apply_config_override(o, "own_op_features=own_magic"); })
+                .find("unknown own-operation feature 'own_magic'"),
+            std::string::npos);
 }

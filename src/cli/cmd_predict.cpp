@@ -96,6 +96,8 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
                          ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
                          : "");
   if (const std::string note = explain::stand_in_note(t); !note.empty()) out << note << '\n';
+  if (auto it = t.provenance.find("out_of_range"); it != t.provenance.end())
+    out << fmt::format("extrapolated (intervals widened): {}\n", it->second);
   out << '\n';
   bool measured = false;
   for (const auto& n : t.nodes) measured = measured || n.ground_truth_energy_j.has_value();
@@ -110,16 +112,24 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
   // Share of parent and attributed energy as irene explain defines them: a parent's energy split
   // among its children in proportion to their own predictions.
   const explain::Explanation shares = explain::explain_tree(t);
-  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}  {:>7}  {:>11}{}\n", "node (own energy per forward pass)", width,
-                     "energy", "low", "high", "share", "attributed", measured ? fmt::format("  {:>11}", "measured") : "");
+  // "own": the part of a parent's energy its own operations account for (residual adds, GELU,
+  // attention scaling and masking; predictors with an own-operations term).
+  bool own = false;
+  for (const auto& n : t.nodes) own = own || n.predicted_own_energy_j.has_value();
+  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}{}\n", "node (energy per forward pass)", width,
+                     "energy", "low", "high", own ? fmt::format("  {:>11}", "own") : "", "share", "attributed",
+                     measured ? fmt::format("  {:>11}", "measured") : "");
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
     if (view.depth >= 0 && n.depth > view.depth) continue;
     const double e = *n.predicted_energy_j;
     const std::string share = n.parent >= 0 ? fmt::format("{:.1f}%", 100 * shares.nodes[i].share_of_parent) : "";
-    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}  {:>7}  {:>11}", labels[i], width, explain::joules(e),
+    const std::string own_cell = !own                     ? ""
+                                 : n.predicted_own_energy_j ? fmt::format("  {:>11}", explain::joules(*n.predicted_own_energy_j))
+                                                            : fmt::format("  {:>11}", "");
+    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}", labels[i], width, explain::joules(e),
                        explain::joules(n.predicted_interval ? n.predicted_interval->low_j : e),
-                       explain::joules(n.predicted_interval ? n.predicted_interval->high_j : e), share,
+                       explain::joules(n.predicted_interval ? n.predicted_interval->high_j : e), own_cell, share,
                        explain::joules(shares.nodes[i].attributed.j));
     if (measured)
       out << fmt::format("  {:>11}", n.ground_truth_energy_j ? explain::joules(*n.ground_truth_energy_j) : "-");
@@ -185,6 +195,12 @@ void register_predict(CLI::App& app) {
         std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
                                  fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
       std::cerr << fmt::format("features: {}\n", fmt::join(p.feature_names(), ", "));
+      if (config.own_ops)
+        std::cerr << fmt::format("own operations: {}\n",
+                                 p.model().own_names.empty()
+                                     ? std::string("none of the configured own-operation features can be read from "
+                                                   "these trees (no own term)")
+                                     : fmt::format("{}", fmt::join(p.model().own_names, ", ")));
       if (!p.dropped_features().empty())
         std::cerr << fmt::format("not used (absent from some node): {}\n", fmt::join(p.dropped_features(), ", "));
       std::cerr << fmt::format("hardware: {}\nwritten to {}\n", p.hardware(), a->out);
@@ -319,7 +335,7 @@ void register_predict(CLI::App& app) {
       }
       const std::string format = a->format.empty() ? "jsonl" : a->format;
       JsonlReader reader(a->input);
-      long count = 0;
+      long count = 0, extrapolated = 0;
       UsablePolicy policy;
       policy.strict = a->strict;
       policy.source = a->input;
@@ -337,6 +353,7 @@ void register_predict(CLI::App& app) {
           }
           stamp(t, p);
           ++count;
+          if (t.provenance.count("out_of_range")) ++extrapolated;
           if (format == "jsonl") write_tree_jsonl(os, t);
           else if (format == "json") array.push_back(predicted_json(t));
           else if (format == "csv") explain::write_records_csv_rows(os, t);
@@ -349,6 +366,11 @@ void register_predict(CLI::App& app) {
       });
       std::cerr << fmt::format("predicted {} trees for {}{}\n", count, p.hardware(),
                                skipped.empty() ? "" : fmt::format(" ({} skipped)", skipped.size()));
+      if (extrapolated > 0)
+        std::cerr << fmt::format("{} of them leave the range of the predictor's training data somewhere (intervals "
+                                 "widened; each such tree's provenance \"out_of_range\" and nodes' \"out_of_range\" "
+                                 "say where)\n",
+                                 extrapolated);
     });
   }
 
@@ -386,9 +408,10 @@ void register_predict(CLI::App& app) {
   // ------------------------------------------------------------------------------- crossval
   {
     struct Args {
-      std::string trees, config = "default", format = "text", out = "-";
+      std::string trees, config = "default", format = "text", out = "-", predictions;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
+      std::string intervals = "nested";
       bool no_baselines = false, quiet = false, strict = false;
     };
     auto a = std::make_shared<Args>();
@@ -405,9 +428,17 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "folds run in parallel on this many threads (results do not change)")
         ->check(CLI::Range(1, 256));
     cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
+    cmd->add_option("--intervals", a->intervals,
+                    "how each fold's intervals are calibrated for their coverage: nested (on the fold's training "
+                    "models, as irene train does; one extra fit per pair of models), crossfit (on the other folds' "
+                    "held-out predictions; no extra fit) or none (default: nested)")
+        ->check(CLI::IsMember({"nested", "crossfit", "none"}));
     cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
     cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
     cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+    cmd->add_option("--predictions", a->predictions,
+                    "also write the held-out predictions of every fold as one JSONL of trees (measured and "
+                    "predicted energy on every node)");
     cmd->callback([a] {
       const Config config = config_from_options(a->config, a->sets);
       const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, a->quiet);
@@ -419,10 +450,13 @@ void register_predict(CLI::App& app) {
       if (features.empty()) throw Error("none of the configured features is present on every node");
       if (!dropped.empty() && !a->quiet)
         std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
-      const FlatTrees data = flatten(ptrs, features);
+      const FlatTrees data = flatten(ptrs, features, own_names_for(config, features));
       CrossvalOptions opt;
       opt.threads = a->threads;
       opt.baselines = !a->no_baselines;
+      opt.intervals = a->intervals == "none"       ? CrossvalOptions::Intervals::none
+                      : a->intervals == "crossfit" ? CrossvalOptions::Intervals::crossfit
+                                                   : CrossvalOptions::Intervals::nested;
       if (!a->quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
       CrossvalReport report;
       try {
@@ -431,6 +465,17 @@ void register_predict(CLI::App& app) {
         const std::string what = e.what();
         if (what.find("was never seen in training") == std::string::npos) throw;
         throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
+      }
+      if (!a->predictions.empty()) {
+        write_output(a->predictions, [&](std::ostream& os) {
+          for (int t = 0; t < data.trees(); ++t) {
+            Tree tree = *ptrs[t];
+            store_predictions(tree, data, t, report);
+            tree.provenance["predicted_by"] =
+                fmt::format("irene crossval, configuration '{}', fold leaving out {}", config.name, tree.model_name);
+            write_tree_jsonl(os, tree);
+          }
+        });
       }
       write_output(a->out, [&](std::ostream& os) {
         if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';

@@ -26,7 +26,8 @@ const std::set<std::string>& structural_keys() {
   static const std::set<std::string> keys = {
       "id", "scope", "parent_name", "level", "instance_type", "type", "num_parameters", "flops",
       "mem_bytes", "ground_truth_energy", "predicted_energy", "predicted_energy_low",
-      "predicted_energy_high", "stand_in", "attrs", "ops", "child_nodes_obj", "child_nodes"};
+      "predicted_energy_high", "predicted_own_energy", "predicted_own_energy_low", "predicted_own_energy_high",
+      "out_of_range", "stand_in", "attrs", "ops", "child_nodes_obj", "child_nodes"};
   return keys;
 }
 
@@ -52,6 +53,12 @@ json node_to_json(const Tree& tree, int index) {
     j["predicted_energy_high"] = n.predicted_interval->high_j;
   }
   if (!n.stand_in.empty()) j["stand_in"] = n.stand_in;
+  if (n.predicted_own_energy_j) j["predicted_own_energy"] = *n.predicted_own_energy_j;
+  if (n.predicted_own_interval) {
+    j["predicted_own_energy_low"] = n.predicted_own_interval->low_j;
+    j["predicted_own_energy_high"] = n.predicted_own_interval->high_j;
+  }
+  if (!n.out_of_range.empty()) j["out_of_range"] = n.out_of_range;
   if (!n.attrs.empty()) j["attrs"] = n.attrs;
   if (!n.ops.empty()) {
     json ops = json::array();
@@ -142,6 +149,18 @@ Node node_fields(const json& j, const std::string& where) {
     n.predicted_interval = Interval{get_field<double>(j, "predicted_energy_low", where),
                                     get_field<double>(j, "predicted_energy_high", where)};
   if (j.contains("stand_in")) n.stand_in = get_field<std::string>(j, "stand_in", where);
+  if (auto it = j.find("predicted_own_energy"); it != j.end() && !it->is_null())
+    n.predicted_own_energy_j = get_field<double>(j, "predicted_own_energy", where);
+  if (j.contains("predicted_own_energy_low") && j.contains("predicted_own_energy_high"))
+    n.predicted_own_interval = Interval{get_field<double>(j, "predicted_own_energy_low", where),
+                                        get_field<double>(j, "predicted_own_energy_high", where)};
+  if (auto it = j.find("out_of_range"); it != j.end()) {
+    if (!it->is_array()) throw Error(fmt::format("{}: field 'out_of_range' must be an array of strings", where));
+    for (const auto& s : *it) {
+      if (!s.is_string()) throw Error(fmt::format("{}: field 'out_of_range' must be an array of strings", where));
+      n.out_of_range.push_back(s.get<std::string>());
+    }
+  }
   if (auto it = j.find("attrs"); it != j.end()) {
     if (!it->is_object()) throw Error(fmt::format("{}: 'attrs' must be an object", where));
     for (const auto& [k, v] : it->items())

@@ -9,8 +9,12 @@
 //         resource fields by name (cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean,
 //         gpu_energy_mean, ...; only those known), "ground_truth_energy" and "predicted_energy"
 //         (joules, only when known), "predicted_energy_low"/"predicted_energy_high" (joules,
-//         the interval, when known), "stand_in" (the class whose regressor stood in, when one
-//         did), "attrs" (irene's shape attributes), "ops" (extra operations,
+//         the interval, when known), "predicted_own_energy" with "predicted_own_energy_low"/
+//         "predicted_own_energy_high" (joules: the node's own operations, of predicted_energy,
+//         and their interval, when known), "out_of_range" (strings: where the prediction
+//         extrapolates beyond the predictor's training data; only when there is such a note),
+//         "stand_in" (the class whose regressor stood in, when one did),
+//         "attrs" (irene's shape attributes), "ops" (extra operations,
 //         [{"kind","shape"}]), "child_nodes_obj"
 //         (children, same shape), "child_nodes" (children's scopes)}
 //

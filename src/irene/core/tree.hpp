@@ -85,6 +85,16 @@ struct Node {
   // features, as the registry names it (arch/registry.hpp, Primitive::stand_in); its interval is
   // widened (predict/predictor.hpp). Empty otherwise.
   std::string stand_in;
+  // Of predicted_energy_j, the energy of the node's own operations (what it runs beyond its
+  // children: `ops`, or for imported trees its counts minus its children's), with its interval;
+  // filled by predict/ for nodes with children when the predictor has an own-operations term
+  // (so predicted = sum of the children's weighted shares + this).
+  std::optional<double> predicted_own_energy_j;
+  std::optional<Interval> predicted_own_interval;
+  // Where the predictor extrapolates for this node: one plain sentence per feature outside the
+  // range of its training data ("batch_size 100000000 is 3125000x the largest in the training
+  // data (32)"); empty when every feature is inside. Filled by predict/.
+  std::vector<std::string> out_of_range;
 
   // Links (indices into Tree::nodes) -------------------------------------------------------
   int parent = -1;

@@ -220,8 +220,9 @@ class StepEvaluator {
     } else if (unstructured) {
       c.energy = up.alpha(up.score(row_.data()));
     } else {
-      // predict_flat adds the children from the last to the first.
-      double sum = 0.0;
+      // The own operations' energy, then the children, as predict_flat adds them (the last
+      // child first).
+      double sum = up.own_w.size() > 0 ? up.own(own_row(nd).data()) : 0.0;
       for (auto it = nd.children.rbegin(); it != nd.children.rend(); ++it) {
         const Class& child = classes_[class_of_[*it]];
         sum += child.alpha * child.energy;
@@ -233,6 +234,28 @@ class StepEvaluator {
       const double s = exact ? 0.0 : c.root_child ? up.root_child_score(row_.data()) : up.score(row_.data());
       c.alpha = exact ? 1.0 : c.root_child ? up.root_child_alpha(s) : up.alpha(s);
     }
+  }
+
+  // The node's own-operation features (predict/features.hpp, own_feature), with its children's
+  // counts taken from their classes (only each class's representative node is kept current).
+  const std::vector<double>& own_row(const Node& nd) {
+    own_row_.resize(model_.own_names.size());
+    for (std::size_t k = 0; k < own_row_.size(); ++k) {
+      const std::string& name = model_.own_names[k];
+      const bool flops = name == "own_flops";
+      if (flops || name == "own_mem_bytes") {
+        double v = flops ? nd.flops_mflop : nd.mem_mib;
+        const double whole = v;
+        for (int ch : nd.children) {
+          const Counts& cc = classes_[class_of_[ch]].counts;
+          v -= flops ? cc.mflop() : cc.mib();
+        }
+        own_row_[k] = v > 1e-9 * std::abs(whole) ? v : 0.0;
+      } else {
+        own_row_[k] = predict::own_feature(tree_, nd, name);
+      }
+    }
+    return own_row_;
   }
 
   struct OpMove {
@@ -248,7 +271,7 @@ class StepEvaluator {
   std::vector<std::vector<OpMove>> ops_;
   std::vector<Class> classes_;
   std::vector<int> class_of_, kind_;
-  std::vector<double> row_, share_;
+  std::vector<double> row_, share_, own_row_;
 };
 
 Energy with_ratio(double j, double lo, double hi) {

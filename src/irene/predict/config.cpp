@@ -9,6 +9,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/json_util.hpp"
+#include "irene/predict/features.hpp"
 
 namespace irene::predict {
 
@@ -72,12 +73,22 @@ Config paper_config() {
 }
 
 // irene's best, chosen by leave-one-model-out cross-validation on device_1 only (README
-// "Predicting energy"): leaf regressors that minimize the squared relative error; 32 epochs
-// over trees in a seeded shuffled order, final weights averaged over the last 8 epochs; the
-// root's loss weighted 10x; tau 7.
+// "Predicting energy"): leaf regressors that minimize the squared relative error, with
+// non-negative coefficients on the features that grow with the input; every parent's own
+// operations as a term of its own (from its own measured time: energy = power x time); alpha
+// linear in the features (degree 1), clamped to the training range, starting at 1; 32 epochs
+// over the trees in key order, shuffled per epoch by the seed, final weights averaged over the
+// last 8 epochs; the root's loss weighted 10x; tau 7.
 Config default_config() {
   Config c = paper_config();
   c.leaf_model = LeafModel::relative;
+  c.monotone_leaves = true;
+  c.own_ops = true;
+  c.own_op_features = {"own_times_mean"};
+  c.polynomial_degree = 1;
+  c.clamp_alpha_inputs = true;
+  c.init = "zero";
+  c.sort_trees = true;
   c.epochs = 32;
   c.shuffle = true;
   c.average_epochs = 8;
@@ -214,6 +225,32 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
     } else if (key == "interval_coverage") {
       c.interval_coverage = get_number(v, where, k, 0, 1, true);
       if (c.interval_coverage >= 1) throw Error(fmt::format("{}: 'interval_coverage' must be below 1", where));
+    } else if (key == "own_ops") {
+      c.own_ops = get_bool(v, where, k);
+    } else if (key == "own_op_features") {
+      if (!v.is_array() || v.empty())
+        throw Error(fmt::format("{}: 'own_op_features' must be a non-empty array of names", where));
+      std::vector<std::string> names;
+      for (const auto& s : v) {
+        if (!s.is_string()) throw Error(fmt::format("{}: 'own_op_features' must hold strings", where));
+        names.push_back(s.get<std::string>());
+      }
+      try {
+        own_feature_names(names);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", where, e.what()));
+      }
+      c.own_op_features = names;
+    } else if (key == "monotone_leaves") {
+      c.monotone_leaves = get_bool(v, where, k);
+    } else if (key == "clamp_alpha_inputs") {
+      c.clamp_alpha_inputs = get_bool(v, where, k);
+    } else if (key == "init") {
+      if (!v.is_string() || (v != "torch" && v != "zero"))
+        throw Error(fmt::format("{}: 'init' must be \"torch\" or \"zero\"", where));
+      c.init = v.get<std::string>();
+    } else if (key == "sort_trees") {
+      c.sort_trees = get_bool(v, where, k);
     } else if (key == "name") {
       if (!v.is_string()) throw Error(fmt::format("{}: 'name' must be a string", where));
       c.name = v.get<std::string>();
@@ -252,6 +289,12 @@ json config_to_json(const Config& c) {
   j["root_tanh_scalar"] = c.root_tanh_scalar;
   j["root_polynomial_degree"] = c.root_polynomial_degree;
   j["interval_coverage"] = c.interval_coverage;
+  j["own_ops"] = c.own_ops;
+  j["own_op_features"] = c.own_op_features;
+  j["monotone_leaves"] = c.monotone_leaves;
+  j["clamp_alpha_inputs"] = c.clamp_alpha_inputs;
+  j["init"] = c.init;
+  j["sort_trees"] = c.sort_trees;
   return j;
 }
 
@@ -293,7 +336,7 @@ void apply_config_override(Config& c, std::string_view assignment) {
   } catch (const json::exception& e) {
     throw Error(fmt::format("--set {}: {}", key, json_error_text(e)));  // e.g. a number too large (1e999)
   }
-  if (key == "feature_sets" && value.is_string()) {
+  if ((key == "feature_sets" || key == "own_op_features") && value.is_string()) {
     // "model_specs,resource_utilization"
     json arr = json::array();
     std::string s = value.get<std::string>();

@@ -78,6 +78,27 @@ struct Config {
   int root_polynomial_degree = 0;
   double interval_coverage = 0.9;  // central coverage of the stored prediction intervals
 
+  // --- IrEne+ (irene's extensions of the model; all off in "paper") -------------------------
+  // Own operations: E(parent) = sum alpha(c) E(c) + own(parent), own = sum_k v_k x_k / s_k >= 0
+  // over the parent's own-operation features x (features.hpp: own_flops, own_mem_bytes,
+  // own_ops, own_ops:KIND, own_constant), v_k >= 0, trained with the alphas (end2end);
+  // s_k = sum of x_k over the training modules / sum of their measured energies (J), so that
+  // v_k is a dimensionless share.
+  bool own_ops = false;
+  std::vector<std::string> own_op_features{"own_times_mean"};
+  // Leaf regressors: coefficients of the features that grow with batch size and sequence
+  // length (input_size, batch_size, seq_len, flops, mem_bytes) are >= 0 (non-negative least
+  // squares), so a leaf's energy never falls as the input grows.
+  bool monotone_leaves = false;
+  // The features alpha reads are clamped to the range of the training data (per feature), so
+  // its polynomial never extrapolates.
+  bool clamp_alpha_inputs = false;
+  // Initial weights of w: "torch" (seeded, as torch.nn.Linear; the paper) or "zero" (alpha = 1
+  // everywhere at the start: no seed involved).
+  std::string init = "torch";
+  // Training visits the trees in the order of their keys (model/batch/seq) instead of the
+  // input order (then shuffled per epoch when shuffle is on): the input order does not matter.
+  bool sort_trees = false;
   // Name it was loaded by ("paper", "default", or the file path), informational.
   std::string name = "default";
 };

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <chrono>
@@ -11,6 +12,8 @@
 #include <thread>
 
 #include "irene/core/error.hpp"
+#include "irene/predict/intervals.hpp"
+#include "irene/predict/range.hpp"
 
 namespace irene::predict {
 
@@ -31,6 +34,31 @@ LevelErrors LevelErrorSum::result() const {
   e.module_nodes = count_[1];
   e.model_nodes = count_[2];
   return e;
+}
+
+void IntervalStatsSum::add(NodeType type, const Interval& interval, double predicted_j, double gold_j) {
+  const int level = type == NodeType::ml ? 0 : type == NodeType::module ? 1 : 2;
+  if (interval.low_j <= gold_j && gold_j <= interval.high_j) ++covered_[level];
+  ++count_[level];
+  widths_[level].push_back(predicted_j > 0 ? (interval.high_j - interval.low_j) / predicted_j : kNaN);
+}
+
+IntervalStats IntervalStatsSum::result() const {
+  IntervalStats s;
+  for (int l = 0; l < 3; ++l) {
+    s.nodes[l] = count_[l];
+    s.coverage[l] = count_[l] ? static_cast<double>(covered_[l]) / static_cast<double>(count_[l]) : kNaN;
+    std::vector<double> w;
+    for (double x : widths_[l])
+      if (std::isfinite(x)) w.push_back(x);
+    if (w.empty()) continue;
+    const std::size_t mid = w.size() / 2;
+    std::nth_element(w.begin(), w.begin() + static_cast<long>(mid), w.end());
+    double median = w[mid];
+    if (w.size() % 2 == 0) median = (median + *std::max_element(w.begin(), w.begin() + static_cast<long>(mid))) / 2;
+    s.width[l] = median;
+  }
+  return s;
 }
 
 LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, const std::vector<double>& pred) {
@@ -105,6 +133,9 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
   report.main.description = fmt::format("configuration '{}'", config.name);
   report.main.folds.resize(folds);
   report.out_of_fold.assign(data.rows(), kNaN);
+  report.out_of_fold_own.assign(data.rows(), 0.0);
+  report.out_of_fold_alpha.assign(data.rows(), 1.0);
+  report.out_of_fold_distance.assign(data.rows(), 0.0);
 
   bool gpu_available = true;
   for (double g : data.gpu_energy)
@@ -134,24 +165,63 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
   for (int t = 0; t < data.trees(); ++t)
     for (int f = 0; f < folds; ++f) (data.tree_model[t] == f ? test[f] : train[f]).push_back(t);
 
+  // Tasks: the folds, then (with intervals) one fit per pair of models {f, g} left out
+  // together: the predictions of g's trees calibrate fold f's intervals and those of f's trees
+  // fold g's (nested leave-one-model-out, as Predictor::train calibrates its intervals).
+  std::vector<std::pair<int, int>> pairs;
+  // With two models, leaving out a pair leaves nothing to train on: calibrate crossfit.
+  const auto interval_mode = options.intervals == CrossvalOptions::Intervals::nested && folds < 3
+                                 ? CrossvalOptions::Intervals::crossfit
+                                 : options.intervals;
+  if (interval_mode == CrossvalOptions::Intervals::nested)
+    for (int f = 0; f < folds; ++f)
+      for (int g = f + 1; g < folds; ++g) pairs.emplace_back(f, g);
+  // inner[f][row]: for rows of models other than f, the prediction by the fit leaving out f and
+  // the row's model (NaN elsewhere).
+  std::vector<std::vector<double>> inner(pairs.empty() ? 0 : folds), inner_own(inner.size()),
+      inner_alpha(inner.size());
+  for (std::size_t f = 0; f < inner.size(); ++f) {
+    inner[f].assign(data.rows(), kNaN);
+    inner_own[f].assign(data.rows(), 0.0);
+    inner_alpha[f].assign(data.rows(), 1.0);
+  }
+  const int tasks = folds + static_cast<int>(pairs.size());
+  const std::uint64_t draws =
+      Polynomial(static_cast<int>(data.raw.cols()), config.polynomial_degree, config.polynomial_features).outputs() + 1;
+
   std::atomic<int> next{0};
   std::mutex mutex;
-  std::vector<std::exception_ptr> errors(folds);
+  std::vector<std::exception_ptr> errors(tasks);
   auto work = [&] {
     std::vector<double> scratch(data.rows(), kNaN);
-    std::vector<float> workspace;  // the training feature matrix, reused by this thread's folds
-    for (int f; (f = next.fetch_add(1)) < folds;) {
+    std::vector<float> workspace;  // the training feature matrix, reused by this thread's fits
+    for (int task; (task = next.fetch_add(1)) < tasks;) {
       try {
+        if (task >= folds) {
+          const auto [f, g] = pairs[task - folds];
+          std::vector<int> rest;
+          for (int t : train[f])
+            if (data.tree_model[t] != g) rest.push_back(t);
+          FittedModel model = fit_model(data, rest, config, static_cast<std::uint64_t>(task) * draws, &workspace);
+          // A primitive only f and g have gives no calibration sample (NaN), not an error.
+          predict_flat(model, data, test[g], inner[f], true, {&inner_own[f], &inner_alpha[f]});
+          predict_flat(model, data, test[f], inner[g], true, {&inner_own[g], &inner_alpha[g]});
+          continue;
+        }
+        const int f = task;
         // As the reference: one generator seeded once, one weight initialization per fold.
-        const std::uint64_t skip = static_cast<std::uint64_t>(f) *
-                                   (Polynomial(static_cast<int>(data.raw.cols()), config.polynomial_degree,
-                                               config.polynomial_features).outputs() + 1);
+        const std::uint64_t skip = static_cast<std::uint64_t>(f) * draws;
         FittedModel model = fit_model(data, train[f], config, skip, &workspace);
-        predict_flat(model, data, test[f], report.out_of_fold, options.lenient);  // rows of fold f only
+        // rows of fold f only
+        predict_flat(model, data, test[f], report.out_of_fold, options.lenient,
+                     {&report.out_of_fold_own, &report.out_of_fold_alpha});
+        range_check(model, data, test[f], report.out_of_fold_distance);
+        propagate_distance(data, test[f], report.out_of_fold, report.out_of_fold_distance);
         report.main.folds[f] = level_errors(data, test[f], report.out_of_fold);
         if (options.baselines) {
           FittedModel exact = model;
           exact.upper.weighting = Weighting::exact_one;
+          exact.upper.own_w.resize(0);
           predict_flat(exact, data, test[f], scratch, options.lenient);
           report.baselines[0].folds[f] = level_errors(data, test[f], scratch);
 
@@ -177,23 +247,67 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
                                        folds, data.models[f], e.ml, e.module, e.model));
         }
       } catch (...) {
-        errors[f] = std::current_exception();
+        errors[task] = std::current_exception();
       }
     }
   };
-  const int threads = std::max(1, std::min(options.threads, folds));
+  const int threads = std::max(1, std::min(options.threads, tasks));
   std::vector<std::thread> pool;
   for (int k = 1; k < threads; ++k) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
-  for (int f = 0; f < folds; ++f)
-    if (errors[f]) {
+  for (int task = 0; task < tasks; ++task)
+    if (errors[task]) {
       try {
-        std::rethrow_exception(errors[f]);
+        std::rethrow_exception(errors[task]);
       } catch (const Error& e) {
-        throw Error(fmt::format("fold leaving out {}: {}", data.models[f], e.what()));
+        if (task < folds) throw Error(fmt::format("fold leaving out {}: {}", data.models[task], e.what()));
+        const auto [f, g] = pairs[task - folds];
+        throw Error(fmt::format("interval calibration leaving out {} and {}: {}", data.models[f], data.models[g],
+                                e.what()));
       }
     }
+
+  // Intervals of every fold from its nested calibration, and their coverage.
+  if (interval_mode != CrossvalOptions::Intervals::none) {
+    const bool nested = interval_mode == CrossvalOptions::Intervals::nested;
+    report.interval_calibration = nested ? "nested" : "crossfit";
+    report.interval_low.assign(data.rows(), kNaN);
+    report.interval_high.assign(data.rows(), kNaN);
+    report.own_low.assign(data.rows(), kNaN);
+    report.own_high.assign(data.rows(), kNaN);
+    report.interval_folds.resize(folds);
+    IntervalStatsSum pooled;
+    for (int f = 0; f < folds; ++f) {
+      const IntervalCalibration cal =
+          nested ? calibrate_intervals(data, train[f], HeldOut{&inner[f], &inner_own[f], &inner_alpha[f]},
+                                       config.interval_coverage)
+                 : calibrate_intervals(data, train[f],
+                                       HeldOut{&report.out_of_fold, &report.out_of_fold_own, &report.out_of_fold_alpha},
+                                       config.interval_coverage);
+      IntervalStatsSum fold;
+      for (int t : test[f])
+        for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
+          const double p = report.out_of_fold[i];
+          if (std::isnan(p)) continue;
+          const std::string& cls = data.leaf[i] ? data.classes[data.leaf_class[i]] : std::string();
+          const double distance = report.out_of_fold_distance.empty() ? 0.0 : report.out_of_fold_distance[i];
+          const Interval iv = IntervalCalibration::apply(cal.factors(data.type[i], cls), p, distance);
+          report.interval_low[i] = iv.low_j;
+          report.interval_high[i] = iv.high_j;
+          if (!data.leaf[i] && !data.own_names.empty()) {
+            const Interval ov = IntervalCalibration::apply(cal.own_factors(), report.out_of_fold_own[i], distance);
+            report.own_low[i] = ov.low_j;
+            report.own_high[i] = ov.high_j;
+          }
+          if (!data.has_gold(i)) continue;
+          fold.add(data.type[i], iv, p, data.gold[i]);
+          pooled.add(data.type[i], iv, p, data.gold[i]);
+        }
+      report.interval_folds[f] = fold.result();
+    }
+    report.interval_overall = pooled.result();
+  }
   report.main.overall = mean_errors(report.main.folds);
   for (auto& b : report.baselines)
     if (b.available) b.overall = mean_errors(b.folds);
@@ -201,14 +315,70 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
   return report;
 }
 
+void store_predictions(Tree& tree, const FlatTrees& data, int t, const CrossvalReport& r) {
+  const int b = data.tree_begin[t];
+  if (static_cast<int>(tree.nodes.size()) != data.tree_begin[t + 1] - b)
+    throw Error(fmt::format("internal: tree {} does not match the flattened data", tree.key()));
+  const bool own = !data.own_names.empty();
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    Node& n = tree.nodes[i];
+    const int row = b + static_cast<int>(i);
+    n.predicted_energy_j.reset();
+    n.predicted_interval.reset();
+    n.predicted_own_energy_j.reset();
+    n.predicted_own_interval.reset();
+    if (std::isnan(r.out_of_fold[row])) continue;
+    n.predicted_energy_j = r.out_of_fold[row];
+    if (!r.interval_low.empty() && !std::isnan(r.interval_low[row]))
+      n.predicted_interval = Interval{r.interval_low[row], r.interval_high[row]};
+    if (own && !n.children.empty()) {
+      n.predicted_own_energy_j = r.out_of_fold_own[row];
+      if (!r.own_low.empty() && !std::isnan(r.own_low[row]))
+        n.predicted_own_interval = Interval{r.own_low[row], r.own_high[row]};
+    }
+  }
+}
+
+namespace {
+
+json levels_json(const double (&v)[3]) {
+  auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+  return json{{"ml", num(v[0])}, {"module", num(v[1])}, {"model", num(v[2])}};
+}
+
+}  // namespace
+
 json crossval_to_json(const CrossvalReport& r) {
   json j;
   j["config"] = config_to_json(r.config);
+  const bool intervals = !r.interval_folds.empty();
   json folds = json::array();
-  for (std::size_t f = 0; f < r.left_out.size(); ++f)
-    folds.push_back({{"left_out", r.left_out[f]}, {"error_pct", errors_to_json(r.main.folds[f])}});
+  for (std::size_t f = 0; f < r.left_out.size(); ++f) {
+    json fj = {{"left_out", r.left_out[f]}, {"error_pct", errors_to_json(r.main.folds[f])}};
+    if (intervals) {
+      fj["coverage"] = levels_json(r.interval_folds[f].coverage);
+      fj["interval_width"] = levels_json(r.interval_folds[f].width);
+    }
+    folds.push_back(fj);
+  }
   j["folds"] = folds;
   j["overall"] = errors_to_json(r.main.overall);
+  if (intervals) {
+    j["overall"]["coverage"] = levels_json(r.interval_overall.coverage);
+    j["overall"]["interval_width"] = levels_json(r.interval_overall.width);
+    j["intervals"] = {{"nominal_coverage", r.config.interval_coverage},
+                      {"coverage", "fraction of the measured held-out nodes of a level inside their interval "
+                                   "(overall: pooled over all folds)"},
+                      {"interval_width", "median over those nodes of (high - low) / estimate"},
+                      {"calibration",
+                       r.interval_calibration == "nested"
+                           ? "nested: each fold's intervals are calibrated on its training models only, leaving one "
+                             "more model out (as irene train does)"
+                           : "crossfit: each fold's intervals are calibrated on the other folds' held-out predictions"},
+                      {"nodes", {{"ml", r.interval_overall.nodes[0]},
+                                 {"module", r.interval_overall.nodes[1]},
+                                 {"model", r.interval_overall.nodes[2]}}}};
+  }
   json baselines = json::object();
   for (const auto& b : r.baselines) {
     json bj = errors_to_json(b.overall);
@@ -240,6 +410,21 @@ std::string crossval_to_text(const CrossvalReport& r) {
   }
   out += fmt::format("{:<26} {} {} {}\n", "overall", cell(r.main.overall.ml), cell(r.main.overall.module),
                      cell(r.main.overall.model));
+  if (!r.interval_folds.empty()) {
+    auto pct = [](double x) { return std::isfinite(x) ? fmt::format("{:5.1f}", 100 * x) : fmt::format("{:>5}", "-"); };
+    auto row = [&](const std::string& name, const IntervalStats& s) {
+      return fmt::format("{:<26} {}  {}  {}    {}  {}  {}\n", name, pct(s.coverage[0]), pct(s.coverage[1]),
+                         pct(s.coverage[2]), pct(s.width[0]), pct(s.width[1]), pct(s.width[2]));
+    };
+    out += fmt::format("\n{:.0f}% intervals ({}): coverage % and median width % of the estimate\n",
+                       100 * r.config.interval_coverage,
+                       r.interval_calibration == "nested" ? "calibrated on each fold's training models"
+                                                          : "calibrated on the other folds' held-out predictions");
+    out += fmt::format("{:<26} {:>5}  {:>5}  {:>5}    {:>5}  {:>5}  {:>5}\n", "left out", "ml", "modul", "model",
+                       "ml", "modul", "model");
+    for (std::size_t f = 0; f < r.left_out.size(); ++f) out += row(r.left_out[f], r.interval_folds[f]);
+    out += row("overall (pooled)", r.interval_overall);
+  }
   if (!r.baselines.empty()) {
     out += "\nBaselines (overall, same folds)\n";
     for (const auto& b : r.baselines) {

@@ -3,7 +3,9 @@
 // Error of a level (ml, module, model) = mean over all nodes of that level with ground truth
 // (> 0) of 100 x |predicted - measured| / measured, nodes pooled over the trees evaluated (as
 // the reference's evaluate.py). Cross-validation: for each model, train on the trees of all
-// other models, predict the trees of this one; overall = mean of the folds' errors.
+// other models, predict the trees of this one; overall = mean of the folds' errors. Intervals:
+// each fold's predictions get the intervals a predictor trained on its training models would
+// give (CrossvalOptions::intervals), and their coverage and width are reported per level.
 #pragma once
 
 #include <functional>
@@ -42,9 +44,35 @@ LevelErrors level_errors(const FlatTrees& data, const std::vector<int>& which, c
 LevelErrors mean_errors(const std::vector<LevelErrors>& folds);
 nlohmann::json errors_to_json(const LevelErrors& e);
 
+// Coverage and width of prediction intervals per level (index 0 ml, 1 module, 2 model).
+struct IntervalStats {
+  double coverage[3] = {kNaN, kNaN, kNaN};  // fraction of measured nodes inside their interval
+  double width[3] = {kNaN, kNaN, kNaN};     // median of (high - low) / estimate
+  long nodes[3] = {0, 0, 0};
+};
+
+class IntervalStatsSum {
+ public:
+  void add(NodeType type, const Interval& interval, double predicted_j, double gold_j);
+  IntervalStats result() const;
+
+ private:
+  long covered_[3] = {0, 0, 0}, count_[3] = {0, 0, 0};
+  std::vector<double> widths_[3];
+};
+
 struct CrossvalOptions {
   int threads = 1;          // folds run in parallel on this many threads; results do not depend on it
   bool baselines = true;    // also run exact_one, unstructured, gpu_energy_mean, flops baselines
+  // Intervals of every fold and their coverage:
+  //  nested   - calibrated as Predictor::train would on the fold's training models (leave one
+  //             more model out: one extra fit per pair of models);
+  //  crossfit - calibrated on the held-out predictions of the other folds (no extra fit; those
+  //             predictors saw the fold's model in training, not as a calibration sample);
+  //             nested falls back to it with two models (a pair leaves nothing to train on);
+  //  none     - no intervals.
+  enum class Intervals { none, nested, crossfit };
+  Intervals intervals = Intervals::nested;
   bool lenient = false;     // a primitive type unseen in a fold's training: NaN (skipped), not an error
   std::function<void(const std::string&)> progress;  // called (from any thread, serialized) per finished fold
 };
@@ -64,11 +92,27 @@ struct CrossvalReport {
   CrossvalTable main;
   std::vector<CrossvalTable> baselines;
   std::vector<double> out_of_fold;      // main predictions of every row (each from the fold leaving its model out)
+  std::vector<double> out_of_fold_own;  // their own-operation energies (0 for leaves and without own_ops)
+  std::vector<double> out_of_fold_alpha;  // the weight of each row in its parent (1 for roots)
+  // Interval distance of each row from its fold's training range (range.hpp: the largest over the
+  // node and its descendants).
+  std::vector<double> out_of_fold_distance;
+  // With CrossvalOptions::intervals: every row's interval and its own-operation interval (NaN
+  // where none), their coverage per fold (of left_out) and pooled over all held-out nodes.
+  std::vector<double> interval_low, interval_high, own_low, own_high;
+  std::vector<IntervalStats> interval_folds;
+  std::string interval_calibration;  // "nested" or "crossfit" (empty: no intervals)
+  IntervalStats interval_overall;
   double seconds = 0;                   // wall time of the whole cross-validation
 };
 
 // Error when the data holds fewer than two models.
 CrossvalReport crossval(const FlatTrees& data, const Config& config, const CrossvalOptions& options);
+
+// Writes the held-out predictions of tree t of `data` into `tree` (the tree it was flattened
+// from): predicted energy of every node, own-operation energy of every parent (with own_ops),
+// intervals where the report has them.
+void store_predictions(Tree& tree, const FlatTrees& data, int t, const CrossvalReport& r);
 
 nlohmann::json crossval_to_json(const CrossvalReport& r);
 std::string crossval_to_text(const CrossvalReport& r);

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 
 namespace irene::predict {
@@ -19,6 +21,76 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   auto it = node.resources.find(std::string(name));
   if (it == node.resources.end()) return std::nullopt;
   return it->second;
+}
+
+std::vector<std::string> own_feature_names(const std::vector<std::string>& wanted) {
+  std::vector<std::string> out;
+  for (const auto& w : wanted) {
+    if (w == "own_ops_by_kind" || w == "own_elements_by_kind") {
+      const std::string prefix = w == "own_ops_by_kind" ? "own_ops:" : "own_elements:";
+      for (const auto& k : op_kinds()) out.push_back(prefix + k.name);
+      continue;
+    }
+    const auto colon = w.find(':');
+    const bool kind = colon != std::string::npos && (w.substr(0, colon) == "own_ops" || w.substr(0, colon) == "own_elements") &&
+                      find_op_kind(std::string_view(w).substr(colon + 1));
+    if (w != "own_flops" && w != "own_mem_bytes" && w != "own_ops" && w != "own_elements" && w != "own_constant" &&
+        !own_feature_from_resource(w) && !kind)
+      throw Error(fmt::format("unknown own-operation feature '{}' (expected own_flops, own_mem_bytes, own_ops, "
+                              "own_ops:KIND, own_ops_by_kind, own_elements, own_elements:KIND, own_elements_by_kind, "
+                              "own_constant, own_times_mean or own_gpu_energy_mean)",
+                              w));
+    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  }
+  return out;
+}
+
+bool own_feature_from_resource(std::string_view name, std::string* base) {
+  if (name != "own_times_mean" && name != "own_gpu_energy_mean") return false;
+  if (base) *base = std::string(name.substr(4));
+  return true;
+}
+
+double own_feature(const Tree& tree, const Node& node, std::string_view name) {
+  if (node.children.empty()) return 0.0;
+  auto positive_difference = [&](auto value) {
+    double v = value(node);
+    const double whole = v;
+    for (int c : node.children) v -= value(tree.nodes[c]);
+    // Counts are sums of children and ops; a difference at rounding level is 0.
+    return v > 1e-9 * std::abs(whole) ? v : 0.0;
+  };
+  if (name == "own_flops") return positive_difference([](const Node& n) { return n.flops_mflop; });
+  if (name == "own_mem_bytes") return positive_difference([](const Node& n) { return n.mem_mib; });
+  std::string base;
+  if (own_feature_from_resource(name, &base)) {
+    auto value = [&](const Node& n) {
+      auto it = n.resources.find(base);
+      if (it == n.resources.end())
+        throw Error(fmt::format("tree {}: node '{}' lacks resource '{}' that the predictor's own-operation feature "
+                                "'{}' reads",
+                                tree.key(), n.id, base, name));
+      return it->second;
+    };
+    return positive_difference(value);
+  }
+  if (name == "own_ops") return static_cast<double>(node.ops.size());
+  if (name == "own_constant") return 1.0;
+  if (name == "own_elements") {
+    double e = 0;
+    for (const auto& op : node.ops) e += static_cast<double>(elements(op.shape)) / 1e6;
+    return e;
+  }
+  const auto colon = name.find(':');
+  if (colon != std::string_view::npos) {
+    const auto what = name.substr(0, colon);
+    const auto kind = name.substr(colon + 1);
+    double n = 0;
+    for (const auto& op : node.ops)
+      if (op.kind == kind) n += what == "own_ops" ? 1.0 : static_cast<double>(elements(op.shape)) / 1e6;
+    if (what == "own_ops" || what == "own_elements") return n;
+  }
+  throw Error(fmt::format("unknown own-operation feature '{}'", name));
 }
 
 Standardizer Standardizer::fit(const RowMatrix& x, const std::vector<int>& rows) {
@@ -75,6 +147,13 @@ Polynomial::Polynomial(int inputs, int degree, bool enabled)
     end = static_cast<int>(prefix_.size());
   }
   outputs_ = static_cast<int>(prefix_.size());
+  for (int t = 1; t < outputs_;) {
+    Run r{prefix_[t], var_[t], t, 1};
+    while (t + r.length < outputs_ && prefix_[t + r.length] == r.prefix && var_[t + r.length] == r.first + r.length)
+      ++r.length;
+    runs_.push_back(r);
+    t += r.length;
+  }
 }
 
 std::vector<std::string> Polynomial::term_names(const std::vector<std::string>& names) const {

@@ -1,7 +1,9 @@
 // Node features and their transformations (standardization, polynomial expansion).
 #pragma once
 
+#include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,28 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // num_parameters, input_size (= batch x seq), batch_size, seq_len, flops (MFLOP),
 // mem_bytes (MiB). Any other name is looked up in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
+
+// Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
+// scaling and masking, embedding sums; Node::ops). Features, all >= 0 (a difference below 0,
+// from rounding or measurement noise, counts as 0):
+//   own_flops           MFLOP of the node minus its children's (imported trees: the measured
+//                       rows' counts; built trees: the ops' counts)
+//   own_mem_bytes       MiB read + written, likewise
+//   own_ops             number of operations in Node::ops (each one a kernel launch)
+//   own_ops:KIND        number of operations of one registry kind (arch/registry.hpp: add, ...)
+//   own_elements        elements (millions) the node's ops produce, summed
+//   own_elements:KIND   likewise for one registry kind
+//   own_constant        1 for every node with children (a per-module overhead)
+//   own_times_mean      seconds of the node minus its children's (measured resource)
+//   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
+// Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for
+// every own_ops:KIND / own_elements:KIND of the registry, in its order.
+std::vector<std::string> own_feature_names(const std::vector<std::string>& wanted);
+// True for the own features read from measured resources (own_times_mean, own_gpu_energy_mean);
+// `base` gets the resource's name.
+bool own_feature_from_resource(std::string_view name, std::string* base = nullptr);
+// Error on a name that is not one of the above, or a resource the node (or a child) lacks.
+double own_feature(const Tree& tree, const Node& node, std::string_view name);
 
 // Per-column standardization z = (x - mean) / scale, scale = population standard deviation;
 // a constant column keeps scale 1 (as scikit-learn's StandardScaler does), so it becomes 0.
@@ -56,12 +80,22 @@ class Polynomial {
       for (int i = 0; i < inputs_; ++i) out[i] = static_cast<T>(z[i]);
       return;
     }
-    // Computed in double, stored as T.
+    // Computed in double, stored as T. The terms extending one prefix term are contiguous and
+    // multiply it by a contiguous run of inputs: one vectorizable loop per run.
     thread_local std::vector<double> buf;
     buf.resize(outputs_);
     buf[0] = 1.0;
-    for (int t = 1; t < outputs_; ++t) buf[t] = buf[prefix_[t]] * z[var_[t]];
-    for (int t = 0; t < outputs_; ++t) out[t] = static_cast<T>(buf[t]);
+    for (const Run& r : runs_) {
+      const double f = buf[r.prefix];
+      double* o = buf.data() + r.out;
+      const double* zi = z + r.first;
+      for (int k = 0; k < r.length; ++k) o[k] = f * zi[k];
+    }
+    if constexpr (std::is_same_v<T, double>) {
+      std::copy(buf.begin(), buf.end(), out);
+    } else {
+      for (int t = 0; t < outputs_; ++t) out[t] = static_cast<T>(buf[t]);
+    }
   }
   // "1", "flops", "flops*seq_len", ... for the given input names.
   std::vector<std::string> term_names(const std::vector<std::string>& names) const;
@@ -70,6 +104,11 @@ class Polynomial {
   int inputs_ = 0, degree_ = 0, outputs_ = 0;
   bool enabled_ = false;
   std::vector<int> prefix_, var_;  // term t = term prefix_[t] * z[var_[t]]
+  // Term runs: terms out .. out + length - 1 are term `prefix` times z[first .. first + length).
+  struct Run {
+    int prefix, first, out, length;
+  };
+  std::vector<Run> runs_;
 };
 
 }  // namespace irene::predict

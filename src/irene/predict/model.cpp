@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <Eigen/QR>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <unordered_map>
@@ -44,13 +45,17 @@ std::vector<std::size_t> measured_trees(const std::vector<Tree>& trees, std::vec
   return out;
 }
 
-FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names) {
+FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names,
+                  const std::vector<std::string>& own_names) {
   FlatTrees f;
   f.feature_names = feature_names;
+  f.own_names = own_names;
   long rows = 0;
   for (const Tree* t : trees) rows += static_cast<long>(t->nodes.size());
   const int d = static_cast<int>(feature_names.size());
+  const int k_own = static_cast<int>(own_names.size());
   f.raw.resize(rows, d);
+  f.own.resize(rows, k_own);
   f.parent.reserve(rows);
   f.leaf.reserve(rows);
   f.type.reserve(rows);
@@ -82,6 +87,7 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
           throw Error(fmt::format("tree {}: node '{}' has a non-finite '{}'", t.key(), n.id, feature_names[j]));
         f.raw(r, j) = *v;
       }
+      for (int k = 0; k < k_own; ++k) f.own(r, k) = own_feature(t, n, own_names[k]);
       f.parent.push_back(n.parent < 0 ? -1 : base + n.parent);
       const bool leaf = n.children.empty();
       f.leaf.push_back(leaf ? 1 : 0);
@@ -128,11 +134,118 @@ const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_v
 }
 // -------------------------------------------------------------------------------------------------
 
-LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y) {
+bool grows_with_input(std::string_view f) {
+  return f == "input_size" || f == "batch_size" || f == "seq_len" || f == "flops" || f == "mem_bytes";
+}
+
+namespace {
+
+// Minimum-norm least squares of a x = b (SVD; see LeafRegressor). `rows`: the row count the
+// rank threshold is computed with (a's own, unless a stands for a taller system).
+Eigen::VectorXd min_norm_solve(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, long rows = -1) {
+  Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
+      a, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq
+  // default): columns that are exactly proportional in the data (LayerNorm's input_size, flops
+  // and mem_bytes; Softmax's flops and mem_bytes) then share their weight instead of fitting
+  // their rounding noise with weights of 1e9.
+  svd.setThreshold(static_cast<double>(std::max<long>(rows < 0 ? a.rows() : rows, a.cols())) *
+                   std::numeric_limits<double>::epsilon());
+  return svd.solve(b);
+}
+
+// The same on the columns `cols` of a (the others 0).
+Eigen::VectorXd solve_on(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const std::vector<int>& cols,
+                         long rows = -1) {
+  if (static_cast<long>(cols.size()) == a.cols()) return min_norm_solve(a, b, rows);  // cols = all, in order
+  Eigen::VectorXd x = Eigen::VectorXd::Zero(a.cols());
+  if (cols.empty()) return x;
+  Eigen::MatrixXd sub(a.rows(), static_cast<long>(cols.size()));
+  for (std::size_t k = 0; k < cols.size(); ++k) sub.col(static_cast<long>(k)) = a.col(cols[k]);
+  const Eigen::VectorXd y = min_norm_solve(sub, b, rows < 0 ? a.rows() : rows);
+  for (std::size_t k = 0; k < cols.size(); ++k) x[cols[k]] = y[static_cast<long>(k)];
+  return x;
+}
+
+}  // namespace
+
+Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a_in, const Eigen::VectorXd& b_in,
+                                          const std::vector<char>& nonnegative) {
+  const int d = static_cast<int>(a_in.cols());
+  const long n = a_in.rows();
+  // A tall system is solved through its QR factors: with a = Q R, every sub-problem on a set of
+  // columns is the same least squares on R's columns against Q^T b (d rows instead of n), and
+  // the singular values, hence the rank threshold (computed with n), are the same.
+  Eigen::MatrixXd a;
+  Eigen::VectorXd b;
+  if (n > d) {
+    Eigen::HouseholderQR<Eigen::MatrixXd> qr(a_in);
+    a = qr.matrixQR().topRows(d).triangularView<Eigen::Upper>();
+    b = (qr.householderQ().transpose() * b_in).head(d);
+  } else {
+    a = a_in;
+    b = b_in;
+  }
+  std::vector<char> passive(d, 0);
+  for (int j = 0; j < d; ++j) passive[j] = !(j < static_cast<int>(nonnegative.size()) && nonnegative[j]);
+  auto cols = [&] {
+    std::vector<int> c;
+    for (int j = 0; j < d; ++j)
+      if (passive[j]) c.push_back(j);
+    return c;
+  };
+  auto constrained = [&](int j) { return j < static_cast<int>(nonnegative.size()) && nonnegative[j]; };
+  // Free columns only, then Lawson-Hanson: free a constrained column whose gradient says the
+  // fit improves as it grows; step back to feasibility when a passive one would go negative.
+  Eigen::VectorXd x = solve_on(a, b, cols(), n);
+  const double scale = std::max(1.0, (a.transpose() * b).cwiseAbs().maxCoeff());
+  const double tol = 1e-10 * scale;
+  for (int outer = 0; outer < 3 * d + 3; ++outer) {
+    const Eigen::VectorXd g = a.transpose() * (b - a * x);
+    int best = -1;
+    for (int j = 0; j < d; ++j)
+      if (constrained(j) && !passive[j] && g[j] > tol && (best < 0 || g[j] > g[best])) best = j;
+    if (best < 0) break;
+    passive[best] = 1;
+    for (int inner = 0; inner < 3 * d + 3; ++inner) {
+      const Eigen::VectorXd z = solve_on(a, b, cols(), n);
+      double step = 1.0;
+      int blocking = -1;
+      for (int j = 0; j < d; ++j)
+        if (constrained(j) && passive[j] && z[j] <= 0) {
+          const double t = x[j] / (x[j] - z[j]);
+          if (blocking < 0 || t < step) {
+            step = t;
+            blocking = j;
+          }
+        }
+      if (blocking < 0) {
+        x = z;
+        break;
+      }
+      x += step * (z - x);
+      for (int j = 0; j < d; ++j)
+        if (constrained(j) && passive[j] && (j == blocking || x[j] <= 0)) {
+          passive[j] = 0;
+          x[j] = 0;
+        }
+    }
+  }
+  for (int j = 0; j < d; ++j)
+    if (constrained(j) && x[j] < 0) x[j] = 0;
+  return x;
+}
+
+LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y,
+                                 const std::vector<char>& nonnegative) {
   LeafRegressor m;
   m.kind = kind;
   m.samples = x.rows();
   m.scaler = Standardizer::fit(x);
+  if (x.rows() > 0) {
+    m.lo = x.colwise().minCoeff().transpose();
+    m.hi = x.colwise().maxCoeff().transpose();
+  }
   const long n = x.rows();
   const int d = static_cast<int>(x.cols());
   Eigen::MatrixXd z(n, d);
@@ -155,14 +268,15 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
     z.array().colwise() *= root;
     target.array() *= root;
   }
-  Eigen::JacobiSVD<Eigen::MatrixXd, Eigen::ColPivHouseholderQRPreconditioner> svd(
-      z, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  // Singular values below max(rows, columns) x epsilon x the largest are zero (numpy's lstsq
-  // default): columns that are exactly proportional in the data (LayerNorm's input_size, flops
-  // and mem_bytes; Softmax's flops and mem_bytes) then share their weight instead of fitting
-  // their rounding noise with weights of 1e9.
-  svd.setThreshold(static_cast<double>(std::max<long>(n, d)) * std::numeric_limits<double>::epsilon());
-  m.coef = svd.solve(target);
+  bool constrained = false;
+  for (char c : nonnegative) constrained = constrained || c;
+  if (constrained) {
+    m.coef = nonnegative_least_squares(z, target, nonnegative);
+  } else {
+    std::vector<int> all(d);
+    for (int j = 0; j < d; ++j) all[j] = j;
+    m.coef = solve_on(z, target, all);
+  }
   m.intercept = ymean - zmean.dot(m.coef);
   return m;
 }
@@ -170,14 +284,19 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
 double LeafRegressor::predict(const double* raw) const {
   double s = intercept;
   for (int j = 0; j < coef.size(); ++j) s += coef[j] * (raw[j] - scaler.mean[j]) / scaler.scale[j];
-  return kind == LeafModel::log_linear ? std::exp(s) : s;
+  return kind == LeafModel::log_linear ? std::exp(s) : std::max(0.0, s);
 }
 
 double UpperModel::score(const double* raw) const {
   if (weighting == Weighting::exact_one) return 0.0;
-  thread_local std::vector<double> z, x;
+  thread_local std::vector<double> z, x, c;
   z.resize(scaler.size());
   x.resize(poly.outputs());
+  if (clamp_inputs && lo.size() == scaler.size()) {
+    c.assign(raw, raw + scaler.size());
+    for (int j = 0; j < scaler.size(); ++j) c[j] = std::clamp(c[j], lo[j], hi[j]);
+    raw = c.data();
+  }
   scaler.apply(raw, z.data());
   poly.expand(z.data(), x.data());
   return Eigen::Map<const Eigen::VectorXd>(x.data(), x.size()).dot(w) + b;
@@ -185,9 +304,14 @@ double UpperModel::score(const double* raw) const {
 
 double UpperModel::root_child_score(const double* raw) const {
   if (w_root.size() == 0) return score(raw);
-  thread_local std::vector<double> z, x;
+  thread_local std::vector<double> z, x, c;
   z.resize(scaler.size());
   x.resize(poly.outputs());
+  if (clamp_inputs && lo.size() == scaler.size()) {
+    c.assign(raw, raw + scaler.size());
+    for (int j = 0; j < scaler.size(); ++j) c[j] = std::clamp(c[j], lo[j], hi[j]);
+    raw = c.data();
+  }
   scaler.apply(raw, z.data());
   poly.expand(z.data(), x.data());
   return Eigen::Map<const Eigen::VectorXd>(x.data(), w_root.size()).dot(w_root) + b_root;
@@ -204,12 +328,31 @@ int root_weight_terms(const Config& config, int inputs) {
   return Polynomial(inputs, config.root_polynomial_degree, config.polynomial_features).outputs();
 }
 
-FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, const Config& config,
+std::vector<std::string> own_names_for(const Config& config, const std::vector<std::string>& features) {
+  if (!config.own_ops || config.training_strategy == Strategy::unstructured) return {};
+  std::vector<std::string> out;
+  for (const auto& name : own_feature_names(config.own_op_features)) {
+    std::string base;
+    if (own_feature_from_resource(name, &base) && std::find(features.begin(), features.end(), base) == features.end())
+      continue;  // the predictor does not read that resource
+    out.push_back(name);
+  }
+  return out;
+}
+
+FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, const Config& config,
                       std::uint64_t init_skip, std::vector<float>* workspace) {
   FittedModel model;
   model.config = config;
   model.feature_names = data.feature_names;
+  model.own_names = own_names_for(config, data.feature_names);
+  if (!model.own_names.empty() && model.own_names != data.own_names)
+    throw Error("internal: the trees were flattened without the configured own-operation features");
   const int d = static_cast<int>(data.raw.cols());
+  std::vector<int> train = train_in;
+  if (config.sort_trees)
+    std::stable_sort(train.begin(), train.end(),
+                     [&](int a, int b) { return data.tree_keys[a] < data.tree_keys[b]; });
 
   // ML level: one regressor per primitive class, on the leaves with ground truth.
   std::vector<std::vector<int>> by_class(data.classes.size());
@@ -228,6 +371,9 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
                               data.tree_keys[t]));
     any_gold = any_gold || tree_gold;
   }
+  std::vector<char> nonnegative;
+  if (config.monotone_leaves)
+    for (const auto& f : data.feature_names) nonnegative.push_back(grows_with_input(f) ? 1 : 0);
   for (std::size_t c = 0; c < data.classes.size(); ++c) {
     if (!class_seen[c]) continue;
     const auto& rows = by_class[c];
@@ -239,7 +385,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
       x.row(k) = data.raw.row(rows[k]);
       y[k] = data.gold[rows[k]];
     }
-    model.leaves.emplace(data.classes[c], LeafRegressor::fit(config.leaf_model, x, y));
+    model.leaves.emplace(data.classes[c], LeafRegressor::fit(config.leaf_model, x, y, nonnegative));
   }
 
   // Upper levels.
@@ -253,12 +399,47 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
   for (int t : train)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) rows.push_back(i);
   up.scaler = config.standardize_features ? Standardizer::fit(data.raw, rows) : Standardizer::identity(d);
+  up.lo = Eigen::VectorXd::Constant(d, std::numeric_limits<double>::infinity());
+  up.hi = Eigen::VectorXd::Constant(d, -std::numeric_limits<double>::infinity());
+  for (int i : rows)
+    for (int j = 0; j < d; ++j) {
+      up.lo[j] = std::min(up.lo[j], data.raw(i, j));
+      up.hi[j] = std::max(up.hi[j], data.raw(i, j));
+    }
+  up.clamp_inputs = config.clamp_alpha_inputs;
   up.poly = Polynomial(d, config.polynomial_degree, config.polynomial_features);
   init_weights(up, config.seed, init_skip);
+  if (config.init == "zero") {
+    up.w.setZero();
+    up.b = 0;
+  }
   up.w_root = Eigen::VectorXd::Zero(root_weight_terms(config, d));
   up.b_root = 0;
-  const bool trains = up.weighting != Weighting::exact_one && config.training_strategy != Strategy::none &&
-                      config.epochs > 0;
+  // Own operations: s_k = (sum of o_k) / (sum of measured energies) over the supervised parents.
+  const int k_own = static_cast<int>(model.own_names.size());
+  up.own_w = Eigen::VectorXd::Zero(k_own);
+  up.own_scale = Eigen::VectorXd::Ones(k_own);
+  up.own_lo = Eigen::VectorXd::Constant(k_own, std::numeric_limits<double>::infinity());
+  up.own_hi = Eigen::VectorXd::Constant(k_own, -std::numeric_limits<double>::infinity());
+  for (int i : rows)
+    if (!data.leaf[i])
+      for (int k = 0; k < k_own; ++k) {
+        up.own_lo[k] = std::min(up.own_lo[k], data.own(i, k));
+        up.own_hi[k] = std::max(up.own_hi[k], data.own(i, k));
+      }
+  if (k_own > 0) {
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(k_own);
+    double energy = 0;
+    for (int i : rows)
+      if (!data.leaf[i] && data.has_gold(i)) {
+        sum += data.own.row(i).transpose();
+        energy += data.gold[i];
+      }
+    for (int k = 0; k < k_own; ++k)
+      if (sum[k] > 0 && energy > 0) up.own_scale[k] = sum[k] / energy;
+  }
+  const bool trains = (up.weighting != Weighting::exact_one || k_own > 0) &&
+                      config.training_strategy != Strategy::none && config.epochs > 0;
   if (trains) {
     std::vector<double> leaf_pred(data.rows(), 0.0);
     for (int i : rows)
@@ -270,8 +451,15 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
 }
 
 void predict_flat(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
-                  std::vector<double>& pred, bool lenient) {
+                  std::vector<double>& pred, bool lenient, const PredictExtras& extras) {
   if (static_cast<int>(pred.size()) < data.rows()) pred.resize(data.rows(), kNaN);
+  std::vector<double>* own = extras.own;
+  std::vector<double>* alpha = extras.alpha;
+  if (own && static_cast<int>(own->size()) < data.rows()) own->resize(data.rows(), 0.0);
+  if (alpha && static_cast<int>(alpha->size()) < data.rows()) alpha->resize(data.rows(), 1.0);
+  const bool has_own = model.upper.own_w.size() > 0;
+  if (has_own && data.own_names != model.own_names)
+    throw Error("internal: the trees were flattened without the predictor's own-operation features");
   std::vector<const LeafRegressor*> regressor(data.classes.size(), nullptr);
   for (std::size_t c = 0; c < data.classes.size(); ++c) {
     regressor[c] = find_leaf_regressor(model, data.classes[c]);  // its own, else its stand-in's
@@ -295,15 +483,21 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
         }
         pred[i] = reg->predict(data.raw.row(i).data());
       } else {
-        pred[i] = unstructured ? up.alpha(up.score(data.raw.row(i).data())) : 0.0;
+        const double o = has_own && !unstructured ? up.own(data.own.row(i).data()) : 0.0;
+        if (own) (*own)[i] = o;
+        pred[i] = unstructured ? up.alpha(up.score(data.raw.row(i).data())) : o;
+        continue;
       }
+      if (own) (*own)[i] = 0.0;
     }
+    if (alpha) (*alpha)[b] = 1.0;
     if (unstructured) continue;
     for (int i = e - 1; i > b; --i) {
       const bool exact = up.weighting == Weighting::exact_one || (up.root_children_exact && data.parent[i] == b);
       const bool root_child = data.parent[i] == b;
       const double s = exact ? 0.0 : root_child ? up.root_child_score(data.raw.row(i).data()) : up.score(data.raw.row(i).data());
       const double a = exact ? 1.0 : root_child ? up.root_child_alpha(s) : up.alpha(s);
+      if (alpha) (*alpha)[i] = a;
       pred[data.parent[i]] += a * pred[i];
     }
   }

@@ -1,9 +1,12 @@
 // The IrEne model itself, independent of files: trees flattened into arrays, one leaf
 // regressor per ML primitive type, and the shared weighting model of the upper levels.
 //
-//   E(leaf)   = regressor[class](standardized features)             (ML level)
-//   E(parent) = sum over children c of alpha(c) * E(c)                (modules and the model)
+//   E(leaf)   = max(0, regressor[class](standardized features))      (ML level)
+//   E(parent) = sum over children c of alpha(c) * E(c) + own(parent)  (modules and the model)
 //   alpha(c)  = 1 + tanh(s) / tau | 1 | s,   s = w . poly(standardize(x_c)) + b
+//   own(p)    = sum_k v_k * o_k(p) / s_k, v_k >= 0    (Config::own_ops; else 0)
+// with x_c the node's features (clamped to the training range with clamp_alpha_inputs) and
+// o(p) its own-operation features (features.hpp).
 //
 // Units: energies in joules per forward pass; features in the units of Tree (MFLOP, MiB, s, J).
 #pragma once
@@ -41,6 +44,8 @@ struct FlatTrees {
   std::vector<int> tree_model;             // index into `models` per tree
   std::vector<std::string> models;         // model names, in order of first appearance
   std::vector<std::string> tree_keys;      // Tree::key() per tree
+  std::vector<std::string> own_names;      // columns of `own`
+  RowMatrix own;                           // own-operation features per row (0 for leaves)
 
   int trees() const { return static_cast<int>(tree_model.size()); }
   int rows() const { return static_cast<int>(parent.size()); }
@@ -55,7 +60,9 @@ std::vector<std::size_t> measured_trees(const std::vector<Tree>& trees, std::vec
 // Flattens trees, reading the named features of every node. Error naming the tree and node when
 // a node lacks a feature or when a tree is empty. Leaves are predicted by the regressor of
 // their class whatever their type.
-FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names);
+// `own_names`: own-operation features (features.hpp) to compute as well.
+FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::string>& feature_names,
+                  const std::vector<std::string>& own_names = {});
 
 // Features (of `wanted`) that every node of every tree has, in `wanted`'s order; the others are
 // returned in `dropped`.
@@ -67,17 +74,31 @@ std::vector<std::string> available_features(const std::vector<const Tree*>& tree
 // (SVD; singular values below max(rows, columns) x machine epsilon x the largest count as zero,
 // so exactly proportional columns share their weight), with an intercept (by centering, as
 // scikit-learn's LinearRegression). log_linear fits log(energy) and predicts exp(.).
+// Predictions are never below 0 (a negative linear value is clamped).
 struct LeafRegressor {
   LeafModel kind = LeafModel::linear;
   Standardizer scaler;
   Eigen::VectorXd coef;
   double intercept = 0;
   long samples = 0;
+  Eigen::VectorXd lo, hi;  // range of each raw feature in the training rows
 
-  // Rows of `x` (raw features) with targets `y` (joules, > 0 for log_linear).
-  static LeafRegressor fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y);
+  // Rows of `x` (raw features) with targets `y` (joules, > 0 for log_linear). `nonnegative[j]`
+  // (optional, one per column): coef[j] >= 0 (non-negative least squares, Lawson-Hanson).
+  static LeafRegressor fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y,
+                           const std::vector<char>& nonnegative = {});
   double predict(const double* raw) const;
 };
+
+// Minimum-norm least squares of a x = b with x[j] >= 0 where nonnegative[j] (Lawson-Hanson
+// active set; the other coefficients are free). Singular values below max(rows, cols) x epsilon
+// x the largest are zero, as in LeafRegressor::fit.
+Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen::VectorXd& b,
+                                          const std::vector<char>& nonnegative);
+
+// Features that grow with batch size and sequence length in a built tree (monotone_leaves
+// constrains their coefficients): input_size, batch_size, seq_len, flops, mem_bytes.
+bool grows_with_input(std::string_view feature);
 
 // The weighting model shared by all non-root nodes.
 struct UpperModel {
@@ -95,9 +116,22 @@ struct UpperModel {
   Polynomial poly;
   Eigen::VectorXd w;  // poly.outputs() weights
   double b = 0;       // bias
+  // Range of every raw feature over the training rows; with clamp_inputs, score() reads the
+  // features clamped to it.
+  Eigen::VectorXd lo, hi;
+  bool clamp_inputs = false;
+  // Own operations (empty when off): own(p) = sum_k own_w[k] * o_k / own_scale[k], own_w >= 0;
+  // own_lo/own_hi: range of the own features over the training parents.
+  Eigen::VectorXd own_w, own_scale, own_lo, own_hi;
 
   // s = w . poly(standardize(raw)) + b
   double score(const double* raw) const;
+  // Energy of a parent's own operations from its own-operation features, joules (>= 0).
+  double own(const double* o) const {
+    double e = 0;
+    for (int k = 0; k < own_w.size(); ++k) e += own_w[k] * o[k] / own_scale[k];
+    return e;
+  }
   // The score of a child of the root: root weights when there are, else score().
   double root_child_score(const double* raw) const;
   double alpha(double s) const {
@@ -119,9 +153,15 @@ struct UpperModel {
 // with `inputs` features; Error when root_polynomial_degree exceeds polynomial_degree.
 int root_weight_terms(const Config& config, int inputs);
 
+// The own-operation features `config` uses with the node features `features` (empty without
+// own_ops; those read from a resource only when `features` has that resource); trees must be
+// flattened with them for fit_model and predict_flat.
+std::vector<std::string> own_names_for(const Config& config, const std::vector<std::string>& features);
+
 struct FittedModel {
   Config config;
   std::vector<std::string> feature_names;
+  std::vector<std::string> own_names;  // own-operation features (Config::own_ops; else empty)
   std::map<std::string, LeafRegressor> leaves;  // by primitive class name
   UpperModel upper;
   double final_train_loss = kNaN;  // mean loss per supervised node in the last epoch
@@ -147,7 +187,14 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train, cons
 
 // Predicts every node of the trees `which` into pred[row] (joules). Error naming a primitive
 // type the model never saw; with `lenient`, such a leaf and its ancestors get NaN instead.
+// Optional outputs per row (sized to data.rows() when given): `own`, the own-operation energy
+// (0 for leaves and without own_ops); `alpha`, the weight of the row in its parent (1 for a
+// root).
+struct PredictExtras {
+  std::vector<double>* own = nullptr;
+  std::vector<double>* alpha = nullptr;
+};
 void predict_flat(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
-                  std::vector<double>& pred, bool lenient = false);
+                  std::vector<double>& pred, bool lenient = false, const PredictExtras& extras = {});
 
 }  // namespace irene::predict

@@ -11,6 +11,7 @@
 #include "irene/core/io.hpp"
 #include "irene/core/json_util.hpp"
 #include "irene/predict/crossval.hpp"
+#include "irene/predict/range.hpp"
 
 namespace irene {
 
@@ -19,26 +20,8 @@ using namespace irene::predict;
 
 namespace {
 
-constexpr long kMinClassSamples = 20;
 // Most features a predictor file may name (the two feature sets hold 14).
 constexpr long kMaxFeatures = 64;
-
-double quantile(std::vector<double>& v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<std::size_t>(pos);
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
-}
-
-std::string interval_group(NodeType type, const std::string& class_name) {
-  switch (type) {
-    case NodeType::ml: return "ml:" + class_name;
-    case NodeType::module: return "module";
-    case NodeType::model: return "model";
-  }
-  return "module";
-}
 
 }  // namespace
 
@@ -58,7 +41,7 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
   if (features.empty())
     throw Error(fmt::format("none of the configured features ({}) is present on every node of the training trees",
                             fmt::join(wanted, ", ")));
-  FlatTrees data = flatten(ptrs, features);
+  FlatTrees data = flatten(ptrs, features, own_names_for(config, features));
   std::vector<int> all(data.trees());
   for (int t = 0; t < data.trees(); ++t) all[t] = t;
   p.model_ = fit_model(data, all, config);
@@ -91,42 +74,25 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
                           {"provenance", common}};
 
   // Intervals from out-of-fold (or, with one model, in-sample) predictions.
-  std::vector<double> pred;
+  std::vector<double> pred, own, alpha;
   if (options.intervals && data.models.size() >= 2) {
     CrossvalOptions co;
     co.threads = options.threads;
     co.baselines = false;
+    co.intervals = CrossvalOptions::Intervals::none;
     co.lenient = true;  // a primitive only the left-out model has gives no interval sample
     auto report = crossval(data, config, co);
     pred = std::move(report.out_of_fold);
+    own = std::move(report.out_of_fold_own);
+    alpha = std::move(report.out_of_fold_alpha);
     p.interval_method_ = "leave-one-model-out cross-validation at training time";
     p.training_data_["crossval_error_pct"] = errors_to_json(report.main.overall);
   } else {
     pred.assign(data.rows(), kNaN);
-    predict_flat(p.model_, data, all, pred);
+    predict_flat(p.model_, data, all, pred, false, {&own, &alpha});
     p.interval_method_ = "in-sample (the training data holds one model: nothing to leave out)";
   }
-  std::map<std::string, std::vector<double>> ratios;
-  for (int i = 0; i < data.rows(); ++i) {
-    if (!data.has_gold(i) || !(pred[i] > 0)) continue;
-    const double r = data.gold[i] / pred[i];
-    if (data.type[i] == NodeType::ml) {
-      ratios["ml"].push_back(r);
-      ratios["ml:" + data.classes[data.leaf_class[i] >= 0 ? data.leaf_class[i] : 0]].push_back(r);
-    } else {
-      ratios[interval_group(data.type[i], "")].push_back(r);
-    }
-  }
-  const double c = config.interval_coverage;
-  for (auto& [group, v] : ratios) {
-    if (v.empty()) continue;
-    if (group.rfind("ml:", 0) == 0 && static_cast<long>(v.size()) < kMinClassSamples) continue;
-    IntervalFactors f;
-    f.samples = static_cast<long>(v.size());
-    f.low = std::min(1.0, quantile(v, (1 - c) / 2));
-    f.high = std::max(1.0, quantile(v, (1 + c) / 2));
-    p.intervals_[group] = f;
-  }
+  p.intervals_ = calibrate_intervals(data, all, HeldOut{&pred, &own, &alpha}, config.interval_coverage);
   return p;
 }
 
@@ -138,17 +104,6 @@ bool Predictor::needs_resource_features() const {
   for (const auto& f : model_.feature_names)
     if (!specs.count(f)) return true;
   return false;
-}
-
-const Predictor::IntervalFactors& Predictor::interval_for(NodeType type, const std::string& class_name) const {
-  static const IntervalFactors none{};
-  auto it = intervals_.find(interval_group(type, class_name));
-  if (it != intervals_.end()) return it->second;
-  if (type == NodeType::ml) {
-    it = intervals_.find("ml");
-    if (it != intervals_.end()) return it->second;
-  }
-  return none;
 }
 
 std::string Predictor::cannot_predict(const Tree& tree) const {
@@ -167,9 +122,16 @@ std::string Predictor::cannot_predict(const Tree& tree) const {
 
 void Predictor::predict(Tree& tree) const {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
-  FlatTrees data = flatten({&tree}, model_.feature_names);
-  std::vector<double> pred(data.rows(), kNaN);
-  predict_flat(model_, data, {0}, pred);
+  FlatTrees data = flatten({&tree}, model_.feature_names, model_.own_names);
+  std::vector<double> pred(data.rows(), kNaN), own(data.rows(), 0.0), distance(data.rows(), 0.0);
+  predict_flat(model_, data, {0}, pred, false, {&own, nullptr});
+  std::vector<std::vector<std::string>> notes;
+  std::map<std::string, RangeWorst> worst;
+  range_check(model_, data, {0}, distance, &notes, &worst);
+  long flagged = 0;
+  for (const auto& n : notes) flagged += n.empty() ? 0 : 1;
+  propagate_distance(data, {0}, pred, distance);
+  const bool has_own = !model_.own_names.empty();
   // ---- Stand-ins: a leaf whose class has no regressor was predicted by its stand-in's (see
   // find_leaf_regressor); it says so, and its interval and its ancestors' are widened
   // (kStandInWidening, predictor.hpp). extra_low / extra_high: the widening a node inherits.
@@ -180,16 +142,13 @@ void Predictor::predict(Tree& tree) const {
     if (!n.children.empty()) continue;
     find_leaf_regressor(model_, n.class_name, &n.stand_in);
     if (n.stand_in.empty()) continue;
-    const auto& f = interval_for(NodeType::ml, n.stand_in);
-    const double e = pred[i];
-    // The stand-in class's bounds, then as much again beyond them on each side.
-    double lo = e * f.low, hi = e * f.high;
-    if (lo > hi) std::swap(lo, hi);
-    const double wide_lo = std::min(lo / kStandInWidening, lo * kStandInWidening);
-    const double wide_hi = std::max(hi / kStandInWidening, hi * kStandInWidening);
+    // The stand-in class's interval, then as much again beyond it on each side.
+    const Interval in = IntervalCalibration::apply(intervals_.factors(NodeType::ml, n.stand_in), pred[i], distance[i]);
+    const double wide_lo = in.low_j / kStandInWidening;
+    const double wide_hi = in.high_j * kStandInWidening;
     for (int a = static_cast<int>(i); a >= 0; a = tree.nodes[a].parent) {
-      extra_low[a] += lo - wide_lo;
-      extra_high[a] += wide_hi - hi;
+      extra_low[a] += in.low_j - wide_lo;
+      extra_high[a] += wide_hi - in.high_j;
     }
   }
   // -------------------------------------------------------------------------------------------
@@ -197,10 +156,29 @@ void Predictor::predict(Tree& tree) const {
     Node& n = tree.nodes[i];
     const double e = pred[i];
     n.predicted_energy_j = e;
-    const auto& f = interval_for(n.type, n.stand_in.empty() ? regressor_class(n.class_name) : n.stand_in);
-    double lo = e * f.low, hi = e * f.high;
-    if (lo > hi) std::swap(lo, hi);
-    n.predicted_interval = Interval{lo - extra_low[i], hi + extra_high[i]};
+    const std::string cls = n.stand_in.empty() ? regressor_class(n.class_name) : n.stand_in;
+    const Interval in = IntervalCalibration::apply(intervals_.factors(n.type, cls), e, distance[i]);
+    n.predicted_interval = Interval{std::max(0.0, in.low_j - extra_low[i]), in.high_j + extra_high[i]};
+    n.predicted_own_energy_j.reset();
+    n.predicted_own_interval.reset();
+    if (has_own && !n.children.empty()) {
+      n.predicted_own_energy_j = own[i];
+      n.predicted_own_interval = IntervalCalibration::apply(intervals_.own_factors(), own[i], distance[i]);
+    }
+    n.out_of_range = std::move(notes[i]);
+  }
+  // The tree's summary: how many nodes leave the training range, and the farthest value of each
+  // feature that does.
+  if (flagged == 0) {
+    tree.provenance.erase("out_of_range");
+  } else {
+    std::vector<std::pair<double, std::string>> by_distance;
+    for (const auto& [feature, w] : worst) by_distance.emplace_back(-w.distance, w.note);
+    std::sort(by_distance.begin(), by_distance.end());
+    std::string text = fmt::format("{} of {} nodes outside the range of the training data; farthest: ", flagged,
+                                   tree.nodes.size());
+    for (std::size_t k = 0; k < by_distance.size(); ++k) text += (k ? "; " : "") + by_distance[k].second;
+    tree.provenance["out_of_range"] = text;
   }
 }
 
@@ -231,7 +209,9 @@ json Predictor::to_json() const {
                     {"mean", vec(r.scaler.mean)},
                     {"scale", vec(r.scaler.scale)},
                     {"coef", vec(r.coef)},
-                    {"intercept", r.intercept}};
+                    {"intercept", r.intercept},
+                    {"lo", vec(r.lo)},
+                    {"hi", vec(r.hi)}};
   j["leaf_models"] = leaves;
   const UpperModel& u = model_.upper;
   j["upper"] = {{"weighting", std::string(to_string(u.weighting))},
@@ -248,8 +228,16 @@ json Predictor::to_json() const {
     j["upper"]["root_weights"] = vec(u.w_root);
     j["upper"]["root_bias"] = u.b_root;
   }
+  j["upper"]["lo"] = vec(u.lo);
+  j["upper"]["hi"] = vec(u.hi);
+  if (!model_.own_names.empty())
+    j["upper"]["own"] = {{"features", model_.own_names},
+                         {"weights", vec(u.own_w)},
+                         {"scale", vec(u.own_scale)},
+                         {"lo", vec(u.own_lo)},
+                         {"hi", vec(u.own_hi)}};
   json groups = json::object();
-  for (const auto& [g, f] : intervals_) groups[g] = {{"low", f.low}, {"high", f.high}, {"samples", f.samples}};
+  for (const auto& [g, f] : intervals_.groups) groups[g] = {{"low", f.low}, {"high", f.high}, {"samples", f.samples}};
   j["intervals"] = {{"coverage", model_.config.interval_coverage}, {"method", interval_method_}, {"groups", groups}};
   return j;
 }
@@ -305,10 +293,11 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   if (!j.is_object() || !j.contains("format") || j["format"] != "irene-predictor")
     r.fail("not an irene predictor file (no \"format\": \"irene-predictor\")");
   const json& version = r.at(j, "version");
-  if (!version.is_number_integer() || version.get<long>() != kFormatVersion)
-    r.fail(fmt::format("predictor format version {} is not supported (this irene reads version {}); retrain it with "
-                       "irene train",
+  if (!version.is_number_integer() || version.get<long>() < 1 || version.get<long>() > kFormatVersion)
+    r.fail(fmt::format("predictor format version {} is not supported (this irene reads versions 1 to {}); retrain "
+                       "it with irene train",
                        version.dump(), kFormatVersion));
+  const bool v2 = version.get<long>() >= 2;
   Predictor p;
   p.hardware_ = r.string(j, "hardware");
   p.model_.config = config_from_json(r.at(j, "config"), where + ": config");
@@ -343,6 +332,11 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     lr.coef = r.vector(lj, "coef", d, ctx);
     lr.intercept = r.number(lj, "intercept", ctx.c_str());
     lr.samples = r.count(lj, "samples", ctx.c_str());
+    if (v2) {
+      lr.lo = r.vector(lj, "lo", d, ctx);
+      lr.hi = r.vector(lj, "hi", d, ctx);
+      if ((lr.lo.array() > lr.hi.array()).any()) r.fail(ctx + "'lo' exceeds 'hi'");
+    }
     p.model_.leaves.emplace(name, std::move(lr));
   }
 
@@ -383,8 +377,37 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     u.w_root = r.vector(uj, "root_weights", root_terms, "upper: ");
     u.b_root = r.number(uj, "root_bias", "upper: ");
   }
+  u.clamp_inputs = p.model_.config.clamp_alpha_inputs;
+  if (v2) {
+    u.lo = r.vector(uj, "lo", d, "upper: ");
+    u.hi = r.vector(uj, "hi", d, "upper: ");
+    if ((u.lo.array() > u.hi.array()).any()) r.fail("upper: 'lo' exceeds 'hi'");
+  } else if (u.clamp_inputs || p.model_.config.own_ops) {
+    r.fail("a version-1 file cannot hold clamp_alpha_inputs or own_ops; retrain it with irene train");
+  }
+  std::vector<std::string> own_names;
+  try {
+    own_names = own_names_for(p.model_.config, p.model_.feature_names);
+  } catch (const Error& e) {
+    r.fail(std::string("configuration: ") + e.what());
+  }
+  if (!own_names.empty()) {
+    const json& oj = r.at(uj, "own", "upper: ");
+    const json& names = r.at(oj, "features", "upper.own: ");
+    if (names != json(own_names))
+      r.fail(fmt::format("upper.own: 'features' must be {} (from the configuration)", json(own_names).dump()));
+    const long k = static_cast<long>(own_names.size());
+    u.own_w = r.vector(oj, "weights", k, "upper.own: ");
+    u.own_scale = r.vector(oj, "scale", k, "upper.own: ");
+    u.own_lo = r.vector(oj, "lo", k, "upper.own: ");
+    u.own_hi = r.vector(oj, "hi", k, "upper.own: ");
+    if ((u.own_w.array() < 0).any()) r.fail("upper.own: 'weights' must be >= 0");
+    if ((u.own_scale.array() <= 0).any()) r.fail("upper.own: 'scale' values must be positive");
+    p.model_.own_names = own_names;
+  }
 
   const json& ij = r.at(j, "intervals");
+  p.intervals_.coverage = p.model_.config.interval_coverage;
   p.interval_method_ = r.string(ij, "method", "intervals: ");
   const json& groups = r.at(ij, "groups", "intervals: ");
   if (!groups.is_object()) r.fail("intervals: 'groups' must be an object");
@@ -395,7 +418,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     f.high = r.number(gj, "high", ctx.c_str());
     f.samples = r.count(gj, "samples", ctx.c_str());
     if (!(f.low <= 1 && 1 <= f.high)) r.fail(ctx + "expected low <= 1 <= high");
-    p.intervals_[g] = f;
+    p.intervals_.groups[g] = f;
   }
   return p;
 }

@@ -7,13 +7,17 @@
 // shipped one: device_1 of the published IrEne dataset, model-spec features only, so that it
 // predicts trees built from a configuration alone (scripts/make-default-predictor.sh).
 //
-// Intervals: at training time the predictor cross-validates itself leaving one model out and
-// keeps, per group of nodes, the quantiles q_lo, q_hi ((1 - c)/2 and (1 + c)/2, c =
-// interval_coverage, 0.9 by default) of measured / predicted over the out-of-fold predictions;
-// the interval of a prediction p is [p x min(q_lo, 1), p x max(q_hi, 1)] (so it always contains
-// p). Groups: each ML primitive class ("ml:Linear", ... when it has >= 20 out-of-fold samples,
-// else "ml"), "module", "model". Trained on a single model there is nothing to leave out: the
-// quantiles are then in-sample and the file says so ("intervals.method").
+// Intervals (intervals.hpp): at training time the predictor cross-validates itself leaving one
+// model out and keeps, per group of nodes ("ml:Linear", ... per ML primitive class with >= 20
+// out-of-fold samples, else "ml"; "module"; "model"; "own" for the own-operation energies),
+// factors calibrated on the out-of-fold predictions (levels: the conformal quantile L at
+// interval_coverage of |log(measured / predicted)|, interval [p / e^L, p e^L]). Trained on a
+// single model there is nothing to leave out: the factors are then in-sample and the file says
+// so ("intervals.method").
+//
+// Ranges (range.hpp): the file keeps the training range of every input; predict() flags each
+// node outside it (Node::out_of_range), summarizes them in the tree's provenance
+// ("out_of_range"), and widens its interval with the distance.
 #pragma once
 
 #include <filesystem>
@@ -25,13 +29,16 @@
 
 #include "irene/core/tree.hpp"
 #include "irene/predict/config.hpp"
+#include "irene/predict/intervals.hpp"
 #include "irene/predict/model.hpp"
 
 namespace irene {
 
 class Predictor {
  public:
-  static constexpr int kFormatVersion = 1;
+  // Version 2 adds the own-operations term and the training ranges (range checks, clamping);
+  // version-1 files still load (no own operations, no range checks).
+  static constexpr int kFormatVersion = 2;
   // Stand-ins: a leaf whose primitive class the predictor has no regressor for is predicted by
   // the regressor of the class the registry names as its stand-in (RMSNorm -> LayerNorm, SiLU and
   // GELU -> Softmax, ScaledDotProductAttention -> MatMul), on the leaf's own features; predict()
@@ -61,10 +68,12 @@ class Predictor {
   static Predictor load_default();
   static std::filesystem::path default_path();
 
-  // Fills predicted_energy_j and predicted_interval of every node (and stand_in of the leaves
-  // predicted by a stand-in, see kStandInWidening). Errors naming the tree and node: a feature
-  // the predictor uses is missing, a leaf is not an ML primitive, a primitive type was never seen
-  // in training and has no stand-in the predictor knows.
+  // Fills predicted_energy_j, predicted_interval and out_of_range of every node (and stand_in of
+  // the leaves predicted by a stand-in, see kStandInWidening), and with an own-operations term
+  // predicted_own_energy_j and predicted_own_interval of every parent; sets (or clears) the
+  // tree's provenance "out_of_range" summary. Errors naming the tree and node: a feature the
+  // predictor uses is missing, a leaf is not an ML primitive, a primitive type was never seen in
+  // training and has no stand-in the predictor knows.
   void predict(Tree& tree) const;
 
   // Why predict() would fail on `tree`, or "" when it would not: a node lacking a feature the
@@ -88,23 +97,18 @@ class Predictor {
   // Where load() read it from (empty when trained in this process).
   const std::filesystem::path& path() const { return path_; }
 
-  struct IntervalFactors {
-    double low = 1, high = 1;  // multiply the prediction
-    long samples = 0;
-  };
-  const std::map<std::string, IntervalFactors>& intervals() const { return intervals_; }
+  using IntervalFactors = predict::IntervalFactors;
+  const std::map<std::string, IntervalFactors>& intervals() const { return intervals_.groups; }
 
   nlohmann::json to_json() const;
   static Predictor from_json(const nlohmann::json& j, const std::string& where);
 
  private:
-  const IntervalFactors& interval_for(NodeType type, const std::string& class_name) const;
-
   predict::FittedModel model_;
   std::vector<std::string> dropped_;
   std::string hardware_;
   nlohmann::json training_data_ = nlohmann::json::object();
-  std::map<std::string, IntervalFactors> intervals_;
+  predict::IntervalCalibration intervals_;
   std::string interval_method_;
   std::filesystem::path path_;
 };

@@ -184,6 +184,15 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
   shape.poly.expand(probe.data(), term.data());
   for (int k = 0; k < p; ++k)
     if (term[k] != 0) kept_.push_back(k);
+  own_k_ = strategy_ == Strategy::unstructured ? 0 : static_cast<int>(shape.own_w.size());
+  ownx_.assign(static_cast<std::size_t>(rows) * own_k_, 0.0);
+  if (own_k_ > 0) {
+    long rr = 0;
+    for (int t : train)
+      for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i, ++rr)
+        if (!data.leaf[i])
+          for (int k = 0; k < own_k_; ++k) ownx_[rr * own_k_ + k] = data.own(i, k) / shape.own_scale[k];
+  }
   root_terms_ = static_cast<int>(shape.w_root.size());
   root_kept_ = static_cast<int>(std::count_if(kept_.begin(), kept_.end(), [&](int k) { return k < root_terms_; }));
   stride_ = (static_cast<int>(kept_.size()) + 15) / 16 * 16;
@@ -214,28 +223,29 @@ UpperProblem<Scalar>::UpperProblem(const FlatTrees& data, const std::vector<int>
 }
 
 template <typename Scalar>
-double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b,
-                                       const double* w_root, double b_root, double* grad_w_root,
-                                       double* grad_b_root) {
+double UpperProblem<Scalar>::tree_loss(int k, const Params& prm, Grads* grads) {
   const int r0 = begin_[k], n = begin_[k + 1] - begin_[k];
   const int* parent = parent_.data() + r0;
   const unsigned char* leaf = leaf_.data() + r0;
   const double* gold = gold_.data() + r0;
   const double* weight = weight_.data() + r0;
   const double* leafval = leafval_.data() + r0;
+  const double* own = own_k_ > 0 ? ownx_.data() + static_cast<long>(r0) * own_k_ : nullptr;
   const bool unstructured = strategy_ == Strategy::unstructured;
   const bool stepwise = strategy_ == Strategy::stepwise;
-  const bool own_root = root_kept_ > 0 && !unstructured && weighting_ != Weighting::exact_one && w_root != nullptr;
+  const bool own_root = root_kept_ > 0 && !unstructured && weighting_ != Weighting::exact_one && prm.w_root != nullptr;
+  const bool has_own = own_k_ > 0 && prm.v != nullptr;
   const Scalar* x0 = x_ + static_cast<long>(r0) * stride_;
+  const double b = prm.b;
 
   // Scores and weights alpha of every node (the root's is unused unless unstructured).
-  if (weighting_ != Weighting::exact_one) rows_dot(x_ + static_cast<long>(r0) * stride_, n, stride_, w.data(), s_.data());
+  if (weighting_ != Weighting::exact_one) rows_dot(x0, n, stride_, prm.w->data(), s_.data());
   for (int i = 0; i < n; ++i) {
     double s = weighting_ == Weighting::exact_one ? 0.0 : static_cast<double>(s_[i]) + b;
     if (own_root && parent[i] == 0) {
-      s = b_root;
+      s = prm.b_root;
       const Scalar* xi = x0 + static_cast<long>(i) * stride_;
-      for (int j = 0; j < root_kept_; ++j) s += static_cast<double>(xi[j]) * w_root[j];
+      for (int j = 0; j < root_kept_; ++j) s += static_cast<double>(xi[j]) * prm.w_root[j];
     }
     switch (weighting_) {
       case Weighting::exact_one: a_[i] = 1; da_[i] = 0; break;
@@ -252,7 +262,15 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
       a_[i] = 1;
       da_[i] = 0;
     }
-    pred_[i] = leaf[i] ? leafval[i] : 0.0;
+    if (leaf[i]) {
+      pred_[i] = leafval[i];
+    } else if (has_own) {
+      double o = 0;
+      for (int q = 0; q < own_k_; ++q) o += prm.v[q] * own[static_cast<long>(i) * own_k_ + q];
+      pred_[i] = o;
+    } else {
+      pred_[i] = 0.0;
+    }
   }
   // Bottom-up sums: in pre-order every child comes after its parent.
   if (unstructured) {
@@ -277,9 +295,10 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
     loss += weight[i] * r * r;
     direct_[i] = weight[i] * 2 * r * dr;
   }
-  if (grad_w == nullptr || weighting_ == Weighting::exact_one) return loss;
+  if (grads == nullptr || (weighting_ == Weighting::exact_one && !has_own)) return loss;
 
   // Top-down adjoints: bar[i] = dLoss/dpred[i].
+  const bool alphas = weighting_ != Weighting::exact_one;
   double gb = 0;
   if (unstructured) {
     for (int i = 0; i < n; ++i) {
@@ -299,16 +318,22 @@ double UpperProblem<Scalar>::tree_loss(int k, const Vector& w, double b, Vector*
       if (own_root && p == 0) {
         g_[i] = 0;
         const Scalar* xi = x0 + static_cast<long>(i) * stride_;
-        for (int j = 0; j < root_kept_; ++j) grad_w_root[j] += g * static_cast<double>(xi[j]);
-        *grad_b_root += g;
+        for (int j = 0; j < root_kept_; ++j) grads->w_root[j] += g * static_cast<double>(xi[j]);
+        *grads->b_root += g;
         continue;
       }
       g_[i] = static_cast<Scalar>(g);
       gb += g;
     }
+    if (has_own && grads->v)
+      for (int i = 0; i < n; ++i)
+        if (!leaf[i])
+          for (int q = 0; q < own_k_; ++q) grads->v[q] += bar_[i] * own[static_cast<long>(i) * own_k_ + q];
   }
-  rows_axpy(x_ + static_cast<long>(r0) * stride_, n, stride_, g_.data(), grad_w->data());
-  *grad_b += gb;
+  if (alphas) {
+    rows_axpy(x0, n, stride_, g_.data(), grads->w->data());
+    *grads->b += gb;
+  }
   return loss;
 }
 
@@ -317,22 +342,30 @@ double UpperProblem<Scalar>::loss(const Eigen::VectorXd& theta, Eigen::VectorXd*
   const int p = full_features_;
   Vector w = Vector::Zero(stride());
   for (int k = 0; k < features(); ++k) w[k] = static_cast<Scalar>(theta[kept_[k]]);
-  const double b = theta[p];
   const int rt = root_kept_ > 0 ? root_terms_ : 0;
   std::vector<double> wr(root_kept_), gwr(root_kept_, 0.0);
   for (int k = 0; k < root_kept_; ++k) wr[k] = theta[p + 1 + kept_[k]];
-  const double br = rt > 0 ? theta[p + 1 + rt] : 0.0;
+  const int vo = p + 1 + (rt > 0 ? rt + 1 : 0);  // offset of the own weights
+  std::vector<double> v(own_k_), gv(own_k_, 0.0);
+  for (int q = 0; q < own_k_; ++q) v[q] = theta[vo + q];
+  Params prm;
+  prm.w = &w;
+  prm.b = theta[p];
+  prm.w_root = wr.data();
+  prm.b_root = rt > 0 ? theta[p + 1 + rt] : 0.0;
+  prm.v = v.data();
   Vector gw = Vector::Zero(stride());
   double gb = 0, gbr = 0;
+  Grads g{&gw, &gb, gwr.data(), &gbr, gv.data()};
   double total = 0;
-  for (int k = 0; k < trees(); ++k)
-    total += tree_loss(k, w, b, grad ? &gw : nullptr, &gb, wr.data(), br, gwr.data(), &gbr);
+  for (int k = 0; k < trees(); ++k) total += tree_loss(k, prm, grad ? &g : nullptr);
   if (grad) {
-    *grad = Eigen::VectorXd::Zero(p + 1 + (rt > 0 ? rt + 1 : 0));
+    *grad = Eigen::VectorXd::Zero(vo + own_k_);
     for (int k = 0; k < features(); ++k) (*grad)[kept_[k]] = static_cast<double>(gw[k]);
     (*grad)[p] = gb;
     for (int k = 0; k < root_kept_; ++k) (*grad)[p + 1 + kept_[k]] = gwr[k];
     if (rt > 0) (*grad)[p + 1 + rt] = gbr;
+    for (int q = 0; q < own_k_; ++q) (*grad)[vo + q] = gv[q];
   }
   return total;
 }
@@ -363,22 +396,27 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   const int p = problem.features();
   const int stride = problem.stride();
   const int trees = problem.trees();
-  if (model.weighting == Weighting::exact_one || config.training_strategy == Strategy::none ||
+  const int ko = problem.own_features();
+  if ((model.weighting == Weighting::exact_one && ko == 0) || config.training_strategy == Strategy::none ||
       config.epochs == 0 || trees == 0)
     return kNaN;
   constexpr double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   const double lr = config.learning_rate;
   // theta = [w (padded to stride, zeros beyond p, which never move: their gradient is 0); b]
-  // followed, with root weights, by [w_root (stored root terms); b_root]
+  // followed, with root weights, by [w_root (stored root terms); b_root], then by the own
+  // weights v (kept >= 0: projected after every step).
   const int rk = problem.root_features();
-  const int size = stride + 1 + (rk > 0 ? rk + 1 : 0);
+  const int ro = stride + 1;                      // offset of w_root
+  const int vo = stride + 1 + (rk > 0 ? rk + 1 : 0);  // offset of v
+  const int size = vo + ko;
   Eigen::VectorXd theta = Eigen::VectorXd::Zero(size), m = Eigen::VectorXd::Zero(size),
                   v = Eigen::VectorXd::Zero(size), grad(size);
   const auto& kept = problem.kept();
   for (int k = 0; k < p; ++k) theta[k] = model.w[kept[k]];
   theta[stride] = model.b;
-  for (int k = 0; k < rk; ++k) theta[stride + 1 + k] = model.w_root[kept[k]];
-  if (rk > 0) theta[stride + 1 + rk] = model.b_root;
+  for (int k = 0; k < rk; ++k) theta[ro + k] = model.w_root[kept[k]];
+  if (rk > 0) theta[ro + rk] = model.b_root;
+  for (int q = 0; q < ko; ++q) theta[vo + q] = model.own_w[q];
   UpperProblem<float>::Vector wf = theta.head(stride).cast<float>(), gw(stride);
   std::vector<int> order(trees);
   std::iota(order.begin(), order.end(), 0);
@@ -395,16 +433,17 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
     double epoch_loss = 0;
     for (int k : order) {
       gw.setZero();
-      double gb = 0;
-      if (rk > 0) {
-        grad.tail(rk + 1).setZero();
-        epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb, theta.data() + stride + 1, theta[stride + 1 + rk],
-                                        grad.data() + stride + 1, grad.data() + stride + 1 + rk);
-      } else {
-        epoch_loss += problem.tree_loss(k, wf, theta[stride], &gw, &gb);
-      }
+      grad.tail(size - stride).setZero();
+      UpperProblem<float>::Params prm;
+      prm.w = &wf;
+      prm.b = theta[stride];
+      prm.w_root = rk > 0 ? theta.data() + ro : nullptr;
+      prm.b_root = rk > 0 ? theta[ro + rk] : 0.0;
+      prm.v = ko > 0 ? theta.data() + vo : nullptr;
+      UpperProblem<float>::Grads g{&gw, grad.data() + stride, rk > 0 ? grad.data() + ro : nullptr,
+                                   rk > 0 ? grad.data() + ro + rk : nullptr, ko > 0 ? grad.data() + vo : nullptr};
+      epoch_loss += problem.tree_loss(k, prm, &g);
       grad.head(stride) = gw.cast<double>();
-      grad[stride] = gb;
       if (config.l2 > 0) grad.head(p) += 2 * config.l2 * theta.head(p);
       b1t *= beta1;
       b2t *= beta2;
@@ -417,6 +456,7 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
       const double step = rate / (1 - b1t);
       const double bc2 = std::sqrt(1 - b2t);
       theta.array() -= step * m.array() / (v.array().sqrt() / bc2 + eps);
+      for (int q = 0; q < ko; ++q) theta[vo + q] = std::max(0.0, theta[vo + q]);
       wf = theta.head(stride).cast<float>();
       if (epoch >= average_from) {
         average += theta;
@@ -428,8 +468,9 @@ double train_upper(UpperModel& model, UpperProblem<float>& problem, const Config
   if (averaged > 0) theta = average / static_cast<double>(averaged);
   for (int k = 0; k < p; ++k) model.w[kept[k]] = theta[k];
   model.b = theta[stride];
-  for (int k = 0; k < rk; ++k) model.w_root[kept[k]] = theta[stride + 1 + k];
-  if (rk > 0) model.b_root = theta[stride + 1 + rk];
+  for (int k = 0; k < rk; ++k) model.w_root[kept[k]] = theta[ro + k];
+  if (rk > 0) model.b_root = theta[ro + rk];
+  for (int q = 0; q < ko; ++q) model.own_w[q] = theta[vo + q];
   return problem.supervised_nodes() > 0 ? last_epoch_loss / problem.supervised_nodes() : kNaN;
 }
 

@@ -1,5 +1,8 @@
 // Training of the upper-level weighting model: loss, analytic gradient, Adam.
 //
+// Prediction of a tree (model.hpp): leaves from the leaf regressors, fixed; every parent
+// own(parent) + sum alpha(child) pred(child), alpha from (w, b) (and (w_root, b_root) for the
+// root's children with root weights), own from the own weights v >= 0.
 // Loss of a tree = sum over its non-leaf nodes with ground truth g > 0 of
 //   weight(level) * ((pred - g) / g)^2      (normalize_loss_scale, the paper's)
 //   weight(level) * (pred - g)^2            (otherwise)
@@ -42,16 +45,34 @@ class UpperProblem {
   // Stored terms the root's children have own weights for (the first root_features() stored
   // columns; 0: the root's children use w like every node).
   int root_features() const { return root_kept_; }
+  // Own-operation weights (0: no own term).
+  int own_features() const { return own_k_; }
 
-  // Loss of training tree k at weights (w, b), w of size stride() (zero beyond features()); adds
-  // its gradient into (grad_w, grad_b) when grad_w is not null. With root_features() > 0, the
-  // root's children score with (w_root[0 .. root_features()), b_root) instead, and their gradient
-  // goes into (grad_w_root, grad_b_root). Allocates nothing.
-  double tree_loss(int k, const Vector& w, double b, Vector* grad_w, double* grad_b, const double* w_root = nullptr,
-                   double b_root = 0, double* grad_w_root = nullptr, double* grad_b_root = nullptr);
+  // Weights of one evaluation: w of size stride() (zero beyond features()); w_root of
+  // root_features() values (may be null when there are none); v of own_features() values.
+  struct Params {
+    const Vector* w = nullptr;
+    double b = 0;
+    const double* w_root = nullptr;
+    double b_root = 0;
+    const double* v = nullptr;
+  };
+  // Gradients, added into (w and w_root as Params; v of own_features()).
+  struct Grads {
+    Vector* w = nullptr;
+    double* b = nullptr;
+    double* w_root = nullptr;
+    double* b_root = nullptr;
+    double* v = nullptr;
+  };
+  // Loss of training tree k; adds its gradient into *g when g is not null. With
+  // root_features() > 0, the root's children score with (w_root, b_root) instead of (w, b).
+  // Allocates nothing.
+  double tree_loss(int k, const Params& p, Grads* g);
 
   // Sum over all trees; theta = [w (all full_features() terms); b], followed, with root weights,
-  // by [w_root (all root terms of the full expansion); b_root]. For tests and diagnostics.
+  // by [w_root (all root terms of the full expansion); b_root], then by the own weights v.
+  // For tests and diagnostics.
   double loss(const Eigen::VectorXd& theta, Eigen::VectorXd* grad);
 
  private:
@@ -72,6 +93,8 @@ class UpperProblem {
   double root_tau_;  // tau of the root's children (= tau_ unless root_tanh_scalar is set)
   int root_terms_ = 0;  // terms of the full expansion with root weights
   int root_kept_ = 0;   // of those, stored
+  int own_k_ = 0;       // own-operation features
+  std::vector<double> ownx_;  // per row: o_k / s_k (rows x own_k_)
   int supervised_ = 0;
   // scratch, sized to the largest tree
   Vector s_, g_;
