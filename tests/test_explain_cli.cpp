@@ -151,7 +151,9 @@ TEST(ExplainReal, EveryIntervalContainsItsEstimateAndSharesSumToTheirParent) {
     for (const auto& g : e.by_primitive) irene::test::expect_contains(g.attributed, g.name);
     for (const Node& n : t.nodes) {
       if (n.is_leaf()) continue;
-      double sum = 0;
+      // The children and the parent's own operations (explain.hpp) make the whole parent.
+      const auto& own = e.nodes[t.find_id(n.id)].own_operations;
+      double sum = own ? own->share_of_parent : 0.0;
       for (int c : n.children) sum += e.nodes[c].share_of_parent;
       EXPECT_NEAR(sum, 1.0, 1e-9) << model << " " << n.id;
     }

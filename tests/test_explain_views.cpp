@@ -241,3 +241,95 @@ TEST(Normalized, PredictAndExplainPrintPerSampleTokenWhAndCarbon) {
 }
 
 }  // namespace
+
+TEST(OwnOperations, AreOneItemOfTheirParentSoEverythingAddsUp) {
+  // The shipped predictor has an own-operations term: every parent's energy is its children's
+  // weighted energies plus its own operations', and the explanation shows both.
+  const Tree t = predicted("gpt2", 8, 64);
+  const Explanation e = explain_tree(t);
+  int with_own = 0;
+  double leaves_and_own = 0;
+  for (const Node& n : t.nodes) {
+    const auto& x = e.nodes[t.find_id(n.id)];
+    if (n.is_leaf()) {
+      EXPECT_FALSE(x.own_operations) << n.id;
+      leaves_and_own += x.share_of_model;
+      continue;
+    }
+    double sum = x.own_operations ? x.own_operations->share_of_parent : 0.0;
+    for (int c : n.children) {
+      sum += e.nodes[c].share_of_parent;
+      // No part is larger than its whole.
+      EXPECT_LE(e.nodes[c].attributed.j, x.attributed.j * (1 + 1e-12)) << n.children.size() << " " << n.id;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-12) << n.id;
+    if (!x.own_operations) continue;
+    ++with_own;
+    const auto& o = *x.own_operations;
+    leaves_and_own += o.share_of_model;
+    EXPECT_NEAR(o.energy.j, *n.predicted_own_energy_j, 1e-15) << n.id;
+    EXPECT_NEAR(o.share_of_parent, o.energy.j / *n.predicted_energy_j, 1e-12) << n.id;
+    EXPECT_NEAR(o.attributed.j, o.share_of_model * e.total.j, 1e-12 * e.total.j) << n.id;
+    ASSERT_TRUE(o.energy.interval) << n.id;
+    EXPECT_LE(o.energy.interval->low_j, o.energy.j);
+    EXPECT_GE(o.energy.interval->high_j, o.energy.j);
+    EXPECT_EQ(o.ops, own_operations_text(n)) << n.id;
+  }
+  EXPECT_GT(with_own, 12);  // every block at least (two residual adds each)
+  EXPECT_NEAR(leaves_and_own, 1.0, 1e-12);
+  // The block's own operations are named by kind and count.
+  ASSERT_GE(t.find_id("h.0:Block"), 0);
+  const auto& block = e.nodes[t.find_id("h.0:Block")];
+  ASSERT_TRUE(block.own_operations);
+  EXPECT_EQ(block.own_operations->ops, "add x2");
+  // One group of their own among the primitive types, and in the parents' kinds: both lists add up.
+  double prims = 0, kinds = 0, own_group = -1;
+  for (const auto& g : e.by_primitive) {
+    prims += g.attributed.j;
+    if (g.name == kOwnOperationsGroup) own_group = g.attributed.j;
+  }
+  for (const auto& g : e.by_kind) kinds += g.attributed.j;
+  EXPECT_NEAR(prims, e.total.j, 1e-9 * e.total.j);
+  EXPECT_NEAR(kinds, e.total.j, 1e-9 * e.total.j);
+  EXPECT_GT(own_group, 0);
+  // Text, JSON.
+  std::ostringstream text;
+  TextOptions all;
+  all.depth = -1;
+  write_text(text, e, all);
+  EXPECT_NE(text.str().find("own operations (add x2)  own " + format_energy(block.own_operations->energy)),
+            std::string::npos)
+      << text.str().substr(0, 4000);
+  EXPECT_NE(text.str().find("  own operations "), std::string::npos);
+  const auto j = to_json(e);
+  const auto& jb = j["nodes"][t.find_id("h.0:Block")]["own_operations"];
+  EXPECT_EQ(jb["ops"], "add x2");
+  EXPECT_DOUBLE_EQ(jb["energy"]["j"].get<double>(), block.own_operations->energy.j);
+  EXPECT_TRUE(j["nodes"][t.find_id("h.0.mlp.c_fc:Conv1D")]["own_operations"].is_null());
+}
+
+TEST(OwnOperations, MeasuredTreesShowTheParentAboveItsChildren) {
+  // Measured basis: a parent measured above the sum of its measured children has the rest as
+  // its own operations; one measured at or below the sum has none.
+  Tree t = predicted("bert-base-uncased", 8, 32);
+  for (auto& n : t.nodes) {
+    n.ground_truth_energy_j = n.predicted_energy_j;
+    n.predicted_energy_j.reset();
+    n.predicted_interval.reset();
+    n.predicted_own_energy_j.reset();
+  }
+  const int pooler = t.find_id("pooler:BertPooler");
+  double children = 0;
+  for (int c : t.nodes[pooler].children) children += *t.nodes[c].ground_truth_energy_j;
+  t.nodes[pooler].ground_truth_energy_j = children * 1.25;
+  ExplainOptions o;
+  o.basis = Basis::measured;
+  const Explanation e = explain_tree(t, o);
+  const auto& x = e.nodes[pooler];
+  ASSERT_TRUE(x.own_operations);
+  EXPECT_NEAR(x.own_operations->energy.j, 0.25 * children, 1e-12 * children);
+  EXPECT_NEAR(x.own_operations->share_of_parent, 0.2, 1e-12);
+  double sum = x.own_operations->share_of_parent;
+  for (int c : t.nodes[pooler].children) sum += e.nodes[c].share_of_parent;
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+}

@@ -672,3 +672,106 @@ TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {
     EXPECT_FALSE(fs::exists(out)) << a;
   }
 }
+
+// scripts/collect-local-dataset.sh: runs irene collect with its schedule; a SIGTERM in the
+// middle keeps every finished tree, and the same command resumes to the end.
+TEST(CollectScript, InterruptedThenRerunHoldsEveryTreeExactlyOnce) {
+  TempDir d;
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  const fs::path out = d.path / "local.jsonl";
+  const std::string env = "IRENE_BUILD='" + fs::path(IRENE_BINARY).parent_path().string() + "' IRENE_MODELS='" +
+                          kTinyBert + "' IRENE_LARGE_MODEL='' IRENE_BATCH=1,2 IRENE_SEQ=4,8 IRENE_METER=none ";
+  const std::string script = "'" + (fs::path(src) / "scripts" / "collect-local-dataset.sh").string() + "' '" +
+                             out.string() + "'";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open((d.path / "log1.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    execl("/bin/sh", "sh", "-c", ("exec env " + env + script).c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  ASSERT_TRUE(wait_for_lines(out, 1, pid)) << slurp(d.path / "log1.txt");
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const int kept = complete_lines(out);
+  ASSERT_GE(kept, 1) << slurp(d.path / "log1.txt");
+  const std::string rerun = "env " + env + script + " 2>&1";
+  std::string log;
+  {
+    FILE* p = ::popen(rerun.c_str(), "r");
+    ASSERT_TRUE(p);
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p)) log += buf;
+    status = ::pclose(p);
+  }
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  EXPECT_NE(log.find(fmt::format("({} already there)", kept)), std::string::npos) << log;
+  EXPECT_NE(log.find("(rerun the same command to resume)"), std::string::npos) << log;
+  const auto trees = read_jsonl(out);
+  std::map<std::string, int> count;
+  for (const auto& t : trees) ++count[t.key()];
+  EXPECT_EQ(trees.size(), 4u);
+  for (const char* key : {"tiny-bert/1/4", "tiny-bert/1/8", "tiny-bert/2/4", "tiny-bert/2/8"})
+    EXPECT_EQ(count[key], 1) << key;
+  // The schedule it documents reached the trees' provenance.
+  EXPECT_NE(trees.front().provenance.at("schedule").find("0.1"), std::string::npos)
+      << trees.front().provenance.at("schedule");
+}
+
+// The whole pipeline on a dataset measured with a (fake) trace meter: energy and time both
+// train, cross-validate, predict and evaluate.
+TEST(CollectCli, TraceMeterDatasetRunsThePipelineForEnergyAndForTime) {
+  TempDir d;
+  const fs::path trace = write_trace(d.path, 60);
+  const fs::path data = d.path / "machine.jsonl";
+  const std::string tiny_roberta = std::string(IRENE_TEST_DATA_DIR) + "/tiny-roberta/config.json";
+  int rc = 0;
+  std::string log = run_cli("collect --models " + kTinyBert + "," + tiny_roberta + " --batch 1,2 --seq 4,8 --meter trace:" +
+                                trace.string() + kQuickFlags + " -o " + data.string(),
+                            &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const auto trees = read_jsonl(data);
+  ASSERT_EQ(trees.size(), 8u);
+  for (const auto& t : trees) {
+    ASSERT_TRUE(t.root().ground_truth_energy_j) << t.key();
+    EXPECT_GT(t.root().resources.at("times_mean"), 0) << t.key();
+  }
+  for (const std::string target : {"energy", "time"}) {
+    SCOPED_TRACE(target);
+    const fs::path cv = d.path / (target + "-cv.json"), pred = d.path / (target + ".json"),
+                   out = d.path / (target + "-pred.jsonl");
+    log = run_cli("crossval " + data.string() + " --target " + target + " --format json -q -o " + cv.string(), &rc);
+    ASSERT_EQ(rc, 0) << log;
+    const auto j = nlohmann::json::parse(slurp(cv));
+    EXPECT_EQ(j["target"], target);
+    EXPECT_EQ(j["folds"].size(), 2u);
+    for (const char* level : {"ml", "module", "model"}) EXPECT_TRUE(j["overall"][level].is_number()) << level;
+    log = run_cli("train " + data.string() + " --target " + target + " -o " + pred.string(), &rc);
+    ASSERT_EQ(rc, 0) << log;
+    const auto p = nlohmann::json::parse(slurp(pred));
+    EXPECT_EQ(p["target"], target);
+    for (const auto& f : p["features"])
+      if (target == "time") EXPECT_TRUE(f != "times_mean" && f != "cpu_time_mean") << f;
+    log = run_cli("predict " + data.string() + " --predictor " + pred.string() + " -o " + out.string(), &rc);
+    ASSERT_EQ(rc, 0) << log;
+    log = run_cli("evaluate " + data.string() + " " + out.string() + " --target " + target + " --format json", &rc);
+    ASSERT_EQ(rc, 0) << log;
+    const auto ev = nlohmann::json::parse(log);
+    EXPECT_EQ(ev["nodes"]["model"], 8);
+    EXPECT_TRUE(ev["model"].is_number());
+    // The predictions are of the target: energy in joules near the measured energy, time in
+    // seconds near the measured time (in-sample, within a factor of 2 at the root).
+    for (const auto& t : read_jsonl(out)) {
+      const Tree* m = nullptr;
+      for (const auto& g : trees)
+        if (g.key() == t.key()) m = &g;
+      ASSERT_TRUE(m);
+      const double truth = target == "time" ? m->root().resources.at("times_mean") : *m->root().ground_truth_energy_j;
+      EXPECT_GT(*t.root().predicted_energy_j, 0.5 * truth) << t.key();
+      EXPECT_LT(*t.root().predicted_energy_j, 2.0 * truth) << t.key();
+    }
+  }
+}

@@ -42,7 +42,9 @@ constexpr int kMaxBatch = 4096;
 constexpr int kMaxSeq = 65536;
 
 std::shared_ptr<const Predictor> load_predictor(const std::string& path) {
-  return std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
+  auto p = std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
+  p->require_energy("this command");
+  return p;
 }
 
 // Where the trees of a command come from: a trees/predictions JSONL file, or a model

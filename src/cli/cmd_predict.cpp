@@ -26,6 +26,7 @@
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
 #include "irene/predict/predictor.hpp"
+#include "irene/predict/target.hpp"
 
 namespace irene::cli {
 
@@ -34,18 +35,22 @@ using namespace irene::predict;
 
 namespace {
 
-Config config_from_options(const std::string& name, const std::vector<std::string>& sets) {
+Config config_from_options(const std::string& name, const std::vector<std::string>& sets,
+                           const std::string& target = "") {
   Config c = load_config(name);
   for (const auto& s : sets) apply_config_override(c, s);
   if (!sets.empty()) c.name += " with " + fmt::format("{}", fmt::join(sets, ", "));
+  if (!target.empty()) c.target = target_from_string(target);
   return c;
 }
 
 // Measured trees of the file without the excluded models, for training: a tree without a measured
 // root is skipped with a notice (or an error with --strict). Error when an excluded model is not there.
+// With target time, each node's measured value is its times_mean (predict/target.hpp).
 std::vector<Tree> read_measured_trees(const std::string& path, const std::vector<std::string>& exclude, bool strict,
-                                      bool quiet = false) {
+                                      bool quiet, Target target) {
   std::vector<Tree> all = read_jsonl(path);
+  retarget(all, target);
   std::set<std::string> names;
   for (const auto& t : all) names.insert(t.model_name);
   for (const auto& x : exclude)
@@ -74,23 +79,31 @@ struct TextView {
 
 void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, const TextView& view) {
   const Node& r = t.root();
-  out << fmt::format("{}  batch {}  seq {}{}{}{}: {} per forward pass", t.display_name(), t.batch_size, t.seq_len,
+  // A time predictor's values are seconds per forward pass (predict/target.hpp).
+  const bool time = p.target() == Target::time;
+  auto q = [&](double v) { return time ? explain::format_si(v, "s") : explain::joules(v); };
+  out << fmt::format("{}  batch {}  seq {}{}{}{}: {}{} per forward pass", t.display_name(), t.batch_size, t.seq_len,
                      t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
                      t.dtype != "float32" ? "  " + t.dtype : "", t.attention != "eager" ? "  " + t.attention : "",
-                     explain::joules(*r.predicted_energy_j));
+                     time ? "time " : "", q(*r.predicted_energy_j));
   if (r.predicted_interval)
-    out << fmt::format(" ({:.0f}% interval {})", 100 * p.config().interval_coverage,
-                       explain::format_interval(explain::Energy{*r.predicted_energy_j, r.predicted_interval}));
+    out << fmt::format(" ({:.0f}% interval {} .. {})", 100 * p.config().interval_coverage,
+                       q(r.predicted_interval->low_j), q(r.predicted_interval->high_j));
   out << '\n';
-  out << "  " << explain::to_text(explain::normalize(*r.predicted_energy_j, t.batch_size, t.seq_len, view.carbon_g_per_kwh),
-                                  view.carbon_g_per_kwh)
-      << '\n';
+  if (time)
+    out << fmt::format("  {} per sample, {} per token\n", q(*r.predicted_energy_j / t.batch_size),
+                       q(*r.predicted_energy_j / (static_cast<double>(t.batch_size) * std::max(1, t.seq_len))));
+  else
+    out << "  "
+        << explain::to_text(explain::normalize(*r.predicted_energy_j, t.batch_size, t.seq_len, view.carbon_g_per_kwh),
+                            view.carbon_g_per_kwh)
+        << '\n';
   if (r.ground_truth_energy_j)
-    out << fmt::format("  measured {} (prediction {:+.1f}%)\n", explain::joules(*r.ground_truth_energy_j),
+    out << fmt::format("  measured {} (prediction {:+.1f}%)\n", q(*r.ground_truth_energy_j),
                        100 * (*r.predicted_energy_j / *r.ground_truth_energy_j - 1));
-  out << fmt::format("predicted for: {}\npredictor: {} (features: {})\n", p.hardware(),
-                     p.path().empty() ? std::string("(in memory)") : p.path().string(),
-                     fmt::join(p.feature_names(), ", "));
+  out << fmt::format("predicted for: {}\npredictor: {} (target: {}, {}; features: {})\n", p.hardware(),
+                     p.path().empty() ? std::string("(in memory)") : p.path().string(), to_string(p.target()),
+                     target_unit_words(p.target()), fmt::join(p.feature_names(), ", "));
   out << fmt::format("dtype: {} (weights, activations{}){}\n", t.dtype, t.is_decode() ? ", key/value cache" : "",
                      t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
                          ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
@@ -116,8 +129,9 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
   // attention scaling and masking; predictors with an own-operations term).
   bool own = false;
   for (const auto& n : t.nodes) own = own || n.predicted_own_energy_j.has_value();
-  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}{}\n", "node (energy per forward pass)", width,
-                     "energy", "low", "high", own ? fmt::format("  {:>11}", "own") : "", "share", "attributed",
+  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}{}\n",
+                     time ? "node (time per forward pass)" : "node (energy per forward pass)", width,
+                     time ? "time" : "energy", "low", "high", own ? fmt::format("  {:>11}", "own") : "", "share", "attributed",
                      measured ? fmt::format("  {:>11}", "measured") : "");
   for (std::size_t i = 0; i < t.nodes.size(); ++i) {
     const Node& n = t.nodes[i];
@@ -125,14 +139,13 @@ void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, 
     const double e = *n.predicted_energy_j;
     const std::string share = n.parent >= 0 ? fmt::format("{:.1f}%", 100 * shares.nodes[i].share_of_parent) : "";
     const std::string own_cell = !own                     ? ""
-                                 : n.predicted_own_energy_j ? fmt::format("  {:>11}", explain::joules(*n.predicted_own_energy_j))
+                                 : n.predicted_own_energy_j ? fmt::format("  {:>11}", q(*n.predicted_own_energy_j))
                                                             : fmt::format("  {:>11}", "");
-    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}", labels[i], width, explain::joules(e),
-                       explain::joules(n.predicted_interval ? n.predicted_interval->low_j : e),
-                       explain::joules(n.predicted_interval ? n.predicted_interval->high_j : e), own_cell, share,
-                       explain::joules(shares.nodes[i].attributed.j));
-    if (measured)
-      out << fmt::format("  {:>11}", n.ground_truth_energy_j ? explain::joules(*n.ground_truth_energy_j) : "-");
+    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}", labels[i], width, q(e),
+                       q(n.predicted_interval ? n.predicted_interval->low_j : e),
+                       q(n.predicted_interval ? n.predicted_interval->high_j : e), own_cell, share,
+                       q(shares.nodes[i].attributed.j));
+    if (measured) out << fmt::format("  {:>11}", n.ground_truth_energy_j ? q(*n.ground_truth_energy_j) : "-");
     if (!n.stand_in.empty()) out << "  stand-in: " << n.stand_in;
     out << '\n';
   }
@@ -150,6 +163,23 @@ json predicted_json(const Tree& t) {
 void stamp(Tree& t, const Predictor& p) {
   t.provenance["predicted_for"] = p.hardware();
   t.provenance["predictor"] = p.path().empty() ? std::string("(in memory)") : p.path().string();
+  if (p.target() == Target::time) {
+    // The predicted_energy fields hold seconds (predict/target.hpp).
+    t.provenance["target"] = "time";
+    t.provenance["target_unit"] = "s";
+  }
+}
+
+// --target: none given keeps the predictor's; one given must be the predictor's.
+void check_target(const Predictor& p, const std::string& wanted) {
+  if (wanted.empty() || target_from_string(wanted) == p.target()) return;
+  throw Error(fmt::format("--target {}: the predictor {} predicts {} ({}); train one with irene train --target {}",
+                          wanted, p.path().empty() ? std::string("(in memory)") : p.path().string(),
+                          to_string(p.target()), target_unit_words(p.target()), wanted));
+}
+
+CLI::Option* add_target_option(CLI::App* cmd, std::string& target, const std::string& what) {
+  return cmd->add_option("--target", target, what)->check(CLI::IsMember({"energy", "time"}));
 }
 
 }  // namespace
@@ -158,7 +188,7 @@ void register_predict(CLI::App& app) {
   // ---------------------------------------------------------------------------------- train
   {
     struct Args {
-      std::string trees, out, config = "default", hardware, source;
+      std::string trees, out, config = "default", hardware, source, target;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
       bool strict = false;
@@ -177,9 +207,12 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
         ->check(CLI::Range(1, 256));
     cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
+    add_target_option(cmd, a->target,
+                      "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
+                      "pass, the trees' times_mean; features derived from time are then not inputs)");
     cmd->callback([a] {
-      const Config config = config_from_options(a->config, a->sets);
-      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict);
+      const Config config = config_from_options(a->config, a->sets, a->target);
+      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, false, config.target);
       Predictor::TrainOptions opt;
       opt.hardware = a->hardware;
       opt.source = a->source.empty() ? a->trees : a->source;
@@ -194,7 +227,8 @@ void register_predict(CLI::App& app) {
       if (!td["skipped_trees"].empty())
         std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
                                  fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
-      std::cerr << fmt::format("features: {}\n", fmt::join(p.feature_names(), ", "));
+      std::cerr << fmt::format("target: {} ({})\nfeatures: {}\n", to_string(p.target()), target_unit_words(p.target()),
+                               fmt::join(p.feature_names(), ", "));
       if (config.own_ops)
         std::cerr << fmt::format("own operations: {}\n",
                                  p.model().own_names.empty()
@@ -210,7 +244,7 @@ void register_predict(CLI::App& app) {
   // -------------------------------------------------------------------------------- predict
   {
     struct Args {
-      std::string input, out = "-", predictor, format, batch, seq, prompt, generate;
+      std::string input, out = "-", predictor, format, batch, seq, prompt, generate, target;
       std::vector<std::string> sets;
       PassArgs pass;
       bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
@@ -248,8 +282,12 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--depth", a->depth, "text: show nodes down to this depth (default -1: all)");
     cmd->add_option("--carbon-intensity", a->carbon,
                     "text: grams CO2e per kWh of the electricity (e.g. 400), to add grams CO2e");
+    add_target_option(cmd, a->target,
+                      "energy or time: the predictor must predict this (default: whatever it predicts; a time "
+                      "predictor's outputs are seconds per forward pass)");
     cmd->callback([a] {
       const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
+      check_target(p, a->target);
       TextView view;
       view.depth = a->depth;
       view.carbon_g_per_kwh = parse_carbon_intensity(a->carbon);
@@ -279,6 +317,7 @@ void register_predict(CLI::App& app) {
         if (a->profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
         if (a->format == "jsonl" || a->format == "csv")
           throw Error("predict --generate writes text or json, not " + a->format);
+        p.require_energy("predict --generate");
         explain::GenerationRequest req;
         req.batch = a->batch.empty() ? 1 : parse_positive_int(a->batch, "--batch");
         req.prompt = parse_positive_int(a->prompt, "--prompt");
@@ -345,6 +384,7 @@ void register_predict(CLI::App& app) {
         json array = json::array();
         if (format == "csv") explain::write_records_csv_header(os);
         while (reader.next(t)) {
+          retarget(t, p.target());  // a time predictor's "measured" column: times_mean
           if (!usable_or_skip(t, [&](const Tree& tree) { return p.cannot_predict(tree); }, policy, &skipped)) continue;
           try {
             p.predict(t);
@@ -377,7 +417,7 @@ void register_predict(CLI::App& app) {
   // ------------------------------------------------------------------------------- evaluate
   {
     struct Args {
-      std::string gold, pred, format = "text";
+      std::string gold, pred, format = "text", target;
       bool strict = false;
     };
     auto a = std::make_shared<Args>();
@@ -387,9 +427,20 @@ void register_predict(CLI::App& app) {
     cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
     cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
     cmd->add_flag("--strict", a->strict, "fail on a measured tree without a prediction instead of skipping it");
+    add_target_option(cmd, a->target,
+                      "energy (default) or time: GOLD's measured energy, or its times_mean; PRED must have been "
+                      "predicted for the same target");
     cmd->callback([a] {
-      const auto gold = read_jsonl(a->gold);
+      const Target target = a->target.empty() ? Target::energy : target_from_string(a->target);
+      auto gold = read_jsonl(a->gold);
+      retarget(gold, target);
       const auto pred = read_jsonl(a->pred);
+      for (const auto& t : pred)
+        if (tree_target(t) != target)
+          throw file_error(a->pred, 0,
+                           fmt::format("tree {} was predicted for {} (provenance \"target\"), not {}{}", t.key(),
+                                       to_string(tree_target(t)), to_string(target),
+                                       target == Target::energy ? "; add --target time" : ""));
       UsablePolicy policy;
       policy.strict = a->strict;
       policy.source = a->gold;
@@ -397,10 +448,13 @@ void register_predict(CLI::App& app) {
       if (a->format == "json") {
         json j = errors_to_json(e);
         j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
+        j["target"] = std::string(to_string(target));
+        j["unit"] = std::string(target_unit(target)) + " per forward pass";
         std::cout << j.dump(1) << '\n';
       } else {
-        std::cout << fmt::format("% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n", errors_text(e),
-                                 e.ml_nodes, e.module_nodes, e.model_nodes);
+        std::cout << fmt::format("target: {} ({})\n% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n",
+                                 to_string(target), target_unit_words(target), errors_text(e), e.ml_nodes,
+                                 e.module_nodes, e.model_nodes);
       }
     });
   }
@@ -408,7 +462,7 @@ void register_predict(CLI::App& app) {
   // ------------------------------------------------------------------------------- crossval
   {
     struct Args {
-      std::string trees, config = "default", format = "text", out = "-", predictions;
+      std::string trees, config = "default", format = "text", out = "-", predictions, target;
       std::vector<std::string> sets, exclude;
       int threads = default_threads();
       std::string intervals = "nested";
@@ -439,14 +493,20 @@ void register_predict(CLI::App& app) {
     cmd->add_option("--predictions", a->predictions,
                     "also write the held-out predictions of every fold as one JSONL of trees (measured and "
                     "predicted energy on every node)");
+    add_target_option(cmd, a->target,
+                      "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
+                      "pass, the trees' times_mean; features derived from time are then not inputs)");
     cmd->callback([a] {
-      const Config config = config_from_options(a->config, a->sets);
-      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, a->quiet);
+      const Config config = config_from_options(a->config, a->sets, a->target);
+      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, a->quiet, config.target);
       std::vector<const Tree*> ptrs;
       for (const auto& t : trees) ptrs.push_back(&t);
-      if (ptrs.empty()) throw Error(fmt::format("{}: no tree has a measured root energy", a->trees));
+      if (ptrs.empty())
+        throw Error(fmt::format("{}: no tree has a measured root {}", a->trees,
+                                config.target == Target::time ? "time (times_mean)" : "energy"));
       std::vector<std::string> dropped;
-      const auto features = available_features(ptrs, feature_names_of_sets(config.feature_sets), &dropped);
+      const auto features = available_features(
+          ptrs, features_for_target(feature_names_of_sets(config.feature_sets), config.target), &dropped);
       if (features.empty()) throw Error("none of the configured features is present on every node");
       if (!dropped.empty() && !a->quiet)
         std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
@@ -478,8 +538,15 @@ void register_predict(CLI::App& app) {
         });
       }
       write_output(a->out, [&](std::ostream& os) {
-        if (a->format == "json") os << crossval_to_json(report).dump(1) << '\n';
-        else os << crossval_to_text(report);
+        if (a->format == "json") {
+          json j = crossval_to_json(report);
+          j["target"] = std::string(to_string(config.target));
+          j["unit"] = std::string(target_unit(config.target)) + " per forward pass";
+          os << j.dump(1) << '\n';
+        } else {
+          os << fmt::format("target: {} ({})\n", to_string(config.target), target_unit_words(config.target))
+             << crossval_to_text(report);
+        }
       });
     });
   }

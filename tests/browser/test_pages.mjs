@@ -81,6 +81,9 @@ async function exerciseMap(page, name) {
   await page.uncheck("#hotspots-expand");
   check(await page.locator("#by-kind tbody tr").count() === 5, `${name}: module-kind table has 5 rows (attention, feed-forward, embeddings, norm, other)`);
   check(await page.locator("#by-primitive tbody tr").count() >= 5, `${name}: primitive-type table has rows`);
+  const own = await page.locator('#map rect.node[data-id$=":own"]').count();
+  check(own > 0 && await page.locator('#map rect.node[data-id="embeddings:BertEmbeddings:own"]').count() === 1,
+    `${name}: modules' own operations are blocks of the map (${own})`);
   const summary = await page.locator("#summary").innerText();
   check(/\[[^\]]+ \.\. [^\]]+\]/.test(summary), `${name}: total energy is shown with its interval`);
   // Hover: figures in the tooltip.

@@ -40,11 +40,13 @@ def test_predict_matches_the_command_line():
     # Every non-root record names its parent, and the depth is one more than the parent's.
     for n in r["nodes"][1:]:
         assert by_id[n["parent_id"]]["depth"] + 1 == n["depth"]
-    # Shares of a parent's children add up to one.
+    # Shares of a parent's children and of its own operations add up to one.
     for p in r["nodes"]:
         kids = [n for n in r["nodes"] if n["parent_id"] == p["id"]]
         if kids:
-            assert sum(k["share_of_parent"] for k in kids) == pytest.approx(1.0, abs=1e-9)
+            own = p["own_ops_share_of_parent"] or 0.0
+            assert sum(k["share_of_parent"] for k in kids) + own == pytest.approx(1.0, abs=1e-9)
+    assert any(n["own_ops"] for n in r["nodes"])
 
 
 def test_records_fit_a_dataframe_as_they_are():
@@ -55,8 +57,10 @@ def test_records_fit_a_dataframe_as_they_are():
     for col in ("id", "parent_id", "scope", "class_name", "type", "depth", "num_parameters", "flops_mflop",
                 "mem_mib", "energy_j", "low_j", "high_j", "attributed_j"):
         assert col in df.columns, col
+    # The leaves and every module's own operations account for the whole model.
     leaves = df[df["type"] == "ml"]
-    assert leaves["attributed_j"].sum() == pytest.approx(r["energy_j"], rel=1e-9)
+    assert leaves["attributed_j"].sum() + df["own_ops_attributed_j"].fillna(0).sum() == pytest.approx(
+        r["energy_j"], rel=1e-9)
 
 
 def test_tree_counts_match_hugging_face_and_overrides_apply():

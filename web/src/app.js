@@ -46,6 +46,12 @@
   const hideTip = () => tooltip.property("hidden", true);
 
   function nodeTip(n, basis) {
+    if (n.own_of !== undefined)
+      return "<b>own operations</b> of " + esc(n.scope || "(model)") + " " + esc(n.parent_class) +
+        (n.ops ? "<br>" + esc(n.ops) : "<br>counted as the node minus its children") +
+        "<br>" + esc(basis) + " energy: " + joules(n.energy.j) + " " + interval(n.energy) +
+        "<br>share of parent: " + pct(n.share_of_parent) + ", of model: " + pct(n.share_of_model) +
+        "<br>attributed: " + joules(n.attributed.j) + " " + interval(n.attributed) + "<br>kind: " + esc(n.kind);
     let html = "<b>" + esc(n.scope || "(model)") + "</b> " + esc(n.class_name) +
       "<br>" + esc(basis) + " energy: " + joules(n.energy.j) + " " + interval(n.energy) +
       "<br>share of parent: " + pct(n.share_of_parent) + ", of model: " + pct(n.share_of_model) +
@@ -78,6 +84,15 @@
     container.selectAll("*").remove();
     const byIndex = e.nodes.map((n, i) => Object.assign({ index: i, children: [] }, n));
     byIndex.forEach((n) => { if (n.parent >= 0) byIndex[n.parent].children.push(n); });
+    // A parent's own operations are one block of its row below it, first: with its children
+    // they fill the parent's width (their shares add up to 100%).
+    byIndex.forEach((n) => {
+      const o = n.own_operations;
+      if (!o) return;
+      n.children.unshift({ own_of: n.index, id: n.id + ":own", scope: n.scope, class_name: "own operations",
+        parent_class: n.class_name, ops: o.ops, kind: n.kind, energy: o.energy, attributed: o.attributed,
+        share_of_parent: o.share_of_parent, share_of_model: o.share_of_model, children: [] });
+    });
     const root = d3.hierarchy(byIndex[0], (d) => (d.children.length ? d.children : null));
     // Widths are shares of the model (children of a parent add up to the parent).
     root.each((d) => { d.value = Math.max(d.data.share_of_model, 0); });
@@ -202,7 +217,7 @@
       { name: "energy", cls: "num", render: txt((g) => joules(g.energy.j)) },
       { name: "interval", cls: "num", render: txt((g) => interval(g.energy)) },
     ];
-    table("#by-kind", groupCols("module kind"), e.by_kind.filter((g) => g.count > 0));
+    table("#by-kind", groupCols("module kind"), e.by_kind.filter((g) => g.count > 0 || g.energy.j > 0));
     table("#by-primitive", groupCols("primitive type"), e.by_primitive);
   }
 

@@ -33,6 +33,7 @@ std::shared_ptr<const Predictor> predictor(const std::string& path) {
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   auto p = std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
+  p->require_energy("the explanation API");
   cache.emplace(key, p);
   return p;
 }

@@ -288,13 +288,42 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.nodes[0].share_of_model = 1;
   const double root_j = std::max(0.0, e.total.j);
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
-    const auto& children = tree.nodes[i].children;
+    const Node& n = tree.nodes[i];
+    const auto& children = n.children;
     if (children.empty()) continue;
     double sum = 0;
     for (int c : children) sum += nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
+    // The parent's own operations: the predictor's own-operation energy, or (measured basis)
+    // what the parent measured above the sum of its children; at most the whole parent.
+    const double parent_j = nonneg_finite(e.nodes[i].own.j) ? e.nodes[i].own.j : 0.0;
+    Energy own_ops;
+    if (basis == Basis::predicted && n.predicted_own_energy_j) {
+      own_ops.j = *n.predicted_own_energy_j;
+      if (n.predicted_own_interval)
+        own_ops.interval = Interval{std::min(n.predicted_own_interval->low_j, own_ops.j),
+                                    std::max(n.predicted_own_interval->high_j, own_ops.j)};
+    } else if (basis == Basis::measured && n.ground_truth_energy_j) {
+      double children_j = 0;
+      bool all = true;
+      for (int c : children) {
+        all = all && tree.nodes[c].ground_truth_energy_j.has_value();
+        children_j += tree.nodes[c].ground_truth_energy_j.value_or(0.0);
+      }
+      if (all) own_ops.j = *n.ground_truth_energy_j - children_j;
+    }
+    double own_share = 0;
+    if (nonneg_finite(own_ops.j) && own_ops.j > 0 && parent_j > 0) {
+      own_share = std::min(1.0, own_ops.j / parent_j);
+      OwnOperations o;
+      o.ops = own_operations_text(n);
+      o.energy = own_ops;
+      o.share_of_parent = own_share;
+      e.nodes[i].own_operations = std::move(o);
+    }
     for (int c : children) {
       const double own = nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
-      e.nodes[c].share_of_parent = sum > 0 ? own / sum : 1.0 / static_cast<double>(children.size());
+      e.nodes[c].share_of_parent =
+          (1 - own_share) * (sum > 0 ? own / sum : 1.0 / static_cast<double>(children.size()));
     }
   }
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
@@ -302,6 +331,11 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     if (x.parent >= 0) x.share_of_model = e.nodes[x.parent].share_of_model * x.share_of_parent;
     x.attributed = scaled(x.own, x.share_of_model * root_j);
     if (i == 0) x.attributed = x.own;
+    if (x.own_operations) {
+      auto& o = *x.own_operations;
+      o.share_of_model = x.share_of_model * o.share_of_parent;
+      o.attributed = scaled(o.energy, o.share_of_model * root_j);
+    }
   }
 
   // Groups over the leaves.
@@ -338,6 +372,21 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     if (!all_meas) g.measured_j.reset();
     g.share = root_j > 0 ? g.attributed.j / root_j : 0.0;
   };
+  // Every parent's own operations: one group of their own, and in the parent's module kind.
+  GroupEnergy own_group;
+  own_group.name = kOwnOperationsGroup;
+  bool own_all_iv = true;
+  for (const auto& x : e.nodes) {
+    if (!x.own_operations) continue;
+    ++own_group.count;
+    add_to(own_group.attributed, x.own_operations->attributed, own_all_iv);
+    add_to(kinds[x.kind].attributed, x.own_operations->attributed, kind_all_iv[x.kind]);
+    kind_all_meas[x.kind] = false;  // a residual, not a measured node
+  }
+  if (own_group.count > 0) {
+    finish(own_group, own_all_iv, false);
+    e.by_primitive.push_back(own_group);
+  }
   for (auto& [name, g] : prim) {
     finish(g, prim_all_iv[name], prim_all_meas[name]);
     e.by_primitive.push_back(g);
@@ -383,6 +432,18 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   if (options.top >= 0 && static_cast<int>(leaves.size()) > options.top) leaves.resize(options.top);
   e.hotspots = leaves;
   return e;
+}
+
+std::string own_operations_text(const Node& node) {
+  std::vector<std::pair<std::string, int>> counts;
+  for (const auto& op : node.ops) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == op.kind; });
+    if (it == counts.end()) counts.emplace_back(op.kind, 1);
+    else ++it->second;
+  }
+  std::string out;
+  for (const auto& [kind, n] : counts) out += fmt::format("{}{} x{}", out.empty() ? "" : ", ", kind, n);
+  return out;
 }
 
 nlohmann::json overrides_json(const std::string& overrides) {
@@ -447,6 +508,16 @@ nlohmann::json to_json(const Explanation& e) {
     n["share_of_parent"] = x.share_of_parent;
     n["share_of_model"] = x.share_of_model;
     n["attributed"] = energy_json(x.attributed);
+    if (x.own_operations) {
+      const auto& o = *x.own_operations;
+      n["own_operations"] = {{"ops", o.ops},
+                             {"energy", energy_json(o.energy)},
+                             {"share_of_parent", o.share_of_parent},
+                             {"share_of_model", o.share_of_model},
+                             {"attributed", energy_json(o.attributed)}};
+    } else {
+      n["own_operations"] = nullptr;
+    }
     nodes.push_back(std::move(n));
   }
   j["hotspots"] = e.hotspots;
@@ -514,18 +585,22 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
     out << '\n' << title << '\n';
     double total = 0;
     for (const auto& g : gs) {
-      if (g.count == 0) continue;  // a kind this architecture does not have
+      if (g.count == 0 && g.attributed.j == 0) continue;  // a kind this architecture does not have
       total += g.attributed.j;
-      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} leaves)", g.name, 100 * g.share, energy(g.attributed), g.count);
+      out << fmt::format("  {:<14} {:>6.2f}%  {}  ({} {})", g.name, 100 * g.share, energy(g.attributed), g.count,
+                         g.name == kOwnOperationsGroup ? "parents" : "leaves");
       if (g.measured_j) out << fmt::format("  measured sum {}", format_joules(*g.measured_j));
       out << '\n';
     }
     out << fmt::format("  {:<14} {:>6.2f}%  {}\n", "total", 100.0, format_joules(total));
   };
-  groups(fmt::format("Energy by primitive type (attributed energies of the ML primitives; they add up to the model's {}):",
-                     format_joules(e.total.j)),
+  const bool any_own = std::any_of(e.nodes.begin(), e.nodes.end(), [](const auto& x) { return x.own_operations.has_value(); });
+  groups(fmt::format("Energy by primitive type (attributed energies of the ML primitives{}; they add up to the model's {}):",
+                     any_own ? " and of the modules' own operations" : "", format_joules(e.total.j)),
          e.by_primitive);
-  groups(fmt::format("Energy by module kind (attributed, as above; layer norms are 'norm'):"), e.by_kind);
+  groups(fmt::format("Energy by module kind (attributed, as above; layer norms are 'norm'{}):",
+                     any_own ? "; a module's own operations count in its kind" : ""),
+         e.by_kind);
   out << fmt::format(
       "\nTree: each node's own {} energy; its share of its parent / of the model; attributed = share of the model "
       "x the model's energy{}:\n",
@@ -537,6 +612,13 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
     if (!x.stand_in.empty()) out << fmt::format("  [stand-in: {}]", x.stand_in);
     if (x.measured_j && predicted) out << fmt::format("  measured {}", format_joules(*x.measured_j));
     out << '\n';
+    if (x.own_operations && (o.depth < 0 || x.depth + 1 <= o.depth)) {
+      const auto& own = *x.own_operations;
+      out << fmt::format("{:{}}own operations{}  own {}  {:.1f}% / {:.1f}%  attributed {}\n", "", 2 * x.depth + 4,
+                         own.ops.empty() ? std::string(" (counted as the node minus its children)") : " (" + own.ops + ")",
+                         energy(own.energy), 100 * own.share_of_parent, 100 * own.share_of_model,
+                         format_joules(own.attributed.j));
+    }
   }
 }
 

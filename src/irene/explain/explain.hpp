@@ -3,17 +3,23 @@
 // explain_tree() reads a Tree whose nodes carry predicted energies (predict/) and/or measured ones
 // (data/, measure/) and returns, for every node:
 //   - its own energy (joules per forward pass; predicted, else measured) and its interval;
-//   - its share of its parent: the parent's energy is split among its children in proportion
-//     to the children's own energies, so the shares of a parent's children always add up to
-//     100% (a predicted parent is not the plain sum of its children: the IrEne predictor
-//     weights them and adds the parent's own operations, so the split is the honest way to
-//     say "which child does the parent's energy come from");
+//   - its share of its parent: a parent's energy is first split between its own operations
+//     (the operations it runs that are not nodes: residual adds, GELU, attention scaling and
+//     masking, embedding sums; NodeExplanation::own_operations, the predictor's own-operation
+//     energy, or for measured trees the parent's energy above the sum of its children's) and
+//     its children; the children's part is split in proportion to their own energies. So the
+//     items of a parent (children and own operations) always add up to 100%, and no part is
+//     larger than its whole (a predicted parent is not the plain sum of its children: the
+//     IrEne predictor weights them, and the split says where the parent's energy comes from);
 //   - its share of the whole model (the product of the shares along its path) and the energy
 //     that share stands for ("attributed" joules = share of model x the root's energy), with
-//     the node's interval scaled alike.
+//     the node's interval scaled alike; its own operations likewise.
 // and for the model: hotspots (the ML primitives with the most attributed energy), energy by
-// primitive type ("Linear: 71%") and by module kind (attention, feed-forward, embeddings,
-// norm, lm head, other), each with its interval, and measured figures wherever ground truth is present.
+// primitive type ("Linear: 71%", plus one group "own operations" for every parent's own
+// operations) and by module kind (attention, feed-forward, embeddings, norm, lm head, other;
+// a parent's own operations count in the parent's kind), each with its interval, and measured
+// figures wherever ground truth is present. The leaves and the own operations together
+// account for the whole model: both group lists add up to 100%.
 //
 // Intervals: the predictor's interval of a node, widened where needed so that it contains the
 // point estimate (a ratio-quantile interval need not); every Energy below holds
@@ -75,6 +81,16 @@ struct Energy {
   std::optional<Interval> interval;
 };
 
+// The operations a parent runs itself (Node::ops), as one item of its breakdown.
+struct OwnOperations {
+  std::string ops;             // "add x2, gelu_new x1" (kinds in first-appearance order); "" when the
+                               // tree lists none (imported trees: counted as node minus children)
+  Energy energy;               // its energy: the predictor's own-operation energy (or the measured residual)
+  double share_of_parent = 0;  // in [0, 1]; with the children's shares it sums to 1
+  double share_of_model = 0;
+  Energy attributed;           // share_of_model x root energy
+};
+
 // One node of an explanation, in the tree's pre-order.
 struct NodeExplanation {
   int index = 0;  // index in Tree::nodes
@@ -91,10 +107,17 @@ struct NodeExplanation {
   std::optional<double> measured_j;    // ground truth, where present
   std::string stand_in;                // the class whose regressor stood in (leaves), else ""
   Energy own;                          // the basis energy of this node (predicted or measured)
-  double share_of_parent = 1;          // in [0, 1]; children of one parent sum to 1
-  double share_of_model = 1;           // in [0, 1]; leaves sum to 1
+  double share_of_parent = 1;          // in [0, 1]; a parent's children and own operations sum to 1
+  double share_of_model = 1;           // in [0, 1]; leaves and every own-operations item sum to 1
   Energy attributed;                   // share_of_model x root energy, interval scaled alike
+  std::optional<OwnOperations> own_operations;  // parents with own-operation energy > 0
 };
+
+// The name of the by_primitive group that holds every parent's own operations.
+inline constexpr const char* kOwnOperationsGroup = "own operations";
+
+// "add x2, gelu_new x1": the kinds of a node's ops with their counts, in first-appearance order.
+std::string own_operations_text(const Node& node);
 
 // Energy of a group of nodes (a primitive type or a module kind): sums over its ML leaves.
 struct GroupEnergy {

@@ -75,17 +75,28 @@ class StepEvaluator {
         c.positive_sum += positive(e) ? e : 0.0;
       }
     }
+    // A parent's own operations take their share first (explain_tree's OwnOperations), in the
+    // parent's kind; its children split the rest.
+    auto own_share = [&](const Class& c) {
+      return positive(c.own_energy) && positive(c.energy) ? std::min(1.0, c.own_energy / c.energy) : 0.0;
+    };
     share_.assign(tree_.nodes.size(), 1.0);
+    {
+      const double s0 = own_share(classes_[class_of_[0]]);
+      kinds[kind_[0]] += s0 * root_j;
+    }
     for (std::size_t i = 1; i < tree_.nodes.size(); ++i) {
       const Node& nd = tree_.nodes[i];
       const Class& parent = classes_[class_of_[nd.parent]];
-      const double e = classes_[class_of_[i]].energy;
+      const Class& self = classes_[class_of_[i]];
+      const double e = self.energy;
       const double own = positive(e) ? e : 0.0;
       const double of_parent = parent.positive_sum > 0
                                    ? own / parent.positive_sum
                                    : 1.0 / static_cast<double>(tree_.nodes[nd.parent].children.size());
-      share_[i] = share_[nd.parent] * of_parent;
+      share_[i] = share_[nd.parent] * (1 - own_share(parent)) * of_parent;
       if (nd.children.empty()) kinds[kind_[i]] += share_[i] * root_j;
+      else kinds[kind_[i]] += share_[i] * own_share(self) * root_j;
     }
     return root_e;
   }
@@ -99,6 +110,7 @@ class StepEvaluator {
     const LeafRegressor* regressor = nullptr;
     Counts counts;
     double energy = 0, alpha = 1, positive_sum = 0;
+    double own_energy = 0;  // of a parent: its own operations' predicted energy (0 without an own term)
   };
 
   // Records every attr and op dimension that differs between the template trees as affine.
@@ -222,7 +234,8 @@ class StepEvaluator {
     } else {
       // The own operations' energy, then the children, as predict_flat adds them (the last
       // child first).
-      double sum = up.own_w.size() > 0 ? up.own(own_row(nd).data()) : 0.0;
+      c.own_energy = up.own_w.size() > 0 ? up.own(own_row(nd).data()) : 0.0;
+      double sum = c.own_energy;
       for (auto it = nd.children.rbegin(); it != nd.children.rend(); ++it) {
         const Class& child = classes_[class_of_[*it]];
         sum += child.alpha * child.energy;

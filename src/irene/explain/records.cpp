@@ -17,7 +17,8 @@ const std::vector<std::string>& record_columns() {
       "model_name", "batch_size",  "seq_len",         "id",        "parent_id",      "scope",
       "class_name", "type",        "depth",           "kind",      "num_parameters", "flops_mflop",
       "mem_mib",    "energy_j",    "low_j",           "high_j",    "measured_j",     "share_of_parent",
-      "share_of_model", "attributed_j", "stand_in"};
+      "share_of_model", "attributed_j", "stand_in", "own_ops", "own_ops_j", "own_ops_share_of_parent",
+      "own_ops_attributed_j"};
   return columns;
 }
 
@@ -76,8 +77,17 @@ json node_records(const Tree& tree) {
       r["share_of_parent"] = x.share_of_parent;
       r["share_of_model"] = x.share_of_model;
       r["attributed_j"] = x.attributed.j;
+      if (x.own_operations) {
+        r["own_ops"] = x.own_operations->ops;
+        r["own_ops_j"] = x.own_operations->energy.j;
+        r["own_ops_share_of_parent"] = x.own_operations->share_of_parent;
+        r["own_ops_attributed_j"] = x.own_operations->attributed.j;
+      } else {
+        for (const char* k : {"own_ops", "own_ops_j", "own_ops_share_of_parent", "own_ops_attributed_j"}) r[k] = nullptr;
+      }
     } else {
-      for (const char* k : {"energy_j", "low_j", "high_j", "share_of_parent", "share_of_model", "attributed_j"})
+      for (const char* k : {"energy_j", "low_j", "high_j", "share_of_parent", "share_of_model", "attributed_j", "own_ops",
+                            "own_ops_j", "own_ops_share_of_parent", "own_ops_attributed_j"})
         r[k] = nullptr;
       r["measured_j"] = opt(n.ground_truth_energy_j);
     }

@@ -13,7 +13,11 @@
 //   attributed_j                     share_of_model x the model's energy (the part of the model's
 //                                    prediction this node stands for; named as such everywhere),
 //   stand_in                         the class whose regressor predicted this leaf when its own
-//                                    class has none (predict/predictor.hpp), else null.
+//                                    class has none (predict/predictor.hpp), else null,
+//   own_ops, own_ops_j,              a parent's own operations (explain.hpp, OwnOperations): their
+//   own_ops_share_of_parent,         kinds and counts ("add x2"), energy, share of the parent (with
+//   own_ops_attributed_j             the children's shares it sums to 1) and attributed energy;
+//                                    null for leaves and parents without own-operation energy.
 // Trees without any energy (irene tree) leave the energy columns empty.
 #pragma once
 

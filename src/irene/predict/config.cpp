@@ -251,6 +251,10 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
       c.init = v.get<std::string>();
     } else if (key == "sort_trees") {
       c.sort_trees = get_bool(v, where, k);
+    } else if (key == "target") {
+      if (!v.is_string() || (v != "energy" && v != "time"))
+        throw Error(fmt::format("{}: 'target' must be \"energy\" or \"time\"", where));
+      c.target = target_from_string(v.get<std::string>());
     } else if (key == "name") {
       if (!v.is_string()) throw Error(fmt::format("{}: 'name' must be a string", where));
       c.name = v.get<std::string>();
@@ -295,6 +299,7 @@ json config_to_json(const Config& c) {
   j["clamp_alpha_inputs"] = c.clamp_alpha_inputs;
   j["init"] = c.init;
   j["sort_trees"] = c.sort_trees;
+  j["target"] = std::string(to_string(c.target));
   return j;
 }
 

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "irene/predict/target.hpp"
+
 namespace irene::predict {
 
 // How a parent weights a child's energy: alpha(child) in  E(parent) = sum alpha(child) E(child).
@@ -99,6 +101,10 @@ struct Config {
   // Training visits the trees in the order of their keys (model/batch/seq) instead of the
   // input order (then shuffled per epoch when shuffle is on): the input order does not matter.
   bool sort_trees = false;
+  // What is predicted (target.hpp): energy (joules per forward pass) or time (seconds per
+  // forward pass; features derived from time are then not inputs).
+  Target target = Target::energy;
+
   // Name it was loaded by ("paper", "default", or the file path), informational.
   std::string name = "default";
 };

@@ -36,7 +36,7 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
   std::vector<const Tree*> ptrs;
   for (auto i : measured) ptrs.push_back(&trees[i]);
   Predictor p;
-  const auto wanted = feature_names_of_sets(config.feature_sets);
+  const auto wanted = features_for_target(feature_names_of_sets(config.feature_sets), config.target);
   const auto features = available_features(ptrs, wanted, &p.dropped_);
   if (features.empty())
     throw Error(fmt::format("none of the configured features ({}) is present on every node of the training trees",
@@ -104,6 +104,14 @@ bool Predictor::needs_resource_features() const {
   for (const auto& f : model_.feature_names)
     if (!specs.count(f)) return true;
   return false;
+}
+
+void Predictor::require_energy(std::string_view what) const {
+  if (target() == Target::energy) return;
+  throw Error(fmt::format("predictor {} predicts {} ({}), and {} explains energy in joules; irene predict states "
+                          "its predictions in seconds",
+                          path_.empty() ? std::string("(in memory)") : path_.string(), to_string(target()),
+                          target_unit_words(target()), what));
 }
 
 std::string Predictor::cannot_predict(const Tree& tree) const {
@@ -198,6 +206,8 @@ json Predictor::to_json() const {
   j["irene_version"] = IRENE_VERSION;
   j["hardware"] = hardware_;
   j["config"] = config_to_json(model_.config);
+  j["target"] = std::string(to_string(target()));  // also in config; here for people reading the file
+  j["unit"] = std::string(target_unit(target())) + " per forward pass";
   j["features"] = model_.feature_names;
   j["features_dropped"] = dropped_;
   j["needs_resource_features"] = needs_resource_features();
@@ -306,6 +316,9 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   for (const auto& f : features) {
     if (!f.is_string()) r.fail("field 'features' must hold strings");
     p.model_.feature_names.push_back(f.get<std::string>());
+    if (p.target() == Target::time && derived_from_time(p.model_.feature_names.back()))
+      r.fail(fmt::format("a time predictor reads '{}', a feature derived from time (the answer itself)",
+                         p.model_.feature_names.back()));
   }
   const long d = static_cast<long>(p.model_.feature_names.size());
   // Sizes are checked before anything is allocated: the polynomial expansion has

@@ -92,6 +92,11 @@ class Predictor {
   const std::vector<std::string>& feature_names() const { return model_.feature_names; }
   const std::vector<std::string>& dropped_features() const { return dropped_; }
   const predict::Config& config() const { return model_.config; }
+  // What it predicts (predict/target.hpp): energy (J per forward pass) or time (s per pass).
+  predict::Target target() const { return model_.config.target; }
+  // Error unless the predictor predicts energy: for the commands whose outputs are joules
+  // (explain, compare, sweep, report, the HTTP API); `what` names the command.
+  void require_energy(std::string_view what) const;
   const predict::FittedModel& model() const { return model_; }
   const nlohmann::json& training_data() const { return training_data_; }
   // Where load() read it from (empty when trained in this process).
