@@ -446,3 +446,11 @@ TEST(TreeCli, BadBatchSeqModelAndOutputAreErrors) {
   EXPECT_NE(r.output.find("exceeds the 1024 positions"), std::string::npos) << r.output;
   fs::remove_all(d);
 }
+
+TEST(ArchConfig, Gpt2MediumAndLargeEqualHuggingFace) {
+  // GPT2Model(config).num_parameters() of Hugging Face's gpt2-medium and gpt2-large configs
+  // (gpt2-large: the extrapolation model of scripts/collect-local-dataset.sh).
+  EXPECT_EQ(build_tree(load_model_config("gpt2-medium"), 1, 4).root().num_parameters, 354823168);
+  EXPECT_EQ(build_tree(load_model_config("gpt2-large"), 1, 4).root().num_parameters, 774030080);
+  EXPECT_EQ(load_model_config("gpt2-large").num_layers, 36);
+}

@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <iostream>
+#include <algorithm>
+#include <exception>
 #include <set>
+#include <thread>
 #include <type_traits>
 
 #include "irene/core/error.hpp"
@@ -307,36 +310,70 @@ bool read_line(std::istream& in, std::string& line, std::int64_t max, bool& too_
 
 }  // namespace
 
-bool JsonlReader::next(Tree& tree) {
-  std::istream& in = *in_;
-  std::string text;
+bool JsonlReader::next_line(std::string& text) {
   bool too_long = false;
-  while (read_line(in, text, limits::kMaxLineBytes, too_long)) {
+  while (read_line(*in_, text, limits::kMaxLineBytes, too_long)) {
     ++line_;
-    const std::string where = fmt::format("{}:{}", path_.string(), line_);
-    if (too_long) throw Error(fmt::format("{}: a line longer than {} bytes", where, limits::kMaxLineBytes));
+    if (too_long)
+      throw Error(fmt::format("{}:{}: a line longer than {} bytes", path_.string(), line_, limits::kMaxLineBytes));
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json record;
-    try {
-      record = json::parse(text);
-    } catch (const json::parse_error& e) {
-      throw Error(fmt::format("{}: not valid JSON (byte {}): the line is malformed or truncated", where, e.byte));
-    } catch (const json::exception& e) {
-      // out_of_range: a number too large for a double (1e999) and the like.
-      throw Error(fmt::format("{}: not valid JSON: {}", where, json_error_text(e)));
-    }
-    tree = tree_from_json(record, where);
     return true;
   }
   return false;
 }
 
+Tree JsonlReader::parse_line(const std::string& text, const std::string& where) {
+  json record;
+  try {
+    record = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON (byte {}): the line is malformed or truncated", where, e.byte));
+  } catch (const json::exception& e) {
+    // out_of_range: a number too large for a double (1e999) and the like.
+    throw Error(fmt::format("{}: not valid JSON: {}", where, json_error_text(e)));
+  }
+  return tree_from_json(record, where);
+}
+
+bool JsonlReader::next(Tree& tree) {
+  std::string text;
+  if (!next_line(text)) return false;
+  tree = parse_line(text, fmt::format("{}:{}", path_.string(), line_));
+  return true;
+}
+
 std::vector<Tree> read_jsonl(const std::filesystem::path& path) {
+  // Lines are read in order, then parsed on up to 4 threads (parsing is most of the time: 15 MB
+  // of device_1 trees); the error of the earliest bad line wins, as a sequential read would.
   JsonlReader reader(path);
-  std::vector<Tree> trees;
-  Tree t;
-  while (reader.next(t)) trees.push_back(std::move(t));
-  if (trees.empty()) throw file_error(path, 0, "holds no trees");
+  std::vector<std::string> lines;
+  std::vector<long> numbers;
+  std::string text;
+  while (reader.next_line(text)) {
+    lines.push_back(std::move(text));
+    numbers.push_back(reader.line());
+  }
+  if (lines.empty()) throw file_error(path, 0, "holds no trees");
+  std::vector<Tree> trees(lines.size());
+  std::vector<std::exception_ptr> errors(lines.size());
+  const std::size_t threads =
+      std::min<std::size_t>({std::max(1u, std::thread::hardware_concurrency()), 4, (lines.size() + 7) / 8});
+  auto work = [&](std::size_t k) {
+    for (std::size_t i = k; i < lines.size(); i += threads) {
+      try {
+        trees[i] = JsonlReader::parse_line(lines[i], fmt::format("{}:{}", path.string(), numbers[i]));
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+      std::string().swap(lines[i]);  // free the text as soon as it is parsed
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work, k);
+  work(0);
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return trees;
 }
 

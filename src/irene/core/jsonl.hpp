@@ -54,6 +54,11 @@ class JsonlReader {
   JsonlReader(std::istream& in, const std::string& name);
   // Reads the next tree; false at the end of the file. Blank lines are skipped.
   bool next(Tree& tree);
+  // Reads the next non-blank line without parsing it (checked for length); false at the end.
+  // line() is then its line number.
+  bool next_line(std::string& text);
+  // One line's tree; `where` ("FILE:LINE") prefixes errors. Thread-safe.
+  static Tree parse_line(const std::string& text, const std::string& where);
   long line() const { return line_; }
   const std::filesystem::path& path() const { return path_; }
 
