@@ -77,6 +77,7 @@ summary="$B/fuzz-summary.md"
 } >"$summary"
 status=0
 for h in "${HARNESSES[@]}"; do
+  rm -rf "$B/crashes/$h"  # this run's findings only (earlier ones are in tests/fuzz/regressions)
   mkdir -p "$B/crashes/$h" "$B/logs"
   log="$B/logs/$h.log"
   echo "fuzz: $h (up to $RUNS runs or $SECONDS_PER s)"
