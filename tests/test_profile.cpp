@@ -439,16 +439,32 @@ TEST(ProfileCli, BadInputIsOneErrorLineAndNoOutput) {
 namespace {
 
 // Starts `irene collect ...` in the background; returns its pid.
-pid_t spawn_collect(const std::string& args, const fs::path& log) {
+// Starts `exec COMMAND` in a shell, both outputs into `log`; its pid (the command's, after exec).
+pid_t spawn_shell(const std::string& command, const fs::path& log) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    execl("/bin/sh", "sh", "-c", (std::string("exec ") + IRENE_BINARY + " " + args).c_str(), (char*)nullptr);
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), (char*)nullptr);
     _exit(127);
   }
   return pid;
+}
+
+pid_t spawn_collect(const std::string& args, const fs::path& log) {
+  return spawn_shell(std::string(IRENE_BINARY) + " " + args, log);
+}
+
+// The tiny-bert grid batch 1,2 x seq 4,8, each tree exactly once; the trees.
+std::vector<Tree> expect_tiny_grid_once(const fs::path& out) {
+  const auto trees = read_jsonl(out);
+  std::map<std::string, int> count;
+  for (const auto& t : trees) ++count[t.key()];
+  EXPECT_EQ(trees.size(), 4u);
+  for (const char* key : {"tiny-bert/1/4", "tiny-bert/1/8", "tiny-bert/2/4", "tiny-bert/2/8"})
+    EXPECT_EQ(count[key], 1) << key;
+  return trees;
 }
 
 // Lines of the file that end in '\n'.
@@ -503,12 +519,7 @@ TEST(CollectCli, KilledMidwayThenResumedHoldsEveryTreeExactlyOnce) {
   const std::string log3 = run_cli(args, &rc);
   ASSERT_EQ(rc, 0) << log3;
   EXPECT_NE(log3.find("already there"), std::string::npos) << log3;
-  const auto trees = read_jsonl(out);
-  std::map<std::string, int> count;
-  for (const auto& t : trees) ++count[t.key()];
-  EXPECT_EQ(trees.size(), 4u);
-  for (const char* key : {"tiny-bert/1/4", "tiny-bert/1/8", "tiny-bert/2/4", "tiny-bert/2/8"})
-    EXPECT_EQ(count[key], 1) << key;
+  expect_tiny_grid_once(out);
   // A rerun of a finished collection measures nothing.
   const std::string log4 = run_cli(args, &rc);
   ASSERT_EQ(rc, 0) << log4;
@@ -684,38 +695,19 @@ TEST(CollectScript, InterruptedThenRerunHoldsEveryTreeExactlyOnce) {
                           kTinyBert + "' IRENE_LARGE_MODEL='' IRENE_BATCH=1,2 IRENE_SEQ=4,8 IRENE_METER=none ";
   const std::string script = "'" + (fs::path(src) / "scripts" / "collect-local-dataset.sh").string() + "' '" +
                              out.string() + "'";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open((d.path / "log1.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    execl("/bin/sh", "sh", "-c", ("exec env " + env + script).c_str(), (char*)nullptr);
-    _exit(127);
-  }
+  const pid_t pid = spawn_shell("env " + env + script, d.path / "log1.txt");
   ASSERT_TRUE(wait_for_lines(out, 1, pid)) << slurp(d.path / "log1.txt");
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
   const int kept = complete_lines(out);
   ASSERT_GE(kept, 1) << slurp(d.path / "log1.txt");
-  const std::string rerun = "env " + env + script + " 2>&1";
-  std::string log;
-  {
-    FILE* p = ::popen(rerun.c_str(), "r");
-    ASSERT_TRUE(p);
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, p)) log += buf;
-    status = ::pclose(p);
-  }
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  const auto rerun = irene_test::run_shell("env " + env + script + " 2>&1");
+  const std::string& log = rerun.output;
+  ASSERT_EQ(rerun.status, 0) << log;
   EXPECT_NE(log.find(fmt::format("({} already there)", kept)), std::string::npos) << log;
   EXPECT_NE(log.find("(rerun the same command to resume)"), std::string::npos) << log;
-  const auto trees = read_jsonl(out);
-  std::map<std::string, int> count;
-  for (const auto& t : trees) ++count[t.key()];
-  EXPECT_EQ(trees.size(), 4u);
-  for (const char* key : {"tiny-bert/1/4", "tiny-bert/1/8", "tiny-bert/2/4", "tiny-bert/2/8"})
-    EXPECT_EQ(count[key], 1) << key;
+  const auto trees = expect_tiny_grid_once(out);
   // The schedule it documents reached the trees' provenance.
   EXPECT_NE(trees.front().provenance.at("schedule").find("0.1"), std::string::npos)
       << trees.front().provenance.at("schedule");

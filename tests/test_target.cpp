@@ -178,3 +178,21 @@ TEST(TargetCli, TrainCrossvalPredictAndEvaluateTime) {
   EXPECT_NE(r.status, 0) << r.out;
   EXPECT_FALSE(fs::exists(d / "w.json"));
 }
+
+TEST(Target, ConfigurationKeyReadsEnergyOrTimeAndRefusesAnythingElse) {
+  EXPECT_EQ(named_config("default").target, Target::energy);
+  EXPECT_EQ(load_config(std::string(IRENE_TEST_DATA_DIR) + "/../../configs/time.json").target, Target::time);
+  Config c;
+  apply_config_override(c, "target=time");
+  EXPECT_EQ(c.target, Target::time);
+  EXPECT_EQ(config_from_json(config_to_json(c), "round trip").target, Target::time);
+  for (const char* bad : {R"({"target": "power"})", R"({"target": 1})"}) {
+    try {
+      config_from_json(json::parse(bad), "bad.json");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.json: 'target' must be \"energy\" or \"time\""), std::string::npos)
+          << e.what();
+    }
+  }
+}

@@ -24,9 +24,9 @@ struct CliResult {
 
 // Runs `irene <args>` (args are passed to the shell as written); `env` is an optional prefix of
 // shell variable assignments ("IRENE_PREDICTOR=/x ").
-inline CliResult run_irene(const std::string& args, const std::string& env = "") {
+// Runs a shell command line; its standard output (and whatever it redirects there) and status.
+inline CliResult run_shell(const std::string& cmd) {
   CliResult r;
-  const std::string cmd = env + "'" + IRENE_BINARY + "' " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -35,6 +35,10 @@ inline CliResult run_irene(const std::string& args, const std::string& env = "")
   const int st = ::pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+inline CliResult run_irene(const std::string& args, const std::string& env = "") {
+  return run_shell(env + "'" + IRENE_BINARY + "' " + args + " 2>&1");
 }
 
 // A fresh folder for the current test.

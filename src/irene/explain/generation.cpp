@@ -263,7 +263,7 @@ class StepEvaluator {
           const Counts& cc = classes_[class_of_[ch]].counts;
           v -= flops ? cc.mflop() : cc.mib();
         }
-        own_row_[k] = v > 1e-9 * std::abs(whole) ? v : 0.0;
+        own_row_[k] = predict::own_remainder(whole, v);
       } else {
         own_row_[k] = predict::own_feature(tree_, nd, name);
       }

@@ -51,14 +51,18 @@ bool own_feature_from_resource(std::string_view name, std::string* base) {
   return true;
 }
 
+double own_remainder(double whole, double remainder) {
+  // Counts are sums of children and ops; a difference at rounding level is 0.
+  return remainder > 1e-9 * std::abs(whole) ? remainder : 0.0;
+}
+
 double own_feature(const Tree& tree, const Node& node, std::string_view name) {
   if (node.children.empty()) return 0.0;
   auto positive_difference = [&](auto value) {
     double v = value(node);
     const double whole = v;
     for (int c : node.children) v -= value(tree.nodes[c]);
-    // Counts are sums of children and ops; a difference at rounding level is 0.
-    return v > 1e-9 * std::abs(whole) ? v : 0.0;
+    return own_remainder(whole, v);
   };
   if (name == "own_flops") return positive_difference([](const Node& n) { return n.flops_mflop; });
   if (name == "own_mem_bytes") return positive_difference([](const Node& n) { return n.mem_mib; });

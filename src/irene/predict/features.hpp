@@ -44,6 +44,11 @@ std::vector<std::string> own_feature_names(const std::vector<std::string>& wante
 bool own_feature_from_resource(std::string_view name, std::string* base = nullptr);
 // Error on a name that is not one of the above, or a resource the node (or a child) lacks.
 double own_feature(const Tree& tree, const Node& node, std::string_view name);
+// What a count of a node has beyond its children's: `remainder` (the node's count minus each
+// child's, subtracted in child order) when it is more than rounding of `whole`, else 0. The
+// rule own_flops and own_mem_bytes follow, for callers that hold the children's counts
+// elsewhere (explain/generation.cpp).
+double own_remainder(double whole, double remainder);
 
 // Per-column standardization z = (x - mean) / scale, scale = population standard deviation;
 // a constant column keeps scale 1 (as scikit-learn's StandardScaler does), so it becomes 0.
