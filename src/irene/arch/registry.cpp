@@ -53,8 +53,9 @@ double product(const std::vector<std::int64_t>& shape) {
 // An operation counted per element of the tensor it produces: `flops` FLOPs, `floats`
 // floating-point elements and `other` bytes (int64 ids, booleans) read + written per element.
 OpKind per_element(std::string name, std::string description, double flops, double floats, double other = 0) {
-  return OpKind{std::move(name), std::move(description),
-                [flops, floats, other](const std::vector<std::int64_t>& shape, double e) {
+  return OpKind{.name = std::move(name),
+                .description = std::move(description),
+                .count = [flops, floats, other](const std::vector<std::int64_t>& shape, double e) {
                   const double n = product(shape);
                   return Counts{flops * n, (floats * e + other) * n};
                 }};
@@ -63,175 +64,193 @@ OpKind per_element(std::string name, std::string description, double flops, doub
 std::vector<Primitive> make_primitives() {
   std::vector<Primitive> p;
   p.push_back(Primitive{
-      "Linear",
-      {},
-      "torch.nn.Linear. On a 3-D input [batch, seq, in] F.linear is a matmul (weight counted per "
-      "batch element) plus a bias add; on a 2-D input [batch, in] it is one addmm.",
-      {{"in_features", "input width"},
-       {"out_features", "output width"},
-       {"batch", "input batch size"},
-       {"seq", "input sequence length (ignored when input_rank = 2)"},
-       {"input_rank", "2 ([batch, in]) or 3 ([batch, seq, in])"}},
-      [](const Attrs& a) {
-        const auto w = get_or(a, "tied", 0) ? std::int64_t{0} : mul(get(a, "in_features"), get(a, "out_features"));
-        return get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w;
-      },
-      [](const Attrs& a, double e) {
-        const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
-        if (get(a, "input_rank") == 2) return matmul_2d(b, in, out, e);
-        const double s = get(a, "seq");
-        Counts c = batched_matmul(b, s, in, out, e);
-        if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
-        return c;
-      },
-      "ml_linear",
-      "",
-      {{"bias", "1: with a bias vector (nn.Linear's default), 0: bias=False", 1},
-       {"tied", "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
-                "if any, is its own parameter", 0}}});
+      .class_name = "Linear",
+      .description = "torch.nn.Linear. On a 3-D input [batch, seq, in] F.linear is a matmul (weight counted per "
+                     "batch element) plus a bias add; on a 2-D input [batch, in] it is one addmm.",
+      .attrs = {{"in_features", "input width"},
+                {"out_features", "output width"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length (ignored when input_rank = 2)"},
+                {"input_rank", "2 ([batch, in]) or 3 ([batch, seq, in])"}},
+      .parameters =
+          [](const Attrs& a) {
+            const auto w = get_or(a, "tied", 0) ? std::int64_t{0} : mul(get(a, "in_features"), get(a, "out_features"));
+            return get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w;
+          },
+      .count =
+          [](const Attrs& a, double e) {
+            const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
+            if (get(a, "input_rank") == 2) return matmul_2d(b, in, out, e);
+            const double s = get(a, "seq");
+            Counts c = batched_matmul(b, s, in, out, e);
+            if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
+            return c;
+          },
+      .optional_attrs = {{"bias", "1: with a bias vector (nn.Linear's default), 0: bias=False", 1},
+                         {"tied",
+                          "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
+                          "if any, is its own parameter",
+                          0}}});
   p.push_back(Primitive{
-      "Conv1D",
-      {},
-      "Hugging Face Conv1D (GPT-2, OpenAI-GPT): one addmm over the flattened [batch x seq, in] input.",
-      {{"in_features", "input width (nx)"},
-       {"out_features", "output width (nf)"},
-       {"batch", "input batch size"},
-       {"seq", "input sequence length"}},
-      [](const Attrs& a) { return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features")); },
-      [](const Attrs& a, double e) {
-        return matmul_2d(static_cast<double>(get(a, "batch")) * get(a, "seq"), get(a, "in_features"),
-                         get(a, "out_features"), e);
-      }});
+      .class_name = "Conv1D",
+      .description = "Hugging Face Conv1D (GPT-2, OpenAI-GPT): one addmm over the flattened [batch x seq, in] input.",
+      .attrs = {{"in_features", "input width (nx)"},
+                {"out_features", "output width (nf)"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length"}},
+      .parameters =
+          [](const Attrs& a) {
+            return add(mul(get(a, "in_features"), get(a, "out_features")), get(a, "out_features"));
+          },
+      .count =
+          [](const Attrs& a, double e) {
+            return matmul_2d(static_cast<double>(get(a, "batch")) * get(a, "seq"), get(a, "in_features"),
+                             get(a, "out_features"), e);
+          }});
+  p.push_back(
+      Primitive{.class_name = "Embedding",
+                .aliases = {"OPTLearnedPositionalEmbedding"},
+                .description = "torch.nn.Embedding lookup: no FLOPs; reads the int64 ids and writes the output.",
+                .attrs = {{"num_embeddings", "rows of the table"},
+                          {"embedding_dim", "width of the table"},
+                          {"batch", "rows of the id tensor (1 for position ids shared by the batch)"},
+                          {"seq", "columns of the id tensor"}},
+                .parameters = [](const Attrs& a) { return mul(get(a, "num_embeddings"), get(a, "embedding_dim")); },
+                .count =
+                    [](const Attrs& a, double e) {
+                      const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
+                      return Counts{0, ids * kId + ids * get(a, "embedding_dim") * e};
+                    }});
   p.push_back(Primitive{
-      "Embedding",
-      {"OPTLearnedPositionalEmbedding"},
-      "torch.nn.Embedding lookup: no FLOPs; reads the int64 ids and writes the output.",
-      {{"num_embeddings", "rows of the table"},
-       {"embedding_dim", "width of the table"},
-       {"batch", "rows of the id tensor (1 for position ids shared by the batch)"},
-       {"seq", "columns of the id tensor"}},
-      [](const Attrs& a) { return mul(get(a, "num_embeddings"), get(a, "embedding_dim")); },
-      [](const Attrs& a, double e) {
-        const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
-        return Counts{0, ids * kId + ids * get(a, "embedding_dim") * e};
-      }});
+      .class_name = "LayerNorm",
+      .description = "torch.nn.LayerNorm over the last dimension: 8 FLOPs and 4 element accesses per element.",
+      .attrs = {{"normalized_shape", "width normalized over"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length"}},
+      .parameters = [](const Attrs& a) { return mul(2, get(a, "normalized_shape")); },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "normalized_shape");
+            return Counts{8 * n, 4 * e * n};
+          }});
   p.push_back(Primitive{
-      "LayerNorm",
-      {},
-      "torch.nn.LayerNorm over the last dimension: 8 FLOPs and 4 element accesses per element.",
-      {{"normalized_shape", "width normalized over"}, {"batch", "input batch size"}, {"seq", "input sequence length"}},
-      [](const Attrs& a) { return mul(2, get(a, "normalized_shape")); },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "normalized_shape");
-        return Counts{8 * n, 4 * e * n};
-      }});
+      .class_name = "MatMul",
+      .description = "torch.matmul of attention, per (batch, head): [m, k] @ [k, n] (query x key, attention x value). "
+                     "In a decode step m = 1 and the cached length past + 1 is k or n.",
+      .attrs =
+          {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"k", "inner size"}, {"n", "columns"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            return batched_matmul(static_cast<double>(get(a, "batch")) * get(a, "heads"), get(a, "m"), get(a, "k"),
+                                  get(a, "n"), e);
+          }});
   p.push_back(Primitive{
-      "MatMul",
-      {},
-      "torch.matmul of attention, per (batch, head): [m, k] @ [k, n] (query x key, attention x value). "
-      "In a decode step m = 1 and the cached length past + 1 is k or n.",
-      {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"k", "inner size"}, {"n", "columns"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        return batched_matmul(static_cast<double>(get(a, "batch")) * get(a, "heads"), get(a, "m"), get(a, "k"),
-                              get(a, "n"), e);
-      }});
+      .class_name = "Softmax",
+      .description =
+          "softmax over the last dimension of [batch, heads, m, n] attention scores: 5 FLOPs and 3 element "
+          "accesses per element. With upcast (Hugging Face's softmax(..., dtype=torch.float32).to(dtype) of the "
+          "LLM families) and a 16-bit dtype: read in the dtype, computed and written in float32, cast back.",
+      .attrs = {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"n", "columns (softmax axis)"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "heads") * get(a, "m") * get(a, "n");
+            if (get_or(a, "upcast", 0) && e < 4) return Counts{5 * n, (3 * e + 8) * n};
+            return Counts{5 * n, 3 * e * n};
+          },
+      .optional_attrs = {{"upcast", "1: computed in float32 and cast back to the tree's dtype (a no-op in float32)",
+                          0}}});
   p.push_back(Primitive{
-      "Softmax",
-      {},
-      "softmax over the last dimension of [batch, heads, m, n] attention scores: 5 FLOPs and 3 element "
-      "accesses per element. With upcast (Hugging Face's softmax(..., dtype=torch.float32).to(dtype) of the "
-      "LLM families) and a 16-bit dtype: read in the dtype, computed and written in float32, cast back.",
-      {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"n", "columns (softmax axis)"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "heads") * get(a, "m") * get(a, "n");
-        if (get_or(a, "upcast", 0) && e < 4) return Counts{5 * n, (3 * e + 8) * n};
-        return Counts{5 * n, 3 * e * n};
-      },
-      "ml_linear",
-      "",
-      {{"upcast", "1: computed in float32 and cast back to the tree's dtype (a no-op in float32)", 0}}});
+      .class_name = "Tanh",
+      .description = "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 element access per element.",
+      .attrs = {{"batch", "batch size"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "features");
+            return Counts{4 * n, e * n};
+          }});
   p.push_back(Primitive{
-      "Tanh",
-      {},
-      "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 element access per element.",
-      {{"batch", "batch size"}, {"features", "width"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "features");
-        return Counts{4 * n, e * n};
-      }});
+      .class_name = "ReLU",
+      .description =
+          "torch.nn.ReLU as a module (CTRL's feed-forward ffn.1, OPT's activation_fn) on [batch, seq, features]: "
+          "1 FLOP and 2 element accesses per element.",
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{n, 2 * e * n};
+          }});
   p.push_back(Primitive{
-      "ReLU",
-      {},
-      "torch.nn.ReLU as a module (CTRL's feed-forward ffn.1, OPT's activation_fn) on [batch, seq, features]: "
-      "1 FLOP and 2 element accesses per element.",
-      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-        return Counts{n, 2 * e * n};
-      }});
+      .class_name = "RMSNorm",
+      .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"},
+      .description =
+          "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
+          "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
+          "element accesses per element (plus 2 FLOPs and 4 float32 accesses per row); with a 16-bit dtype the "
+          "two casts and the weight product add 4 accesses of the dtype per element.",
+      .attrs = {{"normalized_shape", "width normalized over"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length"}},
+      .parameters = [](const Attrs& a) { return get(a, "normalized_shape"); },
+      .count =
+          [](const Attrs& a, double e) {
+            const double rows = static_cast<double>(get(a, "batch")) * get(a, "seq");
+            const double n = rows * get(a, "normalized_shape");
+            return Counts{4 * n + 2 * rows, (e < 4 ? 28 + 4 * e : 28) * n + 16 * rows};
+          },
+      .stand_in = "LayerNorm"});
   p.push_back(Primitive{
-      "RMSNorm",
-      {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"},
-      "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
-      "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
-      "element accesses per element (plus 2 FLOPs and 4 float32 accesses per row); with a 16-bit dtype the "
-      "two casts and the weight product add 4 accesses of the dtype per element.",
-      {{"normalized_shape", "width normalized over"}, {"batch", "input batch size"}, {"seq", "input sequence length"}},
-      [](const Attrs& a) { return get(a, "normalized_shape"); },
-      [](const Attrs& a, double e) {
-        const double rows = static_cast<double>(get(a, "batch")) * get(a, "seq");
-        const double n = rows * get(a, "normalized_shape");
-        return Counts{4 * n + 2 * rows, (e < 4 ? 28 + 4 * e : 28) * n + 16 * rows};
-      },
-      "ml_linear",
-      "LayerNorm"});
+      .class_name = "SiLU",
+      .aliases = {"SiLUActivation"},  // transformers 5's class for hidden_act silu
+      .description =
+          "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
+          "5 FLOPs and 2 element accesses per element.",
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{5 * n, 2 * e * n};
+          },
+      .stand_in = "Softmax"});
   p.push_back(Primitive{
-      "SiLU",
-      {"SiLUActivation"},  // transformers 5's class for hidden_act silu
-      "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
-      "5 FLOPs and 2 element accesses per element.",
-      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-        return Counts{5 * n, 2 * e * n};
-      },
-      "ml_linear",
-      "Softmax"});
+      .class_name = "GELU",
+      .aliases = {"GELUActivation"},
+      .description =
+          "exact GELU (Hugging Face's GELUActivation for hidden_act gelu, torch.nn.functional.gelu) on [batch, "
+          "seq, features]: 6 FLOPs and 2 element accesses per element, as the element-wise 'gelu' operation.",
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{6 * n, 2 * e * n};
+          },
+      .stand_in = "Softmax"});
   p.push_back(Primitive{
-      "GELU",
-      {"GELUActivation"},
-      "exact GELU (Hugging Face's GELUActivation for hidden_act gelu, torch.nn.functional.gelu) on [batch, "
-      "seq, features]: 6 FLOPs and 2 element accesses per element, as the element-wise 'gelu' operation.",
-      {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-        return Counts{6 * n, 2 * e * n};
-      },
-      "ml_linear",
-      "Softmax"});
-  p.push_back(Primitive{
-      "ScaledDotProductAttention",
-      {},
-      "torch.nn.functional.scaled_dot_product_attention (Hugging Face's sdpa attention) of [batch, heads, m, d] "
-      "queries with [batch, heads, n, d] keys and values: the two products (4 b h m n d FLOPs), the scaling "
-      "and the softmax (6 b h m n FLOPs); a fused kernel reads q, k, v and writes the output once.",
-      {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "query positions"}, {"n", "key positions"},
-       {"d", "head size"}},
-      [](const Attrs&) { return std::int64_t{0}; },
-      [](const Attrs& a, double e) {
-        const double bh = static_cast<double>(get(a, "batch")) * get(a, "heads");
-        const double m = get(a, "m"), n = get(a, "n"), d = get(a, "d");
-        return Counts{bh * (4 * m * n * d + 6 * m * n), bh * (2 * m * d + 2 * n * d) * e};
-      },
-      "ml_linear",
-      "MatMul",
-      {{"causal", "1: is_causal (a prefill without an explicit mask), 0: every key is attended to", 0}}});
+      .class_name = "ScaledDotProductAttention",
+      .description =
+          "torch.nn.functional.scaled_dot_product_attention (Hugging Face's sdpa attention) of [batch, heads, m, d] "
+          "queries with [batch, heads, n, d] keys and values: the two products (4 b h m n d FLOPs), the scaling "
+          "and the softmax (6 b h m n FLOPs); a fused kernel reads q, k, v and writes the output once.",
+      .attrs = {{"batch", "batch size"},
+                {"heads", "attention heads"},
+                {"m", "query positions"},
+                {"n", "key positions"},
+                {"d", "head size"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double bh = static_cast<double>(get(a, "batch")) * get(a, "heads");
+            const double m = get(a, "m"), n = get(a, "n"), d = get(a, "d");
+            return Counts{bh * (4 * m * n * d + 6 * m * n), bh * (2 * m * d + 2 * n * d) * e};
+          },
+      .stand_in = "MatMul",
+      .optional_attrs = {{"causal", "1: is_causal (a prefill without an explicit mask), 0: every key is attended to",
+                          0}}});
   return p;
 }
 
@@ -272,32 +291,35 @@ std::vector<OpKind> make_op_kinds() {
                   3.5, 10),
   };
   k.push_back(OpKind{
-      "rotary_cos_sin",
-      "the model's rotary_emb (LlamaRotaryEmbedding ...) forward for positions [1, seq, rotary dims], in float32 "
-      "whatever the dtype: inv_freq x positions (a matmul with inner size 1), cat(freqs, freqs), cos, sin, both "
-      "times attention_scaling, then cast to the dtype: 11 FLOPs and 10.5 float32 accesses per element, and with "
-      "a 16-bit dtype 2 casts (4 + 2 bytes each)",
-      [](const std::vector<std::int64_t>& shape, double e) {
+      .name = "rotary_cos_sin",
+      .description =
+          "the model's rotary_emb (LlamaRotaryEmbedding ...) forward for positions [1, seq, rotary dims], in float32 "
+          "whatever the dtype: inv_freq x positions (a matmul with inner size 1), cat(freqs, freqs), cos, sin, both "
+          "times attention_scaling, then cast to the dtype: 11 FLOPs and 10.5 float32 accesses per element, and with "
+          "a 16-bit dtype 2 casts (4 + 2 bytes each)",
+      .count = [](const std::vector<std::int64_t>& shape, double e) {
         const double n = product(shape);
         return Counts{11 * n, 10.5 * 4 * n + (e < 4 ? 2 * (4 + e) * n : 0)};
       }});
   k.push_back(OpKind{
-      "repeat_kv",
-      "repeat_kv of grouped-query attention on [batch, kv_heads, n_rep, positions, head_size]: the expand of "
-      "[batch, kv_heads, positions, head_size] n_rep times and the reshape's copy (Hugging Face returns the "
-      "tensor unchanged when n_rep = 1, and lists no op then): reads the source once, writes every element",
-      [](const std::vector<std::int64_t>& shape, double e) {
+      .name = "repeat_kv",
+      .description =
+          "repeat_kv of grouped-query attention on [batch, kv_heads, n_rep, positions, head_size]: the expand of "
+          "[batch, kv_heads, positions, head_size] n_rep times and the reshape's copy (Hugging Face returns the "
+          "tensor unchanged when n_rep = 1, and lists no op then): reads the source once, writes every element",
+      .count = [](const std::vector<std::int64_t>& shape, double e) {
         const double n = product(shape);
         const double rep = shape.size() == 5 && shape[2] > 0 ? static_cast<double>(shape[2]) : 1.0;
         return Counts{0, (n / rep + n) * e};
       }});
   k.push_back(OpKind{
-      "causal_mask",
-      "the 4-D causal mask [batch, 1, seq, past + seq] that _prepare_4d_causal_attention_mask_with_cache_position "
-      "builds from a 2-D attention mask of ones (as a tokenizer and generate() pass it): full, triu (seq > 1), "
-      "arange > cache_position, in-place mul on [seq, past + seq]; clone to the batch, + attention mask, == 0, "
-      "masked_fill and the slice assignment on [batch, 1, seq, past + seq]",
-      [](const std::vector<std::int64_t>& shape, double e) {
+      .name = "causal_mask",
+      .description =
+          "the 4-D causal mask [batch, 1, seq, past + seq] that _prepare_4d_causal_attention_mask_with_cache_position "
+          "builds from a 2-D attention mask of ones (as a tokenizer and generate() pass it): full, triu (seq > 1), "
+          "arange > cache_position, in-place mul on [seq, past + seq]; clone to the batch, + attention mask, == 0, "
+          "masked_fill and the slice assignment on [batch, 1, seq, past + seq]",
+      .count = [](const std::vector<std::int64_t>& shape, double e) {
         if (shape.size() != 4) return Counts{};
         const double b = static_cast<double>(shape[0]), s = static_cast<double>(shape[2]),
                      t = static_cast<double>(shape[3]);

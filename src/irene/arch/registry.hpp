@@ -4,9 +4,10 @@
 //
 // * Primitives: the ML-level leaves of a tree (Linear, Conv1D, Embedding, LayerNorm, MatMul,
 //   Softmax, Tanh, ReLU; for the decoder LLM families RMSNorm, SiLU, GELU and the fused
-//   ScaledDotProductAttention), keyed by class name (or a Hugging Face alias: LlamaRMSNorm). Each says which `Node::attrs` keys it reads, how many
-//   parameters it has, how its FLOPs and bytes are counted from those attrs, which regressor
-//   predicts it, and (filled in by measure/) how it is executed.
+//   ScaledDotProductAttention), keyed by class name (or a Hugging Face alias: LlamaRMSNorm). Each
+//   says which `Node::attrs` keys it reads, how many parameters it has, how its FLOPs and bytes
+//   are counted from those attrs, which primitive stands in for it where a predictor has no
+//   regressor of its own, and (filled in by measure/) how it is executed.
 // * Operations: the element-wise operations a module runs that are not tree nodes (residual
 //   adds, the attention scaling, masks, GELU, rotary position embedding, the repeat of grouped
 //   key/value heads, the key/value cache update, the causal mask ...), keyed by `Op::kind`. Each
@@ -61,10 +62,12 @@ const std::vector<std::string>& supported_dtypes();
 
 // An ML-level primitive (a tree leaf of type ml).
 struct Primitive {
+  // Entries are written with designated initializers (.class_name = "Linear", ...); fields left
+  // out keep the defaults below. A leaf is predicted by the regressor of its class (predict/).
   std::string class_name;  // "Linear": Node::class_name of the leaves it describes
   // Other class names of leaves that are this primitive: Hugging Face gives each family its own
   // class for the same operation (LlamaRMSNorm, MistralRMSNorm and Qwen2RMSNorm are RMSNorm).
-  std::vector<std::string> aliases;
+  std::vector<std::string> aliases = {};
   std::string description;
   // The attrs keys it reads, each with its meaning (all required).
   std::vector<std::pair<std::string, std::string>> attrs;
@@ -73,14 +76,11 @@ struct Primitive {
   // FLOPs and bytes of one forward pass from the attrs and the bytes of one floating-point
   // element of the tree's dtype (4 for float32; see dtype_bytes).
   std::function<Counts(const Attrs&, double element_bytes)> count;
-  // The regressor family that predicts it: "ml_linear" (IrEne: one linear regressor per
-  // primitive class, trained on the leaves of that class).
-  std::string regressor = "ml_linear";
   // The primitive whose regressor predicts this one, on the leaf's own features, when a
   // predictor has no regressor for it (the shipped device_1 predictor has seen no RMSNorm, SiLU
   // ...): the closest in what it computes and how it is counted. Empty: none (the predictor
   // then refuses the tree). predict/ says so on every such node and widens its interval.
-  std::string stand_in;
+  std::string stand_in = {};
   // Attrs it reads when present, each with its meaning and the value when absent.
   std::vector<std::tuple<std::string, std::string, std::int64_t>> optional_attrs = {};
   // How measure/ executes it. arch/ never reads this: measure/ stores whatever callable type
