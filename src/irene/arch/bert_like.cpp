@@ -13,10 +13,11 @@ namespace irene::arch_detail {
 
 void build_bert_like(TreeBuilder& tb, int root, const std::string& x) {
   const ModelConfig& c = tb.config();
-  const bool roberta = c.model_type == "roberta";
-  const std::string p = roberta ? "Roberta" : "Bert";
+  // RoBERTa reserves padding_idx + 1 positions because it computes position ids from the input ids.
+  const bool roberta = tb.family().reserved_positions > 0;
+  const std::string p(tb.family().class_prefix);
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
-  const std::string act = c.string_setting("hidden_act", "gelu");
+  const std::string act = tb.activation();
 
   // get_extended_attention_mask: (1.0 - mask) * -10000.0 on [batch, 1, 1, seq].
   tb.add_op(root, "rsub", {b, 1, 1, s});
@@ -68,21 +69,32 @@ void build_bert_like(TreeBuilder& tb, int root, const std::string& x) {
   tb.add_tanh(pool, "pooler.activation", h);
 }
 
-void add_bert_like_lm_head(TreeBuilder& tb, int root) {
+namespace {
+
+// The masked-LM decoder: its weight is the word embeddings', its bias its own.
+LinearCall mlm_decoder(const TreeBuilder& tb) {
+  LinearCall decoder;
+  decoder.tied = tb.config().tie_word_embeddings;
+  return decoder;
+}
+
+}  // namespace
+
+void add_roberta_lm_head(TreeBuilder& tb, int root) {
   const ModelConfig& c = tb.config();
-  const bool roberta = c.model_type == "roberta";
   const auto h = c.hidden_size;
-  const std::string act = c.string_setting("hidden_act", "gelu");
-  LinearCall decoder;  // its weight is the word embeddings'; its bias its own
-  decoder.tied = c.tie_word_embeddings;
-  if (roberta) {
-    const int head = tb.add_module(root, "lm_head", "RobertaLMHead");
-    tb.add_linear(head, "lm_head.dense", h, h);
-    tb.add_activation_ops(head, act, tb.hidden_shape());
-    tb.add_layer_norm(head, "lm_head.layer_norm", h);
-    tb.add_linear(head, "lm_head.decoder", h, c.vocab_size, decoder);
-    return;
-  }
+  const int head = tb.add_module(root, "lm_head", "RobertaLMHead");
+  tb.add_linear(head, "lm_head.dense", h, h);
+  tb.add_activation_ops(head, tb.activation(), tb.hidden_shape());
+  tb.add_layer_norm(head, "lm_head.layer_norm", h);
+  tb.add_linear(head, "lm_head.decoder", h, c.vocab_size, mlm_decoder(tb));
+}
+
+void add_bert_lm_head(TreeBuilder& tb, int root) {
+  const ModelConfig& c = tb.config();
+  const auto h = c.hidden_size;
+  const std::string act = tb.activation();
+  const LinearCall decoder = mlm_decoder(tb);
   const int cls = tb.add_module(root, "cls", "BertOnlyMLMHead");
   const int pred = tb.add_module(cls, "cls.predictions", "BertLMPredictionHead");
   const int tr = tb.add_module(pred, "cls.predictions.transform", "BertPredictionHeadTransform");

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "irene/arch/families.hpp"
+#include "irene/arch/family_table.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
 
@@ -186,58 +187,27 @@ void TreeBuilder::add_activation_ops(int node, const std::string& name, const Sh
     throw Error(fmt::format("{}: unsupported activation '{}' (supported: gelu, gelu_new, relu)", config_.name, name));
 }
 
+std::string TreeBuilder::activation() const {
+  if (family_.keys.activation.empty()) return {};
+  const std::string key(family_.keys.activation);
+  return config_.string_setting(key.c_str(), std::string(family_.keys.activation_default));
+}
+
+void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
+  LinearCall call;
+  call.bias = tb.family().lm_head_bias;
+  call.tied = tb.config().tie_word_embeddings;
+  call.seq = tb.logits_seq();
+  tb.add_linear(root, std::string(tb.family().lm_head_scope), in_features, tb.config().vocab_size, call);
+}
+
+void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.config().hidden_size); }
+
 }  // namespace arch_detail
 
 namespace {
 
 using arch_detail::TreeBuilder;
-
-struct Family {
-  const char* model_type;
-  const char* base_class;  // the base model: BertModel, GPT2Model, LlamaModel ...
-  const char* lm_class;    // the LM-head class (the encoders': their masked-LM class)
-  const char* base_scope;  // the base model's attribute in the LM-head class ("transformer", "model" ...)
-  void (*build)(TreeBuilder&, int, const std::string&);
-  void (*lm_head)(TreeBuilder&, int);
-  bool default_lm;  // the root is the LM-head class by default (the LLM families)
-  // Positions usable by input tokens (RoBERTa reserves padding_idx + 1 = 2 of them).
-  std::int64_t reserved_positions;
-  bool rotary;   // positions by rotary embedding (no table: a longer context is possible with allow_long)
-  bool decodes;  // Hugging Face's implementation has a key/value cache
-};
-
-const Family kFamilies[] = {
-    {"bert", "BertModel", "BertForMaskedLM", "bert", arch_detail::build_bert_like, arch_detail::add_bert_like_lm_head,
-     false, 0, false, false},
-    {"roberta", "RobertaModel", "RobertaForMaskedLM", "roberta", arch_detail::build_bert_like,
-     arch_detail::add_bert_like_lm_head, false, 2, false, false},
-    {"distilbert", "DistilBertModel", "DistilBertForMaskedLM", "distilbert", arch_detail::build_distilbert,
-     arch_detail::add_distilbert_lm_head, false, 0, false, false},
-    {"gpt2", "GPT2Model", "GPT2LMHeadModel", "transformer", arch_detail::build_gpt_like,
-     arch_detail::add_gpt_like_lm_head, false, 0, false, true},
-    {"openai-gpt", "OpenAIGPTModel", "OpenAIGPTLMHeadModel", "transformer", arch_detail::build_gpt_like,
-     arch_detail::add_gpt_like_lm_head, false, 0, false, false},
-    {"ctrl", "CTRLModel", "CTRLLMHeadModel", "transformer", arch_detail::build_ctrl, arch_detail::add_ctrl_lm_head,
-     false, 0, false, true},
-    {"llama", "LlamaModel", "LlamaForCausalLM", "model", arch_detail::build_llama_like,
-     arch_detail::add_llama_like_lm_head, true, 0, true, true},
-    {"mistral", "MistralModel", "MistralForCausalLM", "model", arch_detail::build_llama_like,
-     arch_detail::add_llama_like_lm_head, true, 0, true, true},
-    {"qwen2", "Qwen2Model", "Qwen2ForCausalLM", "model", arch_detail::build_llama_like,
-     arch_detail::add_llama_like_lm_head, true, 0, true, true},
-    {"gpt_neox", "GPTNeoXModel", "GPTNeoXForCausalLM", "gpt_neox", arch_detail::build_gpt_neox,
-     arch_detail::add_gpt_neox_lm_head, true, 0, true, true},
-    {"opt", "OPTModel", "OPTForCausalLM", "model", arch_detail::build_opt, arch_detail::add_opt_lm_head, true, 0,
-     false, true},
-};
-
-const Family& family_of(const ModelConfig& config) {
-  for (const auto& f : kFamilies)
-    if (config.model_type == f.model_type) return f;
-  std::string names;
-  for (const auto& f : kFamilies) names += (names.empty() ? "" : ", ") + std::string(f.model_type);
-  throw Error(fmt::format("{}: unsupported model_type '{}' (supported: {})", config.name, config.model_type, names));
-}
 
 std::string list(const std::vector<std::string>& v) {
   std::string s;
@@ -245,7 +215,7 @@ std::string list(const std::vector<std::string>& v) {
   return s;
 }
 
-bool lm_root(const Family& f, const BuildOptions& o) { return o.head.empty() ? f.default_lm : o.head == "lm"; }
+bool lm_root(const FamilyInfo& f, const BuildOptions& o) { return o.head.empty() ? f.lm_root : o.head == "lm"; }
 
 }  // namespace
 
@@ -302,12 +272,11 @@ std::string describe_pass(const Tree& t) {
 }
 
 std::string root_class_name(const ModelConfig& config) {
-  const Family& f = family_of(config);
-  return f.default_lm ? f.lm_class : f.base_class;
+  return std::string(family_of(config).root_class());
 }
 
 Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOptions& o) {
-  const Family& f = family_of(config);
+  const FamilyInfo& f = family_of(config);
   if (batch <= 0 || batch > limits::kMaxBatch)
     throw Error(fmt::format("batch size must be an integer in 1..{}, got {}", limits::kMaxBatch, batch));
   if (seq <= 0 || seq > limits::kMaxSeq)
@@ -322,16 +291,15 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
   const bool decode = o.phase == kDecode;
   if (!decode && o.past != 0)
     throw Error(fmt::format("--past {} needs --phase decode (a prefill has no cached positions)", o.past));
-  if (o.attention == "sdpa" && !f.rotary && config.model_type != "opt")
+  if (o.attention == "sdpa" && !f.sdpa)
     throw Error(fmt::format("--attention sdpa: {} ({}) is built as the dataset's Hugging Face version, which has only "
-                            "eager attention (sdpa: llama, mistral, qwen2, gpt_neox, opt)",
-                            config.name, config.model_type));
+                            "eager attention (sdpa: {})",
+                            config.name, config.model_type, family_list([](const FamilyInfo& x) { return x.sdpa; })));
   if (decode) {
-    if (!config.is_decoder())
-      throw Error(fmt::format("{} is an encoder ({}): it has no decode phase (decoders: gpt2, ctrl, llama, mistral, "
-                              "qwen2, gpt_neox, opt)",
-                              config.name, config.model_type));
-    if (!f.decodes)
+    if (!f.causal)
+      throw Error(fmt::format("{} is an encoder ({}): it has no decode phase (decoders: {})", config.name,
+                              config.model_type, family_list([](const FamilyInfo& x) { return x.kv_cache; })));
+    if (!f.kv_cache)
       throw Error(fmt::format("{} ({}): Hugging Face's implementation has no key/value cache, so there is no decode "
                               "step (every generated token reruns the whole sequence)",
                               config.name, config.model_type));
@@ -346,7 +314,7 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
   if (positions > max_seq) {
     const std::string what = decode ? fmt::format("past {} + 1 new token = {} positions", o.past, positions)
                                     : fmt::format("sequence length {}", seq);
-    if (!f.rotary)
+    if (!f.rotary())
       throw Error(fmt::format("{} exceeds the {} positions of {}{}", what, max_seq, config.name,
                               o.allow_long ? " (its position table has no row for more; --allow-long applies to "
                                              "rotary position models only)"
@@ -377,12 +345,12 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
     tree.provenance["config_torch_dtype"] = it->get<std::string>();
   TreeBuilder tb(tree, config, batch, seq, decode ? o.past : 0, o.attention == "sdpa", o.last_token_logits);
   if (lm_root(f, o)) {
-    const int root = tb.add_root(f.lm_class);
-    const int base = tb.add_module(root, f.base_scope, f.base_class);
+    const int root = tb.add_root(std::string(f.lm_class));
+    const int base = tb.add_module(root, std::string(f.base_scope), std::string(f.base_class));
     f.build(tb, base, std::string(f.base_scope) + ".");
     f.lm_head(tb, root);
   } else {
-    const int root = tb.add_root(f.base_class);
+    const int root = tb.add_root(std::string(f.base_class));
     f.build(tb, root, "");
   }
   if (decode) tree.nodes[0].attrs["past"] = o.past;

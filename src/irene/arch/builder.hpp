@@ -13,7 +13,8 @@
 //
 // One file per family (bert_like.cpp: bert, roberta; distilbert.cpp; gpt_like.cpp: gpt2,
 // openai-gpt; ctrl.cpp; llama_like.cpp: llama, mistral, qwen2; gpt_neox.cpp; opt.cpp), sharing
-// the helpers of families.hpp.
+// the helpers of families.hpp; the family table (family_table.hpp) holds each family's row:
+// classes, config keys, traits, module kinds and the builder functions build_tree calls.
 //
 // Text generation (BuildOptions): a prefill is the full forward of `seq` tokens (what the
 // dataset measured); a decode step feeds one new token per sequence that attends to `past`
@@ -60,7 +61,7 @@ const std::vector<std::string>& supported_attention();
 // positions (a decode step: past + 1, unless allow_long for a rotary model); a decode step of an
 // encoder, with seq other than 1 or past < 1; past without the decode phase; an unknown phase,
 // dtype, attention or head; sdpa where the family has none; an unsupported model_type (naming the
-// supported ones).
+// supported ones). The lists of families in these errors are the family table's.
 Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOptions& options = {});
 
 // The batch size and sequence length (tokens) that commands build a model for when they are not

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 
+#include "irene/arch/family_table.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/json_util.hpp"
 #include "irene/core/limits.hpp"
@@ -20,57 +21,13 @@ using nlohmann::json;
 
 namespace {
 
-// The Hugging Face key of each canonical size, per family ("" = the family has none).
-struct FamilyKeys {
-  const char* model_type;
-  const char* hidden;
-  const char* layers;
-  const char* heads;
-  const char* intermediate;  // "" = 4 x hidden
-  const char* positions;
-  const char* type_vocab;
-  const char* kv_heads;  // "" = as many as heads (no grouped-query attention)
-  const char* head_dim;  // "" = hidden / heads
-  bool tie_default;      // tie_word_embeddings when the config does not say
-};
-
-const FamilyKeys kFamilies[] = {
-    {"bert", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size", "", "", true},
-    {"roberta", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "type_vocab_size", "", "", true},
-    {"distilbert", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", "", "", "", true},
-    {"gpt2", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "", "", "", true},
-    {"openai-gpt", "n_embd", "n_layer", "n_head", "", "n_positions", "", "", "", true},
-    {"ctrl", "n_embd", "n_layer", "n_head", "dff", "n_positions", "", "", "", true},
-    {"llama", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
-    {"mistral", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
-    {"qwen2", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "", "num_key_value_heads", "head_dim", false},
-    {"gpt_neox", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-     "max_position_embeddings", "", "", "", false},
-    {"opt", "hidden_size", "num_hidden_layers", "num_attention_heads", "ffn_dim", "max_position_embeddings", "", "",
-     "", true},
-};
-
-const FamilyKeys* family(std::string_view model_type) {
-  for (const auto& f : kFamilies)
-    if (model_type == f.model_type) return &f;
-  return nullptr;
-}
-
-std::string supported_list() {
-  std::string s;
-  for (const auto& t : supported_model_types()) s += (s.empty() ? "" : ", ") + t;
-  return s;
-}
+std::string supported_list() { return family_list(nullptr); }
 
 // A size of the config: a positive integer (or an integral float) up to `max`, checked before
 // any cast; anything else is one Error naming the key.
-std::int64_t get_size(const json& raw, const char* key, const std::string& where, bool required, std::int64_t max) {
-  auto it = raw.find(key);
+std::int64_t get_size(const json& raw, std::string_view key, const std::string& where, bool required,
+                      std::int64_t max) {
+  auto it = raw.find(std::string(key));
   if (it == raw.end() || it->is_null()) {
     if (required) throw Error(fmt::format("{}: missing '{}'", where, key));
     return 0;
@@ -98,8 +55,8 @@ std::int64_t get_size(const json& raw, const char* key, const std::string& where
 }
 
 // A true/false flag of the config; absent or null: `absent`; anything else an Error naming the key.
-bool get_flag(const json& raw, const char* key, const std::string& where, bool absent) {
-  auto it = raw.find(key);
+bool get_flag(const json& raw, std::string_view key, const std::string& where, bool absent) {
+  auto it = raw.find(std::string(key));
   if (it == raw.end() || it->is_null()) return absent;
   if (!it->is_boolean())
     throw Error(fmt::format("{}: '{}' must be true or false, got {}", where, key, it->dump().substr(0, 40)));
@@ -107,8 +64,8 @@ bool get_flag(const json& raw, const char* key, const std::string& where, bool a
 }
 
 // A number of the config; absent or null: `absent`; anything else an Error naming the key.
-double get_number(const json& raw, const char* key, const std::string& where, double absent) {
-  auto it = raw.find(key);
+double get_number(const json& raw, std::string_view key, const std::string& where, double absent) {
+  auto it = raw.find(std::string(key));
   if (it == raw.end() || it->is_null()) return absent;
   if (!it->is_number() || !std::isfinite(it->get<double>()))
     throw Error(fmt::format("{}: '{}' must be a number, got {}", where, key, it->dump().substr(0, 40)));
@@ -117,24 +74,27 @@ double get_number(const json& raw, const char* key, const std::string& where, do
 
 // Fills the typed sizes from `raw` and validates them.
 void fill_typed(ModelConfig& c, const std::string& where) {
-  const FamilyKeys* f = family(c.model_type);
-  if (!f)
+  const FamilyInfo* family = find_family(c.model_type);
+  if (!family)
     throw Error(fmt::format("{}: unsupported model_type '{}' (supported: {})", where, c.model_type,
                             supported_list()));
+  const ConfigKeys* f = &family->keys;
   c.vocab_size = get_size(c.raw, "vocab_size", where, true, limits::kMaxVocab);
   c.hidden_size = get_size(c.raw, f->hidden, where, true, limits::kMaxHidden);
   c.num_layers = get_size(c.raw, f->layers, where, true, limits::kMaxLayers);
   c.num_heads = get_size(c.raw, f->heads, where, true, limits::kMaxHeads);
   c.intermediate_size =
-      *f->intermediate ? get_size(c.raw, f->intermediate, where, c.model_type != "gpt2", limits::kMaxIntermediate) : 0;
+      !f->intermediate.empty()
+          ? get_size(c.raw, f->intermediate, where, !f->intermediate_optional, limits::kMaxIntermediate)
+          : 0;
   if (c.intermediate_size == 0) c.intermediate_size = 4 * c.hidden_size;
   if (c.intermediate_size > limits::kMaxIntermediate)
     throw Error(fmt::format("{}: the feed-forward width 4 x {} exceeds {}", where, c.hidden_size, limits::kMaxIntermediate));
   c.max_positions = get_size(c.raw, f->positions, where, true, limits::kMaxPositions);
-  c.type_vocab_size = *f->type_vocab ? get_size(c.raw, f->type_vocab, where, true, limits::kMaxVocab) : 0;
-  c.num_kv_heads = *f->kv_heads ? get_size(c.raw, f->kv_heads, where, false, limits::kMaxHeads) : 0;
+  c.type_vocab_size = !f->type_vocab.empty() ? get_size(c.raw, f->type_vocab, where, true, limits::kMaxVocab) : 0;
+  c.num_kv_heads = !f->kv_heads.empty() ? get_size(c.raw, f->kv_heads, where, false, limits::kMaxHeads) : 0;
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
-  c.head_dim = *f->head_dim ? get_size(c.raw, f->head_dim, where, false, limits::kMaxHidden) : 0;
+  c.head_dim = !f->head_dim.empty() ? get_size(c.raw, f->head_dim, where, false, limits::kMaxHidden) : 0;
   c.tie_word_embeddings = get_flag(c.raw, "tie_word_embeddings", where, f->tie_default);
   if (c.head_dim == 0 && c.hidden_size % c.num_heads != 0)
     throw Error(fmt::format("{}: hidden size {} is not divisible by the number of heads {}", where,
@@ -146,19 +106,17 @@ void fill_typed(ModelConfig& c, const std::string& where) {
   if (!limits::checked_mul(c.num_heads, c.head_size()) || c.num_heads * c.head_size() > limits::kMaxIntermediate)
     throw Error(fmt::format("{}: {} heads x head size {} exceeds {}", where, c.num_heads, c.head_size(),
                             limits::kMaxIntermediate));
-  if (c.model_type == "gpt_neox") {
+  if (!f->rotary_pct.empty()) {
     // rotary_pct: the share of each head's dimensions that rotary embedding turns (Pythia: 0.25).
-    const double pct = get_number(c.raw, "rotary_pct", where, 0.25);
+    const double pct = get_number(c.raw, f->rotary_pct, where, f->rotary_pct_default);
     const auto rot = static_cast<std::int64_t>(static_cast<double>(c.head_size()) * pct);
     if (!(pct > 0 && pct <= 1) || rot < 2 || rot % 2 != 0)
       throw Error(fmt::format("{}: 'rotary_pct' {} gives {} rotary dimensions of the head size {}: expected an even "
                               "number of at least 2 (0 < rotary_pct <= 1)",
                               where, pct, rot, c.head_size()));
   }
-  if (c.model_type == "opt") {
-    get_size(c.raw, "word_embed_proj_dim", where, false, limits::kMaxHidden);
-    for (const char* k : {"do_layer_norm_before", "enable_bias", "_remove_final_layer_norm"}) get_flag(c.raw, k, where, true);
-  }
+  for (const auto k : f->extra_sizes) get_size(c.raw, k, where, false, limits::kMaxHidden);
+  for (const auto& k : f->flags) get_flag(c.raw, k.key, where, k.absent);
   for (const char* k : {"attention_bias", "mlp_bias", "use_parallel_residual"}) get_flag(c.raw, k, where, false);
 }
 
@@ -172,19 +130,14 @@ std::string ModelConfig::string_setting(const char* key, const std::string& fall
   return it->get<std::string>();
 }
 
-bool ModelConfig::is_decoder() const {
-  return model_type != "bert" && model_type != "roberta" && model_type != "distilbert";
-}
+bool ModelConfig::is_decoder() const { return family_of(*this).causal; }
 
-bool ModelConfig::is_causal_lm_family() const {
-  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "gpt_neox" ||
-         model_type == "opt";
-}
+bool ModelConfig::is_causal_lm_family() const { return family_of(*this).lm_root; }
 
 const std::vector<std::string>& supported_model_types() {
   static const std::vector<std::string> types = [] {
     std::vector<std::string> t;
-    for (const auto& f : kFamilies) t.push_back(f.model_type);
+    for (const auto& f : families()) t.emplace_back(f.model_type);
     return t;
   }();
   return types;
@@ -332,11 +285,13 @@ namespace {
 
 // Writes one override into `c.raw` (no validation of the whole config).
 void apply_override(ModelConfig& c, std::string_view key, std::string_view value) {
-  const FamilyKeys* f = family(c.model_type);
-  if (!f) throw Error(fmt::format("unsupported model_type '{}' (supported: {})", c.model_type, supported_list()));
+  const FamilyInfo* family = find_family(c.model_type);
+  if (!family)
+    throw Error(fmt::format("unsupported model_type '{}' (supported: {})", c.model_type, supported_list()));
+  const ConfigKeys* f = &family->keys;
   struct Alias {
-    const char* canonical;
-    const char* hf;
+    std::string_view canonical;
+    std::string_view hf;
   };
   const Alias aliases[] = {{"vocab_size", "vocab_size"},     {"hidden_size", f->hidden},
                            {"num_layers", f->layers},        {"num_heads", f->heads},
@@ -345,12 +300,12 @@ void apply_override(ModelConfig& c, std::string_view key, std::string_view value
                            {"head_dim", f->head_dim}};
   std::string accepted;
   for (const auto& a : aliases) {
-    if (!*a.hf) continue;  // the family has no such size (openai-gpt's FFN is always 4 x hidden)
+    if (a.hf.empty()) continue;  // the family has no such size (openai-gpt's FFN is always 4 x hidden)
     const std::string_view hf = a.hf;
     accepted += fmt::format("{}{}{}", accepted.empty() ? "" : ", ", a.canonical,
                             hf != a.canonical ? fmt::format(" ({})", hf) : "");
     if (key != a.canonical && key != hf) continue;
-    c.raw[a.hf] = parse_positive_int(value, fmt::format("config value {}", key));
+    c.raw[std::string(a.hf)] = parse_positive_int(value, fmt::format("config value {}", key));
     return;
   }
   throw Error(fmt::format("unknown config key '{}' for model_type {} (accepted: {})", key, c.model_type, accepted));

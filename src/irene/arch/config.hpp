@@ -4,7 +4,8 @@
 // typed sizes the tree builders need, under one set of names whatever the model family calls
 // them (BERT's `num_hidden_layers` is GPT-2's `n_layer` is DistilBERT's `n_layers`).
 //
-// Supported `model_type`s: bert, roberta, distilbert, gpt2, openai-gpt, ctrl (the families of the
+// Supported `model_type`s (the rows of the family table, family_table.hpp, which also holds each
+// family's config keys): bert, roberta, distilbert, gpt2, openai-gpt, ctrl (the families of the
 // published IrEne dataset) and the decoder LLM families llama (Llama 2 and 3, TinyLlama, Code
 // Llama ...), mistral, qwen2, gpt_neox (Pythia) and opt. Built-in
 // configurations live in `<repo>/models/<name>/config.json` (the six models of the published
@@ -65,7 +66,7 @@ struct ModelConfig {
   bool is_causal_lm_family() const;
 };
 
-// The model_types the builders support, in a fixed order.
+// The model_types the builders support, in the family table's order.
 const std::vector<std::string>& supported_model_types();
 
 // Names of the built-in configurations (bert-base-uncased, roberta-base, ...), sorted.

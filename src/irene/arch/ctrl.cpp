@@ -50,12 +50,4 @@ void build_ctrl(TreeBuilder& tb, int root, const std::string& p) {
   tb.add_layer_norm(root, p + "layernorm", h);
 }
 
-void add_ctrl_lm_head(TreeBuilder& tb, int root) {
-  // lm_head = nn.Linear(n_embd, vocab_size, bias=True), its weight tied to `w` (the bias is its own).
-  LinearCall call;
-  call.tied = tb.config().tie_word_embeddings;
-  call.seq = tb.logits_seq();
-  tb.add_linear(root, "lm_head", tb.config().hidden_size, tb.config().vocab_size, call);
-}
-
 }  // namespace irene::arch_detail

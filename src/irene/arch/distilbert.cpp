@@ -13,7 +13,7 @@ namespace irene::arch_detail {
 void build_distilbert(TreeBuilder& tb, int root, const std::string& x) {
   const ModelConfig& c = tb.config();
   const auto h = c.hidden_size, b = tb.b, s = tb.s;
-  const std::string act = c.string_setting("activation", "gelu");
+  const std::string act = tb.activation();
 
   const int emb = tb.add_module(root, x + "embeddings", "Embeddings");
   tb.add_embedding(emb, x + "embeddings.word_embeddings", c.vocab_size, h, b);
@@ -53,7 +53,7 @@ void add_distilbert_lm_head(TreeBuilder& tb, int root) {
   const ModelConfig& c = tb.config();
   const auto h = c.hidden_size;
   tb.add_linear(root, "vocab_transform", h, h);
-  tb.add_activation_ops(root, c.string_setting("activation", "gelu"), tb.hidden_shape());
+  tb.add_activation_ops(root, tb.activation(), tb.hidden_shape());
   tb.add_layer_norm(root, "vocab_layer_norm", h);
   LinearCall projector;
   projector.tied = c.tie_word_embeddings;

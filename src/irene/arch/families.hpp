@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "irene/arch/config.hpp"
+#include "irene/arch/family_table.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/tree.hpp"
 
@@ -36,10 +37,22 @@ class TreeBuilder {
  public:
   TreeBuilder(Tree& tree, const ModelConfig& config, std::int64_t batch, std::int64_t seq, std::int64_t past = 0,
               bool sdpa = false, bool last_token_logits = false)
-      : tree_(tree), config_(config), b(batch), s(seq), past(past), sdpa(sdpa), last_token_logits(last_token_logits) {}
+      : tree_(tree),
+        config_(config),
+        family_(family_of(config)),
+        b(batch),
+        s(seq),
+        past(past),
+        sdpa(sdpa),
+        last_token_logits(last_token_logits) {}
 
   Tree& tree() { return tree_; }
   const ModelConfig& config() const { return config_; }
+  // The row of the config's family (family_table.hpp): its traits and class names.
+  const FamilyInfo& family() const { return family_; }
+  // The config's activation name under the family's key (hidden_act ...), the family's default
+  // when absent; "" for a family whose activation is fixed.
+  std::string activation() const;
 
   int add_root(const std::string& class_name);
   // A module node; `attrs` gets batch/seq/hidden/heads added.
@@ -107,6 +120,7 @@ class TreeBuilder {
   int add_leaf(int parent, const std::string& scope, const std::string& class_name, Attrs attrs);
   Tree& tree_;
   const ModelConfig& config_;
+  const FamilyInfo& family_;
 
  public:
   const std::int64_t b;     // batch size
@@ -116,9 +130,10 @@ class TreeBuilder {
   const bool last_token_logits;
 };
 
-// One function per family; each adds every node of the base model (BertModel, GPT2Model,
-// LlamaModel ...) below `base` (and its ops), with every scope prefixed by `prefix` ("" when the
-// base model is the root; "transformer." / "model." / "gpt_neox." under an LM-head root).
+// One function per builder file (the rows of family_table.cpp point to them); each adds every
+// node of the base model (BertModel, GPT2Model, LlamaModel ...) below `base` (and its ops), with
+// every scope prefixed by `prefix` ("" when the base model is the root; "transformer." /
+// "model." / "gpt_neox." under an LM-head root).
 void build_bert_like(TreeBuilder& tb, int base, const std::string& prefix);   // bert, roberta
 void build_distilbert(TreeBuilder& tb, int base, const std::string& prefix);  // distilbert
 void build_gpt_like(TreeBuilder& tb, int base, const std::string& prefix);    // gpt2, openai-gpt
@@ -127,15 +142,19 @@ void build_llama_like(TreeBuilder& tb, int base, const std::string& prefix);  //
 void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    // gpt_neox
 void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
 
-// The LM head of each decoder family under the LM-head root (GPT2LMHeadModel's lm_head,
-// LlamaForCausalLM's lm_head, GPTNeoXForCausalLM's embed_out ...), tied to the token embeddings
-// where the family or the config says so.
-void add_bert_like_lm_head(TreeBuilder& tb, int root);   // BertForMaskedLM, RobertaForMaskedLM
+// The LM head of a decoder under the LM-head root, the one helper every causal family's head is
+// built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,
+// embed_out), with a bias when the row's lm_head_bias says so, its weight tied to the token
+// embeddings when tie_word_embeddings (counted once), on the last position only for
+// last-token logits. add_causal_lm_head: in_features = hidden_size (GPT2LMHeadModel,
+// LlamaForCausalLM, GPTNeoXForCausalLM's embed_out, CTRLLMHeadModel ...).
+void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features);
+void add_causal_lm_head(TreeBuilder& tb, int root);
+void add_opt_lm_head(TreeBuilder& tb, int root);  // in_features = word_embed_proj_dim
+
+// The masked-LM heads of the encoders (their --head lm classes).
+void add_bert_lm_head(TreeBuilder& tb, int root);        // BertForMaskedLM: cls.predictions
+void add_roberta_lm_head(TreeBuilder& tb, int root);     // RobertaForMaskedLM: lm_head
 void add_distilbert_lm_head(TreeBuilder& tb, int root);  // DistilBertForMaskedLM
-void add_gpt_like_lm_head(TreeBuilder& tb, int root);
-void add_ctrl_lm_head(TreeBuilder& tb, int root);
-void add_llama_like_lm_head(TreeBuilder& tb, int root);
-void add_gpt_neox_lm_head(TreeBuilder& tb, int root);
-void add_opt_lm_head(TreeBuilder& tb, int root);
 
 }  // namespace irene::arch_detail

@@ -20,10 +20,9 @@ namespace irene::arch_detail {
 
 void build_gpt_like(TreeBuilder& tb, int base, const std::string& p) {
   const ModelConfig& c = tb.config();
-  const bool gpt2 = c.model_type == "gpt2";
+  const bool gpt2 = tb.family().pre_norm;  // GPT-2's layout; else OpenAI-GPT's (post-norm)
   const auto h = c.hidden_size, s = tb.s, b = tb.b, t = tb.kv_len();
-  const std::string act =
-      gpt2 ? c.string_setting("activation_function", "gelu_new") : c.string_setting("afn", "gelu");
+  const std::string act = tb.activation();
   // modeling_openai's ACT_FNS maps "gelu" to the tanh approximation.
   const std::string act_op = (!gpt2 && act == "gelu") ? "gelu_new" : act;
 
@@ -64,15 +63,6 @@ void build_gpt_like(TreeBuilder& tb, int base, const std::string& p) {
     if (!gpt2) tb.add_layer_norm(block, l + ".ln_2", h);
   }
   if (gpt2) tb.add_layer_norm(base, p + "ln_f", h);
-}
-
-void add_gpt_like_lm_head(TreeBuilder& tb, int root) {
-  // lm_head = nn.Linear(n_embd, vocab_size, bias=False), its weight tied to the token embeddings.
-  LinearCall call;
-  call.bias = false;
-  call.tied = tb.config().tie_word_embeddings;
-  call.seq = tb.logits_seq();
-  tb.add_linear(root, "lm_head", tb.config().hidden_size, tb.config().vocab_size, call);
 }
 
 }  // namespace irene::arch_detail

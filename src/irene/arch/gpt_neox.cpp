@@ -23,7 +23,7 @@ void build_gpt_neox(TreeBuilder& tb, int base, const std::string& p) {
   const ModelConfig& c = tb.config();
   const auto h = c.hidden_size, d = c.head_size(), heads = c.num_heads;
   auto it = c.raw.find("rotary_pct");
-  double pct = 0.25;
+  double pct = tb.family().keys.rotary_pct_default;
   if (it != c.raw.end() && !it->is_null()) {
     if (!it->is_number() || !(it->get<double>() >= 0) || it->get<double>() > 1)
       throw Error(fmt::format("{}: 'rotary_pct' must be a number in 0..1, got {}", c.name, it->dump().substr(0, 40)));
@@ -33,7 +33,7 @@ void build_gpt_neox(TreeBuilder& tb, int base, const std::string& p) {
   auto bias_it = c.raw.find("attention_bias");
   LinearCall attn;
   attn.bias = bias_it == c.raw.end() || !bias_it->is_boolean() || bias_it->get<bool>();
-  const std::string act = c.string_setting("hidden_act", "gelu");
+  const std::string act = tb.activation();
 
   tb.add_embedding(base, p + "embed_in", c.vocab_size, h, tb.b);
   tb.add_mask_and_rotary_ops(base, rot);
@@ -54,14 +54,6 @@ void build_gpt_neox(TreeBuilder& tb, int base, const std::string& p) {
     tb.add_op(layer, "add", tb.hidden_shape());  // ... + hidden_states (or mlp_output + attn_output)
   }
   tb.add_layer_norm(base, p + "final_layer_norm", h);
-}
-
-void add_gpt_neox_lm_head(TreeBuilder& tb, int root) {
-  LinearCall call;
-  call.bias = false;
-  call.tied = tb.config().tie_word_embeddings;
-  call.seq = tb.logits_seq();
-  tb.add_linear(root, "embed_out", tb.config().hidden_size, tb.config().vocab_size, call);
 }
 
 }  // namespace irene::arch_detail

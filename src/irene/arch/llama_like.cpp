@@ -26,12 +26,6 @@ namespace irene::arch_detail {
 
 namespace {
 
-std::string prefix_of(const ModelConfig& c) {
-  if (c.model_type == "mistral") return "Mistral";
-  if (c.model_type == "qwen2") return "Qwen2";
-  return "Llama";
-}
-
 bool flag(const ModelConfig& c, const char* key) {
   auto it = c.raw.find(key);
   return it != c.raw.end() && it->is_boolean() && it->get<bool>();
@@ -41,12 +35,13 @@ bool flag(const ModelConfig& c, const char* key) {
 
 void build_llama_like(TreeBuilder& tb, int base, const std::string& p) {
   const ModelConfig& c = tb.config();
-  const std::string cls = prefix_of(c);
+  const FamilyInfo& f = tb.family();
+  const std::string cls(f.class_prefix), norm(f.norm_class);
   const auto h = c.hidden_size, d = c.head_size(), heads = c.num_heads, kv = c.num_kv_heads;
-  const bool qkv_bias = c.model_type == "qwen2" || (c.model_type == "llama" && flag(c, "attention_bias"));
-  const bool o_bias = c.model_type == "llama" && flag(c, "attention_bias");
-  const bool mlp_bias = c.model_type == "llama" && flag(c, "mlp_bias");
-  const std::string act = c.string_setting("hidden_act", "silu");
+  const bool qkv_bias = f.qkv_bias || (f.bias_flags && flag(c, "attention_bias"));
+  const bool o_bias = f.bias_flags && flag(c, "attention_bias");
+  const bool mlp_bias = f.bias_flags && flag(c, "mlp_bias");
+  const std::string act = tb.activation();
   LinearCall attn_in, attn_out, mlp;
   attn_in.bias = qkv_bias;
   attn_out.bias = o_bias;
@@ -57,7 +52,7 @@ void build_llama_like(TreeBuilder& tb, int base, const std::string& p) {
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string l = fmt::format("{}layers.{}", p, i);
     const int layer = tb.add_module(base, l, cls + "DecoderLayer");
-    tb.add_rms_norm(layer, l + ".input_layernorm", cls + "RMSNorm", h);
+    tb.add_rms_norm(layer, l + ".input_layernorm", norm, h);
     const int attn = tb.add_module(layer, l + ".self_attn", cls + "Attention", {{"kv_heads", kv}, {"head_dim", d}});
     tb.add_linear(attn, l + ".self_attn.q_proj", h, heads * d, attn_in);
     tb.add_linear(attn, l + ".self_attn.k_proj", h, kv * d, attn_in);
@@ -65,7 +60,7 @@ void build_llama_like(TreeBuilder& tb, int base, const std::string& p) {
     tb.add_causal_attention(attn, l + ".self_attn", AttentionCall{heads, kv, d, d, false});
     tb.add_linear(attn, l + ".self_attn.o_proj", heads * d, h, attn_out);
     tb.add_op(layer, "add", tb.hidden_shape());  // residual
-    tb.add_rms_norm(layer, l + ".post_attention_layernorm", cls + "RMSNorm", h);
+    tb.add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
     const int m = tb.add_module(layer, l + ".mlp", cls + "MLP");
     tb.add_linear(m, l + ".mlp.gate_proj", h, c.intermediate_size, mlp);
     tb.add_activation(m, l + ".mlp.act_fn", act, c.intermediate_size);
@@ -74,15 +69,7 @@ void build_llama_like(TreeBuilder& tb, int base, const std::string& p) {
     tb.add_linear(m, l + ".mlp.down_proj", c.intermediate_size, h, mlp);
     tb.add_op(layer, "add", tb.hidden_shape());  // residual
   }
-  tb.add_rms_norm(base, p + "norm", cls + "RMSNorm", h);
-}
-
-void add_llama_like_lm_head(TreeBuilder& tb, int root) {
-  LinearCall call;
-  call.bias = false;
-  call.tied = tb.config().tie_word_embeddings;
-  call.seq = tb.logits_seq();
-  tb.add_linear(root, "lm_head", tb.config().hidden_size, tb.config().vocab_size, call);
+  tb.add_rms_norm(base, p + "norm", norm, h);
 }
 
 }  // namespace irene::arch_detail

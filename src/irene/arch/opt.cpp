@@ -59,7 +59,7 @@ void build_opt(TreeBuilder& tb, int base, const std::string& p) {
   ffn.rows = rows;
   LinearCall no_bias;
   no_bias.bias = false;
-  const std::string act = c.string_setting("activation_function", "relu");
+  const std::string act = tb.activation();
 
   const std::string dp = p + "decoder";
   const int dec = tb.add_module(base, dp, "OPTDecoder");
@@ -106,12 +106,6 @@ void build_opt(TreeBuilder& tb, int base, const std::string& p) {
   if (proj != h) tb.add_linear(dec, dp + ".project_out", h, proj, no_bias);
 }
 
-void add_opt_lm_head(TreeBuilder& tb, int root) {
-  LinearCall call;
-  call.bias = false;
-  call.tied = tb.config().tie_word_embeddings;
-  call.seq = tb.logits_seq();
-  tb.add_linear(root, "lm_head", proj_dim(tb.config()), tb.config().vocab_size, call);
-}
+void add_opt_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, proj_dim(tb.config())); }
 
 }  // namespace irene::arch_detail

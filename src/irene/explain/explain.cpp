@@ -10,22 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "irene/arch/family_table.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/units.hpp"
 
 namespace irene::explain {
 
-std::string_view to_string(ModuleKind kind) {
-  switch (kind) {
-    case ModuleKind::attention: return "attention";
-    case ModuleKind::feed_forward: return "feed-forward";
-    case ModuleKind::embeddings: return "embeddings";
-    case ModuleKind::norm: return "norm";
-    case ModuleKind::lm_head: return "lm head";
-    case ModuleKind::other: return "other";
-  }
-  return "other";
-}
+std::string_view to_string(ModuleKind kind) { return module_kind_name(kind); }
 
 std::string_view to_string(Basis basis) {
   return basis == Basis::predicted ? "predicted" : "measured";
@@ -33,33 +24,9 @@ std::string_view to_string(Basis basis) {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::optional<ModuleKind> kind_of_segment(std::string_view seg) {
-  static const std::map<std::string, ModuleKind, std::less<>> names = {
-      {"attention", ModuleKind::attention},       {"attn", ModuleKind::attention},
-      {"self_attn", ModuleKind::attention},       {"self_attention", ModuleKind::attention},
-      {"selfattention", ModuleKind::attention},   {"crossattention", ModuleKind::attention},
-      {"multi_head_attention", ModuleKind::attention}, {"intermediate", ModuleKind::feed_forward},
-      {"output", ModuleKind::feed_forward},       {"mlp", ModuleKind::feed_forward},
-      {"ffn", ModuleKind::feed_forward},          {"feed_forward", ModuleKind::feed_forward},
-      {"fc1", ModuleKind::feed_forward},          {"fc2", ModuleKind::feed_forward},
-      {"activation_fn", ModuleKind::feed_forward},
-      {"embeddings", ModuleKind::embeddings},     {"wte", ModuleKind::embeddings},
-      {"wpe", ModuleKind::embeddings},            {"embed_tokens", ModuleKind::embeddings},
-      {"embed_positions", ModuleKind::embeddings}, {"word_embeddings", ModuleKind::embeddings},
-      {"tokens_embed", ModuleKind::embeddings},   {"positions_embed", ModuleKind::embeddings},
-      {"embed_in", ModuleKind::embeddings},       {"lm_head", ModuleKind::lm_head},
-      {"embed_out", ModuleKind::lm_head},         {"predictions", ModuleKind::lm_head},
-      {"vocab_transform", ModuleKind::lm_head},   {"vocab_projector", ModuleKind::lm_head},
-  };
-  auto it = names.find(seg);
-  if (it == names.end()) return std::nullopt;
-  return it->second;
+// The explanation's six kinds: a mixture-of-experts block's experts and router are feed-forward.
+ModuleKind explained(ModuleKind k) {
+  return k == ModuleKind::experts || k == ModuleKind::router ? ModuleKind::feed_forward : k;
 }
 
 bool nonneg_finite(double x) { return std::isfinite(x) && x > 0; }
@@ -121,31 +88,13 @@ std::string label(const NodeExplanation& n) {
 }  // namespace
 
 ModuleKind module_kind(std::string_view scope, std::string_view class_name) {
-  const std::string cls = lower(class_name);
-  if (cls.find("layernorm") != std::string::npos || cls.find("rmsnorm") != std::string::npos ||
-      cls.find("groupnorm") != std::string::npos)
-    return ModuleKind::norm;
-  if (cls == "embedding") return ModuleKind::embeddings;
-  // Embeddings and the LM head anywhere on the path; else the outermost attention / FFN segment.
-  std::optional<ModuleKind> block;
-  std::size_t start = 0;
-  while (!scope.empty() && start <= scope.size()) {
-    const std::size_t dot = scope.find('.', start);
-    const std::string seg = lower(scope.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
-    if (auto k = kind_of_segment(seg)) {
-      if (*k == ModuleKind::embeddings || *k == ModuleKind::lm_head) return *k;
-      if (!block) block = *k;
-    }
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  if (block) return *block;
-  if (cls.find("attention") != std::string::npos) return ModuleKind::attention;
-  if (cls.find("embedding") != std::string::npos) return ModuleKind::embeddings;
-  if (cls.find("mlp") != std::string::npos || cls.find("intermediate") != std::string::npos ||
-      cls.find("feedforward") != std::string::npos)
-    return ModuleKind::feed_forward;
-  return ModuleKind::other;
+  return explained(module_kind_of(scope, class_name));
+}
+
+std::vector<ModuleKind> module_kinds(const Tree& tree) {
+  std::vector<ModuleKind> kinds = module_kinds_of(tree);
+  for (auto& k : kinds) k = explained(k);
+  return kinds;
 }
 
 std::string format_joules(double j) { return joules(j); }
@@ -253,6 +202,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.past_len = tree.past_len;
   if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
   e.nodes.resize(tree.nodes.size());
+  const std::vector<ModuleKind> node_kinds = module_kinds(tree);
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     const Node& n = tree.nodes[i];
     NodeExplanation& x = e.nodes[i];
@@ -263,7 +213,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     x.class_name = n.class_name;
     x.type = n.type;
     x.depth = n.depth;
-    x.kind = module_kind(n.scope, n.class_name);
+    x.kind = node_kinds[i];
     x.num_parameters = n.num_parameters;
     x.flops_mflop = n.flops_mflop;
     x.mem_mib = n.mem_mib;

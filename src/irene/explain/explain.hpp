@@ -41,35 +41,44 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "irene/arch/module_kind.hpp"
 #include "irene/core/tree.hpp"
 
 namespace irene::explain {
 
-// What a part of a Transformer does. One rule for every architecture (module_kind).
-enum class ModuleKind { attention, feed_forward, embeddings, norm, lm_head, other };
+// What a part of a Transformer does, as the family table declares it (arch/family_table.hpp).
+// An explanation splits by the first six kinds; a mixture-of-experts block's experts and router
+// count as feed-forward in it.
+using ModuleKind = irene::ModuleKind;
 inline constexpr ModuleKind all_module_kinds[] = {ModuleKind::attention, ModuleKind::feed_forward,
                                                   ModuleKind::embeddings, ModuleKind::norm,
                                                   ModuleKind::lm_head, ModuleKind::other};
 inline constexpr std::size_t kModuleKinds = std::size(all_module_kinds);
 
-// "attention", "feed-forward", "embeddings", "norm", "lm head", "other".
+// "attention", "feed-forward", "embeddings", "norm", "lm head", "other" (and "experts", "router").
 std::string_view to_string(ModuleKind kind);
 
-// Classifies one node by what it does, the same way for every architecture, first rule that
-// applies:
-//   1. a normalization (class LayerNorm, RMSNorm, LlamaRMSNorm, ...): norm, wherever it sits
-//      (BERT's output LayerNorm, GPT-2's ln_1 / ln_2 / ln_f, DistilBERT's sa_layer_norm alike);
-//   2. an Embedding, or a node under an embeddings module (embeddings, wte, wpe, embed_tokens,
-//      embed_positions, tokens_embed, ...): embeddings;
-//   3. the language-model head (lm_head, embed_out; the masked-LM heads cls.predictions,
-//      vocab_transform, vocab_projector): lm head;
-//   4. the outermost path segment naming a block decides: attention ("attention", "attn",
-//      "self_attn", ... with its projections, products, softmax and output projection) or
-//      feed-forward ("intermediate", "output", "mlp", "ffn", "feed_forward", "fc1", "fc2",
-//      "activation_fn": OPT's layers hold fc1, activation_fn and fc2 directly);
+// Classifies one node by what it does from the modules every row of the family table declares
+// (module_kind_of in arch/family_table.hpp), first rule that applies:
+//   1. a normalization (a family's norm class: LayerNorm, LlamaRMSNorm, ...): norm, wherever it
+//      sits (BERT's output LayerNorm, GPT-2's ln_1 / ln_2 / ln_f, DistilBERT's sa_layer_norm alike);
+//   2. an Embedding leaf: embeddings;
+//   3. a node on or under a module declared embeddings (embeddings, embed_positions) or LM head
+//      (lm_head, embed_out; the masked-LM heads cls.predictions, vocab_transform,
+//      vocab_projector): that kind;
+//   4. the outermost path segment declared attention (BERT's attention, GPT-2's attn, Llama's
+//      self_attn, ... with its projections, products, softmax and output projection) or
+//      feed-forward (intermediate, output, mlp, ffn; OPT's fc1, activation_fn and fc2, which
+//      its layers hold directly) decides;
 //   5. else other (the pooler, containers such as a layer or the model itself).
-// Never throws.
+// Experts and router count as feed-forward. Never throws.
 ModuleKind module_kind(std::string_view scope, std::string_view class_name);
+
+// The kind of every node of a tree, in node order, by the declarations of its family (the row
+// whose base-model or LM-head class is the root's; every row's when none), each path segment
+// matched with the class of the node it names. For the families of the table it gives what
+// module_kind gives for each node.
+std::vector<ModuleKind> module_kinds(const Tree& tree);
 
 // Which energies an explanation is built on.
 enum class Basis { predicted, measured };

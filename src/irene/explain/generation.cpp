@@ -10,6 +10,7 @@
 #include <ostream>
 #include <unordered_map>
 
+#include "irene/arch/family_table.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
@@ -328,10 +329,11 @@ nlohmann::json energy_json(const Energy& e) {
 }  // namespace
 
 Generation predict_generation(const ModelConfig& config, const GenerationRequest& r, const Predictor& predictor) {
-  if (!config.is_decoder())
-    throw Error(fmt::format("--generate: {} is an encoder ({}): it does not generate text (decoders: gpt2, ctrl, "
-                            "llama, mistral, qwen2, gpt_neox, opt)",
-                            config.name, config.model_type));
+  const FamilyInfo& family = family_of(config);
+  if (!family.causal)
+    throw Error(fmt::format("--generate: {} is an encoder ({}): it does not generate text (decoders: {})",
+                            config.name, config.model_type,
+                            family_list([](const FamilyInfo& f) { return f.kv_cache; })));
   if (r.batch < 1 || r.batch > limits::kMaxBatch)
     throw Error(fmt::format("--batch must be an integer in 1..{}, got {}", limits::kMaxBatch, r.batch));
   if (r.prompt < 1 || r.prompt > limits::kMaxSeq)
@@ -345,12 +347,11 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
                             "configuration alone; use a model-spec predictor (the default)",
                             predictor.path().empty() ? std::string("(in memory)") : predictor.path().string()));
   const std::int64_t positions = static_cast<std::int64_t>(r.prompt) + r.generate;
-  if (positions > config.max_positions && !(r.pass.allow_long && config.is_causal_lm_family() && config.model_type != "opt"))
+  if (positions > config.max_positions && !(r.pass.allow_long && family.rotary()))
     throw Error(fmt::format("prompt {} + generate {} = {} positions exceeds the {} positions of {} "
                             "(max_position_embeddings){}",
                             r.prompt, r.generate, positions, config.max_positions, config.name,
-                            config.model_type == "opt" || !config.is_causal_lm_family()
-                                ? " (a learned position table: --allow-long cannot help)"
+                            !family.rotary() ? " (a learned position table: --allow-long cannot help)"
                                 : "; --allow-long predicts it anyway"));
 
   Generation g;

@@ -50,6 +50,7 @@ std::optional<Explanation> explanation_of(const Tree& tree) {
 
 json node_records(const Tree& tree) {
   const auto ex = explanation_of(tree);
+  const auto kinds = module_kinds(tree);
   json nodes = json::array();
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     const Node& n = tree.nodes[i];
@@ -63,7 +64,7 @@ json node_records(const Tree& tree) {
     r["class_name"] = n.class_name;
     r["type"] = std::string(to_string(n.type));
     r["depth"] = n.depth;
-    r["kind"] = std::string(to_string(module_kind(n.scope, n.class_name)));
+    r["kind"] = std::string(to_string(kinds[i]));
     r["num_parameters"] = n.num_parameters;
     r["flops_mflop"] = n.flops_mflop;
     r["mem_mib"] = n.mem_mib;
