@@ -144,7 +144,8 @@ const FamilyInfo& family_of(const ModelConfig& config);
 // back); nullptr when none.
 const FamilyInfo* family_of_root(std::string_view root_class);
 
-// The model_types of the rows that satisfy `pred`, joined with ", " (for the lists in errors).
+// The model_types of the rows that satisfy `pred` (nullptr: every row), joined with ", " (for the
+// lists in errors).
 std::string family_list(bool (*pred)(const FamilyInfo&));
 
 // The kind of one node from its scope and class, by the declarations of `family` (nullptr: of
@@ -155,11 +156,11 @@ std::string family_list(bool (*pred)(const FamilyInfo&));
 //      or router: that kind (the first such);
 //   4. else the outermost segment declared attention or feed-forward: that kind;
 //   5. else other (containers such as a layer, the pooler, the model itself).
-// A segment is looked up by its attribute; where one attribute is declared several times (BERT's
-// `output`: BertOutput, and in other rows), the declaration of the segment's class wins, the
-// class being the node's own for the last segment (a MatMul leaf carries its attention's scope,
-// so the attribute alone decides there) and with `classes` (one per segment, "" = unknown) the
-// class of the ancestor each segment names; else the first declaration. Never throws.
+// A segment is looked up by its attribute; where several declarations share it (across rows, or
+// modules of different classes in one row), the one of the segment's class wins, else the first.
+// The last segment's class is the node's own (a MatMul leaf carries the scope of its attention
+// module: the attribute alone decides there); with `classes` (one per segment, "" = unknown) the
+// others' are the classes of the ancestors they name. Never throws.
 ModuleKind module_kind_of(std::string_view scope, std::string_view class_name, const FamilyInfo* family = nullptr,
                           const std::vector<std::string_view>& classes = {});
 
