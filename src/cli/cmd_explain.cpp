@@ -30,6 +30,7 @@
 #include "irene/explain/units.hpp"
 #include "irene/explain/report.hpp"
 #include "irene/explain/server.hpp"
+#include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
 
 namespace irene::cli {
@@ -38,175 +39,12 @@ namespace {
 
 using namespace irene::explain;
 
-std::shared_ptr<const Predictor> load_predictor(const std::string& path) {
-  auto p = std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
-  p->require_energy("this command");
-  return p;
-}
-
-// Where the trees of a command come from: a trees/predictions JSONL file, or a model
-// (built-in name or config.json) with overrides at given batch sizes and sequence lengths.
-struct Source {
-  std::string what;                    // positional argument
-  std::vector<std::string> overrides;  // --set
-  std::string batch, seq;              // numbers or ranges
-  std::string predictor;               // --predictor
-  bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
-  PassArgs pass = {};                  // --phase, --past (a range in sweep/report), --dtype, --attention, --head
-  std::string prompt = {}, generate = {};  // text generation: --prompt P --generate N (ranges in sweep)
-
-  bool generation() const { return !prompt.empty() || !generate.empty(); }
-};
-
-// The options of the pass, with --past's text left out (it may be a range); its values apart.
-BuildOptions pass_of(const Source& s, bool allow_ranges, std::vector<int>* pasts) {
-  PassArgs p = s.pass;
-  if (!p.past.empty() && p.phase == kDecode) {
-    const auto values = allow_ranges ? parse_range(p.past, "--past")
-                                     : std::vector<int>{parse_positive_int(p.past, "--past")};
-    if (pasts) *pasts = values;
-    p.past = std::to_string(values.front());
-  }
-  return build_options(p);
-}
-
-// A generation request of a model source: its batch, prompt and generate values (ranges where
-// allowed: every combination, batch-major). Errors as the options are malformed.
-struct GenerationGrid {
-  ModelConfig config;
-  std::vector<int> batches, prompts, generates;
-  BuildOptions pass;
-};
-
-GenerationGrid generation_grid(const Source& s, bool allow_ranges) {
-  if (is_trees_file(s.what))
-    throw Error("--prompt / --generate predict a model (a built-in name or config.json), not a trees file");
-  if (s.prompt.empty() || s.generate.empty())
-    throw Error("--prompt P and --generate N go together (P prompt tokens, N generated tokens)");
-  if (!s.seq.empty()) throw Error("--seq does not apply with --generate (the prompt is --prompt)");
-  if (!s.pass.phase.empty() || !s.pass.past.empty() || !s.pass.head.empty())
-    throw Error("--phase, --past and --head do not apply with --generate (it predicts the prefill and every decode step)");
-  GenerationGrid g;
-  g.config = load_model(s.what, s.overrides);
-  const std::string batch = s.batch.empty() ? "1" : s.batch;
-  if (allow_ranges) {
-    g.batches = parse_range(batch, "--batch");
-    g.prompts = parse_range(s.prompt, "--prompt");
-    g.generates = parse_range(s.generate, "--generate");
-  } else {
-    g.batches = {parse_positive_int(batch, "--batch")};
-    g.prompts = {parse_positive_int(s.prompt, "--prompt")};
-    g.generates = {parse_positive_int(s.generate, "--generate")};
-  }
-  const std::size_t total = g.batches.size() * g.prompts.size() * g.generates.size();
-  if (total > static_cast<std::size_t>(max_range_points))
-    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
-  g.pass = build_options(s.pass);
-  return g;
-}
-
-std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
-  std::vector<Generation> out;
-  for (int b : grid.batches)
-    for (int q : grid.prompts)
-      for (int n : grid.generates) {
-        GenerationRequest r;
-        r.batch = b;
-        r.prompt = q;
-        r.generate = n;
-        r.pass = grid.pass;
-        out.push_back(predict_generation(grid.config, r, p));
-      }
-  return out;
-}
-
-// Calls `start(total)` once, then `each(tree)` for every tree of the source, in order: the trees of
-// a file (filtered by --batch/--seq, unusable ones skipped), or MODEL predicted at every (batch, seq)
-// of the ranges, one at a time (a 1,024-point sweep never holds more than one tree).
-void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
-                   const std::function<void(std::size_t)>& start, const std::function<void(Tree&&)>& each) {
-  if (is_trees_file(s.what)) {
-    if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
-    if (any_pass_option(s.pass))
-      throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
-                  "apply to a trees file");
-    std::vector<Tree> trees = read_jsonl(s.what);
-    if (!s.batch.empty() || !s.seq.empty()) {
-      const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch");
-      const auto seqs = s.seq.empty() ? std::vector<int>{} : parse_range(s.seq, "--seq");
-      std::vector<Tree> kept;
-      for (auto& t : trees)
-        if ((batches.empty() || std::find(batches.begin(), batches.end(), t.batch_size) != batches.end()) &&
-            (seqs.empty() || std::find(seqs.begin(), seqs.end(), t.seq_len) != seqs.end()))
-          kept.push_back(std::move(t));
-      if (kept.empty())
-        throw Error(fmt::format("{}: no tree has batch {} and seq {}", s.what, s.batch.empty() ? "any" : s.batch,
-                                s.seq.empty() ? "any" : s.seq));
-      trees = std::move(kept);
-    }
-    UsablePolicy policy;
-    policy.strict = s.strict;
-    policy.source = s.what;
-    if (!s.predictor.empty()) {
-      const auto p = load_predictor(s.predictor);
-      hardware = p->hardware();
-      trees = keep_usable(std::move(trees), [&](const Tree& t) { return p->cannot_predict(t); }, policy);
-      for (auto& t : trees) p->predict(t);
-    } else {
-      trees = keep_usable(std::move(trees), check_energies, policy);
-    }
-    if (s.predictor.empty() && !trees.front().provenance.empty()) {
-      if (auto it = trees.front().provenance.find("predicted_for"); it != trees.front().provenance.end())
-        hardware = it->second;
-    }
-    start(trees.size());
-    for (auto& t : trees) each(std::move(t));
-    return;
-  }
-  // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given (a
-  // decode step: one new token per sequence).
-  std::vector<int> pasts;
-  const BuildOptions pass = pass_of(s, allow_ranges, &pasts);
-  const bool decode = pass.phase == kDecode;
-  const std::string batch = s.batch.empty() ? std::to_string(kDefaultBatch) : s.batch;
-  const std::string seq = s.seq.empty() ? (decode ? std::string("1") : std::to_string(kDefaultSeq)) : s.seq;
-  const ModelConfig config = load_model(s.what, s.overrides);
-  std::vector<int> batches, seqs;
-  if (allow_ranges) {
-    batches = parse_range(batch, "--batch");
-    seqs = parse_range(seq, "--seq");
-  } else {
-    batches = {parse_positive_int(batch, "--batch")};
-    seqs = {parse_positive_int(seq, "--seq")};
-  }
-  if (decode && seqs != std::vector<int>{1})
-    throw Error("--phase decode feeds one new token per sequence: --seq must be 1 or left out");
-  if (pasts.empty()) pasts = {pass.past};
-  const auto p = load_predictor(s.predictor);
-  hardware = p->hardware();
-  const bool progress = ::isatty(2);
-  const std::size_t total = batches.size() * seqs.size() * pasts.size();
-  if (total > static_cast<std::size_t>(max_range_points))
-    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
-  start(total);
-  std::size_t done = 0;
-  for (int b : batches)
-    for (int q : seqs)
-      for (int past : pasts) {
-        BuildOptions o = pass;
-        o.past = past;
-        each(predicted_tree(config, b, q, *p, o));
-        ++done;
-        if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
-      }
-  if (total > 8 && progress) std::cerr << '\n';
-}
-
-std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
-  std::vector<Tree> trees;
-  for_each_tree(s, allow_ranges, hardware, [&](std::size_t n) { trees.reserve(n); },
-                [&](Tree&& t) { trees.push_back(std::move(t)); });
-  return trees;
+// "irene: predicted 5/24" on standard error, when it is a terminal and there are more than 8 points.
+void show_progress(std::size_t done, std::size_t total) {
+  static const bool terminal = ::isatty(2);
+  if (total <= 8 || !terminal) return;
+  std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
+  if (done == total) std::cerr << '\n';
 }
 
 void add_generation_options(CLI::App* cmd, Source& s, bool ranges) {
@@ -246,7 +84,7 @@ void check_format(const std::string& format, std::initializer_list<const char*> 
 // ---- serve -------------------------------------------------------------------------------
 
 void serve(const std::string& predictor, const std::string& host, int port, int threads) {
-  auto p = load_predictor(predictor);
+  auto p = load_energy_predictor(predictor);
   ServeOptions options;
   options.host = host;
   options.port = port;
@@ -307,7 +145,7 @@ void explain_generation(const ExplainArgs& a) {
     throw Error("--format csv lists the nodes of one tree: explain a generation as text or json, or its "
                 "prefill or one decode step (--phase decode --past P) as csv");
   const auto grid = generation_grid(a.s, false);
-  const auto p = load_predictor(a.s.predictor);
+  const auto p = load_energy_predictor(a.s.predictor);
   const Generation g = predict_generations(grid, *p).front();
   ExplainOptions eo;
   eo.top = a.top;
@@ -397,7 +235,7 @@ void run_compare(const CompareArgs& o) {
     sb.pass.past = o.past_b;
   }
   if (sa.generation()) {
-    const auto p = load_predictor(o.predictor);
+    const auto p = load_energy_predictor(o.predictor);
     const Generation ga = predict_generations(generation_grid(sa, false), *p).front();
     const Generation gb = predict_generations(generation_grid(sb, false), *p).front();
     const GenerationComparison c = compare_generations(ga, gb);
@@ -466,7 +304,7 @@ struct SweepArgs {
 void sweep_generations(const SweepArgs& a) {
   if (!a.jsonl.empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
   const auto grid = generation_grid(a.s, true);
-  const auto p = load_predictor(a.s.predictor);
+  const auto p = load_energy_predictor(a.s.predictor);
   const auto gens = predict_generations(grid, *p);
   std::vector<GenerationPoint> points;
   for (const auto& g : gens) points.push_back(generation_point(g));
@@ -509,7 +347,8 @@ void run_sweep(const SweepArgs& a) {
           points.push_back(sweep_point(t));
           if (builder) builder->add(t);
           if (trees_out) write_tree_jsonl(*trees_out, t);
-        });
+        },
+        show_progress);
   };
   if (a.jsonl.empty()) run(nullptr);
   else write_output(a.jsonl, [&](std::ostream& os) { run(&os); });
@@ -553,7 +392,7 @@ void run_report(const ReportArgs& a) {
   ro.title = a.title;
   ro.top = a.top;
   if (a.s.generation()) {
-    const auto p = load_predictor(a.s.predictor);
+    const auto p = load_energy_predictor(a.s.predictor);
     const Generation g = predict_generations(generation_grid(a.s, false), *p).front();
     ro.hardware = p->hardware();
     auto data = report_data({g.prefill_tree, g.first_step, g.last_step}, ro);
@@ -568,7 +407,8 @@ void run_report(const ReportArgs& a) {
   std::string hardware;
   std::optional<ReportBuilder> builder;
   for_each_tree(
-      a.s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); }, [&](Tree&& t) { builder->add(t); });
+      a.s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); }, [&](Tree&& t) { builder->add(t); },
+      show_progress);
   nlohmann::json data = builder->data();
   data["hardware"] = hardware;
   const std::string html = render_report(data, builder->title());

@@ -65,15 +65,6 @@ void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
                 "build past + seq beyond max_position_embeddings (rotary position models only)");
 }
 
-bool any_pass_option(const PassArgs& a) {
-  return !a.phase.empty() || !a.past.empty() || !a.dtype.empty() || !a.attention.empty() || !a.head.empty() ||
-         a.allow_long;
-}
-
-BuildOptions build_options(const PassArgs& a) {
-  return make_build_options(a.phase, a.past, a.dtype, a.attention, a.head, a.allow_long);
-}
-
 void register_version(CLI::App& app) {
   auto* cmd = app.add_subcommand("version", "Print irene's version");
   cmd->callback([] { fmt::print("irene {}\n", IRENE_VERSION); });
