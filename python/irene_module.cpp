@@ -1,7 +1,8 @@
 // The Python module `irene` (its compiled part, irene._irene): irene's core through pybind11,
 // without libtorch. Python sees plain objects (dicts, lists, floats, strings); every irene::Error
-// raises irene.Error, a ValueError. The Python-facing signatures and docs live in
-// python/irene/__init__.py; this file converts arguments and results.
+// raises irene.Error, a ValueError. Each function's Python signature (names, defaults) and doc are
+// written here, once; python/irene/__init__.py re-exports them with the package's doc. This file
+// converts arguments and results and calls one function of irene::api each.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/api.hpp"
 #include "irene/explain/sweep.hpp"
@@ -81,12 +83,7 @@ irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrid
     for (const auto& [k, v] : overrides.cast<py::dict>())
       s.overrides.emplace_back(py::str(k).cast<std::string>(), py::str(v).cast<std::string>());
   } else {
-    for (const auto& item : overrides) {
-      const std::string kv = py::str(item).cast<std::string>();
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) throw irene::Error("override '" + kv + "': expected key=value");
-      s.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    }
+    for (const auto& item : overrides) s.overrides.push_back(irene::parse_config_override(py::str(item).cast<std::string>()));
   }
   return s;
 }
@@ -107,7 +104,7 @@ std::string path_of(const py::object& p) {
 std::vector<int> values_of(const py::object& v, const char* what) {
   if (py::isinstance<py::bool_>(v)) throw irene::Error(std::string(what) + " must be an integer, a list or a range");
   if (py::isinstance<py::int_>(v)) return {v.cast<int>()};
-  if (py::isinstance<py::str>(v)) return irene::explain::parse_range(v.cast<std::string>(), what, 1 << 24);
+  if (py::isinstance<py::str>(v)) return irene::explain::parse_range(v.cast<std::string>(), what);
   std::vector<int> out;
   for (const auto& x : v) {
     if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
@@ -123,7 +120,7 @@ PYBIND11_MODULE(_irene, m) {
   m.doc() = "irene's core (compiled part); use the irene package";
   py::register_exception<irene::Error>(m, "Error", PyExc_ValueError);
   m.attr("__version__") = IRENE_VERSION;
-  m.def("models", [] { return irene::api::models(); });
+  m.def("models", [] { return irene::api::models(); }, "Names of the built-in model configurations.");
   m.def("tree", [](const py::object& model, int batch, const py::object& seq, const py::object& overrides,
                    const py::object& phase, const py::object& past, const py::object& dtype,
                    const py::object& attention, const py::object& head, bool allow_long) {
@@ -136,7 +133,12 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::tree(s, batch, n, pass);
     }
     return to_python(j);
-  });
+  },
+        "The model tree for ``batch`` sequences of ``seq`` tokens (default 128; 1 for a decode step):\n"
+        "parameters, MFLOP and MiB per node. See the module doc for the pass options.",
+        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("overrides") = py::none(),
+        py::arg("phase") = py::none(), py::arg("past") = py::none(), py::arg("dtype") = py::none(),
+        py::arg("attention") = py::none(), py::arg("head") = py::none(), py::arg("allow_long") = false);
   m.def("predict", [](const py::object& model, int batch, const py::object& seq, const py::object& predictor,
                       const py::object& overrides, const py::object& phase, const py::object& past,
                       const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long) {
@@ -150,7 +152,15 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::predict(s, batch, n, p, pass);
     }
     return to_python(j);
-  });
+  },
+        "Predicted energy of every node (joules per forward pass) with its interval.\n\n"
+        "Returns a dict: ``energy_j``, ``low_j``, ``high_j`` (the model), ``hardware`` (what the\n"
+        "energies describe), ``dtype``, ``phase``, ``past_len``, ``stand_ins`` (leaves predicted by\n"
+        "another class's regressor), totals, and ``nodes`` (flat records, see the module doc).",
+        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("predictor") = py::none(),
+        py::arg("overrides") = py::none(), py::arg("phase") = py::none(), py::arg("past") = py::none(),
+        py::arg("dtype") = py::none(), py::arg("attention") = py::none(), py::arg("head") = py::none(),
+        py::arg("allow_long") = false);
   m.def("generate", [](const py::object& model, int batch, int prompt, int generate, const py::object& predictor,
                        const py::object& overrides, const py::object& dtype, const py::object& attention,
                        bool allow_long) {
@@ -163,7 +173,16 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::generate(s, batch, prompt, generate, p, pass);
     }
     return to_python(j);
-  });
+  },
+        "The energy of generating ``generate`` tokens after a ``prompt``-token prompt, ``batch`` sequences.\n\n"
+        "Returns a dict: ``prefill_j``, ``decode_j`` (the sum of the steps), ``total_j`` and\n"
+        "``per_token_j`` (decode / (batch x generate)), each ``{\"j\", \"low_j\", \"high_j\"}`` in joules;\n"
+        "``steps`` (``past``, ``energy_j``, ``low_j``, ``high_j`` for every decode step), ``by_kind``\n"
+        "(attention, feed-forward, embeddings, norm, lm head, other over the whole generation),\n"
+        "``stand_ins``, ``dtype``, ``hardware``.",
+        py::arg("model"), py::arg("batch") = 1, py::arg("prompt") = 512, py::arg("generate") = 256,
+        py::arg("predictor") = py::none(), py::arg("overrides") = py::none(), py::arg("dtype") = py::none(),
+        py::arg("attention") = py::none(), py::arg("allow_long") = false);
   m.def("explain", [](const py::object& model, int batch, int seq, const py::object& predictor,
                       const py::object& overrides, int top) {
     const auto s = spec_of(model, overrides);
@@ -174,7 +193,10 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::explain(s, batch, seq, p, top);
     }
     return to_python(j);
-  });
+  },
+        "Where the energy goes: shares of every node, hotspots, energy by primitive type and module kind.",
+        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = 128, py::arg("predictor") = py::none(),
+        py::arg("overrides") = py::none(), py::arg("top") = 10);
   m.def("compare", [](const py::object& a, const py::object& b, int batch, int seq, const py::object& batch_b,
                       const py::object& seq_b, const py::object& overrides_a, const py::object& overrides_b,
                       const py::object& predictor) {
@@ -189,7 +211,12 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::compare(sa, sb, batch, seq, bb, sq, p);
     }
     return to_python(j);
-  });
+  },
+        "What a change costs: b against a, node by node, by module kind and by primitive type.\n\n"
+        "``b`` defaults to ``a`` (compare it with itself changed by ``overrides_b``, ``batch_b`` or ``seq_b``).",
+        py::arg("a"), py::arg("b") = py::none(), py::arg("batch") = 8, py::arg("seq") = 128,
+        py::arg("batch_b") = py::none(), py::arg("seq_b") = py::none(), py::arg("overrides_a") = py::none(),
+        py::arg("overrides_b") = py::none(), py::arg("predictor") = py::none());
   m.def("sweep", [](const py::object& model, const py::object& batch, const py::object& seq,
                     const py::object& predictor, const py::object& overrides) {
     const auto s = spec_of(model, overrides);
@@ -202,5 +229,11 @@ PYBIND11_MODULE(_irene, m) {
       j = irene::api::sweep(s, batches, seqs, p);
     }
     return to_python(j);
-  });
+  },
+        "Energy against batch size and sequence length.\n\n"
+        "``batch`` and ``seq`` are an int, a list of ints, or a range string (``\"32:512:32\"``,\n"
+        "``\"8,16,32\"``). Returns ``{\"model_name\", \"hardware\", \"points\": [...]}``, one point per\n"
+        "(batch, seq), batch-major.",
+        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = "32:512:32", py::arg("predictor") = py::none(),
+        py::arg("overrides") = py::none());
 }

@@ -316,3 +316,31 @@ TEST(ExplainCli, BadFilesFailWithOneClearLineAndNoOutput) {
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(dir / "r.html"));
 }
+
+// Every command takes the library's sizes (core/limits.hpp): a size sweep accepts is one predict
+// accepts, and one both refuse is refused with the same words, whichever command parses it.
+TEST(ExplainCli, SweepAndPredictAcceptTheSameSizesWithTheSameErrors) {
+  const auto dir = temp_dir();
+  const std::string out = (dir / "out.txt").string();
+  for (const std::string sizes : {"--batch 5000 --seq 128", "--batch 200000000 --seq 128", "--batch 8 --seq 70000"}) {
+    const CliRun predict = irene_cli("predict gpt2 " + sizes + " --format json -o " + out, dir);
+    const bool predicted = fs::exists(out);
+    fs::remove(out);
+    const CliRun sweep = irene_cli("sweep gpt2 " + sizes + " --format json -o " + out, dir);
+    EXPECT_EQ(predict.status, sweep.status) << sizes << "\npredict: " << predict.err << "\nsweep: " << sweep.err;
+    EXPECT_EQ(predicted, fs::exists(out)) << sizes;
+    fs::remove(out);
+    if (sizes == "--batch 5000 --seq 128") {
+      EXPECT_EQ(sweep.status, 0) << sweep.err;
+      continue;
+    }
+    expect_failure(predict, sizes.find("200000000") != std::string::npos ? "1..134217728" : "positions");
+    EXPECT_EQ(predict.err, sweep.err) << sizes;
+  }
+  // Generations too: --prompt takes the limit --seq takes.
+  const CliRun predict = irene_cli("predict gpt2 --prompt 70000 --generate 2 --format json -o " + out, dir);
+  const CliRun sweep = irene_cli("sweep gpt2 --prompt 70000 --generate 2 --format json -o " + out, dir);
+  expect_failure(predict, "positions");
+  EXPECT_EQ(predict.err, sweep.err);
+  EXPECT_FALSE(fs::exists(out));
+}

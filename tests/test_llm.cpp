@@ -19,6 +19,8 @@
 #include "irene/explain/server.hpp"
 #include "irene/predict/features.hpp"
 #include "irene/predict/predictor.hpp"
+#include "irene/workload/shares.hpp"
+#include "irene/workload/steps.hpp"
 #include "test_llm_util.hpp"
 #include "test_util.hpp"
 
@@ -859,4 +861,50 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
   }
   server.stop();
   t.join();
+}
+
+// The step evaluator below explain/ (workload/steps.hpp) splits each step by any grouping of the
+// nodes: here leaves against parents (whose part is their own operations), whose two groups add up
+// to the steps' energies, and the leaves' group is explain_tree's leaves' share of each step.
+TEST(LlmGeneration, DecodeStepsSplitByAnyGroupingOfTheNodes) {
+  const Predictor p = Predictor::load_default();
+  const ModelConfig c = load_model_config("gpt2");
+  BuildOptions step;
+  step.phase = kDecode;
+  step.head = "lm";
+  step.last_token_logits = true;
+  const auto leaf_or_parent = [](const Node& n) { return n.children.empty() ? 0 : 1; };
+  const workload::DecodeSteps d = workload::predict_decode_steps(c, 2, step, 16, 20, p, leaf_or_parent, 2);
+  ASSERT_EQ(d.steps.size(), 5u);
+  ASSERT_EQ(d.by_group.size(), 2u);
+  EXPECT_EQ(d.first_tree.past_len, 16);
+  EXPECT_FALSE(d.first_tree.root().predicted_energy_j.has_value());  // as built
+  double total = 0, leaves = 0;
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(d.steps[k].past, 16 + k);
+    const Tree t = step_tree(c, 2, 16 + k, p);
+    EXPECT_EQ(d.steps[k].j, *t.root().predicted_energy_j);
+    total += d.steps[k].j;
+    for (const auto& n : explain::explain_tree(t).nodes)
+      if (t.nodes[n.index].children.empty()) leaves += n.attributed.j;
+  }
+  EXPECT_EQ(d.held, 0);
+  EXPECT_NEAR(d.by_group[0] + d.by_group[1], total, 1e-9 * total);
+  EXPECT_NEAR(d.by_group[0], leaves, 1e-9 * leaves);
+  EXPECT_GT(d.by_group[1], 0);  // gpt2's blocks run residual adds, GELU, attention scaling
+}
+
+// The split rule explain_tree and the step evaluator share (workload/shares.hpp).
+TEST(WorkloadShares, OwnOperationsFirstThenChildrenInProportion) {
+  EXPECT_EQ(workload::split_weight(-1.0), 0.0);
+  EXPECT_EQ(workload::split_weight(std::nan("")), 0.0);
+  EXPECT_EQ(workload::own_share(3, 12), 0.25);
+  EXPECT_EQ(workload::own_share(20, 12), 1.0);  // never more than the whole parent
+  EXPECT_EQ(workload::own_share(3, -1), 0.0);
+  // Children 1 J and 3 J (and a negative one that weighs 0) share what own operations leave.
+  EXPECT_DOUBLE_EQ(workload::child_share(1.0, 0.25, 1, 4, 3), 0.75 * 0.25);
+  EXPECT_DOUBLE_EQ(workload::child_share(1.0, 0.25, 3, 4, 3), 0.75 * 0.75);
+  EXPECT_EQ(workload::child_share(1.0, 0.25, -2, 4, 3), 0.0);
+  // Every child weighing zero: an even split; a parent's share carries down.
+  EXPECT_DOUBLE_EQ(workload::child_share(0.5, 0, 0, 0, 4), 0.125);
 }

@@ -20,9 +20,9 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/compare.hpp"
-#include "irene/core/limits.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/generation.hpp"
 #include "irene/explain/pipeline.hpp"
@@ -30,6 +30,7 @@
 #include "irene/explain/units.hpp"
 #include "irene/explain/report.hpp"
 #include "irene/explain/server.hpp"
+#include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
 
 namespace irene::cli {
@@ -38,178 +39,12 @@ namespace {
 
 using namespace irene::explain;
 
-constexpr int kMaxBatch = 4096;
-constexpr int kMaxSeq = 65536;
-
-std::shared_ptr<const Predictor> load_predictor(const std::string& path) {
-  auto p = std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
-  p->require_energy("this command");
-  return p;
-}
-
-// Where the trees of a command come from: a trees/predictions JSONL file, or a model
-// (built-in name or config.json) with overrides at given batch sizes and sequence lengths.
-struct Source {
-  std::string what;                    // positional argument
-  std::vector<std::string> overrides;  // --set
-  std::string batch, seq;              // numbers or ranges
-  std::string predictor;               // --predictor
-  bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
-  PassArgs pass = {};                  // --phase, --past (a range in sweep/report), --dtype, --attention, --head
-  std::string prompt = {}, generate = {};  // text generation: --prompt P --generate N (ranges in sweep)
-
-  bool generation() const { return !prompt.empty() || !generate.empty(); }
-};
-
-// The options of the pass, with --past's text left out (it may be a range); its values apart.
-BuildOptions pass_of(const Source& s, bool allow_ranges, std::vector<int>* pasts) {
-  PassArgs p = s.pass;
-  if (!p.past.empty() && p.phase == kDecode) {
-    const auto values = allow_ranges ? parse_range(p.past, "--past", limits::kMaxSeq)
-                                     : std::vector<int>{parse_positive_int(p.past, "--past")};
-    if (pasts) *pasts = values;
-    p.past = std::to_string(values.front());
-  }
-  return build_options(p);
-}
-
-// A generation request of a model source: its batch, prompt and generate values (ranges where
-// allowed: every combination, batch-major). Errors as the options are malformed.
-struct GenerationGrid {
-  ModelConfig config;
-  std::vector<int> batches, prompts, generates;
-  BuildOptions pass;
-};
-
-GenerationGrid generation_grid(const Source& s, bool allow_ranges) {
-  if (is_trees_file(s.what))
-    throw Error("--prompt / --generate predict a model (a built-in name or config.json), not a trees file");
-  if (s.prompt.empty() || s.generate.empty())
-    throw Error("--prompt P and --generate N go together (P prompt tokens, N generated tokens)");
-  if (!s.seq.empty()) throw Error("--seq does not apply with --generate (the prompt is --prompt)");
-  if (!s.pass.phase.empty() || !s.pass.past.empty() || !s.pass.head.empty())
-    throw Error("--phase, --past and --head do not apply with --generate (it predicts the prefill and every decode step)");
-  GenerationGrid g;
-  g.config = load_config_with_overrides(s.what, s.overrides);
-  const std::string batch = s.batch.empty() ? "1" : s.batch;
-  if (allow_ranges) {
-    g.batches = parse_range(batch, "--batch", kMaxBatch);
-    g.prompts = parse_range(s.prompt, "--prompt", limits::kMaxSeq);
-    g.generates = parse_range(s.generate, "--generate", kMaxGenerate);
-  } else {
-    g.batches = {parse_positive_int(batch, "--batch")};
-    g.prompts = {parse_positive_int(s.prompt, "--prompt")};
-    g.generates = {parse_positive_int(s.generate, "--generate")};
-  }
-  const std::size_t total = g.batches.size() * g.prompts.size() * g.generates.size();
-  if (total > static_cast<std::size_t>(max_range_points))
-    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
-  g.pass = build_options(s.pass);
-  return g;
-}
-
-std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
-  std::vector<Generation> out;
-  for (int b : grid.batches)
-    for (int q : grid.prompts)
-      for (int n : grid.generates) {
-        GenerationRequest r;
-        r.batch = b;
-        r.prompt = q;
-        r.generate = n;
-        r.pass = grid.pass;
-        out.push_back(predict_generation(grid.config, r, p));
-      }
-  return out;
-}
-
-// Calls `start(total)` once, then `each(tree)` for every tree of the source, in order: the trees of
-// a file (filtered by --batch/--seq, unusable ones skipped), or MODEL predicted at every (batch, seq)
-// of the ranges, one at a time (a 1,024-point sweep never holds more than one tree).
-void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
-                   const std::function<void(std::size_t)>& start, const std::function<void(Tree&&)>& each) {
-  if (is_trees_file(s.what)) {
-    if (!s.overrides.empty()) throw Error("--set applies to a model, not to a trees file");
-    if (any_pass_option(s.pass))
-      throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
-                  "apply to a trees file");
-    std::vector<Tree> trees = read_jsonl(s.what);
-    if (!s.batch.empty() || !s.seq.empty()) {
-      const auto batches = s.batch.empty() ? std::vector<int>{} : parse_range(s.batch, "--batch", kMaxBatch);
-      const auto seqs = s.seq.empty() ? std::vector<int>{} : parse_range(s.seq, "--seq", kMaxSeq);
-      std::vector<Tree> kept;
-      for (auto& t : trees)
-        if ((batches.empty() || std::find(batches.begin(), batches.end(), t.batch_size) != batches.end()) &&
-            (seqs.empty() || std::find(seqs.begin(), seqs.end(), t.seq_len) != seqs.end()))
-          kept.push_back(std::move(t));
-      if (kept.empty())
-        throw Error(fmt::format("{}: no tree has batch {} and seq {}", s.what, s.batch.empty() ? "any" : s.batch,
-                                s.seq.empty() ? "any" : s.seq));
-      trees = std::move(kept);
-    }
-    UsablePolicy policy;
-    policy.strict = s.strict;
-    policy.source = s.what;
-    if (!s.predictor.empty()) {
-      const auto p = load_predictor(s.predictor);
-      hardware = p->hardware();
-      trees = keep_usable(std::move(trees), [&](const Tree& t) { return p->cannot_predict(t); }, policy);
-      for (auto& t : trees) p->predict(t);
-    } else {
-      trees = keep_usable(std::move(trees), check_energies, policy);
-    }
-    if (s.predictor.empty() && !trees.front().provenance.empty()) {
-      if (auto it = trees.front().provenance.find("predicted_for"); it != trees.front().provenance.end())
-        hardware = it->second;
-    }
-    start(trees.size());
-    for (auto& t : trees) each(std::move(t));
-    return;
-  }
-  // A model is built for kDefaultBatch / kDefaultSeq where --batch / --seq are not given (a
-  // decode step: one new token per sequence).
-  std::vector<int> pasts;
-  const BuildOptions pass = pass_of(s, allow_ranges, &pasts);
-  const bool decode = pass.phase == kDecode;
-  const std::string batch = s.batch.empty() ? std::to_string(kDefaultBatch) : s.batch;
-  const std::string seq = s.seq.empty() ? (decode ? std::string("1") : std::to_string(kDefaultSeq)) : s.seq;
-  const ModelConfig config = load_config_with_overrides(s.what, s.overrides);
-  std::vector<int> batches, seqs;
-  if (allow_ranges) {
-    batches = parse_range(batch, "--batch", kMaxBatch);
-    seqs = parse_range(seq, "--seq", kMaxSeq);
-  } else {
-    batches = {parse_positive_int(batch, "--batch")};
-    seqs = {parse_positive_int(seq, "--seq")};
-  }
-  if (decode && seqs != std::vector<int>{1})
-    throw Error("--phase decode feeds one new token per sequence: --seq must be 1 or left out");
-  if (pasts.empty()) pasts = {pass.past};
-  const auto p = load_predictor(s.predictor);
-  hardware = p->hardware();
-  const bool progress = ::isatty(2);
-  const std::size_t total = batches.size() * seqs.size() * pasts.size();
-  if (total > static_cast<std::size_t>(max_range_points))
-    throw Error(fmt::format("{} points is more than {}", total, max_range_points));
-  start(total);
-  std::size_t done = 0;
-  for (int b : batches)
-    for (int q : seqs)
-      for (int past : pasts) {
-        BuildOptions o = pass;
-        o.past = past;
-        each(predicted_tree(config, b, q, *p, o));
-        ++done;
-        if (total > 8 && progress) std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
-      }
-  if (total > 8 && progress) std::cerr << '\n';
-}
-
-std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware) {
-  std::vector<Tree> trees;
-  for_each_tree(s, allow_ranges, hardware, [&](std::size_t n) { trees.reserve(n); },
-                [&](Tree&& t) { trees.push_back(std::move(t)); });
-  return trees;
+// "irene: predicted 5/24" on standard error, when it is a terminal and there are more than 8 points.
+void show_progress(std::size_t done, std::size_t total) {
+  static const bool terminal = ::isatty(2);
+  if (total <= 8 || !terminal) return;
+  std::cerr << fmt::format("\rirene: predicted {}/{}", done, total) << std::flush;
+  if (done == total) std::cerr << '\n';
 }
 
 void add_generation_options(CLI::App* cmd, Source& s, bool ranges) {
@@ -249,7 +84,7 @@ void check_format(const std::string& format, std::initializer_list<const char*> 
 // ---- serve -------------------------------------------------------------------------------
 
 void serve(const std::string& predictor, const std::string& host, int port, int threads) {
-  auto p = load_predictor(predictor);
+  auto p = load_energy_predictor(predictor);
   ServeOptions options;
   options.host = host;
   options.port = port;
@@ -286,306 +121,337 @@ void serve(const std::string& predictor, const std::string& host, int port, int 
   std::cout << "irene: server stopped\n";
 }
 
+// ---- explain ----------------------------------------------------------------------------
+
+struct ExplainArgs {
+  Source s;
+  std::string format = "text", out = "-", carbon;
+  int top = 10, depth = 3;
+  bool expand = false;
+
+  TextOptions text(const std::string& hardware) const {
+    TextOptions to;
+    to.depth = depth;
+    to.expand = expand;
+    to.carbon_g_per_kwh = parse_carbon_intensity(carbon);
+    to.hardware = hardware;
+    return to;
+  }
+};
+
+// explain --prompt P --generate N: the generation, then its prefill and its last decode step.
+void explain_generation(const ExplainArgs& a) {
+  if (a.format == "csv")
+    throw Error("--format csv lists the nodes of one tree: explain a generation as text or json, or its "
+                "prefill or one decode step (--phase decode --past P) as csv");
+  const auto grid = generation_grid(a.s, false);
+  const auto p = load_energy_predictor(a.s.predictor);
+  const Generation g = predict_generations(grid, *p).front();
+  ExplainOptions eo;
+  eo.top = a.top;
+  const Explanation pre = explain_tree(g.prefill_tree, eo), last = explain_tree(g.last_step, eo);
+  const TextOptions to = a.text(p->hardware());
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "json") {
+      auto j = to_json(g);
+      j["prefill_explanation"] = to_json(pre);
+      j["last_step_explanation"] = to_json(last);
+      os << j.dump(1) << '\n';
+      return;
+    }
+    write_text(os, g, false);
+    os << "\n" << std::string(72, '-') << "\nThe prefill:\n";
+    write_text(os, pre, to);
+    os << "\n" << std::string(72, '-') << "\nThe last decode step:\n";
+    write_text(os, last, to);
+  });
+}
+
+void run_explain(const ExplainArgs& a) {
+  check_format(a.format, {"text", "json", "csv"});
+  const auto carbon_g = parse_carbon_intensity(a.carbon);
+  if (a.s.generation()) return explain_generation(a);
+  std::string hardware;
+  const auto trees = load_trees(a.s, false, hardware);
+  if (a.format == "csv") return write_output(a.out, [&](std::ostream& os) { write_records_csv(os, trees); });
+  ExplainOptions eo;
+  eo.top = a.top;
+  std::vector<Explanation> ex;
+  for (const auto& t : trees) ex.push_back(explain_tree(t, eo));
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "json") {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& e : ex) {
+        auto j = to_json(e);
+        j["hardware"] = hardware;
+        j["normalized"] = to_json(normalize(e.total.j, e.batch_size, e.seq_len, carbon_g));
+        if (carbon_g) j["carbon_intensity_g_per_kwh"] = *carbon_g;
+        arr.push_back(std::move(j));
+      }
+      os << (arr.size() == 1 ? arr[0] : arr).dump(1) << '\n';
+      return;
+    }
+    const TextOptions to = a.text(hardware);
+    for (std::size_t i = 0; i < ex.size(); ++i) {
+      if (i) os << "\n" << std::string(72, '-') << "\n";
+      write_text(os, ex[i], to);
+    }
+  });
+}
+
+void register_explain_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("explain", "Where a model's inference energy goes: per node, hotspots, by type and kind");
+  auto a = std::make_shared<ExplainArgs>();
+  add_source_options(cmd, a->s, false);
+  cmd->add_option("--format,-f", a->format, "text, json or csv (one row per node, the columns of irene.predict)")
+      ->capture_default_str();
+  cmd->add_option("--top", a->top, "hotspots to list")->capture_default_str()->check(CLI::Range(0, limits::kMaxTop));
+  cmd->add_option("--depth", a->depth, "tree depth shown in text (-1: all)")->capture_default_str();
+  cmd->add_flag("--expand", a->expand, "list hotspots one ML primitive a line instead of grouping repeated layers");
+  add_carbon_option(cmd, a->carbon);
+  cmd->add_option("-o,--output", a->out, "output file ('-': standard output)")->capture_default_str();
+  cmd->callback([a] { run_explain(*a); });
+}
+
+// ---- compare ----------------------------------------------------------------------------
+
+struct CompareArgs {
+  std::string a, b, batch, seq, batch_b, seq_b, predictor, format = "text", out = "-";
+  std::vector<std::string> set_a, set_b;
+  int top = 20;
+  bool strict = false;
+  PassArgs pass;
+  std::string prompt, generate, past_b;
+};
+
+void run_compare(const CompareArgs& o) {
+  check_format(o.format, {"text", "json"});
+  std::string hardware;
+  Source sa{o.a, o.set_a, o.batch, o.seq, o.predictor, o.strict, o.pass, o.prompt, o.generate};
+  Source sb{o.b.empty() ? o.a : o.b, o.set_b, o.batch_b.empty() ? o.batch : o.batch_b,
+            o.seq_b.empty() ? o.seq : o.seq_b, o.predictor, o.strict, o.pass, o.prompt, o.generate};
+  if (!o.past_b.empty()) {
+    if (o.pass.phase != kDecode) throw Error("--past-b needs --phase decode");
+    sb.pass.past = o.past_b;
+  }
+  if (sa.generation()) {
+    const auto p = load_energy_predictor(o.predictor);
+    const Generation ga = predict_generations(generation_grid(sa, false), *p).front();
+    const Generation gb = predict_generations(generation_grid(sb, false), *p).front();
+    const GenerationComparison c = compare_generations(ga, gb);
+    const Comparison steps = compare(ga.last_step, gb.last_step);
+    return write_output(o.out, [&](std::ostream& os) {
+      if (o.format == "json") {
+        auto j = to_json(c);
+        j["hardware"] = p->hardware();
+        j["last_step"] = to_json(steps);
+        os << j.dump(1) << '\n';
+      } else {
+        write_text(os, c);
+        os << "\nThe last decode steps, node by node:\n";
+        write_text(os, steps, o.top);
+      }
+    });
+  }
+  const Tree ta = load_trees(sa, false, hardware).front();
+  const Tree tb = load_trees(sb, false, hardware).front();
+  const Comparison c = compare(ta, tb);
+  write_output(o.out, [&](std::ostream& os) {
+    if (o.format == "json") {
+      auto j = to_json(c);
+      j["hardware"] = hardware;
+      os << j.dump(1) << '\n';
+    } else {
+      if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+      write_text(os, c, o.top);
+    }
+  });
+}
+
+void register_compare(CLI::App& app) {
+  auto* cmd = app.add_subcommand("compare", "What a change costs: two configurations aligned node by node (b - a)");
+  auto o = std::make_shared<CompareArgs>();
+  cmd->add_option("a", o->a, "model a: built-in name, config.json or trees .jsonl (first tree)")->required();
+  cmd->add_option("b", o->b, "model b (default: a, with --set / --batch-b / --seq-b)");
+  cmd->add_option("--batch,-b", o->batch, "batch size of a (and of b unless --batch-b)");
+  cmd->add_option("--seq,-s", o->seq, "sequence length of a (and of b unless --seq-b)");
+  cmd->add_option("--batch-b", o->batch_b, "batch size of b");
+  cmd->add_option("--seq-b", o->seq_b, "sequence length of b");
+  cmd->add_option("--set", o->set_b, "override in b, KEY=VALUE (repeatable)");
+  cmd->add_option("--set-a", o->set_a, "override in a, KEY=VALUE (repeatable)");
+  cmd->add_option("--predictor,-p", o->predictor, "predictor file (default: the shipped one)");
+  cmd->add_option("--format,-f", o->format, "text or json")->capture_default_str();
+  cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
+  cmd->add_flag("--strict", o->strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
+  cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
+  add_pass_options(cmd, o->pass);
+  cmd->add_option("--past-b", o->past_b, "with --phase decode: the cached positions of b (default: --past)");
+  cmd->add_option("--prompt", o->prompt, "with --generate: prompt tokens (both sides)");
+  cmd->add_option("--generate", o->generate,
+                  "new tokens per sequence: compare the energy of generating text (prefill, decode, total, per "
+                  "token, by module kind); --batch defaults to 1");
+  cmd->callback([o] { run_compare(*o); });
+}
+
+// ---- sweep ------------------------------------------------------------------------------
+
+struct SweepArgs {
+  Source s;
+  std::string format = "table", out = "-", jsonl, report;
+};
+
+// sweep --prompt ... --generate ...: one generation per point.
+void sweep_generations(const SweepArgs& a) {
+  if (!a.jsonl.empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
+  const auto grid = generation_grid(a.s, true);
+  const auto p = load_energy_predictor(a.s.predictor);
+  const auto gens = predict_generations(grid, *p);
+  std::vector<GenerationPoint> points;
+  for (const auto& g : gens) points.push_back(generation_point(g));
+  if (!a.report.empty()) {
+    const Generation& last = gens.back();
+    ReportOptions ro;
+    ro.hardware = p->hardware();
+    auto data = report_data({last.prefill_tree, last.first_step, last.last_step}, ro);
+    data["generation"] = to_json(last);
+    data["generation_sweep"] = to_json(points);
+    const std::string html = render_report(data, fmt::format("irene energy report: {} generating text", last.model_name));
+    write_output(a.report, [&](std::ostream& os) { os << html; });
+  }
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "csv") write_generation_csv(os, points);
+    else if (a.format == "json") os << to_json(points).dump(1) << '\n';
+    else {
+      os << "predictor: " << p->hardware() << '\n';
+      write_generation_table(os, points);
+    }
+  });
+}
+
+void run_sweep(const SweepArgs& a) {
+  check_format(a.format, {"table", "csv", "json"});
+  if (a.s.generation()) return sweep_generations(a);
+  std::string hardware;
+  std::vector<SweepPoint> points;
+  std::optional<ReportBuilder> builder;
+  ReportOptions ro;
+  // One tree at a time: its sweep point, the report's share of it, its JSONL line.
+  auto run = [&](std::ostream* trees_out) {
+    for_each_tree(
+        a.s, true, hardware,
+        [&](std::size_t total) {
+          points.reserve(total);
+          if (!a.report.empty()) builder.emplace(total, ro);
+        },
+        [&](Tree&& t) {
+          points.push_back(sweep_point(t));
+          if (builder) builder->add(t);
+          if (trees_out) write_tree_jsonl(*trees_out, t);
+        },
+        show_progress);
+  };
+  if (a.jsonl.empty()) run(nullptr);
+  else write_output(a.jsonl, [&](std::ostream& os) { run(&os); });
+  if (builder) {
+    nlohmann::json data = builder->data();
+    data["hardware"] = hardware;
+    const std::string html = render_report(data, builder->title());
+    write_output(a.report, [&](std::ostream& os) { os << html; });
+  }
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "csv") write_sweep_csv(os, points);
+    else if (a.format == "json") os << to_json(points).dump(1) << '\n';
+    else {
+      if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+      write_sweep_table(os, points);
+    }
+  });
+}
+
+void register_sweep(CLI::App& app) {
+  auto* cmd = app.add_subcommand("sweep", "Energy against sequence length or batch size, per level and module kind");
+  auto a = std::make_shared<SweepArgs>();
+  add_source_options(cmd, a->s, true);
+  cmd->add_option("--format,-f", a->format, "table, csv or json")->capture_default_str();
+  cmd->add_option("-o,--output", a->out, "output file ('-': standard output)")->capture_default_str();
+  cmd->add_option("--jsonl", a->jsonl, "also write the predicted trees (JSONL)");
+  cmd->add_option("--report", a->report, "also write an HTML report with the sweep plot");
+  cmd->callback([a] { run_sweep(*a); });
+}
+
+// ---- report -----------------------------------------------------------------------------
+
+struct ReportArgs {
+  Source s;
+  std::string out, title;
+  int top = 15;
+};
+
+void run_report(const ReportArgs& a) {
+  ReportOptions ro;
+  ro.title = a.title;
+  ro.top = a.top;
+  if (a.s.generation()) {
+    const auto p = load_energy_predictor(a.s.predictor);
+    const Generation g = predict_generations(generation_grid(a.s, false), *p).front();
+    ro.hardware = p->hardware();
+    auto data = report_data({g.prefill_tree, g.first_step, g.last_step}, ro);
+    data["generation"] = to_json(g);
+    const std::string html = render_report(
+        data, a.title.empty() ? fmt::format("irene energy report: {} generating text", g.model_name) : a.title);
+    write_output(a.out, [&](std::ostream& os) { os << html; });
+    std::cerr << fmt::format("irene: wrote {} (a generation of {} steps, {} KiB)\n", a.out, g.steps.size(),
+                             html.size() / 1024);
+    return;
+  }
+  std::string hardware;
+  std::optional<ReportBuilder> builder;
+  for_each_tree(
+      a.s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); }, [&](Tree&& t) { builder->add(t); },
+      show_progress);
+  nlohmann::json data = builder->data();
+  data["hardware"] = hardware;
+  const std::string html = render_report(data, builder->title());
+  write_output(a.out, [&](std::ostream& os) { os << html; });
+  std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} shown whole, {} KiB)\n", a.out, builder->added(),
+                           builder->added() == 1 ? "" : "s", data["trees"].size(), html.size() / 1024);
+}
+
+void register_report(CLI::App& app) {
+  auto* cmd = app.add_subcommand("report", "One self-contained HTML energy report (works offline)");
+  auto a = std::make_shared<ReportArgs>();
+  add_source_options(cmd, a->s, true);
+  cmd->add_option("-o,--output", a->out, "the HTML file to write")->required();
+  cmd->add_option("--title", a->title, "page title");
+  cmd->add_option("--top", a->top, "hotspots per tree")->capture_default_str()->check(CLI::Range(0, limits::kMaxTop));
+  cmd->callback([a] { run_report(*a); });
+}
+
+// ---- serve ------------------------------------------------------------------------------
+
+struct ServeArgs {
+  std::string predictor, host = "127.0.0.1";
+  int port = 8080, threads = 8;
+};
+
+void register_serve(CLI::App& app) {
+  auto* cmd = app.add_subcommand("serve", "Serve the energy map and a JSON API (loopback unless --host)");
+  auto a = std::make_shared<ServeArgs>();
+  cmd->add_option("--predictor,-p", a->predictor, "predictor file (default: the shipped one)");
+  cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--threads", a->threads, "worker threads")->capture_default_str()->check(CLI::Range(1, limits::kMaxThreads));
+  cmd->callback([a] { serve(a->predictor, a->host, a->port, a->threads); });
+}
+
 }  // namespace
 
 void register_explain(CLI::App& app) {
-  // explain ---------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("explain", "Where a model's inference energy goes: per node, hotspots, by type and kind");
-    auto s = std::make_shared<Source>();
-    auto format = std::make_shared<std::string>("text");
-    auto out = std::make_shared<std::string>("-");
-    auto top = std::make_shared<int>(10);
-    auto depth = std::make_shared<int>(3);
-    auto expand = std::make_shared<bool>(false);
-    auto carbon = std::make_shared<std::string>();
-    add_source_options(cmd, *s, false);
-    cmd->add_option("--format,-f", *format, "text, json or csv (one row per node, the columns of irene.predict)")
-        ->capture_default_str();
-    cmd->add_option("--top", *top, "hotspots to list")->capture_default_str()->check(CLI::Range(0, 100000));
-    cmd->add_option("--depth", *depth, "tree depth shown in text (-1: all)")->capture_default_str();
-    cmd->add_flag("--expand", *expand, "list hotspots one ML primitive a line instead of grouping repeated layers");
-    add_carbon_option(cmd, *carbon);
-    cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
-    cmd->callback([=] {
-      check_format(*format, {"text", "json", "csv"});
-      const auto carbon_g = parse_carbon_intensity(*carbon);
-      if (s->generation()) {
-        if (*format == "csv")
-          throw Error("--format csv lists the nodes of one tree: explain a generation as text or json, or its "
-                      "prefill or one decode step (--phase decode --past P) as csv");
-        const auto grid = generation_grid(*s, false);
-        const auto p = load_predictor(s->predictor);
-        const Generation g = predict_generations(grid, *p).front();
-        ExplainOptions eo;
-        eo.top = *top;
-        const Explanation pre = explain_tree(g.prefill_tree, eo), last = explain_tree(g.last_step, eo);
-        write_output(*out, [&](std::ostream& os) {
-          if (*format == "json") {
-            auto j = to_json(g);
-            j["prefill_explanation"] = to_json(pre);
-            j["last_step_explanation"] = to_json(last);
-            os << j.dump(1) << '\n';
-            return;
-          }
-          write_text(os, g, false);
-          os << "\n" << std::string(72, '-') << "\nThe prefill:\n";
-          TextOptions to;
-          to.depth = *depth;
-          to.expand = *expand;
-          to.carbon_g_per_kwh = carbon_g;
-          to.hardware = p->hardware();
-          write_text(os, pre, to);
-          os << "\n" << std::string(72, '-') << "\nThe last decode step:\n";
-          write_text(os, last, to);
-        });
-        return;
-      }
-      std::string hardware;
-      const auto trees = load_trees(*s, false, hardware);
-      if (*format == "csv") {
-        write_output(*out, [&](std::ostream& os) { write_records_csv(os, trees); });
-        return;
-      }
-      ExplainOptions eo;
-      eo.top = *top;
-      std::vector<Explanation> ex;
-      for (const auto& t : trees) ex.push_back(explain_tree(t, eo));
-      write_output(*out, [&](std::ostream& os) {
-        if (*format == "json") {
-          nlohmann::json arr = nlohmann::json::array();
-          for (const auto& e : ex) {
-            auto j = to_json(e);
-            j["hardware"] = hardware;
-            j["normalized"] = to_json(normalize(e.total.j, e.batch_size, e.seq_len, carbon_g));
-            if (carbon_g) j["carbon_intensity_g_per_kwh"] = *carbon_g;
-            arr.push_back(std::move(j));
-          }
-          os << (arr.size() == 1 ? arr[0] : arr).dump(1) << '\n';
-        } else {
-          TextOptions to;
-          to.depth = *depth;
-          to.expand = *expand;
-          to.carbon_g_per_kwh = carbon_g;
-          to.hardware = hardware;
-          for (std::size_t i = 0; i < ex.size(); ++i) {
-            if (i) os << "\n" << std::string(72, '-') << "\n";
-            write_text(os, ex[i], to);
-          }
-        }
-      });
-    });
-  }
-  // compare ---------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("compare", "What a change costs: two configurations aligned node by node (b - a)");
-    struct Opts {
-      std::string a, b, batch, seq, batch_b, seq_b, predictor, format = "text", out = "-";
-      std::vector<std::string> set_a, set_b;
-      int top = 20;
-      bool strict = false;
-      PassArgs pass;
-      std::string prompt, generate, past_b;
-    };
-    auto o = std::make_shared<Opts>();
-    cmd->add_option("a", o->a, "model a: built-in name, config.json or trees .jsonl (first tree)")->required();
-    cmd->add_option("b", o->b, "model b (default: a, with --set / --batch-b / --seq-b)");
-    cmd->add_option("--batch,-b", o->batch, "batch size of a (and of b unless --batch-b)");
-    cmd->add_option("--seq,-s", o->seq, "sequence length of a (and of b unless --seq-b)");
-    cmd->add_option("--batch-b", o->batch_b, "batch size of b");
-    cmd->add_option("--seq-b", o->seq_b, "sequence length of b");
-    cmd->add_option("--set", o->set_b, "override in b, KEY=VALUE (repeatable)");
-    cmd->add_option("--set-a", o->set_a, "override in a, KEY=VALUE (repeatable)");
-    cmd->add_option("--predictor,-p", o->predictor, "predictor file (default: the shipped one)");
-    cmd->add_option("--format,-f", o->format, "text or json")->capture_default_str();
-    cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
-    cmd->add_flag("--strict", o->strict, "with a trees file: fail on a tree that cannot be used instead of skipping it");
-    cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
-    add_pass_options(cmd, o->pass);
-    cmd->add_option("--past-b", o->past_b, "with --phase decode: the cached positions of b (default: --past)");
-    cmd->add_option("--prompt", o->prompt, "with --generate: prompt tokens (both sides)");
-    cmd->add_option("--generate", o->generate,
-                    "new tokens per sequence: compare the energy of generating text (prefill, decode, total, per "
-                    "token, by module kind); --batch defaults to 1");
-    cmd->callback([o] {
-      check_format(o->format, {"text", "json"});
-      std::string hardware;
-      Source sa{o->a, o->set_a, o->batch, o->seq, o->predictor, o->strict, o->pass, o->prompt, o->generate};
-      Source sb{o->b.empty() ? o->a : o->b, o->set_b, o->batch_b.empty() ? o->batch : o->batch_b,
-                o->seq_b.empty() ? o->seq : o->seq_b, o->predictor, o->strict, o->pass, o->prompt, o->generate};
-      if (!o->past_b.empty()) {
-        if (o->pass.phase != kDecode) throw Error("--past-b needs --phase decode");
-        sb.pass.past = o->past_b;
-      }
-      if (sa.generation()) {
-        const auto p = load_predictor(o->predictor);
-        const Generation ga = predict_generations(generation_grid(sa, false), *p).front();
-        const Generation gb = predict_generations(generation_grid(sb, false), *p).front();
-        const GenerationComparison c = compare_generations(ga, gb);
-        const Comparison steps = compare(ga.last_step, gb.last_step);
-        write_output(o->out, [&](std::ostream& os) {
-          if (o->format == "json") {
-            auto j = to_json(c);
-            j["hardware"] = p->hardware();
-            j["last_step"] = to_json(steps);
-            os << j.dump(1) << '\n';
-          } else {
-            write_text(os, c);
-            os << "\nThe last decode steps, node by node:\n";
-            write_text(os, steps, o->top);
-          }
-        });
-        return;
-      }
-      const Tree ta = load_trees(sa, false, hardware).front();
-      const Tree tb = load_trees(sb, false, hardware).front();
-      const Comparison c = compare(ta, tb);
-      write_output(o->out, [&](std::ostream& os) {
-        if (o->format == "json") {
-          auto j = to_json(c);
-          j["hardware"] = hardware;
-          os << j.dump(1) << '\n';
-        } else {
-          if (!hardware.empty()) os << "predictor: " << hardware << '\n';
-          write_text(os, c, o->top);
-        }
-      });
-    });
-  }
-  // sweep -----------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("sweep", "Energy against sequence length or batch size, per level and module kind");
-    auto s = std::make_shared<Source>();
-    auto format = std::make_shared<std::string>("table");
-    auto out = std::make_shared<std::string>("-");
-    auto jsonl = std::make_shared<std::string>();
-    auto report = std::make_shared<std::string>();
-    add_source_options(cmd, *s, true);
-    cmd->add_option("--format,-f", *format, "table, csv or json")->capture_default_str();
-    cmd->add_option("-o,--output", *out, "output file ('-': standard output)")->capture_default_str();
-    cmd->add_option("--jsonl", *jsonl, "also write the predicted trees (JSONL)");
-    cmd->add_option("--report", *report, "also write an HTML report with the sweep plot");
-    cmd->callback([=] {
-      check_format(*format, {"table", "csv", "json"});
-      if (s->generation()) {
-        if (!jsonl->empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
-        const auto grid = generation_grid(*s, true);
-        const auto p = load_predictor(s->predictor);
-        const auto gens = predict_generations(grid, *p);
-        std::vector<GenerationPoint> points;
-        for (const auto& g : gens) points.push_back(generation_point(g));
-        if (!report->empty()) {
-          const Generation& last = gens.back();
-          ReportOptions ro;
-          ro.hardware = p->hardware();
-          auto data = report_data({last.prefill_tree, last.first_step, last.last_step}, ro);
-          data["generation"] = to_json(last);
-          data["generation_sweep"] = to_json(points);
-          const std::string html = render_report(data, fmt::format("irene energy report: {} generating text", last.model_name));
-          write_output(*report, [&](std::ostream& os) { os << html; });
-        }
-        write_output(*out, [&](std::ostream& os) {
-          if (*format == "csv") write_generation_csv(os, points);
-          else if (*format == "json") os << to_json(points).dump(1) << '\n';
-          else {
-            os << "predictor: " << p->hardware() << '\n';
-            write_generation_table(os, points);
-          }
-        });
-        return;
-      }
-      std::string hardware;
-      std::vector<SweepPoint> points;
-      std::optional<ReportBuilder> builder;
-      ReportOptions ro;
-      // One tree at a time: its sweep point, the report's share of it, its JSONL line.
-      auto run = [&](std::ostream* trees_out) {
-        for_each_tree(
-            *s, true, hardware,
-            [&](std::size_t total) {
-              points.reserve(total);
-              if (!report->empty()) builder.emplace(total, ro);
-            },
-            [&](Tree&& t) {
-              points.push_back(sweep_point(t));
-              if (builder) builder->add(t);
-              if (trees_out) write_tree_jsonl(*trees_out, t);
-            });
-      };
-      if (jsonl->empty()) run(nullptr);
-      else write_output(*jsonl, [&](std::ostream& os) { run(&os); });
-      if (builder) {
-        nlohmann::json data = builder->data();
-        data["hardware"] = hardware;
-        const std::string html = render_report(data, builder->title());
-        write_output(*report, [&](std::ostream& os) { os << html; });
-      }
-      write_output(*out, [&](std::ostream& os) {
-        if (*format == "csv") write_sweep_csv(os, points);
-        else if (*format == "json") os << to_json(points).dump(1) << '\n';
-        else {
-          if (!hardware.empty()) os << "predictor: " << hardware << '\n';
-          write_sweep_table(os, points);
-        }
-      });
-    });
-  }
-  // report ----------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("report", "One self-contained HTML energy report (works offline)");
-    auto s = std::make_shared<Source>();
-    auto out = std::make_shared<std::string>();
-    auto title = std::make_shared<std::string>();
-    auto top = std::make_shared<int>(15);
-    add_source_options(cmd, *s, true);
-    cmd->add_option("-o,--output", *out, "the HTML file to write")->required();
-    cmd->add_option("--title", *title, "page title");
-    cmd->add_option("--top", *top, "hotspots per tree")->capture_default_str()->check(CLI::Range(0, 100000));
-    cmd->callback([=] {
-      ReportOptions ro;
-      if (s->generation()) {
-        const auto p = load_predictor(s->predictor);
-        const Generation g = predict_generations(generation_grid(*s, false), *p).front();
-        ro.hardware = p->hardware();
-        ro.title = *title;
-        ro.top = *top;
-        auto data = report_data({g.prefill_tree, g.first_step, g.last_step}, ro);
-        data["generation"] = to_json(g);
-        const std::string html = render_report(
-            data, title->empty() ? fmt::format("irene energy report: {} generating text", g.model_name) : *title);
-        write_output(*out, [&](std::ostream& os) { os << html; });
-        std::cerr << fmt::format("irene: wrote {} (a generation of {} steps, {} KiB)\n", *out, g.steps.size(),
-                                 html.size() / 1024);
-        return;
-      }
-      std::string hardware;
-      ro.title = *title;
-      ro.top = *top;
-      std::optional<ReportBuilder> builder;
-      for_each_tree(
-          *s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); },
-          [&](Tree&& t) { builder->add(t); });
-      nlohmann::json data = builder->data();
-      data["hardware"] = hardware;
-      const std::string html = render_report(data, builder->title());
-      write_output(*out, [&](std::ostream& os) { os << html; });
-      std::cerr << fmt::format("irene: wrote {} ({} tree{}, {} shown whole, {} KiB)\n", *out, builder->added(),
-                               builder->added() == 1 ? "" : "s", data["trees"].size(), html.size() / 1024);
-    });
-  }
-  // serve -----------------------------------------------------------------------------------
-  {
-    auto* cmd = app.add_subcommand("serve", "Serve the energy map and a JSON API (loopback unless --host)");
-    auto predictor = std::make_shared<std::string>();
-    auto host = std::make_shared<std::string>("127.0.0.1");
-    auto port = std::make_shared<int>(8080);
-    auto threads = std::make_shared<int>(8);
-    cmd->add_option("--predictor,-p", *predictor, "predictor file (default: the shipped one)");
-    cmd->add_option("--host", *host, "address to listen on")->capture_default_str();
-    cmd->add_option("--port", *port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
-    cmd->add_option("--threads", *threads, "worker threads")->capture_default_str()->check(CLI::Range(1, 256));
-    cmd->callback([=] { serve(*predictor, *host, *port, *threads); });
-  }
+  register_explain_command(app);
+  register_compare(app);
+  register_sweep(app);
+  register_report(app);
+  register_serve(app);
 }
 
 }  // namespace irene::cli

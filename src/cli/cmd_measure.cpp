@@ -18,6 +18,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/interrupt.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/explain/pipeline.hpp"
 #include "irene/measure/blas.hpp"
 #include "irene/measure/collect.hpp"
 #include "irene/measure/executor.hpp"
@@ -199,16 +200,52 @@ void print_profile_summary(const Tree& t, const measure::ProfileSummary& s, cons
       t.root().resources.at("times_mean"), energy, out);
 }
 
-}  // namespace
+// ---- irene profile ---------------------------------------------------------------------
 
-void register_measure(CLI::App& app) {
-  // ---- irene profile ---------------------------------------------------------------------
-  struct ProfileArgs {
-    std::string model, batch, seq;
-    std::vector<std::string> sets;
-    PassArgs pass;
-    MeasureArgs m;
+struct ProfileArgs {
+  std::string model, batch, seq;
+  std::vector<std::string> sets;
+  PassArgs pass;
+  MeasureArgs m;
+};
+
+void run_profile(const ProfileArgs& p) {
+  const int batch = parse_positive_int(p.batch, "--batch");
+  const BuildOptions pass = build_options(p.pass);
+  if (p.seq.empty() && pass.phase != kDecode) throw Error("profile: --seq is required (or --phase decode --past P)");
+  const int seq = pass_seq(p.seq, pass);
+  const ModelConfig config = explain::load_model(p.model, p.sets);
+  measure::ProfileOptions o = profile_options(p.m);
+  Tree tree = build_tree(config, batch, seq, pass);
+  measure::check_executable(tree);
+  auto sensor = open_sensor(p.m.meter);
+  if (o.threads > 0) measure::torch_threads(o.threads);
+  report_blas();
+  interrupt::Cooperative cooperative;  // stop at the next pass; the profile is written whole at the end
+  ProgressLine bar(p.m.quiet, 10);
+  const auto start = std::chrono::steady_clock::now();
+  o.on_progress = [&](const measure::ProfileProgress& pr) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::optional<double> left;
+    if (pr.distinct_done > 0) left = elapsed / pr.distinct_done * (pr.distinct_total - pr.distinct_done);
+    bar.draw(pr.distinct_total ? static_cast<double>(pr.distinct_done) / pr.distinct_total : 0,
+             fmt::format("{}/{} distinct nodes", pr.distinct_done, pr.distinct_total), elapsed, left,
+             pr.run > 0 && !pr.node_finished ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id,
+             pr.node_finished);
   };
+  measure::ProfileSummary s;
+  try {
+    s = measure::profile_tree(tree, *sensor, o);
+  } catch (const measure::Interrupted&) {
+    bar.finish();
+    exit_interrupted("nothing written (a profile is written whole, at the end)");
+  }
+  bar.finish();
+  write_jsonl(p.m.out, {tree});
+  print_profile_summary(tree, s, o, p.m.out);
+}
+
+void register_profile(CLI::App& app) {
   auto p = std::make_shared<ProfileArgs>();
   auto* prof = app.add_subcommand(
       "profile", "Run every node of MODEL's tree with libtorch on this machine and measure time, resource use "
@@ -221,53 +258,71 @@ void register_measure(CLI::App& app) {
   add_measure_options(prof, p->m);
   prof->add_option("-o,--output", p->m.out, "output JSONL file (one tree), written atomically; '-' = stdout")
       ->required();
-  prof->callback([p] {
-    const int batch = parse_positive_int(p->batch, "--batch");
-    const BuildOptions pass = build_options(p->pass);
-    if (p->seq.empty() && pass.phase != kDecode) throw Error("profile: --seq is required (or --phase decode --past P)");
-    const int seq = pass_seq(p->seq, pass);
-    ModelConfig config = load_model_config(p->model);
-    for (const auto& kv : p->sets) {
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
-      set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    measure::ProfileOptions o = profile_options(p->m);
-    Tree tree = build_tree(config, batch, seq, pass);
-    measure::check_executable(tree);
-    auto sensor = open_sensor(p->m.meter);
-    if (o.threads > 0) measure::torch_threads(o.threads);
-    report_blas();
-    interrupt::Cooperative cooperative;  // stop at the next pass; the profile is written whole at the end
-    ProgressLine bar(p->m.quiet, 10);
-    const auto start = std::chrono::steady_clock::now();
-    o.on_progress = [&](const measure::ProfileProgress& pr) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::optional<double> left;
-      if (pr.distinct_done > 0) left = elapsed / pr.distinct_done * (pr.distinct_total - pr.distinct_done);
-      bar.draw(pr.distinct_total ? static_cast<double>(pr.distinct_done) / pr.distinct_total : 0,
-               fmt::format("{}/{} distinct nodes", pr.distinct_done, pr.distinct_total), elapsed, left,
-               pr.run > 0 && !pr.node_finished ? fmt::format("{} run {}", pr.node_id, pr.run) : pr.node_id,
-               pr.node_finished);
-    };
-    measure::ProfileSummary s;
-    try {
-      s = measure::profile_tree(tree, *sensor, o);
-    } catch (const measure::Interrupted&) {
-      bar.finish();
-      exit_interrupted("nothing written (a profile is written whole, at the end)");
-    }
-    bar.finish();
-    write_jsonl(p->m.out, {tree});
-    print_profile_summary(tree, s, o, p->m.out);
-  });
+  prof->callback([p] { run_profile(*p); });
+}
 
-  // ---- irene collect ---------------------------------------------------------------------
-  struct CollectArgs {
-    std::string models, batches, seqs, pasts, shard;
-    PassArgs pass;
-    MeasureArgs m;
+// ---- irene collect ---------------------------------------------------------------------
+
+struct CollectArgs {
+  std::string models, batches, seqs, pasts, shard;
+  PassArgs pass;
+  MeasureArgs m;
+};
+
+void run_collect(const CollectArgs& c) {
+  if (c.m.out == "-") throw Error("collect: -o must be a file (it is appended to and resumed), not '-'");
+  measure::ProfileOptions o = profile_options(c.m);
+  PassArgs pass = c.pass;
+  if (pass.phase == kDecode) pass.past = "1";  // the grid's pasts come from --past below
+  const BuildOptions options = build_options(pass);
+  if (options.phase != kDecode && !c.pasts.empty())
+    throw Error("--past needs --phase decode (a prefill has no cached positions)");
+  if (options.phase == kDecode && !c.seqs.empty())
+    throw Error("--phase decode feeds one new token per sequence: leave --seq out");
+  if (options.phase != kDecode && c.seqs.empty()) throw Error("collect: --seq is required (or --phase decode --past P,...)");
+  auto grid = measure::make_grid(
+      parse_name_list(c.models), parse_int_list(c.batches, "--batch"),
+      c.seqs.empty() ? std::vector<int>{} : parse_int_list(c.seqs, "--seq"), options,
+      c.pasts.empty() ? std::vector<int>{} : parse_int_list(c.pasts, "--past"));
+  if (!c.shard.empty()) {
+    const auto [k, n] = measure::parse_shard(c.shard);
+    const std::size_t all = grid.size();
+    grid = measure::shard_of(grid, k, n);
+    std::cerr << fmt::format("irene: shard {}/{}: {} of the grid's {} trees\n", k, n, grid.size(), all);
+    if (grid.empty()) throw Error(fmt::format("--shard {}: the grid has only {} trees", c.shard, all));
+  }
+  auto sensor = open_sensor(c.m.meter);
+  if (o.threads > 0) measure::torch_threads(o.threads);
+  report_blas();
+  const auto resume = measure::scan_for_resume(c.m.out);
+  if (resume.trees > 0)
+    std::cerr << fmt::format("irene: resuming: {} trees already in {}{}\n", resume.trees, c.m.out,
+                             resume.dropped_partial_line ? " (a half-written last line was cut off)" : "");
+  else if (resume.dropped_partial_line)
+    std::cerr << fmt::format("irene: cut off a half-written line of {}\n", c.m.out);
+  if (!resume.sensor.empty() && resume.sensor != sensor->name())
+    std::cerr << fmt::format("irene: warning: {} holds trees measured with sensor '{}', now '{}'\n", c.m.out,
+                             resume.sensor, sensor->name());
+  interrupt::Cooperative cooperative;  // finished trees are kept; the one being measured is dropped
+  ProgressLine bar(c.m.quiet, 0);
+  auto progress = [&](const measure::CollectProgress& pr) {
+    bar.draw(pr.units_total ? static_cast<double>(pr.units_done) / pr.units_total : 0,
+             fmt::format("{}/{} trees, {}/{} distinct nodes", pr.trees_done, pr.trees_total, pr.units_done,
+                         pr.units_total),
+             pr.elapsed_seconds, pr.seconds_left, pr.current, pr.tree_finished);
   };
+  const auto s = measure::collect(grid, c.m.out, *sensor, o, progress);
+  bar.finish();
+  const int kept = s.skipped + s.collected;
+  if (s.interrupted)
+    exit_interrupted(fmt::format("{} of {} trees are in {} ({} written now); rerun the same command to resume",
+                                 kept, s.planned, c.m.out, s.collected));
+  std::cerr << fmt::format("irene: collected {} trees ({} already there) in {} -> {}{}\n", s.collected, s.skipped,
+                           duration(s.seconds), c.m.out,
+                           sensor->measures_energy() ? "" : " (no energy measured: sensor none)");
+}
+
+void register_collect(CLI::App& app) {
   auto c = std::make_shared<CollectArgs>();
   auto* col = app.add_subcommand(
       "collect", "Profile a grid of models x batch sizes x sequence lengths into one dataset (JSONL) that "
@@ -285,58 +340,14 @@ void register_measure(CLI::App& app) {
   col->add_option("-o,--output", c->m.out,
                   "output JSONL dataset; each finished tree is appended whole, a rerun skips finished trees")
       ->required();
-  col->callback([c] {
-    if (c->m.out == "-") throw Error("collect: -o must be a file (it is appended to and resumed), not '-'");
-    measure::ProfileOptions o = profile_options(c->m);
-    PassArgs pass = c->pass;
-    if (pass.phase == kDecode) pass.past = "1";  // the grid's pasts come from --past below
-    const BuildOptions options = build_options(pass);
-    if (options.phase != kDecode && !c->pasts.empty())
-      throw Error("--past needs --phase decode (a prefill has no cached positions)");
-    if (options.phase == kDecode && !c->seqs.empty())
-      throw Error("--phase decode feeds one new token per sequence: leave --seq out");
-    if (options.phase != kDecode && c->seqs.empty()) throw Error("collect: --seq is required (or --phase decode --past P,...)");
-    auto grid = measure::make_grid(
-        parse_name_list(c->models), parse_int_list(c->batches, "--batch"),
-        c->seqs.empty() ? std::vector<int>{} : parse_int_list(c->seqs, "--seq"), options,
-        c->pasts.empty() ? std::vector<int>{} : parse_int_list(c->pasts, "--past"));
-    if (!c->shard.empty()) {
-      const auto [k, n] = measure::parse_shard(c->shard);
-      const std::size_t all = grid.size();
-      grid = measure::shard_of(grid, k, n);
-      std::cerr << fmt::format("irene: shard {}/{}: {} of the grid's {} trees\n", k, n, grid.size(), all);
-      if (grid.empty()) throw Error(fmt::format("--shard {}: the grid has only {} trees", c->shard, all));
-    }
-    auto sensor = open_sensor(c->m.meter);
-    if (o.threads > 0) measure::torch_threads(o.threads);
-    report_blas();
-    const auto resume = measure::scan_for_resume(c->m.out);
-    if (resume.trees > 0)
-      std::cerr << fmt::format("irene: resuming: {} trees already in {}{}\n", resume.trees, c->m.out,
-                               resume.dropped_partial_line ? " (a half-written last line was cut off)" : "");
-    else if (resume.dropped_partial_line)
-      std::cerr << fmt::format("irene: cut off a half-written line of {}\n", c->m.out);
-    if (!resume.sensor.empty() && resume.sensor != sensor->name())
-      std::cerr << fmt::format("irene: warning: {} holds trees measured with sensor '{}', now '{}'\n", c->m.out,
-                               resume.sensor, sensor->name());
-    interrupt::Cooperative cooperative;  // finished trees are kept; the one being measured is dropped
-    ProgressLine bar(c->m.quiet, 0);
-    auto progress = [&](const measure::CollectProgress& pr) {
-      bar.draw(pr.units_total ? static_cast<double>(pr.units_done) / pr.units_total : 0,
-               fmt::format("{}/{} trees, {}/{} distinct nodes", pr.trees_done, pr.trees_total, pr.units_done,
-                           pr.units_total),
-               pr.elapsed_seconds, pr.seconds_left, pr.current, pr.tree_finished);
-    };
-    const auto s = measure::collect(grid, c->m.out, *sensor, o, progress);
-    bar.finish();
-    const int kept = s.skipped + s.collected;
-    if (s.interrupted)
-      exit_interrupted(fmt::format("{} of {} trees are in {} ({} written now); rerun the same command to resume",
-                                   kept, s.planned, c->m.out, s.collected));
-    std::cerr << fmt::format("irene: collected {} trees ({} already there) in {} -> {}{}\n", s.collected, s.skipped,
-                             duration(s.seconds), c->m.out,
-                             sensor->measures_energy() ? "" : " (no energy measured: sensor none)");
-  });
+  col->callback([c] { run_collect(*c); });
+}
+
+}  // namespace
+
+void register_measure(CLI::App& app) {
+  register_profile(app);
+  register_collect(app);
 }
 
 }  // namespace irene::cli

@@ -17,11 +17,14 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/records.hpp"
 #include "irene/explain/units.hpp"
 #include "irene/explain/generation.hpp"
+#include "irene/explain/pipeline.hpp"
+#include "irene/explain/prediction.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -72,104 +75,6 @@ std::string errors_text(const LevelErrors& e) {
 
 int default_threads() { return static_cast<int>(std::max(1u, std::min(2u, std::thread::hardware_concurrency()))); }
 
-struct TextView {
-  int depth = -1;
-  std::optional<double> carbon_g_per_kwh;
-};
-
-void print_predicted_text(std::ostream& out, const Tree& t, const Predictor& p, const TextView& view) {
-  const Node& r = t.root();
-  // A time predictor's values are seconds per forward pass (predict/target.hpp).
-  const bool time = p.target() == Target::time;
-  auto q = [&](double v) { return time ? explain::format_si(v, "s") : explain::joules(v); };
-  out << fmt::format("{}  batch {}  seq {}{}{}{}: {}{} per forward pass", t.display_name(), t.batch_size, t.seq_len,
-                     t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
-                     t.dtype != "float32" ? "  " + t.dtype : "", t.attention != "eager" ? "  " + t.attention : "",
-                     time ? "time " : "", q(*r.predicted_energy_j));
-  if (r.predicted_interval)
-    out << fmt::format(" ({:.0f}% interval {} .. {})", 100 * p.config().interval_coverage,
-                       q(r.predicted_interval->low_j), q(r.predicted_interval->high_j));
-  out << '\n';
-  if (time)
-    out << fmt::format("  {} per sample, {} per token\n", q(*r.predicted_energy_j / t.batch_size),
-                       q(*r.predicted_energy_j / (static_cast<double>(t.batch_size) * std::max(1, t.seq_len))));
-  else
-    out << "  "
-        << explain::to_text(explain::normalize(*r.predicted_energy_j, t.batch_size, t.seq_len, view.carbon_g_per_kwh),
-                            view.carbon_g_per_kwh)
-        << '\n';
-  if (r.ground_truth_energy_j)
-    out << fmt::format("  measured {} (prediction {:+.1f}%)\n", q(*r.ground_truth_energy_j),
-                       100 * (*r.predicted_energy_j / *r.ground_truth_energy_j - 1));
-  out << fmt::format("predicted for: {}\npredictor: {} (target: {}, {}; features: {})\n", p.hardware(),
-                     p.path().empty() ? std::string("(in memory)") : p.path().string(), to_string(p.target()),
-                     target_unit_words(p.target()), fmt::join(p.feature_names(), ", "));
-  out << fmt::format("dtype: {} (weights, activations{}){}\n", t.dtype, t.is_decode() ? ", key/value cache" : "",
-                     t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
-                         ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
-                         : "");
-  if (const std::string note = explain::stand_in_note(t); !note.empty()) out << note << '\n';
-  if (auto it = t.provenance.find("out_of_range"); it != t.provenance.end())
-    out << fmt::format("extrapolated (intervals widened): {}\n", it->second);
-  out << '\n';
-  bool measured = false;
-  for (const auto& n : t.nodes) measured = measured || n.ground_truth_energy_j.has_value();
-  std::vector<std::string> labels;
-  std::size_t width = 4;
-  for (const auto& n : t.nodes) {
-    const std::string name = explain::relative_name(t, n);
-    std::string label = std::string(2 * n.depth, ' ') + (name.empty() ? "" : name + " ") + "(" + n.class_name + ")";
-    width = std::max(width, label.size());
-    labels.push_back(std::move(label));
-  }
-  // Share of parent and attributed energy as irene explain defines them: a parent's energy split
-  // among its children in proportion to their own predictions.
-  const explain::Explanation shares = explain::explain_tree(t);
-  // "own": the part of a parent's energy its own operations account for (residual adds, GELU,
-  // attention scaling and masking; predictors with an own-operations term).
-  bool own = false;
-  for (const auto& n : t.nodes) own = own || n.predicted_own_energy_j.has_value();
-  out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}{}\n",
-                     time ? "node (time per forward pass)" : "node (energy per forward pass)", width,
-                     time ? "time" : "energy", "low", "high", own ? fmt::format("  {:>11}", "own") : "", "share", "attributed",
-                     measured ? fmt::format("  {:>11}", "measured") : "");
-  for (std::size_t i = 0; i < t.nodes.size(); ++i) {
-    const Node& n = t.nodes[i];
-    if (view.depth >= 0 && n.depth > view.depth) continue;
-    const double e = *n.predicted_energy_j;
-    const std::string share = n.parent >= 0 ? fmt::format("{:.1f}%", 100 * shares.nodes[i].share_of_parent) : "";
-    const std::string own_cell = !own                     ? ""
-                                 : n.predicted_own_energy_j ? fmt::format("  {:>11}", q(*n.predicted_own_energy_j))
-                                                            : fmt::format("  {:>11}", "");
-    out << fmt::format("{:<{}}  {:>11}  {:>11}  {:>11}{}  {:>7}  {:>11}", labels[i], width, q(e),
-                       q(n.predicted_interval ? n.predicted_interval->low_j : e),
-                       q(n.predicted_interval ? n.predicted_interval->high_j : e), own_cell, share,
-                       q(shares.nodes[i].attributed.j));
-    if (measured) out << fmt::format("  {:>11}", n.ground_truth_energy_j ? q(*n.ground_truth_energy_j) : "-");
-    if (!n.stand_in.empty()) out << "  stand-in: " << n.stand_in;
-    out << '\n';
-  }
-  if (view.depth >= 0) out << fmt::format("(nodes deeper than {} not shown; --depth -1 shows all)\n", view.depth);
-}
-
-// The JSONL record of a predicted tree, plus its dtype and its stand-in summary (explain.hpp).
-json predicted_json(const Tree& t) {
-  json j = tree_to_json(t);
-  j["dtype"] = t.dtype;
-  j["stand_ins"] = explain::stand_ins_json(t);
-  return j;
-}
-
-void stamp(Tree& t, const Predictor& p) {
-  t.provenance["predicted_for"] = p.hardware();
-  t.provenance["predictor"] = p.path().empty() ? std::string("(in memory)") : p.path().string();
-  if (p.target() == Target::time) {
-    // The predicted_energy fields hold seconds (predict/target.hpp).
-    t.provenance["target"] = "time";
-    t.provenance["target_unit"] = "s";
-  }
-}
-
 // --target: none given keeps the predictor's; one given must be the predictor's.
 void check_target(const Predictor& p, const std::string& wanted) {
   if (wanted.empty() || target_from_string(wanted) == p.target()) return;
@@ -182,374 +87,383 @@ CLI::Option* add_target_option(CLI::App* cmd, std::string& target, const std::st
   return cmd->add_option("--target", target, what)->check(CLI::IsMember({"energy", "time"}));
 }
 
+struct TrainArgs {
+  std::string trees, out, config = "default", hardware, source, target;
+  std::vector<std::string> sets, exclude;
+  int threads = default_threads();
+  bool strict = false;
+};
+
+void run_train(const TrainArgs& a) {
+  const Config config = config_from_options(a.config, a.sets, a.target);
+  const auto trees = read_measured_trees(a.trees, a.exclude, a.strict, false, config.target);
+  Predictor::TrainOptions opt;
+  opt.hardware = a.hardware;
+  opt.source = a.source.empty() ? a.trees : a.source;
+  opt.threads = a.threads;
+  const auto start = std::chrono::steady_clock::now();
+  const Predictor p = Predictor::train(trees, config, opt);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  p.save(a.out);
+  const auto& td = p.training_data();
+  std::cerr << fmt::format("trained '{}' on {} trees of {} models in {:.2f} s\n", config.name,
+                           td["trees"].get<long>(), td["models"].size(), seconds);
+  if (!td["skipped_trees"].empty())
+    std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
+                             fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
+  std::cerr << fmt::format("target: {} ({})\nfeatures: {}\n", to_string(p.target()), target_unit_words(p.target()),
+                           fmt::join(p.feature_names(), ", "));
+  if (config.own_ops)
+    std::cerr << fmt::format("own operations: {}\n",
+                             p.model().own_names.empty()
+                                 ? std::string("none of the configured own-operation features can be read from "
+                                               "these trees (no own term)")
+                                 : fmt::format("{}", fmt::join(p.model().own_names, ", ")));
+  if (!p.dropped_features().empty())
+    std::cerr << fmt::format("not used (absent from some node): {}\n", fmt::join(p.dropped_features(), ", "));
+  std::cerr << fmt::format("hardware: {}\nwritten to {}\n", p.hardware(), a.out);
+}
+
+void register_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train an IrEne predictor on measured trees (JSONL) and write it as JSON");
+  cmd->add_option("TREES", a->trees, "measured trees, IrEne JSONL (irene data import / irene collect)")->required();
+  cmd->add_option("-o,--output", a->out, "predictor file to write (JSON)")->required();
+  cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
+  cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
+  cmd->add_option("--hardware", a->hardware,
+                  "what the measurements describe (default: from the trees' provenance, e.g. 'device_1 of the "
+                  "published IrEne dataset')");
+  cmd->add_option("--exclude", a->exclude, "leave this model's trees out (repeatable)");
+  cmd->add_option("--source", a->source, "where the trees came from, recorded in the file (default: TREES)");
+  cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
+      ->check(CLI::Range(1, limits::kMaxThreads));
+  cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
+  add_target_option(cmd, a->target,
+                    "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
+                    "pass, the trees' times_mean; features derived from time are then not inputs)");
+  cmd->callback([a] { run_train(*a); });
+}
+
+struct PredictArgs {
+  std::string input, out = "-", predictor, format, batch, seq, prompt, generate, target;
+  std::vector<std::string> sets;
+  PassArgs pass;
+  bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
+  bool strict = false;
+  int depth = -1;
+  std::string carbon;
+};
+
+// predict MODEL --prompt P --generate N: the energy of generating text.
+void predict_generation_of(const PredictArgs& a, const Predictor& p) {
+  if (a.prompt.empty() || a.generate.empty())
+    throw Error("predict: --prompt P and --generate N go together (P prompt tokens, N generated tokens)");
+  if (!a.seq.empty()) throw Error("predict: --seq does not apply with --generate (the prompt is --prompt)");
+  if (!a.pass.phase.empty() || !a.pass.past.empty() || !a.pass.head.empty())
+    throw Error("predict: --phase, --past and --head do not apply with --generate (it predicts the prefill and "
+                "every decode step)");
+  if (a.profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
+  if (a.format == "jsonl" || a.format == "csv") throw Error("predict --generate writes text or json, not " + a.format);
+  p.require_energy("predict --generate");
+  explain::GenerationRequest req;
+  req.batch = a.batch.empty() ? 1 : parse_positive_int(a.batch, "--batch");
+  req.prompt = parse_positive_int(a.prompt, "--prompt");
+  req.generate = parse_positive_int(a.generate, "--generate");
+  req.pass = build_options(a.pass);
+  const explain::Generation g = explain::predict_generation(explain::load_model(a.input, a.sets), req, p);
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "json") os << explain::to_json(g).dump(1) << '\n';
+    else explain::write_text(os, g);
+  });
+}
+
+// predict MODEL [--batch B --seq S ...]: one tree built from the configuration.
+void predict_model(const PredictArgs& a, const Predictor& p, const explain::PredictionView& view) {
+  const BuildOptions pass = build_options(a.pass);
+  const int batch = parse_positive_int(a.batch.empty() ? std::to_string(kDefaultBatch) : a.batch, "--batch");
+  const int seq = pass_seq(a.seq, pass);
+  if (p.needs_resource_features() && !a.profile) {
+    std::vector<std::string> resources;
+    for (const auto& f : p.feature_names())
+      if (is_resource_feature(f)) resources.push_back(f);
+    throw Error(fmt::format(
+        "the predictor {} reads measured resource features ({}): it cannot predict a tree built from a "
+        "configuration alone; add --profile to measure them here, or use a model-spec predictor (the "
+        "default one, or train with --set feature_sets=model_specs)",
+        p.path().string(), fmt::join(resources, ", ")));
+  }
+  Tree tree = build_tree(explain::load_model(a.input, a.sets), batch, seq, pass);
+  if (a.profile) {
+    // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
+    if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
+    profile_hook()(tree, p);
+  }
+  p.predict(tree);
+  explain::stamp_prediction(tree, p);
+  const std::string format = a.format.empty() ? "text" : a.format;
+  write_output(a.out, [&](std::ostream& os) {
+    if (format == "text") explain::write_prediction_text(os, tree, p, view);
+    else if (format == "json") os << explain::prediction_json(tree).dump(1) << '\n';
+    else if (format == "csv") explain::write_records_csv(os, {tree});
+    else write_tree_jsonl(os, tree);
+  });
+}
+
+// predict TREES.jsonl: every tree of the file, streamed.
+void predict_file(const PredictArgs& a, const Predictor& p, const explain::PredictionView& view) {
+  const std::string format = a.format.empty() ? "jsonl" : a.format;
+  JsonlReader reader(a.input);
+  long count = 0, extrapolated = 0;
+  UsablePolicy policy;
+  policy.strict = a.strict;
+  policy.source = a.input;
+  std::vector<SkippedTree> skipped;
+  write_output(a.out, [&](std::ostream& os) {
+    Tree t;
+    json array = json::array();
+    if (format == "csv") explain::write_records_csv_header(os);
+    while (reader.next(t)) {
+      retarget(t, p.target());  // a time predictor's "measured" column: times_mean
+      if (!usable_or_skip(t, [&](const Tree& tree) { return p.cannot_predict(tree); }, policy, &skipped)) continue;
+      try {
+        p.predict(t);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}:{}: {}", reader.path().string(), reader.line(), e.what()));
+      }
+      explain::stamp_prediction(t, p);
+      ++count;
+      if (t.provenance.count("out_of_range")) ++extrapolated;
+      if (format == "jsonl") write_tree_jsonl(os, t);
+      else if (format == "json") array.push_back(explain::prediction_json(t));
+      else if (format == "csv") explain::write_records_csv_rows(os, t);
+      else explain::write_prediction_text(os, t, p, view), os << '\n';
+    }
+    if (count == 0 && !skipped.empty())
+      throw file_error(a.input, 0, fmt::format("no tree could be predicted ({}: {})", skipped[0].key, skipped[0].reason));
+    if (count == 0) throw file_error(a.input, 0, "holds no trees");
+    if (format == "json") os << array.dump(1) << '\n';
+  });
+  std::cerr << fmt::format("predicted {} trees for {}{}\n", count, p.hardware(),
+                           skipped.empty() ? "" : fmt::format(" ({} skipped)", skipped.size()));
+  if (extrapolated > 0)
+    std::cerr << fmt::format("{} of them leave the range of the predictor's training data somewhere (intervals "
+                             "widened; each such tree's provenance \"out_of_range\" and nodes' \"out_of_range\" "
+                             "say where)\n",
+                             extrapolated);
+}
+
+void run_predict(const PredictArgs& a) {
+  const Predictor p = a.predictor.empty() ? Predictor::load_default() : Predictor::load(a.predictor);
+  check_target(p, a.target);
+  explain::PredictionView view;
+  view.depth = a.depth;
+  view.carbon_g_per_kwh = parse_carbon_intensity(a.carbon);
+  // INPUT is a model (built-in name or config .json) or a trees JSONL file. A model without
+  // --batch/--seq is built for the defaults, batch 8 and seq 128.
+  const auto names = builtin_model_names();
+  const bool builtin = std::find(names.begin(), names.end(), a.input) != names.end();
+  const bool config_file = a.input.size() > 5 && a.input.ends_with(".json");
+  const bool generation = !a.prompt.empty() || !a.generate.empty();
+  const bool model_mode =
+      builtin || config_file || !a.batch.empty() || !a.seq.empty() || !a.sets.empty() || generation;
+  if (a.profile && !model_mode)
+    throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
+  if (!model_mode && any_pass_option(a.pass))
+    throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
+                "apply to a trees file");
+  if (!model_mode && a.input != "-" && !std::filesystem::exists(a.input))
+    throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a.input, fmt::join(names, ", ")));
+  if (generation) predict_generation_of(a, p);
+  else if (model_mode) predict_model(a, p, view);
+  else predict_file(a, p, view);
+}
+
+void register_predict_command(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  auto* cmd = app.add_subcommand(
+      "predict",
+      "Predict the energy of every node: of the trees of a JSONL file, or of MODEL built for --batch and --seq");
+  cmd->add_option("INPUT", a->input,
+                  "trees (IrEne JSONL; - = standard input), or a model: built-in name, config.json or Hugging Face id")
+      ->required();
+  cmd->add_option("--predictor", a->predictor,
+                  "predictor file (default: the shipped device_1 model-spec predictor, or $IRENE_PREDICTOR)");
+  cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
+  cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
+  cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
+  cmd->add_option("--prompt", a->prompt,
+                  "with --generate: tokens of each prompt (the prefill); predicts the energy of generating text");
+  cmd->add_option("--generate", a->generate,
+                  "new tokens per sequence: predicts the prefill of --prompt tokens and one decode step per token "
+                  "(past = prompt ... prompt + generate - 1): prefill, decode, total and per-token joules, every "
+                  "step, and where the energy goes");
+  add_pass_options(cmd, a->pass);
+  cmd->add_option("--format", a->format,
+                  "text | jsonl | json | csv (one row per node) (default: text for MODEL, jsonl for trees)")
+      ->check(CLI::IsMember({"text", "jsonl", "json", "csv"}));
+  cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+  cmd->add_flag("--profile", a->profile,
+                "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
+                "resource features a predictor trained on 'irene collect' data reads, then predict");
+  cmd->add_flag("--strict", a->strict, "fail on a tree of the file the predictor cannot predict instead of skipping it");
+  cmd->add_option("--depth", a->depth, "text: show nodes down to this depth (default -1: all)");
+  cmd->add_option("--carbon-intensity", a->carbon,
+                  "text: grams CO2e per kWh of the electricity (e.g. 400), to add grams CO2e");
+  add_target_option(cmd, a->target,
+                    "energy or time: the predictor must predict this (default: whatever it predicts; a time "
+                    "predictor's outputs are seconds per forward pass)");
+  cmd->callback([a] { run_predict(*a); });
+}
+
+struct EvaluateArgs {
+  std::string gold, pred, format = "text", target;
+  bool strict = false;
+};
+
+void run_evaluate(const EvaluateArgs& a) {
+  const Target target = a.target.empty() ? Target::energy : target_from_string(a.target);
+  auto gold = read_jsonl(a.gold);
+  retarget(gold, target);
+  const auto pred = read_jsonl(a.pred);
+  for (const auto& t : pred)
+    if (tree_target(t) != target)
+      throw file_error(a.pred, 0,
+                       fmt::format("tree {} was predicted for {} (provenance \"target\"), not {}{}", t.key(),
+                                   to_string(tree_target(t)), to_string(target),
+                                   target == Target::energy ? "; add --target time" : ""));
+  UsablePolicy policy;
+  policy.strict = a.strict;
+  policy.source = a.gold;
+  const auto e = evaluate_trees(gold, pred, a.gold, a.pred, &policy);
+  if (a.format == "json") {
+    json j = errors_to_json(e);
+    j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
+    j["target"] = std::string(to_string(target));
+    j["unit"] = std::string(target_unit(target)) + " per forward pass";
+    std::cout << j.dump(1) << '\n';
+  } else {
+    std::cout << fmt::format("target: {} ({})\n% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n",
+                             to_string(target), target_unit_words(target), errors_text(e), e.ml_nodes,
+                             e.module_nodes, e.model_nodes);
+  }
+}
+
+void register_evaluate_command(CLI::App& app) {
+  auto a = std::make_shared<EvaluateArgs>();
+  auto* cmd = app.add_subcommand(
+      "evaluate", "Mean absolute percentage error per level (ml, module, model) of predicted trees vs measured ones");
+  cmd->add_option("GOLD", a->gold, "measured trees (JSONL)")->required();
+  cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
+  cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_flag("--strict", a->strict, "fail on a measured tree without a prediction instead of skipping it");
+  add_target_option(cmd, a->target,
+                    "energy (default) or time: GOLD's measured energy, or its times_mean; PRED must have been "
+                    "predicted for the same target");
+  cmd->callback([a] { run_evaluate(*a); });
+}
+
+struct CrossvalArgs {
+  std::string trees, config = "default", format = "text", out = "-", predictions, target;
+  std::vector<std::string> sets, exclude;
+  int threads = default_threads();
+  std::string intervals = "nested";
+  bool no_baselines = false, quiet = false, strict = false;
+};
+
+void run_crossval(const CrossvalArgs& a) {
+  const Config config = config_from_options(a.config, a.sets, a.target);
+  const auto trees = read_measured_trees(a.trees, a.exclude, a.strict, a.quiet, config.target);
+  std::vector<const Tree*> ptrs;
+  for (const auto& t : trees) ptrs.push_back(&t);
+  if (ptrs.empty())
+    throw Error(fmt::format("{}: no tree has a measured root {}", a.trees,
+                            config.target == Target::time ? "time (times_mean)" : "energy"));
+  std::vector<std::string> dropped;
+  const auto features = available_features(
+      ptrs, features_for_target(feature_names_of_sets(config.feature_sets), config.target), &dropped);
+  if (features.empty()) throw Error("none of the configured features is present on every node");
+  if (!dropped.empty() && !a.quiet)
+    std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
+  const FlatTrees data = flatten(ptrs, features, own_names_for(config, features));
+  CrossvalOptions opt;
+  opt.threads = a.threads;
+  opt.baselines = !a.no_baselines;
+  opt.intervals = a.intervals == "none"       ? CrossvalOptions::Intervals::none
+                  : a.intervals == "crossfit" ? CrossvalOptions::Intervals::crossfit
+                                               : CrossvalOptions::Intervals::nested;
+  if (!a.quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
+  CrossvalReport report;
+  try {
+    report = crossval(data, config, opt);
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.find("was never seen in training") == std::string::npos) throw;
+    throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
+  }
+  if (!a.predictions.empty()) {
+    write_output(a.predictions, [&](std::ostream& os) {
+      for (int t = 0; t < data.trees(); ++t) {
+        Tree tree = *ptrs[t];
+        store_predictions(tree, data, t, report);
+        tree.provenance["predicted_by"] =
+            fmt::format("irene crossval, configuration '{}', fold leaving out {}", config.name, tree.model_name);
+        write_tree_jsonl(os, tree);
+      }
+    });
+  }
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "json") {
+      json j = crossval_to_json(report);
+      j["target"] = std::string(to_string(config.target));
+      j["unit"] = std::string(target_unit(config.target)) + " per forward pass";
+      os << j.dump(1) << '\n';
+    } else {
+      os << fmt::format("target: {} ({})\n", to_string(config.target), target_unit_words(config.target))
+         << crossval_to_text(report);
+    }
+  });
+}
+
+void register_crossval_command(CLI::App& app) {
+  auto a = std::make_shared<CrossvalArgs>();
+  auto* cmd = app.add_subcommand("crossval",
+                                 "Leave-one-model-out cross-validation: % error per level per fold and overall, "
+                                 "with baselines");
+  cmd->add_option("TREES", a->trees, "measured trees (JSONL)")->required();
+  cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
+  cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
+  cmd->add_option("--exclude", a->exclude,
+                  "leave this model out entirely (repeatable), e.g. --exclude sshleifer/tiny-ctrl for the six "
+                  "models of the paper");
+  cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_option("--threads", a->threads, "folds run in parallel on this many threads (results do not change)")
+      ->check(CLI::Range(1, limits::kMaxThreads));
+  cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
+  cmd->add_option("--intervals", a->intervals,
+                  "how each fold's intervals are calibrated for their coverage: nested (on the fold's training "
+                  "models, as irene train does; one extra fit per pair of models), crossfit (on the other folds' "
+                  "held-out predictions; no extra fit) or none (default: nested)")
+      ->check(CLI::IsMember({"nested", "crossfit", "none"}));
+  cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
+  cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
+  cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
+  cmd->add_option("--predictions", a->predictions,
+                  "also write the held-out predictions of every fold as one JSONL of trees (measured and "
+                  "predicted energy on every node)");
+  add_target_option(cmd, a->target,
+                    "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
+                    "pass, the trees' times_mean; features derived from time are then not inputs)");
+  cmd->callback([a] { run_crossval(*a); });
+}
+
 }  // namespace
 
 void register_predict(CLI::App& app) {
-  // ---------------------------------------------------------------------------------- train
-  {
-    struct Args {
-      std::string trees, out, config = "default", hardware, source, target;
-      std::vector<std::string> sets, exclude;
-      int threads = default_threads();
-      bool strict = false;
-    };
-    auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("train", "Train an IrEne predictor on measured trees (JSONL) and write it as JSON");
-    cmd->add_option("TREES", a->trees, "measured trees, IrEne JSONL (irene data import / irene collect)")->required();
-    cmd->add_option("-o,--output", a->out, "predictor file to write (JSON)")->required();
-    cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
-    cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
-    cmd->add_option("--hardware", a->hardware,
-                    "what the measurements describe (default: from the trees' provenance, e.g. 'device_1 of the "
-                    "published IrEne dataset')");
-    cmd->add_option("--exclude", a->exclude, "leave this model's trees out (repeatable)");
-    cmd->add_option("--source", a->source, "where the trees came from, recorded in the file (default: TREES)");
-    cmd->add_option("--threads", a->threads, "threads for the cross-validation that sizes the intervals")
-        ->check(CLI::Range(1, 256));
-    cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
-    add_target_option(cmd, a->target,
-                      "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
-                      "pass, the trees' times_mean; features derived from time are then not inputs)");
-    cmd->callback([a] {
-      const Config config = config_from_options(a->config, a->sets, a->target);
-      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, false, config.target);
-      Predictor::TrainOptions opt;
-      opt.hardware = a->hardware;
-      opt.source = a->source.empty() ? a->trees : a->source;
-      opt.threads = a->threads;
-      const auto start = std::chrono::steady_clock::now();
-      const Predictor p = Predictor::train(trees, config, opt);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      p.save(a->out);
-      const auto& td = p.training_data();
-      std::cerr << fmt::format("trained '{}' on {} trees of {} models in {:.2f} s\n", config.name,
-                               td["trees"].get<long>(), td["models"].size(), seconds);
-      if (!td["skipped_trees"].empty())
-        std::cerr << fmt::format("skipped {} trees without a measured root: {}\n", td["skipped_trees"].size(),
-                                 fmt::join(td["skipped_trees"].get<std::vector<std::string>>(), ", "));
-      std::cerr << fmt::format("target: {} ({})\nfeatures: {}\n", to_string(p.target()), target_unit_words(p.target()),
-                               fmt::join(p.feature_names(), ", "));
-      if (config.own_ops)
-        std::cerr << fmt::format("own operations: {}\n",
-                                 p.model().own_names.empty()
-                                     ? std::string("none of the configured own-operation features can be read from "
-                                                   "these trees (no own term)")
-                                     : fmt::format("{}", fmt::join(p.model().own_names, ", ")));
-      if (!p.dropped_features().empty())
-        std::cerr << fmt::format("not used (absent from some node): {}\n", fmt::join(p.dropped_features(), ", "));
-      std::cerr << fmt::format("hardware: {}\nwritten to {}\n", p.hardware(), a->out);
-    });
-  }
-
-  // -------------------------------------------------------------------------------- predict
-  {
-    struct Args {
-      std::string input, out = "-", predictor, format, batch, seq, prompt, generate, target;
-      std::vector<std::string> sets;
-      PassArgs pass;
-      bool profile = false;  // measure resource features first (irene::measure, "run once" mode)
-      bool strict = false;
-      int depth = -1;
-      std::string carbon;
-    };
-    auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand(
-        "predict",
-        "Predict the energy of every node: of the trees of a JSONL file, or of MODEL built for --batch and --seq");
-    cmd->add_option("INPUT", a->input,
-                    "trees (IrEne JSONL; - = standard input), or a model: built-in name, config.json or Hugging Face id")
-        ->required();
-    cmd->add_option("--predictor", a->predictor,
-                    "predictor file (default: the shipped device_1 model-spec predictor, or $IRENE_PREDICTOR)");
-    cmd->add_option("--batch", a->batch, "batch size (builds MODEL's tree; default 8)");
-    cmd->add_option("--seq", a->seq, "sequence length in tokens (builds MODEL's tree; default 128)");
-    cmd->add_option("--set", a->sets, "override a model config size, e.g. --set num_layers=6 (repeatable)");
-    cmd->add_option("--prompt", a->prompt,
-                    "with --generate: tokens of each prompt (the prefill); predicts the energy of generating text");
-    cmd->add_option("--generate", a->generate,
-                    "new tokens per sequence: predicts the prefill of --prompt tokens and one decode step per token "
-                    "(past = prompt ... prompt + generate - 1): prefill, decode, total and per-token joules, every "
-                    "step, and where the energy goes");
-    add_pass_options(cmd, a->pass);
-    cmd->add_option("--format", a->format,
-                    "text | jsonl | json | csv (one row per node) (default: text for MODEL, jsonl for trees)")
-        ->check(CLI::IsMember({"text", "jsonl", "json", "csv"}));
-    cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
-    cmd->add_flag("--profile", a->profile,
-                  "with MODEL: first run every node once on this machine (libtorch, no energy) to measure the "
-                  "resource features a predictor trained on 'irene collect' data reads, then predict");
-    cmd->add_flag("--strict", a->strict, "fail on a tree of the file the predictor cannot predict instead of skipping it");
-    cmd->add_option("--depth", a->depth, "text: show nodes down to this depth (default -1: all)");
-    cmd->add_option("--carbon-intensity", a->carbon,
-                    "text: grams CO2e per kWh of the electricity (e.g. 400), to add grams CO2e");
-    add_target_option(cmd, a->target,
-                      "energy or time: the predictor must predict this (default: whatever it predicts; a time "
-                      "predictor's outputs are seconds per forward pass)");
-    cmd->callback([a] {
-      const Predictor p = a->predictor.empty() ? Predictor::load_default() : Predictor::load(a->predictor);
-      check_target(p, a->target);
-      TextView view;
-      view.depth = a->depth;
-      view.carbon_g_per_kwh = parse_carbon_intensity(a->carbon);
-      // INPUT is a model (built-in name or config .json) or a trees JSONL file. A model without
-      // --batch/--seq is built for the defaults, batch 8 and seq 128.
-      const auto names = builtin_model_names();
-      const bool builtin = std::find(names.begin(), names.end(), a->input) != names.end();
-      const bool config_file = a->input.size() > 5 && a->input.ends_with(".json");
-      const bool generation = !a->prompt.empty() || !a->generate.empty();
-      const bool model_mode = builtin || config_file || !a->batch.empty() || !a->seq.empty() || !a->sets.empty() ||
-                              generation;
-      if (a->profile && !model_mode)
-        throw Error("predict --profile needs MODEL with --batch and --seq (trees from a file are already measured)");
-      if (!model_mode && any_pass_option(a->pass))
-        throw Error("--phase, --past, --dtype, --attention, --head and --allow-long build a model's tree: they do not "
-                    "apply to a trees file");
-      if (!model_mode && a->input != "-" && !std::filesystem::exists(a->input))
-        throw Error(fmt::format("{}: no such trees file, and not a built-in model ({})", a->input,
-                                fmt::join(names, ", ")));
-      if (generation) {
-        if (a->prompt.empty() || a->generate.empty())
-          throw Error("predict: --prompt P and --generate N go together (P prompt tokens, N generated tokens)");
-        if (!a->seq.empty()) throw Error("predict: --seq does not apply with --generate (the prompt is --prompt)");
-        if (!a->pass.phase.empty() || !a->pass.past.empty() || !a->pass.head.empty())
-          throw Error("predict: --phase, --past and --head do not apply with --generate (it predicts the prefill and "
-                      "every decode step)");
-        if (a->profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
-        if (a->format == "jsonl" || a->format == "csv")
-          throw Error("predict --generate writes text or json, not " + a->format);
-        p.require_energy("predict --generate");
-        explain::GenerationRequest req;
-        req.batch = a->batch.empty() ? 1 : parse_positive_int(a->batch, "--batch");
-        req.prompt = parse_positive_int(a->prompt, "--prompt");
-        req.generate = parse_positive_int(a->generate, "--generate");
-        req.pass = build_options(a->pass);
-        ModelConfig config = load_model_config(a->input);
-        std::vector<std::pair<std::string, std::string>> overrides;
-        for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
-        if (!overrides.empty()) set_config_values(config, overrides);
-        const explain::Generation g = explain::predict_generation(config, req, p);
-        write_output(a->out, [&](std::ostream& os) {
-          if (a->format == "json") os << explain::to_json(g).dump(1) << '\n';
-          else explain::write_text(os, g);
-        });
-        return;
-      }
-      if (model_mode) {
-        const BuildOptions pass = build_options(a->pass);
-        if (a->batch.empty()) a->batch = std::to_string(kDefaultBatch);
-        const int batch = parse_positive_int(a->batch, "--batch");
-        const int seq = pass_seq(a->seq, pass);
-        if (p.needs_resource_features() && !a->profile) {
-          std::vector<std::string> resources;
-          for (const auto& f : p.feature_names())
-            if (is_resource_feature(f)) resources.push_back(f);
-          throw Error(fmt::format(
-              "the predictor {} reads measured resource features ({}): it cannot predict a tree built from a "
-              "configuration alone; add --profile to measure them here, or use a model-spec predictor (the "
-              "default one, or train with --set feature_sets=model_specs)",
-              p.path().string(), fmt::join(resources, ", ")));
-        }
-        ModelConfig config = load_model_config(a->input);
-        for (const auto& kv : a->sets) {
-          const auto eq = kv.find('=');
-          if (eq == std::string::npos || eq == 0) throw Error(fmt::format("--set expects key=value, got '{}'", kv));
-          set_config_value(config, kv.substr(0, eq), kv.substr(eq + 1));
-        }
-        Tree tree = build_tree(config, batch, seq, pass);
-        if (a->profile) {
-          // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
-          if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
-          profile_hook()(tree, p);
-        }
-        p.predict(tree);
-        stamp(tree, p);
-        const std::string format = a->format.empty() ? "text" : a->format;
-        write_output(a->out, [&](std::ostream& os) {
-          if (format == "text") print_predicted_text(os, tree, p, view);
-          else if (format == "json") os << predicted_json(tree).dump(1) << '\n';
-          else if (format == "csv") explain::write_records_csv(os, {tree});
-          else write_tree_jsonl(os, tree);
-        });
-        return;
-      }
-      const std::string format = a->format.empty() ? "jsonl" : a->format;
-      JsonlReader reader(a->input);
-      long count = 0, extrapolated = 0;
-      UsablePolicy policy;
-      policy.strict = a->strict;
-      policy.source = a->input;
-      std::vector<SkippedTree> skipped;
-      write_output(a->out, [&](std::ostream& os) {
-        Tree t;
-        json array = json::array();
-        if (format == "csv") explain::write_records_csv_header(os);
-        while (reader.next(t)) {
-          retarget(t, p.target());  // a time predictor's "measured" column: times_mean
-          if (!usable_or_skip(t, [&](const Tree& tree) { return p.cannot_predict(tree); }, policy, &skipped)) continue;
-          try {
-            p.predict(t);
-          } catch (const Error& e) {
-            throw Error(fmt::format("{}:{}: {}", reader.path().string(), reader.line(), e.what()));
-          }
-          stamp(t, p);
-          ++count;
-          if (t.provenance.count("out_of_range")) ++extrapolated;
-          if (format == "jsonl") write_tree_jsonl(os, t);
-          else if (format == "json") array.push_back(predicted_json(t));
-          else if (format == "csv") explain::write_records_csv_rows(os, t);
-          else print_predicted_text(os, t, p, view), os << '\n';
-        }
-        if (count == 0 && !skipped.empty())
-          throw file_error(a->input, 0, fmt::format("no tree could be predicted ({}: {})", skipped[0].key, skipped[0].reason));
-        if (count == 0) throw file_error(a->input, 0, "holds no trees");
-        if (format == "json") os << array.dump(1) << '\n';
-      });
-      std::cerr << fmt::format("predicted {} trees for {}{}\n", count, p.hardware(),
-                               skipped.empty() ? "" : fmt::format(" ({} skipped)", skipped.size()));
-      if (extrapolated > 0)
-        std::cerr << fmt::format("{} of them leave the range of the predictor's training data somewhere (intervals "
-                                 "widened; each such tree's provenance \"out_of_range\" and nodes' \"out_of_range\" "
-                                 "say where)\n",
-                                 extrapolated);
-    });
-  }
-
-  // ------------------------------------------------------------------------------- evaluate
-  {
-    struct Args {
-      std::string gold, pred, format = "text", target;
-      bool strict = false;
-    };
-    auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand(
-        "evaluate", "Mean absolute percentage error per level (ml, module, model) of predicted trees vs measured ones");
-    cmd->add_option("GOLD", a->gold, "measured trees (JSONL)")->required();
-    cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
-    cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
-    cmd->add_flag("--strict", a->strict, "fail on a measured tree without a prediction instead of skipping it");
-    add_target_option(cmd, a->target,
-                      "energy (default) or time: GOLD's measured energy, or its times_mean; PRED must have been "
-                      "predicted for the same target");
-    cmd->callback([a] {
-      const Target target = a->target.empty() ? Target::energy : target_from_string(a->target);
-      auto gold = read_jsonl(a->gold);
-      retarget(gold, target);
-      const auto pred = read_jsonl(a->pred);
-      for (const auto& t : pred)
-        if (tree_target(t) != target)
-          throw file_error(a->pred, 0,
-                           fmt::format("tree {} was predicted for {} (provenance \"target\"), not {}{}", t.key(),
-                                       to_string(tree_target(t)), to_string(target),
-                                       target == Target::energy ? "; add --target time" : ""));
-      UsablePolicy policy;
-      policy.strict = a->strict;
-      policy.source = a->gold;
-      const auto e = evaluate_trees(gold, pred, a->gold, a->pred, &policy);
-      if (a->format == "json") {
-        json j = errors_to_json(e);
-        j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
-        j["target"] = std::string(to_string(target));
-        j["unit"] = std::string(target_unit(target)) + " per forward pass";
-        std::cout << j.dump(1) << '\n';
-      } else {
-        std::cout << fmt::format("target: {} ({})\n% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n",
-                                 to_string(target), target_unit_words(target), errors_text(e), e.ml_nodes,
-                                 e.module_nodes, e.model_nodes);
-      }
-    });
-  }
-
-  // ------------------------------------------------------------------------------- crossval
-  {
-    struct Args {
-      std::string trees, config = "default", format = "text", out = "-", predictions, target;
-      std::vector<std::string> sets, exclude;
-      int threads = default_threads();
-      std::string intervals = "nested";
-      bool no_baselines = false, quiet = false, strict = false;
-    };
-    auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("crossval",
-                                   "Leave-one-model-out cross-validation: % error per level per fold and overall, "
-                                   "with baselines");
-    cmd->add_option("TREES", a->trees, "measured trees (JSONL)")->required();
-    cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
-    cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
-    cmd->add_option("--exclude", a->exclude,
-                    "leave this model out entirely (repeatable), e.g. --exclude sshleifer/tiny-ctrl for the six "
-                    "models of the paper");
-    cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
-    cmd->add_option("--threads", a->threads, "folds run in parallel on this many threads (results do not change)")
-        ->check(CLI::Range(1, 256));
-    cmd->add_flag("--no-baselines", a->no_baselines, "skip the baselines");
-    cmd->add_option("--intervals", a->intervals,
-                    "how each fold's intervals are calibrated for their coverage: nested (on the fold's training "
-                    "models, as irene train does; one extra fit per pair of models), crossfit (on the other folds' "
-                    "held-out predictions; no extra fit) or none (default: nested)")
-        ->check(CLI::IsMember({"nested", "crossfit", "none"}));
-    cmd->add_flag("-q,--quiet", a->quiet, "no progress lines on standard error");
-    cmd->add_flag("--strict", a->strict, "fail on a tree without a measured root instead of skipping it");
-    cmd->add_option("-o,--output", a->out, "output file ('-' = standard output, the default)");
-    cmd->add_option("--predictions", a->predictions,
-                    "also write the held-out predictions of every fold as one JSONL of trees (measured and "
-                    "predicted energy on every node)");
-    add_target_option(cmd, a->target,
-                      "what to predict: energy (joules per forward pass, the default) or time (seconds per forward "
-                      "pass, the trees' times_mean; features derived from time are then not inputs)");
-    cmd->callback([a] {
-      const Config config = config_from_options(a->config, a->sets, a->target);
-      const auto trees = read_measured_trees(a->trees, a->exclude, a->strict, a->quiet, config.target);
-      std::vector<const Tree*> ptrs;
-      for (const auto& t : trees) ptrs.push_back(&t);
-      if (ptrs.empty())
-        throw Error(fmt::format("{}: no tree has a measured root {}", a->trees,
-                                config.target == Target::time ? "time (times_mean)" : "energy"));
-      std::vector<std::string> dropped;
-      const auto features = available_features(
-          ptrs, features_for_target(feature_names_of_sets(config.feature_sets), config.target), &dropped);
-      if (features.empty()) throw Error("none of the configured features is present on every node");
-      if (!dropped.empty() && !a->quiet)
-        std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));
-      const FlatTrees data = flatten(ptrs, features, own_names_for(config, features));
-      CrossvalOptions opt;
-      opt.threads = a->threads;
-      opt.baselines = !a->no_baselines;
-      opt.intervals = a->intervals == "none"       ? CrossvalOptions::Intervals::none
-                      : a->intervals == "crossfit" ? CrossvalOptions::Intervals::crossfit
-                                                   : CrossvalOptions::Intervals::nested;
-      if (!a->quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
-      CrossvalReport report;
-      try {
-        report = crossval(data, config, opt);
-      } catch (const Error& e) {
-        const std::string what = e.what();
-        if (what.find("was never seen in training") == std::string::npos) throw;
-        throw Error(what + "; a model with primitives of its own cannot be left out: exclude it with --exclude MODEL");
-      }
-      if (!a->predictions.empty()) {
-        write_output(a->predictions, [&](std::ostream& os) {
-          for (int t = 0; t < data.trees(); ++t) {
-            Tree tree = *ptrs[t];
-            store_predictions(tree, data, t, report);
-            tree.provenance["predicted_by"] =
-                fmt::format("irene crossval, configuration '{}', fold leaving out {}", config.name, tree.model_name);
-            write_tree_jsonl(os, tree);
-          }
-        });
-      }
-      write_output(a->out, [&](std::ostream& os) {
-        if (a->format == "json") {
-          json j = crossval_to_json(report);
-          j["target"] = std::string(to_string(config.target));
-          j["unit"] = std::string(target_unit(config.target)) + " per forward pass";
-          os << j.dump(1) << '\n';
-        } else {
-          os << fmt::format("target: {} ({})\n", to_string(config.target), target_unit_words(config.target))
-             << crossval_to_text(report);
-        }
-      });
-    });
-  }
+  register_train_command(app);
+  register_predict_command(app);
+  register_evaluate_command(app);
+  register_crossval_command(app);
 }
 
 }  // namespace irene::cli

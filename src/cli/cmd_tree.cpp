@@ -12,6 +12,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
 #include "irene/explain/units.hpp"
 
@@ -99,11 +100,7 @@ void register_tree(CLI::App& app) {
     const int batch = parse_positive_int(a->batch, "--batch");
     const BuildOptions options = build_options(a->pass);
     const int seq = pass_seq(a->seq, options);
-    ModelConfig config = load_model_config(a->model);
-    std::vector<std::pair<std::string, std::string>> overrides;
-    for (const auto& kv : a->sets) overrides.push_back(parse_config_override(kv));
-    if (!overrides.empty()) set_config_values(config, overrides);
-    const Tree tree = build_tree(config, batch, seq, options);
+    const Tree tree = build_tree(explain::load_model(a->model, a->sets), batch, seq, options);
     write_output(a->out, [&](std::ostream& os) {
       if (a->format == "jsonl")
         write_tree_jsonl(os, tree);

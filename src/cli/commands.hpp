@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include <string>
+#include "irene/explain/source.hpp"
 
 namespace irene {
 struct Tree;
@@ -37,15 +37,10 @@ void register_measure_placeholders(CLI::App& app);
 
 // The options that pick the pass of a tree, shared by every command that builds one (tree,
 // predict, explain, compare, sweep, report, profile, collect): --phase, --past, --dtype,
-// --attention, --head, --allow-long. Texts as given ("" = default); build_options() validates.
-struct PassArgs {
-  std::string phase, past, dtype, attention, head;
-  bool allow_long = false;
-};
+// --attention, --head, --allow-long, as explain/source.hpp's PassText (any_pass_option and
+// build_options there validate them).
+using PassArgs = explain::PassText;
 void add_pass_options(CLI::App* cmd, PassArgs& args, bool with_head = true);
-// True when any pass option was given (they apply to a model, not to a trees file).
-bool any_pass_option(const PassArgs& args);
-BuildOptions build_options(const PassArgs& args);
 
 // `predict --profile`: measures the resource features of a tree on this machine (set by
 // irene-measure; null in irene, which hands such a command to irene-measure).

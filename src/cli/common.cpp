@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/limits.hpp"
 
 namespace irene::cli {
 
@@ -37,8 +38,9 @@ std::optional<double> parse_carbon_intensity(const std::string& text) {
   if (text.empty()) return std::nullopt;
   char* end = nullptr;
   const double g = std::strtod(text.c_str(), &end);
-  if (!end || *end != '\0' || !std::isfinite(g) || g < 0 || g > 1e5)
-    throw Error(fmt::format("--carbon-intensity must be grams CO2e per kWh, a number in 0..100000, got '{}'", text));
+  if (!end || *end != '\0' || !std::isfinite(g) || g < 0 || g > limits::kMaxCarbonGPerKWh)
+    throw Error(fmt::format("--carbon-intensity must be grams CO2e per kWh, a number in 0..{}, got '{}'",
+                            limits::kMaxCarbonGPerKWh, text));
   return g;
 }
 
@@ -61,15 +63,6 @@ void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
                     "...); default: base for the dataset's models, lm for the LLM families");
   cmd->add_flag("--allow-long", a.allow_long,
                 "build past + seq beyond max_position_embeddings (rotary position models only)");
-}
-
-bool any_pass_option(const PassArgs& a) {
-  return !a.phase.empty() || !a.past.empty() || !a.dtype.empty() || !a.attention.empty() || !a.head.empty() ||
-         a.allow_long;
-}
-
-BuildOptions build_options(const PassArgs& a) {
-  return make_build_options(a.phase, a.past, a.dtype, a.attention, a.head, a.allow_long);
 }
 
 void register_version(CLI::App& app) {

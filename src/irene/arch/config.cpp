@@ -332,7 +332,7 @@ void set_config_value(ModelConfig& c, std::string_view key, std::string_view val
 std::pair<std::string, std::string> parse_config_override(std::string_view text) {
   const auto eq = text.find('=');
   if (eq == std::string_view::npos || eq == 0)
-    throw Error(fmt::format("a config override must be key=value (e.g. num_layers=6), got '{}'", text));
+    throw Error(fmt::format("bad --set '{}': expected key=value (e.g. num_layers=6)", text));
   return {std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
 }
 

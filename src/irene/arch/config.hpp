@@ -109,7 +109,8 @@ void set_config_value(ModelConfig& config, std::string_view key, std::string_vie
 // together). On error `config` is left as it was.
 void set_config_values(ModelConfig& config, const std::vector<std::pair<std::string, std::string>>& overrides);
 
-// Splits "key=value" (as given to `irene tree --set`). Errors: no '=' or an empty key.
+// Splits "key=value" (as given to --set, by every command, the Python module and explain's
+// load_model). Errors: no '=' or an empty key ("bad --set 'x': expected key=value ...").
 std::pair<std::string, std::string> parse_config_override(std::string_view text);
 
 }  // namespace irene

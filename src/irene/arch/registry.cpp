@@ -456,27 +456,34 @@ Counts primitive_counts(const Node& leaf, double element_bytes) {
   return checked_primitive(leaf).count(leaf.attrs, element_bytes);
 }
 
+Counts node_counts(const Node& n, double e, const std::function<const Counts&(int)>& child_counts) {
+  Counts c;
+  if (n.type == NodeType::ml && n.children.empty()) {
+    c = primitive_counts(n, e);
+  } else {
+    for (int k : n.children) c += child_counts(k);
+  }
+  for (const auto& op : n.ops) c += count_op(op, e);
+  if (!std::isfinite(c.flops) || !std::isfinite(c.bytes))
+    throw Error(fmt::format("node {}: its FLOP or byte count is not finite", n.id));
+  return c;
+}
+
 void recount(Tree& tree) {
   const double e = dtype_bytes(tree.dtype);
   // Pre-order: every child comes after its parent, so walking backwards sees children first.
   std::vector<Counts> counts(tree.nodes.size());
+  const auto child = [&](int k) -> const Counts& { return counts[k]; };
   for (int i = static_cast<int>(tree.nodes.size()) - 1; i >= 0; --i) {
     Node& n = tree.nodes[i];
-    Counts c;
+    const Counts c = node_counts(n, e, child);
     if (n.type == NodeType::ml && n.children.empty()) {
-      c = primitive_counts(n, e);
       n.num_parameters = primitive_parameters(n);
     } else {
       std::int64_t params = 0;
-      for (int k : n.children) {
-        c += counts[k];
-        params = add(params, tree.nodes[k].num_parameters);
-      }
+      for (int k : n.children) params = add(params, tree.nodes[k].num_parameters);
       n.num_parameters = params;
     }
-    for (const auto& op : n.ops) c += count_op(op, e);
-    if (!std::isfinite(c.flops) || !std::isfinite(c.bytes))
-      throw Error(fmt::format("node {}: its FLOP or byte count is not finite", n.id));
     counts[i] = c;
     n.flops_mflop = c.mflop();
     n.mem_mib = c.mib();

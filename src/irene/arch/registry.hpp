@@ -126,9 +126,14 @@ std::int64_t attr(const Node& node, std::string_view key);
 std::int64_t primitive_parameters(const Node& leaf);
 Counts primitive_counts(const Node& leaf, double element_bytes = 4);
 
+// Counts of one node (recount's rule, the one place it is written): an ML leaf from its
+// primitive, any other node from its children's counts (`child_counts(k)` for child index k, in
+// child order), plus its ops. Error naming the node when a count is not finite.
+Counts node_counts(const Node& node, double element_bytes, const std::function<const Counts&(int)>& child_counts);
+
 // Recomputes num_parameters, flops_mflop and mem_mib of every node, bottom-up: ML leaves from
-// their primitive, modules and the model from their children plus their ops, at the bytes per
-// element of the tree's dtype.
+// their primitive, modules and the model from their children plus their ops (node_counts), at
+// the bytes per element of the tree's dtype.
 void recount(Tree& tree);
 
 }  // namespace irene

@@ -7,6 +7,7 @@
 // configs: 10M positions).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -21,6 +22,31 @@ inline constexpr std::int64_t kMaxHeads = std::int64_t{1} << 16;         // atte
 inline constexpr std::int64_t kMaxVocab = std::int64_t{1} << 24;         // vocabulary rows
 inline constexpr std::int64_t kMaxPositions = std::int64_t{1} << 26;     // position table rows / context
 inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 62;         // parameters, elements
+
+// Most tokens one generation may ask for (explain/generation.hpp: its steps are kept in memory,
+// 16 bytes x 3 each).
+inline constexpr std::int64_t kMaxGenerate = std::int64_t{1} << 20;
+// Most values one range of a sweep or report may expand to, and most points (every combination
+// of its ranges) one sweep may predict.
+inline constexpr int kMaxRangePoints = 1024;
+
+// Every command, the Python module and the HTTP API accept the same sizes: batch, seq, past and
+// prompt up to kMaxBatch / kMaxSeq (checked by the library: build_tree, predict_generation), and
+// generate up to kMaxGenerate. The options parsers only check that a value is a positive integer
+// (core/error.hpp), so a size is accepted or refused with the same words whichever command or
+// range it comes from. The HTTP API bounds a request further, by default with these (ServeOptions;
+// each request builds and predicts trees while the server serves others):
+inline constexpr int kMaxRequestBatch = 1024;         // sequences
+inline constexpr int kMaxRequestSeq = 8192;           // tokens (seq, past, prompt)
+inline constexpr int kMaxRequestLayers = 256;         // num_layers of a requested configuration
+inline constexpr int kMaxRequestGenerate = 65536;     // generated tokens of /api/generate
+inline constexpr std::size_t kMaxRequestBodyBytes = std::size_t{1} << 20;  // POST bodies
+
+// Options of the commands: most hotspots one explanation lists (--top), most worker threads
+// (--threads), largest carbon intensity (--carbon-intensity, grams CO2e per kWh).
+inline constexpr int kMaxTop = 100000;
+inline constexpr int kMaxThreads = 256;
+inline constexpr double kMaxCarbonGPerKWh = 1e5;
 
 // Largest nesting depth of a tree read from a file (real trees have 3 to 7 levels).
 inline constexpr int kMaxTreeDepth = 64;

@@ -13,6 +13,7 @@
 #include "irene/arch/family_table.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/units.hpp"
+#include "irene/workload/shares.hpp"
 
 namespace irene::explain {
 
@@ -28,8 +29,6 @@ namespace {
 ModuleKind explained(ModuleKind k) {
   return k == ModuleKind::experts || k == ModuleKind::router ? ModuleKind::feed_forward : k;
 }
-
-bool nonneg_finite(double x) { return std::isfinite(x) && x > 0; }
 
 Energy scaled(const Energy& own, double target_j) {
   Energy e;
@@ -242,10 +241,9 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     const auto& children = n.children;
     if (children.empty()) continue;
     double sum = 0;
-    for (int c : children) sum += nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
+    for (int c : children) sum += workload::split_weight(e.nodes[c].own.j);
     // The parent's own operations: the predictor's own-operation energy, or (measured basis)
     // what the parent measured above the sum of its children; at most the whole parent.
-    const double parent_j = nonneg_finite(e.nodes[i].own.j) ? e.nodes[i].own.j : 0.0;
     Energy own_ops;
     if (basis == Basis::predicted && n.predicted_own_energy_j) {
       own_ops.j = *n.predicted_own_energy_j;
@@ -261,20 +259,16 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
       }
       if (all) own_ops.j = *n.ground_truth_energy_j - children_j;
     }
-    double own_share = 0;
-    if (nonneg_finite(own_ops.j) && own_ops.j > 0 && parent_j > 0) {
-      own_share = std::min(1.0, own_ops.j / parent_j);
+    const double own_share = workload::own_share(own_ops.j, e.nodes[i].own.j);
+    if (workload::split_weight(own_ops.j) > 0 && workload::split_weight(e.nodes[i].own.j) > 0) {
       OwnOperations o;
       o.ops = own_operations_text(n);
       o.energy = own_ops;
       o.share_of_parent = own_share;
       e.nodes[i].own_operations = std::move(o);
     }
-    for (int c : children) {
-      const double own = nonneg_finite(e.nodes[c].own.j) ? e.nodes[c].own.j : 0.0;
-      e.nodes[c].share_of_parent =
-          (1 - own_share) * (sum > 0 ? own / sum : 1.0 / static_cast<double>(children.size()));
-    }
+    for (int c : children)
+      e.nodes[c].share_of_parent = workload::child_share(1.0, own_share, e.nodes[c].own.j, sum, children.size());
   }
   for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
     NodeExplanation& x = e.nodes[i];

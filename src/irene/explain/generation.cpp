@@ -11,282 +11,13 @@
 #include <unordered_map>
 
 #include "irene/arch/family_table.hpp"
-#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
-#include "irene/predict/features.hpp"
-#include "irene/predict/model.hpp"
+#include "irene/workload/steps.hpp"
 
 namespace irene::explain {
 
 namespace {
-
-using predict::FittedModel;
-using predict::LeafRegressor;
-
-bool positive(double x) { return std::isfinite(x) && x > 0; }
-
-// A value of a step tree that moves with the past: value(past) = base + slope x (past - past0).
-struct Affine {
-  std::int64_t base = 0, slope = 0;
-  std::int64_t at(std::int64_t delta) const { return base + slope * delta; }
-};
-
-// Predicts decode steps at any past from two template trees (see the file comment of the header).
-class StepEvaluator {
- public:
-  StepEvaluator(const ModelConfig& config, int batch, const BuildOptions& base, int first, int last,
-                const Predictor& predictor)
-      : model_(predictor.model()), past0_(first) {
-    BuildOptions a = base;
-    a.past = first;
-    tree_ = build_tree(config, batch, 1, a);
-    e_bytes_ = dtype_bytes(tree_.dtype);
-    const int n = static_cast<int>(tree_.nodes.size());
-    attrs_.resize(n);
-    ops_.resize(n);
-    if (last > first) {
-      BuildOptions b = base;
-      b.past = first + 1;
-      const Tree next = build_tree(config, batch, 1, b);
-      diff(next);
-    }
-    classify();
-  }
-
-  const Tree& first_tree() const { return tree_; }
-
-  // The step's energy (joules) and its energy by module kind (explain_tree's attribution).
-  double evaluate(int past, std::array<double, kModuleKinds>& kinds) {
-    const std::int64_t delta = past - past0_;
-    for (int u = static_cast<int>(classes_.size()) - 1; u >= 0; --u) {
-      Class& c = classes_[u];
-      if (c.done && !c.moves) continue;
-      compute(c, delta);
-      c.done = true;
-    }
-    // Shares as explain_tree splits a parent among its children (pre-order: parents first).
-    const double root_e = classes_[class_of_[0]].energy;
-    const double root_j = std::max(0.0, root_e);
-    kinds.fill(0.0);
-    for (auto& c : classes_) {
-      c.positive_sum = 0;
-      for (int k : tree_.nodes[c.rep].children) {
-        const double e = classes_[class_of_[k]].energy;
-        c.positive_sum += positive(e) ? e : 0.0;
-      }
-    }
-    // A parent's own operations take their share first (explain_tree's OwnOperations), in the
-    // parent's kind; its children split the rest.
-    auto own_share = [&](const Class& c) {
-      return positive(c.own_energy) && positive(c.energy) ? std::min(1.0, c.own_energy / c.energy) : 0.0;
-    };
-    share_.assign(tree_.nodes.size(), 1.0);
-    {
-      const double s0 = own_share(classes_[class_of_[0]]);
-      kinds[kind_[0]] += s0 * root_j;
-    }
-    for (std::size_t i = 1; i < tree_.nodes.size(); ++i) {
-      const Node& nd = tree_.nodes[i];
-      const Class& parent = classes_[class_of_[nd.parent]];
-      const Class& self = classes_[class_of_[i]];
-      const double e = self.energy;
-      const double own = positive(e) ? e : 0.0;
-      const double of_parent = parent.positive_sum > 0
-                                   ? own / parent.positive_sum
-                                   : 1.0 / static_cast<double>(tree_.nodes[nd.parent].children.size());
-      share_[i] = share_[nd.parent] * (1 - own_share(parent)) * of_parent;
-      if (nd.children.empty()) kinds[kind_[i]] += share_[i] * root_j;
-      else kinds[kind_[i]] += share_[i] * own_share(self) * root_j;
-    }
-    return root_e;
-  }
-
- private:
-  struct Class {
-    int rep = 0;                      // representative node index
-    bool moves = false;               // its features depend on the past
-    bool done = false;
-    bool root = false, root_child = false;
-    const LeafRegressor* regressor = nullptr;
-    Counts counts;
-    double energy = 0, alpha = 1, positive_sum = 0;
-    double own_energy = 0;  // of a parent: its own operations' predicted energy (0 without an own term)
-  };
-
-  // Records every attr and op dimension that differs between the template trees as affine.
-  void diff(const Tree& next) {
-    auto mismatch = [&](const std::string& what) {
-      return Error(fmt::format("internal: the decode steps of {} differ in structure ({}): cannot predict them as one",
-                               tree_.model_name, what));
-    };
-    if (next.nodes.size() != tree_.nodes.size()) throw mismatch("node count");
-    for (std::size_t i = 0; i < tree_.nodes.size(); ++i) {
-      const Node& a = tree_.nodes[i];
-      const Node& b = next.nodes[i];
-      if (a.id != b.id || a.children != b.children || a.ops.size() != b.ops.size() || a.attrs.size() != b.attrs.size())
-        throw mismatch(a.id);
-      for (const auto& [k, v] : a.attrs) {
-        auto it = b.attrs.find(k);
-        if (it == b.attrs.end()) throw mismatch(a.id + " attr " + k);
-        if (it->second != v) attrs_[i].push_back({k, Affine{v, it->second - v}});
-      }
-      for (std::size_t o = 0; o < a.ops.size(); ++o) {
-        if (a.ops[o].kind != b.ops[o].kind || a.ops[o].shape.size() != b.ops[o].shape.size())
-          throw mismatch(a.id + " op " + a.ops[o].kind);
-        for (std::size_t d = 0; d < a.ops[o].shape.size(); ++d)
-          if (a.ops[o].shape[d] != b.ops[o].shape[d])
-            ops_[i].push_back({static_cast<int>(o), static_cast<int>(d),
-                               Affine{a.ops[o].shape[d], b.ops[o].shape[d] - a.ops[o].shape[d]}});
-      }
-    }
-  }
-
-  // Groups identical subtrees (class, type, attrs, ops and how they move, children, place under
-  // the root): they have the same features at every past, so the same prediction.
-  void classify() {
-    const int n = static_cast<int>(tree_.nodes.size());
-    class_of_.assign(n, -1);
-    kind_.assign(n, 0);
-    std::vector<char> moves(n, 0);
-    std::unordered_map<std::string, int> ids;
-    // Children before parents: a node's signature names its children's classes.
-    for (int i = n - 1; i >= 0; --i) {
-      const Node& nd = tree_.nodes[i];
-      std::string sig = fmt::format("{}|{}|{}|", nd.class_name, static_cast<int>(nd.type),
-                                    i == 0 ? 2 : nd.parent == 0 ? 1 : 0);
-      for (const auto& [k, v] : nd.attrs) sig += fmt::format("{}={},", k, v);
-      sig += '|';
-      for (const auto& [k, a] : attrs_[i]) sig += fmt::format("{}+{},", k, a.slope);
-      sig += '|';
-      for (const auto& op : nd.ops) {
-        sig += op.kind + '[';
-        for (auto d : op.shape) sig += fmt::format("{},", d);
-        sig += ']';
-      }
-      sig += '|';
-      for (const auto& m : ops_[i]) sig += fmt::format("{}.{}+{},", m.op, m.dim, m.affine.slope);
-      sig += '|';
-      bool m = !attrs_[i].empty() || !ops_[i].empty();
-      for (int k : nd.children) {
-        sig += fmt::format("{},", class_of_[k]);
-        m = m || moves[k];
-      }
-      moves[i] = m;
-      auto [it, fresh] = ids.emplace(std::move(sig), 0);
-      if (fresh) {
-        it->second = static_cast<int>(classes_.size());
-        Class c;
-        c.rep = i;
-        c.moves = m;
-        c.root = i == 0;
-        c.root_child = nd.parent == 0;
-        if (nd.children.empty()) {
-          c.regressor = predict::find_leaf_regressor(model_, nd.class_name);
-          if (!c.regressor)
-            throw Error(fmt::format("tree {}: primitive type '{}' was never seen in training and has no stand-in the "
-                                    "predictor knows",
-                                    tree_.key(), nd.class_name));
-        }
-        classes_.push_back(c);
-      }
-      class_of_[i] = it->second;
-      kind_[i] = static_cast<int>(module_kind(nd.scope, nd.class_name));
-    }
-    // classes_ were created children first: reverse so that evaluate() (walking backwards)
-    // computes children before parents.
-    std::reverse(classes_.begin(), classes_.end());
-    const int k = static_cast<int>(classes_.size());
-    for (auto& c : class_of_) c = k - 1 - c;
-    row_.resize(model_.feature_names.size());
-  }
-
-  // Counts, features, prediction and weight of one class at past0 + delta, as recount(),
-  // node_feature() and predict_flat() compute them (same operations, same order).
-  void compute(Class& c, std::int64_t delta) {
-    Node& nd = tree_.nodes[c.rep];
-    for (const auto& [k, a] : attrs_[c.rep]) nd.attrs[k] = a.at(delta);
-    for (const auto& m : ops_[c.rep]) nd.ops[m.op].shape[m.dim] = m.affine.at(delta);
-    Counts counts;
-    if (nd.type == NodeType::ml && nd.children.empty()) {
-      counts = primitive_counts(nd, e_bytes_);
-    } else {
-      for (int k : nd.children) counts += classes_[class_of_[k]].counts;
-    }
-    for (const auto& op : nd.ops) counts += count_op(op, e_bytes_);
-    if (!std::isfinite(counts.flops) || !std::isfinite(counts.bytes))
-      throw Error(fmt::format("node {}: its FLOP or byte count is not finite", nd.id));
-    c.counts = counts;
-    nd.flops_mflop = counts.mflop();
-    nd.mem_mib = counts.mib();
-    for (std::size_t f = 0; f < row_.size(); ++f) {
-      const auto v = predict::node_feature(tree_, nd, model_.feature_names[f]);
-      if (!v || !std::isfinite(*v))
-        throw Error(fmt::format("tree {}: node '{}' lacks the feature '{}' that the predictor reads", tree_.key(), nd.id,
-                                model_.feature_names[f]));
-      row_[f] = *v;
-    }
-    const auto& up = model_.upper;
-    const bool unstructured = up.strategy == predict::Strategy::unstructured;
-    if (nd.children.empty()) {
-      c.energy = c.regressor->predict(row_.data());
-    } else if (unstructured) {
-      c.energy = up.alpha(up.score(row_.data()));
-    } else {
-      // The own operations' energy, then the children, as predict_flat adds them (the last
-      // child first).
-      c.own_energy = up.own_w.size() > 0 ? up.own(own_row(nd).data()) : 0.0;
-      double sum = c.own_energy;
-      for (auto it = nd.children.rbegin(); it != nd.children.rend(); ++it) {
-        const Class& child = classes_[class_of_[*it]];
-        sum += child.alpha * child.energy;
-      }
-      c.energy = sum;
-    }
-    if (!c.root && !unstructured) {
-      const bool exact = up.weighting == predict::Weighting::exact_one || (up.root_children_exact && c.root_child);
-      const double s = exact ? 0.0 : c.root_child ? up.root_child_score(row_.data()) : up.score(row_.data());
-      c.alpha = exact ? 1.0 : c.root_child ? up.root_child_alpha(s) : up.alpha(s);
-    }
-  }
-
-  // The node's own-operation features (predict/features.hpp, own_feature), with its children's
-  // counts taken from their classes (only each class's representative node is kept current).
-  const std::vector<double>& own_row(const Node& nd) {
-    own_row_.resize(model_.own_names.size());
-    for (std::size_t k = 0; k < own_row_.size(); ++k) {
-      const std::string& name = model_.own_names[k];
-      const bool flops = name == "own_flops";
-      if (flops || name == "own_mem_bytes") {
-        double v = flops ? nd.flops_mflop : nd.mem_mib;
-        const double whole = v;
-        for (int ch : nd.children) {
-          const Counts& cc = classes_[class_of_[ch]].counts;
-          v -= flops ? cc.mflop() : cc.mib();
-        }
-        own_row_[k] = predict::own_remainder(whole, v);
-      } else {
-        own_row_[k] = predict::own_feature(tree_, nd, name);
-      }
-    }
-    return own_row_;
-  }
-
-  struct OpMove {
-    int op = 0, dim = 0;
-    Affine affine;
-  };
-
-  const FittedModel& model_;
-  int past0_;
-  Tree tree_;
-  double e_bytes_ = 4;
-  std::vector<std::vector<std::pair<std::string, Affine>>> attrs_;
-  std::vector<std::vector<OpMove>> ops_;
-  std::vector<Class> classes_;
-  std::vector<int> class_of_, kind_;
-  std::vector<double> row_, share_, own_row_;
-};
 
 Energy with_ratio(double j, double lo, double hi) {
   Energy e;
@@ -374,14 +105,16 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   const Explanation pe = explain_tree(g.prefill_tree);
   g.prefill = pe.total;
 
-  // The steps.
+  // The steps (workload/steps.hpp), split by module kind.
   BuildOptions step = r.pass;
   step.phase = kDecode;
   step.head = "lm";
   step.last_token_logits = true;
   const int first = r.prompt, last = r.prompt + r.generate - 1;
-  StepEvaluator steps(config, r.batch, step, first, last, predictor);
-  g.first_step = steps.first_tree();
+  workload::DecodeSteps steps = workload::predict_decode_steps(
+      config, r.batch, step, first, last, predictor,
+      [](const Node& n) { return static_cast<int>(module_kind(n.scope, n.class_name)); }, kModuleKinds);
+  g.first_step = std::move(steps.first_tree);
   predictor.predict(g.first_step);
   step.past = last;
   g.last_step = build_tree(config, r.batch, 1, step);
@@ -391,26 +124,17 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   const auto [l_lo, l_hi] = ratios(le.total);
   const double lo = std::min(f_lo, l_lo), hi = std::max(f_hi, l_hi);
   g.steps.reserve(r.generate);
-  std::array<double, kModuleKinds> kinds{};
   g.decode.j = 0;
-  double floor = -std::numeric_limits<double>::infinity();
-  for (int past = first; past <= last; ++past) {
-    double e = steps.evaluate(past, kinds);
+  for (const auto& st : steps.steps) {
     GenerationStep s;
-    s.past = past;
-    if (e < floor) {  // held at the previous step's energy (see Generation::held)
-      s.raw_j = e;
-      if (e > 0)
-        for (auto& k : kinds) k *= floor / e;
-      e = floor;
-      ++g.held;
-    }
-    floor = e;
-    s.energy = with_ratio(e, lo, hi);
+    s.past = st.past;
+    s.raw_j = st.raw_j;
+    s.energy = with_ratio(st.j, lo, hi);
     add_energy(g.decode, s.energy);
-    for (std::size_t k = 0; k < kModuleKinds; ++k) g.decode_by_kind[k] += kinds[k];
     g.steps.push_back(s);
   }
+  g.held = steps.held;
+  for (std::size_t k = 0; k < kModuleKinds; ++k) g.decode_by_kind[k] = steps.by_group[k];
   g.total = g.prefill;
   add_energy(g.total, g.decode);
   const double tokens = static_cast<double>(r.batch) * r.generate;

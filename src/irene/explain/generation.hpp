@@ -10,13 +10,10 @@
 // the energy by module kind (explain.hpp: attention, feed-forward, embeddings, norm, lm head,
 // other) over the whole generation. Joules per generation (per token for per_token_j).
 //
-// Speed: the N steps share one tree structure and only the nodes whose shapes depend on the
-// cached length (the attention products and softmax, the cache update, repeat_kv, the mask, and
-// their ancestors) change between steps. The steps are predicted from two template trees: every
-// such attr and op dimension is affine in the past (checked when built), identical subtrees (the
-// layers) are predicted once, and a node's prediction is recomputed only when its features move.
-// Each step's energy equals Predictor::predict on that step's tree exactly (same operations in the
-// same order; tested), and its module-kind split equals explain_tree's.
+// The steps are predicted below explain/, by workload/steps.hpp (predict_decode_steps: two template
+// trees, identical layers predicted once, the node-energy kernel of predict/ and the share split of
+// workload/shares.hpp); each step's energy equals Predictor::predict on that step's tree exactly
+// (tested), and its module-kind split equals explain_tree's. This file attributes and renders.
 //
 // Intervals: a step's interval is its energy times the root's interval ratios (low / energy,
 // high / energy) of the full prediction of the first and last step trees, the wider of the two
@@ -34,13 +31,14 @@
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/predict/predictor.hpp"
 
 namespace irene::explain {
 
-// Most tokens one generation may ask for (steps are kept in memory: 16 bytes x 3 each).
-inline constexpr int kMaxGenerate = 1 << 20;
+// Most tokens one generation may ask for (core/limits.hpp).
+inline constexpr int kMaxGenerate = static_cast<int>(limits::kMaxGenerate);
 
 struct GenerationRequest {
   int batch = 1;      // sequences generated together

@@ -8,15 +8,11 @@
 
 namespace irene::explain {
 
-ModelConfig load_config_with_overrides(std::string_view name_or_path, const std::vector<std::string>& overrides,
-                                       std::string_view option) {
+ModelConfig load_model(std::string_view name_or_path, const std::vector<std::string>& sets) {
   ModelConfig config = load_model_config(name_or_path);
-  for (const auto& kv : overrides) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error(fmt::format("bad {} '{}': expected KEY=VALUE (e.g. num_hidden_layers=6)", option, kv));
-    set_config_value(config, std::string_view(kv).substr(0, eq), std::string_view(kv).substr(eq + 1));
-  }
+  std::vector<std::pair<std::string, std::string>> overrides;
+  for (const auto& kv : sets) overrides.push_back(parse_config_override(kv));
+  if (!overrides.empty()) set_config_values(config, overrides);
   return config;
 }
 

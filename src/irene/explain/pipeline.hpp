@@ -15,11 +15,16 @@
 
 namespace irene::explain {
 
-// A built-in model name or config.json path, with overrides "KEY=VALUE" applied in order.
-// Errors: unknown model, unreadable/malformed config, an override without '=' ("bad --set
-// 'x': expected KEY=VALUE"), or one set_config_value rejects.
-ModelConfig load_config_with_overrides(std::string_view name_or_path, const std::vector<std::string>& overrides,
-                                       std::string_view option = "--set");
+// The model every command names: a built-in name, a config.json path or a Hugging Face id in the
+// local cache (load_model_config), with the overrides "KEY=VALUE" of `sets` (--set, each split by
+// parse_config_override) applied together (set_config_values). Errors: unknown model,
+// unreadable/malformed config, an override without '=' or with an empty key, or one
+// set_config_values rejects.
+ModelConfig load_model(std::string_view name_or_path, const std::vector<std::string>& sets);
+// load_model (the name the explanation commands used first).
+inline ModelConfig load_config_with_overrides(std::string_view name_or_path, const std::vector<std::string>& sets) {
+  return load_model(name_or_path, sets);
+}
 
 // build_tree + Predictor::predict. Errors: those of both (bad batch/seq, a feature the
 // predictor needs that a built tree lacks: "predictor P needs measured resource features").

@@ -33,6 +33,7 @@
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/core/tree.hpp"
 
 namespace irene::explain {
@@ -40,11 +41,12 @@ namespace irene::explain {
 struct ServeOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   int port = 8080;                  // 0: any free port (see EnergyServer::bind)
-  std::size_t max_body_bytes = 1 << 20;  // POST bodies, bytes
-  int max_batch = 1024;
-  int max_seq = 8192;
-  int max_layers = 256;  // num_layers of a requested configuration (bounds the tree's size)
-  int max_generate = 65536;  // generated tokens of /api/generate
+  // Request bounds (core/limits.hpp's defaults).
+  std::size_t max_body_bytes = limits::kMaxRequestBodyBytes;  // POST bodies, bytes
+  int max_batch = limits::kMaxRequestBatch;
+  int max_seq = limits::kMaxRequestSeq;
+  int max_layers = limits::kMaxRequestLayers;  // num_layers of a requested configuration (bounds the tree's size)
+  int max_generate = limits::kMaxRequestGenerate;  // generated tokens of /api/generate
   int threads = 8;       // worker threads
 };
 

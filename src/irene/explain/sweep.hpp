@@ -13,19 +13,26 @@
 #include <string_view>
 #include <vector>
 
+#include <limits>
+
 #include <nlohmann/json_fwd.hpp>
 
+#include "irene/core/limits.hpp"
 #include "irene/explain/explain.hpp"
 
 namespace irene::explain {
 
-// Largest number of values one range may expand to.
-inline constexpr int max_range_points = 1024;
+// Largest number of values one range may expand to (core/limits.hpp).
+inline constexpr int max_range_points = limits::kMaxRangePoints;
 
 // Parses "8", "32:512:32" (start:stop:step, stop included when reached), "32:64" (step 1) or a
 // comma list "8,16,32" into positive integers in [1, max_value], at most max_range_points of
 // them. Errors name `what` ("--seq") and the text: "bad --seq range '32:16': start 32 > stop 16".
-std::vector<int> parse_range(std::string_view text, std::string_view what, int max_value);
+// The commands' options take the default max_value: the sizes' limits are the library's
+// (core/limits.hpp), checked where a tree or a generation is built, so a size a range holds is
+// accepted or refused with the same words as the same size given alone.
+std::vector<int> parse_range(std::string_view text, std::string_view what,
+                             int max_value = std::numeric_limits<int>::max());
 
 struct SweepPoint {
   std::string model_name;

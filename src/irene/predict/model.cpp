@@ -119,6 +119,19 @@ std::string regressor_class(std::string_view class_name) {
   return p ? p->class_name : std::string(class_name);
 }
 
+std::vector<const LeafRegressor*> leaf_regressors(const FittedModel& model, const std::vector<std::string>& classes) {
+  std::vector<const LeafRegressor*> out(classes.size(), nullptr);
+  for (std::size_t c = 0; c < classes.size(); ++c) out[c] = find_leaf_regressor(model, classes[c]);  // own, else stand-in's
+  return out;
+}
+
+Error unknown_primitive(const FittedModel& model, const std::string& tree_key, std::string_view class_name) {
+  std::string known;
+  for (const auto& [name, r] : model.leaves) known += (known.empty() ? "" : ", ") + name;
+  return Error(fmt::format("tree {}: primitive type '{}' was never seen in training (the predictor knows: {})", tree_key,
+                           class_name, known));
+}
+
 const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_view class_name,
                                          std::string* stand_in) {
   if (stand_in) stand_in->clear();
@@ -460,12 +473,9 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
   const bool has_own = model.upper.own_w.size() > 0;
   if (has_own && data.own_names != model.own_names)
     throw Error("internal: the trees were flattened without the predictor's own-operation features");
-  std::vector<const LeafRegressor*> regressor(data.classes.size(), nullptr);
-  for (std::size_t c = 0; c < data.classes.size(); ++c) {
-    regressor[c] = find_leaf_regressor(model, data.classes[c]);  // its own, else its stand-in's
-  }
+  const std::vector<const LeafRegressor*> regressor = leaf_regressors(model, data.classes);
   const UpperModel& up = model.upper;
-  const bool unstructured = up.strategy == Strategy::unstructured;
+  const bool unstructured = !up.children_add();
   for (int t : which) {
     const int b = data.tree_begin[t], e = data.tree_begin[t + 1];
     for (int i = b; i < e; ++i) {
@@ -475,17 +485,12 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
           pred[i] = kNaN;
           continue;
         }
-        if (!reg) {
-          std::string known;
-          for (const auto& [name, r] : model.leaves) known += (known.empty() ? "" : ", ") + name;
-          throw Error(fmt::format("tree {}: primitive type '{}' was never seen in training (the predictor knows: {})",
-                                  data.tree_keys[t], data.classes[data.leaf_class[i]], known));
-        }
+        if (!reg) throw unknown_primitive(model, data.tree_keys[t], data.classes[data.leaf_class[i]]);
         pred[i] = reg->predict(data.raw.row(i).data());
       } else {
-        const double o = has_own && !unstructured ? up.own(data.own.row(i).data()) : 0.0;
+        const double o = has_own ? up.own_energy(data.own.row(i).data()) : 0.0;
         if (own) (*own)[i] = o;
-        pred[i] = unstructured ? up.alpha(up.score(data.raw.row(i).data())) : o;
+        pred[i] = unstructured ? up.unstructured_energy(data.raw.row(i).data()) : o;
         continue;
       }
       if (own) (*own)[i] = 0.0;
@@ -493,10 +498,7 @@ void predict_flat(const FittedModel& model, const FlatTrees& data, const std::ve
     if (alpha) (*alpha)[b] = 1.0;
     if (unstructured) continue;
     for (int i = e - 1; i > b; --i) {
-      const bool exact = up.weighting == Weighting::exact_one || (up.root_children_exact && data.parent[i] == b);
-      const bool root_child = data.parent[i] == b;
-      const double s = exact ? 0.0 : root_child ? up.root_child_score(data.raw.row(i).data()) : up.score(data.raw.row(i).data());
-      const double a = exact ? 1.0 : root_child ? up.root_child_alpha(s) : up.alpha(s);
+      const double a = up.weight(data.raw.row(i).data(), data.parent[i] == b);
       if (alpha) (*alpha)[i] = a;
       pred[data.parent[i]] += a * pred[i];
     }

@@ -20,6 +20,7 @@
 
 #include <Eigen/Core>
 
+#include "irene/core/error.hpp"
 #include "irene/core/tree.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/features.hpp"
@@ -147,6 +148,25 @@ struct UpperModel {
     if (weighting == Weighting::close_to_one && root_tau > 0) return 1.0 + std::tanh(s) / root_tau;
     return alpha(s);
   }
+
+  // ---- The node-energy kernel: predict_flat and the decode-step evaluator (workload/steps.hpp)
+  // both compute a node's prediction with these, so the two agree bit for bit.
+  // E(parent) = parent_base(parent) + sum over its children c, last child first, of
+  // weight(c) x E(c); E(leaf) = its regressor's prediction.
+  // The value a parent's sum starts from (joules): its own operations' energy (`own_row`: its
+  // own-operation features; 0 without an own term) or, for the unstructured strategy, its whole
+  // prediction alpha(score(raw)), which its children do not add to.
+  double own_energy(const double* own_row) const {
+    return own_w.size() > 0 && strategy != Strategy::unstructured ? own(own_row) : 0.0;
+  }
+  bool children_add() const { return strategy != Strategy::unstructured; }
+  double unstructured_energy(const double* raw) const { return alpha(score(raw)); }
+  // The weight alpha of a non-root node in its parent's sum, from its features `raw`.
+  double weight(const double* raw, bool root_child) const {
+    const bool exact = weighting == Weighting::exact_one || (root_children_exact && root_child);
+    if (exact) return 1.0;
+    return root_child ? root_child_alpha(root_child_score(raw)) : alpha(score(raw));
+  }
 };
 
 // Number of expansion terms the root's children have own weights for (0: none) under `config`
@@ -174,6 +194,11 @@ struct FittedModel {
 // exists. `stand_in` is cleared when the class's own regressor is used.
 const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_view class_name,
                                          std::string* stand_in = nullptr);
+// The regressor of every class of `classes` (find_leaf_regressor; nullptr where none): resolved
+// once per flattened set of trees, by predict_flat and the decode-step evaluator alike.
+std::vector<const LeafRegressor*> leaf_regressors(const FittedModel& model, const std::vector<std::string>& classes);
+// The error of a leaf whose class has no regressor (and no stand-in the predictor knows).
+Error unknown_primitive(const FittedModel& model, const std::string& tree_key, std::string_view class_name);
 // The class a leaf's regressor is keyed by: the registry's name of its primitive (RMSNorm for
 // LlamaRMSNorm), or the class name itself when it is not a registry primitive.
 std::string regressor_class(std::string_view class_name);
