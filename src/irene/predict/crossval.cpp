@@ -146,6 +146,26 @@ std::vector<std::string> stand_in_notes(const FittedModel& model, const FlatTree
   return notes;
 }
 
+// Leaves of `which` that `model` predicts by a stand-in get NaN, and so do their ancestors: what
+// predict_flat gives leniently without stand-ins. Interval calibration takes its samples from
+// the classes' own regressors only, and CrossvalOptions::lenient keeps its meaning.
+void drop_stand_ins(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
+                    std::vector<double>& pred) {
+  std::vector<char> by_stand_in(data.classes.size(), 0);
+  for (std::size_t c = 0; c < data.classes.size(); ++c) {
+    std::string stand_in;
+    find_leaf_regressor(model, data.classes[c], &stand_in);
+    by_stand_in[c] = stand_in.empty() ? 0 : 1;
+  }
+  for (int t : which)
+    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i)
+      if (data.leaf[i] && by_stand_in[data.leaf_class[i]])
+        for (int a = i; a >= data.tree_begin[t]; a = data.parent[a]) {
+          pred[a] = kNaN;
+          if (a == data.tree_begin[t]) break;
+        }
+}
+
 }  // namespace
 
 CrossvalReport crossval(const FlatTrees& data, const Config& config, const CrossvalOptions& options) {
@@ -235,6 +255,8 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           // A primitive only f and g have gives no calibration sample (NaN), not an error.
           predict_flat(model, data, test[g], inner[f], true, {&inner_own[f], &inner_alpha[f]});
           predict_flat(model, data, test[f], inner[g], true, {&inner_own[g], &inner_alpha[g]});
+          drop_stand_ins(model, data, test[g], inner[f]);
+          drop_stand_ins(model, data, test[f], inner[g]);
           continue;
         }
         const int f = task;
@@ -248,6 +270,10 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
         // rows of fold f only
         predict_flat(model, data, test[f], report.out_of_fold, lenient,
                      {&report.out_of_fold_own, &report.out_of_fold_alpha});
+        if (options.lenient) {  // unseen classes are NaN, stand-ins or not (Predictor::train's calibration)
+          drop_stand_ins(model, data, test[f], report.out_of_fold);
+          report.stand_ins[f].clear();
+        }
         range_check(model, data, test[f], report.out_of_fold_distance);
         propagate_distance(data, test[f], report.out_of_fold, report.out_of_fold_distance);
         report.main.folds[f] = level_errors(data, test[f], report.out_of_fold);
@@ -256,6 +282,7 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           exact.upper.weighting = Weighting::exact_one;
           exact.upper.own_w.resize(0);
           predict_flat(exact, data, test[f], scratch, lenient);
+          if (options.lenient) drop_stand_ins(exact, data, test[f], scratch);
           report.baselines[0].folds[f] = level_errors(data, test[f], scratch);
 
           Config uc = config;
@@ -263,6 +290,7 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           uc.weighting_setting = Weighting::free;
           FittedModel unstructured = fit_model(data, train[f], uc, skip, &workspace);
           predict_flat(unstructured, data, test[f], scratch, lenient);
+          if (options.lenient) drop_stand_ins(unstructured, data, test[f], scratch);
           report.baselines[1].folds[f] = level_errors(data, test[f], scratch);
 
           if (gpu_available) {
