@@ -30,11 +30,24 @@ PREFILL_SEQ="${IRENE_PREFILL_SEQ-64,128}"
 [ -n "$MODELS" ] || { echo "irene: error: no models to collect (IRENE_MODELS is empty)" >&2; exit 2; }
 SCHEDULE=(--min-seconds 0.1 --runs 3 --max-runs 8 --spread 0.02 --pause 0.05 --warmup 0.1 --idle-seconds 2
           --threads "${IRENE_THREADS:-1}" --meter "${IRENE_METER:-auto}")
+# Runs one collect as a child and passes Ctrl-C or a kill on to it (the child then keeps its
+# finished trees and stops); the script stops with the child's status.
+child=
+trap '[ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
+run() {
+  "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  while kill -0 "$child" 2>/dev/null; do wait "$child" || rc=$?; done  # a signal ended the wait early
+  child=
+  return "$rc"
+}
 mkdir -p "$(dirname "$OUT")"
 echo "irene: [1/2] decode steps of $MODELS x batch $BATCH x past $PAST into $OUT (rerun the same command to resume)" >&2
-"$BUILD/irene" collect --models "$MODELS" --batch "$BATCH" --phase decode --past "$PAST" "${SCHEDULE[@]}" -o "$OUT"
+run "$BUILD/irene" collect --models "$MODELS" --batch "$BATCH" --phase decode --past "$PAST" "${SCHEDULE[@]}" -o "$OUT"
 if [ -n "$PREFILL_SEQ" ]; then
   echo "irene: [2/2] prefills of $MODELS x batch $PREFILL_BATCH x seq $PREFILL_SEQ into $OUT" >&2
-  "$BUILD/irene" collect --models "$MODELS" --batch "$PREFILL_BATCH" --seq "$PREFILL_SEQ" "${SCHEDULE[@]}" -o "$OUT"
+  run "$BUILD/irene" collect --models "$MODELS" --batch "$PREFILL_BATCH" --seq "$PREFILL_SEQ" "${SCHEDULE[@]}" -o "$OUT"
 fi
 echo "irene: done; cross-validate with: $BUILD/irene crossval $OUT --config configs/llm-time.json" >&2
