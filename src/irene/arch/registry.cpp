@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "irene/core/error.hpp"
@@ -52,13 +53,15 @@ double product(const std::vector<std::int64_t>& shape) {
 
 // An operation counted per element of the tensor it produces: `flops` FLOPs, `floats`
 // floating-point elements and `other` bytes (int64 ids, booleans) read + written per element.
-OpKind per_element(std::string name, std::string description, double flops, double floats, double other = 0) {
+OpKind per_element(std::string name, std::string description, double flops, double floats, double other = 0,
+                   int kernels = 1) {
   return OpKind{.name = std::move(name),
                 .description = std::move(description),
                 .count = [flops, floats, other](const std::vector<std::int64_t>& shape, double e) {
                   const double n = product(shape);
                   return Counts{flops * n, (floats * e + other) * n};
-                }};
+                },
+                .kernels = kernels};
 }
 
 std::vector<Primitive> make_primitives() {
@@ -86,11 +89,24 @@ std::vector<Primitive> make_primitives() {
             if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
             return c;
           },
+      .stand_in = "Conv1D",
       .optional_attrs = {{"bias", "1: with a bias vector (nn.Linear's default), 0: bias=False", 1},
                          {"tied",
                           "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
                           "if any, is its own parameter",
-                          0}}});
+                          0},
+                         {"num_experts", "experts of the mixture this Linear is one expert's (0: a dense layer)", 0},
+                         {"top_k", "experts each token is routed to (with num_experts)", 0},
+                         {"tokens", "tokens routed in one call (with num_experts)", 0}},
+      // One addmm over the flattened [rows, in] input: input, weight (once, whatever the batch;
+      // scaled by weight_use for a mixture's expert), bias and output, each once.
+      .traffic =
+          [](const Attrs& a, double e) {
+            const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
+            const double rows = get(a, "input_rank") == 2 ? b : b * static_cast<double>(get(a, "seq"));
+            const double bias = get_or(a, "bias", 1) ? out : 0;
+            return (rows * in + (in * out + bias) * weight_use(a) + rows * out) * e;
+          }});
   p.push_back(Primitive{
       .class_name = "Conv1D",
       .description = "Hugging Face Conv1D (GPT-2, OpenAI-GPT): one addmm over the flattened [batch x seq, in] input.",
@@ -120,6 +136,12 @@ std::vector<Primitive> make_primitives() {
                     [](const Attrs& a, double e) {
                       const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
                       return Counts{0, ids * kId + ids * get(a, "embedding_dim") * e};
+                    },
+                // The gather reads the ids and one table row per id, and writes the output.
+                .traffic =
+                    [](const Attrs& a, double e) {
+                      const double ids = static_cast<double>(get(a, "batch")) * get(a, "seq");
+                      return ids * kId + 2 * ids * get(a, "embedding_dim") * e;
                     }});
   p.push_back(Primitive{
       .class_name = "LayerNorm",
@@ -160,7 +182,8 @@ std::vector<Primitive> make_primitives() {
             return Counts{5 * n, 3 * e * n};
           },
       .optional_attrs = {{"upcast", "1: computed in float32 and cast back to the tree's dtype (a no-op in float32)",
-                          0}}});
+                          0}},
+      .kernels = [](const Attrs& a, double e) { return get_or(a, "upcast", 0) && e < 4 ? 2 : 1; }});
   p.push_back(Primitive{
       .class_name = "Tanh",
       .description = "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 element access per element.",
@@ -170,7 +193,8 @@ std::vector<Primitive> make_primitives() {
           [](const Attrs& a, double e) {
             const double n = static_cast<double>(get(a, "batch")) * get(a, "features");
             return Counts{4 * n, e * n};
-          }});
+          },
+      .stand_in = "Softmax"});
   p.push_back(Primitive{
       .class_name = "ReLU",
       .description =
@@ -182,7 +206,8 @@ std::vector<Primitive> make_primitives() {
           [](const Attrs& a, double e) {
             const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
             return Counts{n, 2 * e * n};
-          }});
+          },
+      .stand_in = "Softmax"});
   p.push_back(Primitive{
       .class_name = "RMSNorm",
       .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"},
@@ -201,7 +226,9 @@ std::vector<Primitive> make_primitives() {
             const double n = rows * get(a, "normalized_shape");
             return Counts{4 * n + 2 * rows, (e < 4 ? 28 + 4 * e : 28) * n + 16 * rows};
           },
-      .stand_in = "LayerNorm"});
+      .stand_in = "LayerNorm",
+      // pow, mean, add, rsqrt, mul, mul; the two casts with a 16-bit dtype
+      .kernels = [](const Attrs&, double e) { return e < 4 ? 8 : 6; }});
   p.push_back(Primitive{
       .class_name = "SiLU",
       .aliases = {"SiLUActivation"},  // transformers 5's class for hidden_act silu
@@ -288,7 +315,7 @@ std::vector<OpKind> make_op_kinds() {
                   "apply_rotary_pos_emb on one tensor [batch, heads, seq, rotary dims]: x * cos + rotate_half(x) * "
                   "sin, rotate_half = cat(-x2, x1) (cos and sin are [1, 1, seq, dims], broadcast, their reads not "
                   "counted): 3.5 FLOPs, 10 element accesses per element",
-                  3.5, 10),
+                  3.5, 10, 0, 5),  // mul, neg, cat, mul, add
   };
   k.push_back(OpKind{
       .name = "rotary_cos_sin",
@@ -300,7 +327,8 @@ std::vector<OpKind> make_op_kinds() {
       .count = [](const std::vector<std::int64_t>& shape, double e) {
         const double n = product(shape);
         return Counts{11 * n, 10.5 * 4 * n + (e < 4 ? 2 * (4 + e) * n : 0)};
-      }});
+      },
+      .kernels = 8});  // matmul, cat, cos, sin, 2 mul, 2 casts (no-ops in float32, counted alike)
   k.push_back(OpKind{
       .name = "repeat_kv",
       .description =
@@ -328,7 +356,8 @@ std::vector<OpKind> make_op_kinds() {
         const double bytes = st * e + (s > 1 ? 2 * st * e : 0) + st + (2 * e + 1) * st + 2 * e * bst +
                              (2 * e * bst + kId * b * t) + (e + 1) * bst + (2 * e + 1) * bst + 2 * e * bst;
         return Counts{flops, bytes};
-      }});
+      },
+      .kernels = 9});  // full, triu, arange > cache_position, mul, clone, add, == 0, masked_fill, copy
   return k;
 }
 
@@ -468,6 +497,45 @@ Counts node_counts(const Node& n, double e, const std::function<const Counts&(in
     throw Error(fmt::format("node {}: its FLOP or byte count is not finite", n.id));
   return c;
 }
+
+double weight_use(const Attrs& a) {
+  const double experts = static_cast<double>(get_or(a, "num_experts", 0));
+  if (experts <= 0) return 1.0;
+  const double k = std::min(experts, static_cast<double>(get_or(a, "top_k", 1)));
+  return 1.0 - std::pow(1.0 - k / experts, static_cast<double>(get_or(a, "tokens", 1)));
+}
+
+double primitive_traffic(const Node& leaf, double element_bytes) {
+  const Primitive& p = checked_primitive(leaf);
+  return p.traffic ? p.traffic(leaf.attrs, element_bytes) : p.count(leaf.attrs, element_bytes).bytes;
+}
+
+int primitive_kernels(const Node& leaf, double element_bytes) {
+  const Primitive& p = checked_primitive(leaf);
+  return p.kernels ? p.kernels(leaf.attrs, element_bytes) : 1;
+}
+
+namespace {
+Traffic traffic_of(const Tree& tree, const Node& n, double e) {
+  Traffic t;
+  if (n.type == NodeType::ml && n.children.empty()) {
+    t.bytes = primitive_traffic(n, e);
+    t.kernels = primitive_kernels(n, e);
+  }
+  for (int c : n.children) {
+    const Traffic ct = traffic_of(tree, tree.nodes.at(c), e);
+    t.bytes += ct.bytes;
+    t.kernels += ct.kernels;
+  }
+  for (const auto& op : n.ops) {
+    t.bytes += count_op(op, e).bytes;
+    t.kernels += find_op_kind(op.kind)->kernels;  // count_op has checked the kind
+  }
+  return t;
+}
+}  // namespace
+
+Traffic node_traffic(const Tree& tree, const Node& node) { return traffic_of(tree, node, dtype_bytes(tree.dtype)); }
 
 void recount(Tree& tree) {
   const double e = dtype_bytes(tree.dtype);

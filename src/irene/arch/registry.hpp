@@ -22,6 +22,24 @@
 // apply_rotary_pos_emb, repeat_kv, DynamicCache.update, the 4-D causal mask), in the same
 // conventions: FLOPs of the arithmetic, bytes of every tensor read and written once.
 //
+// Two byte counts. `mem_mib` (Node, the dataset's `mem_bytes`) follows the published dataset's
+// rule, which counts a 3-D Linear as a matmul batched over the batch: its weight is counted once
+// per sequence. That rule reproduces the published rows and stays for every predictor trained on
+// them (paper and default configurations). It is not what moves through memory: a kernel reads
+// each weight once per call whatever the batch. The second count, the physical memory traffic
+// (`traffic_bytes`, feature `traffic_mib`), counts what one call reads and writes once: every
+// weight once (a mixture's expert scaled by weight_use), activations in and out, the key/value
+// cache read in full by attention and written for the new positions (cache_cat), each in the
+// bytes of its dtype. The two differ for Linear (weights) and Embedding (gathered rows); every
+// other primitive and operation already counts each tensor once. Example, Llama-2-7b's decode
+// step (past 512, float32), model.layers.0.mlp.down_proj [4096 x 11008, no bias]:
+//   mem_bytes:   batch 1  172 MiB, batch 64  10.75 GiB   (weight counted per sequence)
+//   traffic_mib: batch 1  172.1 MiB, batch 64  175.7 MiB (weight once: +2.1% at batch 64)
+//
+// Mixtures of experts: a Linear leaf that is one expert's carries the optional attrs num_experts
+// (E), top_k (k) and tokens (T, routed in one call); its weight (and bias) traffic is scaled by
+// the probability that the expert is used by any of the T tokens, weight_use = 1 - (1 - k/E)^T.
+//
 // Units: Counts hold plain FLOPs and bytes; nodes store MFLOP (10^6 FLOPs) and MiB (2^20 bytes).
 #pragma once
 
@@ -83,6 +101,12 @@ struct Primitive {
   std::string stand_in = {};
   // Attrs it reads when present, each with its meaning and the value when absent.
   std::vector<std::tuple<std::string, std::string, std::int64_t>> optional_attrs = {};
+  // Physical memory traffic of one call, bytes (see "Two byte counts" above), from the attrs and
+  // the bytes of one element. Empty: the same as count's bytes (every tensor the dataset rule
+  // counts is read or written once per call).
+  std::function<double(const Attrs&, double element_bytes)> traffic = {};
+  // Kernels one call launches (each a dispatch with its fixed overhead). Empty: 1.
+  std::function<int(const Attrs&, double element_bytes)> kernels = {};
   // How measure/ executes it. arch/ never reads this: measure/ stores whatever callable type
   // it uses (through mutable_primitive) and reads it back with std::any_cast.
   std::any execute = {};
@@ -95,6 +119,7 @@ struct OpKind {
   // FLOPs and bytes read + written of one operation producing a tensor of `shape`, for floating-
   // point elements of `element_bytes` bytes (the tree's dtype). The shape's dimensions are >= 0.
   std::function<Counts(const std::vector<std::int64_t>& shape, double element_bytes)> count;
+  int kernels = 1;        // kernels one operation launches (its bytes are physical traffic already)
   std::any execute = {};  // as Primitive::execute
 };
 
@@ -130,6 +155,24 @@ Counts primitive_counts(const Node& leaf, double element_bytes = 4);
 // primitive, any other node from its children's counts (`child_counts(k)` for child index k, in
 // child order), plus its ops. Error naming the node when a count is not finite.
 Counts node_counts(const Node& node, double element_bytes, const std::function<const Counts&(int)>& child_counts);
+// The share of a Linear's weight bytes one call reads: 1 for a dense layer (no num_experts attr
+// or num_experts = 0); for one expert of a mixture, 1 - (1 - min(top_k, E) / E)^tokens.
+double weight_use(const Attrs& attrs);
+
+// Physical memory traffic (bytes, see "Two byte counts") and kernel launches of one call of an
+// ML leaf, at `element_bytes` per element. Unknown class or missing attr: Error.
+double primitive_traffic(const Node& leaf, double element_bytes = 4);
+int primitive_kernels(const Node& leaf, double element_bytes = 4);
+
+// Physical traffic and kernels of a node of `tree` (at the tree's dtype): an ML leaf's from its
+// primitive; a module's or the model's, the sum of its children's plus its ops'. Computed on
+// demand, in O(nodes of its subtree).
+struct Traffic {
+  double bytes = 0;    // bytes read + written once per call
+  double kernels = 0;  // kernel launches
+  double mib() const { return bytes / 1048576.0; }
+};
+Traffic node_traffic(const Tree& tree, const Node& node);
 
 // Recomputes num_parameters, flops_mflop and mem_mib of every node, bottom-up: ML leaves from
 // their primitive, modules and the model from their children plus their ops (node_counts), at

@@ -47,6 +47,10 @@ namespace {
 
 const std::vector<std::string> kModelSpecs = {"num_parameters", "input_size", "batch_size",
                                                "seq_len",        "flops",      "mem_bytes"};
+// For LLM work (decode steps): the physical memory traffic instead of the dataset's mem_bytes,
+// arithmetic intensity and kernel launches (features.hpp).
+const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "batch_size", "seq_len",
+                                             "flops",          "traffic_mib",   "flop_per_byte", "kernels"};
 const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
                                               "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
 
@@ -145,13 +149,18 @@ Config named_config(std::string_view name) {
 
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets) {
   std::vector<std::string> out;
-  bool specs = false, resources = false;
+  bool specs = false, resources = false, llm = false;
   for (const auto& s : sets) {
     if (s == "model_specs") specs = true;
     else if (s == "resource_utilization") resources = true;
-    else throw Error(fmt::format("unknown feature set '{}' (expected model_specs or resource_utilization)", s));
+    else if (s == "llm_specs") llm = true;
+    else
+      throw Error(
+          fmt::format("unknown feature set '{}' (expected model_specs, llm_specs or resource_utilization)", s));
   }
+  if (specs && llm) throw Error("feature sets 'model_specs' and 'llm_specs' exclude each other (pick one)");
   if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
+  if (llm) out.insert(out.end(), kLlmSpecs.begin(), kLlmSpecs.end());
   if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
   return out;
 }

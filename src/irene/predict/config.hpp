@@ -127,7 +127,10 @@ void apply_config_override(Config& c, std::string_view assignment);
 // Feature names of the sets, in the reference's order. model_specs: num_parameters,
 // input_size (= batch x seq), batch_size, seq_len, flops (MFLOP), mem_bytes (MiB);
 // resource_utilization: cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean (s),
-// gpu_energy_mean (J). Error on an unknown set.
+// gpu_energy_mean (J); llm_specs (for LLM work, in place of model_specs: configs/llm-time.json):
+// num_parameters, input_size, batch_size, seq_len, flops (MFLOP), traffic_mib (physical memory
+// traffic, MiB), flop_per_byte (arithmetic intensity), kernels (launches per call). Error on an
+// unknown set, or on model_specs with llm_specs.
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
 bool is_resource_feature(std::string_view name);
 

@@ -8,11 +8,14 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/predict/intervals.hpp"
+#include "irene/predict/predictor.hpp"
 #include "irene/predict/range.hpp"
 
 namespace irene::predict {
@@ -118,6 +121,51 @@ void flops_baseline(const FlatTrees& data, const std::vector<int>& train, const 
     }
 }
 
+// The held-out leaf classes of `which` that `model` has no regressor of: one sentence each
+// (CrossvalReport::stand_ins). `missing` turns true when one of them is a registry primitive
+// without a stand-in the model knows (its rows are then predicted leniently, as NaN).
+std::vector<std::string> stand_in_notes(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
+                                        bool* missing) {
+  std::vector<char> used(data.classes.size(), 0);
+  for (int t : which)
+    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i)
+      if (data.leaf[i]) used[data.leaf_class[i]] = 1;
+  std::vector<std::string> notes;
+  for (std::size_t c = 0; c < used.size(); ++c) {
+    if (!used[c]) continue;
+    std::string stand_in;
+    const LeafRegressor* reg = find_leaf_regressor(model, data.classes[c], &stand_in);
+    if (reg && !stand_in.empty())
+      notes.push_back(fmt::format("{}: predicted by the {} regressor (stand-in; intervals widened)", data.classes[c], stand_in));
+    if (!reg && find_primitive(data.classes[c])) {
+      notes.push_back(fmt::format("{}: never seen in training and no stand-in seen either: not predicted",
+                                  data.classes[c]));
+      *missing = true;
+    }
+  }
+  return notes;
+}
+
+// Leaves of `which` that `model` predicts by a stand-in get NaN, and so do their ancestors: what
+// predict_flat gives leniently without stand-ins. Interval calibration takes its samples from
+// the classes' own regressors only, and CrossvalOptions::lenient keeps its meaning.
+void drop_stand_ins(const FittedModel& model, const FlatTrees& data, const std::vector<int>& which,
+                    std::vector<double>& pred) {
+  std::vector<char> by_stand_in(data.classes.size(), 0);
+  for (std::size_t c = 0; c < data.classes.size(); ++c) {
+    std::string stand_in;
+    find_leaf_regressor(model, data.classes[c], &stand_in);
+    by_stand_in[c] = stand_in.empty() ? 0 : 1;
+  }
+  for (int t : which)
+    for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i)
+      if (data.leaf[i] && by_stand_in[data.leaf_class[i]])
+        for (int a = i; a >= data.tree_begin[t]; a = data.parent[a]) {
+          pred[a] = kNaN;
+          if (a == data.tree_begin[t]) break;
+        }
+}
+
 }  // namespace
 
 CrossvalReport crossval(const FlatTrees& data, const Config& config, const CrossvalOptions& options) {
@@ -129,6 +177,7 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
   CrossvalReport report;
   report.config = config;
   report.left_out = data.models;
+  report.stand_ins.resize(folds);
   report.main.name = "irene";
   report.main.description = fmt::format("configuration '{}'", config.name);
   report.main.folds.resize(folds);
@@ -206,15 +255,25 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           // A primitive only f and g have gives no calibration sample (NaN), not an error.
           predict_flat(model, data, test[g], inner[f], true, {&inner_own[f], &inner_alpha[f]});
           predict_flat(model, data, test[f], inner[g], true, {&inner_own[g], &inner_alpha[g]});
+          drop_stand_ins(model, data, test[g], inner[f]);
+          drop_stand_ins(model, data, test[f], inner[g]);
           continue;
         }
         const int f = task;
         // As the reference: one generator seeded once, one weight initialization per fold.
         const std::uint64_t skip = static_cast<std::uint64_t>(f) * draws;
         FittedModel model = fit_model(data, train[f], config, skip, &workspace);
+        // Classes the training models lack: stand-ins, or (registry primitives without one) NaN.
+        bool missing = false;
+        report.stand_ins[f] = stand_in_notes(model, data, test[f], &missing);
+        const bool lenient = options.lenient || missing;
         // rows of fold f only
-        predict_flat(model, data, test[f], report.out_of_fold, options.lenient,
+        predict_flat(model, data, test[f], report.out_of_fold, lenient,
                      {&report.out_of_fold_own, &report.out_of_fold_alpha});
+        if (options.lenient) {  // unseen classes are NaN, stand-ins or not (Predictor::train's calibration)
+          drop_stand_ins(model, data, test[f], report.out_of_fold);
+          report.stand_ins[f].clear();
+        }
         range_check(model, data, test[f], report.out_of_fold_distance);
         propagate_distance(data, test[f], report.out_of_fold, report.out_of_fold_distance);
         report.main.folds[f] = level_errors(data, test[f], report.out_of_fold);
@@ -222,14 +281,16 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
           FittedModel exact = model;
           exact.upper.weighting = Weighting::exact_one;
           exact.upper.own_w.resize(0);
-          predict_flat(exact, data, test[f], scratch, options.lenient);
+          predict_flat(exact, data, test[f], scratch, lenient);
+          if (options.lenient) drop_stand_ins(exact, data, test[f], scratch);
           report.baselines[0].folds[f] = level_errors(data, test[f], scratch);
 
           Config uc = config;
           uc.training_strategy = Strategy::unstructured;
           uc.weighting_setting = Weighting::free;
           FittedModel unstructured = fit_model(data, train[f], uc, skip, &workspace);
-          predict_flat(unstructured, data, test[f], scratch, options.lenient);
+          predict_flat(unstructured, data, test[f], scratch, lenient);
+          if (options.lenient) drop_stand_ins(unstructured, data, test[f], scratch);
           report.baselines[1].folds[f] = level_errors(data, test[f], scratch);
 
           if (gpu_available) {
@@ -286,13 +347,42 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
                                        HeldOut{&report.out_of_fold, &report.out_of_fold_own, &report.out_of_fold_alpha},
                                        config.interval_coverage);
       IntervalStatsSum fold;
+      // Stand-in leaves: the stand-in class's interval, widened as Predictor::predict widens it,
+      // and the widening carried to every ancestor (extra_low / extra_high, joules).
+      std::vector<double> extra_low(data.rows(), 0.0), extra_high(data.rows(), 0.0);
+      std::vector<std::string> stand_in_of(data.rows());
+      std::set<std::string> trained;  // regressor classes of the fold's training leaves
+      for (int u : train[f])
+        for (int k = data.tree_begin[u]; k < data.tree_begin[u + 1]; ++k)
+          if (data.leaf[k]) trained.insert(regressor_class(data.classes[data.leaf_class[k]]));
+      for (int t : test[f])
+        for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
+          if (!data.leaf[i] || std::isnan(report.out_of_fold[i])) continue;
+          const std::string cls = regressor_class(data.classes[data.leaf_class[i]]);
+          if (!trained.count(cls)) {
+            const Primitive* prim = find_primitive(cls);
+            if (!prim || prim->stand_in.empty()) continue;
+            stand_in_of[i] = prim->stand_in;
+            const double distance = report.out_of_fold_distance.empty() ? 0.0 : report.out_of_fold_distance[i];
+            const Interval in =
+                IntervalCalibration::apply(cal.factors(NodeType::ml, prim->stand_in), report.out_of_fold[i], distance);
+            for (int a = i; a >= 0; a = data.parent[a]) {
+              extra_low[a] += in.low_j - in.low_j / Predictor::kStandInWidening;
+              extra_high[a] += in.high_j * Predictor::kStandInWidening - in.high_j;
+              if (a == data.tree_begin[t]) break;
+            }
+          }
+        }
       for (int t : test[f])
         for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
           const double p = report.out_of_fold[i];
           if (std::isnan(p)) continue;
-          const std::string& cls = data.leaf[i] ? data.classes[data.leaf_class[i]] : std::string();
+          const std::string& cls = data.leaf[i] ? (stand_in_of[i].empty() ? data.classes[data.leaf_class[i]]
+                                                                          : stand_in_of[i])
+                                                : std::string();
           const double distance = report.out_of_fold_distance.empty() ? 0.0 : report.out_of_fold_distance[i];
-          const Interval iv = IntervalCalibration::apply(cal.factors(data.type[i], cls), p, distance);
+          Interval iv = IntervalCalibration::apply(cal.factors(data.type[i], cls), p, distance);
+          iv = Interval{std::max(0.0, iv.low_j - extra_low[i]), iv.high_j + extra_high[i]};
           report.interval_low[i] = iv.low_j;
           report.interval_high[i] = iv.high_j;
           if (!data.leaf[i] && !data.own_names.empty()) {
@@ -355,6 +445,7 @@ json crossval_to_json(const CrossvalReport& r) {
   json folds = json::array();
   for (std::size_t f = 0; f < r.left_out.size(); ++f) {
     json fj = {{"left_out", r.left_out[f]}, {"error_pct", errors_to_json(r.main.folds[f])}};
+    if (f < r.stand_ins.size() && !r.stand_ins[f].empty()) fj["stand_ins"] = r.stand_ins[f];
     if (intervals) {
       fj["coverage"] = levels_json(r.interval_folds[f].coverage);
       fj["interval_width"] = levels_json(r.interval_folds[f].width);
@@ -410,6 +501,9 @@ std::string crossval_to_text(const CrossvalReport& r) {
   }
   out += fmt::format("{:<26} {} {} {}\n", "overall", cell(r.main.overall.ml), cell(r.main.overall.module),
                      cell(r.main.overall.model));
+  for (std::size_t f = 0; f < r.stand_ins.size(); ++f)
+    for (const auto& note : r.stand_ins[f])
+      out += fmt::format("fold leaving out {}: {}\n", r.left_out[f], note);
   if (!r.interval_folds.empty()) {
     auto pct = [](double x) { return std::isfinite(x) ? fmt::format("{:5.1f}", 100 * x) : fmt::format("{:>5}", "-"); };
     auto row = [&](const std::string& name, const IntervalStats& s) {

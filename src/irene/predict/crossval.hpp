@@ -89,6 +89,13 @@ struct CrossvalTable {
 struct CrossvalReport {
   Config config;
   std::vector<std::string> left_out;    // model names, one per fold
+  // Per fold (of left_out): the held-out leaf classes its training models lack, each as one plain
+  // sentence. A class with a stand-in (arch/registry.hpp, Primitive::stand_in) is predicted by the
+  // stand-in's regressor, as Predictor::predict does ("Tanh: predicted by the Softmax regressor
+  // (stand-in)"), its interval and its ancestors' widened by Predictor::kStandInWidening; a
+  // registry primitive with neither is not predicted (NaN: its trees drop out of the fold's
+  // errors) and the fold goes on. A class the registry does not know is still an error.
+  std::vector<std::vector<std::string>> stand_ins;
   CrossvalTable main;
   std::vector<CrossvalTable> baselines;
   std::vector<double> out_of_fold;      // main predictions of every row (each from the fold leaving its model out)

@@ -18,6 +18,12 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "seq_len") return static_cast<double>(tree.seq_len);
   if (name == "flops") return node.flops_mflop;
   if (name == "mem_bytes") return node.mem_mib;
+  if (name == "traffic_mib") return node_traffic(tree, node).mib();
+  if (name == "kernels") return node_traffic(tree, node).kernels;
+  if (name == "flop_per_byte") {
+    const double bytes = node_traffic(tree, node).bytes;
+    return bytes > 0 ? node.flops_mflop * 1e6 / bytes : 0.0;
+  }
   auto it = node.resources.find(std::string(name));
   if (it == node.resources.end()) return std::nullopt;
   return it->second;

@@ -20,7 +20,11 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // The value of feature `name` of a node of `tree`, or nullopt when the node does not have it
 // (a resource the measurement did not record). Model-spec features always exist:
 // num_parameters, input_size (= batch x seq), batch_size, seq_len, flops (MFLOP),
-// mem_bytes (MiB). Any other name is looked up in Node::resources.
+// mem_bytes (MiB, the dataset's rule), and, counted from the node's attrs and ops by the
+// registry (arch/registry.hpp, "Two byte counts"; Error when a leaf lacks an attr):
+// traffic_mib (physical memory traffic, MiB), flop_per_byte (arithmetic intensity: FLOPs /
+// traffic bytes, 0 without traffic) and kernels (kernel launches of one call). Any other name
+// is looked up in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
 
 // Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
