@@ -105,11 +105,21 @@ GenerationGrid generation_grid(const Source& s, bool allow_ranges) {
   if (total > static_cast<std::size_t>(max_range_points))
     throw Error(fmt::format("{} points is more than {}", total, max_range_points));
   g.pass = build_options(s.pass);
+  // The work of every point together, refused up front with its estimate (limits.hpp).
+  double tokens = 0;
+  for (int n : g.generates) tokens += static_cast<double>(n) + limits::kLayerStepsPerPoint;
+  const double work = tokens * static_cast<double>(g.batches.size() * g.prompts.size()) * g.config.num_layers;
+  if (work > static_cast<double>(limits::kMaxLayerSteps))
+    throw Error(fmt::format("{} points of {} layers x their generated tokens (and {} per point) = {:.0f} layer-steps is more than the {} "
+                            "one command may take (about {:.0f} s of work); sweep fewer points or tokens",
+                            total, g.config.num_layers, limits::kLayerStepsPerPoint, work, limits::kMaxLayerSteps,
+                            work * limits::kSecondsPerLayerStep));
   return g;
 }
 
-std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
-  std::vector<Generation> out;
+// Predicts every point of the grid, one at a time, handing each generation to `each` as it
+// finishes (a sweep keeps one summary per point, never every point's trees and steps).
+void for_each_generation(const GenerationGrid& grid, const Predictor& p, const std::function<void(Generation&&)>& each) {
   for (int b : grid.batches)
     for (int q : grid.prompts)
       for (int n : grid.generates) {
@@ -118,8 +128,13 @@ std::vector<Generation> predict_generations(const GenerationGrid& grid, const Pr
         r.prompt = q;
         r.generate = n;
         r.pass = grid.pass;
-        out.push_back(predict_generation(grid.config, r, p));
+        each(predict_generation(grid.config, r, p));
       }
+}
+
+std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
+  std::vector<Generation> out;
+  for_each_generation(grid, p, [&](Generation&& g) { out.push_back(std::move(g)); });
   return out;
 }
 
@@ -471,11 +486,14 @@ void register_explain(CLI::App& app) {
         if (!jsonl->empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
         const auto grid = generation_grid(*s, true);
         const auto p = load_predictor(s->predictor);
-        const auto gens = predict_generations(grid, *p);
         std::vector<GenerationPoint> points;
-        for (const auto& g : gens) points.push_back(generation_point(g));
+        std::optional<Generation> kept;  // the last point's generation, for the report
+        for_each_generation(grid, *p, [&](Generation&& g) {
+          points.push_back(generation_point(g));
+          if (!report->empty()) kept = std::move(g);
+        });
         if (!report->empty()) {
-          const Generation& last = gens.back();
+          const Generation& last = *kept;
           ReportOptions ro;
           ro.hardware = p->hardware();
           auto data = report_data({last.prefill_tree, last.first_step, last.last_step}, ro);

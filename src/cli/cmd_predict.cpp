@@ -329,7 +329,7 @@ void register_predict(CLI::App& app) {
         if (!overrides.empty()) set_config_values(config, overrides);
         const explain::Generation g = explain::predict_generation(config, req, p);
         write_output(a->out, [&](std::ostream& os) {
-          if (a->format == "json") os << explain::to_json(g).dump(1) << '\n';
+          if (a->format == "json") explain::write_json(os, g);
           else explain::write_text(os, g);
         });
         return;
