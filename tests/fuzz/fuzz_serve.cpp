@@ -32,10 +32,10 @@ int server_port() {
     o.max_work = 1 << 14;
     o.max_body_bytes = 1 << 16;
     o.request_timeout_s = 0.5;
-    static irene::explain::EnergyServer s(irene::explain::make_backend(predictor), o);
-    const int p = s.bind();
-    static std::thread t([] { s.run(); });
-    t.detach();  // lives as long as the fuzzing process
+    // Never destroyed (nor its thread joined): it serves until the fuzzing process ends.
+    static auto* s = new irene::explain::EnergyServer(irene::explain::make_backend(predictor), o);
+    const int p = s->bind();
+    std::thread([] { s->run(); }).detach();
     return p;
   }();
   return port;
