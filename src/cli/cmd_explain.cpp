@@ -601,7 +601,7 @@ void register_explain(CLI::App& app) {
     cmd->add_option("--predictor,-p", *predictor, "predictor file (default: the shipped one)");
     cmd->add_option("--host", *host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", *port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
-    cmd->add_option("--threads", *threads, "worker threads")->capture_default_str()->check(CLI::Range(1, 256));
+    cmd->add_option("--threads", *threads, "heavy requests (generation, comparison, large models) computed at once")->capture_default_str()->check(CLI::Range(1, 256));
     cmd->callback([=] { serve(*predictor, *host, *port, *threads); });
   }
 }
