@@ -5,7 +5,7 @@
 # Usage: scripts/fuzz.sh [SECONDS] [RUNS] [HARNESS...]
 #   SECONDS  time per harness (default 600)
 #   RUNS     executions per harness (default 1000000); each harness stops at whichever comes first
-#   HARNESS  config jsonl csv trace predictor query (default: all six)
+#   HARNESS  config jsonl csv trace predictor query generation serve (default: all eight)
 #
 # Builds build-fuzz/ (-DIRENE_FUZZ=ON, torch-free), makes seed corpora from the repository's own
 # files (built-in configs, trees irene writes, the shipped predictor, dataset CSV heads when
@@ -20,7 +20,7 @@ SECONDS_PER=${1:-600}
 RUNS=${2:-1000000}
 shift $(( $# > 2 ? 2 : $# )) || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(config jsonl csv trace predictor query)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(config jsonl csv trace predictor query generation serve)
 B=build-fuzz
 
 CXX=clang++-14 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIRENE_FUZZ=ON \
@@ -69,7 +69,23 @@ for q in 'GET /api/health' 'GET /api/models' 'GET /api/predict?model=gpt2&batch=
   n=$((n + 1))
 done
 
-declare -A MAXLEN=([config]=4096 [jsonl]=65536 [csv]=8192 [trace]=4096 [predictor]=65536 [query]=4096)
+seed generation
+n=0
+for g in 'gpt2 8 4' 'distilgpt2 16 32 2 dtype=float16' '0 4 8 1 attention=sdpa n_layer=2' 'llama-tiny 32 16 1 dtype=bfloat16'; do
+  printf '%s' "$g" >"$B/corpus/generation/seed-$n"
+  n=$((n + 1))
+done
+seed serve
+n=0
+for r in 'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n' \
+  'GET /api/predict?model=gpt2&batch=2&seq=16 HTTP/1.1\r\nHost: x\r\n\r\nGET /api/models HTTP/1.1\r\nHost: x\r\n\r\n' \
+  'GET /api/generate?model=distilgpt2&prompt=8&generate=4&steps=0 HTTP/1.1\r\nHost: x\r\n\r\n' \
+  'POST /api/predict?batch=1&seq=8 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 88\r\n\r\n{"model_type":"gpt2","vocab_size":50,"n_embd":16,"n_layer":2,"n_head":2,"n_positions":32}'; do
+  printf "$r" >"$B/corpus/serve/seed-$n"
+  n=$((n + 1))
+done
+
+declare -A MAXLEN=([config]=4096 [jsonl]=65536 [csv]=8192 [trace]=4096 [predictor]=65536 [query]=4096 [generation]=256 [serve]=8192)
 summary="$B/fuzz-summary.md"
 {
   echo "| harness | executions | exec/s | corpus (files) | seconds | findings |"

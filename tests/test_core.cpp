@@ -1,9 +1,13 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
@@ -176,6 +180,139 @@ TEST(WriteAtomic, FailedWriteLeavesNoFile) {
   EXPECT_FALSE(fs::exists(dir / "out.txt"));
   EXPECT_TRUE(fs::is_empty(dir));
   fs::remove_all(dir);
+}
+
+// Temporary names drawn by the next writes: 1, 1, 2, 3, ... (a planted file under the first
+// name must make irene draw another, never open it).
+std::uint64_t g_next_name = 1;
+std::uint64_t scripted_name() { return g_next_name == 1 ? (g_next_name = 2, 1) : g_next_name++; }
+struct ScriptedNames {
+  ScriptedNames() {
+    g_next_name = 1;
+    set_temp_name_source(scripted_name);
+  }
+  ~ScriptedNames() { set_temp_name_source(nullptr); }
+};
+
+TEST(WriteAtomic, PlantedSymlinkOrFifoAtTheTemporaryNameIsNeitherWrittenNorOpened) {
+  const fs::path dir = temp_dir();
+  const fs::path victim = dir / "victim.txt";
+  { std::ofstream(victim) << "precious\n"; }
+  const fs::path name1 = dir / ".out.txt.0000000000000001.tmp";
+  for (const bool fifo : {false, true}) {
+    fs::remove(name1);
+    if (fifo) ASSERT_EQ(::mkfifo(name1.c_str(), 0600), 0);
+    else fs::create_symlink(victim, name1);
+    ScriptedNames names;
+    write_output(dir / "out.txt", [](std::ostream& o) { o << "result\n"; });  // a FIFO opened would hang here
+    std::ifstream in(dir / "out.txt");
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "result");
+    std::ifstream v(victim);
+    std::getline(v, line);
+    EXPECT_EQ(line, "precious") << "the planted link's target must not receive the output";
+    struct stat st {};
+    ASSERT_EQ(::lstat(name1.c_str(), &st), 0) << "the planted file must survive";
+    EXPECT_TRUE(fifo ? S_ISFIFO(st.st_mode) : S_ISLNK(st.st_mode));
+    EXPECT_FALSE(fs::exists(dir / ".out.txt.0000000000000002.tmp"));  // renamed into place
+  }
+  fs::remove_all(dir);
+}
+
+TEST(WriteAtomic, TemporaryNamesAreRandomAndTheNewFileGetsTheUmaskMode) {
+  const fs::path dir = temp_dir();
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) {
+    std::string tmp;
+    write_output(dir / "out.txt", [&](std::ostream& o) {
+      for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().filename().string().ends_with(".tmp")) tmp = e.path().filename().string();
+      o << "x";
+    });
+    EXPECT_EQ(tmp.size(), std::string(".out.txt.0123456789abcdef.tmp").size()) << tmp;
+    EXPECT_EQ(tmp.find(std::to_string(::getpid())), std::string::npos) << "no predictable part: " << tmp;
+    seen.insert(tmp);
+    fs::remove(dir / "out.txt");
+  }
+  EXPECT_EQ(seen.size(), 4u);
+  const mode_t old = ::umask(027);
+  write_output(dir / "new.txt", [](std::ostream& o) { o << "x"; });
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "new.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  fs::remove_all(dir);
+}
+
+TEST(WriteAtomic, AReadOnlyFileIsRefusedAndKept) {
+  const fs::path dir = temp_dir();
+  const fs::path ro = dir / "ro.txt";
+  { std::ofstream(ro) << "keep\n"; }
+  ASSERT_EQ(::chmod(ro.c_str(), 0444), 0);
+  try {
+    write_output(ro, [](std::ostream& o) { o << "new"; });
+    FAIL() << "a read-only file was replaced";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
+  }
+  std::ifstream in(ro);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "keep");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+  fs::remove_all(dir);
+}
+
+// The error of parsing one JSONL line (fails the test when it parses).
+std::string line_error(const std::string& line) {
+  try {
+    JsonlReader::parse_line(line, "f.jsonl:1");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "parsed: " << line.substr(0, 80);
+  return "";
+}
+
+TEST(JsonlBounds, NestedBracketsAreRefusedWithTheDepthLimitWhereverTheyAre) {
+  const std::string deep(4 << 20, '[');  // 4 MiB of '[' (the issue's line was 64 MiB)
+  for (const std::string& line : {deep, R"({"model_name":"m","frontend_tree":{"attrs":)" + deep,
+                                  R"({"provenance":)" + deep, R"({"frontend_tree":{"skipped_field":)" + deep}) {
+    const std::string e = line_error(line);
+    EXPECT_EQ(e, "f.jsonl:1: the JSON nests deeper than 136 levels (a tree may nest 64 levels)") << e.substr(0, 200);
+  }
+}
+
+TEST(JsonlBounds, TreesNestedOrCrowdedPastTheLimitsAreRefusedAndUnreadFieldsSkipped) {
+  // A chain of 66 nodes: one level more than kMaxTreeDepth.
+  std::string chain;
+  for (int i = 0; i < 65; ++i)
+    chain += fmt::format(R"({{"scope":"s{}","instance_type":"X","type":"module","flops":1,"mem_bytes":1,"child_nodes_obj":[)", i);
+  chain += R"({"scope":"leaf","instance_type":"X","type":"ml","flops":1,"mem_bytes":1})";
+  for (int i = 0; i < 65; ++i) chain += "]}";
+  EXPECT_EQ(line_error(R"({"model_name":"m","batch_size":1,"seq_len":1,"frontend_tree":)" + chain + "}"),
+            "f.jsonl:1: the tree nests deeper than 64 levels");
+  // A node keeping too many values.
+  std::string attrs;
+  for (int i = 0; i < 5000; ++i) attrs += (i ? "," : "") + fmt::format(R"("a{}":1)", i);
+  EXPECT_EQ(line_error(R"({"model_name":"m","batch_size":1,"seq_len":1,"frontend_tree":{"scope":"","instance_type":"X",)"
+                       R"("type":"ml","flops":1,"mem_bytes":1,"attrs":{)" + attrs + "}}}"),
+            "f.jsonl:1: a node (or the record) holds more than 4096 values");
+  // Fields irene does not read are skipped however large; the tree is the same.
+  const std::string base = R"({"model_name":"m","batch_size":2,"seq_len":3,"frontend_tree":{"scope":"","instance_type":"X","type":"ml","flops":1.5,"mem_bytes":2,"gpu":7)";
+  const Tree plain = JsonlReader::parse_line(base + "}}", "x");
+  std::string big = "[";
+  for (int i = 0; i < 100000; ++i) big += (i ? ",[1,2]" : "[1,2]");
+  big += "]";
+  const Tree skipped = JsonlReader::parse_line(base + R"(,"notes":)" + big + R"(,"child_nodes":["a"]},"extra":)" + big + "}", "x");
+  ASSERT_EQ(skipped.nodes.size(), 1u);
+  EXPECT_EQ(skipped.nodes[0].flops_mflop, plain.nodes[0].flops_mflop);
+  EXPECT_EQ(skipped.nodes[0].resources, plain.nodes[0].resources);
+  EXPECT_EQ(skipped.batch_size, 2);
+  EXPECT_EQ(line_error("[1,2]"), "f.jsonl:1: a tree record must be a JSON object");
+  EXPECT_EQ(line_error(R"({"model_name":"m","frontend_tree":{"sc)"),
+            "f.jsonl:1: not valid JSON (byte 39): the line is malformed or truncated");
 }
 
 TEST(ParsePositiveInt, RejectsZeroNegativeAndText) {

@@ -2,9 +2,16 @@
 // The server runs in-process on an ephemeral loopback port; httplib::Client talks to it. The
 // backend parses and overrides configurations with the real arch/ code and predicts synthetic
 // trees (layers from the configuration), so these tests do not depend on a trained predictor.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -253,4 +260,197 @@ TEST(ExplainServerBind, BadPortOrAddressIsAnError) {
   p.port = 70000;
   EnergyServer s2(fake_backend(), p);
   EXPECT_THROW(s2.bind(), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load: slow clients, a full queue, heavy requests (server.hpp "Load"). Liveness only (every
+// request answered, every slow client cut off); the latencies are measured by bench/bench_serve.
+
+namespace {
+
+// A server on an ephemeral loopback port with the given options, stopped on destruction.
+struct RunningServer {
+  std::unique_ptr<EnergyServer> server;
+  std::thread thread;
+  int port = 0;
+  RunningServer(Backend b, ServeOptions o) {
+    o.port = 0;
+    server = std::make_unique<EnergyServer>(std::move(b), o);
+    port = server->bind();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~RunningServer() {
+    server->stop();
+    thread.join();
+  }
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
+    c->set_read_timeout(30, 0);
+    c->set_connection_timeout(30, 0);
+    return c;
+  }
+};
+
+// A raw loopback connection (for clients that misbehave).
+int connect_raw(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Sends `request` one byte every 100 ms until the server answers or closes; then reads what
+// it sent until it closes the connection (or 30 s pass).
+struct SlowResult {
+  std::size_t sent = 0;  // bytes sent before the server answered (the whole request: never)
+  std::string answer;
+  bool closed = false;   // the server closed the connection
+};
+SlowResult send_slowly(int port, const std::string& request) {
+  const int fd = connect_raw(port);
+  SlowResult r;
+  for (; r.sent < request.size(); ++r.sent) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) break;  // answered (or closed) by the server
+    if (::send(fd, request.data() + r.sent, 1, MSG_NOSIGNAL) != 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) r.answer.append(buf, static_cast<std::size_t>(n));
+  r.closed = n == 0;
+  ::close(fd);
+  return r;
+}
+
+}  // namespace
+
+TEST(ExplainServerLoad, SlowClientsAreCutOffAtTheRequestDeadlineAndNeverStallOthers) {
+  ServeOptions o;
+  o.connections = 4;  // fewer threads than slow clients: the others must still get answers
+  o.request_timeout_s = 1.0;
+  RunningServer s(fake_backend(), o);
+  // 60 bytes at one per 100 ms: 6 s, far past the 1 s deadline.
+  const std::string slow = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: aaaaaaaaaa\r\n\r\n";
+  std::vector<std::future<SlowResult>> clients;
+  for (int i = 0; i < 8; ++i) clients.push_back(std::async(std::launch::async, send_slowly, s.port, slow));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto c = s.client();
+  for (int i = 0; i < 3; ++i) {
+    auto r = c->Get("/api/health");
+    ASSERT_TRUE(r) << "the server stalled behind slow clients";
+    EXPECT_EQ(r->status, 200);
+  }
+  for (auto& f : clients) {
+    const SlowResult r = f.get();
+    EXPECT_LT(r.sent, slow.size()) << "a slow client was never cut off";
+    EXPECT_EQ(r.answer.rfind("HTTP/1.1 408", 0), 0u) << r.answer;
+    EXPECT_NE(r.answer.find("did not arrive whole within 1 s"), std::string::npos) << r.answer;
+    EXPECT_TRUE(r.closed) << "the connection of a slow client stayed open";
+  }
+}
+
+TEST(ExplainServerLoad, ConnectionsPastTheQueueGet503AtOnce) {
+  ServeOptions o;
+  o.connections = 1;
+  o.max_queued = 1;
+  o.request_timeout_s = 3.0;
+  RunningServer s(fake_backend(), o);
+  const int busy = connect_raw(s.port);  // taken by the only connection thread
+  ASSERT_EQ(::send(busy, "G", 1, MSG_NOSIGNAL), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int queued = connect_raw(s.port);  // waits in the queue
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int refused = connect_raw(s.port);
+  const std::string req = "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+  ::send(refused, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buf[1024];
+  for (ssize_t n; (n = ::recv(refused, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(R"("error":"server busy)"), std::string::npos) << answer;
+  for (int fd : {busy, queued, refused}) ::close(fd);
+  // Once they are gone (the threads notice within a poll slice), requests are served again.
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    if (auto r = s.client()->Get("/api/health")) status = r->status;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST(ExplainServerLoad, HeavyRequestsTakeLimitedSlotsWhileCheapOnesStayServed) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> entered{0};
+  Backend b = fake_backend();
+  b.generate = [&, released](const ModelConfig&, int, int, int, const BuildOptions&) {
+    ++entered;
+    released.wait();
+    return json{{"total_j", 1.0}};
+  };
+  ServeOptions o;
+  o.threads = 1;  // one heavy request at a time
+  o.request_timeout_s = 0.5;
+  RunningServer s(b, o);
+  auto first = std::async(std::launch::async, [&] { return s.client()->Get("/api/generate?model=toy-bert&prompt=4&generate=2"); });
+  for (int i = 0; i < 500 && entered == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(entered, 1);
+  // A second heavy one finds no slot within its deadline: 503, never queued without end.
+  auto second = s.client()->Get("/api/generate?model=toy-bert&prompt=4&generate=2");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 503) << second->body;
+  EXPECT_NE(second->body.find("server busy"), std::string::npos) << second->body;
+  EXPECT_EQ(second->get_header_value("Retry-After"), "1");
+  // Cheap requests do not wait for the heavy slot.
+  auto cheap = s.client()->Get("/api/predict?model=toy-bert&batch=1&seq=8");
+  ASSERT_TRUE(cheap);
+  EXPECT_EQ(cheap->status, 200);
+  release.set_value();
+  auto r = first.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(entered, 1);
+}
+
+TEST(ExplainServerLoad, GenerationOverTheWorkBudgetIsRefusedUpFrontWithTheEstimate) {
+  Backend b = fake_backend();
+  bool called = false;
+  b.generate = [&](const ModelConfig&, int, int, int, const BuildOptions&) {
+    called = true;
+    return json::object();
+  };
+  ServeOptions o;
+  o.max_work = 1000;
+  EnergyServer s(b, o);
+  const auto r = s.handle("GET", "/api/generate?model=toy-bert&prompt=4&generate=501");  // 2 layers x 501
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("2 layers x 501 generated tokens = 1002 layer-steps is more than this server's budget of 1000"),
+            std::string::npos)
+      << r.body;
+  EXPECT_FALSE(called);
+  EXPECT_EQ(s.handle("GET", "/api/generate?model=toy-bert&prompt=4&generate=500").status, 200);
+  EXPECT_TRUE(called);
+}
+
+TEST(ExplainServerLoad, FormEncodedPostBodiesAreReadAsConfigJsonUpToTheBodyLimit) {
+  ServeOptions o;
+  o.max_body_bytes = 64 * 1024;
+  RunningServer s(fake_backend(), o);
+  // What `curl -X POST --data @config.json` sends: the form content type; over cpp-httplib's 8 KiB
+  // form limit.
+  const std::string config = R"({"model_type":"bert","name":"posted","vocab_size":100,"hidden_size":64,)" +
+                             std::string(12000, ' ') +
+                             R"("num_hidden_layers":3,"num_attention_heads":4,"intermediate_size":256,)"
+                             R"("max_position_embeddings":512,"type_vocab_size":2})";
+  auto r = s.client()->Post("/api/predict?batch=4&seq=16", config, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["seq_len"], 16);
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -316,6 +317,22 @@ TEST(Interrupts, SigintRemovesTheTemporaryFileSaysSoAndExits130) {
   EXPECT_NE(slurp(p.run.err).find("irene: interrupted: nothing written"), std::string::npos) << slurp(p.run.err);
 }
 
+TEST(Interrupts, SigtermCleanUpNeverDeletesAFilePlantedUnderTheTemporaryName) {
+  const fs::path d = fresh_dir("hard");
+  BlockedPredict p(d, false);
+  fs::path tmp;
+  for (const auto& e : fs::directory_iterator(d))
+    if (e.path().filename().string().ends_with(".tmp")) tmp = e.path();
+  ASSERT_FALSE(tmp.empty());
+  // Someone swaps the temporary file for their own under the same name.
+  fs::rename(tmp, d / "moved-away");
+  irene_test::write_text(tmp, "planted\n");
+  ASSERT_EQ(::kill(p.run.pid, SIGTERM), 0);
+  EXPECT_EQ(p.run.wait_status(5), 143);
+  EXPECT_EQ(slurp(tmp), "planted\n") << "the clean-up removed a file irene did not create";
+  EXPECT_FALSE(fs::exists(p.out));
+}
+
 TEST(Interrupts, InTheBackgroundWithSigintIgnoredSigtermStillStopsCleanly) {
   const fs::path d = fresh_dir("hard");
   BlockedPredict p(d, true);
@@ -413,3 +430,17 @@ TEST(LightCore, TheIreneBinaryDoesNotLinkLibtorch) {
 }
 
 }  // namespace
+
+TEST(Encoding, AConfigFileNameThatIsNotUtf8IsOneLineNamingTheFile) {
+  const fs::path d = fresh_dir("hard");
+  const fs::path bad = d / "cfg\xff.json";
+  fs::copy_file(fs::path(IRENE_SOURCE_DIR) / "models" / "gpt2" / "config.json", bad);
+  const auto r = run_irene("predict " + q(bad) + " --batch 1 --seq 8 --format json -o " + q(d / "out.json"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("irene: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cfg"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the file name is not valid UTF-8"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("type_error"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(fs::exists(d / "out.json"));
+}

@@ -585,6 +585,38 @@ explain::GenerationRequest request(int batch, int prompt, int generate) {
 
 }  // namespace
 
+TEST(LlmGeneration, StreamedJsonIsTheDocumentByteForByte) {
+  const Predictor p = Predictor::load_default();
+  for (const char* model : {"gpt2", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"}) {
+    const auto g = explain::predict_generation(load_model_config(model), request(2, 5, 9), p);
+    std::ostringstream streamed;
+    explain::write_json(streamed, g);
+    EXPECT_EQ(streamed.str(), explain::to_json(g).dump(1) + "\n") << model;
+  }
+}
+
+TEST(LlmGeneration, WorkPastTheLayerStepBoundAndPositionsPastTheLimitAreRefusedUpFront) {
+  const Predictor p = Predictor::load_default();
+  ModelConfig c = load_model_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  set_config_value(c, "num_hidden_layers", "1024");
+  try {
+    explain::predict_generation(c, request(1, 8, 65537), p);
+    FAIL() << "1024 layers x 65537 tokens was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("1024 layers x 65537 generated tokens = 67109888 layer-steps is more than"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    explain::predict_generation(load_model_config("gpt2"), request(1, 1 << 24, 4), p);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--prompt 16777216 + --generate 4 = 16777220 positions"), std::string::npos) << m;
+    EXPECT_EQ(m.find("--past"), std::string::npos) << m;  // an option never given
+  }
+}
+
 TEST(LlmGeneration, EveryStepEqualsThePredictionOfItsTree) {
   const Predictor p = Predictor::load_default();
   std::vector<ModelConfig> configs;

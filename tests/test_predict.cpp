@@ -481,6 +481,80 @@ TEST(Predictor, CorruptMissingAndVersionMismatchedFilesAreErrors) {
   EXPECT_THROW(Predictor::load(dir / "other.json"), Error);
 }
 
+// The error of loading `j` written to a file (fails the test when it loads).
+std::string load_error(const fs::path& file, const nlohmann::json& j) {
+  { std::ofstream(file) << j.dump(); }
+  try {
+    Predictor::load(file);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << file << " loaded";
+  return "";
+}
+
+TEST(Predictor, UnknownKeysImplausibleWeightsAndOversizedArraysAreRefusedByName) {
+  const auto dir = temp_dir();
+  auto p = Predictor::train(synthetic_dataset(2), quick_config(), {});
+  const std::string leaf = p.to_json()["leaf_models"].begin().key();
+  auto j = p.to_json();
+  j["extra_payload"] = nlohmann::json::array();
+  EXPECT_NE(load_error(dir / "a.json", j).find("unknown field 'extra_payload'"), std::string::npos);
+  j = p.to_json();
+  j["leaf_models"][leaf]["coeff"] = 1;
+  EXPECT_NE(load_error(dir / "b.json", j).find("leaf_models." + leaf + ": unknown field 'coeff'"), std::string::npos);
+  j = p.to_json();
+  j["upper"]["note"] = "x";
+  EXPECT_NE(load_error(dir / "c.json", j).find("upper: unknown field 'note'"), std::string::npos);
+  j = p.to_json();
+  j["leaf_models"][leaf]["intercept"] = 1e308;  // finite, but every prediction would be inf
+  EXPECT_NE(load_error(dir / "d.json", j).find("'intercept' is 1e+308, beyond"), std::string::npos);
+  j = p.to_json();
+  j["upper"]["bias"] = -1e300;
+  EXPECT_NE(load_error(dir / "e.json", j).find("upper: 'bias'"), std::string::npos);
+  // An array longer than any of the format's, refused before the document is built.
+  j = p.to_json();
+  j["training_data"] = nlohmann::json::array();
+  for (int i = 0; i < (1 << 20) + 1; ++i) j["training_data"].push_back(0);
+  EXPECT_NE(load_error(dir / "f.json", j).find("an array or object of more than 1048576 elements"), std::string::npos);
+  // A document of tiny values (8 to 16 times its size as JSON values), refused before it is built.
+  j = p.to_json();
+  j["training_data"] = std::vector<int>(100000, 0);
+  EXPECT_NE(load_error(dir / "h.json", j).find("values in"), std::string::npos);
+  // Nested deeper than the format.
+  std::string deep = R"({"format":"irene-predictor","training_data":)" + std::string(40, '[') + std::string(40, ']') + "}";
+  { std::ofstream(dir / "g.json") << deep; }
+  try {
+    Predictor::load(dir / "g.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nests deeper than 16 levels"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Predictor, ANonFinitePredictionIsAnErrorNamingTheNode) {
+  const auto dir = temp_dir();
+  auto p = Predictor::train(synthetic_dataset(2), quick_config(), {});
+  auto j = p.to_json();
+  // A log-linear leaf whose exponent overflows: weights within bounds, the energy inf.
+  for (auto& [name, lj] : j["leaf_models"].items()) {
+    lj["kind"] = "log_linear";
+    lj["intercept"] = 1e6;
+  }
+  { std::ofstream(dir / "inf.json") << j.dump(); }
+  const Predictor bad = Predictor::load(dir / "inf.json");
+  Tree t = synthetic_dataset(1).front();
+  try {
+    bad.predict(t);
+    FAIL() << "a non-finite energy was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("node '"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the predicted energy is not a finite number"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 TEST(PredictConfig, NamedFilesUnknownKeysAndBadValues) {
   auto paper = named_config("paper");
   EXPECT_EQ(paper.epochs, 8);

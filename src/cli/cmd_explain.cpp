@@ -305,11 +305,14 @@ void sweep_generations(const SweepArgs& a) {
   if (!a.jsonl.empty()) throw Error("sweep --jsonl writes trees: it does not apply with --generate");
   const auto grid = generation_grid(a.s, true);
   const auto p = load_energy_predictor(a.s.predictor);
-  const auto gens = predict_generations(grid, *p);
   std::vector<GenerationPoint> points;
-  for (const auto& g : gens) points.push_back(generation_point(g));
+  std::optional<Generation> kept;  // the last point's generation, for the report
+  for_each_generation(grid, *p, [&](Generation&& g) {
+    points.push_back(generation_point(g));
+    if (!a.report.empty()) kept = std::move(g);
+  });
   if (!a.report.empty()) {
-    const Generation& last = gens.back();
+    const Generation& last = *kept;
     ReportOptions ro;
     ro.hardware = p->hardware();
     auto data = report_data({last.prefill_tree, last.first_step, last.last_step}, ro);
@@ -440,7 +443,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--predictor,-p", a->predictor, "predictor file (default: the shipped one)");
   cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--threads", a->threads, "worker threads")->capture_default_str()->check(CLI::Range(1, limits::kMaxThreads));
+  cmd->add_option("--threads", a->threads, "heavy requests (generation, comparison, large models) computed at once")->capture_default_str()->check(CLI::Range(1, limits::kMaxThreads));
   cmd->callback([a] { serve(a->predictor, a->host, a->port, a->threads); });
 }
 

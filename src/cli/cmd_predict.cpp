@@ -173,7 +173,7 @@ void predict_generation_of(const PredictArgs& a, const Predictor& p) {
   req.pass = build_options(a.pass);
   const explain::Generation g = explain::predict_generation(explain::load_model(a.input, a.sets), req, p);
   write_output(a.out, [&](std::ostream& os) {
-    if (a.format == "json") os << explain::to_json(g).dump(1) << '\n';
+    if (a.format == "json") explain::write_json(os, g);
     else explain::write_text(os, g);
   });
 }

@@ -16,6 +16,7 @@ const irene::explain::EnergyServer& server() {
     o.max_batch = 64;  // keep every accepted request fast
     o.max_seq = 512;
     o.max_layers = 48;
+    o.max_work = 1 << 16;  // generations too (48 layers x 1,365 tokens at most)
     return o;
   }();
   static const irene::explain::EnergyServer s(irene::explain::make_backend(predictor), options);

@@ -271,6 +271,9 @@ ModelConfig load_model_config(std::string_view name_or_path) {
           where.empty() ? "" : " (looked in " + where + ")", name_or_path));
     }
   }
+  // Its path and name go into JSON outputs, which hold UTF-8 only.
+  if (!valid_utf8(file.string()))
+    throw file_error(file, 0, "the file name is not valid UTF-8 (irene writes it into JSON outputs); rename the file");
   ModelConfig c = parse_model_config(read_file(file, std::uint64_t{16} << 20), file.string(), name);
   if (c.name.empty()) {
     // config.json is named after its folder; any other file after itself (bert-tiny.json -> bert-tiny).

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -28,19 +30,31 @@ namespace {
 constexpr int kSlots = 32;
 struct Slot {
   std::atomic<int> state{0};  // 0 free, 1 being written, 2 registered
+  dev_t dev = 0;              // the file irene created: removed only while the path still names it
+  ino_t ino = 0;
   char path[PATH_MAX + 1];
 };
 std::array<Slot, kSlots> g_slots;
 
+// Unlinks `path` only when it still names the file (dev, ino): a file planted or swapped in
+// under the same name is left alone. lstat(2) and unlink(2) are async-signal-safe.
+void unlink_if_same(const char* path, dev_t dev, ino_t ino) noexcept {
+  struct stat st {};
+  if (::lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path);
+}
+
 }  // namespace
 
-int add(const fs::path& path) {
+int add(const fs::path& path, int fd) {
   const std::string s = path.string();
-  if (s.size() > PATH_MAX) return -1;
+  struct stat st {};
+  if (s.size() > PATH_MAX || ::fstat(fd, &st) != 0) return -1;
   for (int i = 0; i < kSlots; ++i) {
     int expected = 0;
     if (!g_slots[i].state.compare_exchange_strong(expected, 1)) continue;
     std::memcpy(g_slots[i].path, s.c_str(), s.size() + 1);
+    g_slots[i].dev = st.st_dev;
+    g_slots[i].ino = st.st_ino;
     g_slots[i].state.store(2);
     return i;
   }
@@ -54,7 +68,7 @@ void remove(int slot) {
 
 void remove_all_registered() noexcept {
   for (auto& s : g_slots)
-    if (s.state.load() == 2) ::unlink(s.path);
+    if (s.state.load() == 2) unlink_if_same(s.path, s.dev, s.ino);
 }
 
 }  // namespace temp_files
@@ -157,22 +171,49 @@ void write_direct(const fs::path& path, const std::function<void(std::ostream&)>
   if (::close(fd) != 0 && errno != EINTR) throw file_error(path, 0, "write failed: " + errno_text(errno));
 }
 
+// A fresh name for the temporary file beside `target`: ".NAME.XXXXXXXXXXXXXXXX.tmp" with 64
+// random bits (getrandom(2)), so that nobody can plant a file under it in advance.
+std::atomic<std::uint64_t (*)()> g_name_source{nullptr};
+
+fs::path temp_name(const fs::path& dir, const fs::path& target) {
+  std::uint64_t r = 0;
+  if (auto source = g_name_source.load()) {
+    r = source();
+  } else if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+    // No entropy source: fall back on the clock and the address space (still never reused, as
+    // the file is created exclusively below).
+    r = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        (reinterpret_cast<std::uintptr_t>(&r) << 16) ^ static_cast<std::uint64_t>(::getpid());
+  }
+  return dir / fmt::format(".{}.{:016x}.tmp", target.filename().string(), r);
+}
+
+// Creates the temporary file exclusively (O_CREAT|O_EXCL|O_NOFOLLOW): a symbolic link, FIFO or
+// file already under the name is never opened, followed or truncated; a new name is drawn.
+int create_temp(const fs::path& shown, const fs::path& dir, const fs::path& target, fs::path& tmp) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    tmp = temp_name(dir, target);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0666);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST && errno != ELOOP) throw file_error(shown, 0, "cannot open for writing: " + errno_text(errno));
+  }
+  throw file_error(shown, 0, "cannot create a temporary file beside it (16 names taken)");
+}
+
 void write_atomic(const fs::path& shown, const fs::path& target, const struct stat* existing,
                   const std::function<void(std::ostream&)>& write) {
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw file_error(shown, 0, "cannot write: folder does not exist");
-  const fs::path tmp = dir / fmt::format(".{}.{}.tmp", target.filename().string(), ::getpid());
-  const int slot = temp_files::add(tmp);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    const int err = errno;
-    temp_files::remove(slot);
-    throw file_error(shown, 0, "cannot open for writing: " + errno_text(err));
-  }
-  auto discard = [&] {
-    ::close(fd);
-    ::unlink(tmp.c_str());
+  fs::path tmp;
+  const int fd = create_temp(shown, dir, target, tmp);
+  struct stat own {};
+  ::fstat(fd, &own);
+  const int slot = temp_files::add(tmp, fd);
+  // Removes the temporary file, only while its name still names the file created above.
+  auto drop = [&] {
+    struct stat st {};
+    if (::lstat(tmp.c_str(), &st) == 0 && st.st_dev == own.st_dev && st.st_ino == own.st_ino) ::unlink(tmp.c_str());
     temp_files::remove(slot);
   };
   try {
@@ -187,25 +228,26 @@ void write_atomic(const fs::path& shown, const fs::path& target, const struct st
       throw file_error(shown, 0, "cannot keep the file's permissions: " + errno_text(errno));
     if (::fsync(fd) != 0 && errno != EINVAL) throw file_error(shown, 0, "write failed: " + errno_text(errno));
   } catch (...) {
-    discard();
+    ::close(fd);
+    drop();
     throw;
   }
   if (::close(fd) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    temp_files::remove(slot);
+    drop();
     throw file_error(shown, 0, "write failed: " + errno_text(err));
   }
   if (::rename(tmp.c_str(), target.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    temp_files::remove(slot);
+    drop();
     throw file_error(shown, 0, "cannot replace the file: " + errno_text(err));
   }
   temp_files::remove(slot);
 }
 
 }  // namespace
+
+void set_temp_name_source(std::uint64_t (*source)()) { g_name_source.store(source); }
 
 void write_output(const fs::path& path, const std::function<void(std::ostream&)>& write) {
   if (path.empty()) throw Error("output path is empty");
@@ -227,6 +269,10 @@ void write_output(const fs::path& path, const std::function<void(std::ostream&)>
       write_direct(target, write);
       return;
     }
+    // A read-only file stays as it is, as a shell's `>` would leave it (for root too: no write
+    // bit at all means read-only), although the folder would allow replacing it.
+    if ((st.st_mode & 0222) == 0 || ::access(target.c_str(), W_OK) != 0)
+      throw file_error(path, 0, "cannot write: the file is read-only");
     write_atomic(path, target, &st, write);
     return;
   }

@@ -239,9 +239,10 @@ json tree_to_json(const Tree& tree) {
   return j;
 }
 
-Tree tree_from_json(const json& record, const std::string& where) {
-  if (!record.is_object()) throw Error(fmt::format("{}: a tree record must be a JSON object", where));
-  Tree t;
+namespace {
+
+// The record's own fields (not its nodes) into `t`.
+void record_fields(const json& record, Tree& t, const std::string& where) {
   t.model_name = get_field<std::string>(record, "model_name", where);
   // The reference files store batch_size and seq_len as numbers; integral floats are accepted.
   t.batch_size = static_cast<int>(int_field(record, "batch_size", 1, limits::kMaxBatch, where));
@@ -265,6 +266,14 @@ Tree tree_from_json(const json& record, const std::string& where) {
   }
   if (auto it = record.find("provenance"); it != record.end() && it->is_object())
     for (const auto& [k, v] : it->items()) t.provenance[k] = v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+Tree tree_from_json(const json& record, const std::string& where) {
+  if (!record.is_object()) throw Error(fmt::format("{}: a tree record must be a JSON object", where));
+  Tree t;
+  record_fields(record, t, where);
   auto root = record.find("frontend_tree");
   if (root == record.end()) throw Error(fmt::format("{}: missing field 'frontend_tree'", where));
   nodes_from_json(*root, t, where);
@@ -322,17 +331,214 @@ bool JsonlReader::next_line(std::string& text) {
   return false;
 }
 
+namespace {
+
+// Builds a tree straight from the parser's events (nlohmann's SAX interface), never holding the
+// line as a JSON document: memory is the tree itself plus, for each open node (at most
+// kMaxTreeDepth), the few fields it keeps. Depth, node count and the values a node keeps are
+// counted as they arrive and refused past their limits before anything grows; values irene does
+// not read (unknown non-numeric fields, "child_nodes") are skipped without being stored.
+class TreeSax {
+ public:
+  TreeSax(Tree& tree, const std::string& where) : tree_(tree), where_(where) {
+    // Never reallocated: a keep frame points into the fields of the frame below it.
+    frames_.reserve(limits::kMaxJsonDepth + 1);
+  }
+
+  bool null() { return scalar(json(nullptr)); }
+  bool boolean(bool v) { return scalar(json(v)); }
+  bool number_integer(json::number_integer_t v) { return scalar(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return scalar(json(v)); }
+  bool number_float(json::number_float_t v, const std::string&) { return scalar(json(v)); }
+  bool string(std::string& v) { return scalar(json(std::move(v))); }
+  bool binary(json::binary_t&) { return scalar(json()); }
+  bool key(std::string& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool start_object(std::size_t) { return open(true); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t byte, const std::string&, const nlohmann::detail::exception& e) {
+    if (e.id >= 101 && e.id < 200)
+      throw Error(fmt::format("{}: not valid JSON (byte {}): the line is malformed or truncated", where_, byte));
+    throw Error(fmt::format("{}: not valid JSON: {}", where_, json_error_text(e)));
+  }
+
+  // After the parse: the tree, checked as tree_from_json checks it.
+  void finish() {
+    if (!is_object_) throw Error(fmt::format("{}: a tree record must be a JSON object", where_));
+    record_fields(record_, tree_, where_);
+    if (!has_root_) throw Error(fmt::format("{}: missing field 'frontend_tree'", where_));
+    // A node's scope may come after its children in the object: parents' scopes are set now.
+    for (auto& n : tree_.nodes) n.parent_scope = n.parent < 0 ? std::string() : tree_.nodes[n.parent].scope;
+    tree_.assign_ids();  // ids always follow one rule, whatever the file says
+  }
+
+ private:
+  enum class Kind { record, node, children, keep, skip };
+  struct Frame {
+    Kind kind;
+    int node = -1;           // node: its index in the tree; children: the owner's
+    json* value = nullptr;   // keep: the container being filled
+    json fields;             // node: the fields it keeps (until its object closes)
+  };
+
+  [[noreturn]] void fail(const std::string& what) const { throw Error(fmt::format("{}: {}", where_, what)); }
+
+  // Counts one kept value of the innermost open node (or of the record).
+  void count_kept() {
+    if (++kept_ > limits::kMaxNodeValues)
+      fail(fmt::format("a node (or the record) holds more than {} values", limits::kMaxNodeValues));
+  }
+
+  // Where a value that starts now goes: into a container being kept (returns it), or decided by
+  // the key of a record or node frame.
+  enum class Dest { keep, skip, root, children, field, not_object };
+  Dest destination(bool is_object, bool is_array) {
+    if (frames_.empty()) return is_object ? Dest::root : Dest::not_object;
+    Frame& f = frames_.back();
+    switch (f.kind) {
+      case Kind::skip: return Dest::skip;
+      case Kind::keep: return Dest::keep;
+      case Kind::children:
+        if (!is_object) fail("a tree node must be a JSON object");
+        return Dest::root;
+      case Kind::record:
+        if (key_ == "frontend_tree") {
+          if (!is_object) fail("a tree node must be a JSON object");
+          if (has_root_) fail("field 'frontend_tree' appears twice");
+          return Dest::root;
+        }
+        if (key_ == "model_name" || key_ == "batch_size" || key_ == "seq_len" || key_ == "phase" ||
+            key_ == "past_len" || key_ == "dtype" || key_ == "attention" || key_ == "provenance")
+          return Dest::field;
+        return Dest::skip;
+      case Kind::node:
+        if (key_ == "child_nodes_obj") {
+          if (!is_array) fail("'child_nodes_obj' must be an array");
+          return Dest::children;
+        }
+        if (key_ == "child_nodes") return Dest::skip;
+        if (structural_keys().count(key_)) return Dest::field;
+        return (is_object || is_array) ? Dest::skip : Dest::field;  // unknown: numbers only
+    }
+    return Dest::skip;
+  }
+
+  json* keep_slot() {
+    count_kept();
+    Frame& f = frames_.back();
+    if (f.kind == Kind::keep) {
+      if (f.value->is_array()) {
+        f.value->push_back(nullptr);
+        return &f.value->back();
+      }
+      return &(*f.value)[key_];
+    }
+    return &target_fields()[key_];
+  }
+
+  json& target_fields() {
+    Frame& f = frames_.back();
+    return f.kind == Kind::record ? record_ : f.fields;
+  }
+
+  bool scalar(json v) {
+    switch (destination(false, false)) {
+      case Dest::not_object: is_object_ = false; return true;
+      case Dest::skip: return true;
+      case Dest::keep:
+      case Dest::field: *keep_slot() = std::move(v); return true;
+      default: return true;  // unreachable: scalars are refused above where a container must come
+    }
+  }
+
+  bool open(bool is_object) {
+    if (static_cast<int>(frames_.size()) >= limits::kMaxJsonDepth)
+      fail(fmt::format("the JSON nests deeper than {} levels (a tree may nest {} levels)", limits::kMaxJsonDepth,
+                       limits::kMaxTreeDepth));
+    const Dest d = destination(is_object, !is_object);
+    switch (d) {
+      case Dest::not_object:
+        is_object_ = false;
+        frames_.push_back({Kind::skip});
+        return true;
+      case Dest::skip: frames_.push_back({Kind::skip}); return true;
+      case Dest::keep:
+      case Dest::field: {
+        json* slot = keep_slot();
+        *slot = is_object ? json::object() : json::array();
+        frames_.push_back({Kind::keep, -1, slot});
+        return true;
+      }
+      case Dest::children: frames_.push_back({Kind::children, frames_.back().node}); return true;
+      case Dest::root: {
+        if (frames_.empty()) {
+          frames_.push_back({Kind::record});
+          return true;
+        }
+        // Added in the order the objects open, which is pre-order; its fields once it closes.
+        const int parent = frames_.back().kind == Kind::children ? frames_.back().node : -1;
+        if (parent < 0) has_root_ = true;
+        const int depth = parent < 0 ? 0 : tree_.nodes[parent].depth + 1;
+        if (static_cast<std::int64_t>(tree_.nodes.size()) >= limits::kMaxTreeNodes)
+          fail(fmt::format("more than {} nodes in one tree", limits::kMaxTreeNodes));
+        if (depth > limits::kMaxTreeDepth) fail(fmt::format("the tree nests deeper than {} levels", limits::kMaxTreeDepth));
+        const int index = tree_.add_node(parent, Node{});
+        kept_stack_.push_back(kept_);
+        kept_ = 0;
+        frames_.push_back({Kind::node, index});
+        return true;
+      }
+    }
+    return true;
+  }
+
+  bool close() {
+    Frame& f = frames_.back();
+    if (f.kind == Kind::node) {
+      Node& n = tree_.nodes[f.node];
+      Node read = node_fields(f.fields, where_);
+      read.parent = n.parent;
+      read.depth = n.depth;
+      read.children = std::move(n.children);
+      n = std::move(read);
+      kept_ = kept_stack_.back();
+      kept_stack_.pop_back();
+    }
+    frames_.pop_back();
+    return true;
+  }
+
+  Tree& tree_;
+  const std::string& where_;
+  std::vector<Frame> frames_;
+  std::vector<std::int64_t> kept_stack_;
+  std::int64_t kept_ = 0;
+  std::string key_;
+  json record_ = json::object();
+  bool is_object_ = true;
+  bool has_root_ = false;
+};
+
+}  // namespace
+
 Tree JsonlReader::parse_line(const std::string& text, const std::string& where) {
-  json record;
+  Tree tree;
+  // A node takes at least 64 bytes of a line (its five required fields): reserving that many
+  // never grows the vector by copying (pages not reached are never touched, so not resident).
+  tree.nodes.reserve(static_cast<std::size_t>(
+      std::min<std::int64_t>(limits::kMaxTreeNodes, static_cast<std::int64_t>(text.size() / 64) + 1)));
+  TreeSax sax(tree, where);
   try {
-    record = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON (byte {}): the line is malformed or truncated", where, e.byte));
+    json::sax_parse(text, &sax);
   } catch (const json::exception& e) {
-    // out_of_range: a number too large for a double (1e999) and the like.
     throw Error(fmt::format("{}: not valid JSON: {}", where, json_error_text(e)));
   }
-  return tree_from_json(record, where);
+  sax.finish();
+  return tree;
 }
 
 bool JsonlReader::next(Tree& tree) {

@@ -50,10 +50,11 @@ inline constexpr double kMaxCarbonGPerKWh = 1e5;
 
 // Largest nesting depth of a tree read from a file (real trees have 3 to 7 levels).
 inline constexpr int kMaxTreeDepth = 64;
-// Largest number of nodes in a tree read from a file.
-inline constexpr std::int64_t kMaxTreeNodes = 1 << 22;
-// Longest line of a JSONL file, bytes.
-inline constexpr std::int64_t kMaxLineBytes = std::int64_t{1} << 28;
+// Largest number of nodes in a tree read from a file (the largest tree irene builds, 1,024
+// layers, has about 16,400; a node takes about 0.5 to 1 KB in memory).
+inline constexpr std::int64_t kMaxTreeNodes = 1 << 17;
+// Longest line of a JSONL file, bytes (that largest tree is a 7 MB line, 15 MB predicted).
+inline constexpr std::int64_t kMaxLineBytes = std::int64_t{1} << 27;
 
 // a * b when both are >= 0 and the product is <= kMaxCount; nullopt otherwise.
 inline std::optional<std::int64_t> checked_mul(std::int64_t a, std::int64_t b) {
@@ -70,5 +71,28 @@ inline std::optional<std::int64_t> checked_add(std::int64_t a, std::int64_t b) {
   if (__builtin_add_overflow(a, b, &r) || r > kMaxCount) return std::nullopt;
   return r;
 }
+
+// Largest nesting of JSON containers in a line of a JSONL file: a tree level is two (a node
+// object and its "child_nodes_obj" array), plus the record and a node's own fields ("ops" ->
+// op -> "shape"). Checked as the parser opens each container, before anything is stored.
+inline constexpr int kMaxJsonDepth = 2 * kMaxTreeDepth + 8;
+// Largest number of values one node (or a record's own fields) keeps: fields, attrs, ops and
+// their shapes (real nodes keep 10 to 60).
+inline constexpr std::int64_t kMaxNodeValues = 4096;
+// Largest predictor file, bytes (the shipped one is 10 KB; the largest the format allows, 64
+// features at degree 4, holds 814,385 weights: about 16 MB).
+inline constexpr std::uint64_t kMaxPredictorBytes = std::uint64_t{32} << 20;
+// Deepest nesting of a predictor file (the format nests 4 levels).
+inline constexpr int kMaxPredictorDepth = 16;
+
+// Most work one generation, or one command's generations together, may take: layers x generated
+// tokens (x points of a sweep), in layer-steps (one decode step through one layer). Refused up
+// front with the estimate (about 17 s at the limit); kSecondsPerLayerStep is the measured cost of
+// one on a 2-core build machine (bench/RESULTS.md, "Work bounds").
+inline constexpr std::int64_t kMaxLayerSteps = std::int64_t{1} << 26;  // 1,024 layers x 65,536 tokens
+inline constexpr double kSecondsPerLayerStep = 2.5e-7;
+// What a sweep point costs besides its steps (its prefill and two whole step trees predicted and
+// explained), in layer-steps per layer.
+inline constexpr std::int64_t kLayerStepsPerPoint = 2048;
 
 }  // namespace irene::limits

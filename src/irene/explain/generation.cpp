@@ -78,6 +78,16 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
                             "configuration alone; use a model-spec predictor (the default)",
                             predictor.path().empty() ? std::string("(in memory)") : predictor.path().string()));
   const std::int64_t positions = static_cast<std::int64_t>(r.prompt) + r.generate;
+  if (positions - 1 > limits::kMaxSeq)  // the last step attends to prompt + generate - 1 cached positions
+    throw Error(fmt::format("--prompt {} + --generate {} = {} positions: the last step would attend to {} cached "
+                            "positions, more than the {} irene predicts",
+                            r.prompt, r.generate, positions, positions - 1, limits::kMaxSeq));
+  if (const std::int64_t work = static_cast<std::int64_t>(config.num_layers) * r.generate;
+      work > limits::kMaxLayerSteps)
+    throw Error(fmt::format("{} layers x {} generated tokens = {} layer-steps is more than the {} one generation may "
+                            "take (about {:.0f} s of work); generate fewer tokens",
+                            config.num_layers, r.generate, work, limits::kMaxLayerSteps,
+                            static_cast<double>(work) * limits::kSecondsPerLayerStep));
   if (positions > config.max_positions && !(r.pass.allow_long && family.rotary()))
     throw Error(fmt::format("prompt {} + generate {} = {} positions exceeds the {} positions of {} "
                             "(max_position_embeddings){}",
@@ -126,6 +136,9 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   g.steps.reserve(r.generate);
   g.decode.j = 0;
   for (const auto& st : steps.steps) {
+    if (!std::isfinite(st.j) || (st.raw_j && !std::isfinite(*st.raw_j)))
+      throw Error(fmt::format("{}: the decode step at past {}: the predicted energy is not a finite number ({} J)",
+                              config.name, st.past, st.raw_j ? *st.raw_j : st.j));
     GenerationStep s;
     s.past = st.past;
     s.raw_j = st.raw_j;
@@ -162,7 +175,19 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   return g;
 }
 
-nlohmann::json to_json(const Generation& g) {
+namespace {
+
+nlohmann::json step_json(const GenerationStep& s) {
+  nlohmann::json step = {
+      {"past", s.past},
+      {"energy_j", s.energy.j},
+      {"low_j", s.energy.interval ? nlohmann::json(s.energy.interval->low_j) : nlohmann::json(nullptr)},
+      {"high_j", s.energy.interval ? nlohmann::json(s.energy.interval->high_j) : nlohmann::json(nullptr)}};
+  if (s.raw_j) step["raw_energy_j"] = *s.raw_j;
+  return step;
+}
+
+nlohmann::json to_json(const Generation& g, bool with_steps) {
   nlohmann::json j;
   j["model_name"] = g.model_name;
   j["batch"] = g.batch;
@@ -179,15 +204,8 @@ nlohmann::json to_json(const Generation& g) {
   j["total_j"] = energy_json(g.total);
   j["per_token_j"] = energy_json(g.per_token);
   auto& steps = j["steps"] = nlohmann::json::array();
-  for (const auto& s : g.steps) {
-    nlohmann::json step = {
-        {"past", s.past},
-        {"energy_j", s.energy.j},
-        {"low_j", s.energy.interval ? nlohmann::json(s.energy.interval->low_j) : nlohmann::json(nullptr)},
-        {"high_j", s.energy.interval ? nlohmann::json(s.energy.interval->high_j) : nlohmann::json(nullptr)}};
-    if (s.raw_j) step["raw_energy_j"] = *s.raw_j;
-    steps.push_back(std::move(step));
-  }
+  if (with_steps)
+    for (const auto& s : g.steps) steps.push_back(step_json(s));
   j["held_steps"] = g.held;
   auto& kinds = j["by_kind"] = nlohmann::json::array();
   for (std::size_t k = 0; k < g.by_kind.size(); ++k)
@@ -200,6 +218,26 @@ nlohmann::json to_json(const Generation& g) {
   for (const auto& s : g.stand_ins)
     si.push_back({{"class_name", s.class_name}, {"stand_in", s.stand_in}, {"interval_widening", 2.0}});
   return j;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Generation& g) { return to_json(g, true); }
+
+void write_json(std::ostream& out, const Generation& g) {
+  // The document without its steps, then the steps spliced in one at a time where its empty
+  // "steps" array is (a top-level key: the only one indented by one space).
+  const std::string text = to_json(g, false).dump(1, ' ', false, nlohmann::json::error_handler_t::strict);
+  const std::string empty = "\n \"steps\": []";
+  const auto at = text.find(empty);
+  if (at == std::string::npos) throw Error("write_json: no steps array in the generation");  // cannot happen
+  out << std::string_view(text).substr(0, at) << "\n \"steps\": [";
+  for (std::size_t i = 0; i < g.steps.size(); ++i) {
+    std::string step = step_json(g.steps[i]).dump(1);
+    for (std::size_t p = step.find('\n'); p != std::string::npos; p = step.find('\n', p + 3)) step.replace(p, 1, "\n  ");
+    out << (i ? ",\n  " : "\n  ") << step;
+  }
+  out << (g.steps.empty() ? "]" : "\n ]") << std::string_view(text).substr(at + empty.size()) << '\n';
 }
 
 void write_text(std::ostream& out, const Generation& g, bool all_steps) {

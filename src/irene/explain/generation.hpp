@@ -88,6 +88,9 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
 // "decode_j"}], "stand_ins": [...], "held_steps", "parameters"}; a step held at the previous one's
 // energy also has "raw_energy_j".
 nlohmann::json to_json(const Generation& g);
+// Writes to_json(g).dump(1) and a newline, byte for byte, without holding the steps as JSON
+// values (a million steps are 130 MB of text but would be 900 MB as values).
+void write_json(std::ostream& out, const Generation& g);
 
 // Text: the totals with intervals, per-token energy, where it goes (by kind), stand-ins, and a
 // table of the steps (past, energy J, low J, high J): every step, or with `all_steps` false at

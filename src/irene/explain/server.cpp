@@ -3,12 +3,30 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <exception>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <utility>
 
 #include "irene/core/error.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/explain/compare.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/report.hpp"
@@ -50,13 +68,346 @@ std::string str_param(const httplib::Request& req, const std::string& name, cons
   return req.get_param_value(name.c_str());
 }
 
+using Clock = std::chrono::steady_clock;
+
+// A request refused because the server is full (503, with Retry-After).
+struct Busy : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Layers above which a prediction counts as heavy (a built-in model has at most 48).
+constexpr int kHeavyLayers = 48;
+// Longest single wait of a connection thread, milliseconds: it then checks whether the server
+// is stopping.
+constexpr int kPollSliceMs = 100;
+
+// Set while the accepting thread runs a connection's task itself because the queue is full:
+// the connection is then answered 503 and closed at once.
+thread_local bool t_refuse = false;
+// Set on a connection thread when the request being read missed its deadline: it is answered
+// 408 and the connection closed.
+thread_local bool t_timed_out = false;
+
+// cpp-httplib's ThreadPool, with a bounded queue: past `max_queued` waiting connections the
+// task runs on the accepting thread with t_refuse set (the socket is owned by the task, so it
+// must run to be closed).
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  BoundedPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (jobs_.size() < max_queued_) {
+        jobs_.push_back(std::move(fn));
+        cond_.notify_one();
+        return;
+      }
+    }
+    t_refuse = true;
+    fn();
+    t_refuse = false;
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cond_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cond_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, and nothing left
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::size_t max_queued_;
+  std::mutex mutex_;
+  std::condition_variable cond_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+// Waits until `sock` is ready for `events`, `until` at the latest, in slices that check
+// whether the server is stopping (`listening` invalid). False on timeout, stop or error.
+bool wait_ready(int sock, short events, Clock::time_point until, const std::atomic<socket_t>& listening) {
+  for (;;) {
+    if (listening == INVALID_SOCKET) return false;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{sock, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, kPollSliceMs)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return false;
+  }
+}
+
+// A connection's socket as cpp-httplib reads and writes it, with the whole-request deadline:
+// every read waits at most until the deadline (and at most the read timeout), every write at
+// most the write timeout.
+class DeadlineStream final : public httplib::Stream {
+ public:
+  DeadlineStream(socket_t sock, std::chrono::milliseconds read_timeout, std::chrono::milliseconds write_timeout,
+                 const std::atomic<socket_t>& listening)
+      : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout), listening_(listening) {}
+  void set_deadline(Clock::time_point d) { deadline_ = d; }
+
+  bool is_readable() const override {
+    if (off_ < len_) return true;
+    if (wait_ready(sock_, POLLIN, std::min(deadline_, Clock::now() + read_timeout_), listening_)) return true;
+    if (Clock::now() >= deadline_) t_timed_out = true;
+    return false;
+  }
+  bool is_writable() const override {
+    return wait_ready(sock_, POLLOUT, Clock::now() + write_timeout_, listening_);
+  }
+  ssize_t read(char* ptr, std::size_t size) override {
+    if (off_ >= len_) {
+      if (!is_readable()) return -1;
+      ssize_t n;
+      do n = ::recv(sock_, buf_, sizeof buf_, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      off_ = 0;
+      len_ = static_cast<std::size_t>(n);
+    }
+    const std::size_t k = std::min(size, len_ - off_);
+    std::memcpy(ptr, buf_ + off_, k);
+    off_ += k;
+    return static_cast<ssize_t>(k);
+  }
+  // Bytes written since the last call.
+  std::size_t take_written() { return std::exchange(written_, 0); }
+  ssize_t write(const char* ptr, std::size_t size) override {
+    if (!is_writable()) return -1;
+    written_ += size;
+    ssize_t n;
+    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(false, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(true, ip, port); }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  void address(bool local, std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    auto* sa = reinterpret_cast<sockaddr*>(&a);
+    if ((local ? ::getsockname(sock_, sa, &len) : ::getpeername(sock_, sa, &len)) != 0) return;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+      ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+      port = ntohs(in->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      const auto* in = reinterpret_cast<const sockaddr_in6*>(&a);
+      ::inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof text);
+      port = ntohs(in->sin6_port);
+    }
+    ip = text;
+  }
+  socket_t sock_;
+  std::chrono::milliseconds read_timeout_, write_timeout_;
+  const std::atomic<socket_t>& listening_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  char buf_[4096];
+  std::size_t off_ = 0, len_ = 0;
+  std::size_t written_ = 0;
+};
+
+// Sends a whole error answer with "Connection: close" straight to the socket (without waiting:
+// the send buffer of a connection that has received nothing yet is empty).
+void send_raw_error(socket_t sock, int status, const char* reason, const std::string& message,
+                    const char* extra_headers = "") {
+  const std::string body = nlohmann::json{{"error", message}, {"status", status}}.dump();
+  const std::string msg = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
+      status, reason, body.size(), extra_headers, body);
+  [[maybe_unused]] const ssize_t n = ::send(sock, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// Answers 503 and closes, without reading the request (the accepting thread must not wait).
+void refuse_connection(socket_t sock) {
+  send_raw_error(sock, 503, "Service Unavailable", "server busy: too many connections waiting; retry later",
+                 "Retry-After: 1\r\n");
+  ::shutdown(sock, SHUT_WR);
+  char drain[4096];  // what the client already sent, so that closing does not reset the answer
+  for (int i = 0; i < 16 && ::recv(sock, drain, sizeof drain, MSG_DONTWAIT) > 0; ++i) {
+  }
+  ::close(sock);
+}
+
+// cpp-httplib's server with its connection loop replaced (process_and_close_socket is its
+// extension point): the same keep-alive rules, each request read through a DeadlineStream.
+class GuardedServer final : public httplib::Server {
+ public:
+  double request_timeout_s = 10;
+  std::chrono::milliseconds read_timeout{10000}, write_timeout{10000};
+
+ private:
+  std::atomic<int> open_{0};  // connections being served
+
+  bool process_and_close_socket(socket_t sock) override {
+    if (t_refuse) {
+      refuse_connection(sock);
+      return false;
+    }
+    ++open_;
+    // When the last connection closes, freed memory goes back to the system (malloc_trim): the
+    // resident size returns near its start after a burst.
+    struct Idle {
+      std::atomic<int>& open;
+      ~Idle() {
+        if (--open == 0) ::malloc_trim(0);
+      }
+    } idle{open_};
+    DeadlineStream strm(sock, read_timeout, write_timeout, svr_sock_);
+    const auto budget = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(request_timeout_s));
+    bool ret = false;
+    bool first = true;
+    for (std::size_t count = keep_alive_max_count_; count > 0 && svr_sock_ != INVALID_SOCKET; --count) {
+      const auto deadline = Clock::now() + budget;
+      strm.set_deadline(deadline);
+      // The first request's bytes by its deadline; a later one within the keep-alive time.
+      const auto until = first ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_));
+      if (!wait_ready(sock, POLLIN, until, svr_sock_)) break;
+      first = false;
+      bool closed = false;
+      t_timed_out = false;
+      strm.take_written();
+      ret = process_request(strm, count == 1, closed, {});
+      if (!ret || closed || t_timed_out) break;  // a client too slow for its deadline is cut off
+    }
+    if (t_timed_out) {
+      // cpp-httplib drops a connection silently when even the request line missed the deadline.
+      if (strm.take_written() == 0)
+        send_raw_error(sock, 408, "Request Timeout",
+                       fmt::format("the request did not arrive whole within {:g} s", request_timeout_s));
+      // Its 408 first, then the end of the stream; what it sent meanwhile is read and dropped so
+      // that closing does not reset the connection before it reads the answer.
+      ::shutdown(sock, SHUT_WR);
+      char drain[4096];
+      for (int i = 0; i < 20 && wait_ready(sock, POLLIN, Clock::now() + std::chrono::milliseconds(10), svr_sock_); ++i)
+        if (::recv(sock, drain, sizeof drain, 0) <= 0) break;
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ret;
+  }
+};
+
+// Heavy requests run on their own `limit` threads at a lower CPU priority (nice +10, which
+// any thread may take), so that cheap requests on the connection threads keep most of the CPU
+// while heavy ones compute. A connection thread hands its heavy work over and waits for it; work
+// that finds no free thread by the request deadline is dropped unstarted (Busy: 503).
+class HeavyPool {
+ public:
+  explicit HeavyPool(int limit) {
+    for (int i = 0; i < std::max(1, limit); ++i)
+      threads_.emplace_back([this] {
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+        work();
+      });
+  }
+  ~HeavyPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cond_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // Runs `f` on a heavy thread and returns when it is done (its exception rethrown here).
+  void run(const std::function<void()>& f, Clock::time_point until) {
+    auto task = std::make_shared<Task>();
+    task->fn = &f;
+    std::unique_lock<std::mutex> lock(mutex_);
+    queue_.push_back(task);
+    cond_.notify_one();
+    if (!task->cond.wait_until(lock, until, [&] { return task->started; })) {
+      queue_.erase(std::find(queue_.begin(), queue_.end(), task));
+      throw Busy(fmt::format("server busy: {} heavy requests (generation, comparison, large models) running; retry "
+                             "later",
+                             threads_.size()));
+    }
+    task->cond.wait(lock, [&] { return task->done; });
+    if (task->error) std::rethrow_exception(task->error);
+  }
+
+ private:
+  struct Task {
+    const std::function<void()>* fn = nullptr;
+    bool started = false, done = false;
+    std::exception_ptr error;
+    std::condition_variable cond;
+  };
+  void work() {
+    for (;;) {
+      std::shared_ptr<Task> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cond_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = queue_.front();
+        queue_.pop_front();
+        task->started = true;
+        task->cond.notify_one();
+      }
+      std::exception_ptr error;
+      try {
+        (*task->fn)();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        task->error = error;
+        task->done = true;
+        task->cond.notify_one();
+      }
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cond_;
+  std::deque<std::shared_ptr<Task>> queue_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
 }  // namespace
 
 struct EnergyServer::Impl {
   Backend backend;
   ServeOptions options;
-  httplib::Server server;
+  GuardedServer server;
   std::string page;
+  std::unique_ptr<HeavyPool> heavy;
+
+  // Runs `f` on a heavy thread (waiting up to the request deadline for one).
+  void as_heavy(const std::function<void()>& f) const {
+    heavy->run(f, Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(options.request_timeout_s)));
+  }
+
+  // A prediction: heavy when the configuration has more than kHeavyLayers layers.
+  void predict_route(const ModelConfig& config, const httplib::Request& req, httplib::Response& res) const {
+    if (config.num_layers > kHeavyLayers) as_heavy([&] { send_json(res, 200, explain_json(config, req)); });
+    else send_json(res, 200, explain_json(config, req));
+  }
 
   ModelConfig builtin(const std::string& name) const {
     const auto names = backend.model_names();
@@ -123,6 +474,9 @@ struct EnergyServer::Impl {
   void guarded(httplib::Response& res, F&& f) const {
     try {
       f();
+    } catch (const Busy& e) {
+      send_error(res, 503, e.what());
+      res.set_header("Retry-After", "1");
     } catch (const Error& e) {
       send_error(res, 400, e.what());
     } catch (const nlohmann::json::exception& e) {
@@ -172,7 +526,7 @@ struct EnergyServer::Impl {
       guarded(res, [&] {
         ModelConfig config = builtin(str_param(req, "model"));
         apply_overrides(config, req, "set");
-        send_json(res, 200, explain_json(config, req));
+        predict_route(config, req, res);
       });
     });
     Post("/api/predict", [this](const httplib::Request& req, httplib::Response& res) {
@@ -181,7 +535,7 @@ struct EnergyServer::Impl {
         ModelConfig config = backend.parse_config(req.body, "request body");
         check_size(config);
         apply_overrides(config, req, "set");
-        send_json(res, 200, explain_json(config, req));
+        predict_route(config, req, res);
       });
     });
     Get("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
@@ -195,9 +549,17 @@ struct EnergyServer::Impl {
         for (const char* k : {"phase", "past", "head"})
           if (req.has_param(k)) throw Error(fmt::format("parameter '{}' does not apply to /api/generate", k));
         const BuildOptions pass = pass_params(req).value_or(BuildOptions{});
-        nlohmann::json j = backend.generate(config, batch, prompt, generate, pass);
-        if (req.has_param("steps") && req.get_param_value("steps") == "0") j.erase("steps");
-        send_json(res, 200, j);
+        const std::int64_t work = static_cast<std::int64_t>(config.num_layers) * generate;
+        if (work > options.max_work)
+          throw Error(fmt::format("{} layers x {} generated tokens = {} layer-steps is more than this server's "
+                                  "budget of {} (about {:.1f} s of work); ask for fewer tokens",
+                                  config.num_layers, generate, work, options.max_work,
+                                  static_cast<double>(work) * limits::kSecondsPerLayerStep));
+        as_heavy([&] {
+          nlohmann::json j = backend.generate(config, batch, prompt, generate, pass);
+          if (req.has_param("steps") && req.get_param_value("steps") == "0") j.erase("steps");
+          send_json(res, 200, j);
+        });
       });
     });
     Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {
@@ -211,15 +573,22 @@ struct EnergyServer::Impl {
         const int seq = int_param(req, "seq", options.max_seq);
         const int batch_b = int_param(req, "batch_b", options.max_batch, batch);
         const int seq_b = int_param(req, "seq_b", options.max_seq, seq);
-        const Tree ta = backend.predict_tree(ca, batch, seq);
-        const Tree tb = backend.predict_tree(cb, batch_b, seq_b);
-        nlohmann::json j = to_json(compare(ta, tb));
-        j["hardware"] = backend.hardware;
-        send_json(res, 200, j);
+        as_heavy([&] {
+          const Tree ta = backend.predict_tree(ca, batch, seq);
+          const Tree tb = backend.predict_tree(cb, batch_b, seq_b);
+          nlohmann::json j = to_json(compare(ta, tb));
+          j["hardware"] = backend.hardware;
+          send_json(res, 200, j);
+        });
       });
     });
     // Every error status without a body of its own (404, 413, 414, ...) gets a JSON one.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
+      if (t_timed_out) {
+        send_error(res, 408, fmt::format("the request did not arrive whole within {:g} s", options.request_timeout_s));
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       const char* what = res.status == 404   ? "no such route"
                          : res.status == 413 ? "request body too large"
@@ -249,8 +618,26 @@ EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::m
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
   });
-  const int threads = std::max(1, impl_->options.threads);
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  const auto& o = impl_->options;
+  if (!(o.request_timeout_s > 0 && o.request_timeout_s <= 3600))
+    throw Error(fmt::format("request timeout {} s is not in (0, 3600]", o.request_timeout_s));
+  s.request_timeout_s = o.request_timeout_s;
+  impl_->heavy = std::make_unique<HeavyPool>(o.threads);
+  const auto connections = static_cast<std::size_t>(std::max(1, o.connections));
+  const auto queued = static_cast<std::size_t>(std::max(0, o.max_queued));
+  s.new_task_queue = [connections, queued] { return new BoundedPool(connections, queued); };
+  // cpp-httplib reads an application/x-www-form-urlencoded body as a form, refused over 8 KiB
+  // (413), before any handler runs; every POST body here is a config.json, so it is read as one.
+  // The request is the server's own (non-const) object, handed over as const.
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    if (req.method == "POST" &&
+        req.get_header_value("Content-Type").find("application/x-www-form-urlencoded") != std::string::npos) {
+      auto& r = const_cast<httplib::Request&>(req);
+      r.headers.erase("Content-Type");
+      r.headers.emplace("Content-Type", "application/json");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   impl_->routes();
 }
 

@@ -17,12 +17,36 @@
 //                          the energy of generating text (generation.hpp to_json; steps=0 leaves out
 //                          the per-step list); prompt <= max_seq, generate <= max_generate
 // Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad
-// override, malformed config) get 400 and {"error": "..."}; unknown paths 404, bodies over the
-// limit 413, other failures 500, always with a JSON error. Models are looked up by built-in
-// name only (a request never names a file). Handlers never let an exception escape.
+// override, malformed config, work over the budget) get 400 and {"error": "..."}; unknown paths
+// 404, bodies over the limit 413, a full server 503 (with Retry-After), other failures 500,
+// always with a JSON error. Models are looked up by built-in name only (a request never names a
+// file). Handlers never let an exception escape. POST bodies are read as JSON whatever their
+// content type (curl --data sends application/x-www-form-urlencoded).
+//
+// Load (what keeps slow or many clients from stalling the server):
+//   - Connections are served by `connections` threads; at most `max_queued` more wait for one.
+//     Past that, the accepting thread itself answers 503 and closes the connection at once (a
+//     bounded task queue that refuses inline: cpp-httplib's queue is unbounded).
+//   - Each request has a deadline for the whole of its reading, headers and body together
+//     (`request_timeout_s`, from the moment the connection is ready for it): the connection's
+//     reads wait with poll(2) for at most the time left, so a client sending one byte per 100 ms
+//     is cut off at the deadline (answered 408, the connection closed), not kept alive by each
+//     byte. This is done by serving each
+//     connection through its own Stream (cpp-httplib's process_request over a socket stream
+//     with the deadline) rather than by a watchdog, so no other thread ever touches a socket.
+//     Idle kept-alive connections are closed after keep-alive 5 s or the deadline.
+//   - Heavy requests (/api/generate, /api/compare, predictions of configurations over 48
+//     layers) run on `threads` threads of their own at a lower CPU priority (nice +10); the
+//     others wait for one up to the request deadline, then get 503. Cheap requests (health,
+//     models, a built-in model's prediction) never wait behind them and keep most of the CPU.
+//   - A generation's work (layers x generated tokens, layer-steps) is refused up front over
+//     `max_work`, with the estimate, like the CLI's limits (core/limits.hpp).
+//   - When the last open connection closes, freed memory is handed back to the system
+//     (malloc_trim), so the resident size returns near its start after a burst.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -47,7 +71,11 @@ struct ServeOptions {
   int max_seq = limits::kMaxRequestSeq;
   int max_layers = limits::kMaxRequestLayers;  // num_layers of a requested configuration (bounds the tree's size)
   int max_generate = limits::kMaxRequestGenerate;  // generated tokens of /api/generate
-  int threads = 8;       // worker threads
+  int threads = 8;       // heavy requests computed at once (see "Load" above)
+  int connections = 64;  // connection threads (each serves one connection at a time)
+  int max_queued = 64;   // accepted connections waiting for a thread; past it: 503
+  double request_timeout_s = 10;  // deadline for reading a whole request (headers and body), seconds
+  std::int64_t max_work = std::int64_t{1} << 22;  // layer-steps of one generation (about 1 s)
 };
 
 // What the server predicts with (the CLI wires arch/ + predict/ in; tests may fake it).

@@ -1,11 +1,14 @@
 #include "irene/explain/source.hpp"
 
+#include <functional>
+
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/core/usable.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/sweep.hpp"
@@ -67,11 +70,19 @@ GenerationGrid generation_grid(const Source& s, bool allow_ranges) {
   if (total > static_cast<std::size_t>(max_range_points))
     throw Error(fmt::format("{} points is more than {}", total, max_range_points));
   g.pass = build_options(s.pass);
+  // The work of every point together, refused up front with its estimate (limits.hpp).
+  double tokens = 0;
+  for (int n : g.generates) tokens += static_cast<double>(n) + limits::kLayerStepsPerPoint;
+  const double work = tokens * static_cast<double>(g.batches.size() * g.prompts.size()) * g.config.num_layers;
+  if (work > static_cast<double>(limits::kMaxLayerSteps))
+    throw Error(fmt::format("{} points of {} layers x their generated tokens (and {} per point) = {:.0f} layer-steps is "
+                            "more than the {} one command may take (about {:.0f} s of work); sweep fewer points or tokens",
+                            total, g.config.num_layers, limits::kLayerStepsPerPoint, work, limits::kMaxLayerSteps,
+                            work * limits::kSecondsPerLayerStep));
   return g;
 }
 
-std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
-  std::vector<Generation> out;
+void for_each_generation(const GenerationGrid& grid, const Predictor& p, const std::function<void(Generation&&)>& each) {
   for (int b : grid.batches)
     for (int q : grid.prompts)
       for (int n : grid.generates) {
@@ -80,8 +91,13 @@ std::vector<Generation> predict_generations(const GenerationGrid& grid, const Pr
         r.prompt = q;
         r.generate = n;
         r.pass = grid.pass;
-        out.push_back(predict_generation(grid.config, r, p));
+        each(predict_generation(grid.config, r, p));
       }
+}
+
+std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p) {
+  std::vector<Generation> out;
+  for_each_generation(grid, p, [&](Generation&& g) { out.push_back(std::move(g)); });
   return out;
 }
 

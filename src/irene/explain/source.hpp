@@ -56,6 +56,9 @@ struct GenerationGrid {
 GenerationGrid generation_grid(const Source& s, bool allow_ranges);
 // predict_generation at every point of the grid, in its order.
 std::vector<Generation> predict_generations(const GenerationGrid& grid, const Predictor& p);
+// The same, handing each generation to `each` as it finishes (a sweep keeps one summary per
+// point, never every point's trees and steps).
+void for_each_generation(const GenerationGrid& grid, const Predictor& p, const std::function<void(Generation&&)>& each);
 
 // Calls `start(total)` once, then `each(tree)` for every tree of the source, in order: the trees of
 // a file (filtered by --batch/--seq, unusable ones skipped; predicted when a predictor is named), or

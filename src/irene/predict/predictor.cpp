@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <set>
 
 #include "irene/core/error.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/json_util.hpp"
 #include "irene/predict/crossval.hpp"
@@ -174,6 +176,17 @@ void Predictor::predict(Tree& tree) const {
       n.predicted_own_interval = IntervalCalibration::apply(intervals_.own_factors(), own[i], distance[i]);
     }
     n.out_of_range = std::move(notes[i]);
+    // A plausible predictor on an accepted tree stays finite; anything else never reaches an
+    // output (inf/NaN would be written as nulls that no reader takes back).
+    const bool finite = std::isfinite(e) && std::isfinite(n.predicted_interval->low_j) &&
+                        std::isfinite(n.predicted_interval->high_j) &&
+                        (!n.predicted_own_energy_j ||
+                         (std::isfinite(*n.predicted_own_energy_j) && std::isfinite(n.predicted_own_interval->low_j) &&
+                          std::isfinite(n.predicted_own_interval->high_j)));
+    if (!finite)
+      throw Error(fmt::format("tree {}: node '{}': the predicted energy is not a finite number ({} J): the predictor "
+                              "{} does not hold plausible weights for this input",
+                              tree.key(), n.id, e, path_.empty() ? std::string("in use") : path_.string()));
   }
   // The tree's summary: how many nodes leave the training range, and the farthest value of each
   // feature that does.
@@ -298,10 +311,47 @@ struct Reader {
 
 }  // namespace
 
+namespace {
+
+// Refuses a key of `j` that the format does not have, naming it (a misspelt or foreign field
+// would otherwise be silently ignored).
+void known_keys(const Reader& r, const json& j, std::initializer_list<const char*> keys, const char* ctx) {
+  if (!j.is_object()) return;
+  for (const auto& [k, v] : j.items()) {
+    bool known = false;
+    for (const char* key : keys) known = known || k == key;
+    if (!known) r.fail(fmt::format("{}unknown field '{}'", ctx, k.substr(0, 80)));
+  }
+}
+
+// The keys of a predictor file.
+constexpr std::array<const char*, 14> kTopLevelKeys = {
+    "format",          "version",  "irene_version", "hardware", "config",
+    "target",          "unit",     "features",      "features_dropped", "needs_resource_features",
+    "training_data",   "leaf_models", "upper",      "intervals"};
+
+// Weights of a plausible predictor stay far below this magnitude (the shipped one: < 1e9); a
+// larger one (1e308) would turn predictions into inf or NaN.
+constexpr double kMaxWeightMagnitude = 1e15;
+
+void plausible(const Reader& r, const Eigen::VectorXd& v, const std::string& what) {
+  if (v.size() > 0 && v.cwiseAbs().maxCoeff() > kMaxWeightMagnitude)
+    r.fail(fmt::format("{} holds a value beyond +-{:g}: not a plausible predictor", what, kMaxWeightMagnitude));
+}
+void plausible(const Reader& r, double v, const std::string& what) {
+  if (std::abs(v) > kMaxWeightMagnitude)
+    r.fail(fmt::format("{} is {:g}, beyond +-{:g}: not a plausible predictor", what, v, kMaxWeightMagnitude));
+}
+
+}  // namespace
+
 Predictor Predictor::from_json(const json& j, const std::string& where) {
   Reader r{where};
   if (!j.is_object() || !j.contains("format") || j["format"] != "irene-predictor")
     r.fail("not an irene predictor file (no \"format\": \"irene-predictor\")");
+  for (const auto& [k, v] : j.items())
+    if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), k) == kTopLevelKeys.end())
+      r.fail(fmt::format("unknown field '{}'", k.substr(0, 80)));
   const json& version = r.at(j, "version");
   if (!version.is_number_integer() || version.get<long>() < 1 || version.get<long>() > kFormatVersion)
     r.fail(fmt::format("predictor format version {} is not supported (this irene reads versions 1 to {}); retrain "
@@ -333,6 +383,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   if (!leaves.is_object() || leaves.empty()) r.fail("field 'leaf_models' must be a non-empty object");
   for (const auto& [name, lj] : leaves.items()) {
     const std::string ctx = fmt::format("leaf_models.{}: ", name);
+    known_keys(r, lj, {"kind", "samples", "mean", "scale", "coef", "intercept", "lo", "hi"}, ctx.c_str());
     LeafRegressor lr;
     const std::string kind = r.string(lj, "kind", ctx.c_str());
     if (kind == "linear") lr.kind = LeafModel::linear;
@@ -344,6 +395,8 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     if ((lr.scaler.scale.array() <= 0).any()) r.fail(ctx + "scale values must be positive");
     lr.coef = r.vector(lj, "coef", d, ctx);
     lr.intercept = r.number(lj, "intercept", ctx.c_str());
+    plausible(r, lr.coef, ctx + "'coef'");
+    plausible(r, lr.intercept, ctx + "'intercept'");
     lr.samples = r.count(lj, "samples", ctx.c_str());
     if (v2) {
       lr.lo = r.vector(lj, "lo", d, ctx);
@@ -354,6 +407,10 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   }
 
   const json& uj = r.at(j, "upper");
+  known_keys(r, uj,
+             {"weighting", "strategy", "tau", "mean", "scale", "polynomial", "degree", "weights", "bias",
+              "final_train_loss", "root_weights", "root_bias", "lo", "hi", "own"},
+             "upper: ");
   UpperModel& u = p.model_.upper;
   u.weighting = p.model_.config.weighting_setting;
   u.strategy = p.model_.config.training_strategy;
@@ -377,6 +434,8 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   u.poly = Polynomial(static_cast<int>(d), static_cast<int>(degree), poly.get<bool>());
   u.w = r.vector(uj, "weights", u.poly.outputs(), "upper: ");
   u.b = r.number(uj, "bias", "upper: ");
+  plausible(r, u.w, "upper: 'weights'");
+  plausible(r, u.b, "upper: 'bias'");
   int root_terms = 0;
   try {
     root_terms = root_weight_terms(p.model_.config, static_cast<int>(d));
@@ -389,6 +448,8 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   if (root_terms > 0) {
     u.w_root = r.vector(uj, "root_weights", root_terms, "upper: ");
     u.b_root = r.number(uj, "root_bias", "upper: ");
+    plausible(r, u.w_root, "upper: 'root_weights'");
+    plausible(r, u.b_root, "upper: 'root_bias'");
   }
   u.clamp_inputs = p.model_.config.clamp_alpha_inputs;
   if (v2) {
@@ -406,6 +467,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
   }
   if (!own_names.empty()) {
     const json& oj = r.at(uj, "own", "upper: ");
+    known_keys(r, oj, {"features", "weights", "scale", "lo", "hi"}, "upper.own: ");
     const json& names = r.at(oj, "features", "upper.own: ");
     if (names != json(own_names))
       r.fail(fmt::format("upper.own: 'features' must be {} (from the configuration)", json(own_names).dump()));
@@ -415,17 +477,20 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     u.own_lo = r.vector(oj, "lo", k, "upper.own: ");
     u.own_hi = r.vector(oj, "hi", k, "upper.own: ");
     if ((u.own_w.array() < 0).any()) r.fail("upper.own: 'weights' must be >= 0");
+    plausible(r, u.own_w, "upper.own: 'weights'");
     if ((u.own_scale.array() <= 0).any()) r.fail("upper.own: 'scale' values must be positive");
     p.model_.own_names = own_names;
   }
 
   const json& ij = r.at(j, "intervals");
+  known_keys(r, ij, {"coverage", "method", "groups"}, "intervals: ");
   p.intervals_.coverage = p.model_.config.interval_coverage;
   p.interval_method_ = r.string(ij, "method", "intervals: ");
   const json& groups = r.at(ij, "groups", "intervals: ");
   if (!groups.is_object()) r.fail("intervals: 'groups' must be an object");
   for (const auto& [g, gj] : groups.items()) {
     const std::string ctx = fmt::format("intervals.groups.{}: ", g);
+    known_keys(r, gj, {"low", "high", "samples"}, ctx.c_str());
     IntervalFactors f;
     f.low = r.number(gj, "low", ctx.c_str());
     f.high = r.number(gj, "high", ctx.c_str());
@@ -442,9 +507,23 @@ void Predictor::save(const std::filesystem::path& path) const {
 }
 
 Predictor Predictor::load(const std::filesystem::path& path) {
-  const std::string text = read_file(path, std::uint64_t{256} << 20);
-  const json j = parse_json_document(text, path.string(), "the predictor file");
+  std::string text = read_file(path, limits::kMaxPredictorBytes);
+  // Depth and array lengths are checked before the document is built (no array of the format
+  // is longer than the expansion of 64 features at degree 4: 814,385 weights).
+  JsonBounds bounds;
+  bounds.max_depth = limits::kMaxPredictorDepth;
+  bounds.top_level_keys.assign(kTopLevelKeys.begin(), kTopLevelKeys.end());
+  bounds.bytes_per_value = 8;  // numbers are written with 17 digits: about 20 bytes each
+  json j = parse_json_document(text, path.string(), "the predictor file", bounds);
+  std::string().swap(text);
+  // The free-form "training_data" is moved, not copied, into the predictor.
+  json training;
+  if (auto it = j.find("training_data"); j.is_object() && it != j.end()) {
+    training = std::move(*it);
+    j.erase(it);
+  }
   Predictor p = from_json(j, path.string());
+  if (!training.is_null()) p.training_data_ = std::move(training);
   p.path_ = path;
   return p;
 }
