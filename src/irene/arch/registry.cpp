@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "irene/core/error.hpp"
@@ -61,6 +62,28 @@ OpKind per_element(std::string name, std::string description, double flops, doub
                 }};
 }
 
+}  // namespace
+
+double routed_active_experts(const Attrs& a) {
+  const double experts = static_cast<double>(get_or(a, "experts", 1));
+  if (experts <= 1) return 1;
+  const double k = static_cast<double>(std::max<std::int64_t>(1, get_or(a, "top_k", 1)));
+  const double tokens = static_cast<double>(get_or(a, "batch", 0)) / k;
+  return experts * (1 - std::pow(1 - std::min(1.0, k / experts), tokens));
+}
+
+std::int64_t active_parameters(const Tree& tree) {
+  std::int64_t active = tree.nodes.empty() ? 0 : tree.root().num_parameters;
+  for (const Node& n : tree.nodes) {
+    const auto experts = get_or(n.attrs, "experts", 1);
+    if (n.type != NodeType::ml || !n.children.empty() || experts <= 1) continue;
+    active -= n.num_parameters / experts * (experts - std::min(experts, get_or(n.attrs, "top_k", 1)));
+  }
+  return active;
+}
+
+namespace {
+
 std::vector<Primitive> make_primitives() {
   std::vector<Primitive> p;
   p.push_back(Primitive{
@@ -75,12 +98,17 @@ std::vector<Primitive> make_primitives() {
       .parameters =
           [](const Attrs& a) {
             const auto w = get_or(a, "tied", 0) ? std::int64_t{0} : mul(get(a, "in_features"), get(a, "out_features"));
-            return get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w;
+            return mul(get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w, get_or(a, "experts", 1));
           },
       .count =
           [](const Attrs& a, double e) {
             const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
-            if (get(a, "input_rank") == 2) return matmul_2d(b, in, out, e);
+            if (get(a, "input_rank") == 2) {
+              Counts c = matmul_2d(b, in, out, e);
+              // Routed experts: one weight per expert, each read when a token of the step chooses it.
+              if (get_or(a, "experts", 1) > 1) c.bytes += (routed_active_experts(a) - 1) * in * out * e;
+              return c;
+            }
             const double s = get(a, "seq");
             Counts c = batched_matmul(b, s, in, out, e);
             if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
@@ -90,7 +118,13 @@ std::vector<Primitive> make_primitives() {
                          {"tied",
                           "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
                           "if any, is its own parameter",
-                          0}}});
+                          0},
+                         {"experts",
+                          "routed experts the leaf stands for (the same projection of every expert of a mixture of "
+                          "experts, input rank 2 on batch = tokens x top_k routed rows): parameters x experts, weight "
+                          "bytes x routed_active_experts",
+                          1},
+                         {"top_k", "experts each token is routed to (with experts > 1)", 1}}});
   p.push_back(Primitive{
       .class_name = "Conv1D",
       .description = "Hugging Face Conv1D (GPT-2, OpenAI-GPT): one addmm over the flattened [batch x seq, in] input.",
@@ -185,7 +219,7 @@ std::vector<Primitive> make_primitives() {
           }});
   p.push_back(Primitive{
       .class_name = "RMSNorm",
-      .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm"},
+      .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "MixtralRMSNorm"},
       .description =
           "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
           "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
@@ -278,6 +312,23 @@ std::vector<OpKind> make_op_kinds() {
       per_element("cumsum_int64", "cumulative sum of an int64 attention mask along the sequence (OPT's positions)",
                   1, 0, 16),
       per_element("mul_int64", "element-wise product of two int64 tensors (OPT's positions * mask)", 1, 0, 24),
+      per_element("topk",
+                  "torch.topk of router scores [tokens, experts] along the experts: every score read and compared "
+                  "once (the k values and indices written are counted with the scores)",
+                  1, 1),
+      per_element("sum", "sum over the last dimension of [rows, n] (the top-k weights' renormalisation): per input "
+                         "element 1 FLOP, 1 access",
+                  1, 1),
+      per_element("zeros", "torch.zeros / zeros_like of [tokens, hidden] (a mixture of experts' output buffer): "
+                           "every element written once",
+                  0, 1),
+      per_element("gather", "index select of the rows routed to experts, [tokens x top_k, hidden]: every element "
+                            "read and written once (the int64 row index of each row not counted)",
+                  0, 2),
+      per_element("index_add",
+                  "index_add_ of the experts' weighted outputs [tokens x top_k, hidden] into the output: every source "
+                  "element read and added into a read and written destination element",
+                  1, 3),
       per_element("cat", "torch.cat of two tensors along the last dimension into [.., n] (GPT-NeoX's rotated and "
                          "passed-through head dimensions): every element read and written once", 0, 2),
       per_element("cache_cat",
