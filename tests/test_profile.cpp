@@ -684,6 +684,26 @@ TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {
   }
 }
 
+// Runs a collect script (`env` + `script`, shell-quoted), SIGTERMs it once its first tree is in
+// `out`, then reruns the same command to the end. Returns the complete lines kept by the
+// interrupted run and the rerun's status and output; a failed step is a test failure.
+struct ScriptRuns {
+  int kept = 0;
+  irene_test::CliResult rerun;
+};
+ScriptRuns interrupt_then_rerun(const std::string& command, const fs::path& out, const fs::path& log) {
+  ScriptRuns r;
+  const pid_t pid = spawn_shell(command, log);
+  EXPECT_TRUE(wait_for_lines(out, 1, pid)) << slurp(log);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.kept = complete_lines(out);
+  EXPECT_GE(r.kept, 1) << slurp(log);
+  r.rerun = irene_test::run_shell(command + " 2>&1");
+  return r;
+}
+
 // scripts/collect-local-dataset.sh: runs irene collect with its schedule; a SIGTERM in the
 // middle keeps every finished tree, and the same command resumes to the end.
 TEST(CollectScript, InterruptedThenRerunHoldsEveryTreeExactlyOnce) {
@@ -695,14 +715,10 @@ TEST(CollectScript, InterruptedThenRerunHoldsEveryTreeExactlyOnce) {
                           kTinyBert + "' IRENE_LARGE_MODEL='' IRENE_BATCH=1,2 IRENE_SEQ=4,8 IRENE_METER=none ";
   const std::string script = "'" + (fs::path(src) / "scripts" / "collect-local-dataset.sh").string() + "' '" +
                              out.string() + "'";
-  const pid_t pid = spawn_shell("env " + env + script, d.path / "log1.txt");
-  ASSERT_TRUE(wait_for_lines(out, 1, pid)) << slurp(d.path / "log1.txt");
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  const int kept = complete_lines(out);
-  ASSERT_GE(kept, 1) << slurp(d.path / "log1.txt");
-  const auto rerun = irene_test::run_shell("env " + env + script + " 2>&1");
+  const auto runs = interrupt_then_rerun("env " + env + script, out, d.path / "log1.txt");
+  ASSERT_GE(runs.kept, 1);
+  const int kept = runs.kept;
+  const auto& rerun = runs.rerun;
   const std::string& log = rerun.output;
   ASSERT_EQ(rerun.status, 0) << log;
   EXPECT_NE(log.find(fmt::format("({} already there)", kept)), std::string::npos) << log;
@@ -732,13 +748,9 @@ TEST(CollectScript, DecodeStepsAndPrefillsResumeAndCrossValidate) {
                           "IRENE_METER=none ";
   const std::string script = "'" + (fs::path(src) / "scripts" / "collect-decode-dataset.sh").string() + "' '" +
                              out.string() + "'";
-  const pid_t pid = spawn_shell("env " + env + script, d.path / "log1.txt");
-  ASSERT_TRUE(wait_for_lines(out, 1, pid)) << slurp(d.path / "log1.txt");
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_GE(complete_lines(out), 1) << slurp(d.path / "log1.txt");
-  const auto rerun = irene_test::run_shell("env " + env + script + " 2>&1");
+  const auto runs = interrupt_then_rerun("env " + env + script, out, d.path / "log1.txt");
+  ASSERT_GE(runs.kept, 1);
+  const auto& rerun = runs.rerun;
   ASSERT_EQ(rerun.status, 0) << rerun.output;
   EXPECT_NE(rerun.output.find("[1/2] decode steps"), std::string::npos) << rerun.output;
   EXPECT_NE(rerun.output.find("[2/2] prefills"), std::string::npos) << rerun.output;
