@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "irene/explain/generation.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/prediction.hpp"
+#include "irene/explain/splits.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
@@ -318,7 +320,7 @@ void register_predict_command(CLI::App& app) {
 
 struct EvaluateArgs {
   std::string gold, pred, format = "text", target;
-  bool strict = false;
+  bool strict = false, by_kind = false;
 };
 
 void run_evaluate(const EvaluateArgs& a) {
@@ -336,16 +338,20 @@ void run_evaluate(const EvaluateArgs& a) {
   policy.strict = a.strict;
   policy.source = a.gold;
   const auto e = evaluate_trees(gold, pred, a.gold, a.pred, &policy);
+  std::optional<explain::SplitComparison> splits;
+  if (a.by_kind) splits = explain::compare_kind_splits(gold, pred, a.gold, a.pred);
   if (a.format == "json") {
     json j = errors_to_json(e);
     j["nodes"] = {{"ml", e.ml_nodes}, {"module", e.module_nodes}, {"model", e.model_nodes}};
     j["target"] = std::string(to_string(target));
     j["unit"] = std::string(target_unit(target)) + " per forward pass";
+    if (splits) j["by_kind"] = explain::splits_json(*splits);
     std::cout << j.dump(1) << '\n';
   } else {
     std::cout << fmt::format("target: {} ({})\n% error (mean over nodes): {}\nnodes: ml {}  module {}  model {}\n",
                              to_string(target), target_unit_words(target), errors_text(e), e.ml_nodes,
                              e.module_nodes, e.model_nodes);
+    if (splits) std::cout << '\n' << explain::splits_text(*splits);
   }
 }
 
@@ -357,6 +363,9 @@ void register_evaluate_command(CLI::App& app) {
   cmd->add_option("PRED", a->pred, "predicted trees (JSONL, from irene predict)")->required();
   cmd->add_option("--format", a->format, "text | json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_flag("--strict", a->strict, "fail on a measured tree without a prediction instead of skipping it");
+  cmd->add_flag("--by-kind", a->by_kind,
+                "also compare how each tree's energy splits across module kinds (attention, feed-forward, "
+                "embeddings, norm, LM head, other): measured vs predicted shares per tree, per phase and overall");
   add_target_option(cmd, a->target,
                     "energy (default) or time: GOLD's measured energy, or its times_mean; PRED must have been "
                     "predicted for the same target");
