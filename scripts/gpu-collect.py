@@ -28,8 +28,14 @@ its window is taken between two observed counter steps, so the window's edges fa
   passes, window_s      calls in the window and its length, seconds
   energy_spread         relative spread of repeated windows (nodes measured more than once)
 
-and, on decode roots where CUDA-graph capture works, cuda_graph_energy / cuda_graph_times_mean (the
-whole step replayed as one graph, as serving engines run decode steps).
+and cuda_graph (1: replayed from a CUDA graph, 0: eager where capture failed), graph_calls, and on
+roots eager_energy / eager_times_mean (the same step run eagerly, host launch overhead included).
+
+The root and the model are captured with transformers' mask builders returning the mask the layers
+received in the eager forward (mask_pinned = 1; --no-pinned-masks turns it off). The collection of
+2026-12-04 (data/gpu-h200) predates that: captured whole, its large-cache decode steps took the
+masked attention path, and `import` keeps those roots out of the ground truth. The pinning has not
+yet run on a GPU; `import`'s level check says whether it closes the gap.
 
 Output: irene JSONL (the input trees, annotated), readable by `irene evaluate`, `irene predict` etc.,
 with the GPU, driver, CUDA, clocks, power limit and method in each tree's provenance. Finished trees
@@ -165,6 +171,7 @@ KEY_FIELDS = ["model_name", "phase", "batch_size", "seq_len", "past_len", "scope
 MEASURED_FIELDS = [
     "ground_truth_energy", "energy_above_idle", "times_mean", "gpu_power_w", "gpu_clk", "gpu_mem_clk",
     "passes", "window_s", "energy_spread", "cuda_graph", "graph_calls", "eager_energy", "eager_times_mean",
+    "mask_pinned", "sdpa_gqa", "sdpa_masked",
 ]
 
 
@@ -430,24 +437,53 @@ class Runner:
         m["energy_above_idle"] = m["energy_j"] - self.idle_w * m["times_mean"]
         return m
 
-    def graph(self, call, reset, n):
-        """A CUDA graph of n calls (reset, host-side only, after each)."""
+    def graph(self, call, reset, n, context=None):
+        """A CUDA graph of n calls (reset, host-side only, after each); `context` (a context manager
+        factory) is active while Python runs the calls, i.e. while they are captured."""
+        import contextlib
+
         t = self.torch
         s = t.cuda.Stream()
         s.wait_stream(t.cuda.current_stream())
-        with t.cuda.stream(s):
-            for _ in range(3):
-                call()
-                reset()
-        t.cuda.current_stream().wait_stream(s)
-        g = t.cuda.CUDAGraph()
-        with t.cuda.graph(g):
-            for _ in range(n):
-                call()
-                reset()
+        with context() if context else contextlib.nullcontext():
+            with t.cuda.stream(s):
+                for _ in range(3):
+                    call()
+                    reset()
+            t.cuda.current_stream().wait_stream(s)
+            g = t.cuda.CUDAGraph()
+            with t.cuda.graph(g):
+                for _ in range(n):
+                    call()
+                    reset()
         return g
 
-    def measure_node(self, call, reset, repeats):
+    def pinned_masks(self, mask):
+        """A context in which transformers' mask builders return `mask` (the one the layers received in
+        the eager forward). Captured whole, a model otherwise builds its attention mask as it does under
+        tracing and takes the masked attention path (key/value heads repeated, the masked SDPA kernel)
+        where its layers, run with the eager forward's arguments, do not (data/gpu-h200/README.md)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            saved = []
+            for name, module in list(sys.modules.items()):
+                if not name.startswith("transformers.models.") or module is None:
+                    continue
+                for fn in ("create_causal_mask", "create_sliding_window_causal_mask"):
+                    if hasattr(module, fn):
+                        saved.append((module, fn, getattr(module, fn)))
+                        setattr(module, fn, lambda *a, **k: mask)
+            try:
+                yield
+            finally:
+                for module, fn, f in saved:
+                    setattr(module, fn, f)
+
+        return ctx
+
+    def measure_node(self, call, reset, repeats, context=None):
         """The node's GPU work replayed from a CUDA graph (no host launch overhead, as serving engines
         run decode steps); eager PyTorch where capture fails. Returns the measurement with cuda_graph
         1 or 0."""
@@ -457,7 +493,7 @@ class Runner:
 
         if self.args.graphs:
             try:
-                g1 = self.graph(call, reset, 1)
+                g1 = self.graph(call, reset, 1, context)
                 g1.replay()
                 self.sync()
                 t0 = time.perf_counter()
@@ -466,7 +502,7 @@ class Runner:
                 self.sync()
                 one = max((time.perf_counter() - t0) / 5, 1e-6)
                 n = max(1, min(256, math.ceil(self.args.graph_s / one)))
-                g = g1 if n == 1 else self.graph(call, reset, n)
+                g = g1 if n == 1 else self.graph(call, reset, n, context)
                 m = self.measure(g.replay, repeats, per_call=n)
                 m["cuda_graph"] = 1.0
                 m["graph_calls"] = float(n)
@@ -541,6 +577,11 @@ class Runner:
         import torch.nn.functional as F
 
         got, handles = {}, []
+        try:  # the first decoder layer's arguments give the mask the eager forward built
+            model.get_submodule("model.layers.0")
+            wanted_scopes = set(wanted_scopes) | {"model.layers.0"}
+        except AttributeError:
+            pass
         for scope in wanted_scopes:
             if scope == "":
                 continue
@@ -589,6 +630,7 @@ class Runner:
                 return False
             scope, cls = node.get("scope", ""), node.get("instance_type")
             node_reset = lambda: None  # noqa: E731
+            li = 0
             if cls == "ScaledDotProductAttention":
                 li = layer_index(scope) or 0
                 if li < len(sdpa_calls):
@@ -606,9 +648,17 @@ class Runner:
                 if decode and "past_key_values" in k:
                     node_reset = reset
             root = scope == ""
+            context = None
+            if scope in ("", "model") and "model.layers.0" in got and self.args.pin_masks:
+                context = self.pinned_masks(got["model.layers.0"][1].get("attention_mask"))
             try:
                 with t.no_grad():
-                    m = self.measure_node(call, node_reset, 3 if root else 1)
+                    m = self.measure_node(call, node_reset, 3 if root else 1, context)
+                    if context is not None:
+                        m["mask_pinned"] = 1.0
+                    if cls == "ScaledDotProductAttention" and li < len(sdpa_calls):
+                        m["sdpa_gqa"] = 1.0 if k.get("enable_gqa") else 0.0
+                        m["sdpa_masked"] = 0.0 if k.get("attn_mask") is None else 1.0
                     if root:
                         def eager(call=call, node_reset=node_reset):
                             call()
@@ -698,6 +748,12 @@ def main(argv=None):
     ap.add_argument("--graph-s", type=float, default=0.002, help="GPU seconds one graph replay aims at")
     ap.add_argument("--models", default="", help="comma-separated model names to measure (default: all)")
     ap.add_argument("--no-graphs", dest="graphs", action="store_false", help="eager PyTorch only, no CUDA graphs")
+    ap.add_argument(
+        "--no-pinned-masks",
+        dest="pin_masks",
+        action="store_false",
+        help="capture the root and the model without pinning transformers' attention mask to the eager forward's",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--deadline-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -756,7 +812,8 @@ def main(argv=None):
             "eager where capture fails, cuda_graph=0), in chunks synchronised after each, the window between two "
             "energy-counter steps; decode through a DynamicCache of past random positions (each call appends one "
             "and is cropped back); identical layers share layer 0's measurement; roots also eager "
-            "(eager_energy, eager_times_mean)"
+            "(eager_energy, eager_times_mean); root and model graphs with the eager forward's attention mask "
+            "where mask_pinned=1"
         ),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
