@@ -19,20 +19,23 @@
 //
 // The model, per unit u of regressor k (the primitive class: Linear, RMSNorm, SiLU,
 // ScaledDotProductAttention, Embedding; or "op:KIND" for a module's own operations) on hardware h:
-//   m_u = traffic_u / bandwidth_h, c_u = flops_u / peak_h(precision), n_u = kernels_u x G x 1 us
-//   (GPU-seconds of memory streaming, of arithmetic at the dense peak, and of launches);
-//   time of the step  t = tau0 + tau_seq B + sum_u (alpha_k m_u + beta_k c_u) / G + gamma n_u / G
-//                         + delta A + tau_ar R
-//   energy of a step  E = TDP_h x [ sum_u (a_k m_u + b_k c_u + g n_u) + d G A + s G t ]
+//   m_u = traffic_u / bandwidth_h, c_u = flops_u / peak_h(precision), r_u = max(m_u, c_u) (its
+//   roofline), n_u = kernels_u x G x 1 us (GPU-seconds of memory streaming, of arithmetic at the
+//   dense peak, of the roofline, and of launches);
+//   time of the step   t = tau0 + tau_seq B + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G
+//                          + delta A + tau_ar R
+//   power of one GPU   P = TDP_h x [ s + sum_u (a_k m_u + b_k c_u + g n_u) / (G t) + d A / t ]
+//   energy of a step   E = G t P = TDP_h x [ s G t + sum_u (a_k m_u + b_k c_u + g n_u) + d G A ]
 // (A: all-reduce transfer seconds per GPU, R: all-reduces per step, each with a fixed latency;
 // tau_seq: the host's work per sequence in flight, scheduling and sampling, while the GPUs wait;
-// TDP_h: one GPU's power limit, so a, b, g, d, s are fractions of
-// it and the same coefficients can serve several GPUs). The time model is fitted first on the
-// measured median inter-token latencies; the energy model then on the measured step energies
-// (energy per token x sequences in flight) with t from the fitted time model. Both are
-// non-negative least squares on relative errors, and each regressor's coefficient is shrunk
-// toward one coefficient shared by all regressors (penalty kShrink x rows x (alpha_k - alpha)^2;
-// kShrink fixed in advance, never tuned on the cross-validation figures).
+// TDP_h: one GPU's power limit, so s, a, b, g, d are shares of it and the same coefficients can
+// serve several GPUs). No unit runs faster than its roofline: alpha_k >= 1. The time model is
+// fitted on the measured median inter-token latencies; the power model on the measured mean power
+// per GPU, with the utilizations (m / (G t) ...) of the measured step time; a prediction uses the
+// predicted time, so that E = G t P (the table's identity: energy per token ~ power x ITL / B).
+// Both are non-negative least squares on relative errors, and each regressor's coefficient is
+// shrunk toward one coefficient shared by all regressors (penalty kShrink x rows x
+// (alpha_k - alpha)^2, kShrink = 0.1 fixed).
 //
 // The split among nodes. A node's energy is the sum of its units' (its subtree's leaves and own
 // operations, decode and prefill), each unit's being its own dynamic terms plus the static power
