@@ -13,6 +13,7 @@
 #include "irene/core/error.hpp"
 #include "irene/data/dataset.hpp"
 #include "irene/data/merge.hpp"
+#include "irene/serving/crossval.hpp"
 
 namespace irene::cli {
 
@@ -31,13 +32,21 @@ void register_data(CLI::App& app) {
       "import",
       "Turn one device folder of the CSV dataset into one tree per (model, batch, seq), built from the "
       "architecture, with each row's features and energy_mean (ground truth, joules) on its node");
-  imp->add_option("DIR", ia->dir, "device folder, e.g. ../shared/irene-data/device_1")->required();
+  imp->add_option("DIR", ia->dir,
+                  "device folder, e.g. ../shared/irene-data/device_1; or a table of measured serving runs (CSV, "
+                  "../shared/llm-energy/mlenergy-v3-llm.csv), written as one JSON line per run")
+      ->required();
   imp->add_option("-o,--output", ia->out, "output JSONL file ('-' = standard output)")->required();
   imp->add_flag("--computed-features", ia->computed,
                 "keep the counted flops/mem_bytes instead of the CSV's (they agree within 0.5%)");
   imp->add_flag("--skip-incomplete", ia->skip_incomplete,
                 "do not write configurations that lack a whole level (no model row, no module rows, ...)");
   imp->callback([ia] {
+    if (serving::is_serving_csv(ia->dir)) {  // a table of measured serving runs
+      const std::string summary = serving::import_serving_csv(ia->dir, ia->out);
+      (ia->out == "-" ? std::cerr : std::cout) << summary << "; written to " << ia->out << '\n';
+      return;
+    }
     ImportOptions options;
     options.csv_features = !ia->computed;
     options.skip_incomplete = ia->skip_incomplete;

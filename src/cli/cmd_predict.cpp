@@ -29,6 +29,7 @@
 #include "irene/explain/splits.hpp"
 #include "irene/predict/config.hpp"
 #include "irene/predict/crossval.hpp"
+#include "irene/serving/crossval.hpp"
 #include "irene/predict/evaluate.hpp"
 #include "irene/predict/predictor.hpp"
 #include "irene/predict/target.hpp"
@@ -373,7 +374,7 @@ void register_evaluate_command(CLI::App& app) {
 }
 
 struct CrossvalArgs {
-  std::string trees, config = "default", format = "text", out = "-", predictions, target;
+  std::string trees, config = "default", format = "text", out = "-", predictions, target, hardware;
   std::vector<std::string> sets, exclude;
   int threads = default_threads();
   std::string intervals = "nested";
@@ -381,6 +382,15 @@ struct CrossvalArgs {
 };
 
 void run_crossval(const CrossvalArgs& a) {
+  if (serving::is_serving_csv(a.trees)) {  // a table of measured serving runs (serving/crossval.hpp)
+    if (a.hardware.empty()) throw Error(fmt::format("{}: a serving table needs --hardware NAME (H100, B200, ...)", a.trees));
+    const json report = serving::crossval_serving_file(a.trees, a.hardware);
+    write_output(a.out, [&](std::ostream& os) {
+      os << (a.format == "json" ? report.dump(1) + "\n" : serving::crossval_serving_text(report));
+    });
+    return;
+  }
+  if (!a.hardware.empty()) throw Error("--hardware applies to a serving table (a CSV of measured serving runs)");
   const Config config = config_from_options(a.config, a.sets, a.target);
   const auto trees = read_measured_trees(a.trees, a.exclude, a.strict, a.quiet, config.target);
   std::vector<const Tree*> ptrs;
@@ -439,7 +449,13 @@ void register_crossval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("crossval",
                                  "Leave-one-model-out cross-validation: % error per level per fold and overall, "
                                  "with baselines");
-  cmd->add_option("TREES", a->trees, "measured trees (JSONL)")->required();
+  cmd->add_option("TREES", a->trees,
+                  "measured trees (JSONL), or a table of measured serving runs (CSV, e.g. "
+                  "../shared/llm-energy/mlenergy-v3-llm.csv; with --hardware)")
+      ->required();
+  cmd->add_option("--hardware", a->hardware,
+                  "with a serving table: the GPU to cross-validate on, a built-in profile (" +
+                      hardware::builtin_names() + ") or a JSON file");
   cmd->add_option("--config", a->config, "configuration: 'default', 'paper', or a JSON file (default: default)");
   cmd->add_option("--set", a->sets, "override one configuration key, e.g. --set epochs=20 (repeatable)");
   cmd->add_option("--exclude", a->exclude,

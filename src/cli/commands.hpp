@@ -25,6 +25,7 @@ void register_tree(CLI::App& app);     // cmd_tree.cpp
 void register_data(CLI::App& app);     // cmd_data.cpp
 void register_explain(CLI::App& app);  // cmd_explain.cpp: explain, compare, sweep, report, serve
 void register_predict(CLI::App& app);  // cmd_predict.cpp: train, predict, evaluate, crossval
+void register_serving(CLI::App& app);  // cmd_serving.cpp: hardware, serving
 // cmd_measure.cpp (irene-measure only): profile, collect.
 void register_measure(CLI::App& app);
 

@@ -92,6 +92,7 @@ int run(int argc, char** argv, const std::function<void(CLI::App&)>& register_me
   register_explain(app);
   register_measure_commands(app);
   register_predict(app);
+  register_serving(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

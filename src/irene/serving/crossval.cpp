@@ -1,0 +1,391 @@
+#include "irene/serving/crossval.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
+
+namespace irene::serving {
+
+namespace {
+
+using json = nlohmann::json;
+using Runs = std::vector<const PreparedRun*>;
+
+bool same_gpu(const PreparedRun& r, const hardware::Profile& gpu) { return r.work.hw.name == gpu.name; }
+
+bool dense_bf16_chat(const MeasuredRun& r) {
+  return r.dense() && r.precision == "bfloat16" && r.task == "lm-arena-chat";
+}
+
+double pct(double predicted, double measured) { return 100 * std::abs(predicted - measured) / measured; }
+
+// The four-total baseline: least squares of the step energy on GPUs, weight bytes, key/value bytes
+// and FLOPs (no intercept).
+struct Baseline {
+  Eigen::VectorXd c;
+  static Eigen::VectorXd row(const PreparedRun& r) {
+    Eigen::VectorXd x(4);
+    x << r.work.workload.gpus, r.work.weight_bytes / 1e9, r.work.kv_bytes / 1e9, r.work.flops / 1e12;
+    return x;
+  }
+  explicit Baseline(const Runs& train) {
+    Eigen::MatrixXd x(static_cast<long>(train.size()), 4);
+    Eigen::VectorXd y(x.rows());
+    for (long i = 0; i < x.rows(); ++i) {
+      x.row(i) = row(*train[i]).transpose();
+      y(i) = train[i]->run->step_energy_j();
+    }
+    c = x.colPivHouseholderQr().solve(y);
+  }
+  double step_j(const PreparedRun& r) const { return row(r).dot(c); }
+};
+
+struct ModelErrors {
+  std::vector<double> pred, base, shared, itl;
+  double mean(const std::vector<double>& v) const {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0 : s / static_cast<double>(v.size());
+  }
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+json summary(const std::map<std::string, std::vector<double>>& per_model) {
+  double sum = 0, worst = 0;
+  std::string worst_model;
+  long rows = 0;
+  for (const auto& [m, v] : per_model) {
+    double s = 0;
+    for (double x : v) s += x;
+    const double mean = s / static_cast<double>(v.size());
+    sum += mean;
+    rows += static_cast<long>(v.size());
+    if (mean >= worst) {
+      worst = mean;
+      worst_model = m;
+    }
+  }
+  if (per_model.empty()) return json{{"models", 0}, {"rows", 0}, {"mape", nullptr}};
+  return {{"models", per_model.size()},
+          {"rows", rows},
+          {"mape", sum / static_cast<double>(per_model.size())},
+          {"worst_model", worst_model},
+          {"worst_model_mape", worst}};
+}
+
+// Rows of runs spread over their batch sizes: k of them, evenly.
+Runs spread(Runs rows, int k) {
+  std::sort(rows.begin(), rows.end(),
+            [](const PreparedRun* a, const PreparedRun* b) { return a->run->avg_batch < b->run->avg_batch; });
+  Runs out;
+  if (k <= 0 || rows.empty()) return out;
+  for (int i = 0; i < k && i < static_cast<int>(rows.size()); ++i) {
+    const auto idx = k == 1 ? rows.size() / 2 : static_cast<std::size_t>(std::lround(double(i) * (rows.size() - 1) / (k - 1)));
+    if (std::find(out.begin(), out.end(), rows[idx]) == out.end()) out.push_back(rows[idx]);
+  }
+  return out;
+}
+
+}  // namespace
+
+PreparedTable prepare_table(ServingTable table) {
+  PreparedTable t;
+  t.table = std::move(table);
+  std::map<std::string, std::size_t> skipped_index;
+  std::map<std::string, std::optional<ModelConfig>> configs;
+  std::map<std::string, std::string> config_errors;
+  const auto skip = [&](const MeasuredRun& r, const std::string& reason) {
+    const std::string key = r.model_id + "\n" + reason;
+    auto it = skipped_index.find(key);
+    if (it == skipped_index.end()) {
+      it = skipped_index.emplace(key, t.skipped.size()).first;
+      t.skipped.push_back({r.model_id, 0, reason});
+    }
+    ++t.skipped[it->second].rows;
+  };
+  t.runs.reserve(t.table.runs.size());
+  for (const MeasuredRun& r : t.table.runs) {
+    const hardware::Profile* hw = hardware::find_builtin(r.gpu);
+    if (!hw) {
+      skip(r, fmt::format("no hardware profile for GPU '{}'", r.gpu));
+      continue;
+    }
+    auto cit = configs.find(r.model_id);
+    if (cit == configs.end()) {
+      try {
+        cit = configs.emplace(r.model_id, load_model_config(r.model_id)).first;
+      } catch (const Error& e) {
+        config_errors[r.model_id] = e.what();
+        cit = configs.emplace(r.model_id, std::nullopt).first;
+      }
+    }
+    if (!cit->second) {
+      std::string why = config_errors[r.model_id];
+      if (why.rfind("unknown model", 0) == 0) why = "irene has no config of this model (its family is not built yet)";
+      skip(r, why);
+      continue;
+    }
+    if (r.expert_parallel != 1 || r.data_parallel != 1 || r.num_gpus != r.tensor_parallel) {
+      skip(r, "expert or data parallelism is not modelled yet (tensor parallelism only)");
+      continue;
+    }
+    Workload w;
+    w.gpus = r.tensor_parallel;
+    w.precision = r.precision;
+    w.batch = r.avg_batch;
+    w.prompt_tokens = task_prompt_tokens(r.task);
+    w.output_tokens = r.avg_output_tokens;
+    try {
+      t.runs.push_back({&r, step_work(*cit->second, w, *hw)});
+    } catch (const Error& e) {
+      skip(r, e.what());
+    }
+  }
+  return t;
+}
+
+json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) {
+  Runs all, here;
+  for (const auto& r : table.runs) {
+    all.push_back(&r);
+    if (same_gpu(r, gpu)) here.push_back(&r);
+  }
+  if (here.empty())
+    throw Error(fmt::format("{}: no usable row for hardware {} (rows of GPUs: {})", table.table.file, gpu.name,
+                            fmt::join([&] {
+                              std::set<std::string> s;
+                              for (const auto& r : table.runs) s.insert(r.work.hw.name);
+                              return std::vector<std::string>(s.begin(), s.end());
+                            }(),
+                                      ", ")));
+  std::vector<std::string> models;
+  for (const PreparedRun* r : here)
+    if (std::find(models.begin(), models.end(), r->run->model_id) == models.end()) models.push_back(r->run->model_id);
+  if (models.size() < 2)
+    throw Error(fmt::format("{}: {} has usable rows of one model only ({}): leaving one model out needs two",
+                            table.table.file, gpu.name, models.front()));
+
+  std::map<std::string, std::vector<double>> err_pred, err_shared, err_base, err_pred_d, err_shared_d, err_base_d;
+  std::vector<double> itl_err;
+  json per_model = json::array();
+  for (const std::string& m : models) {
+    Runs train_gpu, train_all, test;
+    for (const PreparedRun* r : all) {
+      if (r->run->model_id == m) {
+        if (same_gpu(*r, gpu)) test.push_back(r);
+        continue;
+      }
+      train_all.push_back(r);
+      if (same_gpu(*r, gpu)) train_gpu.push_back(r);
+    }
+    const ServingPredictor p = fit_serving(train_gpu);
+    const ServingPredictor ps = fit_serving(train_all);
+    const Baseline base(train_gpu);
+    json rows = json::array();
+    const PreparedRun *small = nullptr, *large = nullptr;
+    double small_pred = 0, large_pred = 0;
+    for (const PreparedRun* r : test) {
+      const StepPrediction sp = predict_step(p, r->work);
+      const double b = r->run->avg_batch, measured = r->run->energy_per_token_j;
+      const double e = sp.energy_j / b, es = predict_step(ps, r->work).energy_j / b, eb = base.step_j(*r) / b;
+      err_pred[m].push_back(pct(e, measured));
+      err_shared[m].push_back(pct(es, measured));
+      err_base[m].push_back(pct(eb, measured));
+      if (dense_bf16_chat(*r->run)) {
+        err_pred_d[m].push_back(pct(e, measured));
+        err_shared_d[m].push_back(pct(es, measured));
+        err_base_d[m].push_back(pct(eb, measured));
+      }
+      itl_err.push_back(pct(sp.time_s, r->run->median_itl_s));
+      if (!small || std::abs(b - 8) < std::abs(small->run->avg_batch - 8)) {
+        small = r;
+        small_pred = e;
+      }
+      if (!large || b > large->run->avg_batch) {
+        large = r;
+        large_pred = e;
+      }
+      rows.push_back({{"line", r->run->line},
+                      {"task", r->run->task},
+                      {"max_num_seqs", r->run->max_num_seqs},
+                      {"avg_batch", b},
+                      {"measured_j", measured},
+                      {"predicted_j", e},
+                      {"shared_j", es},
+                      {"baseline_j", eb},
+                      {"measured_itl_s", r->run->median_itl_s},
+                      {"predicted_itl_s", sp.time_s}});
+    }
+    const auto mean = [](const std::vector<double>& v) {
+      double s = 0;
+      for (double x : v) s += x;
+      return s / static_cast<double>(v.size());
+    };
+    const auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+    const double measured_ratio = large->run->energy_per_token_j / small->run->energy_per_token_j;
+    const double predicted_ratio = large_pred / small_pred;
+    per_model.push_back({{"model", m},
+                         {"rows", test.size()},
+                         {"energy_per_token", {{"mape", mean(err_pred[m])}, {"worst", worst(err_pred[m])}}},
+                         {"shared", {{"mape", mean(err_shared[m])}, {"worst", worst(err_shared[m])}}},
+                         {"baseline", {{"mape", mean(err_base[m])}, {"worst", worst(err_base[m])}}},
+                         {"batch_ratio",
+                          {{"from_batch", small->run->avg_batch},
+                           {"to_batch", large->run->avg_batch},
+                           {"measured", measured_ratio},
+                           {"predicted", predicted_ratio},
+                           {"error_pct", pct(predicted_ratio, measured_ratio)}}},
+                         {"runs", rows},
+                         {"per_gpu_predictor", predictor_to_json(p)}});
+  }
+
+  json out;
+  out["hardware"] = hardware::hardware_to_json(gpu);
+  out["table"] = table.table.file;
+  out["unit"] = "percent error of energy per generated token (joules, all GPUs)";
+  long used = 0;
+  for (const auto& r : table.runs) used += same_gpu(r, gpu) ? 1 : 0;
+  out["rows"] = {{"in_table", table.table.runs.size()}, {"usable", table.runs.size()}, {"usable_on_hardware", used}};
+  json skipped = json::array();
+  for (const auto& s : table.skipped) skipped.push_back({{"model", s.model_id}, {"rows", s.rows}, {"reason", s.reason}});
+  out["skipped"] = skipped;
+  out["overall"] = {{"energy_per_token", summary(err_pred)},
+                    {"median_itl_error_pct", median(itl_err)}};
+  out["settings"]["leave_one_model_out"] = {
+      {"per_gpu", {{"all", summary(err_pred)}, {"dense_bfloat16_chat", summary(err_pred_d)}}},
+      {"shared", {{"all", summary(err_shared)}, {"dense_bfloat16_chat", summary(err_shared_d)}}},
+      {"baseline_four_totals", {{"all", summary(err_base)}, {"dense_bfloat16_chat", summary(err_base_d)}}}};
+  std::map<std::string, std::vector<double>> dense_m, moe_m;
+  for (const auto& [m, v] : err_pred) {
+    const auto it = std::find_if(here.begin(), here.end(), [&](const PreparedRun* r) { return r->run->model_id == m; });
+    ((*it)->run->dense() ? dense_m : moe_m)[m] = v;
+  }
+  out["overall"]["dense"] = summary(dense_m);
+  out["overall"]["moe"] = summary(moe_m);
+  out["per_model"] = per_model;
+
+  // leave one task out
+  std::set<std::string> tasks;
+  for (const PreparedRun* r : here) tasks.insert(r->run->task);
+  if (tasks.size() >= 2) {
+    json lot = json::object();
+    for (const std::string& task : tasks) {
+      Runs train, test;
+      for (const PreparedRun* r : here) (r->run->task == task ? test : train).push_back(r);
+      const ServingPredictor p = fit_serving(train);
+      std::vector<double> e;
+      for (const PreparedRun* r : test)
+        e.push_back(pct(predict_step(p, r->work).energy_j, r->run->step_energy_j()));
+      double s = 0;
+      for (double x : e) s += x;
+      lot[task] = {{"rows", e.size()}, {"mape", s / static_cast<double>(e.size())}};
+    }
+    out["settings"]["leave_one_task_out"] = lot;
+  } else {
+    out["settings"]["leave_one_task_out"] =
+        fmt::format("not run: the usable rows of {} have one task ({})", gpu.name, *tasks.begin());
+  }
+
+  // few-shot: other GPUs' rows plus k rows of one model of this GPU
+  Runs others;
+  for (const PreparedRun* r : all)
+    if (!same_gpu(*r, gpu)) others.push_back(r);
+  if (others.empty()) {
+    out["settings"]["few_shot"] = fmt::format("not run: no usable rows of another GPU than {}", gpu.name);
+  } else {
+    json fs = json::array();
+    for (int k : {0, 1, 2, 4}) {
+      std::vector<double> per_choice;
+      for (const std::string& m : k == 0 ? std::vector<std::string>{models.front()} : models) {
+        Runs of_m;
+        for (const PreparedRun* r : here)
+          if (r->run->model_id == m) of_m.push_back(r);
+        const Runs shots = spread(of_m, k);
+        Runs train = others;
+        train.insert(train.end(), shots.begin(), shots.end());
+        const ServingPredictor p = fit_serving(train);
+        double s = 0;
+        long n = 0;
+        for (const PreparedRun* r : here) {
+          if (std::find(shots.begin(), shots.end(), r) != shots.end()) continue;
+          s += pct(predict_step(p, r->work).energy_j, r->run->step_energy_j());
+          ++n;
+        }
+        per_choice.push_back(s / static_cast<double>(n));
+      }
+      double s = 0;
+      for (double x : per_choice) s += x;
+      fs.push_back({{"k", k}, {"mape", s / static_cast<double>(per_choice.size())}, {"choices", per_choice.size()}});
+    }
+    out["settings"]["few_shot"] = {{"trained_on", [&] {
+                                      std::set<std::string> s;
+                                      for (const PreparedRun* r : others) s.insert(r->work.hw.name);
+                                      return std::vector<std::string>(s.begin(), s.end());
+                                    }()},
+                                   {"results", fs}};
+  }
+  return out;
+}
+
+std::string crossval_serving_text(const json& r) {
+  std::string s;
+  s += fmt::format("hardware: {} ({})\n", r["hardware"]["name"].get<std::string>(),
+                   r["hardware"]["description"].get<std::string>());
+  s += fmt::format("rows: {} in the table, {} usable, {} on this hardware\n", r["rows"]["in_table"].get<long>(),
+                   r["rows"]["usable"].get<long>(), r["rows"]["usable_on_hardware"].get<long>());
+  for (const auto& k : r["skipped"])
+    s += fmt::format("  skipped {:>3} rows of {}: {}\n", k["rows"].get<long>(), k["model"].get<std::string>(),
+                     k["reason"].get<std::string>());
+  s += "\nleave one model out, % error of energy per token (mean over rows of each model)\n";
+  s += fmt::format("{:<44} {:>6} {:>10} {:>10} {:>10} {:>14}\n", "model", "rows", "per-GPU", "shared", "baseline",
+                   "E(Bmax)/E(8)");
+  for (const auto& m : r["per_model"])
+    s += fmt::format("{:<44} {:>6} {:>9.1f}% {:>9.1f}% {:>9.1f}% {:>6.3f}/{:<6.3f}\n", m["model"].get<std::string>(),
+                     m["rows"].get<long>(), m["energy_per_token"]["mape"].get<double>(),
+                     m["shared"]["mape"].get<double>(), m["baseline"]["mape"].get<double>(),
+                     m["batch_ratio"]["predicted"].get<double>(), m["batch_ratio"]["measured"].get<double>());
+  const auto& lomo = r["settings"]["leave_one_model_out"];
+  for (const char* subset : {"all", "dense_bfloat16_chat"}) {
+    const auto cell = [&](const char* who) {
+      const auto& x = lomo[who][subset];
+      return x["mape"].is_null() ? std::string("-")
+                                 : fmt::format("{:.1f}% (worst {:.1f}%)", x["mape"].get<double>(),
+                                               x["worst_model_mape"].get<double>());
+    };
+    s += fmt::format("{:<22} per-GPU {}  shared {}  baseline {}\n", subset, cell("per_gpu"), cell("shared"),
+                     cell("baseline_four_totals"));
+  }
+  s += fmt::format("inter-token latency: median error {:.1f}% over rows\n",
+                   r["overall"]["median_itl_error_pct"].get<double>());
+  const auto& lot = r["settings"]["leave_one_task_out"];
+  if (lot.is_string()) {
+    s += "leave one task out: " + lot.get<std::string>() + "\n";
+  } else {
+    for (const auto& [task, v] : lot.items())
+      s += fmt::format("leave task {} out: {:.1f}% over {} rows\n", task, v["mape"].get<double>(), v["rows"].get<long>());
+  }
+  const auto& fs = r["settings"]["few_shot"];
+  if (fs.is_string()) {
+    s += "few-shot: " + fs.get<std::string>() + "\n";
+  } else {
+    for (const auto& x : fs["results"])
+      s += fmt::format("few-shot k = {}: {:.1f}% over the other rows (mean of {} choices of model)\n",
+                       x["k"].get<int>(), x["mape"].get<double>(), x["choices"].get<long>());
+  }
+  return s;
+}
+
+}  // namespace irene::serving

@@ -1,0 +1,94 @@
+// Cross-validation of the serving predictor on a table of measured serving runs
+// (serving/runs.hpp), as `irene crossval TABLE.csv --hardware H100` runs it.
+//
+// Which rows are used: a row whose model irene builds (arch's load_model_config of its
+// Hugging Face id: a built-in config under models/, a config.json path, or the local Hugging
+// Face cache) and whose GPU has a hardware profile, served with tensor parallelism only
+// (expert_parallel = data_parallel = 1). Every other row is skipped and counted, per model, with
+// the reason (the builder's error for a family irene does not build yet).
+//
+// Settings, each reported with the % error of energy per token (|predicted - measured| /
+// measured, in percent):
+//   * leave one model out on the rows of the named GPU: for each model, a predictor fitted on
+//     the GPU's other models (per-GPU), one fitted on every GPU's rows of the other models
+//     (shared), and the four-total least-squares baseline of ../shared/llm-energy/README.md
+//     (step energy = c1 GPUs + c2 weight bytes + c3 key/value bytes read + c4 FLOPs, fitted
+//     per GPU on the same training rows), each predicting the left-out model's rows; per model:
+//     mean and worst row error; overall: mean over models of their mean (mape) and the worst
+//     model's mean (worst_model); for all rows and for the dense bfloat16 lm-arena-chat rows;
+//   * leave one task out (per-GPU predictor), where the GPU's usable rows have two tasks or more;
+//   * few-shot on the named GPU: the shared predictor fitted on every other GPU's rows plus k
+//     rows (spread over its batch sizes) of one model of the named GPU, predicting all other rows
+//     of the named GPU; k = 0, 1, 2, 4, averaged over the choice of that model;
+//   * as by-products, per model: the predicted and measured ratio energy(largest batch) /
+//     energy(batch 8) per token; and the median % error of the inter-token latency over rows.
+// Nothing is tuned on these figures: the predictor's only setting (its shrinkage) is fixed.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "irene/hardware/hardware.hpp"
+#include "irene/serving/predictor.hpp"
+#include "irene/serving/runs.hpp"
+
+namespace irene::serving {
+
+// The usable rows of a table, each with its step built, and the skipped ones.
+struct PreparedTable {
+  ServingTable table;
+  std::vector<PreparedRun> runs;  // usable rows, in file order
+  struct Skipped {
+    std::string model_id;
+    long rows = 0;
+    std::string reason;
+  };
+  std::vector<Skipped> skipped;  // by model, in order of first row
+};
+
+// Resolves every row (see the file comment) and builds the steps of the usable ones, with the
+// task's mean prompt length (task_prompt_tokens) and the row's mean output length.
+PreparedTable prepare_table(ServingTable table);
+
+// The cross-validation of the file comment for GPU `gpu` (a hardware profile name, matched to the
+// rows' gpu_model through the profiles). Errors: no usable row of that GPU; fewer than two models.
+nlohmann::json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu);
+
+// Plain text of crossval_serving's JSON: one table per setting.
+std::string crossval_serving_text(const nlohmann::json& report);
+
+}  // namespace irene::serving
+
+namespace irene::serving {
+
+// `irene crossval TABLE.csv --hardware NAME`: reads the table, prepares it and cross-validates
+// on the named profile (load_profile). Errors: the reader's, the profile's, crossval_serving's.
+nlohmann::json crossval_serving_file(const std::filesystem::path& table, std::string_view hardware);
+
+// `irene data import TABLE.csv -o runs.jsonl`: the table's rows as JSON lines (run_to_json plus
+// "usable": true, or "skipped": the reason), written whole or not at all. Returns the summary
+// line printed after it: "N runs of M models; U usable (steps built), S skipped: ...".
+std::string import_serving_csv(const std::filesystem::path& table, const std::filesystem::path& out);
+
+// The default table: IRENE_LLM_ENERGY when set, else ../shared/llm-energy/mlenergy-v3-llm.csv
+// beside the source tree.
+std::filesystem::path default_table();
+
+// The serving workload (the `irene serving` command): the step of `config` served as `w` on `hw`
+// with a predictor fitted on `table`'s rows of that GPU when there are any (per-GPU), else on all
+// its rows (shared; the hardware then enters only through its datasheet). Refuses a configuration
+// that does not fit (hardware::check_fit) unless `allow_oversubscribe`. JSON: "serving" (the
+// hardware profile, the predictor: kind, trained on which GPUs, models and runs; the workload;
+// the memory per GPU) and the results: energy per generated token and per request (joules, with
+// intervals), mean power (watts), inter-token latency (seconds), throughput (tokens/s), the step
+// by module kind (joules and share; the all-reduces and the fixed step overhead as kinds of
+// their own; the shares add up to 100%), the prefills' share, and the ten costliest nodes.
+nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+                              const std::filesystem::path& table, bool allow_oversubscribe);
+std::string serving_report_text(const nlohmann::json& report);
+
+}  // namespace irene::serving

@@ -1,0 +1,389 @@
+#include "irene/serving/predictor.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "irene/arch/builder.hpp"
+#include "irene/arch/registry.hpp"
+#include "irene/core/error.hpp"
+#include "irene/predict/model.hpp"
+
+namespace irene::serving {
+
+namespace {
+
+constexpr double kLaunchSeconds = 1e-6;  // nominal time of one kernel launch (units of n_u)
+constexpr double kShrink = 0.1;          // pull of each regressor's coefficient toward the shared one
+constexpr double kElement = 2;           // bytes of activations and of the key/value cache (bfloat16)
+
+double lower_case_precision_bytes(std::string_view p) {
+  if (p == "bfloat16" || p == "float16" || p == "bf16" || p == "fp16") return 2;
+  if (p == "fp8" || p == "float8") return 1;
+  if (p == "mxfp4" || p == "fp4" || p == "nvfp4") return 4.25 / 8;
+  if (p == "float32") return 4;
+  return 0;
+}
+
+// The units of one pass of `tree` (see predictor.hpp). `scale` multiplies bytes and FLOPs;
+// `prefill`: no weight traffic, no launches of its own, node indices mapped into `target`.
+void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+               double scale, bool prefill, const Tree& target, std::vector<Unit>& out) {
+  const double wb = weight_bytes_per_parameter(w.precision);
+  const double linear_peak = hw.peak_flops(w.precision);
+  for (int i = 0; i < static_cast<int>(tree.nodes.size()); ++i) {
+    const Node& n = tree.nodes[i];
+    const int node = prefill ? std::max(0, target.find_id(n.id)) : i;
+    if (n.is_leaf()) {
+      const Primitive* prim = find_primitive(n.class_name);
+      if (!prim) throw Error(fmt::format("{}: no primitive '{}' in the registry", n.id, n.class_name));
+      Unit u;
+      u.node = node;
+      u.key = prim->class_name;
+      u.flops = n.flops_mflop * 1e6;
+      u.bytes = primitive_traffic(n, kElement);
+      u.kernels = primitive_kernels(n, kElement);
+      u.peak = hw.peak_bf16;
+      if (u.key == "Linear") {
+        const double params = static_cast<double>(n.num_parameters);
+        u.bytes += params * (prefill ? -kElement : wb - kElement);
+        u.peak = linear_peak;
+      } else if (u.key == "Embedding" && prefill) {
+        // gathered rows only (no table traffic beyond them): as counted
+      } else if (u.key == "ScaledDotProductAttention") {
+        // paged attention reads each key/value head once (no repeated heads)
+        const double b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), nn = attr(n, "n"),
+                     d = attr(n, "d");
+        const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
+        u.bytes = (b * h * 2 * m * d + b * kv * 2 * nn * d) * kElement;
+      }
+      u.bytes = std::max(0.0, u.bytes) * scale;
+      u.flops *= scale;
+      if (prefill) u.kernels = 0;
+      u.prefill = prefill;
+      out.push_back(u);
+      continue;
+    }
+    std::map<std::string, Unit> by_kind;
+    for (const Op& op : n.ops) {
+      if (op.kind == "repeat_kv") continue;  // the engine's attention reads grouped heads in place
+      const Counts c = count_op(op, kElement);
+      const OpKind* k = find_op_kind(op.kind);
+      Unit& u = by_kind[op.kind];
+      u.node = node;
+      u.key = "op:" + op.kind;
+      u.peak = hw.peak_bf16;
+      u.prefill = prefill;
+      if (op.kind == "cache_cat") {
+        // the new position written in place: [b, kv, past + 1, d] -> [b, kv, 1, d]
+        const double len = op.shape.size() >= 3 && op.shape[2] > 0 ? static_cast<double>(op.shape[2]) : 1;
+        u.bytes += static_cast<double>(elements(op.shape)) / len * kElement * scale;
+      } else {
+        u.bytes += c.bytes * scale;
+        u.flops += c.flops * scale;
+      }
+      if (!prefill && k) u.kernels += k->kernels;
+    }
+    for (auto& [kind, u] : by_kind) out.push_back(u);
+  }
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * (v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+// Per-regressor GPU-seconds of a step: memory (m) and arithmetic (c).
+struct Aggregate {
+  std::map<std::string, double> m, c, r;  // r: roofline seconds, sum of max(m_u, c_u)
+  double n = 0;  // launch GPU-seconds, all GPUs
+};
+
+Aggregate aggregate(const StepWork& w) {
+  Aggregate a;
+  const double g = w.workload.gpus;
+  for (const Unit& u : w.units) {
+    a.m[u.key] += u.bytes / w.hw.memory_bandwidth;
+    a.c[u.key] += u.flops / u.peak;
+    a.r[u.key] += std::max(u.bytes / w.hw.memory_bandwidth, u.flops / u.peak);
+    a.n += u.kernels * g * kLaunchSeconds;
+  }
+  return a;
+}
+
+double coef(const std::map<std::string, double>& m, const std::string& k, double fallback) {
+  const auto it = m.find(k);
+  return it == m.end() ? fallback : it->second;
+}
+
+double predicted_time(const ServingPredictor& p, const StepWork& w) {
+  const Aggregate a = aggregate(w);
+  const double g = w.workload.gpus;
+  double t = p.tau0 + p.tau_seq * w.workload.batch + p.gamma * a.n / g + p.delta * w.allreduce_s +
+             p.tau_allreduce * w.allreduces;
+  for (const auto& [k, r] : a.r) t += coef(p.alpha, k, p.alpha_shared) * r / g;
+  for (const auto& [k, c] : a.c) t += coef(p.beta, k, p.beta_shared) * c / g;
+  return t;
+}
+
+// Non-negative least squares of rows (already divided by their labels) with penalty rows
+// sqrt(kShrink x rows) (x_k - x_shared) for each pair in `pulls`.
+Eigen::VectorXd fit_pulled(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
+                           const std::vector<std::pair<int, int>>& pulls) {
+  const long rows = x.rows();
+  Eigen::MatrixXd a = Eigen::MatrixXd::Zero(rows + static_cast<long>(pulls.size()), x.cols());
+  Eigen::VectorXd b = Eigen::VectorXd::Zero(a.rows());
+  a.topRows(rows) = x;
+  b.head(rows) = y;
+  const double w = std::sqrt(kShrink * static_cast<double>(rows));
+  for (std::size_t i = 0; i < pulls.size(); ++i) {
+    a(rows + static_cast<long>(i), pulls[i].first) = w;
+    a(rows + static_cast<long>(i), pulls[i].second) = -w;
+  }
+  return predict::nonnegative_least_squares(a, b, std::vector<char>(x.cols(), 1));
+}
+
+}  // namespace
+
+double task_prompt_tokens(std::string_view task) {
+  if (task == "lm-arena-chat") return 180;
+  if (task == "gpqa") return 260;
+  if (task == "sourcegraph-fim") return 1200;
+  return 256;
+}
+
+double weight_bytes_per_parameter(std::string_view precision) {
+  const double b = lower_case_precision_bytes(precision);
+  if (b == 0)
+    throw Error(fmt::format("unknown weight precision '{}': expected bfloat16, float16, fp8 or mxfp4", precision));
+  return b;
+}
+
+StepWork step_work(const ModelConfig& config, const Workload& w, const hardware::Profile& hw) {
+  if (w.gpus < 1) throw Error(fmt::format("--tensor-parallel must be at least 1, got {}", w.gpus));
+  if (!(w.batch > 0) || !std::isfinite(w.batch) || w.batch > 1e6)
+    throw Error(fmt::format("sequences in flight must be a positive number up to 1e6, got {}", w.batch));
+  if (!(w.output_tokens > 0) || !std::isfinite(w.output_tokens) || w.output_tokens > 1e7)
+    throw Error(fmt::format("output tokens must be a positive number up to 1e7, got {}", w.output_tokens));
+  if (!(w.prompt_tokens >= 0) || !std::isfinite(w.prompt_tokens) || w.prompt_tokens > 1e7)
+    throw Error(fmt::format("prompt tokens must be a number in 0..1e7, got {}", w.prompt_tokens));
+  if (config.num_heads % w.gpus != 0)
+    throw Error(fmt::format("{}: {} attention heads cannot be split across {} GPUs", config.name, config.num_heads,
+                            w.gpus));
+  weight_bytes_per_parameter(w.precision);
+  StepWork s;
+  s.hw = hw;
+  s.workload = w;
+  s.layers = static_cast<int>(config.num_layers);
+  BuildOptions step;
+  step.phase = kDecode;
+  step.past = std::max(1, static_cast<int>(std::lround(w.prompt_tokens + w.output_tokens / 2)));
+  step.dtype = "bfloat16";
+  step.attention = "sdpa";
+  step.allow_long = true;
+  const int batch = std::max(1, static_cast<int>(std::lround(w.batch)));
+  s.tree = build_tree(config, batch, 1, step);
+  s.tree.provenance["hardware"] = hw.name;
+  add_units(s.tree, config, w, hw, w.batch / batch, false, s.tree, s.units);
+  const int prompt = static_cast<int>(std::lround(w.prompt_tokens));
+  if (prompt >= 1) {
+    BuildOptions pre;
+    pre.dtype = "bfloat16";
+    pre.attention = "sdpa";
+    pre.allow_long = true;
+    pre.last_token_logits = true;
+    const Tree prefill = build_tree(config, 1, prompt, pre);
+    add_units(prefill, config, w, hw, w.batch / w.output_tokens, true, s.tree, s.units);
+  }
+  const double g = w.gpus;
+  if (w.gpus > 1) {
+    const double tokens = w.batch * (1 + w.prompt_tokens / w.output_tokens);
+    const double bytes = 2.0 * s.layers * 2 * (g - 1) / g * tokens * static_cast<double>(config.hidden_size) * kElement;
+    s.allreduce_s = bytes / hw.interconnect_bandwidth;
+    s.allreduces = 2.0 * s.layers;
+  }
+  const double wb = weight_bytes_per_parameter(w.precision);
+  const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
+  const double kv_per_token = 2.0 * s.layers * kv * static_cast<double>(config.head_size()) * kElement;
+  s.weight_bytes = static_cast<double>(s.tree.root().num_parameters) * wb;
+  s.kv_bytes = w.batch * step.past * kv_per_token;
+  double largest_activation = 0;
+  for (const Unit& u : s.units) {
+    s.flops += u.flops;
+    if (u.prefill) continue;
+    const Node& n = s.tree.nodes[u.node];
+    const double weights = u.key == "Linear" ? static_cast<double>(n.num_parameters) * wb : 0;
+    largest_activation = std::max(largest_activation, u.bytes - weights);
+  }
+  s.memory.weights_bytes = s.weight_bytes / g;
+  s.memory.kv_cache_bytes = w.batch * (w.prompt_tokens + w.output_tokens) * kv_per_token / g;
+  s.memory.activations_bytes = largest_activation / g;
+  return s;
+}
+
+ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs) {
+  if (runs.empty()) throw Error("no measured runs to fit the serving predictor on");
+  ServingPredictor p;
+  std::set<std::string> keys, hw, models;
+  std::vector<Aggregate> agg;
+  for (const PreparedRun* r : runs) {
+    agg.push_back(aggregate(r->work));
+    for (const auto& [k, v] : agg.back().m) keys.insert(k);
+    hw.insert(r->work.hw.name);
+    models.insert(r->run->model_id);
+  }
+  p.keys.assign(keys.begin(), keys.end());
+  p.hardware.assign(hw.begin(), hw.end());
+  p.models.assign(models.begin(), models.end());
+  p.runs = static_cast<long>(runs.size());
+  const int nk = static_cast<int>(p.keys.size());
+  const long n = static_cast<long>(runs.size());
+  // time: tau0, gamma, delta, tau_seq, tau_allreduce, alpha_shared, beta_shared, alpha_k..., beta_k...
+  constexpr int T = 7;
+  Eigen::MatrixXd xt = Eigen::MatrixXd::Zero(n, T + 2 * nk);
+  Eigen::VectorXd yt = Eigen::VectorXd::Ones(n);
+  std::vector<std::pair<int, int>> pulls, epulls;
+  for (int k = 0; k < nk; ++k) {
+    pulls.emplace_back(T + k, 5);
+    pulls.emplace_back(T + nk + k, 6);
+    epulls.emplace_back(5 + k, 3);
+    epulls.emplace_back(5 + nk + k, 4);
+  }
+  for (long i = 0; i < n; ++i) {
+    const StepWork& w = runs[i]->work;
+    const double g = w.workload.gpus, label = runs[i]->run->median_itl_s;
+    // no unit runs faster than its roofline (datasheet bandwidth and peak): alpha_k = 1 + (>= 0)
+    double roofline = 0;
+    for (const auto& [k, r] : agg[i].r) roofline += r / g;
+    yt(i) = 1 - roofline / label;
+    xt(i, 0) = 1;
+    xt(i, 1) = agg[i].n / g;
+    xt(i, 2) = w.allreduce_s;
+    xt(i, 3) = w.workload.batch;
+    xt(i, 4) = w.allreduces;
+    for (int k = 0; k < nk; ++k) {
+      xt(i, T + k) = coef(agg[i].r, p.keys[k], 0) / g;
+      xt(i, T + nk + k) = coef(agg[i].c, p.keys[k], 0) / g;
+    }
+    xt.row(i) /= label;
+  }
+  const Eigen::VectorXd ct = fit_pulled(xt, yt, pulls);
+  yt.setOnes();
+  p.tau0 = ct(0);
+  p.gamma = ct(1);
+  p.delta = ct(2);
+  p.tau_seq = ct(3);
+  p.tau_allreduce = ct(4);
+  p.alpha_shared = 1 + ct(5);
+  p.beta_shared = ct(6);
+  for (int k = 0; k < nk; ++k) {
+    p.alpha[p.keys[k]] = 1 + ct(T + k);
+    p.beta[p.keys[k]] = ct(T + nk + k);
+  }
+  // energy, fitted as power per GPU (a share of TDP) on the utilizations of the measured step
+  // time, so that E = G t P: g, d, s, a_shared, b_shared, a_k..., b_k...
+  Eigen::MatrixXd xe = Eigen::MatrixXd::Zero(n, 5 + 2 * nk);
+  for (long i = 0; i < n; ++i) {
+    const StepWork& w = runs[i]->work;
+    const MeasuredRun& run = *runs[i]->run;
+    const double g = w.workload.gpus, t = run.median_itl_s, label = run.power_w / (g * w.hw.tdp_watts);
+    xe(i, 0) = agg[i].n / (g * t);
+    xe(i, 1) = w.allreduce_s / t;
+    xe(i, 2) = 1;
+    for (int k = 0; k < nk; ++k) {
+      xe(i, 5 + k) = coef(agg[i].m, p.keys[k], 0) / (g * t);
+      xe(i, 5 + nk + k) = coef(agg[i].c, p.keys[k], 0) / (g * t);
+    }
+    xe.row(i) /= label;
+  }
+  const Eigen::VectorXd ce = fit_pulled(xe, yt, epulls);
+  p.g = ce(0);
+  p.d = ce(1);
+  p.s = ce(2);
+  p.a_shared = ce(3);
+  p.b_shared = ce(4);
+  for (int k = 0; k < nk; ++k) {
+    p.a[p.keys[k]] = ce(5 + k);
+    p.b[p.keys[k]] = ce(5 + nk + k);
+  }
+  std::vector<double> rel;
+  for (const PreparedRun* r : runs) rel.push_back(predict_step(p, r->work).energy_j / r->run->step_energy_j() - 1);
+  p.low_rel = std::min(0.0, quantile(rel, 0.05));
+  p.high_rel = std::max(0.0, quantile(rel, 0.95));
+  return p;
+}
+
+StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
+  StepPrediction r;
+  const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
+  r.node_j.assign(w.tree.nodes.size(), 0.0);
+  const double fixed_s = p.tau0 + p.tau_seq * w.workload.batch;
+  const double allreduce_s = p.delta * w.allreduce_s + p.tau_allreduce * w.allreduces;
+  double t = fixed_s + allreduce_s;
+  double units_j = 0;
+  for (const Unit& u : w.units) {
+    const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
+    const double tu = (coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c) + coef(p.beta, u.key, p.beta_shared) * c +
+                       p.gamma * nk) /
+                      g;
+    t += tu;
+    const double e =
+        tdp * (coef(p.a, u.key, p.a_shared) * m + coef(p.b, u.key, p.b_shared) * c + p.g * nk + p.s * g * tu);
+    units_j += e;
+    if (u.prefill) r.prefill_j += e;
+    for (int i = u.node; i >= 0; i = w.tree.nodes[i].parent) r.node_j[i] += e;
+  }
+  r.allreduce_j = tdp * (p.d * g * w.allreduce_s + p.s * g * allreduce_s);
+  r.overhead_j = tdp * p.s * g * fixed_s;
+  r.time_s = t;
+  r.energy_j = units_j + r.allreduce_j + r.overhead_j;
+  r.low_j = r.energy_j * (1 + p.low_rel);
+  r.high_j = r.energy_j * (1 + p.high_rel);
+  r.power_w = t > 0 ? r.energy_j / t : 0;
+  return r;
+}
+
+StepPrediction predict_decode_step_nodes(const ServingPredictor& p, const ModelConfig& config, const Workload& w,
+                                         std::string_view hardware_name, Tree* tree_out) {
+  const hardware::Profile hw = hardware::load_profile(hardware_name);
+  StepWork work = step_work(config, w, hw);
+  StepPrediction r = predict_step(p, work);
+  if (tree_out) *tree_out = std::move(work.tree);
+  return r;
+}
+
+nlohmann::json predictor_to_json(const ServingPredictor& p) {
+  nlohmann::json regressors = nlohmann::json::object();
+  for (const auto& k : p.keys)
+    regressors[k] = {{"time_per_roofline_second", coef(p.alpha, k, 0)},
+                     {"extra_time_per_compute_second", coef(p.beta, k, 0)},
+                     {"tdp_share_per_memory_second", coef(p.a, k, 0)},
+                     {"tdp_share_per_compute_second", coef(p.b, k, 0)}};
+  return {{"kind", "serving (per-primitive roofline regressors, trained end to end on energy per token and ITL)"},
+          {"hardware", p.hardware},
+          {"models", p.models},
+          {"runs", p.runs},
+          {"step_fixed_time_s", p.tau0},
+          {"time_per_sequence_s", p.tau_seq},
+          {"time_per_allreduce_s", p.tau_allreduce},
+          {"time_per_launch_second", p.gamma},
+          {"time_per_allreduce_second", p.delta},
+          {"static_tdp_share", p.s},
+          {"tdp_share_per_launch_second", p.g},
+          {"tdp_share_per_allreduce_second", p.d},
+          {"shared", {{"time_per_roofline_second", p.alpha_shared},
+                      {"extra_time_per_compute_second", p.beta_shared},
+                      {"tdp_share_per_memory_second", p.a_shared},
+                      {"tdp_share_per_compute_second", p.b_shared}}},
+          {"regressors", regressors},
+          {"interval_relative", {p.low_rel, p.high_rel}}};
+}
+
+}  // namespace irene::serving

@@ -1,0 +1,170 @@
+// The serving predictor: energy and time of one step of an LLM served with continuous batching
+// (vLLM-like) on a named accelerator, node by node, learned from model-level measurements only
+// (serving/runs.hpp: energy per token, inter-token latency).
+//
+// The step. With B sequences in flight, every step generates one token per sequence: the decode
+// step tree (arch/builder.hpp, phase decode, bfloat16, fused sdpa attention) at batch B and a mean
+// cached length of prompt + output / 2 tokens, plus the prefills it carries: B / output requests
+// finish per step, so B x prompt / output prompt tokens are prefilled per step (chunked prefill
+// mixes them into the decode steps), counted from the prefill tree of one prompt scaled by
+// B / output, without its weight traffic (the step reads each weight once for both). Every ML
+// leaf and the own operations of each kind of each module are one *unit* of work with its
+// FLOPs, its physical traffic (arch/registry.hpp's traffic_bytes, with the weights at the
+// precision's bytes: bfloat16 2, fp8 1, mxfp4 4.25 bits) and its kernel launches. Where a serving
+// engine does not do what Hugging Face's eager code does, the unit follows the engine: the key/value
+// cache is read once per key/value head by the fused attention (paged attention; no repeat_kv
+// copies), and a step writes only the new position into the cache (no torch.cat of the cache).
+// With tensor parallelism over G GPUs every unit is split across them and each layer adds two
+// all-reduces of [tokens, hidden] (ring: 2 (G - 1) / G of it per GPU over the interconnect).
+//
+// The model, per unit u of regressor k (the primitive class: Linear, RMSNorm, SiLU,
+// ScaledDotProductAttention, Embedding; or "op:KIND" for a module's own operations) on hardware h:
+//   m_u = traffic_u / bandwidth_h, c_u = flops_u / peak_h(precision), r_u = max(m_u, c_u) (its
+//   roofline), n_u = kernels_u x G x 1 us (GPU-seconds of memory streaming, of arithmetic at the
+//   dense peak, of the roofline, and of launches);
+//   time of the step   t = tau0 + tau_seq B + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G
+//                          + delta A + tau_ar R
+//   power of one GPU   P = TDP_h x [ s + sum_u (a_k m_u + b_k c_u + g n_u) / (G t) + d A / t ]
+//   energy of a step   E = G t P = TDP_h x [ s G t + sum_u (a_k m_u + b_k c_u + g n_u) + d G A ]
+// (A: all-reduce transfer seconds per GPU, R: all-reduces per step, each with a fixed latency;
+// tau_seq: the host's work per sequence in flight, scheduling and sampling, while the GPUs wait;
+// TDP_h: one GPU's power limit, so s, a, b, g, d are shares of it and the same coefficients can
+// serve several GPUs). No unit runs faster than its roofline: alpha_k >= 1. The time model is
+// fitted on the measured median inter-token latencies; the power model on the measured mean power
+// per GPU, with the utilizations (m / (G t) ...) of the measured step time; a prediction uses the
+// predicted time, so that E = G t P (the table's identity: energy per token ~ power x ITL / B).
+// Both are non-negative least squares on relative errors, and each regressor's coefficient is
+// shrunk toward one coefficient shared by all regressors (penalty kShrink x rows x
+// (alpha_k - alpha)^2, kShrink = 0.1 fixed).
+//
+// The split among nodes. A node's energy is the sum of its units' (its subtree's leaves and own
+// operations, decode and prefill), each unit's being its own dynamic terms plus the static power
+// (s) over the unit's share of the step time; the all-reduces and the step's fixed time
+// (tau0 + tau_seq B) are two more entries, so the entries add up to the step exactly. Only root labels were
+// learned: the split rests on the roofline physics of the counted FLOPs and bytes (the
+// per-regressor coefficients are pulled toward shared ones and can leave them only where the
+// measured totals of whole models require), not on any measured node.
+//
+// Per-GPU and shared predictors are the same model: one fitted on the runs of one GPU model, the
+// other on the runs of several, which differ only through their datasheet figures (bandwidth,
+// peaks, TDP, interconnect).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "irene/arch/config.hpp"
+#include "irene/core/tree.hpp"
+#include "irene/hardware/hardware.hpp"
+#include "irene/serving/runs.hpp"
+
+namespace irene::serving {
+
+// What the engine serves.
+struct Workload {
+  int gpus = 1;                        // tensor-parallel GPUs (energy counts all of them)
+  std::string precision = "bfloat16";  // weights: bfloat16 | float16 | fp8 | mxfp4
+  double batch = 1;                    // sequences in flight, mean (B)
+  double prompt_tokens = 0;            // prompt tokens per request, mean
+  double output_tokens = 1;            // generated tokens per request, mean
+};
+
+// The mean prompt tokens assumed for the table's tasks where a run does not say (the table has no
+// prompt lengths): lm-arena-chat 180, gpqa 260, sourcegraph-fim 1,200 (assumed from the kind of
+// prompts; not measured); any other task 256.
+double task_prompt_tokens(std::string_view task);
+
+// Bytes of one weight for a precision: bfloat16/float16 2, fp8 1, mxfp4/fp4 4.25 / 8.
+// Unknown: irene::Error.
+double weight_bytes_per_parameter(std::string_view precision);
+
+// One unit of work of a step (see the file comment).
+struct Unit {
+  int node = -1;        // index of the node in StepWork::tree it belongs to (leaf or module)
+  std::string key;      // its regressor: "Linear", "op:rotary", ...
+  double bytes = 0;     // physical traffic, all GPUs together, per step
+  double flops = 0;     // per step
+  double kernels = 0;   // launches on one GPU per step
+  double peak = 0;      // FLOP/s of one GPU at the unit's precision
+  bool prefill = false; // work of the prefills the step carries
+};
+
+struct StepWork {
+  Tree tree;  // the decode step as built (batch = B rounded, past = prompt + output / 2)
+  std::vector<Unit> units;
+  hardware::Profile hw;
+  Workload workload;
+  int layers = 0;
+  double allreduce_s = 0;  // seconds of all-reduce transfer per GPU per step (bytes / interconnect)
+  double allreduces = 0;   // all-reduces per step (2 per layer with tensor parallelism, else 0)
+  // Totals of the step (the four-total baseline's features): weight bytes, key/value cache bytes
+  // read at the mean context, FLOPs (all GPUs).
+  double weight_bytes = 0, kv_bytes = 0, flops = 0;
+  hardware::MemoryNeed memory;  // per GPU, with the cache of B sequences at prompt + output
+};
+
+// Builds the step of `config` served as `w` on `hw`. Errors: build_tree's; gpus < 1, batch or
+// output tokens not positive, prompt tokens negative; hidden, heads or key/value heads not
+// divisible by the GPUs.
+StepWork step_work(const ModelConfig& config, const Workload& w, const hardware::Profile& hw);
+
+// The fitted coefficients (see the file comment).
+struct ServingPredictor {
+  std::vector<std::string> keys;  // regressors, sorted
+  double tau0 = 0, gamma = 0, delta = 0;
+  double tau_seq = 0;        // seconds per sequence in flight (host-side scheduling and sampling)
+  double tau_allreduce = 0;  // seconds per all-reduce (its latency, whatever its size)
+  std::map<std::string, double> alpha, beta;  // per regressor (time)
+  double a_shared = 0, b_shared = 0, alpha_shared = 0, beta_shared = 0;
+  std::map<std::string, double> a, b;  // per regressor (energy)
+  double g = 0, d = 0, s = 0;
+  std::vector<std::string> hardware;  // GPU models of the training runs
+  std::vector<std::string> models;    // models of the training runs
+  long runs = 0;
+  // Relative errors of the training runs' step energies (prediction / measurement - 1): the 5%
+  // and 95% quantiles widen predictions into intervals.
+  double low_rel = 0, high_rel = 0;
+};
+
+// A run with its step built (for fitting and evaluating).
+struct PreparedRun {
+  const MeasuredRun* run = nullptr;
+  StepWork work;
+};
+
+// Fits both models on `runs` (at least one). Unknown regressors at prediction time are predicted
+// with the shared coefficients.
+ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs);
+
+// One step predicted.
+struct StepPrediction {
+  double time_s = 0;    // wall time of the step (the inter-token latency)
+  double energy_j = 0;  // all GPUs
+  double low_j = 0, high_j = 0;
+  double power_w = 0;   // energy / time, all GPUs
+  // Per node of work.tree: the energy of its subtree's units (a parent includes its children),
+  // joules; the root's is energy_j - allreduce_j - overhead_j.
+  std::vector<double> node_j;
+  double allreduce_j = 0;  // the all-reduces of tensor parallelism
+  double overhead_j = 0;   // static power over the step's fixed time (tau0)
+  double prefill_j = 0;    // of the units, the prefills' share
+};
+
+// Predicts every node of the step (see the file comment for how the split is made).
+StepPrediction predict_step(const ServingPredictor& p, const StepWork& work);
+
+// The library entry for a decode step of a named hardware profile: builds the step of `config`
+// for `w` on the profile `hardware_name` (built-in name or JSON file, hardware::load_profile) and
+// predicts every node of its tree (StepPrediction::node_j, in the order of the returned tree's
+// nodes). The tree is returned in `tree_out` when not null.
+StepPrediction predict_decode_step_nodes(const ServingPredictor& p, const ModelConfig& config, const Workload& w,
+                                         std::string_view hardware_name, Tree* tree_out = nullptr);
+
+nlohmann::json predictor_to_json(const ServingPredictor& p);
+
+}  // namespace irene::serving

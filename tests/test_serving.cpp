@@ -1,0 +1,308 @@
+// Hardware profiles, measured serving runs, the serving predictor and its cross-validation
+// (src/irene/hardware, src/irene/serving).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
+#include "irene/hardware/hardware.hpp"
+#include "irene/serving/crossval.hpp"
+#include "irene/serving/predictor.hpp"
+#include "irene/serving/runs.hpp"
+#include "test_util.hpp"
+
+using namespace irene;
+using namespace irene_test;
+
+namespace {
+
+const char* kHeader =
+    "model_id,task,architecture,weight_precision,total_params_billions,activated_params_billions,gpu_model,num_gpus,"
+    "tensor_parallel,expert_parallel,data_parallel,max_num_seqs,avg_batch_size,avg_output_len,energy_per_token_"
+    "joules,energy_per_request_joules,avg_power_watts,median_itl_ms,p90_itl_ms,output_throughput_tokens_per_sec\n";
+
+std::string row(const std::string& model, const std::string& gpu, int gpus, int seqs, double batch, double out,
+                double ept, double power, double itl_ms) {
+  std::ostringstream s;
+  s << model << ",lm-arena-chat,Dense Transformer,bfloat16,8,8," << gpu << ',' << gpus << ',' << gpus << ",1,1," << seqs
+    << ',' << batch << ',' << out << ',' << ept << ',' << ept * out << ',' << power << ',' << itl_ms << ','
+    << itl_ms * 1.5 << ',' << batch / itl_ms * 1000 << '\n';
+  return s.str();
+}
+
+std::string source(const std::string& rel) { return std::string(IRENE_SOURCE_DIR) + "/" + rel; }
+
+// A predictor with the same coefficients for every regressor (the truth of the synthetic table).
+serving::ServingPredictor truth() {
+  serving::ServingPredictor p;
+  p.tau0 = 0.002;
+  p.tau_seq = 2e-5;
+  p.tau_allreduce = 1e-5;
+  p.alpha_shared = 1.3;
+  p.beta_shared = 0.4;
+  p.gamma = 1.0;
+  p.delta = 1.5;
+  p.s = 0.5;
+  p.a_shared = 0.3;
+  p.b_shared = 0.6;
+  p.g = 0.1;
+  p.d = 0.2;
+  return p;
+}
+
+// A table whose labels are truth()'s predictions for three Llama configurations on H100 and B200.
+std::string synthetic_table(const fs::path& dir) {
+  const std::vector<std::pair<std::string, int>> models = {
+      {source("tests/data/llm/Meta-Llama-3-8B.json"), 1},
+      {source("models/meta-llama/Llama-3.1-70B-Instruct"), 4},
+      {source("models/meta-llama/Llama-2-7b-hf"), 1}};
+  std::string csv = kHeader;
+  for (const char* gpu : {"H100", "B200"}) {
+    const auto& hw = *hardware::find_builtin(gpu);
+    for (const auto& [m, g] : models) {
+      const ModelConfig c = load_model_config(m);
+      for (int b : {8, 32, 128, 256}) {
+        serving::Workload w;
+        w.gpus = g;
+        w.batch = b;
+        w.prompt_tokens = serving::task_prompt_tokens("lm-arena-chat");
+        w.output_tokens = 400;
+        const auto sp = serving::predict_step(truth(), serving::step_work(c, w, hw));
+        csv += row(m, gpu, g, b, b, 400, sp.energy_j / b, sp.energy_j / sp.time_s, 1000 * sp.time_s);
+      }
+    }
+  }
+  csv += row("org/not-a-model", "H100", 1, 8, 8, 400, 0.5, 500, 7);
+  const fs::path p = dir / "table.csv";
+  write_text(p, csv);
+  return p.string();
+}
+
+}  // namespace
+
+TEST(Hardware, BuiltinProfilesCarryDatasheetFactsAndSources) {
+  for (const char* n : {"A100-40GB", "A100-80GB", "H100", "H200", "B200", "L40S", "RTX-4090", "MI300X"}) {
+    const hardware::Profile* p = hardware::find_builtin(n);
+    ASSERT_NE(p, nullptr) << n;
+    EXPECT_GT(p->memory_bytes, 0) << n;
+    EXPECT_GT(p->memory_bandwidth, 0) << n;
+    EXPECT_GT(p->peak_bf16, 0) << n;
+    EXPECT_GT(p->tdp_watts, 0) << n;
+    ASSERT_FALSE(p->sources.empty()) << n;
+    EXPECT_EQ(p->sources.front().rfind("https://", 0), 0u) << n;
+  }
+  const auto& h100 = *hardware::find_builtin("h100-sxm");  // aliases, any case
+  EXPECT_EQ(h100.name, "H100");
+  EXPECT_DOUBLE_EQ(h100.memory_bandwidth, 3.35e12);
+  EXPECT_DOUBLE_EQ(h100.peak_flops("fp8"), 1979e12);
+  EXPECT_DOUBLE_EQ(hardware::find_builtin("B200")->peak_flops("mxfp4"), 9e15);
+  // no fp8 tensor cores on the A100: it runs at the bf16 peak
+  EXPECT_DOUBLE_EQ(hardware::find_builtin("A100-80GB")->peak_flops("fp8"), 312e12);
+  EXPECT_DOUBLE_EQ(h100.peak_flops("mxfp4"), 1979e12);
+  EXPECT_NE(error_of([&] { h100.peak_flops("int3"); }).find("unknown precision 'int3'"), std::string::npos);
+  EXPECT_EQ(hardware::find_builtin("nope"), nullptr);
+}
+
+TEST(Hardware, JsonProfileAndItsErrors) {
+  const fs::path d = fresh_dir("hw");
+  write_text(d / "x.json",
+             R"({"name": "X1", "memory_bytes": 1e10, "memory_bandwidth_bytes_per_s": 1e12,
+                 "peak_flops_per_s": {"bf16": 1e14, "fp8": 2e14}, "tdp_watts": 300, "sources": ["https://x"]})");
+  const auto p = hardware::load_profile((d / "x.json").string());
+  EXPECT_EQ(p.name, "X1");
+  EXPECT_DOUBLE_EQ(p.peak_flops("fp8"), 2e14);
+  EXPECT_FALSE(p.peak_fp4.has_value());
+  EXPECT_EQ(hardware::hardware_to_json(p)["peak_flops_per_s"]["fp4"], nullptr);
+  write_text(d / "bad.json", R"({"memory_bytes": 1e10, "peak_flops_per_s": {"bf16": 1e14}, "tdp_watts": 300})");
+  const std::string e = error_of([&] { hardware::load_profile((d / "bad.json").string()); });
+  EXPECT_NE(e.find("bad.json: hardware field 'memory_bandwidth_bytes_per_s' is missing"), std::string::npos) << e;
+  write_text(d / "neg.json",
+             R"({"memory_bytes": -1, "memory_bandwidth_bytes_per_s": 1, "peak_flops_per_s": {"bf16": 1}, "tdp_watts": 1})");
+  EXPECT_NE(error_of([&] { hardware::load_profile((d / "neg.json").string()); }).find("'memory_bytes' is -1"),
+            std::string::npos);
+  const std::string u = error_of([] { hardware::load_profile("H900"); });
+  EXPECT_NE(u.find("unknown hardware 'H900': not a built-in profile (A100-40GB"), std::string::npos) << u;
+  fs::remove_all(d);
+}
+
+TEST(Hardware, FitCheckRefusesWhatDoesNotFitSayingByHowMuch) {
+  const auto& hw = *hardware::find_builtin("RTX-4090");
+  hardware::MemoryNeed need{.weights_bytes = 16e9, .kv_cache_bytes = 10e9, .activations_bytes = 1e9};
+  const std::string e = error_of([&] { hardware::check_fit(need, hw, "the thing", false); });
+  EXPECT_NE(e.find("the thing does not fit on RTX-4090"), std::string::npos) << e;
+  EXPECT_NE(e.find(fmt::format("{:.1f} GiB more than its 22.4 GiB", (27e9 - 24e9) / (1 << 30))), std::string::npos) << e;
+  EXPECT_NEAR(hardware::check_fit(need, hw, "x", true), 27.0 / 24.0, 1e-12);
+  need.kv_cache_bytes = 1e9;
+  EXPECT_LT(hardware::check_fit(need, hw, "x", false), 1.0);
+}
+
+TEST(ServingRuns, ReadsTheTableAndRefusesBadRowsByLine) {
+  const fs::path d = fresh_dir("runs");
+  write_text(d / "ok.csv", std::string(kHeader) + row("m/a", "H100", 1, 8, 7.99, 400, 0.45, 486, 7.32));
+  const auto t = serving::read_serving_csv(d / "ok.csv");
+  ASSERT_EQ(t.runs.size(), 1u);
+  EXPECT_EQ(t.runs[0].line, 2);
+  EXPECT_DOUBLE_EQ(t.runs[0].median_itl_s, 0.00732);
+  EXPECT_DOUBLE_EQ(t.runs[0].step_energy_j(), 0.45 * 7.99);
+  EXPECT_TRUE(serving::is_serving_csv(d / "ok.csv"));
+  const auto bad = [&](const std::string& text) {
+    write_text(d / "bad.csv", text);
+    return error_of([&] { serving::read_serving_csv(d / "bad.csv"); });
+  };
+  std::string r = row("m/a", "H100", 1, 8, 8, 400, 0.45, 486, 7.32);
+  std::string e = bad(std::string(kHeader) + r + r.substr(0, r.find(",8,400")) + ",abc,400,1,1,1,1,1,1\n");
+  EXPECT_NE(e.find("bad.csv:3: column 'avg_batch_size': 'abc' is not a number"), std::string::npos) << e;
+  e = bad(std::string(kHeader) + "m/a,chat\n");
+  EXPECT_NE(e.find("bad.csv:2: 2 fields where the header has 20"), std::string::npos) << e;
+  e = bad("model_id,task\nm,t\n");
+  EXPECT_NE(e.find("bad.csv:1: the header has no column 'architecture'"), std::string::npos) << e;
+  e = bad(std::string(kHeader) + row("m/a", "H100", 1, 8, 9, 400, 0.45, 486, 7.32));
+  EXPECT_NE(e.find("bad.csv:2: avg_batch_size 9 is above max_num_seqs 8"), std::string::npos) << e;
+  e = bad(std::string(kHeader) + row("m/a", "H100", 1, 8, 8, 400, -0.45, 486, 7.32));
+  EXPECT_NE(e.find("column 'energy_per_token_joules': -0.45 must be positive"), std::string::npos) << e;
+  e = bad(std::string(kHeader));
+  EXPECT_NE(e.find("no rows after the header"), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
+TEST(ServingStep, CountsWhatAServingEngineRuns) {
+  const ModelConfig c = load_model_config("meta-llama/Llama-3.1-8B-Instruct");
+  const auto& hw = *hardware::find_builtin("H100");
+  serving::Workload w;
+  w.batch = 8;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  const auto s = serving::step_work(c, w, hw);
+  EXPECT_EQ(s.tree.past_len, 380);
+  EXPECT_DOUBLE_EQ(s.weight_bytes, 8030261248.0 * 2);
+  EXPECT_EQ(s.allreduces, 0);
+  double sdpa_bytes = 0, decode_bytes = 0;
+  for (const auto& u : s.units) {
+    if (u.prefill) continue;
+    decode_bytes += u.bytes;
+    if (u.key == "ScaledDotProductAttention") sdpa_bytes += u.bytes;
+    EXPECT_NE(u.key, "op:repeat_kv");
+  }
+  // the cache read once per key/value head (8 of them, not the 32 query heads)
+  const double cache = 8.0 * 32 * (8 * 2 * 381 * 128) * 2;
+  EXPECT_GT(sdpa_bytes, cache);
+  EXPECT_LT(sdpa_bytes, cache * 1.02);
+  // every weight once (the embedding table only for the rows gathered)
+  EXPECT_GT(decode_bytes, s.weight_bytes - 128256.0 * 4096 * 2);
+  EXPECT_LT(decode_bytes, s.weight_bytes);
+  // fp8 weights: half the Linear weight traffic; tensor parallelism: two all-reduces per layer
+  w.precision = "fp8";
+  w.gpus = 2;
+  const auto f = serving::step_work(c, w, hw);
+  EXPECT_DOUBLE_EQ(f.weight_bytes, 8030261248.0);
+  EXPECT_EQ(f.allreduces, 64);
+  EXPECT_GT(f.allreduce_s, 0);
+  EXPECT_NEAR(f.memory.weights_bytes, 8030261248.0 / 2, 1);
+  w.gpus = 3;
+  EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("32 attention heads cannot be split across 3 GPUs"),
+            std::string::npos);
+}
+
+TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {
+  const fs::path d = fresh_dir("fit");
+  const auto prepared = serving::prepare_table(serving::read_serving_csv(synthetic_table(d)));
+  ASSERT_EQ(prepared.runs.size(), 24u);
+  ASSERT_EQ(prepared.skipped.size(), 1u);
+  EXPECT_EQ(prepared.skipped[0].model_id, "org/not-a-model");
+  std::vector<const serving::PreparedRun*> all;
+  for (const auto& r : prepared.runs) all.push_back(&r);
+  const auto p = serving::fit_serving(all);
+  for (const auto* r : all) {
+    const auto sp = serving::predict_step(p, r->work);
+    EXPECT_NEAR(sp.energy_j / r->run->step_energy_j(), 1, 0.02) << r->run->model_id << " " << r->run->avg_batch;
+    EXPECT_NEAR(sp.time_s / r->run->median_itl_s, 1, 0.02);
+    // the root's units plus the all-reduces and the fixed time are the step
+    EXPECT_NEAR(sp.node_j[0] + sp.allreduce_j + sp.overhead_j, sp.energy_j, 1e-9 * sp.energy_j);
+    for (std::size_t i = 0; i < r->work.tree.nodes.size(); ++i) {
+      double children = 0;
+      for (int c : r->work.tree.nodes[i].children) children += sp.node_j[c];
+      EXPECT_GE(sp.node_j[i] + 1e-12, children);
+    }
+  }
+  // the library entry for a named profile predicts every node of the step's tree
+  Tree tree;
+  serving::Workload w;
+  w.batch = 16;
+  w.prompt_tokens = 100;
+  w.output_tokens = 200;
+  const auto h200 = serving::predict_decode_step_nodes(p, load_model_config("meta-llama/Llama-3.1-8B-Instruct"), w,
+                                                       "H200", &tree);
+  ASSERT_EQ(h200.node_j.size(), tree.nodes.size());
+  EXPECT_EQ(tree.provenance.at("hardware"), "H200");
+  EXPECT_NEAR(h200.node_j[0] + h200.overhead_j + h200.allreduce_j, h200.energy_j, 1e-9 * h200.energy_j);
+  fs::remove_all(d);
+}
+
+TEST(ServingCrossval, LeavesOneModelOutWithTheBaselineAndSaysWhatWasSkipped) {
+  const fs::path d = fresh_dir("cv");
+  const std::string table = synthetic_table(d);
+  const auto r = serving::crossval_serving_file(table, "H100");
+  EXPECT_EQ(r["hardware"]["name"], "H100");
+  EXPECT_EQ(r["rows"]["usable_on_hardware"], 12);
+  ASSERT_EQ(r["per_model"].size(), 3u);
+  const double mape = r["overall"]["energy_per_token"]["mape"].get<double>();
+  EXPECT_TRUE(std::isfinite(mape));
+  EXPECT_GE(mape, 0);
+  EXPECT_TRUE(r["settings"]["leave_one_model_out"]["baseline_four_totals"]["all"]["mape"].is_number());
+  EXPECT_EQ(r["settings"]["few_shot"]["results"].size(), 4u);
+  EXPECT_EQ(r["skipped"][0]["model"], "org/not-a-model");
+  EXPECT_EQ(r["skipped"][0]["rows"], 1);
+  // each model's error is its rows' mean, each row's error |predicted - measured| / measured
+  for (const auto& m : r["per_model"]) {
+    double s = 0;
+    for (const auto& x : m["runs"])
+      s += 100 * std::abs(x["predicted_j"].get<double>() - x["measured_j"].get<double>()) / x["measured_j"].get<double>();
+    EXPECT_NEAR(m["energy_per_token"]["mape"].get<double>(), s / m["runs"].size(), 1e-9);
+  }
+  EXPECT_NE(serving::crossval_serving_text(r).find("leave one model out"), std::string::npos);
+  EXPECT_NE(error_of([&] { serving::crossval_serving_file(table, "L40S"); }).find("no usable row for hardware L40S"),
+            std::string::npos);
+  fs::remove_all(d);
+}
+
+TEST(ServingCli, CommandsAndTheirOneLineErrors) {
+  const fs::path d = fresh_dir("cli");
+  const std::string table = synthetic_table(d);
+  auto r = run_irene("crossval '" + table + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: " + table + ": a serving table needs --hardware NAME"), std::string::npos)
+      << r.output;
+  r = run_irene("crossval '" + table + "' --hardware B200 --format json -o '" + (d / "cv.json").string() + "'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "cv.json"));
+  r = run_irene("data import '" + table + "' -o '" + (d / "runs.jsonl").string() + "'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("25 runs of 4 models; 24 usable"), std::string::npos) << r.output;
+  r = run_irene("serving meta-llama/Llama-3.1-70B-Instruct --hardware H100 --max-num-seqs 256 --table '" + table +
+                "' -o '" + (d / "out.txt").string() + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: meta-llama/Llama-3.1-70B-Instruct with 256 sequences in flight on 1 GPU "
+                          "does not fit on H100"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(d / "out.txt"));
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --max-num-seqs 8 --format json --table '" +
+                table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["serving"]["hardware"]["name"], "H100");
+  EXPECT_EQ(j["serving"]["predictor"]["kind"], "per-GPU");
+  double share = 0;
+  for (const auto& k : j["by_kind"]) share += k["share_pct"].get<double>();
+  EXPECT_NEAR(share, 100, 1e-9);
+  r = run_irene("hardware H900");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: unknown hardware 'H900'"), std::string::npos) << r.output;
+  fs::remove_all(d);
+}
