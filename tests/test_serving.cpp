@@ -60,7 +60,7 @@ serving::ServingPredictor truth() {
 std::string synthetic_table(const fs::path& dir) {
   const std::vector<std::pair<std::string, int>> models = {
       {source("tests/data/llm/Meta-Llama-3-8B.json"), 1},
-      {source("models/meta-llama/Llama-3.1-70B-Instruct"), 4},
+      {source("configs/serving-models/meta-llama/Llama-3.1-70B-Instruct"), 4},
       {source("models/meta-llama/Llama-2-7b-hf"), 1}};
   std::string csv = kHeader;
   for (const char* gpu : {"H100", "B200"}) {
@@ -172,7 +172,7 @@ TEST(ServingRuns, ReadsTheTableAndRefusesBadRowsByLine) {
 }
 
 TEST(ServingStep, CountsWhatAServingEngineRuns) {
-  const ModelConfig c = load_model_config("meta-llama/Llama-3.1-8B-Instruct");
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
   const auto& hw = *hardware::find_builtin("H100");
   serving::Workload w;
   w.batch = 8;
@@ -236,7 +236,7 @@ TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {
   w.batch = 16;
   w.prompt_tokens = 100;
   w.output_tokens = 200;
-  const auto h200 = serving::predict_decode_step_nodes(p, load_model_config("meta-llama/Llama-3.1-8B-Instruct"), w,
+  const auto h200 = serving::predict_decode_step_nodes(p, serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct"), w,
                                                        "H200", &tree);
   ASSERT_EQ(h200.node_j.size(), tree.nodes.size());
   EXPECT_EQ(tree.provenance.at("hardware"), "H200");

@@ -82,7 +82,7 @@ void register_serving(CLI::App& app) {
     w.output_tokens = sa->output;
     w.precision = sa->precision;
     const nlohmann::json r = serving::serving_report(
-        load_model_config(sa->model), w, hardware::load_profile(sa->hardware),
+        serving::load_serving_model(sa->model), w, hardware::load_profile(sa->hardware),
         sa->table.empty() ? serving::default_table() : std::filesystem::path(sa->table), sa->allow_oversubscribe);
     write_output(sa->out, [&](std::ostream& os) {
       os << (sa->format == "json" ? r.dump(1) + "\n" : serving::serving_report_text(r));

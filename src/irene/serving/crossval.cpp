@@ -126,7 +126,7 @@ PreparedTable prepare_table(ServingTable table) {
     auto cit = configs.find(r.model_id);
     if (cit == configs.end()) {
       try {
-        cit = configs.emplace(r.model_id, load_model_config(r.model_id)).first;
+        cit = configs.emplace(r.model_id, load_serving_model(r.model_id)).first;
       } catch (const Error& e) {
         config_errors[r.model_id] = e.what();
         cit = configs.emplace(r.model_id, std::nullopt).first;

@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "irene/arch/builder.hpp"
@@ -157,6 +158,20 @@ double task_prompt_tokens(std::string_view task) {
   if (task == "gpqa") return 260;
   if (task == "sourcegraph-fim") return 1200;
   return 256;
+}
+
+ModelConfig load_serving_model(std::string_view name) {
+  try {
+    return load_model_config(name);
+  } catch (const Error&) {
+    const std::filesystem::path p =
+        std::filesystem::path(IRENE_SOURCE_DIR) / "configs" / "serving-models" / std::string(name) / "config.json";
+    std::error_code ec;
+    if (name.find("..") == std::string_view::npos && !name.empty() && name.front() != '/' &&
+        std::filesystem::is_regular_file(p, ec))
+      return load_model_config(p.string());
+    throw;
+  }
 }
 
 double weight_bytes_per_parameter(std::string_view precision) {

@@ -79,6 +79,13 @@ struct Workload {
 // prompts; not measured); any other task 256.
 double task_prompt_tokens(std::string_view task);
 
+// The model of a serving command or table row: load_model_config's name, path or Hugging Face
+// cache entry, else the config of the same Hugging Face id under configs/serving-models/ (the
+// published config.json of models measured in the serving table, kept out of models/ so that
+// the tests that visit every built-in model do not build 405B-parameter trees). Errors:
+// load_model_config's for the name.
+ModelConfig load_serving_model(std::string_view name);
+
 // Bytes of one weight for a precision: bfloat16/float16 2, fp8 1, mxfp4/fp4 4.25 / 8.
 // Unknown: irene::Error.
 double weight_bytes_per_parameter(std::string_view precision);
