@@ -291,9 +291,6 @@ class Nvml:
     def energy_mj(self):
         return self.n.nvmlDeviceGetTotalEnergyConsumption(self.h)
 
-    def power_w(self):
-        return self.n.nvmlDeviceGetPowerUsage(self.h) / 1000.0
-
     def clocks(self):
         n = self.n
         try:
@@ -690,14 +687,16 @@ def export_main(argv):
 
     with open(a.measured) as f:
         rows, prov = export_rows([json.loads(line) for line in f if line.strip()])
-    for path, write in (
-        (a.csv, lambda f: (lambda w: (w.writeheader(), w.writerows(rows)))(csv.DictWriter(f, KEY_FIELDS + MEASURED_FIELDS))),
-        (a.provenance, lambda f: f.write(json.dumps(prov, indent=1, sort_keys=True) + "\n")),
-    ):
-        tmp = path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
+    tmp = a.csv + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, KEY_FIELDS + MEASURED_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, a.csv)
+    tmp = a.provenance + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(prov, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, a.provenance)
     print(f"{len(rows)} node rows, {len(prov)} models")
 
 

@@ -108,3 +108,18 @@ def test_canonical_scope_and_config_lookup(tmp_path):
     assert gc.resolve_config(rec, str(tmp_path)) == str(cfg)
     with pytest.raises(FileNotFoundError, match="no config.json found for model 'y'"):
         gc.resolve_config({"model_name": "y", "provenance": {}}, str(tmp_path))
+
+
+def test_import_of_rows_that_match_no_tree_is_one_error_line(tmp_path, capsys):
+    import json
+
+    trees = tmp_path / "trees.jsonl"
+    trees.write_text(json.dumps(tree()) + "\n")
+    rows = tmp_path / "nodes.csv"
+    rows.write_text(",".join(gc.KEY_FIELDS + gc.MEASURED_FIELDS) + "\n" + "other,decode,2,1,256,,X" + "," * len(gc.MEASURED_FIELDS) + "\n")
+    prov = tmp_path / "prov.json"
+    prov.write_text("{}")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit, match=r"gpu-collect.py: error: .*nodes.csv: no row matches a node of .*trees.jsonl"):
+        gc.main(["import", "--trees", str(trees), "--csv", str(rows), "--provenance", str(prov), "--out", str(out)])
+    assert not out.exists()
