@@ -269,9 +269,10 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
       {"shared", {{"all", summary(err_shared)}, {"dense_bfloat16_chat", summary(err_shared_d)}}},
       {"baseline_four_totals", {{"all", summary(err_base)}, {"dense_bfloat16_chat", summary(err_base_d)}}}};
   std::map<std::string, std::vector<double>> dense_m, moe_m;
-  for (const auto& [m, v] : err_pred) {
-    const auto it = std::find_if(here.begin(), here.end(), [&](const PreparedRun* r) { return r->run->model_id == m; });
-    ((*it)->run->dense() ? dense_m : moe_m)[m] = v;
+  for (const auto& entry : err_pred) {
+    const std::string& model = entry.first;
+    const auto it = std::find_if(here.begin(), here.end(), [&](const PreparedRun* r) { return r->run->model_id == model; });
+    ((*it)->run->dense() ? dense_m : moe_m)[model] = entry.second;
   }
   out["overall"]["dense"] = summary(dense_m);
   out["overall"]["moe"] = summary(moe_m);

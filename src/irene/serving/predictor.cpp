@@ -124,16 +124,6 @@ double coef(const std::map<std::string, double>& m, const std::string& k, double
   return it == m.end() ? fallback : it->second;
 }
 
-double predicted_time(const ServingPredictor& p, const StepWork& w) {
-  const Aggregate a = aggregate(w);
-  const double g = w.workload.gpus;
-  double t = p.tau0 + p.tau_seq * w.workload.batch + p.gamma * a.n / g + p.delta * w.allreduce_s +
-             p.tau_allreduce * w.allreduces;
-  for (const auto& [k, r] : a.r) t += coef(p.alpha, k, p.alpha_shared) * r / g;
-  for (const auto& [k, c] : a.c) t += coef(p.beta, k, p.beta_shared) * c / g;
-  return t;
-}
-
 // Non-negative least squares of rows (already divided by their labels) with penalty rows
 // sqrt(kShrink x rows) (x_k - x_shared) for each pair in `pulls`.
 Eigen::VectorXd fit_pulled(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
