@@ -103,6 +103,11 @@ int TreeBuilder::add_rms_norm(int parent, const std::string& scope, const std::s
   return add_leaf(parent, scope, class_name, {{"normalized_shape", width}, {"batch", b}, {"seq", s}});
 }
 
+int TreeBuilder::add_rms_norm_rows(int parent, const std::string& scope, const std::string& class_name,
+                                   std::int64_t width, std::int64_t rows_per_sequence) {
+  return add_leaf(parent, scope, class_name, {{"normalized_shape", width}, {"batch", b}, {"seq", rows_per_sequence}});
+}
+
 int TreeBuilder::add_activation(int parent, const std::string& scope, const std::string& act, std::int64_t features,
                                 std::int64_t rows, std::int64_t seq) {
   // ACT2FN of Hugging Face's activations.py: the class each name builds.
@@ -171,6 +176,39 @@ void TreeBuilder::add_mask_and_rotary_ops(int node, std::int64_t rotary_dims) {
   if (rotary_dims > 0) add_op(node, "rotary_cos_sin", {1, s, rotary_dims});
 }
 
+int TreeBuilder::add_gated_mlp(int parent, const std::string& scope, const std::string& class_name,
+                               const GatedMlpCall& c) {
+  const auto h = config_.hidden_size, i = c.intermediate;
+  LinearCall in, out;
+  in.bias = out.bias = c.bias;
+  const Shape product{b, s, i};
+  const std::int64_t rows = -1, seq = -1;
+  const int m = add_module(parent, scope, class_name);
+  add_linear(m, scope + "." + c.gate, h, i, in);
+  add_activation(m, scope + "." + c.act, c.activation, i, rows, seq);
+  add_linear(m, scope + "." + c.up, h, i, in);
+  add_op(m, "mul", product);  // act(gate(x)) * up(x)
+  add_linear(m, scope + "." + c.down, i, h, out);
+  return m;
+}
+
+int TreeBuilder::add_self_attention(int layer, const std::string& scope, const SelfAttentionCall& c) {
+  const auto h = config_.hidden_size, d = c.head_dim;
+  LinearCall in, out;
+  in.bias = c.qkv_bias;
+  out.bias = c.o_bias;
+  const bool norms = !c.qk_norm_class.empty();
+  const int attn = add_module(layer, scope, c.class_name, {{"kv_heads", c.kv_heads}, {"head_dim", d}});
+  add_linear(attn, scope + ".q_proj", h, c.heads * d, in);
+  if (norms) add_rms_norm_rows(attn, scope + ".q_norm", c.qk_norm_class, d, s * c.heads);
+  add_linear(attn, scope + ".k_proj", h, c.kv_heads * d, in);
+  if (norms) add_rms_norm_rows(attn, scope + ".k_norm", c.qk_norm_class, d, s * c.kv_heads);
+  add_linear(attn, scope + ".v_proj", h, c.kv_heads * d, in);
+  add_causal_attention(attn, scope, AttentionCall{c.heads, c.kv_heads, d, d, false});
+  add_linear(attn, scope + ".o_proj", c.heads * d, h, out);
+  return attn;
+}
+
 void TreeBuilder::add_gelu_tanh_ops(int node, const Shape& shape) {
   // 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * pow(x, 3))))
   for (const char* kind : {"pow", "mul", "add", "mul", "tanh", "add", "mul", "mul"}) add_op(node, kind, shape);
@@ -202,6 +240,24 @@ void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
 }
 
 void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.config().hidden_size); }
+
+std::int64_t config_size(const ModelConfig& c, const char* key, std::int64_t fallback) {
+  auto it = c.raw.find(key);
+  if (it == c.raw.end() || it->is_null()) {
+    if (fallback > 0) return fallback;
+    throw Error(fmt::format("{}: missing '{}' (model_type {})", c.name, key, c.model_type));
+  }
+  if (it->is_number_integer() && it->get<std::int64_t>() > 0 && it->get<std::int64_t>() <= limits::kMaxIntermediate)
+    return it->get<std::int64_t>();
+  throw Error(fmt::format("{}: '{}' must be a positive integer (at most {}), got {}", c.name, key,
+                          limits::kMaxIntermediate, it->dump().substr(0, 40)));
+}
+
+bool config_flag(const ModelConfig& c, const char* key, bool fallback) {
+  auto it = c.raw.find(key);
+  return it != c.raw.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
 
 }  // namespace arch_detail
 

@@ -23,6 +23,15 @@ struct LinearCall {
   std::int64_t seq = -1;     // input_rank 3: positions (-1: the builder's seq; 1 for last-token logits)
 };
 
+// A gated feed-forward down(act(gate(x)) * up(x)) (add_gated_mlp), with the attribute names of
+// its family (Llama: gate_proj, up_proj, down_proj, act_fn; Mixtral's experts: w1, w3, w2).
+struct GatedMlpCall {
+  std::int64_t intermediate = 0;
+  std::string activation = "silu";  // the config's hidden_act
+  std::string gate = "gate_proj", up = "up_proj", down = "down_proj", act = "act_fn";
+  bool bias = false;
+};
+
 // How attention runs inside an attention module (add_causal_attention: the decoder LLM families).
 struct AttentionCall {
   std::int64_t heads = 0;     // query heads
@@ -31,6 +40,25 @@ struct AttentionCall {
   std::int64_t rotary_dims = 0;  // 0: no rotary embedding; < head_dim: partial (GPT-NeoX), with a cat
   bool partial_rotary_cat = false;  // cat the rotated and passed-through dimensions (GPT-NeoX always does)
 };
+
+// The self-attention module of a decoder layer (add_self_attention).
+struct SelfAttentionCall {
+  std::string class_name;  // Qwen3Attention ...
+  std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  bool qkv_bias = false, o_bias = false;
+  // The class of a norm over head_dim on every head of the queries and keys after their
+  // projections (Qwen3's q_norm and k_norm, Qwen3RMSNorm); "" = none.
+  std::string qk_norm_class;
+};
+
+// A positive integer setting of a family's config (num_local_experts, moe_intermediate_size ...):
+// its value, `fallback` (Hugging Face's default) when absent or null, the fallback 0 meaning that
+// the key is required. Anything else, or a value above limits::kMaxIntermediate: irene::Error
+// naming the config and the key.
+std::int64_t config_size(const ModelConfig& config, const char* key, std::int64_t fallback = 0);
+// A true/false setting of the config, `fallback` when absent or null (the config reader has
+// validated the row's flags).
+bool config_flag(const ModelConfig& config, const char* key, bool fallback);
 
 // Appends nodes for one (model, batch, seq) pass. All add_* return the new node's index.
 class TreeBuilder {
@@ -71,6 +99,10 @@ class TreeBuilder {
   int add_relu(int parent, const std::string& scope, std::int64_t features);  // on [batch, seq, features]
   // RMSNorm of class `class_name` (LlamaRMSNorm ...) over `width` on [batch, seq, width].
   int add_rms_norm(int parent, const std::string& scope, const std::string& class_name, std::int64_t width);
+  // The same on `rows_per_sequence` rows of each sequence ([batch, rows, width]: Qwen3's q_norm
+  // over head_dim on seq x heads rows).
+  int add_rms_norm_rows(int parent, const std::string& scope, const std::string& class_name, std::int64_t width,
+                        std::int64_t rows_per_sequence);
   // The activation module of a Hugging Face config's hidden_act (silu / swish: SiLU, gelu:
   // GELUActivation, relu: ReLU) on [rows, seq, features]. Unknown name: irene::Error naming the
   // accepted ones.
@@ -106,6 +138,13 @@ class TreeBuilder {
   // base model `node` (Hugging Face computes both once per forward, shared by every layer).
   // With sdpa Hugging Face builds no mask (is_causal): none is listed.
   void add_mask_and_rotary_ops(int node, std::int64_t rotary_dims);
+  // A gated MLP module of class `class_name` at `scope` under `parent`: gate, act, up, the
+  // product, down, in the order the forward runs them. Returns the module.
+  int add_gated_mlp(int parent, const std::string& scope, const std::string& class_name, const GatedMlpCall& call);
+  // The self-attention module `scope` (the layer's "self_attn") under `layer`: q_proj (then
+  // q_norm), k_proj (then k_norm), v_proj, the causal attention (add_causal_attention), o_proj.
+  // Returns the module.
+  int add_self_attention(int layer, const std::string& scope, const SelfAttentionCall& call);
 
   Shape hidden_shape() const { return {b, s, config_.hidden_size}; }
   Shape scores_shape() const { return {b, config_.num_heads, s, kv_len()}; }
@@ -141,6 +180,7 @@ void build_ctrl(TreeBuilder& tb, int base, const std::string& prefix);        //
 void build_llama_like(TreeBuilder& tb, int base, const std::string& prefix);  // llama, mistral, qwen2
 void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    // gpt_neox
 void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
+void build_qwen3(TreeBuilder& tb, int base, const std::string& prefix);       // qwen3
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,

@@ -244,6 +244,12 @@ std::vector<FamilyInfo> make_families() {
                   {"lm_head", "Linear", K::lm_head}},
       .build = arch_detail::build_opt,
       .lm_head = arch_detail::add_opt_lm_head});
+  // The families served in 2026 (docs/families-2026.md).
+  f.push_back(
+      llama_row("qwen3", "Qwen3", "Qwen3Model", "Qwen3ForCausalLM", "Qwen3RMSNorm", "Qwen3Attention", "Qwen3MLP"));
+  f.back().qk_norm = true;
+  f.back().keys.flags = {{"attention_bias", false}};
+  f.back().build = arch_detail::build_qwen3;
   return f;
 }
 
