@@ -49,7 +49,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -62,7 +62,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(checked, 3);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -81,7 +81,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 1);
+  EXPECT_EQ(checked, 2);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -102,3 +102,72 @@ TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
   EXPECT_EQ(node(biased, "lm_head:Linear").num_parameters, 0);  // tied
 }
 
+TEST(Families2026Moe, ExpertsAreOneModuleForEveryExpertWithTheRouter) {
+  const Tree t = build_tree(tiny("tiny-mixtral"), 2, 8);
+  const Node& moe = node(t, "model.layers.0.block_sparse_moe:MixtralSparseMoeBlock");
+  EXPECT_EQ(child_ids(t, moe), (std::vector<std::string>{"model.layers.0.block_sparse_moe.gate:Linear",
+                                                          "model.layers.0.block_sparse_moe.experts:"
+                                                          "MixtralBlockSparseTop2MLP"}));
+  const Node& experts = node(t, "model.layers.0.block_sparse_moe.experts:MixtralBlockSparseTop2MLP");
+  EXPECT_EQ(experts.attrs.at("experts"), 4);
+  EXPECT_EQ(experts.attrs.at("top_k"), 2);
+  EXPECT_EQ(experts.attrs.at("tokens"), 16);
+  // Parameters count every expert: 4 x (w1, w3, w2) of 64 x 96.
+  EXPECT_EQ(experts.num_parameters, 4 * 3 * 64 * 96);
+  const Node& w1 = node(t, "model.layers.0.block_sparse_moe.experts.w1:Linear");
+  EXPECT_EQ(w1.attrs.at("batch"), 16 * 2);  // the tokens x top_k routed rows
+  // FLOPs are those of 2 experts per token: 2 x rows x in x out.
+  EXPECT_DOUBLE_EQ(w1.flops_mflop, 2.0 * 32 * 64 * 96 / 1e6);
+  EXPECT_EQ(node(t, "model.layers.0.block_sparse_moe.gate:Linear").attrs.at("out_features"), 4);
+  std::vector<std::string> kinds;
+  for (const auto& op : moe.ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"softmax", "topk", "sum", "div", "zeros", "gather", "mul", "index_add"}));
+}
+
+// The weight bytes a routed-experts leaf reads beyond its activations, in experts' weights.
+double experts_read(const Node& leaf, double element_bytes) {
+  const double rows = leaf.attrs.at("batch"), in = leaf.attrs.at("in_features"), out = leaf.attrs.at("out_features");
+  const double weight = in * out * element_bytes;
+  return (leaf.mem_mib * 1048576.0 - (rows * in + rows * out) * element_bytes) / weight;
+}
+
+TEST(Families2026Moe, ADecodeStepReadsTheExpertsItsTokensChoose) {
+  const ModelConfig mixtral = load_model_config("mistralai/Mixtral-8x7B-v0.1");
+  const std::string w1 = "model.layers.0.block_sparse_moe.experts.w1:Linear";
+  BuildOptions o = decode_at(512);
+  o.dtype = "bfloat16";
+  // Batch 1: the 2 experts of the one token; batch 256: 8 (1 - (3/4)^256), all but 1e-31.
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 1, 1, o), w1), 2), 2.0, 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 4, 1, o), w1), 2), 8 * (1 - std::pow(0.75, 4)), 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 256, 1, o), w1), 2), 8.0, 1e-9);
+  // A prefill of 512 tokens reads all 8.
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 1, 512), w1), 4), 8.0, 1e-9);
+  EXPECT_NEAR(expected_active_experts(8, 2, 4), 8 * (1 - std::pow(0.75, 4)), 1e-12);
+}
+
+TEST(Families2026Moe, PrefillCostsTheFlopsOfTheActiveExperts) {
+  // A prefill of 512 tokens: far fewer FLOPs than the dense model of Mixtral's total size (8
+  // experts wide), about those of the dense model of its active size (2 experts wide).
+  const ModelConfig moe = load_model_config("mistralai/Mixtral-8x7B-v0.1");
+  ModelConfig active = load_model_config("mistralai/Mistral-7B-v0.1");
+  set_config_value(active, "intermediate_size", "28672");
+  ModelConfig total = load_model_config("mistralai/Mistral-7B-v0.1");
+  set_config_value(total, "intermediate_size", "114688");
+  const double f = build_tree(moe, 1, 512).root().flops_mflop;
+  EXPECT_LT(f, 0.5 * build_tree(total, 1, 512).root().flops_mflop);
+  EXPECT_NEAR(f, build_tree(active, 1, 512).root().flops_mflop, 0.01 * f);
+}
+
+TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {
+  ModelConfig c = tiny("tiny-mixtral");
+  c.raw["num_experts_per_tok"] = 5;
+  std::string e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'num_experts_per_tok' 5 exceeds the 4 experts ('num_local_experts')"), std::string::npos) << e;
+  e = error_of([] {
+    parse_model_config(R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+                          "num_hidden_layers": 2, "vocab_size": 100, "max_position_embeddings": 128,
+                          "num_local_experts": 0})",
+                       "bad-mixtral.json");
+  });
+  EXPECT_NE(e.find("bad-mixtral.json: 'num_local_experts' must be a positive integer"), std::string::npos) << e;
+}

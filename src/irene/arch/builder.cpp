@@ -66,6 +66,11 @@ int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t i
           {"input_rank", call.input_rank}};
   if (!call.bias) a["bias"] = 0;
   if (call.tied) a["tied"] = 1;
+  if (call.experts > 1) {
+    a["num_experts"] = call.experts;
+    a["top_k"] = call.top_k;
+    a["tokens"] = (rank2 && call.rows > 0 ? call.rows : b) / std::max<std::int64_t>(1, call.top_k);
+  }
   return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
@@ -181,9 +186,22 @@ int TreeBuilder::add_gated_mlp(int parent, const std::string& scope, const std::
   const auto h = config_.hidden_size, i = c.intermediate;
   LinearCall in, out;
   in.bias = out.bias = c.bias;
-  const Shape product{b, s, i};
-  const std::int64_t rows = -1, seq = -1;
-  const int m = add_module(parent, scope, class_name);
+  Attrs attrs;
+  Shape product{b, s, i};
+  std::int64_t rows = -1, seq = -1;
+  if (c.experts > 1) {  // every expert, on the T x k rows routed to them ([rows, hidden] inputs)
+    rows = tokens() * c.top_k;
+    for (LinearCall* call : {&in, &out}) {
+      call->input_rank = 2;
+      call->rows = rows;
+      call->experts = c.experts;
+      call->top_k = c.top_k;
+    }
+    attrs = {{"num_experts", c.experts}, {"top_k", c.top_k}, {"tokens", tokens()}};
+    product = {rows, i};
+    seq = 1;
+  }
+  const int m = add_module(parent, scope, class_name, std::move(attrs));
   add_linear(m, scope + "." + c.gate, h, i, in);
   add_activation(m, scope + "." + c.act, c.activation, i, rows, seq);
   add_linear(m, scope + "." + c.up, h, i, in);
@@ -207,6 +225,30 @@ int TreeBuilder::add_self_attention(int layer, const std::string& scope, const S
   add_causal_attention(attn, scope, AttentionCall{c.heads, c.kv_heads, d, d, false});
   add_linear(attn, scope + ".o_proj", c.heads * d, h, out);
   return attn;
+}
+
+void TreeBuilder::add_router(int moe, const std::string& scope, const std::string& router, std::int64_t experts,
+                             std::int64_t top_k, bool renormalize) {
+  const auto t = tokens(), h = config_.hidden_size;
+  LinearCall call;
+  call.bias = false;
+  call.input_rank = 2;
+  call.rows = t;
+  add_linear(moe, scope + "." + router, h, experts, call);  // router logits [T, experts]
+  add_op(moe, "softmax", {t, experts});                     // softmax(router_logits, dtype=float)
+  add_op(moe, "topk", {t, experts});
+  if (renormalize) {
+    add_op(moe, "sum", {t, top_k});
+    add_op(moe, "div", {t, top_k});
+  }
+  add_op(moe, "zeros", {t, h});           // the output buffer
+  add_op(moe, "gather", {t * top_k, h});  // hidden_states[top_x] of every expert
+}
+
+void TreeBuilder::add_expert_combine(int moe, std::int64_t top_k) {
+  const auto rows = tokens() * top_k, h = config_.hidden_size;
+  add_op(moe, "mul", {rows, h});        // expert output * routing weight
+  add_op(moe, "index_add", {rows, h});  // final_hidden_states.index_add_(0, top_x, ...)
 }
 
 void TreeBuilder::add_gelu_tanh_ops(int node, const Shape& shape) {
@@ -251,6 +293,16 @@ std::int64_t config_size(const ModelConfig& c, const char* key, std::int64_t fal
     return it->get<std::int64_t>();
   throw Error(fmt::format("{}: '{}' must be a positive integer (at most {}), got {}", c.name, key,
                           limits::kMaxIntermediate, it->dump().substr(0, 40)));
+}
+
+std::pair<std::int64_t, std::int64_t> routed_experts(const ModelConfig& c, const char* experts_key,
+                                                     std::int64_t experts_default, std::int64_t top_k_default) {
+  const auto experts = config_size(c, experts_key, experts_default);
+  const auto top_k = config_size(c, "num_experts_per_tok", top_k_default);
+  if (top_k > experts)
+    throw Error(fmt::format("{}: 'num_experts_per_tok' {} exceeds the {} experts ('{}')", c.name, top_k, experts,
+                            experts_key));
+  return {experts, top_k};
 }
 
 bool config_flag(const ModelConfig& c, const char* key, bool fallback) {

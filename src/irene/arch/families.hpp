@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "irene/arch/config.hpp"
@@ -21,6 +22,10 @@ struct LinearCall {
   int input_rank = 3;        // 3: [batch, seq, in]; 2: [rows, in]
   std::int64_t rows = -1;    // input_rank 2: rows of the input (-1: the batch size)
   std::int64_t seq = -1;     // input_rank 3: positions (-1: the builder's seq; 1 for last-token logits)
+  // Routed experts (input_rank 2, rows = tokens x top_k): the leaf stands for this projection of
+  // `experts` experts (registry.hpp's routed_active_experts); 1 = an ordinary Linear.
+  std::int64_t experts = 1;
+  std::int64_t top_k = 1;
 };
 
 // A gated feed-forward down(act(gate(x)) * up(x)) (add_gated_mlp), with the attribute names of
@@ -30,6 +35,10 @@ struct GatedMlpCall {
   std::string activation = "silu";  // the config's hidden_act
   std::string gate = "gate_proj", up = "up_proj", down = "down_proj", act = "act_fn";
   bool bias = false;
+  // Routed experts: the module stands for every one of `experts` experts (scope "<moe>.experts"),
+  // on the tokens x top_k rows a step routes to them; 1 = a dense MLP on [batch, seq, hidden].
+  std::int64_t experts = 1;
+  std::int64_t top_k = 1;
 };
 
 // How attention runs inside an attention module (add_causal_attention: the decoder LLM families).
@@ -59,6 +68,11 @@ std::int64_t config_size(const ModelConfig& config, const char* key, std::int64_
 // A true/false setting of the config, `fallback` when absent or null (the config reader has
 // validated the row's flags).
 bool config_flag(const ModelConfig& config, const char* key, bool fallback);
+// The routed experts of a mixture of experts and the experts each token is routed to
+// (num_experts_per_tok), with Hugging Face's defaults; more experts per token than experts:
+// irene::Error naming the config and both keys.
+std::pair<std::int64_t, std::int64_t> routed_experts(const ModelConfig& config, const char* experts_key,
+                                                     std::int64_t experts_default, std::int64_t top_k_default);
 
 // Appends nodes for one (model, batch, seq) pass. All add_* return the new node's index.
 class TreeBuilder {
@@ -145,6 +159,17 @@ class TreeBuilder {
   // q_norm), k_proj (then k_norm), v_proj, the causal attention (add_causal_attention), o_proj.
   // Returns the module.
   int add_self_attention(int layer, const std::string& scope, const SelfAttentionCall& call);
+  // The routing of a sparse mixture-of-experts block `moe` (scope `scope`), as Mixtral's and
+  // Qwen3-MoE's forward run it on the pass's T = batch x seq tokens: the router `router` (a
+  // Linear hidden -> experts without bias) on [T, hidden], the float32 softmax of its logits,
+  // top-k, the renormalisation of the k weights when `renormalize`, the output buffer, the gather
+  // of the T x k routed rows; after the experts (added by the caller), add_expert_combine: the
+  // routing-weight product and index_add_ of the T x k outputs.
+  void add_router(int moe, const std::string& scope, const std::string& router, std::int64_t experts,
+                  std::int64_t top_k, bool renormalize);
+  void add_expert_combine(int moe, std::int64_t top_k);
+  // Tokens of the pass: batch x seq.
+  std::int64_t tokens() const { return b * s; }
 
   Shape hidden_shape() const { return {b, s, config_.hidden_size}; }
   Shape scores_shape() const { return {b, config_.num_heads, s, kv_len()}; }
@@ -181,6 +206,7 @@ void build_llama_like(TreeBuilder& tb, int base, const std::string& prefix);  //
 void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    // gpt_neox
 void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
 void build_qwen3(TreeBuilder& tb, int base, const std::string& prefix);       // qwen3
+void build_mixtral(TreeBuilder& tb, int base, const std::string& prefix);     // mixtral
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,

@@ -250,6 +250,17 @@ std::vector<FamilyInfo> make_families() {
   f.back().qk_norm = true;
   f.back().keys.flags = {{"attention_bias", false}};
   f.back().build = arch_detail::build_qwen3;
+  f.push_back(llama_row("mixtral", "Mixtral", "MixtralModel", "MixtralForCausalLM", "MixtralRMSNorm",
+                        "MixtralAttention", "MixtralSparseMoeBlock"));
+  f.back().moe = true;
+  f.back().keys.extra_sizes = {"num_local_experts", "num_experts_per_tok"};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "MixtralAttention", K::attention},
+                      {"block_sparse_moe", "MixtralSparseMoeBlock", K::feed_forward},
+                      {"gate", "Linear", K::router},
+                      {"experts", "MixtralBlockSparseTop2MLP", K::experts},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_mixtral;
   return f;
 }
 

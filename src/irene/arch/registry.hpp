@@ -78,6 +78,18 @@ double dtype_bytes(std::string_view dtype);
 // The dtypes irene counts and executes, in a fixed order ("float32", "float16", "bfloat16").
 const std::vector<std::string>& supported_dtypes();
 
+// Mixture of experts as it runs. A leaf with attrs `experts` E > 1 and `top_k` k stands for the
+// same projection of all E routed experts of a layer, on the `batch` = T x k rows that a step of T
+// tokens routes to them (each token to k experts). Under uniform routing (every token picks k
+// distinct experts uniformly, tokens independent) an expert is chosen by at least one token with
+// probability p = 1 - (1 - k/E)^T and then reads its weights once: the leaf reads E p experts'
+// weights. Returns E p, the expected distinct experts the step activates (1 for an ordinary leaf).
+double routed_active_experts(const Attrs& attrs);
+
+// Parameters one token reads: the tree's total less, at every routed-experts leaf, the experts a
+// token does not use (experts - top_k of them); equal to the total for a dense model.
+std::int64_t active_parameters(const Tree& tree);
+
 // An ML-level primitive (a tree leaf of type ml).
 struct Primitive {
   // Entries are written with designated initializers (.class_name = "Linear", ...); fields left
