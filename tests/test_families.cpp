@@ -49,7 +49,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -62,7 +62,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 3);
+  EXPECT_EQ(checked, 4);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -81,7 +81,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(checked, 3);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -156,6 +156,35 @@ TEST(Families2026Moe, PrefillCostsTheFlopsOfTheActiveExperts) {
   const double f = build_tree(moe, 1, 512).root().flops_mflop;
   EXPECT_LT(f, 0.5 * build_tree(total, 1, 512).root().flops_mflop);
   EXPECT_NEAR(f, build_tree(active, 1, 512).root().flops_mflop, 0.01 * f);
+}
+
+TEST(Families2026Moe, Qwen3MoeLayersAreSparseUnlessListedOrOffTheStep) {
+  // Qwen3-30B-A3B: a decode step at batch 1 reads 8 of the 128 experts, at batch 16 82.4.
+  BuildOptions o = decode_at(512);
+  o.dtype = "bfloat16";
+  const ModelConfig big = load_model_config("Qwen/Qwen3-30B-A3B");
+  const std::string gate = "model.layers.3.mlp.experts.gate_proj:Linear";
+  EXPECT_NEAR(experts_read(node(build_tree(big, 1, 1, o), gate), 2), 8.0, 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(big, 16, 1, o), gate), 2), 128 * (1 - std::pow(15.0 / 16, 16)), 1e-9);
+  const Tree t = build_tree(tiny("tiny-qwen3-moe"), 1, 4);
+  EXPECT_GE(t.find_id("model.layers.0.mlp:Qwen3MoeSparseMoeBlock"), 0);
+  EXPECT_GE(t.find_id("model.layers.1.mlp:Qwen3MoeMLP"), 0);  // in mlp_only_layers
+  EXPECT_GE(t.find_id("model.layers.2.mlp.experts:Qwen3MoeMLP"), 0);
+  EXPECT_EQ(node(t, "model.layers.1.mlp.gate_proj:Linear").attrs.at("out_features"), 64);
+  EXPECT_EQ(node(t, "model.layers.2.mlp.experts.gate_proj:Linear").attrs.at("out_features"), 32);
+  std::vector<std::string> kinds;
+  for (const auto& op : node(t, "model.layers.0.mlp:Qwen3MoeSparseMoeBlock").ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds[2], "sum");  // norm_topk_prob: the k weights renormalised
+  // decoder_sparse_step 2: layers 1, 3 ... sparse.
+  ModelConfig c = tiny("tiny-qwen3-moe");
+  c.raw["decoder_sparse_step"] = 2;
+  c.raw["mlp_only_layers"] = nlohmann::json::array();
+  const Tree s = build_tree(c, 1, 4);
+  EXPECT_GE(s.find_id("model.layers.0.mlp:Qwen3MoeMLP"), 0);
+  EXPECT_GE(s.find_id("model.layers.1.mlp:Qwen3MoeSparseMoeBlock"), 0);
+  c.raw["mlp_only_layers"] = {7};
+  const std::string e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'mlp_only_layers' must be a list of layer indices in 0..2"), std::string::npos) << e;
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

@@ -310,6 +310,21 @@ bool config_flag(const ModelConfig& c, const char* key, bool fallback) {
   return it != c.raw.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
 
+std::vector<std::int64_t> config_layer_list(const ModelConfig& c, const char* key) {
+  std::vector<std::int64_t> v;
+  auto it = c.raw.find(key);
+  if (it == c.raw.end() || it->is_null()) return v;
+  auto bad = [&] {
+    return Error(fmt::format("{}: '{}' must be a list of layer indices in 0..{}, got {}", c.name, key,
+                             c.num_layers - 1, it->dump().substr(0, 40)));
+  };
+  if (!it->is_array()) throw bad();
+  for (const auto& x : *it) {
+    if (!x.is_number_integer() || x.get<std::int64_t>() < 0 || x.get<std::int64_t>() >= c.num_layers) throw bad();
+    v.push_back(x.get<std::int64_t>());
+  }
+  return v;
+}
 
 }  // namespace arch_detail
 

@@ -65,6 +65,9 @@ struct SelfAttentionCall {
 // the key is required. Anything else, or a value above limits::kMaxIntermediate: irene::Error
 // naming the config and the key.
 std::int64_t config_size(const ModelConfig& config, const char* key, std::int64_t fallback = 0);
+// A list of layer indices (mlp_only_layers): absent or null: empty; anything but a list of
+// integers in 0 .. num_layers - 1: irene::Error naming the config and the key.
+std::vector<std::int64_t> config_layer_list(const ModelConfig& config, const char* key);
 // A true/false setting of the config, `fallback` when absent or null (the config reader has
 // validated the row's flags).
 bool config_flag(const ModelConfig& config, const char* key, bool fallback);
@@ -207,6 +210,7 @@ void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    //
 void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
 void build_qwen3(TreeBuilder& tb, int base, const std::string& prefix);       // qwen3
 void build_mixtral(TreeBuilder& tb, int base, const std::string& prefix);     // mixtral
+void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& prefix);   // qwen3_moe
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,

@@ -261,6 +261,19 @@ std::vector<FamilyInfo> make_families() {
                       {"experts", "MixtralBlockSparseTop2MLP", K::experts},
                       {"lm_head", "Linear", K::lm_head}};
   f.back().build = arch_detail::build_mixtral;
+  f.push_back(llama_row("qwen3_moe", "Qwen3Moe", "Qwen3MoeModel", "Qwen3MoeForCausalLM", "Qwen3MoeRMSNorm",
+                        "Qwen3MoeAttention", ""));
+  f.back().moe = true;
+  f.back().qk_norm = true;
+  f.back().keys.extra_sizes = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step"};
+  f.back().keys.flags = {{"norm_topk_prob", false}};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "Qwen3MoeAttention", K::attention},
+                      {"mlp", "", K::feed_forward},  // Qwen3MoeSparseMoeBlock, or Qwen3MoeMLP in a dense layer
+                      {"gate", "Linear", K::router},
+                      {"experts", "Qwen3MoeMLP", K::experts},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_qwen3_moe;
   return f;
 }
 
