@@ -49,7 +49,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -62,7 +62,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 4);
+  EXPECT_EQ(checked, 5);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -81,7 +81,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 3);
+  EXPECT_EQ(checked, 4);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -185,6 +185,15 @@ TEST(Families2026Moe, Qwen3MoeLayersAreSparseUnlessListedOrOffTheStep) {
   c.raw["mlp_only_layers"] = {7};
   const std::string e = error_of([&] { build_tree(c, 1, 4); });
   EXPECT_NE(e.find("'mlp_only_layers' must be a list of layer indices in 0..2"), std::string::npos) << e;
+}
+
+TEST(Families2026Structure, Phi3FusesQkvAndGateUp) {
+  const Tree t = build_tree(tiny("tiny-phi3"), 2, 8);
+  EXPECT_EQ(t.root().class_name, "Phi3ForCausalLM");
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.qkv_proj:Linear").attrs.at("out_features"), (4 + 2 * 2) * 16);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.gate_up_proj:Linear").attrs.at("out_features"), 2 * 80);
+  EXPECT_GE(t.find_id("model.layers.0.mlp.activation_fn:SiLU"), 0);
+  EXPECT_EQ(t.find_id("model.layers.0.self_attn.q_proj:Linear"), -1);
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

@@ -274,6 +274,10 @@ std::vector<FamilyInfo> make_families() {
                       {"experts", "Qwen3MoeMLP", K::experts},
                       {"lm_head", "Linear", K::lm_head}};
   f.back().build = arch_detail::build_qwen3_moe;
+  f.push_back(
+      llama_row("phi3", "Phi3", "Phi3Model", "Phi3ForCausalLM", "Phi3RMSNorm", "Phi3Attention", "Phi3MLP"));
+  f.back().sliding_window = true;  // masks scores eager attention computes anyway: counts unchanged
+  f.back().build = arch_detail::build_phi3;
   return f;
 }
 
