@@ -49,7 +49,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -62,7 +62,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 5);
+  EXPECT_EQ(checked, 7);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -81,7 +81,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 4);
+  EXPECT_EQ(checked, 5);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -194,6 +194,17 @@ TEST(Families2026Structure, Phi3FusesQkvAndGateUp) {
   EXPECT_EQ(node(t, "model.layers.0.mlp.gate_up_proj:Linear").attrs.at("out_features"), 2 * 80);
   EXPECT_GE(t.find_id("model.layers.0.mlp.activation_fn:SiLU"), 0);
   EXPECT_EQ(t.find_id("model.layers.0.self_attn.q_proj:Linear"), -1);
+}
+
+TEST(Families2026Structure, Starcoder2HasLayerNormsAndBiasedProjections) {
+  const Tree t = build_tree(tiny("tiny-starcoder2"), 2, 8);
+  EXPECT_EQ(node(t, "model.layers.0.input_layernorm:LayerNorm").num_parameters, 2 * 64);
+  EXPECT_EQ(node(t, "model.norm:LayerNorm").num_parameters, 2 * 64);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.c_fc:Linear").num_parameters, 64 * 128 + 128);
+  EXPECT_GE(t.find_id("model.layers.0.mlp.act:PytorchGELUTanh"), 0);
+  EXPECT_EQ(node(t, "lm_head:Linear").num_parameters, 0);  // tied by default
+  const Tree n = build_tree(tiny("tiny-starcoder2-nobias"), 1, 4);
+  EXPECT_EQ(node(n, "model.layers.0.self_attn.q_proj:Linear").num_parameters, 32 * 32);
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

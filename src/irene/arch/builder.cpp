@@ -120,8 +120,10 @@ int TreeBuilder::add_activation(int parent, const std::string& scope, const std:
   if (act == "silu" || act == "swish") cls = "SiLU";
   else if (act == "gelu") cls = "GELUActivation";
   else if (act == "relu") cls = "ReLU";
+  else if (act == "gelu_pytorch_tanh") cls = "PytorchGELUTanh";
   else
-    throw Error(fmt::format("{}: unsupported activation '{}' for model_type {} (supported: silu, swish, gelu, relu)",
+    throw Error(fmt::format("{}: unsupported activation '{}' for model_type {} (supported: silu, swish, gelu, "
+                            "gelu_pytorch_tanh, relu)",
                             config_.name, act, config_.model_type));
   return add_leaf(parent, scope, cls,
                   {{"batch", rows > 0 ? rows : b}, {"seq", seq > 0 ? seq : s}, {"features", features}});

@@ -212,6 +212,7 @@ void build_qwen3(TreeBuilder& tb, int base, const std::string& prefix);       //
 void build_mixtral(TreeBuilder& tb, int base, const std::string& prefix);     // mixtral
 void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& prefix);   // qwen3_moe
 void build_phi3(TreeBuilder& tb, int base, const std::string& prefix);        // phi3
+void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  // starcoder2
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,

@@ -278,6 +278,13 @@ std::vector<FamilyInfo> make_families() {
       llama_row("phi3", "Phi3", "Phi3Model", "Phi3ForCausalLM", "Phi3RMSNorm", "Phi3Attention", "Phi3MLP"));
   f.back().sliding_window = true;  // masks scores eager attention computes anyway: counts unchanged
   f.back().build = arch_detail::build_phi3;
+  f.push_back(llama_row("starcoder2", "Starcoder2", "Starcoder2Model", "Starcoder2ForCausalLM", "LayerNorm",
+                        "Starcoder2Attention", "Starcoder2MLP"));
+  f.back().sliding_window = true;  // as Mistral's
+  f.back().keys.activation_default = "gelu_pytorch_tanh";
+  f.back().keys.tie_default = true;
+  f.back().keys.flags = {{"use_bias", true}};
+  f.back().build = arch_detail::build_starcoder2;
   return f;
 }
 

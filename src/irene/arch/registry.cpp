@@ -288,6 +288,20 @@ std::vector<Primitive> make_primitives() {
           },
       .stand_in = "Softmax"});
   p.push_back(Primitive{
+      .class_name = "GELUTanh",
+      .aliases = {"PytorchGELUTanh"},
+      .description = "GELU with the tanh approximation as one kernel (Hugging Face's act for gelu_pytorch_tanh: "
+                     "torch.nn.functional.gelu(x, approximate='tanh')) on [batch, seq, features]: 8 FLOPs and 2 "
+                     "element accesses per element.",
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{8 * n, 2 * e * n};
+          },
+      .stand_in = "Softmax"});
+  p.push_back(Primitive{
       .class_name = "ScaledDotProductAttention",
       .description =
           "torch.nn.functional.scaled_dot_product_attention (Hugging Face's sdpa attention) of [batch, heads, m, d] "
