@@ -13,6 +13,8 @@
 #include "irene/arch/config.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
+#include "irene/explain/generation.hpp"
+#include "irene/predict/predictor.hpp"
 #include "test_families_util.hpp"
 #include "test_util.hpp"
 
@@ -49,7 +51,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -62,7 +64,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 7);
+  EXPECT_EQ(checked, 8);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -81,7 +83,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 5);
+  EXPECT_EQ(checked, 6);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -205,6 +207,66 @@ TEST(Families2026Structure, Starcoder2HasLayerNormsAndBiasedProjections) {
   EXPECT_EQ(node(t, "lm_head:Linear").num_parameters, 0);  // tied by default
   const Tree n = build_tree(tiny("tiny-starcoder2-nobias"), 1, 4);
   EXPECT_EQ(node(n, "model.layers.0.self_attn.q_proj:Linear").num_parameters, 32 * 32);
+}
+
+TEST(Families2026Generation, EveryStepEqualsThePredictionOfItsTree) {
+  // Across Gemma 2's window (4: sliding layers stop growing at past 3) and through every family.
+  const Predictor p = Predictor::load_default();
+  for (const auto& t : tiny_families()) {
+    if (!kBuilt.count(nlohmann::json::parse(t.json).at("model_type").get<std::string>())) continue;
+    const ModelConfig c = parse_model_config(t.json, t.name, t.name);
+    SCOPED_TRACE(t.name);
+    explain::GenerationRequest r;
+    r.batch = 2;
+    r.prompt = 2;
+    r.generate = 6;
+    const auto g = explain::predict_generation(c, r, p);
+    ASSERT_EQ(g.steps.size(), 6u);
+    for (int k = 0; k < 6; ++k) {
+      BuildOptions o = decode_at(2 + k);
+      o.head = "lm";
+      o.last_token_logits = true;
+      Tree step = build_tree(c, 2, 1, o);
+      p.predict(step);
+      EXPECT_EQ(g.steps[k].energy.j, *step.root().predicted_energy_j) << "past " << 2 + k;
+    }
+  }
+}
+
+TEST(Families2026Structure, Gemma2SlidesEvenLayersSoftCapsAndScalesEmbeddings) {
+  const ModelConfig c = tiny("tiny-gemma2");
+  const Tree t = build_tree(c, 1, 1, decode_at(40));
+  // Layer 0 slides over 4 positions, layer 1 attends to all 41.
+  auto keys = [&](int layer) {
+    const Node& attn = node(t, fmt::format("model.layers.{}.self_attn:Gemma2Attention", layer));
+    for (int k : attn.children)
+      if (t.nodes[k].class_name == "MatMul") return t.nodes[k].attrs.at("n");
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(keys(0), 4);
+  EXPECT_EQ(keys(1), 41);
+  EXPECT_EQ(keys(2), 4);
+  std::vector<std::string> kinds;
+  for (const auto& op : node(t, "model.layers.1.self_attn:Gemma2Attention").ops) kinds.push_back(op.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "tanh"), kinds.end());
+  kinds.clear();
+  for (const auto& op : t.root().ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"div", "tanh", "mul_scalar"}));  // final logit soft-capping
+  const Node& layer = node(t, "model.layers.0:Gemma2DecoderLayer");
+  std::vector<std::string> ids = child_ids(t, layer);
+  EXPECT_EQ(ids, (std::vector<std::string>{"model.layers.0.input_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.self_attn:Gemma2Attention",
+                                          "model.layers.0.post_attention_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.pre_feedforward_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.mlp:Gemma2MLP",
+                                          "model.layers.0.post_feedforward_layernorm:Gemma2RMSNorm"}));
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.q_proj:Linear").attrs.at("out_features"), 4 * 16);  // head_dim 16
+  EXPECT_GE(t.find_id("model.layers.0.mlp.act_fn:PytorchGELUTanh"), 0);
+  // head_dim absent: Gemma2Config's 256.
+  ModelConfig d = c;
+  d.raw.erase("head_dim");
+  d = parse_model_config(d.raw.dump(), "gemma2 without head_dim");
+  EXPECT_EQ(d.head_size(), 256);
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

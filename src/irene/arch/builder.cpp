@@ -149,7 +149,8 @@ void TreeBuilder::add_attention_core(int attn, const std::string& scope) {
 }
 
 void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const AttentionCall& c) {
-  const auto h = c.heads, kv = c.kv_heads, d = c.head_dim, t = kv_len();
+  const auto h = c.heads, kv = c.kv_heads, d = c.head_dim;
+  const auto t = decode() && c.window > 0 ? std::min(kv_len(), c.window) : kv_len();
   if (c.rotary_dims > 0) {
     add_op(attn, "rotary", {b, h, s, c.rotary_dims});   // query
     add_op(attn, "rotary", {b, kv, s, c.rotary_dims});  // key
@@ -173,6 +174,11 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
   }
   add_matmul_heads(attn, scope, h, s, d, t);  // query x key^T
   add_op(attn, "mul_scalar", {b, h, s, t});    // * scaling
+  if (c.softcap) {                              // / softcap, tanh, * softcap
+    add_op(attn, "div", {b, h, s, t});
+    add_op(attn, "tanh", {b, h, s, t});
+    add_op(attn, "mul_scalar", {b, h, s, t});
+  }
   add_op(attn, "add", {b, h, s, t});           // + causal mask
   add_softmax_heads(attn, scope, h, s, t, true);
   add_matmul_heads(attn, scope, h, s, t, d);   // weights x value
@@ -224,7 +230,10 @@ int TreeBuilder::add_self_attention(int layer, const std::string& scope, const S
   add_linear(attn, scope + ".k_proj", h, c.kv_heads * d, in);
   if (norms) add_rms_norm_rows(attn, scope + ".k_norm", c.qk_norm_class, d, s * c.kv_heads);
   add_linear(attn, scope + ".v_proj", h, c.kv_heads * d, in);
-  add_causal_attention(attn, scope, AttentionCall{c.heads, c.kv_heads, d, d, false});
+  AttentionCall core{c.heads, c.kv_heads, d, d, false};
+  core.window = c.window;
+  core.softcap = c.softcap;
+  add_causal_attention(attn, scope, core);
   add_linear(attn, scope + ".o_proj", c.heads * d, h, out);
   return attn;
 }
@@ -284,6 +293,14 @@ void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
 }
 
 void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.config().hidden_size); }
+
+void add_gemma2_lm_head(TreeBuilder& tb, int root) {
+  add_causal_lm_head(tb, root);
+  const auto it = tb.config().raw.find("final_logit_softcapping");
+  if (it != tb.config().raw.end() && it->is_null()) return;  // Gemma2Config's default is 30.0
+  const Shape logits{tb.b, tb.logits_seq(), tb.config().vocab_size};
+  for (const char* op : {"div", "tanh", "mul_scalar"}) tb.add_op(root, op, logits);  // / cap, tanh, * cap
+}
 
 std::int64_t config_size(const ModelConfig& c, const char* key, std::int64_t fallback) {
   auto it = c.raw.find(key);

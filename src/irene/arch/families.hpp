@@ -48,6 +48,11 @@ struct AttentionCall {
   std::int64_t head_dim = 0;
   std::int64_t rotary_dims = 0;  // 0: no rotary embedding; < head_dim: partial (GPT-NeoX), with a cat
   bool partial_rotary_cat = false;  // cat the rotated and passed-through dimensions (GPT-NeoX always does)
+  // A sliding-window layer attends to at most `window` keys in a decode step, as transformers'
+  // sliding cache layers hold them (min(past + 1, window) keys; a prefill computes every score
+  // and masks); 0 = a global layer.
+  std::int64_t window = 0;
+  bool softcap = false;  // tanh soft-capping of the scaled scores (Gemma 2: / cap, tanh, * cap)
 };
 
 // The self-attention module of a decoder layer (add_self_attention).
@@ -58,6 +63,8 @@ struct SelfAttentionCall {
   // The class of a norm over head_dim on every head of the queries and keys after their
   // projections (Qwen3's q_norm and k_norm, Qwen3RMSNorm); "" = none.
   std::string qk_norm_class;
+  std::int64_t window = 0;  // AttentionCall::window
+  bool softcap = false;     // AttentionCall::softcap
 };
 
 // A positive integer setting of a family's config (num_local_experts, moe_intermediate_size ...):
@@ -213,6 +220,7 @@ void build_mixtral(TreeBuilder& tb, int base, const std::string& prefix);     //
 void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& prefix);   // qwen3_moe
 void build_phi3(TreeBuilder& tb, int base, const std::string& prefix);        // phi3
 void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  // starcoder2
+void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      // gemma2
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,
@@ -223,6 +231,9 @@ void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  //
 void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features);
 void add_causal_lm_head(TreeBuilder& tb, int root);
 void add_opt_lm_head(TreeBuilder& tb, int root);  // in_features = word_embed_proj_dim
+// Gemma 2's: add_causal_lm_head, then the final logit soft-capping (logits / cap, tanh, * cap)
+// as ops of the root when final_logit_softcapping is set.
+void add_gemma2_lm_head(TreeBuilder& tb, int root);
 
 // The masked-LM heads of the encoders (their --head lm classes).
 void add_bert_lm_head(TreeBuilder& tb, int root);        // BertForMaskedLM: cls.predictions

@@ -285,6 +285,18 @@ std::vector<FamilyInfo> make_families() {
   f.back().keys.tie_default = true;
   f.back().keys.flags = {{"use_bias", true}};
   f.back().build = arch_detail::build_starcoder2;
+  f.push_back(llama_row("gemma2", "Gemma2", "Gemma2Model", "Gemma2ForCausalLM", "Gemma2RMSNorm", "Gemma2Attention",
+                        "Gemma2MLP"));
+  f.back().keys.activation = "hidden_activation";
+  f.back().keys.activation_default = "gelu_pytorch_tanh";
+  f.back().keys.head_dim_default = 256;
+  f.back().keys.tie_default = true;
+  f.back().keys.extra_sizes = {"sliding_window", "query_pre_attn_scalar"};
+  f.back().sdpa = false;  // soft-capped scores: eager attention
+  f.back().sliding_window = true;
+  f.back().logit_softcap = true;
+  f.back().build = arch_detail::build_gemma2;
+  f.back().lm_head = arch_detail::add_gemma2_lm_head;
   return f;
 }
 

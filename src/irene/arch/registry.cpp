@@ -288,6 +288,25 @@ std::vector<Primitive> make_primitives() {
           },
       .stand_in = "Softmax"});
   p.push_back(Primitive{
+      .class_name = "GemmaRMSNorm",
+      .aliases = {"Gemma2RMSNorm", "Gemma3RMSNorm"},
+      .description =
+          "Gemma's RMSNorm over the last dimension, as its forward runs it: x.float(), x * rsqrt(mean(x^2) + eps), "
+          "times (1 + weight.float()), cast back to the dtype: 4 FLOPs and 7 float32 element accesses per element, "
+          "2 FLOPs and 4 float32 accesses per row, 1 + weight once (1 FLOP, 3 float32 accesses per weight); with a "
+          "16-bit dtype the input and output casts add 2 accesses of the dtype and 2 of float32 per element.",
+      .attrs = {{"normalized_shape", "width normalized over"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length"}},
+      .parameters = [](const Attrs& a) { return get(a, "normalized_shape"); },
+      .count =
+          [](const Attrs& a, double e) {
+            const double rows = static_cast<double>(get(a, "batch")) * get(a, "seq");
+            const double w = get(a, "normalized_shape"), n = rows * w;
+            return Counts{4 * n + 2 * rows + w, (e < 4 ? 36 + 2 * e : 28) * n + 16 * rows + 12 * w};
+          },
+      .stand_in = "LayerNorm"});
+  p.push_back(Primitive{
       .class_name = "GELUTanh",
       .aliases = {"PytorchGELUTanh"},
       .description = "GELU with the tanh approximation as one kernel (Hugging Face's act for gelu_pytorch_tanh: "
