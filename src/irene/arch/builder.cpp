@@ -262,6 +262,26 @@ void TreeBuilder::add_expert_combine(int moe, std::int64_t top_k) {
   add_op(moe, "index_add", {rows, h});  // final_hidden_states.index_add_(0, top_x, ...)
 }
 
+int TreeBuilder::add_sparse_moe(int layer, const std::string& scope, const std::string& class_name,
+                                const std::string& expert_class, const GatedMlpCall& expert, bool renormalize) {
+  const int moe = add_module(layer, scope, class_name, {{"experts", expert.experts}, {"top_k", expert.top_k}});
+  add_router(moe, scope, "gate", expert.experts, expert.top_k, renormalize);
+  add_gated_mlp(moe, scope + ".experts", expert_class, expert);
+  add_expert_combine(moe, expert.top_k);
+  return moe;
+}
+
+int TreeBuilder::add_attention_half(int base, const std::string& scope, const std::string& layer_class,
+                                    const std::string& norm, const SelfAttentionCall& attn) {
+  const auto h = config_.hidden_size;
+  const int layer = add_module(base, scope, layer_class);
+  add_rms_norm(layer, scope + ".input_layernorm", norm, h);
+  add_self_attention(layer, scope + ".self_attn", attn);
+  add_op(layer, "add", hidden_shape());  // residual
+  add_rms_norm(layer, scope + ".post_attention_layernorm", norm, h);
+  return layer;
+}
+
 void TreeBuilder::add_gelu_tanh_ops(int node, const Shape& shape) {
   // 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * pow(x, 3))))
   for (const char* kind : {"pow", "mul", "add", "mul", "tanh", "add", "mul", "mul"}) add_op(node, kind, shape);

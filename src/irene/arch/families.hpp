@@ -178,6 +178,17 @@ class TreeBuilder {
   void add_router(int moe, const std::string& scope, const std::string& router, std::int64_t experts,
                   std::int64_t top_k, bool renormalize);
   void add_expert_combine(int moe, std::int64_t top_k);
+  // A sparse mixture-of-experts block of class `class_name` at `scope` under `layer`: the module,
+  // add_router ("gate"), the experts module of class `expert_class` (add_gated_mlp with
+  // `expert`, whose experts and top_k it routes), add_expert_combine. Returns the block.
+  int add_sparse_moe(int layer, const std::string& scope, const std::string& class_name,
+                     const std::string& expert_class, const GatedMlpCall& expert, bool renormalize);
+  // The attention half of a pre-norm decoder layer `scope` of class `layer_class` under `base`:
+  // the layer, input_layernorm, self_attn (add_self_attention), the residual add,
+  // post_attention_layernorm (norms of class `norm`). Returns the layer: the caller adds its
+  // feed-forward and the second residual add.
+  int add_attention_half(int base, const std::string& scope, const std::string& layer_class, const std::string& norm,
+                         const SelfAttentionCall& attn);
   // Tokens of the pass: batch x seq.
   std::int64_t tokens() const { return b * s; }
 

@@ -41,16 +41,8 @@ void build_mixtral(TreeBuilder& tb, int base, const std::string& p) {
   tb.add_mask_and_rotary_ops(base, c.head_size());
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string l = fmt::format("{}layers.{}", p, i);
-    const int layer = tb.add_module(base, l, cls + "DecoderLayer");
-    tb.add_rms_norm(layer, l + ".input_layernorm", norm, h);
-    tb.add_self_attention(layer, l + ".self_attn", attn);
-    tb.add_op(layer, "add", tb.hidden_shape());  // residual
-    tb.add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
-    const std::string m = l + ".block_sparse_moe";
-    const int moe = tb.add_module(layer, m, cls + "SparseMoeBlock", {{"experts", experts}, {"top_k", top_k}});
-    tb.add_router(moe, m, "gate", experts, top_k, true);
-    tb.add_gated_mlp(moe, m + ".experts", cls + "BlockSparseTop2MLP", expert);
-    tb.add_expert_combine(moe, top_k);
+    const int layer = tb.add_attention_half(base, l, cls + "DecoderLayer", norm, attn);
+    tb.add_sparse_moe(layer, l + ".block_sparse_moe", cls + "SparseMoeBlock", cls + "BlockSparseTop2MLP", expert, true);
     tb.add_op(layer, "add", tb.hidden_shape());  // residual
   }
   tb.add_rms_norm(base, p + "norm", norm, h);

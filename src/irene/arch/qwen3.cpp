@@ -33,11 +33,7 @@ void build_qwen3(TreeBuilder& tb, int base, const std::string& p) {
   tb.add_mask_and_rotary_ops(base, c.head_size());
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string l = fmt::format("{}layers.{}", p, i);
-    const int layer = tb.add_module(base, l, cls + "DecoderLayer");
-    tb.add_rms_norm(layer, l + ".input_layernorm", norm, h);
-    tb.add_self_attention(layer, l + ".self_attn", attn);
-    tb.add_op(layer, "add", tb.hidden_shape());  // residual
-    tb.add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
+    const int layer = tb.add_attention_half(base, l, cls + "DecoderLayer", norm, attn);
     tb.add_gated_mlp(layer, l + ".mlp", cls + "MLP", mlp);
     tb.add_op(layer, "add", tb.hidden_shape());  // residual
   }

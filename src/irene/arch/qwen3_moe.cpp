@@ -42,22 +42,13 @@ void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& p) {
   tb.add_mask_and_rotary_ops(base, c.head_size());
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string l = fmt::format("{}layers.{}", p, i);
-    const int layer = tb.add_module(base, l, cls + "DecoderLayer");
-    tb.add_rms_norm(layer, l + ".input_layernorm", norm, h);
-    tb.add_self_attention(layer, l + ".self_attn", attn);
-    tb.add_op(layer, "add", tb.hidden_shape());  // residual
-    tb.add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
+    const int layer = tb.add_attention_half(base, l, cls + "DecoderLayer", norm, attn);
     const bool sparse =
         std::find(dense_layers.begin(), dense_layers.end(), i) == dense_layers.end() && (i + 1) % step == 0;
-    if (sparse) {
-      const std::string m = l + ".mlp";
-      const int moe = tb.add_module(layer, m, cls + "SparseMoeBlock", {{"experts", experts}, {"top_k", top_k}});
-      tb.add_router(moe, m, "gate", experts, top_k, renormalize);
-      tb.add_gated_mlp(moe, m + ".experts", cls + "MLP", expert);
-      tb.add_expert_combine(moe, top_k);
-    } else {
+    if (sparse)
+      tb.add_sparse_moe(layer, l + ".mlp", cls + "SparseMoeBlock", cls + "MLP", expert, renormalize);
+    else
       tb.add_gated_mlp(layer, l + ".mlp", cls + "MLP", dense);
-    }
     tb.add_op(layer, "add", tb.hidden_shape());  // residual
   }
   tb.add_rms_norm(base, p + "norm", norm, h);
