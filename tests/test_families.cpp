@@ -111,7 +111,7 @@ TEST(Families2026Moe, ExpertsAreOneModuleForEveryExpertWithTheRouter) {
                                                           "model.layers.0.block_sparse_moe.experts:"
                                                           "MixtralBlockSparseTop2MLP"}));
   const Node& experts = node(t, "model.layers.0.block_sparse_moe.experts:MixtralBlockSparseTop2MLP");
-  EXPECT_EQ(experts.attrs.at("experts"), 4);
+  EXPECT_EQ(experts.attrs.at("num_experts"), 4);
   EXPECT_EQ(experts.attrs.at("top_k"), 2);
   EXPECT_EQ(experts.attrs.at("tokens"), 16);
   // Parameters count every expert: 4 x (w1, w3, w2) of 64 x 96.

@@ -264,7 +264,7 @@ void TreeBuilder::add_expert_combine(int moe, std::int64_t top_k) {
 
 int TreeBuilder::add_sparse_moe(int layer, const std::string& scope, const std::string& class_name,
                                 const std::string& expert_class, const GatedMlpCall& expert, bool renormalize) {
-  const int moe = add_module(layer, scope, class_name, {{"experts", expert.experts}, {"top_k", expert.top_k}});
+  const int moe = add_module(layer, scope, class_name, {{"num_experts", expert.experts}, {"top_k", expert.top_k}});
   add_router(moe, scope, "gate", expert.experts, expert.top_k, renormalize);
   add_gated_mlp(moe, scope + ".experts", expert_class, expert);
   add_expert_combine(moe, expert.top_k);

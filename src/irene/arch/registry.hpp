@@ -36,9 +36,10 @@
 //   mem_bytes:   batch 1  172 MiB, batch 64  10.75 GiB   (weight counted per sequence)
 //   traffic_mib: batch 1  172.1 MiB, batch 64  175.7 MiB (weight once: +2.1% at batch 64)
 //
-// Mixtures of experts: a Linear leaf that is one expert's carries the optional attrs num_experts
-// (E), top_k (k) and tokens (T, routed in one call); its weight (and bias) traffic is scaled by
-// the probability that the expert is used by any of the T tokens, weight_use = 1 - (1 - k/E)^T.
+// Mixtures of experts: a Linear leaf standing for the same projection of all E experts of a
+// layer carries the attrs num_experts (E), top_k (k) and tokens (T, routed in one call); its
+// weight (and bias) traffic is that of the routed_active_experts = E x weight_use experts the T
+// tokens choose, weight_use = 1 - (1 - k/E)^T being the probability that one expert is chosen.
 //
 // Units: Counts hold plain FLOPs and bytes; nodes store MFLOP (10^6 FLOPs) and MiB (2^20 bytes).
 #pragma once
@@ -167,8 +168,8 @@ Counts primitive_counts(const Node& leaf, double element_bytes = 4);
 // primitive, any other node from its children's counts (`child_counts(k)` for child index k, in
 // child order), plus its ops. Error naming the node when a count is not finite.
 Counts node_counts(const Node& node, double element_bytes, const std::function<const Counts&(int)>& child_counts);
-// The share of a Linear's weight bytes one call reads: 1 for a dense layer (no num_experts attr
-// or num_experts = 0); for one expert of a mixture, 1 - (1 - min(top_k, E) / E)^tokens.
+// The probability that one expert of a mixture is chosen by a call's tokens under uniform routing,
+// 1 - (1 - min(top_k, E) / E)^tokens; 1 for a dense layer (no num_experts attr, or num_experts 0).
 double weight_use(const Attrs& attrs);
 
 // Physical memory traffic (bytes, see "Two byte counts") and kernel launches of one call of an
