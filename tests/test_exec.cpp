@@ -3,6 +3,9 @@
 // expected shapes, and bad nodes fail with one clear error before anything runs.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -11,6 +14,7 @@
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/measure/executor.hpp"
+#include "test_families_util.hpp"
 #include "test_llm_util.hpp"
 
 using namespace irene;
@@ -75,6 +79,18 @@ std::vector<Tree> tiny_trees_of_every_family() {
                         "sshleifer/tiny-ctrl"})
     trees.push_back(tiny_tree(m));
   for (auto& t : tiny_llm_trees()) trees.push_back(std::move(t));
+  // The families served in 2026 that irene builds (test_families_util.hpp): prefill and decode.
+  for (const auto& t : irene_test::tiny_families()) {
+    const auto type = nlohmann::json::parse(t.json).at("model_type").get<std::string>();
+    const auto& known = supported_model_types();
+    if (std::find(known.begin(), known.end(), type) == known.end()) continue;
+    const ModelConfig c = parse_model_config(t.json, t.name, t.name);
+    trees.push_back(build_tree(c, 2, 5));
+    BuildOptions decode;
+    decode.phase = kDecode;
+    decode.past = 6;
+    trees.push_back(build_tree(c, 2, 1, decode));
+  }
   return trees;
 }
 
@@ -93,7 +109,8 @@ Shape expected_output(const Node& n) {
   if (c == "MatMul" || c == "Softmax") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "n")};
   if (c == "Tanh") return {a(n, "batch"), a(n, "features")};
   if (c == "ReLU" || c == "SiLU" || c == "GELU") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
-  if (c == "RMSNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
+  if (c == "RMSNorm" || c == "GemmaRMSNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
+  if (c == "GELUTanh") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
   if (c == "ScaledDotProductAttention") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "d")};
   ADD_FAILURE() << "no expected shape written for primitive " << c << ": add it to this test";
   return {};

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "irene/arch/config.hpp"
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/hardware/hardware.hpp"
 #include "irene/serving/crossval.hpp"
@@ -206,6 +207,53 @@ TEST(ServingStep, CountsWhatAServingEngineRuns) {
   EXPECT_NEAR(f.memory.weights_bytes, 8030261248.0 / 2, 1);
   w.gpus = 3;
   EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("32 attention heads cannot be split across 3 GPUs"),
+            std::string::npos);
+}
+
+// A served mixture of experts reads the weights of the experts its step's tokens choose (uniform
+// routing): Qwen3-30B-A3B (128 experts, top 8) at batch 1 reads 8 experts' weights per layer, at
+// batch 512 nearly all 128; spread over GPUs (expert parallel, attention data-parallel), every
+// rank reads the attention weights and only one collective per layer remains.
+TEST(ServingStep, MixtureOfExpertsReadsTheExpertsItsTokensChoose) {
+  const ModelConfig c = serving::load_serving_model("Qwen/Qwen3-30B-A3B-Instruct-2507");
+  const auto& hw = *hardware::find_builtin("H100");
+  serving::Workload w;
+  w.prompt_tokens = 0;
+  w.output_tokens = 400;
+  const auto expert_weight_bytes = [&](double batch, int gpus, int dp, std::string_view key) {
+    w.batch = batch;
+    w.gpus = gpus;
+    w.data_parallel = dp;
+    const auto s = serving::step_work(c, w, hw);
+    double bytes = 0;
+    for (const auto& u : s.units)
+      if (!u.prefill && u.key.rfind(key, 0) == 0) {
+        const Node& n = s.tree.nodes[u.node];
+        const double rows = static_cast<double>(attr(n, "batch"));
+        bytes += u.bytes - 2 * rows * (attr(n, "in_features") + attr(n, "out_features"));
+      }
+    return std::pair{bytes, s};
+  };
+  // per layer: gate_proj, up_proj, down_proj of one expert = 3 x 2048 x 768 weights, bfloat16
+  const double one_expert_all_layers = 48.0 * 3 * 2048 * 768 * 2;
+  const auto [b1, s1] = expert_weight_bytes(1, 1, 1, "Linear:experts");
+  EXPECT_NEAR(b1 / one_expert_all_layers, 8.0, 1e-6);
+  const auto [b512, s512] = expert_weight_bytes(512, 1, 1, "Linear:experts");
+  EXPECT_NEAR(b512 / one_expert_all_layers, 128.0 * (1 - std::pow(1 - 8.0 / 128, 512)), 1e-6);
+  EXPECT_GT(b512 / one_expert_all_layers, 127.9);
+  // the parameters count every expert
+  EXPECT_DOUBLE_EQ(s1.weight_bytes, static_cast<double>(s1.tree.root().num_parameters) * 2);
+  EXPECT_GT(s1.weight_bytes, 30e9 * 2);
+  // two GPUs: one all-reduce pair per layer with attention tensor-parallel, one collective with
+  // attention data-parallel, whose ranks each read the attention projections
+  const auto [tp_attn, tp] = expert_weight_bytes(64, 2, 1, "Linear");
+  const auto [dp_attn, dp] = expert_weight_bytes(64, 2, 2, "Linear");
+  EXPECT_EQ(tp.allreduces, 2.0 * 48);
+  EXPECT_EQ(dp.allreduces, 48.0);
+  const double attention_weights = 48.0 * (2048.0 * 4096 * 2 + 2048.0 * 512 * 2) * 2;
+  EXPECT_NEAR(dp_attn - tp_attn, attention_weights, 1e-6 * attention_weights);
+  w.data_parallel = 3;
+  EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("data-parallel ranks (3) must divide the 2 GPUs"),
             std::string::npos);
 }
 

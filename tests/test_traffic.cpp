@@ -100,19 +100,29 @@ TEST(Traffic, ExpertWeightBytesAreScaledByTheChanceTheExpertIsUsed) {
   const double dense = primitive_traffic(leaf, 4);
   EXPECT_EQ(dense, (64 + 64 * 32 + 32) * 4);
   EXPECT_EQ(weight_use(leaf.attrs), 1.0);
+  // The same projection of all 8 experts of a mixture (top 2) on a step of 1 token: the 2 routed
+  // rows, the weights of the 8 x (1 - (1 - 2/8)^1) = 2 experts the token chooses.
+  const double dense_count = primitive_counts(leaf, 4).bytes;
   leaf.attrs["num_experts"] = 8;
   leaf.attrs["top_k"] = 2;
   leaf.attrs["tokens"] = 1;
+  leaf.attrs["batch"] = 2;
+  leaf.attrs["input_rank"] = 2;
   EXPECT_DOUBLE_EQ(weight_use(leaf.attrs), 0.25);
-  EXPECT_DOUBLE_EQ(primitive_traffic(leaf, 4), (64 + 0.25 * 64 * 32 + 32) * 4);
+  EXPECT_DOUBLE_EQ(routed_active_experts(leaf.attrs), 2.0);
+  EXPECT_DOUBLE_EQ(primitive_traffic(leaf, 4), (2 * 64 + 2.0 * 64 * 32 + 2 * 32) * 4);
   leaf.attrs["tokens"] = 3;
+  leaf.attrs["batch"] = 6;
   EXPECT_DOUBLE_EQ(weight_use(leaf.attrs), 1 - std::pow(0.75, 3));
-  // The dataset's count does not change with the routing.
-  EXPECT_EQ(primitive_counts(leaf, 4).bytes, [&] {
-    Node dense_leaf = leaf;
-    dense_leaf.attrs.erase("num_experts");
-    return primitive_counts(dense_leaf, 4).bytes;
-  }());
+  EXPECT_DOUBLE_EQ(primitive_traffic(leaf, 4),
+                   (6 * 64 + 8 * (1 - std::pow(0.75, 3)) * 64 * 32 + 6 * 32) * 4);
+  // The dataset's count reads the same activations as six rows of a dense layer, plus the weights
+  // of the experts beyond the first that the step activates; its parameters are all 8 experts'.
+  Node six_rows = leaf;
+  for (const char* k : {"num_experts", "top_k", "tokens"}) six_rows.attrs.erase(k);
+  EXPECT_DOUBLE_EQ(primitive_counts(leaf, 4).bytes,
+                   primitive_counts(six_rows, 4).bytes + (8 * (1 - std::pow(0.75, 3)) - 1) * 64 * 32 * 4);
+  EXPECT_GT(primitive_counts(six_rows, 4).bytes, dense_count);
   leaf.attrs["top_k"] = -1;
   EXPECT_NE(irene_test::error_of([&] { primitive_traffic(leaf, 4); }).find("attr 'top_k' is negative"),
             std::string::npos);

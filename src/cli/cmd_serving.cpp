@@ -50,7 +50,7 @@ void register_serving(CLI::App& app) {
   struct ServeArgs {
     std::string model, hardware, precision = "bfloat16", format = "text", out = "-", table;
     double batch = 8, prompt = 180, output = 400;
-    int gpus = 1;
+    int gpus = 1, data_parallel = 1;
     bool allow_oversubscribe = false;
   };
   auto sa = std::make_shared<ServeArgs>();
@@ -65,7 +65,12 @@ void register_serving(CLI::App& app) {
   sv->add_option("--max-num-seqs", sa->batch, "sequences in flight (B, mean; default 8)");
   sv->add_option("--prompt", sa->prompt, "mean prompt tokens per request (default 180)");
   sv->add_option("--output", sa->output, "mean generated tokens per request (default 400)");
-  sv->add_option("--tensor-parallel", sa->gpus, "GPUs the model is split across (default 1); energy counts all");
+  sv->add_option("--tensor-parallel,--gpus", sa->gpus,
+                 "GPUs the model is split across (default 1; a mixture's experts spread over them, expert "
+                 "parallel); energy counts all");
+  sv->add_option("--data-parallel", sa->data_parallel,
+                 "ranks among the GPUs that run attention data-parallel (default 1; each reads the attention "
+                 "weights)");
   sv->add_option("--precision", sa->precision, "weight precision: bfloat16 (default), float16, fp8, mxfp4");
   sv->add_option("--table", sa->table,
                  "measured serving runs to fit the predictor on (default: ../shared/llm-energy/mlenergy-v3-llm.csv "
@@ -77,6 +82,7 @@ void register_serving(CLI::App& app) {
   sv->callback([sa] {
     serving::Workload w;
     w.gpus = sa->gpus;
+    w.data_parallel = sa->data_parallel;
     w.batch = sa->batch;
     w.prompt_tokens = sa->prompt;
     w.output_tokens = sa->output;

@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/core/jsonl.hpp"
@@ -51,9 +52,15 @@ void print_text(std::ostream& out, const Tree& t, int depth) {
   }
   if (depth >= 0) out << fmt::format("(nodes deeper than {} not shown; --depth -1 shows all)\n", depth);
   const Node& r = t.root();
+  // A mixture of experts: the parameters one token reads, beside the total.
+  const std::int64_t active = active_parameters(t);
+  const std::string params = active == r.num_parameters
+                                 ? with_commas(r.num_parameters)
+                                 : fmt::format("{} ({} active per token)", with_commas(r.num_parameters),
+                                               with_commas(active));
   out << fmt::format("total: {} nodes ({} modules, {} ML primitives); {} parameters; {} ({:.6f} MFLOP); {} ({:.6f} MiB)\n",
-                     t.nodes.size(), modules, leaves, with_commas(r.num_parameters), explain::mflop_text(r.flops_mflop),
-                     r.flops_mflop, explain::mib_text(r.mem_mib), r.mem_mib);
+                     t.nodes.size(), modules, leaves, params, explain::mflop_text(r.flops_mflop), r.flops_mflop,
+                     explain::mib_text(r.mem_mib), r.mem_mib);
 }
 
 }  // namespace

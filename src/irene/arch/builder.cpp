@@ -66,6 +66,11 @@ int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t i
           {"input_rank", call.input_rank}};
   if (!call.bias) a["bias"] = 0;
   if (call.tied) a["tied"] = 1;
+  if (call.experts > 1) {
+    a["num_experts"] = call.experts;
+    a["top_k"] = call.top_k;
+    a["tokens"] = (rank2 && call.rows > 0 ? call.rows : b) / std::max<std::int64_t>(1, call.top_k);
+  }
   return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
@@ -103,6 +108,11 @@ int TreeBuilder::add_rms_norm(int parent, const std::string& scope, const std::s
   return add_leaf(parent, scope, class_name, {{"normalized_shape", width}, {"batch", b}, {"seq", s}});
 }
 
+int TreeBuilder::add_rms_norm_rows(int parent, const std::string& scope, const std::string& class_name,
+                                   std::int64_t width, std::int64_t rows_per_sequence) {
+  return add_leaf(parent, scope, class_name, {{"normalized_shape", width}, {"batch", b}, {"seq", rows_per_sequence}});
+}
+
 int TreeBuilder::add_activation(int parent, const std::string& scope, const std::string& act, std::int64_t features,
                                 std::int64_t rows, std::int64_t seq) {
   // ACT2FN of Hugging Face's activations.py: the class each name builds.
@@ -110,8 +120,10 @@ int TreeBuilder::add_activation(int parent, const std::string& scope, const std:
   if (act == "silu" || act == "swish") cls = "SiLU";
   else if (act == "gelu") cls = "GELUActivation";
   else if (act == "relu") cls = "ReLU";
+  else if (act == "gelu_pytorch_tanh") cls = "PytorchGELUTanh";
   else
-    throw Error(fmt::format("{}: unsupported activation '{}' for model_type {} (supported: silu, swish, gelu, relu)",
+    throw Error(fmt::format("{}: unsupported activation '{}' for model_type {} (supported: silu, swish, gelu, "
+                            "gelu_pytorch_tanh, relu)",
                             config_.name, act, config_.model_type));
   return add_leaf(parent, scope, cls,
                   {{"batch", rows > 0 ? rows : b}, {"seq", seq > 0 ? seq : s}, {"features", features}});
@@ -137,7 +149,8 @@ void TreeBuilder::add_attention_core(int attn, const std::string& scope) {
 }
 
 void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const AttentionCall& c) {
-  const auto h = c.heads, kv = c.kv_heads, d = c.head_dim, t = kv_len();
+  const auto h = c.heads, kv = c.kv_heads, d = c.head_dim;
+  const auto t = decode() && c.window > 0 ? std::min(kv_len(), c.window) : kv_len();
   if (c.rotary_dims > 0) {
     add_op(attn, "rotary", {b, h, s, c.rotary_dims});   // query
     add_op(attn, "rotary", {b, kv, s, c.rotary_dims});  // key
@@ -161,6 +174,11 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
   }
   add_matmul_heads(attn, scope, h, s, d, t);  // query x key^T
   add_op(attn, "mul_scalar", {b, h, s, t});    // * scaling
+  if (c.softcap) {                              // / softcap, tanh, * softcap
+    add_op(attn, "div", {b, h, s, t});
+    add_op(attn, "tanh", {b, h, s, t});
+    add_op(attn, "mul_scalar", {b, h, s, t});
+  }
   add_op(attn, "add", {b, h, s, t});           // + causal mask
   add_softmax_heads(attn, scope, h, s, t, true);
   add_matmul_heads(attn, scope, h, s, t, d);   // weights x value
@@ -169,6 +187,99 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
 void TreeBuilder::add_mask_and_rotary_ops(int node, std::int64_t rotary_dims) {
   if (!sdpa) add_op(node, "causal_mask", {b, 1, s, kv_len()});
   if (rotary_dims > 0) add_op(node, "rotary_cos_sin", {1, s, rotary_dims});
+}
+
+int TreeBuilder::add_gated_mlp(int parent, const std::string& scope, const std::string& class_name,
+                               const GatedMlpCall& c) {
+  const auto h = config_.hidden_size, i = c.intermediate;
+  LinearCall in, out;
+  in.bias = out.bias = c.bias;
+  Attrs attrs;
+  Shape product{b, s, i};
+  std::int64_t rows = -1, seq = -1;
+  if (c.experts > 1) {  // every expert, on the T x k rows routed to them ([rows, hidden] inputs)
+    rows = tokens() * c.top_k;
+    for (LinearCall* call : {&in, &out}) {
+      call->input_rank = 2;
+      call->rows = rows;
+      call->experts = c.experts;
+      call->top_k = c.top_k;
+    }
+    attrs = {{"num_experts", c.experts}, {"top_k", c.top_k}, {"tokens", tokens()}};
+    product = {rows, i};
+    seq = 1;
+  }
+  const int m = add_module(parent, scope, class_name, std::move(attrs));
+  add_linear(m, scope + "." + c.gate, h, i, in);
+  add_activation(m, scope + "." + c.act, c.activation, i, rows, seq);
+  add_linear(m, scope + "." + c.up, h, i, in);
+  add_op(m, "mul", product);  // act(gate(x)) * up(x)
+  add_linear(m, scope + "." + c.down, i, h, out);
+  return m;
+}
+
+int TreeBuilder::add_self_attention(int layer, const std::string& scope, const SelfAttentionCall& c) {
+  const auto h = config_.hidden_size, d = c.head_dim;
+  LinearCall in, out;
+  in.bias = c.qkv_bias;
+  out.bias = c.o_bias;
+  const bool norms = !c.qk_norm_class.empty();
+  const int attn = add_module(layer, scope, c.class_name, {{"kv_heads", c.kv_heads}, {"head_dim", d}});
+  add_linear(attn, scope + ".q_proj", h, c.heads * d, in);
+  if (norms) add_rms_norm_rows(attn, scope + ".q_norm", c.qk_norm_class, d, s * c.heads);
+  add_linear(attn, scope + ".k_proj", h, c.kv_heads * d, in);
+  if (norms) add_rms_norm_rows(attn, scope + ".k_norm", c.qk_norm_class, d, s * c.kv_heads);
+  add_linear(attn, scope + ".v_proj", h, c.kv_heads * d, in);
+  AttentionCall core{c.heads, c.kv_heads, d, d, false};
+  core.window = c.window;
+  core.softcap = c.softcap;
+  add_causal_attention(attn, scope, core);
+  add_linear(attn, scope + ".o_proj", c.heads * d, h, out);
+  return attn;
+}
+
+void TreeBuilder::add_router(int moe, const std::string& scope, const std::string& router, std::int64_t experts,
+                             std::int64_t top_k, bool renormalize) {
+  const auto t = tokens(), h = config_.hidden_size;
+  LinearCall call;
+  call.bias = false;
+  call.input_rank = 2;
+  call.rows = t;
+  add_linear(moe, scope + "." + router, h, experts, call);  // router logits [T, experts]
+  add_op(moe, "softmax", {t, experts});                     // softmax(router_logits, dtype=float)
+  add_op(moe, "topk", {t, experts});
+  if (renormalize) {
+    add_op(moe, "sum", {t, top_k});
+    add_op(moe, "div", {t, top_k});
+  }
+  add_op(moe, "zeros", {t, h});           // the output buffer
+  add_op(moe, "gather", {t * top_k, h});  // hidden_states[top_x] of every expert
+}
+
+void TreeBuilder::add_expert_combine(int moe, std::int64_t top_k) {
+  const auto rows = tokens() * top_k, h = config_.hidden_size;
+  add_op(moe, "mul", {rows, h});        // expert output * routing weight
+  add_op(moe, "index_add", {rows, h});  // final_hidden_states.index_add_(0, top_x, ...)
+}
+
+int TreeBuilder::add_sparse_moe(int layer, const std::string& scope, const std::string& class_name,
+                                const std::string& expert_class, const GatedMlpCall& expert, bool renormalize) {
+  const int moe = add_module(layer, scope, class_name, {{"num_experts", expert.experts}, {"top_k", expert.top_k}});
+  add_router(moe, scope, "gate", expert.experts, expert.top_k, renormalize);
+  add_gated_mlp(moe, scope + ".experts", expert_class, expert);
+  add_expert_combine(moe, expert.top_k);
+  return moe;
+}
+
+int TreeBuilder::add_attention_half(int base, const std::string& scope, const std::string& layer_class,
+                                    const std::string& norm, const SelfAttentionCall& attn) {
+  const auto h = config_.hidden_size;
+  const int layer = add_module(base, scope, layer_class);
+  add_rms_norm(layer, scope + ".input_layernorm", norm, h);
+  add_self_attention(layer, scope + ".self_attn", attn);
+  add_op(layer, "add", hidden_shape());  // residual
+  add_rms_norm(layer, scope + ".post_attention_layernorm", norm, h);
+  return layer;
 }
 
 void TreeBuilder::add_gelu_tanh_ops(int node, const Shape& shape) {
@@ -202,6 +313,57 @@ void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
 }
 
 void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.config().hidden_size); }
+
+void add_gemma2_lm_head(TreeBuilder& tb, int root) {
+  add_causal_lm_head(tb, root);
+  const auto it = tb.config().raw.find("final_logit_softcapping");
+  if (it != tb.config().raw.end() && it->is_null()) return;  // Gemma2Config's default is 30.0
+  const Shape logits{tb.b, tb.logits_seq(), tb.config().vocab_size};
+  for (const char* op : {"div", "tanh", "mul_scalar"}) tb.add_op(root, op, logits);  // / cap, tanh, * cap
+}
+
+std::int64_t config_size(const ModelConfig& c, const char* key, std::int64_t fallback) {
+  auto it = c.raw.find(key);
+  if (it == c.raw.end() || it->is_null()) {
+    if (fallback > 0) return fallback;
+    throw Error(fmt::format("{}: missing '{}' (model_type {})", c.name, key, c.model_type));
+  }
+  if (it->is_number_integer() && it->get<std::int64_t>() > 0 && it->get<std::int64_t>() <= limits::kMaxIntermediate)
+    return it->get<std::int64_t>();
+  throw Error(fmt::format("{}: '{}' must be a positive integer (at most {}), got {}", c.name, key,
+                          limits::kMaxIntermediate, it->dump().substr(0, 40)));
+}
+
+std::pair<std::int64_t, std::int64_t> routed_experts(const ModelConfig& c, const char* experts_key,
+                                                     std::int64_t experts_default, std::int64_t top_k_default) {
+  const auto experts = config_size(c, experts_key, experts_default);
+  const auto top_k = config_size(c, "num_experts_per_tok", top_k_default);
+  if (top_k > experts)
+    throw Error(fmt::format("{}: 'num_experts_per_tok' {} exceeds the {} experts ('{}')", c.name, top_k, experts,
+                            experts_key));
+  return {experts, top_k};
+}
+
+bool config_flag(const ModelConfig& c, const char* key, bool fallback) {
+  auto it = c.raw.find(key);
+  return it != c.raw.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+std::vector<std::int64_t> config_layer_list(const ModelConfig& c, const char* key) {
+  std::vector<std::int64_t> v;
+  auto it = c.raw.find(key);
+  if (it == c.raw.end() || it->is_null()) return v;
+  auto bad = [&] {
+    return Error(fmt::format("{}: '{}' must be a list of layer indices in 0..{}, got {}", c.name, key,
+                             c.num_layers - 1, it->dump().substr(0, 40)));
+  };
+  if (!it->is_array()) throw bad();
+  for (const auto& x : *it) {
+    if (!x.is_number_integer() || x.get<std::int64_t>() < 0 || x.get<std::int64_t>() >= c.num_layers) throw bad();
+    v.push_back(x.get<std::int64_t>());
+  }
+  return v;
+}
 
 }  // namespace arch_detail
 

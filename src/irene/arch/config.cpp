@@ -95,6 +95,7 @@ void fill_typed(ModelConfig& c, const std::string& where) {
   c.num_kv_heads = !f->kv_heads.empty() ? get_size(c.raw, f->kv_heads, where, false, limits::kMaxHeads) : 0;
   if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
   c.head_dim = !f->head_dim.empty() ? get_size(c.raw, f->head_dim, where, false, limits::kMaxHidden) : 0;
+  if (c.head_dim == 0) c.head_dim = f->head_dim_default;
   c.tie_word_embeddings = get_flag(c.raw, "tie_word_embeddings", where, f->tie_default);
   if (c.head_dim == 0 && c.hidden_size % c.num_heads != 0)
     throw Error(fmt::format("{}: hidden size {} is not divisible by the number of heads {}", where,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "irene/arch/config.hpp"
@@ -21,6 +22,23 @@ struct LinearCall {
   int input_rank = 3;        // 3: [batch, seq, in]; 2: [rows, in]
   std::int64_t rows = -1;    // input_rank 2: rows of the input (-1: the batch size)
   std::int64_t seq = -1;     // input_rank 3: positions (-1: the builder's seq; 1 for last-token logits)
+  // Routed experts (input_rank 2, rows = tokens x top_k): the leaf stands for this projection of
+  // `experts` experts (registry.hpp's routed_active_experts); 1 = an ordinary Linear.
+  std::int64_t experts = 1;
+  std::int64_t top_k = 1;
+};
+
+// A gated feed-forward down(act(gate(x)) * up(x)) (add_gated_mlp), with the attribute names of
+// its family (Llama: gate_proj, up_proj, down_proj, act_fn; Mixtral's experts: w1, w3, w2).
+struct GatedMlpCall {
+  std::int64_t intermediate = 0;
+  std::string activation = "silu";  // the config's hidden_act
+  std::string gate = "gate_proj", up = "up_proj", down = "down_proj", act = "act_fn";
+  bool bias = false;
+  // Routed experts: the module stands for every one of `experts` experts (scope "<moe>.experts"),
+  // on the tokens x top_k rows a step routes to them; 1 = a dense MLP on [batch, seq, hidden].
+  std::int64_t experts = 1;
+  std::int64_t top_k = 1;
 };
 
 // How attention runs inside an attention module (add_causal_attention: the decoder LLM families).
@@ -30,7 +48,41 @@ struct AttentionCall {
   std::int64_t head_dim = 0;
   std::int64_t rotary_dims = 0;  // 0: no rotary embedding; < head_dim: partial (GPT-NeoX), with a cat
   bool partial_rotary_cat = false;  // cat the rotated and passed-through dimensions (GPT-NeoX always does)
+  // A sliding-window layer attends to at most `window` keys in a decode step, as transformers'
+  // sliding cache layers hold them (min(past + 1, window) keys; a prefill computes every score
+  // and masks); 0 = a global layer.
+  std::int64_t window = 0;
+  bool softcap = false;  // tanh soft-capping of the scaled scores (Gemma 2: / cap, tanh, * cap)
 };
+
+// The self-attention module of a decoder layer (add_self_attention).
+struct SelfAttentionCall {
+  std::string class_name;  // Qwen3Attention ...
+  std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  bool qkv_bias = false, o_bias = false;
+  // The class of a norm over head_dim on every head of the queries and keys after their
+  // projections (Qwen3's q_norm and k_norm, Qwen3RMSNorm); "" = none.
+  std::string qk_norm_class;
+  std::int64_t window = 0;  // AttentionCall::window
+  bool softcap = false;     // AttentionCall::softcap
+};
+
+// A positive integer setting of a family's config (num_local_experts, moe_intermediate_size ...):
+// its value, `fallback` (Hugging Face's default) when absent or null, the fallback 0 meaning that
+// the key is required. Anything else, or a value above limits::kMaxIntermediate: irene::Error
+// naming the config and the key.
+std::int64_t config_size(const ModelConfig& config, const char* key, std::int64_t fallback = 0);
+// A list of layer indices (mlp_only_layers): absent or null: empty; anything but a list of
+// integers in 0 .. num_layers - 1: irene::Error naming the config and the key.
+std::vector<std::int64_t> config_layer_list(const ModelConfig& config, const char* key);
+// A true/false setting of the config, `fallback` when absent or null (the config reader has
+// validated the row's flags).
+bool config_flag(const ModelConfig& config, const char* key, bool fallback);
+// The routed experts of a mixture of experts and the experts each token is routed to
+// (num_experts_per_tok), with Hugging Face's defaults; more experts per token than experts:
+// irene::Error naming the config and both keys.
+std::pair<std::int64_t, std::int64_t> routed_experts(const ModelConfig& config, const char* experts_key,
+                                                     std::int64_t experts_default, std::int64_t top_k_default);
 
 // Appends nodes for one (model, batch, seq) pass. All add_* return the new node's index.
 class TreeBuilder {
@@ -71,6 +123,10 @@ class TreeBuilder {
   int add_relu(int parent, const std::string& scope, std::int64_t features);  // on [batch, seq, features]
   // RMSNorm of class `class_name` (LlamaRMSNorm ...) over `width` on [batch, seq, width].
   int add_rms_norm(int parent, const std::string& scope, const std::string& class_name, std::int64_t width);
+  // The same on `rows_per_sequence` rows of each sequence ([batch, rows, width]: Qwen3's q_norm
+  // over head_dim on seq x heads rows).
+  int add_rms_norm_rows(int parent, const std::string& scope, const std::string& class_name, std::int64_t width,
+                        std::int64_t rows_per_sequence);
   // The activation module of a Hugging Face config's hidden_act (silu / swish: SiLU, gelu:
   // GELUActivation, relu: ReLU) on [rows, seq, features]. Unknown name: irene::Error naming the
   // accepted ones.
@@ -106,6 +162,35 @@ class TreeBuilder {
   // base model `node` (Hugging Face computes both once per forward, shared by every layer).
   // With sdpa Hugging Face builds no mask (is_causal): none is listed.
   void add_mask_and_rotary_ops(int node, std::int64_t rotary_dims);
+  // A gated MLP module of class `class_name` at `scope` under `parent`: gate, act, up, the
+  // product, down, in the order the forward runs them. Returns the module.
+  int add_gated_mlp(int parent, const std::string& scope, const std::string& class_name, const GatedMlpCall& call);
+  // The self-attention module `scope` (the layer's "self_attn") under `layer`: q_proj (then
+  // q_norm), k_proj (then k_norm), v_proj, the causal attention (add_causal_attention), o_proj.
+  // Returns the module.
+  int add_self_attention(int layer, const std::string& scope, const SelfAttentionCall& call);
+  // The routing of a sparse mixture-of-experts block `moe` (scope `scope`), as Mixtral's and
+  // Qwen3-MoE's forward run it on the pass's T = batch x seq tokens: the router `router` (a
+  // Linear hidden -> experts without bias) on [T, hidden], the float32 softmax of its logits,
+  // top-k, the renormalisation of the k weights when `renormalize`, the output buffer, the gather
+  // of the T x k routed rows; after the experts (added by the caller), add_expert_combine: the
+  // routing-weight product and index_add_ of the T x k outputs.
+  void add_router(int moe, const std::string& scope, const std::string& router, std::int64_t experts,
+                  std::int64_t top_k, bool renormalize);
+  void add_expert_combine(int moe, std::int64_t top_k);
+  // A sparse mixture-of-experts block of class `class_name` at `scope` under `layer`: the module,
+  // add_router ("gate"), the experts module of class `expert_class` (add_gated_mlp with
+  // `expert`, whose experts and top_k it routes), add_expert_combine. Returns the block.
+  int add_sparse_moe(int layer, const std::string& scope, const std::string& class_name,
+                     const std::string& expert_class, const GatedMlpCall& expert, bool renormalize);
+  // The attention half of a pre-norm decoder layer `scope` of class `layer_class` under `base`:
+  // the layer, input_layernorm, self_attn (add_self_attention), the residual add,
+  // post_attention_layernorm (norms of class `norm`). Returns the layer: the caller adds its
+  // feed-forward and the second residual add.
+  int add_attention_half(int base, const std::string& scope, const std::string& layer_class, const std::string& norm,
+                         const SelfAttentionCall& attn);
+  // Tokens of the pass: batch x seq.
+  std::int64_t tokens() const { return b * s; }
 
   Shape hidden_shape() const { return {b, s, config_.hidden_size}; }
   Shape scores_shape() const { return {b, config_.num_heads, s, kv_len()}; }
@@ -141,6 +226,12 @@ void build_ctrl(TreeBuilder& tb, int base, const std::string& prefix);        //
 void build_llama_like(TreeBuilder& tb, int base, const std::string& prefix);  // llama, mistral, qwen2
 void build_gpt_neox(TreeBuilder& tb, int base, const std::string& prefix);    // gpt_neox
 void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         // opt
+void build_qwen3(TreeBuilder& tb, int base, const std::string& prefix);       // qwen3
+void build_mixtral(TreeBuilder& tb, int base, const std::string& prefix);     // mixtral
+void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& prefix);   // qwen3_moe
+void build_phi3(TreeBuilder& tb, int base, const std::string& prefix);        // phi3
+void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  // starcoder2
+void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      // gemma2
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,
@@ -151,6 +242,9 @@ void build_opt(TreeBuilder& tb, int base, const std::string& prefix);         //
 void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features);
 void add_causal_lm_head(TreeBuilder& tb, int root);
 void add_opt_lm_head(TreeBuilder& tb, int root);  // in_features = word_embed_proj_dim
+// Gemma 2's: add_causal_lm_head, then the final logit soft-capping (logits / cap, tanh, * cap)
+// as ops of the root when final_logit_softcapping is set.
+void add_gemma2_lm_head(TreeBuilder& tb, int root);
 
 // The masked-LM heads of the encoders (their --head lm classes).
 void add_bert_lm_head(TreeBuilder& tb, int root);        // BertForMaskedLM: cls.predictions

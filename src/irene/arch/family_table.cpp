@@ -244,6 +244,59 @@ std::vector<FamilyInfo> make_families() {
                   {"lm_head", "Linear", K::lm_head}},
       .build = arch_detail::build_opt,
       .lm_head = arch_detail::add_opt_lm_head});
+  // The families served in 2026 (docs/families-2026.md).
+  f.push_back(
+      llama_row("qwen3", "Qwen3", "Qwen3Model", "Qwen3ForCausalLM", "Qwen3RMSNorm", "Qwen3Attention", "Qwen3MLP"));
+  f.back().qk_norm = true;
+  f.back().keys.flags = {{"attention_bias", false}};
+  f.back().build = arch_detail::build_qwen3;
+  f.push_back(llama_row("mixtral", "Mixtral", "MixtralModel", "MixtralForCausalLM", "MixtralRMSNorm",
+                        "MixtralAttention", "MixtralSparseMoeBlock"));
+  f.back().moe = true;
+  f.back().keys.extra_sizes = {"num_local_experts", "num_experts_per_tok"};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "MixtralAttention", K::attention},
+                      {"block_sparse_moe", "MixtralSparseMoeBlock", K::feed_forward},
+                      {"gate", "Linear", K::router},
+                      {"experts", "MixtralBlockSparseTop2MLP", K::experts},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_mixtral;
+  f.push_back(llama_row("qwen3_moe", "Qwen3Moe", "Qwen3MoeModel", "Qwen3MoeForCausalLM", "Qwen3MoeRMSNorm",
+                        "Qwen3MoeAttention", ""));
+  f.back().moe = true;
+  f.back().qk_norm = true;
+  f.back().keys.extra_sizes = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "decoder_sparse_step"};
+  f.back().keys.flags = {{"norm_topk_prob", false}};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "Qwen3MoeAttention", K::attention},
+                      {"mlp", "", K::feed_forward},  // Qwen3MoeSparseMoeBlock, or Qwen3MoeMLP in a dense layer
+                      {"gate", "Linear", K::router},
+                      {"experts", "Qwen3MoeMLP", K::experts},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_qwen3_moe;
+  f.push_back(
+      llama_row("phi3", "Phi3", "Phi3Model", "Phi3ForCausalLM", "Phi3RMSNorm", "Phi3Attention", "Phi3MLP"));
+  f.back().sliding_window = true;  // masks scores eager attention computes anyway: counts unchanged
+  f.back().build = arch_detail::build_phi3;
+  f.push_back(llama_row("starcoder2", "Starcoder2", "Starcoder2Model", "Starcoder2ForCausalLM", "LayerNorm",
+                        "Starcoder2Attention", "Starcoder2MLP"));
+  f.back().sliding_window = true;  // as Mistral's
+  f.back().keys.activation_default = "gelu_pytorch_tanh";
+  f.back().keys.tie_default = true;
+  f.back().keys.flags = {{"use_bias", true}};
+  f.back().build = arch_detail::build_starcoder2;
+  f.push_back(llama_row("gemma2", "Gemma2", "Gemma2Model", "Gemma2ForCausalLM", "Gemma2RMSNorm", "Gemma2Attention",
+                        "Gemma2MLP"));
+  f.back().keys.activation = "hidden_activation";
+  f.back().keys.activation_default = "gelu_pytorch_tanh";
+  f.back().keys.head_dim_default = 256;
+  f.back().keys.tie_default = true;
+  f.back().keys.extra_sizes = {"sliding_window", "query_pre_attn_scalar"};
+  f.back().sdpa = false;  // soft-capped scores: eager attention
+  f.back().sliding_window = true;
+  f.back().logit_softcap = true;
+  f.back().build = arch_detail::build_gemma2;
+  f.back().lm_head = arch_detail::add_gemma2_lm_head;
   return f;
 }
 

@@ -74,6 +74,7 @@ struct ConfigKeys {
   std::string_view type_vocab = {};          // "": none (required when named)
   std::string_view kv_heads = {};            // "": as many as heads; absent or null: as many as heads
   std::string_view head_dim = {};            // "": hidden / heads; absent or null: hidden / heads
+  std::int64_t head_dim_default = 0;         // head_dim when absent or null (Gemma: 256); 0: hidden / heads
   std::string_view activation = {};          // the activation's key ("hidden_act"); "": fixed by the family
   std::string_view activation_default = {};  // its value when absent or null ("gelu", "silu" ...)
   bool tie_default = true;                   // tie_word_embeddings when the config does not say

@@ -64,6 +64,25 @@ OpKind per_element(std::string name, std::string description, double flops, doub
                 .kernels = kernels};
 }
 
+}  // namespace
+
+double routed_active_experts(const Attrs& a) {
+  const double experts = static_cast<double>(get_or(a, "num_experts", 1));
+  return experts <= 1 ? 1.0 : experts * weight_use(a);
+}
+
+std::int64_t active_parameters(const Tree& tree) {
+  std::int64_t active = tree.nodes.empty() ? 0 : tree.root().num_parameters;
+  for (const Node& n : tree.nodes) {
+    const auto experts = get_or(n.attrs, "num_experts", 1);
+    if (n.type != NodeType::ml || !n.children.empty() || experts <= 1) continue;
+    active -= n.num_parameters / experts * (experts - std::min(experts, get_or(n.attrs, "top_k", 1)));
+  }
+  return active;
+}
+
+namespace {
+
 std::vector<Primitive> make_primitives() {
   std::vector<Primitive> p;
   p.push_back(Primitive{
@@ -78,12 +97,17 @@ std::vector<Primitive> make_primitives() {
       .parameters =
           [](const Attrs& a) {
             const auto w = get_or(a, "tied", 0) ? std::int64_t{0} : mul(get(a, "in_features"), get(a, "out_features"));
-            return get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w;
+            return mul(get_or(a, "bias", 1) ? add(w, get(a, "out_features")) : w, get_or(a, "num_experts", 1));
           },
       .count =
           [](const Attrs& a, double e) {
             const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
-            if (get(a, "input_rank") == 2) return matmul_2d(b, in, out, e);
+            if (get(a, "input_rank") == 2) {
+              Counts c = matmul_2d(b, in, out, e);
+              // Routed experts: one weight per expert, each read when a token of the step chooses it.
+              if (get_or(a, "num_experts", 1) > 1) c.bytes += (routed_active_experts(a) - 1) * in * out * e;
+              return c;
+            }
             const double s = get(a, "seq");
             Counts c = batched_matmul(b, s, in, out, e);
             if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
@@ -95,17 +119,22 @@ std::vector<Primitive> make_primitives() {
                           "1: the weight is another module's (an LM head tied to the token embeddings): only its bias, "
                           "if any, is its own parameter",
                           0},
-                         {"num_experts", "experts of the mixture this Linear is one expert's (0: a dense layer)", 0},
-                         {"top_k", "experts each token is routed to (with num_experts)", 0},
-                         {"tokens", "tokens routed in one call (with num_experts)", 0}},
+                         {"num_experts",
+                          "routed experts the leaf stands for (the same projection of every expert of a mixture of "
+                          "experts, input rank 2 on batch = tokens x top_k routed rows): parameters x num_experts, "
+                          "weight bytes x routed_active_experts; 0 or 1: a dense layer",
+                          1},
+                         {"top_k", "experts each token is routed to (with num_experts > 1)", 1},
+                         {"tokens", "tokens of the call routed to the experts (with num_experts > 1)", 1}},
       // One addmm over the flattened [rows, in] input: input, weight (once, whatever the batch;
-      // scaled by weight_use for a mixture's expert), bias and output, each once.
+      // for a mixture's experts, of the routed_active_experts the call's tokens choose), bias and
+      // output, each once.
       .traffic =
           [](const Attrs& a, double e) {
             const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
             const double rows = get(a, "input_rank") == 2 ? b : b * static_cast<double>(get(a, "seq"));
             const double bias = get_or(a, "bias", 1) ? out : 0;
-            return (rows * in + (in * out + bias) * weight_use(a) + rows * out) * e;
+            return (rows * in + (in * out + bias) * routed_active_experts(a) + rows * out) * e;
           }});
   p.push_back(Primitive{
       .class_name = "Conv1D",
@@ -210,7 +239,8 @@ std::vector<Primitive> make_primitives() {
       .stand_in = "Softmax"});
   p.push_back(Primitive{
       .class_name = "RMSNorm",
-      .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"},
+      .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MixtralRMSNorm",
+                  "Phi3RMSNorm"},
       .description =
           "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
           "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
@@ -255,6 +285,39 @@ std::vector<Primitive> make_primitives() {
           [](const Attrs& a, double e) {
             const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
             return Counts{6 * n, 2 * e * n};
+          },
+      .stand_in = "Softmax"});
+  p.push_back(Primitive{
+      .class_name = "GemmaRMSNorm",
+      .aliases = {"Gemma2RMSNorm", "Gemma3RMSNorm"},
+      .description =
+          "Gemma's RMSNorm over the last dimension, as its forward runs it: x.float(), x * rsqrt(mean(x^2) + eps), "
+          "times (1 + weight.float()), cast back to the dtype: 4 FLOPs and 7 float32 element accesses per element, "
+          "2 FLOPs and 4 float32 accesses per row, 1 + weight once (1 FLOP, 3 float32 accesses per weight); with a "
+          "16-bit dtype the input and output casts add 2 accesses of the dtype and 2 of float32 per element.",
+      .attrs = {{"normalized_shape", "width normalized over"},
+                {"batch", "input batch size"},
+                {"seq", "input sequence length"}},
+      .parameters = [](const Attrs& a) { return get(a, "normalized_shape"); },
+      .count =
+          [](const Attrs& a, double e) {
+            const double rows = static_cast<double>(get(a, "batch")) * get(a, "seq");
+            const double w = get(a, "normalized_shape"), n = rows * w;
+            return Counts{4 * n + 2 * rows + w, (e < 4 ? 36 + 2 * e : 28) * n + 16 * rows + 12 * w};
+          },
+      .stand_in = "LayerNorm"});
+  p.push_back(Primitive{
+      .class_name = "GELUTanh",
+      .aliases = {"PytorchGELUTanh"},
+      .description = "GELU with the tanh approximation as one kernel (Hugging Face's act for gelu_pytorch_tanh: "
+                     "torch.nn.functional.gelu(x, approximate='tanh')) on [batch, seq, features]: 8 FLOPs and 2 "
+                     "element accesses per element.",
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{8 * n, 2 * e * n};
           },
       .stand_in = "Softmax"});
   p.push_back(Primitive{
@@ -305,6 +368,23 @@ std::vector<OpKind> make_op_kinds() {
       per_element("cumsum_int64", "cumulative sum of an int64 attention mask along the sequence (OPT's positions)",
                   1, 0, 16),
       per_element("mul_int64", "element-wise product of two int64 tensors (OPT's positions * mask)", 1, 0, 24),
+      per_element("topk",
+                  "torch.topk of router scores [tokens, experts] along the experts: every score read and compared "
+                  "once (the k values and indices written are counted with the scores)",
+                  1, 1),
+      per_element("sum", "sum over the last dimension of [rows, n] (the top-k weights' renormalisation): per input "
+                         "element 1 FLOP, 1 access",
+                  1, 1),
+      per_element("zeros", "torch.zeros / zeros_like of [tokens, hidden] (a mixture of experts' output buffer): "
+                           "every element written once",
+                  0, 1),
+      per_element("gather", "index select of the rows routed to experts, [tokens x top_k, hidden]: every element "
+                            "read and written once (the int64 row index of each row not counted)",
+                  0, 2),
+      per_element("index_add",
+                  "index_add_ of the experts' weighted outputs [tokens x top_k, hidden] into the output: every source "
+                  "element read and added into a read and written destination element",
+                  1, 3),
       per_element("cat", "torch.cat of two tensors along the last dimension into [.., n] (GPT-NeoX's rotated and "
                          "passed-through head dimensions): every element read and written once", 0, 2),
       per_element("cache_cat",

@@ -36,9 +36,10 @@
 //   mem_bytes:   batch 1  172 MiB, batch 64  10.75 GiB   (weight counted per sequence)
 //   traffic_mib: batch 1  172.1 MiB, batch 64  175.7 MiB (weight once: +2.1% at batch 64)
 //
-// Mixtures of experts: a Linear leaf that is one expert's carries the optional attrs num_experts
-// (E), top_k (k) and tokens (T, routed in one call); its weight (and bias) traffic is scaled by
-// the probability that the expert is used by any of the T tokens, weight_use = 1 - (1 - k/E)^T.
+// Mixtures of experts: a Linear leaf standing for the same projection of all E experts of a
+// layer carries the attrs num_experts (E), top_k (k) and tokens (T, routed in one call); its
+// weight (and bias) traffic is that of the routed_active_experts = E x weight_use experts the T
+// tokens choose, weight_use = 1 - (1 - k/E)^T being the probability that one expert is chosen.
 //
 // Units: Counts hold plain FLOPs and bytes; nodes store MFLOP (10^6 FLOPs) and MiB (2^20 bytes).
 #pragma once
@@ -77,6 +78,18 @@ struct Counts {
 double dtype_bytes(std::string_view dtype);
 // The dtypes irene counts and executes, in a fixed order ("float32", "float16", "bfloat16").
 const std::vector<std::string>& supported_dtypes();
+
+// Mixture of experts as it runs. A leaf with attrs `experts` E > 1 and `top_k` k stands for the
+// same projection of all E routed experts of a layer, on the `batch` = T x k rows that a step of T
+// tokens routes to them (each token to k experts). Under uniform routing (every token picks k
+// distinct experts uniformly, tokens independent) an expert is chosen by at least one token with
+// probability p = 1 - (1 - k/E)^T and then reads its weights once: the leaf reads E p experts'
+// weights. Returns E p, the expected distinct experts the step activates (1 for an ordinary leaf).
+double routed_active_experts(const Attrs& attrs);
+
+// Parameters one token reads: the tree's total less, at every routed-experts leaf, the experts a
+// token does not use (experts - top_k of them); equal to the total for a dense model.
+std::int64_t active_parameters(const Tree& tree);
 
 // An ML-level primitive (a tree leaf of type ml).
 struct Primitive {
@@ -155,8 +168,8 @@ Counts primitive_counts(const Node& leaf, double element_bytes = 4);
 // primitive, any other node from its children's counts (`child_counts(k)` for child index k, in
 // child order), plus its ops. Error naming the node when a count is not finite.
 Counts node_counts(const Node& node, double element_bytes, const std::function<const Counts&(int)>& child_counts);
-// The share of a Linear's weight bytes one call reads: 1 for a dense layer (no num_experts attr
-// or num_experts = 0); for one expert of a mixture, 1 - (1 - min(top_k, E) / E)^tokens.
+// The probability that one expert of a mixture is chosen by a call's tokens under uniform routing,
+// 1 - (1 - min(top_k, E) / E)^tokens; 1 for a dense layer (no num_experts attr, or num_experts 0).
 double weight_use(const Attrs& attrs);
 
 // Physical memory traffic (bytes, see "Two byte counts") and kernel launches of one call of an

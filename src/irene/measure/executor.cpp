@@ -192,6 +192,24 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
            return w * f.to(dtype);
          };
        }},
+      // Gemma's RMSNorm: computed in float32, times (1 + weight), cast back.
+      {"GemmaRMSNorm",
+       [](Ctx& c, const Node& n) -> Step {
+         const auto h = attr(n, "normalized_shape");
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), h});
+         auto w = c.zeros(h);
+         const auto dtype = c.dtype;
+         return [x, w, dtype] {
+           auto f = x.to(torch::kFloat32);
+           f = f * torch::rsqrt(f.pow(2).mean(-1, true) + 1e-6);
+           return (f * (1.0 + w.to(torch::kFloat32))).to(dtype);
+         };
+       }},
+      {"GELUTanh",
+       [](Ctx& c, const Node& n) -> Step {
+         auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
+         return [x] { return torch::gelu(x, "tanh"); };
+       }},
       {"SiLU",
        [](Ctx& c, const Node& n) -> Step {
          auto x = c.input({attr(n, "batch"), attr(n, "seq"), attr(n, "features")});
@@ -287,6 +305,36 @@ const std::map<std::string, OpHook, std::less<>>& op_hooks() {
          return [x, y] { return torch::mul(x, y); };
        }},
       // Two parts of the last dimension (the split does not change what is read and written).
+      // A mixture of experts' routing and dispatch ([rows, n] shapes).
+      {"topk",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.empty()) throw Error("op 'topk' needs a shape with at least one dimension");
+         auto x = c.input(op.shape);
+         const std::int64_t k = op.shape.back();  // every score ranked: the values keep the op's shape
+         return [x, k] { return std::get<0>(torch::topk(x, k, -1)); };
+       }},
+      {"sum", unary([](const T& x) { return torch::sum(x, -1, true).expand_as(x); })},
+      {"zeros",
+       [](Ctx& c, const Op& op) -> Step {
+         const Shape shape = op.shape;
+         const auto o = c.opts();
+         return [shape, o] { return torch::zeros(shape, o); };
+       }},
+      {"gather",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 2) throw Error("op 'gather' needs a [rows, width] shape");
+         auto x = c.input(op.shape);
+         auto rows = c.dry ? torch::Tensor() : torch::randperm(op.shape[0], torch::kLong);
+         return [x, rows] { return torch::index_select(x, 0, rows); };
+       }},
+      {"index_add",
+       [](Ctx& c, const Op& op) -> Step {
+         if (op.shape.size() != 2) throw Error("op 'index_add' needs a [rows, width] shape");
+         auto src = c.input(op.shape, 0);
+         auto dst = c.input(op.shape, 1);
+         auto rows = c.dry ? torch::Tensor() : torch::randperm(op.shape[0], torch::kLong);
+         return [src, dst, rows] { return dst.clone().index_add_(0, rows, src); };
+       }},
       {"cat",
        [](Ctx& c, const Op& op) -> Step {
          Shape a = op.shape, b = op.shape;

@@ -138,12 +138,18 @@ PreparedTable prepare_table(ServingTable table) {
       skip(r, why);
       continue;
     }
-    if (r.expert_parallel != 1 || r.data_parallel != 1 || r.num_gpus != r.tensor_parallel) {
-      skip(r, "expert or data parallelism is not modelled yet (tensor parallelism only)");
+    // Tensor parallel over the GPUs, or experts spread over them (expert parallel, attention
+    // tensor- or data-parallel): each GPU does 1 / G of the work.
+    const bool tp_only = r.expert_parallel == 1 && r.data_parallel == 1 && r.num_gpus == r.tensor_parallel;
+    const bool ep = r.expert_parallel == r.num_gpus && r.num_gpus % r.data_parallel == 0;
+    if (!tp_only && !ep) {
+      skip(r, fmt::format("tensor {} x expert {} x data {} parallel on {} GPUs is not modelled", r.tensor_parallel,
+                          r.expert_parallel, r.data_parallel, r.num_gpus));
       continue;
     }
     Workload w;
-    w.gpus = r.tensor_parallel;
+    w.gpus = r.num_gpus;
+    w.data_parallel = ep ? r.data_parallel : 1;
     w.precision = r.precision;
     w.batch = r.avg_batch;
     w.prompt_tokens = task_prompt_tokens(r.task);

@@ -9,6 +9,8 @@
 #include <set>
 
 #include "irene/arch/builder.hpp"
+#include "irene/arch/family_table.hpp"
+#include "irene/arch/module_kind.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/predict/model.hpp"
@@ -32,12 +34,14 @@ double lower_case_precision_bytes(std::string_view p) {
 // The units of one pass of `tree` (see predictor.hpp). `scale` multiplies bytes and FLOPs;
 // `prefill`: no weight traffic, no launches of its own, node indices mapped into `target`.
 void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
-               double scale, bool prefill, const Tree& target, std::vector<Unit>& out) {
+               double scale, bool prefill, const Tree& target, const std::vector<bool>& replicated,
+               std::vector<Unit>& out) {
   const double wb = weight_bytes_per_parameter(w.precision);
   const double linear_peak = hw.peak_flops(w.precision);
   for (int i = 0; i < static_cast<int>(tree.nodes.size()); ++i) {
     const Node& n = tree.nodes[i];
     const int node = prefill ? std::max(0, target.find_id(n.id)) : i;
+    const bool copies = !prefill && w.data_parallel > 1 && replicated[static_cast<std::size_t>(node)];
     if (n.is_leaf()) {
       const Primitive* prim = find_primitive(n.class_name);
       if (!prim) throw Error(fmt::format("{}: no primitive '{}' in the registry", n.id, n.class_name));
@@ -49,9 +53,17 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
       u.kernels = primitive_kernels(n, kElement);
       u.peak = hw.peak_bf16;
       if (u.key == "Linear") {
-        const double params = static_cast<double>(n.num_parameters);
+        // The parameters the call reads: a mixture's experts, those its tokens choose.
+        const double experts = static_cast<double>(n.attrs.count("num_experts") ? std::max<std::int64_t>(1, attr(n, "num_experts")) : 1);
+        const double params = static_cast<double>(n.num_parameters) * routed_active_experts(n.attrs) / experts;
         u.bytes += params * (prefill ? -kElement : wb - kElement);
+        // Attention run data-parallel: every rank reads the weights for its own sequences.
+        if (copies) u.bytes += params * wb * (w.data_parallel - 1);
         u.peak = linear_peak;
+        // Distinct kernels, distinct regressors: a mixture's experts run as a fused (grouped)
+        // MoE kernel, quantized weights as block-scaled GEMMs.
+        if (experts > 1) u.key += ":experts";
+        if (wb != kElement) u.key += ":" + std::string(w.precision);
       } else if (u.key == "Embedding" && prefill) {
         // gathered rows only (no table traffic beyond them): as counted
       } else if (u.key == "ScaledDotProductAttention") {
@@ -179,7 +191,9 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     throw Error(fmt::format("output tokens must be a positive number up to 1e7, got {}", w.output_tokens));
   if (!(w.prompt_tokens >= 0) || !std::isfinite(w.prompt_tokens) || w.prompt_tokens > 1e7)
     throw Error(fmt::format("prompt tokens must be a number in 0..1e7, got {}", w.prompt_tokens));
-  if (config.num_heads % w.gpus != 0)
+  if (w.data_parallel < 1 || w.gpus % w.data_parallel != 0)
+    throw Error(fmt::format("data-parallel ranks ({}) must divide the {} GPUs", w.data_parallel, w.gpus));
+  if (config.num_heads % (w.gpus / w.data_parallel) != 0)
     throw Error(fmt::format("{}: {} attention heads cannot be split across {} GPUs", config.name, config.num_heads,
                             w.gpus));
   weight_bytes_per_parameter(w.precision);
@@ -196,7 +210,17 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   const int batch = std::max(1, static_cast<int>(std::lround(w.batch)));
   s.tree = build_tree(config, batch, 1, step);
   s.tree.provenance["hardware"] = hw.name;
-  add_units(s.tree, config, w, hw, w.batch / batch, false, s.tree, s.units);
+  // Nodes inside attention modules: replicated on every data-parallel rank.
+  std::vector<bool> replicated(s.tree.nodes.size(), false);
+  {
+    const std::vector<ModuleKind> kinds = module_kinds_of(s.tree);
+    for (std::size_t i = 1; i < s.tree.nodes.size(); ++i) {
+      const int parent = s.tree.nodes[i].parent;
+      replicated[i] = replicated[static_cast<std::size_t>(parent)] ||
+                      (!s.tree.nodes[i].is_leaf() && kinds[i] == ModuleKind::attention);
+    }
+  }
+  add_units(s.tree, config, w, hw, w.batch / batch, false, s.tree, replicated, s.units);
   const int prompt = static_cast<int>(std::lround(w.prompt_tokens));
   if (prompt >= 1) {
     BuildOptions pre;
@@ -205,14 +229,17 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     pre.allow_long = true;
     pre.last_token_logits = true;
     const Tree prefill = build_tree(config, 1, prompt, pre);
-    add_units(prefill, config, w, hw, w.batch / w.output_tokens, true, s.tree, s.units);
+    add_units(prefill, config, w, hw, w.batch / w.output_tokens, true, s.tree, replicated, s.units);
   }
   const double g = w.gpus;
   if (w.gpus > 1) {
     const double tokens = w.batch * (1 + w.prompt_tokens / w.output_tokens);
     const double bytes = 2.0 * s.layers * 2 * (g - 1) / g * tokens * static_cast<double>(config.hidden_size) * kElement;
     s.allreduce_s = bytes / hw.interconnect_bandwidth;
-    s.allreduces = 2.0 * s.layers;
+    // Attention run data-parallel needs no all-reduce of its own; the experts' dispatch and
+    // combine move the same [tokens, hidden] rows.
+    s.allreduces = (w.data_parallel > 1 ? 1.0 : 2.0) * s.layers;
+    s.allreduce_s *= s.allreduces / (2.0 * s.layers);
   }
   const double wb = weight_bytes_per_parameter(w.precision);
   const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);

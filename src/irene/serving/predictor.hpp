@@ -67,7 +67,11 @@ namespace irene::serving {
 
 // What the engine serves.
 struct Workload {
-  int gpus = 1;                        // tensor-parallel GPUs (energy counts all of them)
+  int gpus = 1;                        // GPUs the model is split across (energy counts all of them):
+                                       // tensor parallel, and a mixture's experts spread over them
+                                       // (expert parallel) alike
+  int data_parallel = 1;               // ranks among the GPUs that run attention data-parallel
+                                       // (each reads the attention weights; no all-reduce after it)
   std::string precision = "bfloat16";  // weights: bfloat16 | float16 | fp8 | mxfp4
   double batch = 1;                    // sequences in flight, mean (B)
   double prompt_tokens = 0;            // prompt tokens per request, mean

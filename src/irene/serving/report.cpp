@@ -120,6 +120,7 @@ json serving_report(const ModelConfig& config, const Workload& w, const hardware
                   {"workload",
                    {{"model", config.name},
                     {"tensor_parallel", w.gpus},
+                    {"data_parallel", w.data_parallel},
                     {"weight_precision", w.precision},
                     {"sequences_in_flight", w.batch},
                     {"prompt_tokens", w.prompt_tokens},

@@ -22,10 +22,12 @@ namespace {
 using predict::FittedModel;
 using predict::LeafRegressor;
 
-// A value of a step tree that moves with the past: value(past) = base + slope x (past - past0).
+// A value of a step tree that moves with the past: value(past) = base + slope x (past - past0),
+// at most `cap` (the keys of a sliding-window layer stop growing at its window).
 struct Affine {
   std::int64_t base = 0, slope = 0;
-  std::int64_t at(std::int64_t delta) const { return base + slope * delta; }
+  std::int64_t cap = std::numeric_limits<std::int64_t>::max();
+  std::int64_t at(std::int64_t delta) const { return std::min(base + slope * delta, cap); }
 };
 
 // Predicts decode steps at any past from two template trees (see the file comment of the header).
@@ -46,6 +48,10 @@ class StepEvaluator {
       b.past = first + 1;
       const Tree next = build_tree(config, batch, 1, b);
       diff(next);
+      if (last > first + 1) {  // values that stop growing within the range: their cap
+        b.past = last;
+        caps(build_tree(config, batch, 1, b), last - first);
+      }
     }
     classify(group_of);
   }
@@ -127,6 +133,22 @@ class StepEvaluator {
     }
   }
 
+  // Values of the tree at past0 + delta that fall short of the affine rule: capped there (a
+  // sliding window's keys, min(past + 1, window)); one that exceeds it is an error.
+  void caps(const Tree& last, std::int64_t delta) {
+    auto cap = [&](Affine& a, std::int64_t actual, const std::string& what) {
+      if (actual > a.at(delta))
+        throw Error(fmt::format("internal: the decode steps of {} grow faster than the first two ({}): cannot "
+                                "predict them as one",
+                                tree_.model_name, what));
+      if (actual < a.at(delta)) a.cap = actual;
+    };
+    for (std::size_t i = 0; i < tree_.nodes.size(); ++i) {
+      for (auto& [k, a] : attrs_[i]) cap(a, last.nodes[i].attrs.at(k), tree_.nodes[i].id + " attr " + k);
+      for (auto& m : ops_[i]) cap(m.affine, last.nodes[i].ops[m.op].shape[m.dim], tree_.nodes[i].id + " op");
+    }
+  }
+
   // Groups identical subtrees (class, type, attrs, ops and how they move, children, place under
   // the root): they have the same features at every past, so the same prediction.
   void classify(const std::function<int(const Node&)>& group_of) {
@@ -143,7 +165,7 @@ class StepEvaluator {
                                     i == 0 ? 2 : nd.parent == 0 ? 1 : 0);
       for (const auto& [k, v] : nd.attrs) sig += fmt::format("{}={},", k, v);
       sig += '|';
-      for (const auto& [k, a] : attrs_[i]) sig += fmt::format("{}+{},", k, a.slope);
+      for (const auto& [k, a] : attrs_[i]) sig += fmt::format("{}+{}<{},", k, a.slope, a.cap);
       sig += '|';
       for (const auto& op : nd.ops) {
         sig += op.kind + '[';
@@ -151,7 +173,7 @@ class StepEvaluator {
         sig += ']';
       }
       sig += '|';
-      for (const auto& m : ops_[i]) sig += fmt::format("{}.{}+{},", m.op, m.dim, m.affine.slope);
+      for (const auto& m : ops_[i]) sig += fmt::format("{}.{}+{}<{},", m.op, m.dim, m.affine.slope, m.affine.cap);
       sig += '|';
       bool m = !attrs_[i].empty() || !ops_[i].empty();
       for (int k : nd.children) {

@@ -1,0 +1,284 @@
+// The model families served in 2026 (docs/families-2026.md): parameter totals against Hugging
+// Face's count (formulas of test_families_util.hpp), the modules and classes as the modeling files
+// build them, mixtures of experts as they run, sliding windows, and the errors.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
+#include "irene/arch/registry.hpp"
+#include "irene/core/error.hpp"
+#include "irene/explain/generation.hpp"
+#include "irene/predict/predictor.hpp"
+#include "test_families_util.hpp"
+#include "test_util.hpp"
+
+using namespace irene;
+using namespace irene_test;
+
+namespace {
+
+const Node& node(const Tree& t, const std::string& id) {
+  const int i = t.find_id(id);
+  if (i < 0) throw std::runtime_error("no node " + id);
+  return t.nodes[static_cast<std::size_t>(i)];
+}
+
+BuildOptions decode_at(int past) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = past;
+  return o;
+}
+
+ModelConfig tiny(const std::string& name) {
+  for (const auto& t : tiny_families())
+    if (t.name == name) return parse_model_config(t.json, t.name, t.name);
+  throw std::runtime_error("no tiny family " + name);
+}
+
+std::vector<std::string> child_ids(const Tree& t, const Node& n) {
+  std::vector<std::string> ids;
+  for (int c : n.children) ids.push_back(t.nodes[c].id);
+  return ids;
+}
+
+}  // namespace
+
+// The families built so far (their tiny configs and built-in models).
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2"};
+
+TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
+  int checked = 0;
+  for (const auto& t : tiny_families()) {
+    if (!kBuilt.count(nlohmann::json::parse(t.json).at("model_type").get<std::string>())) continue;
+    const ModelConfig c = parse_model_config(t.json, t.name, t.name);
+    ++checked;
+    const Tree prefill = build_tree(c, 2, 8);
+    EXPECT_EQ(prefill.root().num_parameters, t.params.total) << t.name;
+    EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
+    EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
+  }
+  EXPECT_EQ(checked, 8);
+}
+
+TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
+  int checked = 0;
+  for (const auto& m : builtin_family_models()) {
+    const auto names = builtin_model_names();
+    if (std::find(names.begin(), names.end(), m.name) == names.end()) continue;
+    ++checked;
+    const Tree t = build_tree(load_model_config(m.name), 1, 4);
+    EXPECT_EQ(t.root().num_parameters, m.params.total) << m.name;
+    EXPECT_EQ(active_parameters(t), m.params.active) << m.name;
+    // The model card's rounded figures (three significant digits).
+    const double billions = static_cast<double>(m.params.total) / 1e9;
+    EXPECT_NEAR(billions, m.card_total_billions, 0.006 * m.card_total_billions) << m.name;
+    if (m.card_active_billions > 0 && std::string(m.name) != "openai/gpt-oss-20b")
+      EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
+          << m.name;
+  }
+  EXPECT_EQ(checked, 6);
+}
+
+TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
+  const Tree t = build_tree(tiny("tiny-qwen3"), 2, 8);
+  EXPECT_EQ(t.root().class_name, "Qwen3ForCausalLM");
+  const Node& attn = node(t, "model.layers.1.self_attn:Qwen3Attention");
+  EXPECT_EQ(child_ids(t, attn)[0], "model.layers.1.self_attn.q_proj:Linear");
+  EXPECT_EQ(child_ids(t, attn)[1], "model.layers.1.self_attn.q_norm:Qwen3RMSNorm");
+  EXPECT_EQ(child_ids(t, attn)[3], "model.layers.1.self_attn.k_norm:Qwen3RMSNorm");
+  const Node& qn = node(t, "model.layers.1.self_attn.q_norm:Qwen3RMSNorm");
+  EXPECT_EQ(qn.attrs.at("normalized_shape"), 24);  // head_dim, not hidden / heads = 16
+  EXPECT_EQ(qn.attrs.at("seq"), 8 * 4);            // seq x heads rows per sequence
+  EXPECT_EQ(node(t, "model.layers.1.self_attn.k_norm:Qwen3RMSNorm").attrs.at("seq"), 8 * 2);
+  EXPECT_EQ(node(t, "model.layers.1.self_attn.q_proj:Linear").attrs.at("out_features"), 4 * 24);
+  EXPECT_EQ(find_primitive("Qwen3RMSNorm"), find_primitive("RMSNorm"));
+  const Tree biased = build_tree(tiny("tiny-qwen3-bias-tied"), 1, 4);
+  EXPECT_EQ(node(biased, "model.layers.0.self_attn.o_proj:Linear").num_parameters, 48 * 48 + 48);
+  EXPECT_EQ(node(biased, "lm_head:Linear").num_parameters, 0);  // tied
+}
+
+TEST(Families2026Moe, ExpertsAreOneModuleForEveryExpertWithTheRouter) {
+  const Tree t = build_tree(tiny("tiny-mixtral"), 2, 8);
+  const Node& moe = node(t, "model.layers.0.block_sparse_moe:MixtralSparseMoeBlock");
+  EXPECT_EQ(child_ids(t, moe), (std::vector<std::string>{"model.layers.0.block_sparse_moe.gate:Linear",
+                                                          "model.layers.0.block_sparse_moe.experts:"
+                                                          "MixtralBlockSparseTop2MLP"}));
+  const Node& experts = node(t, "model.layers.0.block_sparse_moe.experts:MixtralBlockSparseTop2MLP");
+  EXPECT_EQ(experts.attrs.at("num_experts"), 4);
+  EXPECT_EQ(experts.attrs.at("top_k"), 2);
+  EXPECT_EQ(experts.attrs.at("tokens"), 16);
+  // Parameters count every expert: 4 x (w1, w3, w2) of 64 x 96.
+  EXPECT_EQ(experts.num_parameters, 4 * 3 * 64 * 96);
+  const Node& w1 = node(t, "model.layers.0.block_sparse_moe.experts.w1:Linear");
+  EXPECT_EQ(w1.attrs.at("batch"), 16 * 2);  // the tokens x top_k routed rows
+  // FLOPs are those of 2 experts per token: 2 x rows x in x out.
+  EXPECT_DOUBLE_EQ(w1.flops_mflop, 2.0 * 32 * 64 * 96 / 1e6);
+  EXPECT_EQ(node(t, "model.layers.0.block_sparse_moe.gate:Linear").attrs.at("out_features"), 4);
+  std::vector<std::string> kinds;
+  for (const auto& op : moe.ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"softmax", "topk", "sum", "div", "zeros", "gather", "mul", "index_add"}));
+}
+
+// The weight bytes a routed-experts leaf reads beyond its activations, in experts' weights.
+double experts_read(const Node& leaf, double element_bytes) {
+  const double rows = leaf.attrs.at("batch"), in = leaf.attrs.at("in_features"), out = leaf.attrs.at("out_features");
+  const double weight = in * out * element_bytes;
+  return (leaf.mem_mib * 1048576.0 - (rows * in + rows * out) * element_bytes) / weight;
+}
+
+TEST(Families2026Moe, ADecodeStepReadsTheExpertsItsTokensChoose) {
+  const ModelConfig mixtral = load_model_config("mistralai/Mixtral-8x7B-v0.1");
+  const std::string w1 = "model.layers.0.block_sparse_moe.experts.w1:Linear";
+  BuildOptions o = decode_at(512);
+  o.dtype = "bfloat16";
+  // Batch 1: the 2 experts of the one token; batch 256: 8 (1 - (3/4)^256), all but 1e-31.
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 1, 1, o), w1), 2), 2.0, 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 4, 1, o), w1), 2), 8 * (1 - std::pow(0.75, 4)), 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 256, 1, o), w1), 2), 8.0, 1e-9);
+  // A prefill of 512 tokens reads all 8.
+  EXPECT_NEAR(experts_read(node(build_tree(mixtral, 1, 512), w1), 4), 8.0, 1e-9);
+  EXPECT_NEAR(expected_active_experts(8, 2, 4), 8 * (1 - std::pow(0.75, 4)), 1e-12);
+}
+
+TEST(Families2026Moe, PrefillCostsTheFlopsOfTheActiveExperts) {
+  // A prefill of 512 tokens: far fewer FLOPs than the dense model of Mixtral's total size (8
+  // experts wide), about those of the dense model of its active size (2 experts wide).
+  const ModelConfig moe = load_model_config("mistralai/Mixtral-8x7B-v0.1");
+  ModelConfig active = load_model_config("mistralai/Mistral-7B-v0.1");
+  set_config_value(active, "intermediate_size", "28672");
+  ModelConfig total = load_model_config("mistralai/Mistral-7B-v0.1");
+  set_config_value(total, "intermediate_size", "114688");
+  const double f = build_tree(moe, 1, 512).root().flops_mflop;
+  EXPECT_LT(f, 0.5 * build_tree(total, 1, 512).root().flops_mflop);
+  EXPECT_NEAR(f, build_tree(active, 1, 512).root().flops_mflop, 0.01 * f);
+}
+
+TEST(Families2026Moe, Qwen3MoeLayersAreSparseUnlessListedOrOffTheStep) {
+  // Qwen3-30B-A3B: a decode step at batch 1 reads 8 of the 128 experts, at batch 16 82.4.
+  BuildOptions o = decode_at(512);
+  o.dtype = "bfloat16";
+  const ModelConfig big = load_model_config("Qwen/Qwen3-30B-A3B");
+  const std::string gate = "model.layers.3.mlp.experts.gate_proj:Linear";
+  EXPECT_NEAR(experts_read(node(build_tree(big, 1, 1, o), gate), 2), 8.0, 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(big, 16, 1, o), gate), 2), 128 * (1 - std::pow(15.0 / 16, 16)), 1e-9);
+  const Tree t = build_tree(tiny("tiny-qwen3-moe"), 1, 4);
+  EXPECT_GE(t.find_id("model.layers.0.mlp:Qwen3MoeSparseMoeBlock"), 0);
+  EXPECT_GE(t.find_id("model.layers.1.mlp:Qwen3MoeMLP"), 0);  // in mlp_only_layers
+  EXPECT_GE(t.find_id("model.layers.2.mlp.experts:Qwen3MoeMLP"), 0);
+  EXPECT_EQ(node(t, "model.layers.1.mlp.gate_proj:Linear").attrs.at("out_features"), 64);
+  EXPECT_EQ(node(t, "model.layers.2.mlp.experts.gate_proj:Linear").attrs.at("out_features"), 32);
+  std::vector<std::string> kinds;
+  for (const auto& op : node(t, "model.layers.0.mlp:Qwen3MoeSparseMoeBlock").ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds[2], "sum");  // norm_topk_prob: the k weights renormalised
+  // decoder_sparse_step 2: layers 1, 3 ... sparse.
+  ModelConfig c = tiny("tiny-qwen3-moe");
+  c.raw["decoder_sparse_step"] = 2;
+  c.raw["mlp_only_layers"] = nlohmann::json::array();
+  const Tree s = build_tree(c, 1, 4);
+  EXPECT_GE(s.find_id("model.layers.0.mlp:Qwen3MoeMLP"), 0);
+  EXPECT_GE(s.find_id("model.layers.1.mlp:Qwen3MoeSparseMoeBlock"), 0);
+  c.raw["mlp_only_layers"] = {7};
+  const std::string e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'mlp_only_layers' must be a list of layer indices in 0..2"), std::string::npos) << e;
+}
+
+TEST(Families2026Structure, Phi3FusesQkvAndGateUp) {
+  const Tree t = build_tree(tiny("tiny-phi3"), 2, 8);
+  EXPECT_EQ(t.root().class_name, "Phi3ForCausalLM");
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.qkv_proj:Linear").attrs.at("out_features"), (4 + 2 * 2) * 16);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.gate_up_proj:Linear").attrs.at("out_features"), 2 * 80);
+  EXPECT_GE(t.find_id("model.layers.0.mlp.activation_fn:SiLU"), 0);
+  EXPECT_EQ(t.find_id("model.layers.0.self_attn.q_proj:Linear"), -1);
+}
+
+TEST(Families2026Structure, Starcoder2HasLayerNormsAndBiasedProjections) {
+  const Tree t = build_tree(tiny("tiny-starcoder2"), 2, 8);
+  EXPECT_EQ(node(t, "model.layers.0.input_layernorm:LayerNorm").num_parameters, 2 * 64);
+  EXPECT_EQ(node(t, "model.norm:LayerNorm").num_parameters, 2 * 64);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.c_fc:Linear").num_parameters, 64 * 128 + 128);
+  EXPECT_GE(t.find_id("model.layers.0.mlp.act:PytorchGELUTanh"), 0);
+  EXPECT_EQ(node(t, "lm_head:Linear").num_parameters, 0);  // tied by default
+  const Tree n = build_tree(tiny("tiny-starcoder2-nobias"), 1, 4);
+  EXPECT_EQ(node(n, "model.layers.0.self_attn.q_proj:Linear").num_parameters, 32 * 32);
+}
+
+TEST(Families2026Generation, EveryStepEqualsThePredictionOfItsTree) {
+  // Across Gemma 2's window (4: sliding layers stop growing at past 3) and through every family.
+  const Predictor p = Predictor::load_default();
+  for (const auto& t : tiny_families()) {
+    if (!kBuilt.count(nlohmann::json::parse(t.json).at("model_type").get<std::string>())) continue;
+    const ModelConfig c = parse_model_config(t.json, t.name, t.name);
+    SCOPED_TRACE(t.name);
+    explain::GenerationRequest r;
+    r.batch = 2;
+    r.prompt = 2;
+    r.generate = 6;
+    const auto g = explain::predict_generation(c, r, p);
+    ASSERT_EQ(g.steps.size(), 6u);
+    for (int k = 0; k < 6; ++k) {
+      BuildOptions o = decode_at(2 + k);
+      o.head = "lm";
+      o.last_token_logits = true;
+      Tree step = build_tree(c, 2, 1, o);
+      p.predict(step);
+      EXPECT_EQ(g.steps[k].energy.j, *step.root().predicted_energy_j) << "past " << 2 + k;
+    }
+  }
+}
+
+TEST(Families2026Structure, Gemma2SlidesEvenLayersSoftCapsAndScalesEmbeddings) {
+  const ModelConfig c = tiny("tiny-gemma2");
+  const Tree t = build_tree(c, 1, 1, decode_at(40));
+  // Layer 0 slides over 4 positions, layer 1 attends to all 41.
+  auto keys = [&](int layer) {
+    const Node& attn = node(t, fmt::format("model.layers.{}.self_attn:Gemma2Attention", layer));
+    for (int k : attn.children)
+      if (t.nodes[k].class_name == "MatMul") return t.nodes[k].attrs.at("n");
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(keys(0), 4);
+  EXPECT_EQ(keys(1), 41);
+  EXPECT_EQ(keys(2), 4);
+  std::vector<std::string> kinds;
+  for (const auto& op : node(t, "model.layers.1.self_attn:Gemma2Attention").ops) kinds.push_back(op.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "tanh"), kinds.end());
+  kinds.clear();
+  for (const auto& op : t.root().ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"div", "tanh", "mul_scalar"}));  // final logit soft-capping
+  const Node& layer = node(t, "model.layers.0:Gemma2DecoderLayer");
+  std::vector<std::string> ids = child_ids(t, layer);
+  EXPECT_EQ(ids, (std::vector<std::string>{"model.layers.0.input_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.self_attn:Gemma2Attention",
+                                          "model.layers.0.post_attention_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.pre_feedforward_layernorm:Gemma2RMSNorm",
+                                          "model.layers.0.mlp:Gemma2MLP",
+                                          "model.layers.0.post_feedforward_layernorm:Gemma2RMSNorm"}));
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.q_proj:Linear").attrs.at("out_features"), 4 * 16);  // head_dim 16
+  EXPECT_GE(t.find_id("model.layers.0.mlp.act_fn:PytorchGELUTanh"), 0);
+  // head_dim absent: Gemma2Config's 256.
+  ModelConfig d = c;
+  d.raw.erase("head_dim");
+  d = parse_model_config(d.raw.dump(), "gemma2 without head_dim");
+  EXPECT_EQ(d.head_size(), 256);
+}
+
+TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {
+  ModelConfig c = tiny("tiny-mixtral");
+  c.raw["num_experts_per_tok"] = 5;
+  std::string e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'num_experts_per_tok' 5 exceeds the 4 experts ('num_local_experts')"), std::string::npos) << e;
+  e = error_of([] {
+    parse_model_config(R"({"model_type": "mixtral", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+                          "num_hidden_layers": 2, "vocab_size": 100, "max_position_embeddings": 128,
+                          "num_local_experts": 0})",
+                       "bad-mixtral.json");
+  });
+  EXPECT_NE(e.find("bad-mixtral.json: 'num_local_experts' must be a positive integer"), std::string::npos) << e;
+}
