@@ -83,6 +83,24 @@ std::int64_t active_parameters(const Tree& tree) {
 
 namespace {
 
+// An element-wise activation primitive on [batch, seq, features]: `flops` per element, the input
+// read and the output written once.
+Primitive activation_primitive(std::string class_name, std::vector<std::string> aliases, std::string description,
+                               double flops) {
+  return Primitive{
+      .class_name = std::move(class_name),
+      .aliases = std::move(aliases),
+      .description = std::move(description),
+      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
+      .parameters = [](const Attrs&) { return std::int64_t{0}; },
+      .count =
+          [flops](const Attrs& a, double e) {
+            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
+            return Counts{flops * n, 2 * e * n};
+          },
+      .stand_in = "Softmax"};
+}
+
 std::vector<Primitive> make_primitives() {
   std::vector<Primitive> p;
   p.push_back(Primitive{
@@ -259,34 +277,16 @@ std::vector<Primitive> make_primitives() {
       .stand_in = "LayerNorm",
       // pow, mean, add, rsqrt, mul, mul; the two casts with a 16-bit dtype
       .kernels = [](const Attrs&, double e) { return e < 4 ? 8 : 6; }});
-  p.push_back(Primitive{
-      .class_name = "SiLU",
-      .aliases = {"SiLUActivation"},  // transformers 5's class for hidden_act silu
-      .description =
-          "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
-          "5 FLOPs and 2 element accesses per element.",
-      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      .parameters = [](const Attrs&) { return std::int64_t{0}; },
-      .count =
-          [](const Attrs& a, double e) {
-            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-            return Counts{5 * n, 2 * e * n};
-          },
-      .stand_in = "Softmax"});
-  p.push_back(Primitive{
-      .class_name = "GELU",
-      .aliases = {"GELUActivation"},
-      .description =
-          "exact GELU (Hugging Face's GELUActivation for hidden_act gelu, torch.nn.functional.gelu) on [batch, "
-          "seq, features]: 6 FLOPs and 2 element accesses per element, as the element-wise 'gelu' operation.",
-      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      .parameters = [](const Attrs&) { return std::int64_t{0}; },
-      .count =
-          [](const Attrs& a, double e) {
-            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-            return Counts{6 * n, 2 * e * n};
-          },
-      .stand_in = "Softmax"});
+  p.push_back(activation_primitive(
+      "SiLU", {"SiLUActivation"},  // transformers 5's class for hidden_act silu
+      "torch.nn.SiLU (Hugging Face's act_fn for hidden_act silu) on [batch, seq, features]: x * sigmoid(x), "
+      "5 FLOPs and 2 element accesses per element.",
+      5));
+  p.push_back(activation_primitive(
+      "GELU", {"GELUActivation"},
+      "exact GELU (Hugging Face's GELUActivation for hidden_act gelu, torch.nn.functional.gelu) on [batch, "
+      "seq, features]: 6 FLOPs and 2 element accesses per element, as the element-wise 'gelu' operation.",
+      6));
   p.push_back(Primitive{
       .class_name = "GemmaRMSNorm",
       .aliases = {"Gemma2RMSNorm", "Gemma3RMSNorm"},
@@ -306,20 +306,12 @@ std::vector<Primitive> make_primitives() {
             return Counts{4 * n + 2 * rows + w, (e < 4 ? 36 + 2 * e : 28) * n + 16 * rows + 12 * w};
           },
       .stand_in = "LayerNorm"});
-  p.push_back(Primitive{
-      .class_name = "GELUTanh",
-      .aliases = {"PytorchGELUTanh"},
-      .description = "GELU with the tanh approximation as one kernel (Hugging Face's act for gelu_pytorch_tanh: "
-                     "torch.nn.functional.gelu(x, approximate='tanh')) on [batch, seq, features]: 8 FLOPs and 2 "
-                     "element accesses per element.",
-      .attrs = {{"batch", "batch size"}, {"seq", "sequence length"}, {"features", "width"}},
-      .parameters = [](const Attrs&) { return std::int64_t{0}; },
-      .count =
-          [](const Attrs& a, double e) {
-            const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
-            return Counts{8 * n, 2 * e * n};
-          },
-      .stand_in = "Softmax"});
+  p.push_back(activation_primitive(
+      "GELUTanh", {"PytorchGELUTanh"},
+      "GELU with the tanh approximation as one kernel (Hugging Face's act for gelu_pytorch_tanh: "
+      "torch.nn.functional.gelu(x, approximate='tanh')) on [batch, seq, features]: 8 FLOPs and 2 element accesses "
+      "per element.",
+      8));
   p.push_back(Primitive{
       .class_name = "ScaledDotProductAttention",
       .description =
