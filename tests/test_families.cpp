@@ -51,7 +51,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2", "gemma3_text", "gemma3"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -64,7 +64,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 8);
+  EXPECT_EQ(checked, 10);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -83,7 +83,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 6);
+  EXPECT_EQ(checked, 7);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -267,6 +267,63 @@ TEST(Families2026Structure, Gemma2SlidesEvenLayersSoftCapsAndScalesEmbeddings) {
   d.raw.erase("head_dim");
   d = parse_model_config(d.raw.dump(), "gemma2 without head_dim");
   EXPECT_EQ(d.head_size(), 256);
+}
+
+TEST(Families2026Structure, Gemma3NormsHeadsSlidesFiveOfSixAndDoesNotSoftCap) {
+  const ModelConfig c = tiny("tiny-gemma3-text");
+  const Tree t = build_tree(c, 1, 1, decode_at(40));
+  auto keys = [&](const Tree& tree, int layer) {
+    const Node& attn = node(tree, fmt::format("model.layers.{}.self_attn:Gemma3Attention", layer));
+    for (int k : attn.children)
+      if (tree.nodes[k].class_name == "MatMul") return tree.nodes[k].attrs.at("n");
+    return std::int64_t{-1};
+  };
+  // sliding_window_pattern 6 (absent: the default): layer 5 is global, the others slide over 4.
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(keys(t, i), i == 5 ? 41 : 4) << "layer " << i;
+  EXPECT_EQ(child_ids(t, node(t, "model.layers.0.self_attn:Gemma3Attention")),
+            (std::vector<std::string>{"model.layers.0.self_attn.q_proj:Linear",
+                                      "model.layers.0.self_attn.q_norm:Gemma3RMSNorm",
+                                      "model.layers.0.self_attn.k_proj:Linear",
+                                      "model.layers.0.self_attn.k_norm:Gemma3RMSNorm",
+                                      "model.layers.0.self_attn.v_proj:Linear",
+                                      "model.layers.0.self_attn:MatMul#0", "model.layers.0.self_attn:Softmax",
+                                      "model.layers.0.self_attn:MatMul#1", "model.layers.0.self_attn.o_proj:Linear"}));
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.q_norm:Gemma3RMSNorm").num_parameters, 16);
+  // No soft-capping by default: no tanh anywhere.
+  for (const auto& n : t.nodes)
+    for (const auto& op : n.ops) EXPECT_NE(op.kind, "tanh") << n.id;
+  // layer_types overrides the pattern; the caps when the config sets them.
+  ModelConfig d = c;
+  d.raw["layer_types"] = {"full_attention",    "sliding_attention", "full_attention",   "full_attention",
+                          "full_attention",    "full_attention",    "sliding_attention"};
+  d.raw["final_logit_softcapping"] = 30.0;
+  d = parse_model_config(d.raw.dump(), "gemma3 with layer_types");
+  const Tree u = build_tree(d, 1, 1, decode_at(40));
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(keys(u, i), i == 1 || i == 6 ? 4 : 41) << "layer " << i;
+  std::vector<std::string> kinds;
+  for (const auto& op : u.root().ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"div", "tanh", "mul_scalar"}));
+  d.raw["layer_types"] = {"full_attention"};
+  const std::string e = error_of([&] { build_tree(parse_model_config(d.raw.dump(), "short.json"), 1, 4); });
+  EXPECT_NE(e.find("'layer_types' must list"), std::string::npos) << e;
+  d.raw["layer_types"] = std::vector<std::string>(7, "local");
+  const std::string e2 = error_of([&] { build_tree(parse_model_config(d.raw.dump(), "bad.json"), 1, 4); });
+  EXPECT_NE(e2.find("'layer_types' entry 0 is \"local\""), std::string::npos) << e2;
+}
+
+TEST(Families2026Structure, Gemma3ConditionalGenerationBuildsItsTextPartWithHuggingFaceDefaults) {
+  const ModelConfig c = tiny("tiny-gemma3");
+  EXPECT_EQ(c.model_type, "gemma3_text");
+  EXPECT_EQ(c.hidden_size, 32);
+  EXPECT_NE(c.note.find("the text part is built; vision_config is not supported"), std::string::npos) << c.note;
+  EXPECT_EQ(tiny("tiny-gemma3-text").note, "");
+  EXPECT_EQ(build_tree(c, 1, 4).root().class_name, "Gemma3ForCausalLM");
+  // An empty text_config: every size is Gemma3TextConfig's default (gemma-3-1b's shape family).
+  const ModelConfig d = parse_model_config(R"({"model_type": "gemma3", "text_config": {}})", "defaults.json");
+  EXPECT_EQ(build_tree(d, 1, 4).root().num_parameters,
+            gemma_params(262208, 2304, 9216, 8, 4, 256, 26, true, true).total);
+  const std::string e = error_of([] { parse_model_config(R"({"model_type": "gemma3", "text_config": 3})", "x.json"); });
+  EXPECT_NE(e.find("x.json: 'text_config' of a gemma3 config must be a JSON object"), std::string::npos) << e;
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

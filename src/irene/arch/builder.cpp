@@ -317,7 +317,9 @@ void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.co
 void add_gemma2_lm_head(TreeBuilder& tb, int root) {
   add_causal_lm_head(tb, root);
   const auto it = tb.config().raw.find("final_logit_softcapping");
-  if (it != tb.config().raw.end() && it->is_null()) return;  // Gemma2Config's default is 30.0
+  // Gemma2Config's default is 30.0, Gemma3TextConfig's null.
+  const bool absent_caps = tb.family().model_type == "gemma2";
+  if (it == tb.config().raw.end() ? !absent_caps : it->is_null()) return;
   const Shape logits{tb.b, tb.logits_seq(), tb.config().vocab_size};
   for (const char* op : {"div", "tanh", "mul_scalar"}) tb.add_op(root, op, logits);  // / cap, tanh, * cap
 }

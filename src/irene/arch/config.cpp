@@ -173,6 +173,29 @@ ModelConfig parse_model_config(std::string_view text, const std::string& where, 
   if (mt == c.raw.end() || !mt->is_string())
     throw Error(fmt::format("{}: missing 'model_type' (supported: {})", where, supported_list()));
   c.model_type = mt->get<std::string>();
+  if (c.model_type == "gemma3") {
+    // Gemma3ForConditionalGeneration: its language model is text_config's Gemma3ForCausalLM.
+    const auto tc = c.raw.find("text_config");
+    if (tc != c.raw.end() && !tc->is_null() && !tc->is_object())
+      throw Error(fmt::format("{}: 'text_config' of a gemma3 config must be a JSON object", where));
+    json text = tc != c.raw.end() && tc->is_object() ? *tc : json::object();
+    for (const char* k : {"_name_or_path", "name"})
+      if (c.raw.contains(k) && !text.contains(k)) text[k] = c.raw[k];
+    text["model_type"] = "gemma3_text";
+    c.raw = std::move(text);
+    c.model_type = "gemma3_text";
+    c.note = "gemma3 (Gemma3ForConditionalGeneration): the text part is built; vision_config is not supported";
+  }
+  if (c.model_type == "gemma3_text") {
+    // Gemma3TextConfig's defaults for what the config leaves out.
+    const std::pair<const char*, json> defaults[] = {
+        {"vocab_size", 262208},        {"hidden_size", 2304},          {"intermediate_size", 9216},
+        {"num_hidden_layers", 26},     {"num_attention_heads", 8},     {"num_key_value_heads", 4},
+        {"head_dim", 256},             {"sliding_window", 4096},       {"sliding_window_pattern", 6},
+        {"query_pre_attn_scalar", 256}, {"max_position_embeddings", 131072}, {"tie_word_embeddings", true}};
+    for (const auto& [k, v] : defaults)
+      if (!c.raw.contains(k) || c.raw[k].is_null()) c.raw[k] = v;
+  }
   c.name = name;
   if (c.name.empty()) {
     for (const char* k : {"_name_or_path", "name"})

@@ -34,6 +34,10 @@ struct ModelConfig {
   // Overrides applied so far by set_config_values, in order ("num_hidden_layers" -> "6"); build_tree
   // records them in the tree's provenance ("overrides"), so every output names them.
   std::vector<std::pair<std::string, std::string>> overrides;
+  // One line about what was read of the config and what was not ("" = nothing to say): a gemma3
+  // config (Gemma3ForConditionalGeneration) is read as its text_config, whose language model is
+  // built (the CLI prints it as "irene: note: ...").
+  std::string note;
 
   // Typed sizes (canonical names; the Hugging Face key of each family in brackets).
   std::int64_t vocab_size = 0;         // [vocab_size]

@@ -232,6 +232,13 @@ void build_qwen3_moe(TreeBuilder& tb, int base, const std::string& prefix);   //
 void build_phi3(TreeBuilder& tb, int base, const std::string& prefix);        // phi3
 void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  // starcoder2
 void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      // gemma2
+void build_gemma3(TreeBuilder& tb, int base, const std::string& prefix);      // gemma3_text (gemma3's text part)
+
+// The sliding-window layers of a config: by its layer_types ("sliding_attention" /
+// "full_attention", one per layer) when given, else every layer i with (i + 1) % pattern != 0
+// (Gemma 3's sliding_window_pattern; pattern 0: none). A layer_types that is not such a list of
+// num_layers entries: irene::Error naming the config and the key.
+std::vector<bool> sliding_layers(const ModelConfig& config, std::int64_t pattern);
 
 // The LM head of a decoder under the LM-head root, the one helper every causal family's head is
 // built with: a Linear `in_features` -> vocab_size at the row's lm_head_scope (lm_head,
@@ -242,8 +249,9 @@ void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      //
 void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features);
 void add_causal_lm_head(TreeBuilder& tb, int root);
 void add_opt_lm_head(TreeBuilder& tb, int root);  // in_features = word_embed_proj_dim
-// Gemma 2's: add_causal_lm_head, then the final logit soft-capping (logits / cap, tanh, * cap)
-// as ops of the root when final_logit_softcapping is set.
+// Gemma 2's and Gemma 3's: add_causal_lm_head, then the final logit soft-capping (logits / cap,
+// tanh, * cap) as ops of the root when final_logit_softcapping is set (absent: Gemma 2 caps at
+// 30.0, Gemma 3 does not).
 void add_gemma2_lm_head(TreeBuilder& tb, int root);
 
 // The masked-LM heads of the encoders (their --head lm classes).

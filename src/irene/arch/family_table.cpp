@@ -297,6 +297,20 @@ std::vector<FamilyInfo> make_families() {
   f.back().logit_softcap = true;
   f.back().build = arch_detail::build_gemma2;
   f.back().lm_head = arch_detail::add_gemma2_lm_head;
+  // Gemma3ForCausalLM; a gemma3 (Gemma3ForConditionalGeneration) config is read as its text_config.
+  f.push_back(llama_row("gemma3_text", "Gemma3", "Gemma3TextModel", "Gemma3ForCausalLM", "Gemma3RMSNorm",
+                        "Gemma3Attention", "Gemma3MLP"));
+  f.back().architectures = {"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"};
+  f.back().keys.activation = "hidden_activation";
+  f.back().keys.activation_default = "gelu_pytorch_tanh";
+  f.back().keys.head_dim_default = 256;
+  f.back().keys.tie_default = true;
+  f.back().keys.extra_sizes = {"sliding_window", "sliding_window_pattern", "query_pre_attn_scalar"};
+  f.back().sliding_window = true;
+  f.back().qk_norm = true;
+  f.back().logit_softcap = true;  // when the config sets it (Gemma3TextConfig: null)
+  f.back().build = arch_detail::build_gemma3;
+  f.back().lm_head = arch_detail::add_gemma2_lm_head;
   return f;
 }
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <iostream>
+
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/generation.hpp"
@@ -10,6 +12,7 @@ namespace irene::explain {
 
 ModelConfig load_model(std::string_view name_or_path, const std::vector<std::string>& sets) {
   ModelConfig config = load_model_config(name_or_path);
+  if (!config.note.empty()) std::cerr << fmt::format("irene: note: {}: {}\n", config.name, config.note);
   std::vector<std::pair<std::string, std::string>> overrides;
   for (const auto& kv : sets) overrides.push_back(parse_config_override(kv));
   if (!overrides.empty()) set_config_values(config, overrides);
