@@ -108,6 +108,7 @@ Shape expected_output(const Node& n) {
   if (c == "LayerNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
   if (c == "MatMul" || c == "Softmax") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "n")};
   if (c == "Tanh") return {a(n, "batch"), a(n, "features")};
+  if (c == "AttentionSinks") return {a(n, "batch"), a(n, "heads"), a(n, "m"), a(n, "n") + 1};
   if (c == "ReLU" || c == "SiLU" || c == "GELU") return {a(n, "batch"), a(n, "seq"), a(n, "features")};
   if (c == "RMSNorm" || c == "GemmaRMSNorm") return {a(n, "batch"), a(n, "seq"), a(n, "normalized_shape")};
   if (c == "GELUTanh") return {a(n, "batch"), a(n, "seq"), a(n, "features")};

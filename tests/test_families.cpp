@@ -51,7 +51,7 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2", "gemma3_text", "gemma3"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2", "gemma3_text", "gemma3", "gpt_oss"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -64,7 +64,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 10);
+  EXPECT_EQ(checked, 11);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -83,7 +83,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 7);
+  EXPECT_EQ(checked, 8);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -324,6 +324,44 @@ TEST(Families2026Structure, Gemma3ConditionalGenerationBuildsItsTextPartWithHugg
             gemma_params(262208, 2304, 9216, 8, 4, 256, 26, true, true).total);
   const std::string e = error_of([] { parse_model_config(R"({"model_type": "gemma3", "text_config": 3})", "x.json"); });
   EXPECT_NE(e.find("x.json: 'text_config' of a gemma3 config must be a JSON object"), std::string::npos) << e;
+}
+
+TEST(Families2026Structure, GptOssHasSinksBiasedExpertsAndAlternatingWindows) {
+  const ModelConfig c = tiny("tiny-gpt-oss");
+  const Tree t = build_tree(c, 1, 1, decode_at(40));
+  auto keys = [&](int layer) {
+    const Node& attn = node(t, fmt::format("model.layers.{}.self_attn:GptOssAttention", layer));
+    for (int k : attn.children)
+      if (t.nodes[k].class_name == "Softmax") return t.nodes[k].attrs.at("n");
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(keys(0), 4 + 1);   // sliding over 4 keys, plus the sink's column
+  EXPECT_EQ(keys(1), 41 + 1);  // full attention
+  const Node& sinks = node(t, "model.layers.0.self_attn.sinks:AttentionSinks");
+  EXPECT_EQ(sinks.num_parameters, 4);  // one per head
+  EXPECT_EQ(node(t, "model.layers.0.self_attn.q_proj:Linear").num_parameters, 64 * 64 + 64);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.router:Linear").num_parameters, 64 * 4 + 4);
+  // gate_up_proj of the 4 experts: 64 -> 2 x 32 with bias; on the 1 x 2 routed rows.
+  const Node& gate_up = node(t, "model.layers.0.mlp.experts.gate_up_proj:Linear");
+  EXPECT_EQ(gate_up.num_parameters, 4 * (64 * 64 + 64));
+  EXPECT_EQ(gate_up.attrs.at("batch"), 2);
+  EXPECT_EQ(node(t, "model.layers.0.mlp.experts.down_proj:Linear").num_parameters, 4 * (32 * 64 + 64));
+  std::vector<std::string> kinds;
+  for (const auto& op : node(t, "model.layers.0.mlp.experts:GptOssExperts").ops) kinds.push_back(op.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"clamp", "clamp", "mul_scalar", "sigmoid", "mul", "add", "mul"}));
+  EXPECT_EQ(node(t, "lm_head:Linear").num_parameters, 100 * 64);  // untied
+  // Without layer_types: GptOssConfig's even layers slide.
+  ModelConfig d = c;
+  d.raw.erase("layer_types");
+  d = parse_model_config(d.raw.dump(), "gpt_oss without layer_types");
+  const Tree u = build_tree(d, 1, 1, decode_at(40));
+  EXPECT_GE(u.find_id("model.layers.1.self_attn:GptOssAttention"), 0);
+  d.raw["layer_types"] = {"full_attention", "nope"};
+  const std::string e = error_of([&] { build_tree(parse_model_config(d.raw.dump(), "oss.json"), 1, 4); });
+  EXPECT_NE(e.find("'layer_types' entry 1 is \"nope\""), std::string::npos) << e;
+  d.raw["num_experts_per_tok"] = 9;
+  const std::string e2 = error_of([&] { parse_model_config(d.raw.dump(), "oss.json"); build_tree(parse_model_config(d.raw.dump(), "oss.json"), 1, 4); });
+  EXPECT_FALSE(e2.empty());
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {

@@ -67,7 +67,7 @@ TEST(FamilyTable, RowsAreTheSupportedModelTypesInOrder) {
   EXPECT_EQ(types, supported_model_types());
   EXPECT_EQ(types, (std::vector<std::string>{"bert", "roberta", "distilbert", "gpt2", "openai-gpt", "ctrl", "llama",
                                              "mistral", "qwen2", "gpt_neox", "opt", "qwen3", "mixtral", "qwen3_moe",
-                                             "phi3", "starcoder2", "gemma2", "gemma3_text"}));
+                                             "phi3", "starcoder2", "gemma2", "gemma3_text", "gpt_oss"}));
   std::set<std::string_view> classes;
   for (const auto& f : families()) {
     EXPECT_EQ(find_family(f.model_type), &f);
@@ -181,7 +181,7 @@ TEST(FamilyTable, TreeKindsEqualTheScopeRuleAndExplanationsReadThem) {
 TEST(FamilyTable, ErrorsListTheTablesFamilies) {
   const std::string all = family_list(nullptr);
   EXPECT_EQ(all, "bert, roberta, distilbert, gpt2, openai-gpt, ctrl, llama, mistral, qwen2, gpt_neox, opt, qwen3, "
-                 "mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text");
+                 "mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gpt_oss");
   std::string e = error_of([] { parse_model_config(R"({"model_type": "t5"})", "t5.json"); });
   EXPECT_NE(e.find("unsupported model_type 't5' (supported: " + all + ")"), std::string::npos) << e;
 
@@ -189,7 +189,7 @@ TEST(FamilyTable, ErrorsListTheTablesFamilies) {
   const auto decoders = family_list([](const FamilyInfo& f) { return f.kv_cache; });
   EXPECT_EQ(sdpa, "llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma3_text");
   EXPECT_EQ(decoders, "gpt2, ctrl, llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, "
-                      "gemma2, gemma3_text");
+                      "gemma2, gemma3_text, gpt_oss");
   for (const auto& f : families()) {
     SCOPED_TRACE(std::string(f.model_type));
     const ModelConfig c = tiny(f);

@@ -180,6 +180,13 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
     add_op(attn, "mul_scalar", {b, h, s, t});
   }
   add_op(attn, "add", {b, h, s, t});           // + causal mask
+  if (c.sinks) {
+    add_leaf(attn, scope + ".sinks", "AttentionSinks", {{"batch", b}, {"heads", h}, {"m", s}, {"n", t}});
+    add_op(attn, "sub", {b, h, s, t + 1});  // combined_logits - max
+    add_softmax_heads(attn, scope, h, s, t + 1, true);
+    add_matmul_heads(attn, scope, h, s, t, d);  // weights (the sink's column dropped) x value
+    return;
+  }
   add_softmax_heads(attn, scope, h, s, t, true);
   add_matmul_heads(attn, scope, h, s, t, d);   // weights x value
 }
@@ -233,6 +240,7 @@ int TreeBuilder::add_self_attention(int layer, const std::string& scope, const S
   AttentionCall core{c.heads, c.kv_heads, d, d, false};
   core.window = c.window;
   core.softcap = c.softcap;
+  core.sinks = c.sinks;
   add_causal_attention(attn, scope, core);
   add_linear(attn, scope + ".o_proj", c.heads * d, h, out);
   return attn;

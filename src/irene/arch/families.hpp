@@ -53,6 +53,10 @@ struct AttentionCall {
   // and masks); 0 = a global layer.
   std::int64_t window = 0;
   bool softcap = false;  // tanh soft-capping of the scaled scores (Gemma 2: / cap, tanh, * cap)
+  // GPT-OSS's sinks: after the mask, an AttentionSinks leaf appends one learned logit per head
+  // (cat: n + 1 columns), the row maximum is subtracted, the softmax runs over the n + 1 columns
+  // and the sink's column is dropped (a view) before the product with the values.
+  bool sinks = false;
 };
 
 // The self-attention module of a decoder layer (add_self_attention).
@@ -65,6 +69,7 @@ struct SelfAttentionCall {
   std::string qk_norm_class;
   std::int64_t window = 0;  // AttentionCall::window
   bool softcap = false;     // AttentionCall::softcap
+  bool sinks = false;       // AttentionCall::sinks
 };
 
 // A positive integer setting of a family's config (num_local_experts, moe_intermediate_size ...):
@@ -233,6 +238,7 @@ void build_phi3(TreeBuilder& tb, int base, const std::string& prefix);        //
 void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  // starcoder2
 void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      // gemma2
 void build_gemma3(TreeBuilder& tb, int base, const std::string& prefix);      // gemma3_text (gemma3's text part)
+void build_gpt_oss(TreeBuilder& tb, int base, const std::string& prefix);     // gpt_oss
 
 // The sliding-window layers of a config: by its layer_types ("sliding_attention" /
 // "full_attention", one per layer) when given, else every layer i with (i + 1) % pattern != 0

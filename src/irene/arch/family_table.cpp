@@ -311,6 +311,20 @@ std::vector<FamilyInfo> make_families() {
   f.back().logit_softcap = true;  // when the config sets it (Gemma3TextConfig: null)
   f.back().build = arch_detail::build_gemma3;
   f.back().lm_head = arch_detail::add_gemma2_lm_head;
+  f.push_back(llama_row("gpt_oss", "GptOss", "GptOssModel", "GptOssForCausalLM", "GptOssRMSNorm", "GptOssAttention",
+                        "GptOssMLP"));
+  f.back().moe = true;
+  f.back().sliding_window = true;
+  f.back().sdpa = false;  // attention with sinks: eager
+  f.back().keys.extra_sizes = {"num_local_experts", "num_experts_per_tok", "sliding_window"};
+  f.back().keys.flags = {{"attention_bias", true}};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "GptOssAttention", K::attention},
+                      {"mlp", "GptOssMLP", K::feed_forward},
+                      {"router", "Linear", K::router},
+                      {"experts", "GptOssExperts", K::experts},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_gpt_oss;
   return f;
 }
 

@@ -232,6 +232,22 @@ std::vector<Primitive> make_primitives() {
                           0}},
       .kernels = [](const Attrs& a, double e) { return get_or(a, "upcast", 0) && e < 4 ? 2 : 1; }});
   p.push_back(Primitive{
+      .class_name = "AttentionSinks",
+      .description =
+          "GPT-OSS's attention sinks: a learned logit per head (sinks, `heads` parameters) expanded to [batch, heads, "
+          "m, 1] and concatenated after the masked scores [batch, heads, m, n] (torch.cat, dim=-1), giving [batch, "
+          "heads, m, n + 1]: no FLOPs; the scores read, the result written (and the sinks read) once.",
+      .attrs = {{"batch", "batch size"}, {"heads", "attention heads"}, {"m", "rows"}, {"n", "keys (score columns)"}},
+      .parameters = [](const Attrs& a) { return get(a, "heads"); },
+      .count =
+          [](const Attrs& a, double e) {
+            const double rows = static_cast<double>(get(a, "batch")) * get(a, "heads") * get(a, "m");
+            const double n = rows * get(a, "n");
+            return Counts{0, e * (2 * n + rows + get(a, "heads"))};
+          },
+      .stand_in = "Softmax",
+      .kernels = [](const Attrs&, double) { return 2; }});  // expand's copy into the cat, cat
+  p.push_back(Primitive{
       .class_name = "Tanh",
       .description = "torch.nn.Tanh on [batch, features] (BERT's pooler): 4 FLOPs and 1 element access per element.",
       .attrs = {{"batch", "batch size"}, {"features", "width"}},
@@ -258,7 +274,7 @@ std::vector<Primitive> make_primitives() {
   p.push_back(Primitive{
       .class_name = "RMSNorm",
       .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MixtralRMSNorm",
-                  "Phi3RMSNorm"},
+                  "Phi3RMSNorm", "GptOssRMSNorm"},
       .description =
           "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
           "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
@@ -354,6 +370,8 @@ std::vector<OpKind> make_op_kinds() {
       per_element("layer_norm", "layer normalization over the last dimension", 8, 4),
       per_element("gelu", "exact GELU as one operation (BERT, DistilBERT)", 6, 2),
       per_element("relu", "element-wise ReLU", 1, 2),
+      per_element("clamp", "element-wise clamp to [min, max] (GPT-OSS's swiglu limit)", 1, 2),
+      per_element("sigmoid", "element-wise sigmoid (GPT-OSS's glu = gate * sigmoid(gate * alpha))", 4, 2),
       per_element("where", "torch.where selecting masked scores (GPT-2's causal mask); the dataset counts it as 0", 0,
                   0),
       per_element("masked_fill", "masked_fill of scores (DistilBERT's mask); the dataset counts it as 0", 0, 0),

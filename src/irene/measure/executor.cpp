@@ -167,6 +167,14 @@ const std::map<std::string, PrimitiveHook, std::less<>>& primitive_hooks() {
          }
          return [x] { return torch::softmax(x, -1); };
        }},
+      // The sinks [heads] expanded to [batch, heads, m, 1] and concatenated after the scores.
+      {"AttentionSinks",
+       [](Ctx& c, const Node& n) -> Step {
+         const auto b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m");
+         auto x = c.input({b, h, m, attr(n, "n")});
+         auto s = c.zeros(h);
+         return [x, s, b, h, m] { return torch::cat({x, s.reshape({1, h, 1, 1}).expand({b, h, m, 1})}, -1); };
+       }},
       {"Tanh",
        [](Ctx& c, const Node& n) -> Step {
          auto x = c.input({attr(n, "batch"), attr(n, "features")});
@@ -281,6 +289,8 @@ const std::map<std::string, OpHook, std::less<>>& op_hooks() {
        }},
       {"gelu", unary([](const T& x) { return torch::gelu(x); })},
       {"relu", unary([](const T& x) { return torch::relu(x); })},
+      {"clamp", unary([](const T& x) { return torch::clamp(x, -7.0, 7.0); })},
+      {"sigmoid", unary([](const T& x) { return torch::sigmoid(x); })},
       {"where",
        [](Ctx& c, const Op& op) -> Step {
          auto x = c.input(op.shape, 0), y = c.input(op.shape, 1);
