@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -359,9 +360,34 @@ TEST(Families2026Structure, GptOssHasSinksBiasedExpertsAndAlternatingWindows) {
   d.raw["layer_types"] = {"full_attention", "nope"};
   const std::string e = error_of([&] { build_tree(parse_model_config(d.raw.dump(), "oss.json"), 1, 4); });
   EXPECT_NE(e.find("'layer_types' entry 1 is \"nope\""), std::string::npos) << e;
+  d.raw.erase("layer_types");
   d.raw["num_experts_per_tok"] = 9;
-  const std::string e2 = error_of([&] { parse_model_config(d.raw.dump(), "oss.json"); build_tree(parse_model_config(d.raw.dump(), "oss.json"), 1, 4); });
-  EXPECT_FALSE(e2.empty());
+  const std::string e2 = error_of([&] { build_tree(parse_model_config(d.raw.dump(), "oss.json", "oss"), 1, 4); });
+  EXPECT_NE(e2.find("oss: 'num_experts_per_tok' 9 exceeds the 4 experts"), std::string::npos) << e2;
+}
+
+TEST(Families2026Cli, Gemma3ConfigIsBuiltWithOneNoteLine) {
+  const fs::path d = fresh_dir("gemma3");
+  for (const auto& t : tiny_families())
+    if (t.name == "tiny-gemma3" || t.name == "tiny-gemma3-text") {
+      fs::create_directories(d / t.name);
+      std::ofstream(d / t.name / "config.json") << t.json;
+    }
+  auto r = run_irene("tree '" + (d / "tiny-gemma3").string() + "' --batch 1 --seq 4");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("irene: note: tiny-gemma3: gemma3 (Gemma3ForConditionalGeneration): the text part is built; "
+                          "vision_config is not supported\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("Gemma3ForCausalLM"), std::string::npos) << r.output;
+  r = run_irene("tree '" + (d / "tiny-gemma3-text").string() + "' --batch 1 --seq 4");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("note:"), std::string::npos) << r.output;
+  std::ofstream(d / "tiny-gemma3" / "config.json") << R"({"model_type": "gemma3", "text_config": [1]})";
+  r = run_irene("tree '" + (d / "tiny-gemma3").string() + "' --batch 1 --seq 4");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'text_config' of a gemma3 config must be a JSON object"), std::string::npos) << r.output;
 }
 
 TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {
