@@ -201,10 +201,10 @@ TEST(ServingStep, CountsWhatAServingEngineRuns) {
   w.precision = "fp8";
   w.gpus = 2;
   const auto f = serving::step_work(c, w, hw);
-  EXPECT_DOUBLE_EQ(f.weight_bytes, 8030261248.0);
+  EXPECT_DOUBLE_EQ(f.weight_bytes, 8030261248.0 * (1 + 4.0 / (128 * 128)));  // + block scales
   EXPECT_EQ(f.allreduces, 64);
   EXPECT_GT(f.allreduce_s, 0);
-  EXPECT_NEAR(f.memory.weights_bytes, 8030261248.0 / 2, 1);
+  EXPECT_NEAR(f.memory.weights_bytes, 8030261248.0 * (1 + 4.0 / (128 * 128)) / 2, 1);
   w.gpus = 3;
   EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("32 attention heads cannot be split across 3 GPUs"),
             std::string::npos);

@@ -12,6 +12,7 @@
 #include "irene/arch/family_table.hpp"
 #include "irene/arch/module_kind.hpp"
 #include "irene/arch/registry.hpp"
+#include "irene/arch/weight_format.hpp"
 #include "irene/core/error.hpp"
 #include "irene/predict/model.hpp"
 
@@ -23,12 +24,15 @@ constexpr double kLaunchSeconds = 1e-6;  // nominal time of one kernel launch (u
 constexpr double kShrink = 0.1;          // pull of each regressor's coefficient toward the shared one
 constexpr double kElement = 2;           // bytes of activations and of the key/value cache (bfloat16)
 
+// The one rule of arch/weight_format.hpp: fp8 with 128x128 float32 block scales, mxfp4 4.25 bits.
 double lower_case_precision_bytes(std::string_view p) {
   if (p == "bfloat16" || p == "float16" || p == "bf16" || p == "fp16") return 2;
-  if (p == "fp8" || p == "float8") return 1;
-  if (p == "mxfp4" || p == "fp4" || p == "nvfp4") return 4.25 / 8;
-  if (p == "float32") return 4;
-  return 0;
+  WeightQuant q;
+  if (p == "fp8" || p == "float8") q.format = WeightFormat::Fp8;
+  else if (p == "mxfp4" || p == "fp4" || p == "nvfp4") q.format = WeightFormat::Mxfp4;
+  else if (p == "float32") return 4;
+  else return 0;
+  return irene::weight_bytes_per_parameter(q, 2);
 }
 
 // The units of one pass of `tree` (see predictor.hpp). `scale` multiplies bytes and FLOPs;

@@ -90,7 +90,8 @@ double task_prompt_tokens(std::string_view task);
 // load_model_config's for the name.
 ModelConfig load_serving_model(std::string_view name);
 
-// Bytes of one weight for a precision: bfloat16/float16 2, fp8 1, mxfp4/fp4 4.25 / 8.
+// Bytes of one weight for a precision (arch/weight_format.hpp's rule): bfloat16/float16 2,
+// fp8 1 + 4 / (128 x 128) (its float32 block scales), mxfp4/fp4 4.25 / 8.
 // Unknown: irene::Error.
 double weight_bytes_per_parameter(std::string_view precision);
 
