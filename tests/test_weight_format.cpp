@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "irene/arch/weight_format.hpp"
 #include "irene/core/error.hpp"
+#include "irene/hardware/hardware.hpp"
+#include "irene/serving/crossval.hpp"
 #include "irene/serving/predictor.hpp"
 
 using namespace irene;
@@ -143,4 +146,31 @@ TEST(WeightFormat, BadValuesAreRefusedInOneLineNamingTheOptionOrFile) {
             "m/config.json: quantization_config.quant_method must be a string");
   EXPECT_EQ(bad(R"({"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": "lm_head"}})"),
             "m/config.json: quantization_config.modules_to_not_convert must be a list of module names");
+}
+
+// Physical consistency with the shipped serving predictor (fitted on the ML.ENERGY table where it
+// is present): for a memory-bound decode step (one sequence in flight) fewer weight bytes never
+// cost more energy per generated token: mxfp4 <= fp8 <= bfloat16.
+TEST(WeightFormat, QuantizedWeightsNeverCostMoreInAMemoryBoundDecodeStep) {
+  const auto table = serving::default_table();
+  std::error_code ec;
+  if (table.empty() || !std::filesystem::is_regular_file(table, ec)) GTEST_SKIP() << "no serving table";
+  for (const char* model : {"meta-llama/Llama-3.1-8B-Instruct"}) {
+    for (const char* gpu : {"H100", "B200"}) {
+      double last = 0;
+      for (const char* precision : {"bfloat16", "fp8", "mxfp4"}) {
+        serving::Workload w;
+        w.batch = 1;
+        w.prompt_tokens = 180;
+        w.output_tokens = 400;
+        w.precision = precision;
+        const auto r = serving::serving_report(serving::load_serving_model(model), w,
+                                               hardware::load_profile(gpu), table, false);
+        const double j = r["energy_per_token_j"]["value"].get<double>();
+        EXPECT_GT(j, 0) << model << " " << gpu << " " << precision;
+        if (last > 0) EXPECT_LE(j, last) << model << " " << gpu << " " << precision;
+        last = j;
+      }
+    }
+  }
 }
