@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "irene/arch/config.hpp"
+#include "irene/arch/registry.hpp"
 #include "irene/arch/weight_format.hpp"
 #include "irene/core/error.hpp"
 #include "irene/hardware/hardware.hpp"
@@ -173,4 +175,36 @@ TEST(WeightFormat, QuantizedWeightsNeverCostMoreInAMemoryBoundDecodeStep) {
       }
     }
   }
+}
+
+// --kv-cache-dtype changes the cache bytes of a decode step exactly by the ratio of its element
+// bytes (the attention's cache reads and the cache held), and leaves the weights alone.
+TEST(WeightFormat, KvCacheDtypeScalesTheDecodeStepCacheBytesExactly) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  const auto& hw = *hardware::find_builtin("H100");
+  serving::Workload w;
+  w.batch = 4;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  const auto cache_read = [&](const serving::StepWork& s) {
+    double bytes = 0;
+    for (const auto& u : s.units)
+      if (!u.prefill && u.key == "ScaledDotProductAttention") {
+        const Node& n = s.tree.nodes[u.node];
+        bytes += u.bytes - attr(n, "batch") * attr(n, "heads") * 2.0 * attr(n, "m") * attr(n, "d") * 2;
+      }
+    return bytes;
+  };
+  const auto bf = serving::step_work(c, w, hw);
+  for (const auto& [dtype, ratio] : std::vector<std::pair<std::string, double>>{{"fp8", 0.5}, {"float32", 2.0}}) {
+    w.kv_cache_dtype = dtype;
+    const auto q = serving::step_work(c, w, hw);
+    EXPECT_DOUBLE_EQ(q.kv_bytes, bf.kv_bytes * ratio) << dtype;
+    EXPECT_DOUBLE_EQ(q.memory.kv_cache_bytes, bf.memory.kv_cache_bytes * ratio) << dtype;
+    EXPECT_NEAR(cache_read(q), cache_read(bf) * ratio, 1e-9 * cache_read(bf)) << dtype;
+    EXPECT_DOUBLE_EQ(q.weight_bytes, bf.weight_bytes) << dtype;
+  }
+  w.kv_cache_dtype = "int4";
+  EXPECT_NE(error_text([&] { serving::step_work(c, w, hw); }).find("--kv-cache-dtype: unknown key/value-cache dtype 'int4'"),
+            std::string::npos);
 }

@@ -48,7 +48,7 @@ void register_serving(CLI::App& app) {
   });
 
   struct ServeArgs {
-    std::string model, hardware, precision = "bfloat16", format = "text", out = "-", table;
+    std::string model, hardware, precision = "bfloat16", kv_cache_dtype = "bfloat16", format = "text", out = "-", table;
     double batch = 8, prompt = 180, output = 400;
     int gpus = 1, data_parallel = 1;
     bool allow_oversubscribe = false;
@@ -72,6 +72,8 @@ void register_serving(CLI::App& app) {
                  "ranks among the GPUs that run attention data-parallel (default 1; each reads the attention "
                  "weights)");
   sv->add_option("--precision", sa->precision, "weight precision: bfloat16 (default), float16, fp8, mxfp4");
+  sv->add_option("--kv-cache-dtype", sa->kv_cache_dtype,
+                 "key/value cache dtype: bfloat16 (default), float16, fp8, float32 (bytes of the cache read and held)");
   sv->add_option("--table", sa->table,
                  "measured serving runs to fit the predictor on (default: ../shared/llm-energy/mlenergy-v3-llm.csv "
                  "beside the source tree, or $IRENE_LLM_ENERGY)");
@@ -87,6 +89,7 @@ void register_serving(CLI::App& app) {
     w.prompt_tokens = sa->prompt;
     w.output_tokens = sa->output;
     w.precision = sa->precision;
+    w.kv_cache_dtype = sa->kv_cache_dtype;
     const nlohmann::json r = serving::serving_report(
         serving::load_serving_model(sa->model), w, hardware::load_profile(sa->hardware),
         sa->table.empty() ? serving::default_table() : std::filesystem::path(sa->table), sa->allow_oversubscribe);

@@ -75,7 +75,8 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
         const double b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), nn = attr(n, "n"),
                      d = attr(n, "d");
         const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
-        u.bytes = (b * h * 2 * m * d + b * kv * 2 * nn * d) * kElement;
+        u.bytes = b * h * 2 * m * d * kElement +
+                  b * kv * 2 * nn * d * kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
       }
       u.bytes = std::max(0.0, u.bytes) * scale;
       u.flops *= scale;
@@ -247,7 +248,8 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   }
   const double wb = weight_bytes_per_parameter(w.precision);
   const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
-  const double kv_per_token = 2.0 * s.layers * kv * static_cast<double>(config.head_size()) * kElement;
+  const double kv_per_token = 2.0 * s.layers * kv * static_cast<double>(config.head_size()) *
+                              kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
   s.weight_bytes = static_cast<double>(s.tree.root().num_parameters) * wb;
   s.kv_bytes = w.batch * step.past * kv_per_token;
   double largest_activation = 0;

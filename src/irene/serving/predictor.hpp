@@ -73,6 +73,7 @@ struct Workload {
   int data_parallel = 1;               // ranks among the GPUs that run attention data-parallel
                                        // (each reads the attention weights; no all-reduce after it)
   std::string precision = "bfloat16";  // weights: bfloat16 | float16 | fp8 | mxfp4
+  std::string kv_cache_dtype = "bfloat16";  // key/value cache: fp8 | bfloat16 | float16 | float32
   double batch = 1;                    // sequences in flight, mean (B)
   double prompt_tokens = 0;            // prompt tokens per request, mean
   double output_tokens = 1;            // generated tokens per request, mean
