@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "irene/arch/builder.hpp"
@@ -453,4 +454,37 @@ TEST(ArchConfig, Gpt2MediumAndLargeEqualHuggingFace) {
   EXPECT_EQ(build_tree(load_model_config("gpt2-medium"), 1, 4).root().num_parameters, 354823168);
   EXPECT_EQ(build_tree(load_model_config("gpt2-large"), 1, 4).root().num_parameters, 774030080);
   EXPECT_EQ(load_model_config("gpt2-large").num_layers, 36);
+}
+
+// A set HF_HUB_CACHE alone decides where the cache is; a config cached under a built-in id wins
+// over the built-in copy; the hint for a missing model names `hf download`.
+TEST(ArchConfig, HfCacheWinsOverBuiltinAndHubCacheAloneDecides) {
+  const fs::path d = fresh_dir("hfcache");
+  const fs::path snap = d / "hub" / "models--gpt2" / "snapshots" / "abc";
+  fs::create_directories(snap);
+  fs::create_directories(d / "home" / "hub");
+  write_text(snap / "config.json",
+             R"({"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 3, "vocab_size": 100, "n_positions": 32})");
+  auto save = [](const char* k) -> std::optional<std::string> {
+    const char* v = std::getenv(k);
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+  const auto old_hub = save("HF_HUB_CACHE"), old_home = save("HF_HOME");
+  ::setenv("HF_HUB_CACHE", (d / "hub").c_str(), 1);
+  ::setenv("HF_HOME", (d / "home").c_str(), 1);
+  const auto dirs = hf_cache_dirs();
+  ModelConfig cached;
+  EXPECT_NO_THROW(cached = load_model_config("gpt2"));
+  const std::string e = error_of([] { load_model_config("acme/other"); });
+  ::unsetenv("HF_HUB_CACHE");
+  const ModelConfig builtin = load_model_config("gpt2");
+  if (old_hub) ::setenv("HF_HUB_CACHE", old_hub->c_str(), 1); else ::unsetenv("HF_HUB_CACHE");
+  if (old_home) ::setenv("HF_HOME", old_home->c_str(), 1); else ::unsetenv("HF_HOME");
+  EXPECT_EQ(dirs, std::vector<fs::path>{d / "hub"});
+  EXPECT_EQ(cached.num_layers, 3);
+  EXPECT_EQ(cached.source, snap / "config.json");
+  EXPECT_EQ(builtin.num_layers, 12);
+  EXPECT_NE(e.find("hf download acme/other config.json"), std::string::npos) << e;
+  EXPECT_EQ(e.find("huggingface-cli"), std::string::npos) << e;
 }

@@ -120,7 +120,7 @@ def test_hugging_face_cache_is_read_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     t = irene.tree("acme/tiny-gpt", batch=1, seq=8)
     assert t["model_name"] == "acme/tiny-gpt"
-    with pytest.raises(irene.Error, match="huggingface-cli download acme/other config.json"):
+    with pytest.raises(irene.Error, match="hf download acme/other config.json"):
         irene.tree("acme/other")
 
 

@@ -214,8 +214,9 @@ std::vector<fs::path> hf_cache_dirs() {
     const char* v = std::getenv(k);
     return v && *v ? std::string(v) : std::string();
   };
-  if (auto d = env("HF_HUB_CACHE"); !d.empty()) dirs.emplace_back(d);
-  else if (auto d2 = env("HUGGINGFACE_HUB_CACHE"); !d2.empty()) dirs.emplace_back(d2);
+  // As huggingface_hub does: a set HF_HUB_CACHE (or the older HUGGINGFACE_HUB_CACHE) alone decides.
+  if (auto d = env("HF_HUB_CACHE"); !d.empty()) return {fs::path(d)};
+  if (auto d2 = env("HUGGINGFACE_HUB_CACHE"); !d2.empty()) return {fs::path(d2)};
   if (auto h = env("HF_HOME"); !h.empty()) dirs.push_back(fs::path(h) / "hub");
   else if (auto x = env("XDG_CACHE_HOME"); !x.empty()) dirs.push_back(fs::path(x) / "huggingface" / "hub");
   if (auto home = env("HOME"); !home.empty()) dirs.push_back(fs::path(home) / ".cache" / "huggingface" / "hub");
@@ -272,7 +273,8 @@ ModelConfig load_model_config(std::string_view name_or_path) {
   std::error_code ec;
   fs::path file;
   std::string name;
-  if (inside && fs::is_regular_file(builtin, ec)) {
+  // A config cached by Hugging Face under an id wins over irene's built-in copy of the same id.
+  if (inside && fs::is_regular_file(builtin, ec) && !find_in_hf_cache(name_or_path, nullptr)) {
     file = builtin;
     name = std::string(name_or_path);
   } else {
@@ -290,7 +292,7 @@ ModelConfig load_model_config(std::string_view name_or_path) {
       for (const auto& l : looked) where += (where.empty() ? "" : ", ") + l;
       throw Error(fmt::format(
           "unknown model '{}': not a built-in model ({}), not a config.json file, and not in the Hugging Face "
-          "cache{}; irene never downloads: fetch only its config with 'huggingface-cli download {} config.json'",
+          "cache{}; irene never downloads: fetch only its config with 'hf download {} config.json'",
           name_or_path, names.empty() ? "none found in " + models_dir().string() : names,
           where.empty() ? "" : " (looked in " + where + ")", name_or_path));
     }

@@ -92,8 +92,8 @@ std::filesystem::path models_dir();
 // not true/false, and an unsupported model_type (naming the supported ones).
 ModelConfig load_model_config(std::string_view name_or_path);
 
-// Where Hugging Face caches models, in the order searched: $HF_HUB_CACHE (or
-// $HUGGINGFACE_HUB_CACHE), $HF_HOME/hub (else $XDG_CACHE_HOME/huggingface/hub),
+// Where Hugging Face caches models: $HF_HUB_CACHE (or $HUGGINGFACE_HUB_CACHE) alone when set,
+// else in the order searched $HF_HOME/hub (else $XDG_CACHE_HOME/huggingface/hub),
 // ~/.cache/huggingface/hub.
 std::vector<std::filesystem::path> hf_cache_dirs();
 
