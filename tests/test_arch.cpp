@@ -485,6 +485,8 @@ TEST(ArchConfig, HfCacheWinsOverBuiltinAndHubCacheAloneDecides) {
   EXPECT_EQ(cached.num_layers, 3);
   EXPECT_EQ(cached.source, snap / "config.json");
   EXPECT_EQ(builtin.num_layers, 12);
+  EXPECT_EQ(build_tree(cached, 1, 8).provenance.at("config_source"), "Hugging Face cache");
+  EXPECT_EQ(build_tree(builtin, 1, 8).provenance.at("config_source"), "built-in");
   EXPECT_NE(e.find("hf download acme/other config.json"), std::string::npos) << e;
   EXPECT_EQ(e.find("huggingface-cli"), std::string::npos) << e;
 }

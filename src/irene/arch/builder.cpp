@@ -506,6 +506,17 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
   tree.attention = o.attention;
   tree.provenance["source"] = "architecture";
   tree.provenance["config"] = config.source.empty() ? config.name : config.source.string();
+  {
+    // Which copy of the config was used: irene's built-in one, the Hugging Face cache's, or a file.
+    const std::string src = config.source.lexically_normal().string();
+    const std::string builtin = models_dir().lexically_normal().string();
+    tree.provenance["config_source"] =
+        config.source.empty()                                        ? "given"
+        : src.rfind(builtin, 0) == 0                                 ? "built-in"
+        : src.find("/snapshots/") != std::string::npos &&
+                  src.find("/models--") != std::string::npos         ? "Hugging Face cache"
+                                                                     : "file";
+  }
   if (!config.overrides.empty()) {
     std::string text;
     for (const auto& [k, v] : config.overrides) text += fmt::format("{}{}={}", text.empty() ? "" : ", ", k, v);
