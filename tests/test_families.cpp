@@ -52,7 +52,8 @@ std::vector<std::string> child_ids(const Tree& t, const Node& n) {
 }  // namespace
 
 // The families built so far (their tiny configs and built-in models).
-const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2", "gemma3_text", "gemma3", "gpt_oss"};
+const std::set<std::string> kBuilt = {"qwen3", "mixtral", "qwen3_moe", "phi3", "starcoder2", "gemma2", "gemma3_text", "gemma3", "gpt_oss",
+                                     "deepseek_v3"};
 
 TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
   int checked = 0;
@@ -65,7 +66,7 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
     EXPECT_EQ(active_parameters(prefill), t.params.active) << t.name;
     EXPECT_EQ(build_tree(c, 1, 1, decode_at(5)).root().num_parameters, t.params.total) << t.name;
   }
-  EXPECT_EQ(checked, 11);
+  EXPECT_EQ(checked, 13);
 }
 
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
@@ -84,7 +85,7 @@ TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
       EXPECT_NEAR(static_cast<double>(m.params.active) / 1e9, m.card_active_billions, 0.03 * m.card_active_billions)
           << m.name;
   }
-  EXPECT_EQ(checked, 8);
+  EXPECT_EQ(checked, 9);
 }
 
 TEST(Families2026Structure, Qwen3NormsEveryHeadOfQueriesAndKeys) {
@@ -402,4 +403,105 @@ TEST(Families2026Moe, MixtralSizesAreCheckedInOneLine) {
                        "bad-mixtral.json");
   });
   EXPECT_NE(e.find("bad-mixtral.json: 'num_local_experts' must be a positive integer"), std::string::npos) << e;
+}
+
+TEST(Families2026Structure, DeepseekV3HasLatentAttentionDenseFirstLayersAndSharedExperts) {
+  const Tree t = build_tree(tiny("tiny-deepseek-v3"), 2, 8);
+  const std::string a = "model.layers.1.self_attn";
+  EXPECT_EQ(child_ids(t, node(t, a + ":DeepseekV3Attention")),
+            (std::vector<std::string>{a + ".q_a_proj:Linear", a + ".q_a_layernorm:DeepseekV3RMSNorm",
+                                      a + ".q_b_proj:Linear", a + ".kv_a_proj_with_mqa:Linear",
+                                      a + ".kv_a_layernorm:DeepseekV3RMSNorm", a + ".kv_b_proj:Linear",
+                                      a + ":MatMul#0", a + ":Softmax", a + ":MatMul#1", a + ".o_proj:Linear"}));
+  // 4 heads of nope 8 + rope 4; the latent 16 plus the shared rotary key 4; values of 8.
+  EXPECT_EQ(node(t, a + ".q_b_proj:Linear").attrs.at("out_features"), 4 * 12);
+  EXPECT_EQ(node(t, a + ".kv_a_proj_with_mqa:Linear").attrs.at("out_features"), 16 + 4);
+  EXPECT_EQ(node(t, a + ".kv_b_proj:Linear").num_parameters, 16 * 4 * (8 + 8));
+  EXPECT_EQ(node(t, a + ".o_proj:Linear").attrs.at("in_features"), 4 * 8);
+  EXPECT_EQ(node(t, a + ":MatMul#0").attrs.at("k"), 12);  // scores over nope + rope
+  EXPECT_EQ(node(t, a + ":MatMul#1").attrs.at("n"), 8);  // values of v_head_dim
+  // Layer 0 is dense (first_k_dense_replace 1); layer 1 routes 2 of 8 experts and runs the shared one.
+  EXPECT_GE(t.find_id("model.layers.0.mlp:DeepseekV3MLP"), 0);
+  const Node& moe = node(t, "model.layers.1.mlp:DeepseekV3MoE");
+  EXPECT_EQ(child_ids(t, moe),
+            (std::vector<std::string>{"model.layers.1.mlp.gate:DeepseekV3TopkRouter",
+                                      "model.layers.1.mlp.experts:DeepseekV3MLP",
+                                      "model.layers.1.mlp.shared_experts:DeepseekV3MLP"}));
+  EXPECT_EQ(node(t, "model.layers.1.mlp.gate:Linear").num_parameters, 8 * 64);
+  const Node& experts = node(t, "model.layers.1.mlp.experts:DeepseekV3MLP");
+  EXPECT_EQ(experts.num_parameters, 8 * 3 * 64 * 24);
+  EXPECT_EQ(experts.attrs.at("tokens"), 16);
+  const Node& shared = node(t, "model.layers.1.mlp.shared_experts:DeepseekV3MLP");
+  EXPECT_EQ(shared.num_parameters, 3 * 64 * 24);
+  EXPECT_EQ(node(t, "model.layers.1.mlp.shared_experts.gate_proj:Linear").attrs.at("batch"), 2);  // every token
+  // q_lora_rank null: one q_proj.
+  const Tree q = build_tree(tiny("tiny-deepseek-v3-no-q-lora"), 1, 4);
+  EXPECT_EQ(node(q, "model.layers.0.self_attn.q_proj:Linear").attrs.at("out_features"), 2 * 12);
+  EXPECT_LT(q.find_id("model.layers.0.self_attn.q_a_proj:Linear"), 0);
+  EXPECT_GE(q.find_id("model.layers.0.mlp:DeepseekV3MoE"), 0);  // first_k_dense_replace 0
+}
+
+// Elements of the key/value cache one position of one sequence adds to a decode step, over every
+// layer: the cache_cat ops' heads x head size.
+double cache_elements_per_position(const Tree& t) {
+  double e = 0;
+  for (const Node& n : t.nodes)
+    for (const Op& op : n.ops)
+      if (op.kind == "cache_cat") e += static_cast<double>(op.shape[1]) * op.shape[3];
+  return e;
+}
+
+TEST(Families2026Structure, DeepseekV3DecodeStepCachesAndReadsTheLatentOnce) {
+  const ModelConfig c = load_model_config("deepseek-ai/DeepSeek-V3");
+  BuildOptions o = decode_at(4096);
+  o.dtype = "bfloat16";
+  const Tree t = build_tree(c, 4, 1, o);
+  // kv_lora_rank 512 + qk_rope_head_dim 64 per position per layer, not 128 heads x (192 + 128).
+  EXPECT_DOUBLE_EQ(cache_elements_per_position(t), 61.0 * (512 + 64));
+  // Every head's scores against the one latent cache: heads folded into the rows, the cache
+  // [4097 x 512] read once per sequence.
+  const std::string a = "model.layers.5.self_attn";
+  const Node& scores = node(t, a + ":MatMul#0");
+  EXPECT_EQ(scores.attrs.at("heads"), 1);
+  EXPECT_EQ(scores.attrs.at("m"), 128);
+  EXPECT_EQ(scores.attrs.at("k"), 512);
+  EXPECT_EQ(scores.attrs.at("n"), 4097);
+  const double cache_read = 4.0 * 4097 * 512 * 2;
+  EXPECT_LT(primitive_traffic(scores, 2), 1.5 * cache_read);
+  EXPECT_EQ(node(t, a + ":MatMul#1").attrs.at("k"), 64);   // q_rope x the rotary cache
+  EXPECT_EQ(node(t, a + ":MatMul#2").attrs.at("n"), 512);  // the context in the latent space
+  // The absorbed kv_b_proj reads its weight once, on the step's tokens.
+  const Node& kv_b = node(t, a + ".kv_b_proj:Linear");
+  EXPECT_EQ(kv_b.attrs.at("batch"), 4);
+  EXPECT_EQ(kv_b.num_parameters, 512 * 128 * (128 + 128));
+  // Routed experts: a decode step at batch 1 reads 8 of the 256, at batch 256 nearly all.
+  const std::string w = "model.layers.5.mlp.experts.gate_proj:Linear";
+  EXPECT_NEAR(experts_read(node(build_tree(c, 1, 1, o), w), 2), 8.0, 1e-9);
+  EXPECT_NEAR(experts_read(node(build_tree(c, 256, 1, o), w), 2), expected_active_experts(256, 8, 256), 1e-6);
+  EXPECT_GT(expected_active_experts(256, 8, 256), 255.0);
+  // Counts do not fall with more work: a longer cache, a larger batch.
+  EXPECT_GT(build_tree(c, 4, 1, decode_at(8192)).root().flops_mflop, build_tree(c, 4, 1, decode_at(4096)).root().flops_mflop);
+}
+
+TEST(Families2026Structure, DeepseekV3RoutingSizesAreCheckedInOneLine) {
+  ModelConfig c = tiny("tiny-deepseek-v3");
+  c.raw["n_group"] = 3;
+  std::string e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("tiny-deepseek-v3: 'n_routed_experts' 8 is not a multiple of 'n_group' 3"), std::string::npos) << e;
+  c.raw["n_group"] = 2;
+  c.raw["topk_group"] = 3;
+  e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'topk_group' 3 exceeds 'n_group' 2"), std::string::npos) << e;
+  c.raw["topk_group"] = 1;
+  c.raw["num_experts_per_tok"] = 5;
+  e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'num_experts_per_tok' 5 exceeds the 4 experts of 'topk_group' 1 groups"), std::string::npos) << e;
+  c.raw["num_experts_per_tok"] = 2;
+  c.raw["q_lora_rank"] = -1;
+  e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'q_lora_rank' must be a positive integer"), std::string::npos) << e;
+  c.raw["q_lora_rank"] = 32;
+  c.raw["first_k_dense_replace"] = -2;
+  e = error_of([&] { build_tree(c, 1, 4); });
+  EXPECT_NE(e.find("'first_k_dense_replace' must be a positive integer"), std::string::npos) << e;
 }

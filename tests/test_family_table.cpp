@@ -33,6 +33,7 @@ ModelConfig tiny(const FamilyInfo& f) {
   j[std::string(k.positions)] = 32;
   if (!k.type_vocab.empty()) j[std::string(k.type_vocab)] = 2;
   if (!k.kv_heads.empty()) j[std::string(k.kv_heads)] = 1;
+  if (f.model_type == "deepseek_v3") j["first_k_dense_replace"] = 1;  // its default 3 leaves 2 layers without experts
   return parse_model_config(j.dump(), fmt::format("tiny {}", f.model_type), fmt::format("tiny-{}", f.model_type));
 }
 
@@ -67,7 +68,7 @@ TEST(FamilyTable, RowsAreTheSupportedModelTypesInOrder) {
   EXPECT_EQ(types, supported_model_types());
   EXPECT_EQ(types, (std::vector<std::string>{"bert", "roberta", "distilbert", "gpt2", "openai-gpt", "ctrl", "llama",
                                              "mistral", "qwen2", "gpt_neox", "opt", "qwen3", "mixtral", "qwen3_moe",
-                                             "phi3", "starcoder2", "gemma2", "gemma3_text", "gpt_oss"}));
+                                             "phi3", "starcoder2", "gemma2", "gemma3_text", "gpt_oss", "deepseek_v3"}));
   std::set<std::string_view> classes;
   for (const auto& f : families()) {
     EXPECT_EQ(find_family(f.model_type), &f);
@@ -181,7 +182,7 @@ TEST(FamilyTable, TreeKindsEqualTheScopeRuleAndExplanationsReadThem) {
 TEST(FamilyTable, ErrorsListTheTablesFamilies) {
   const std::string all = family_list(nullptr);
   EXPECT_EQ(all, "bert, roberta, distilbert, gpt2, openai-gpt, ctrl, llama, mistral, qwen2, gpt_neox, opt, qwen3, "
-                 "mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gpt_oss");
+                 "mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gpt_oss, deepseek_v3");
   std::string e = error_of([] { parse_model_config(R"({"model_type": "t5"})", "t5.json"); });
   EXPECT_NE(e.find("unsupported model_type 't5' (supported: " + all + ")"), std::string::npos) << e;
 
@@ -189,7 +190,7 @@ TEST(FamilyTable, ErrorsListTheTablesFamilies) {
   const auto decoders = family_list([](const FamilyInfo& f) { return f.kv_cache; });
   EXPECT_EQ(sdpa, "llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma3_text");
   EXPECT_EQ(decoders, "gpt2, ctrl, llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, "
-                      "gemma2, gemma3_text, gpt_oss");
+                      "gemma2, gemma3_text, gpt_oss, deepseek_v3");
   for (const auto& f : families()) {
     SCOPED_TRACE(std::string(f.model_type));
     const ModelConfig c = tiny(f);

@@ -401,7 +401,7 @@ TEST(LlmErrors, BadConfigsAndPassesAreOneClearLine) {
   EXPECT_NE(e.find("'rotary_pct' 0.01 gives 0 rotary dimensions"), std::string::npos) << e;
   e = error_of([&] { parse(R"({"model_type": "falcon", "hidden_size": 64})"); });
   EXPECT_NE(e.find("unsupported model_type 'falcon' (supported: bert, roberta, distilbert, gpt2, openai-gpt, ctrl, "
-                   "llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gpt_oss)"),
+                   "llama, mistral, qwen2, gpt_neox, opt, qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gpt_oss, deepseek_v3)"),
             std::string::npos)
       << e;
   // Passes.

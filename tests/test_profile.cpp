@@ -28,6 +28,7 @@
 #include "irene/measure/collect.hpp"
 #include "irene/measure/profile.hpp"
 #include "irene/measure/sensor.hpp"
+#include "test_families_util.hpp"
 #include "test_llm_util.hpp"
 #include "test_util.hpp"
 
@@ -635,6 +636,33 @@ TEST(CollectShard, ShardsSplitTheGridRoundRobinAndMergeBack) {
   const auto all = read_jsonl(d.path / "all.jsonl");
   ASSERT_EQ(all.size(), 2u);
   EXPECT_NE(all[0].key(), all[1].key());
+}
+
+// Issue 19: `profile` runs a tiny config of every family served in 2026 (qwen3 ... deepseek_v3),
+// a prefill in bfloat16 and a decode step in float32, every node timed.
+TEST(ProfileCli, TinyConfigsOfThe2026FamiliesAreMeasuredNodeByNode) {
+  TempDir d;
+  std::set<std::string> types;
+  for (const auto& t : irene_test::tiny_families()) {
+    const std::string type = nlohmann::json::parse(t.json).at("model_type").get<std::string>();
+    if (!types.insert(type).second) continue;  // one config per model_type
+    SCOPED_TRACE(t.name);
+    const fs::path dir = d.path / t.name;
+    fs::create_directories(dir);
+    std::ofstream(dir / "config.json") << t.json;
+    for (const char* pass : {" --seq 4 --dtype bfloat16", " --phase decode --past 5"}) {
+      const fs::path out = d.path / (t.name + (pass[3] == 's' ? ".jsonl" : "-decode.jsonl"));
+      int rc = 0;
+      const std::string log = run_cli("profile " + dir.string() + " --batch 2" + pass + " --meter none" + kQuickFlags +
+                                          " -o " + out.string(),
+                                      &rc);
+      ASSERT_EQ(rc, 0) << log;
+      const Tree tree = read_jsonl(out).front();
+      EXPECT_GT(tree.nodes.size(), 10u);
+      for (const Node& n : tree.nodes) EXPECT_GT(n.resources.at("times_mean"), 0) << n.id;
+    }
+  }
+  EXPECT_EQ(types.size(), 10u);  // qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gemma3, gpt_oss, deepseek_v3
 }
 
 TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -255,6 +256,39 @@ TEST(ServingStep, MixtureOfExpertsReadsTheExpertsItsTokensChoose) {
   w.data_parallel = 3;
   EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("data-parallel ranks (3) must divide the 2 GPUs"),
             std::string::npos);
+}
+
+// Issue 19's energy checks with the serving predictor fitted on the ML.ENERGY table: per-token
+// energy of a mixture of experts falls with batch less steeply than a dense model's of its
+// active size (its steps read more experts' weights as the batch grows), and its prefill costs
+// less than a dense model's of its total size (the FLOPs of k of E experts per token).
+TEST(ServingPredictor, MixtureOfExpertsAgainstDenseModelsOfItsActiveAndTotalSize) {
+  const auto table = serving::default_table();
+  std::error_code ec;
+  if (table.empty() || !std::filesystem::is_regular_file(table, ec)) GTEST_SKIP() << "no serving table";
+  const ModelConfig moe = load_model_config("mistralai/Mixtral-8x7B-v0.1");
+  ModelConfig active = load_model_config("mistralai/Mistral-7B-v0.1");  // 2 experts wide
+  set_config_value(active, "intermediate_size", "28672");
+  ModelConfig total = load_model_config("mistralai/Mistral-7B-v0.1");  // 8 experts wide
+  set_config_value(total, "intermediate_size", "114688");
+  const auto hw = hardware::load_profile("B200");
+  const auto report = [&](const ModelConfig& c, double batch) {
+    serving::Workload w;
+    w.batch = batch;
+    w.prompt_tokens = 512;
+    w.output_tokens = 256;
+    return serving::serving_report(c, w, hw, table, false);
+  };
+  const auto per_token = [](const nlohmann::json& r) { return r["energy_per_token_j"]["value"].get<double>(); };
+  const auto prefill_j = [](const nlohmann::json& r) {
+    return r["step_j"]["value"].get<double>() * r["prefill_share_pct"].get<double>() / 100;
+  };
+  const double moe_fall = per_token(report(moe, 1)) / per_token(report(moe, 64));
+  const double dense_fall = per_token(report(active, 1)) / per_token(report(active, 64));
+  EXPECT_GT(moe_fall, 1.0);
+  EXPECT_LT(moe_fall, dense_fall) << "Mixtral falls " << moe_fall << "x from batch 1 to 64, its active size "
+                                  << dense_fall << "x";
+  EXPECT_LT(prefill_j(report(moe, 8)), prefill_j(report(total, 8)));
 }
 
 TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {

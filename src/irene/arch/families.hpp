@@ -239,6 +239,7 @@ void build_starcoder2(TreeBuilder& tb, int base, const std::string& prefix);  //
 void build_gemma2(TreeBuilder& tb, int base, const std::string& prefix);      // gemma2
 void build_gemma3(TreeBuilder& tb, int base, const std::string& prefix);      // gemma3_text (gemma3's text part)
 void build_gpt_oss(TreeBuilder& tb, int base, const std::string& prefix);     // gpt_oss
+void build_deepseek_v3(TreeBuilder& tb, int base, const std::string& prefix); // deepseek_v3
 
 // The sliding-window layers of a config: by its layer_types ("sliding_attention" /
 // "full_attention", one per layer) when given, else every layer i with (i + 1) % pattern != 0

@@ -325,6 +325,24 @@ std::vector<FamilyInfo> make_families() {
                       {"experts", "GptOssExperts", K::experts},
                       {"lm_head", "Linear", K::lm_head}};
   f.back().build = arch_detail::build_gpt_oss;
+  f.push_back(llama_row("deepseek_v3", "DeepseekV3", "DeepseekV3Model", "DeepseekV3ForCausalLM", "DeepseekV3RMSNorm",
+                        "DeepseekV3Attention", "DeepseekV3MLP"));
+  f.back().moe = true;
+  f.back().latent_attention = true;
+  f.back().sdpa = false;  // queries and keys of nope + rope, values of v_head_dim: eager
+  // q_lora_rank (null: q_proj) and first_k_dense_replace (0 allowed) are checked by the builder.
+  f.back().keys.extra_sizes = {"n_routed_experts", "num_experts_per_tok", "n_shared_experts", "moe_intermediate_size",
+                               "n_group",          "topk_group",          "kv_lora_rank",     "qk_nope_head_dim",
+                               "qk_rope_head_dim", "v_head_dim"};
+  f.back().keys.flags = {{"attention_bias", false}, {"norm_topk_prob", true}};
+  f.back().modules = {kEmbedding,
+                      {"self_attn", "DeepseekV3Attention", K::attention},
+                      {"mlp", "", K::feed_forward},  // DeepseekV3MoE, or DeepseekV3MLP in the first layers
+                      {"gate", "DeepseekV3TopkRouter", K::router},
+                      {"experts", "DeepseekV3MLP", K::experts},
+                      {"shared_experts", "DeepseekV3MLP", K::feed_forward},
+                      {"lm_head", "Linear", K::lm_head}};
+  f.back().build = arch_detail::build_deepseek_v3;
   return f;
 }
 

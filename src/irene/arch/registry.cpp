@@ -274,7 +274,7 @@ std::vector<Primitive> make_primitives() {
   p.push_back(Primitive{
       .class_name = "RMSNorm",
       .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MixtralRMSNorm",
-                  "Phi3RMSNorm", "GptOssRMSNorm"},
+                  "Phi3RMSNorm", "GptOssRMSNorm", "DeepseekV3RMSNorm"},
       .description =
           "Hugging Face's RMSNorm (LlamaRMSNorm ...) over the last dimension, as its forward runs it: x.to(float32), "
           "pow(2), mean(-1), + eps and rsqrt per row, x * rsqrt, .to(dtype), weight * x: 4 FLOPs and 7 float32 "
