@@ -90,9 +90,11 @@ irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrid
 
 // The pass of a tree or generation (arch/builder.hpp): None or text per option, as --phase etc.
 irene::BuildOptions pass_of(const py::object& phase, const py::object& past, const py::object& dtype,
-                            const py::object& attention, const py::object& head, bool allow_long) {
+                            const py::object& attention, const py::object& head, bool allow_long,
+                            const py::object& weights) {
   auto text = [](const py::object& o) { return o.is_none() ? std::string() : py::str(o).cast<std::string>(); };
-  return irene::make_build_options(text(phase), text(past), text(dtype), text(attention), text(head), allow_long);
+  return irene::make_build_options(text(phase), text(past), text(dtype), text(attention), text(head), allow_long,
+                                   text(weights));
 }
 
 std::string path_of(const py::object& p) {
@@ -123,9 +125,9 @@ PYBIND11_MODULE(_irene, m) {
   m.def("models", [] { return irene::api::models(); }, "Names of the built-in model configurations.");
   m.def("tree", [](const py::object& model, int batch, const py::object& seq, const py::object& overrides,
                    const py::object& phase, const py::object& past, const py::object& dtype,
-                   const py::object& attention, const py::object& head, bool allow_long) {
+                   const py::object& attention, const py::object& head, bool allow_long, const py::object& weights) {
     const auto s = spec_of(model, overrides);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights);
     const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
@@ -138,13 +140,15 @@ PYBIND11_MODULE(_irene, m) {
         "parameters, MFLOP and MiB per node. See the module doc for the pass options.",
         py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("overrides") = py::none(),
         py::arg("phase") = py::none(), py::arg("past") = py::none(), py::arg("dtype") = py::none(),
-        py::arg("attention") = py::none(), py::arg("head") = py::none(), py::arg("allow_long") = false);
+        py::arg("attention") = py::none(), py::arg("head") = py::none(), py::arg("allow_long") = false,
+        py::arg("weights") = py::none());
   m.def("predict", [](const py::object& model, int batch, const py::object& seq, const py::object& predictor,
                       const py::object& overrides, const py::object& phase, const py::object& past,
-                      const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long) {
+                      const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long,
+                      const py::object& weights) {
     const auto s = spec_of(model, overrides);
     const auto p = path_of(predictor);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights);
     const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
@@ -160,13 +164,13 @@ PYBIND11_MODULE(_irene, m) {
         py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("predictor") = py::none(),
         py::arg("overrides") = py::none(), py::arg("phase") = py::none(), py::arg("past") = py::none(),
         py::arg("dtype") = py::none(), py::arg("attention") = py::none(), py::arg("head") = py::none(),
-        py::arg("allow_long") = false);
+        py::arg("allow_long") = false, py::arg("weights") = py::none());
   m.def("generate", [](const py::object& model, int batch, int prompt, int generate, const py::object& predictor,
                        const py::object& overrides, const py::object& dtype, const py::object& attention,
-                       bool allow_long) {
+                       bool allow_long, const py::object& weights) {
     const auto s = spec_of(model, overrides);
     const auto p = path_of(predictor);
-    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long);
+    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long, weights);
     json j;
     {
       py::gil_scoped_release release;
@@ -182,7 +186,7 @@ PYBIND11_MODULE(_irene, m) {
         "``stand_ins``, ``dtype``, ``hardware``.",
         py::arg("model"), py::arg("batch") = 1, py::arg("prompt") = 512, py::arg("generate") = 256,
         py::arg("predictor") = py::none(), py::arg("overrides") = py::none(), py::arg("dtype") = py::none(),
-        py::arg("attention") = py::none(), py::arg("allow_long") = false);
+        py::arg("attention") = py::none(), py::arg("allow_long") = false, py::arg("weights") = py::none());
   m.def("explain", [](const py::object& model, int batch, int seq, const py::object& predictor,
                       const py::object& overrides, int top) {
     const auto s = spec_of(model, overrides);

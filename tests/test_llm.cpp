@@ -880,13 +880,24 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
   std::tie(s, j) = get("/api/predict?model=meta-llama/Llama-2-7b-hf&batch=1&phase=decode&past=300&top=3");
   EXPECT_EQ(s, 200) << j.dump();
   EXPECT_EQ(j["past_len"], 300);
+  EXPECT_EQ(j["weights"], "float32");
+  const double plain_j = j["total"]["j"].get<double>();
+  // Quantized weights, as --weights: fewer weight bytes, less energy in this memory-bound step.
+  std::tie(s, j) = get("/api/predict?model=meta-llama/Llama-2-7b-hf&batch=1&phase=decode&past=300&top=3&weights=fp8");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_EQ(j["weights"], "fp8");
+  EXPECT_LT(j["total"]["j"].get<double>(), plain_j);
+  std::tie(s, j) = get("/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=64&generate=4&steps=0&weights=int4");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_EQ(j["weights"], "int4");
   for (const auto& [path, fragment] : std::vector<std::pair<std::string, std::string>>{
            {"/api/generate?model=bert-base-uncased&prompt=8&generate=8", "is an encoder"},
            {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8", "missing parameter 'generate'"},
            {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8&generate=513", "'generate' must be an integer in 1..512"},
            {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8&generate=8&past=3", "does not apply"},
            {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=4000&generate=200", "exceeds the 4096 positions"},
-           {"/api/predict?model=gpt2&batch=1&seq=8&past=3", "needs --phase decode"}}) {
+           {"/api/predict?model=gpt2&batch=1&seq=8&past=3", "needs --phase decode"},
+           {"/api/predict?model=gpt2&batch=1&seq=8&weights=fp3", "unknown weight format 'fp3'"}}) {
     std::tie(s, j) = get(path);
     EXPECT_EQ(s, 400) << path << " " << j.dump();
     EXPECT_NE(j.value("error", std::string()).find(fragment), std::string::npos) << path << " " << j.dump();

@@ -665,6 +665,33 @@ TEST(ProfileCli, TinyConfigsOfThe2026FamiliesAreMeasuredNodeByNode) {
   EXPECT_EQ(types.size(), 10u);  // qwen3, mixtral, qwen3_moe, phi3, starcoder2, gemma2, gemma3_text, gemma3, gpt_oss, deepseek_v3
 }
 
+// Quantized weights cannot run on this CPU's libtorch: one line, exit 1, no output file; the
+// same model with --weights same is measured.
+TEST(ProfileCli, QuantizedWeightsAreRefusedInOneLine) {
+  TempDir d;
+  const auto dirs = irene_test::write_tiny_llms(d.path);
+  const fs::path out = d.path / "q.jsonl";
+  for (const char* w : {"fp8", "int4"}) {
+    int rc = 0;
+    const std::string log = run_cli("profile " + dirs[0].string() + " --batch 1 --seq 4 --weights " + w +
+                                        " --meter none" + kQuickFlags + " -o " + out.string(),
+                                    &rc);
+    EXPECT_EQ(rc, 1) << log;
+    EXPECT_NE(log.find(std::string("irene: error: tree tiny-llama/1/4/weights-") + w + ": irene cannot execute " + w +
+                       " weights on this CPU"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("profile --weights same runs the weights in float32"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  int rc = 0;
+  const std::string log = run_cli("profile " + dirs[0].string() + " --batch 1 --seq 4 --weights same --meter none" +
+                                      kQuickFlags + " -o " + out.string(),
+                                  &rc);
+  EXPECT_EQ(rc, 0) << log;
+  EXPECT_TRUE(fs::exists(out));
+}
+
 TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {
   TempDir d;
   const auto dirs = irene_test::write_tiny_llms(d.path);

@@ -9,7 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
+#include "irene/core/jsonl.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/arch/weight_format.hpp"
 #include "irene/core/error.hpp"
@@ -113,6 +117,10 @@ TEST(WeightFormat, QuantizationConfigOfPublishedConfigs) {
   EXPECT_TRUE(kept_unquantized(oss, "lm_head"));
   EXPECT_TRUE(kept_unquantized(oss, "model.embed_tokens"));
   EXPECT_FALSE(kept_unquantized(oss, "model.layers.3.mlp.experts.gate_up_proj"));
+  // FBGEMM's fp8 (Llama-3.1-405B-Instruct-FP8 of the serving table) is fp8
+  const auto fb = parse_quantization_config(
+      read_json("configs/serving-models/meta-llama/Llama-3.1-405B-Instruct-FP8/config.json"), "405B-FP8/config.json");
+  EXPECT_EQ(fb.format, WeightFormat::Fp8);
   // no quantization_config: weights in the activation dtype
   EXPECT_EQ(parse_quantization_config(nlohmann::json{{"model_type", "llama"}}, "c.json").format, WeightFormat::Same);
   // GPTQ/AWQ int4 with its group size; ignored_layers honoured
@@ -137,7 +145,7 @@ TEST(WeightFormat, BadValuesAreRefusedInOneLineNamingTheOptionOrFile) {
     return error_text([&] { parse_quantization_config(nlohmann::json::parse(qc), "m/config.json"); });
   };
   EXPECT_EQ(bad(R"({"quantization_config": {"quant_method": "hqq"}})"),
-            "m/config.json: quantization_config.quant_method 'hqq' is not supported: expected fp8, mxfp4, gptq or awq");
+            "m/config.json: quantization_config.quant_method 'hqq' is not supported: expected fp8, fbgemm_fp8, mxfp4, gptq or awq");
   EXPECT_EQ(bad(R"({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 64]}})"),
             "m/config.json: quantization_config.weight_block_size must be [n, n] with n a positive integer, got [128,64]");
   EXPECT_EQ(bad(R"({"quantization_config": {"quant_method": "gptq", "bits": 3}})"),
@@ -206,5 +214,123 @@ TEST(WeightFormat, KvCacheDtypeScalesTheDecodeStepCacheBytesExactly) {
   }
   w.kv_cache_dtype = "int4";
   EXPECT_NE(error_text([&] { serving::step_work(c, w, hw); }).find("--kv-cache-dtype: unknown key/value-cache dtype 'int4'"),
+            std::string::npos);
+}
+
+// --weights on the trees every command builds: the quantized Linear weights of the layers carry
+// their format's bytes (scales included) in both byte counts, their products keep their FLOPs,
+// the dequantize work is recorded on the Linear, and everything else stays in the dtype.
+TEST(QuantizedTrees, WeightsCountTheirFormatsBytesAndKeepTheFlops) {
+  const ModelConfig c = load_model_config("meta-llama/Llama-2-7b-hf");
+  const std::string q = "model.layers.3.self_attn.q_proj:Linear";
+  const auto step = [&](const char* weights) {
+    BuildOptions o = make_build_options("decode", "512", "bfloat16", "", "", false, weights);
+    return build_tree(c, 1, 1, o);
+  };
+  const Tree same = step("same"), fp8 = step("fp8"), mxfp4 = step("mxfp4"), int4 = step("int4");
+  const auto node = [](const Tree& t, const std::string& id) -> const Node& { return t.nodes.at(t.find_id(id)); };
+  const double activations = (4096.0 + 4096.0) * 2;  // one row in, one row out, bfloat16
+  const auto weight_bytes = [&](const Tree& t) { return primitive_traffic(node(t, q), 2) - activations; };
+  EXPECT_DOUBLE_EQ(weight_bytes(same), 4096.0 * 4096 * 2);
+  EXPECT_DOUBLE_EQ(weight_bytes(fp8), 4096.0 * 4096 + 4.0 * 32 * 32);        // e4m3 + float32 per 128 x 128
+  EXPECT_DOUBLE_EQ(weight_bytes(mxfp4), 4096.0 * 4096 * 0.5 + 4096.0 * 128);  // + one byte per 32
+  EXPECT_DOUBLE_EQ(weight_bytes(int4), 4096.0 * 4096 * 0.5 + 2.5 * 4096 * 32);
+  // The dataset's byte count (weight per sequence) moves by the same bytes at batch 1.
+  EXPECT_NEAR((node(same, q).mem_mib - node(fp8, q).mem_mib) * 1048576.0, weight_bytes(same) - weight_bytes(fp8), 1);
+  for (const Tree* t : {&fp8, &mxfp4, &int4}) {
+    EXPECT_EQ(node(*t, q).flops_mflop, node(same, q).flops_mflop) << t->weights;
+    EXPECT_EQ(t->root().num_parameters, same.root().num_parameters);
+    EXPECT_LT(t->root().mem_mib, same.root().mem_mib);
+    // Embeddings and the LM head stay in bfloat16.
+    EXPECT_EQ(node(*t, "lm_head:Linear").mem_mib, node(same, "lm_head:Linear").mem_mib);
+    EXPECT_EQ(node(*t, "lm_head:Linear").attrs.count("weight_format"), 0u);
+  }
+  EXPECT_EQ(node(fp8, q).attrs.at("dequantize_ops"), 4096 * 32);  // one scale per output per block of 128
+  EXPECT_EQ(node(mxfp4, q).attrs.at("dequantize_ops"), 4096 * 4096);
+  EXPECT_EQ(node(int4, q).attrs.at("dequantize_ops"), 2 * 4096 * 4096);
+  EXPECT_EQ(same.weights, "");
+  EXPECT_EQ(fp8.weights, "fp8");
+  EXPECT_NE(fp8.key(), same.key());
+  EXPECT_NE(describe_pass(fp8).find("weights fp8"), std::string::npos);
+  // Every quantized weight of the model: fp8 half of bfloat16's bytes plus the scales, mxfp4 about
+  // a quarter (0.53125 / 2); nothing else moves.
+  const auto weights_of = [&](const Tree& t) {
+    double quantized = 0, rest = 0;
+    for (const Node& n : t.nodes) {
+      if (!n.is_leaf()) continue;
+      const Node& s = same.nodes.at(same.find_id(n.id));
+      if (n.attrs.count("weight_format")) {
+        const double rows = n.attrs.at("batch") * n.attrs.at("seq");
+        const double act = rows * (n.attrs.at("in_features") + n.attrs.at("out_features")) * 2;
+        quantized += (primitive_traffic(n, 2) - act) / (primitive_traffic(s, 2) - act);
+      } else {
+        rest += std::abs(primitive_traffic(n, 2) - primitive_traffic(s, 2));
+      }
+    }
+    return std::pair{quantized / (32 * 7), rest};
+  };
+  EXPECT_NEAR(weights_of(fp8).first, 0.5 + 2.0 / (128 * 128), 1e-4);
+  EXPECT_NEAR(weights_of(mxfp4).first, 0.53125 / 2, 1e-4);
+  EXPECT_EQ(weights_of(fp8).second, 0);
+  EXPECT_EQ(weights_of(mxfp4).second, 0);
+}
+
+TEST(QuantizedTrees, TheConfigsQuantizationConfigAppliesUnlessWeightsSaysOtherwise) {
+  // DeepSeek-V3 ships fp8 with 128 x 128 blocks: its tree counts them; its router and head do not.
+  const ModelConfig ds = serving::load_serving_model("deepseek-ai/DeepSeek-V3");
+  const Tree t = build_tree(ds, 1, 1, make_build_options("decode", "64", "bfloat16"));
+  EXPECT_EQ(t.weights, "fp8");
+  EXPECT_EQ(t.provenance.at("config_quantization"), "fp8");
+  const auto attrs = [&](const Tree& x, const std::string& id) { return x.nodes.at(x.find_id(id)).attrs; };
+  EXPECT_EQ(attrs(t, "model.layers.4.mlp.experts.gate_proj:Linear").at("weight_format"), 1);
+  EXPECT_EQ(attrs(t, "model.layers.4.mlp.experts.gate_proj:Linear").at("weight_block"), 128);
+  EXPECT_EQ(attrs(t, "model.layers.4.self_attn.kv_b_proj:Linear").at("weight_format"), 1);
+  EXPECT_EQ(attrs(t, "model.layers.4.mlp.gate:Linear").count("weight_format"), 0u);
+  EXPECT_EQ(attrs(t, "lm_head:Linear").count("weight_format"), 0u);
+  const Tree plain = build_tree(ds, 1, 1, make_build_options("decode", "64", "bfloat16", "", "", false, "same"));
+  EXPECT_EQ(plain.weights, "");
+  EXPECT_LT(t.root().mem_mib, 0.6 * plain.root().mem_mib);
+  // gpt-oss ships mxfp4 for its experts only (modules_to_not_convert: attention, router, embeddings, head).
+  const Tree oss = build_tree(load_model_config("openai/gpt-oss-20b"), 1, 4, make_build_options("", "", "bfloat16"));
+  EXPECT_EQ(oss.weights, "mxfp4");
+  EXPECT_EQ(attrs(oss, "model.layers.0.mlp.experts.gate_up_proj:Linear").at("weight_format"), 2);
+  EXPECT_EQ(attrs(oss, "model.layers.0.self_attn.q_proj:Linear").count("weight_format"), 0u);
+  EXPECT_EQ(attrs(oss, "model.layers.0.mlp.router:Linear").count("weight_format"), 0u);
+  // Asked for int4, a Llama counts int4 with the default group of 128.
+  const Tree l = build_tree(load_model_config("meta-llama/Llama-2-7b-hf"), 1, 4,
+                            make_build_options("", "", "", "", "", false, "int4"));
+  EXPECT_EQ(attrs(l, "model.layers.0.mlp.down_proj:Linear").at("weight_block"), 128);
+}
+
+TEST(QuantizedTrees, WeightsRoundTripAndBadValuesAreOneLine) {
+  const Tree t = build_tree(load_model_config("gpt2"), 1, 8, make_build_options("", "", "", "", "", false, "int8"));
+  EXPECT_EQ(t.weights, "int8");
+  const auto dir = std::filesystem::temp_directory_path() / ("irene-weights-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  write_jsonl(dir / "t.jsonl", {t});
+  const Tree back = read_jsonl(dir / "t.jsonl").front();
+  EXPECT_EQ(back.weights, "int8");
+  EXPECT_EQ(back.key(), t.key());
+  EXPECT_EQ(back.root().mem_mib, t.root().mem_mib);
+  {
+    std::ifstream in(dir / "t.jsonl");
+    std::string line;
+    std::getline(in, line);
+    const auto at = line.find(R"("weights":"int8")");
+    ASSERT_NE(at, std::string::npos) << line.substr(0, 200);
+    line.replace(at, 16, R"("weights":"fp3")");
+    std::ofstream(dir / "bad.jsonl") << line << "\n";
+  }
+  const std::string e = error_text([&] { read_jsonl(dir / "bad.jsonl"); });
+  EXPECT_NE(e.find("field 'weights' must be fp8, mxfp4, int8 or int4, got 'fp3'"), std::string::npos) << e;
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(error_text([] { make_build_options("", "", "", "", "", false, "fp3"); })
+                .find("--weights: unknown weight format 'fp3': expected same-as-dtype, fp8, mxfp4, int8 or int4"),
+            std::string::npos);
+  EXPECT_NE(error_text([] { make_build_options("", "", "int8"); })
+                .find("(activations are floating point; --weights int8 quantizes the weights)"),
+            std::string::npos);
+  Attrs a{{"in_features", 8}, {"out_features", 8}, {"weight_format", 9}};
+  EXPECT_NE(error_text([&] { linear_weight_element_bytes(a, 2); }).find("attr 'weight_format' must be 0"),
             std::string::npos);
 }

@@ -17,7 +17,9 @@ Results of ``tree`` and ``predict`` are dicts with the totals and a ``nodes`` li
 The pass of a tree (``tree``, ``predict``): ``phase="decode", past=P`` for one generation step with
 a key/value cache of P positions (``seq`` is then 1), ``dtype`` ("float32", "float16", "bfloat16"),
 ``attention`` ("eager", "sdpa"), ``head`` ("base", "lm"), ``allow_long`` (positions beyond
-``max_position_embeddings``, rotary models). ``generate`` predicts the energy of generating text.
+``max_position_embeddings``, rotary models), ``weights`` ("fp8", "mxfp4", "int8", "int4", "same";
+default: the config's ``quantization_config``, else ``dtype``). ``generate`` predicts the energy of
+generating text (``dtype``, ``attention``, ``weights`` as above).
 
 Errors raise ``irene.Error`` (a ``ValueError``) with the message the command line prints.
 """

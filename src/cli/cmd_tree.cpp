@@ -32,6 +32,12 @@ void print_text(std::ostream& out, const Tree& t, int depth) {
   if (auto it = t.provenance.find("config_torch_dtype"); it != t.provenance.end() && it->second != t.dtype)
     out << fmt::format("(the config's torch_dtype is {}; counted as {}: --dtype {} counts it)\n", it->second, t.dtype,
                        it->second);
+  if (auto it = t.provenance.find("config_quantization"); it != t.provenance.end())
+    out << (t.weights == it->second
+                ? fmt::format("(weights {} from the config's quantization_config: --weights same counts them in {})\n",
+                              it->second, t.dtype)
+                : fmt::format("(the config's quantization_config is {}; counted as {}: --weights {} counts it)\n",
+                              it->second, t.weights.empty() ? t.dtype : t.weights, it->second));
   std::size_t width = 4;
   std::vector<std::string> labels;
   for (const auto& n : t.nodes) {

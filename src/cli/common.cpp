@@ -55,6 +55,10 @@ void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
   cmd->add_option("--dtype", a.dtype,
                   "float32 (default, as the dataset was measured), float16 or bfloat16: bytes of weights, "
                   "activations and the cache (a config's torch_dtype is reported, not applied)");
+  cmd->add_option("--weights", a.weights,
+                  "the weights' format: fp8 (e4m3 + float32 block scales), mxfp4, int8 or int4 (GPTQ/AWQ groups) for "
+                  "the Linear weights of the layers, same (= --dtype); default: the config's quantization_config, "
+                  "else --dtype. Bytes include the scales; FLOPs unchanged");
   cmd->add_option("--attention", a.attention,
                   "eager (default: MatMul, Softmax, MatMul) or sdpa (one fused ScaledDotProductAttention; LLM families)");
   if (with_head)

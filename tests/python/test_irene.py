@@ -166,6 +166,13 @@ def test_decode_steps_and_dtypes_of_trees():
     h = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, seq=16, dtype="bfloat16")
     f = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, seq=16)
     assert h["mem_mib"] < f["mem_mib"] and h["flops_mflop"] == f["flops_mflop"]
+    q = irene.tree("meta-llama/Llama-2-7b-hf", batch=2, seq=16, dtype="bfloat16", weights="fp8")
+    assert q["weights"] == "fp8" and h["weights"] == "bfloat16"
+    assert q["mem_mib"] < h["mem_mib"] and q["flops_mflop"] == h["flops_mflop"]
+    assert irene.predict("meta-llama/Llama-2-7b-hf", batch=1, seq=8, weights="int4")["weights"] == "int4"
+    assert irene.generate("meta-llama/Llama-2-7b-hf", prompt=16, generate=2, weights="mxfp4")["weights"] == "mxfp4"
+    with pytest.raises(irene.Error, match="unknown weight format 'fp3'"):
+        irene.tree("gpt2", weights="fp3")
     p = irene.predict("meta-llama/Llama-2-7b-hf", batch=1, phase="decode", past=10)
     stand_ins = [n for n in p["nodes"] if n["stand_in"]]
     assert stand_ins and all(n["class_name"] in ("LlamaRMSNorm", "SiLU") for n in stand_ins)

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "irene/arch/families.hpp"
 #include "irene/arch/family_table.hpp"
@@ -50,10 +51,51 @@ int TreeBuilder::add_leaf(int parent, const std::string& scope, const std::strin
   return tree_.add_node(parent, std::move(n));
 }
 
+namespace {
+
+// A scope inside a layer: one of its dotted segments is a layer index (layers.3, h.0, layer.11).
+bool in_a_layer(std::string_view scope) {
+  std::size_t start = 0;
+  while (start <= scope.size()) {
+    const auto dot = scope.find('.', start);
+    const auto seg = scope.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (!seg.empty() && std::all_of(seg.begin(), seg.end(), [](char c) { return c >= '0' && c <= '9'; })) return true;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+void TreeBuilder::quantize(int parent, const std::string& scope, Attrs& a, bool quantizable) {
+  if (quant.format == WeightFormat::Same || !quantizable || a.count("tied") || !in_a_layer(scope) ||
+      kept_unquantized(quant, scope))
+    return;
+  a["weight_format"] = static_cast<std::int64_t>(quant.format);
+  if (quant.format == WeightFormat::Fp8) a["weight_block"] = quant.block;
+  if (quant.format == WeightFormat::Int4) a["weight_block"] = quant.group_size;
+  // Dequantized where they are read, inside the GEMM (registry.hpp's Linear: dequantize_ops).
+  // fp8 block-scaled GEMMs multiply each output's partial sum of a block of inputs by its scale:
+  // rows x out x ceil(in / block). The others dequantize every element of the weights the call
+  // reads (those of the experts it chooses, rounded up to whole experts): one multiply, and for
+  // int4 one subtraction of the zero point.
+  (void)parent;
+  const auto out = a.at("out_features"), in = a.at("in_features");
+  if (quant.format == WeightFormat::Fp8) {
+    const auto rows = a.at("input_rank") == 2 ? a.at("batch") : a.at("batch") * a.at("seq");
+    a["dequantize_ops"] = rows * out * ((in + quant.block - 1) / quant.block);
+    return;
+  }
+  const auto read = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(routed_active_experts(a) - 1e-9)));
+  a["dequantize_ops"] = read * out * in * (quant.format == WeightFormat::Int4 ? 2 : 1);
+}
+
 int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out, int input_rank) {
-  return add_leaf(parent, scope, "Linear",
-                  {{"in_features", in}, {"out_features", out}, {"batch", b}, {"seq", input_rank == 2 ? 1 : s},
-                   {"input_rank", input_rank}});
+  Attrs a{{"in_features", in}, {"out_features", out}, {"batch", b}, {"seq", input_rank == 2 ? 1 : s},
+          {"input_rank", input_rank}};
+  quantize(parent, scope, a, true);
+  return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
 int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out,
@@ -71,6 +113,7 @@ int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t i
     a["top_k"] = call.top_k;
     a["tokens"] = (rank2 && call.rows > 0 ? call.rows : b) / std::max<std::int64_t>(1, call.top_k);
   }
+  quantize(parent, scope, a, call.quantizable);
   return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
@@ -253,6 +296,7 @@ void TreeBuilder::add_router(int moe, const std::string& scope, const std::strin
   call.bias = false;
   call.input_rank = 2;
   call.rows = t;
+  call.quantizable = false;
   add_linear(moe, scope + "." + router, h, experts, call);  // router logits [T, experts]
   add_op(moe, "softmax", {t, experts});                     // softmax(router_logits, dtype=float)
   add_op(moe, "topk", {t, experts});
@@ -317,6 +361,7 @@ void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
   call.bias = tb.family().lm_head_bias;
   call.tied = tb.config().tie_word_embeddings;
   call.seq = tb.logits_seq();
+  call.quantizable = false;
   tb.add_linear(root, std::string(tb.family().lm_head_scope), in_features, tb.config().vocab_size, call);
 }
 
@@ -402,7 +447,8 @@ const std::vector<std::string>& supported_attention() {
 }
 
 BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype,
-                                std::string_view attention, std::string_view head, bool allow_long) {
+                                std::string_view attention, std::string_view head, bool allow_long,
+                                std::string_view weights) {
   BuildOptions o;
   if (!phase.empty()) o.phase = std::string(phase);
   if (o.phase != kPrefill && o.phase != kDecode)
@@ -416,7 +462,10 @@ BuildOptions make_build_options(std::string_view phase, std::string_view past, s
   }
   if (!dtype.empty()) o.dtype = std::string(dtype);
   if (std::find(supported_dtypes().begin(), supported_dtypes().end(), o.dtype) == supported_dtypes().end())
-    throw Error(fmt::format("--dtype must be {}, got '{}'", fmt::join(supported_dtypes(), ", "), dtype));
+    throw Error(fmt::format("--dtype must be {}, got '{}'{}", fmt::join(supported_dtypes(), ", "), dtype,
+                            dtype == "int8" || dtype == "int4" || dtype == "fp8" || dtype == "mxfp4"
+                                ? fmt::format(" (activations are floating point; --weights {} quantizes the weights)", dtype)
+                                : ""));
   if (!attention.empty()) o.attention = std::string(attention);
   if (o.attention != "eager" && o.attention != "sdpa")
     throw Error(fmt::format("--attention must be eager or sdpa, got '{}'", attention));
@@ -424,6 +473,10 @@ BuildOptions make_build_options(std::string_view phase, std::string_view past, s
   if (o.head != "" && o.head != "base" && o.head != "lm")
     throw Error(fmt::format("--head must be base or lm, got '{}'", head));
   o.allow_long = allow_long;
+  if (!weights.empty()) {
+    parse_weight_format(weights, "--weights");  // an unknown format names the accepted ones
+    o.weights = std::string(weights);
+  }
   return o;
 }
 
@@ -439,6 +492,7 @@ std::string describe_pass(const Tree& t) {
   std::string s = fmt::format("batch {}  seq {}", t.batch_size, t.seq_len);
   if (t.is_decode()) s += fmt::format("  decode past {}", t.past_len);
   s += "  " + t.dtype;
+  if (!t.weights.empty()) s += "  weights " + t.weights;
   if (t.attention != "eager") s += "  " + t.attention;
   return s;
 }
@@ -527,6 +581,19 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
   if (auto it = config.raw.find("torch_dtype"); it != config.raw.end() && it->is_string())
     tree.provenance["config_torch_dtype"] = it->get<std::string>();
   TreeBuilder tb(tree, config, batch, seq, decode ? o.past : 0, o.attention == "sdpa", o.last_token_logits);
+  // The weights' format: asked for, else the config's quantization_config (reported in provenance).
+  const std::string where = config.source.empty() ? config.name : config.source.string();
+  const WeightQuant from_config = parse_quantization_config(config.raw, where);
+  if (from_config.format != WeightFormat::Same)
+    tree.provenance["config_quantization"] = std::string(weight_format_name(from_config.format));
+  if (o.weights.empty()) {
+    tb.quant = from_config;
+  } else {
+    tb.quant.format = parse_weight_format(o.weights, "--weights");
+    // An asked-for format keeps the config's block size and unconverted modules when they agree.
+    if (tb.quant.format == from_config.format) tb.quant = from_config;
+  }
+  if (tb.quant.format != WeightFormat::Same) tree.weights = std::string(weight_format_name(tb.quant.format));
   if (lm_root(f, o)) {
     const int root = tb.add_root(std::string(f.lm_class));
     const int base = tb.add_module(root, std::string(f.base_scope), std::string(f.base_class));

@@ -40,6 +40,12 @@ struct BuildOptions {
   int past = 0;                   // decode: cached positions the new token attends to (>= 1)
   std::string dtype = "float32";  // float32 | float16 | bfloat16 (bytes of weights, activations, cache)
   std::string attention = "eager";  // eager | sdpa (LLM families: one ScaledDotProductAttention leaf)
+  // The weights' format (arch/weight_format.hpp): "" = the config's quantization_config when it
+  // has one (fp8 with block scales, mxfp4, GPTQ/AWQ int4 or int8), else the dtype; "same" (or
+  // "same-as-dtype"): the dtype whatever the config says; "fp8" | "mxfp4" | "int8" | "int4". The
+  // quantized Linear weights of the layers are counted in their bytes, scales included, with a
+  // dequantize op where they are read; FLOPs of the products do not change.
+  std::string weights;
   // The root class: "" = the family's default (the base model for the six dataset models, as the
   // dataset; the class AutoModelForCausalLM builds for the LLM families), "base" (BertModel,
   // GPT2Model, LlamaModel ...) or "lm" (the LM-head class: GPT2LMHeadModel, LlamaForCausalLM ...;
@@ -72,9 +78,10 @@ inline constexpr int kDefaultSeq = 128;
 // BuildOptions from option texts as the command line, the HTTP API and Python give them ("" =
 // the default: prefill, no past, float32, eager, the family's head). Errors (irene::Error, one
 // line naming the option): --past not a positive integer, or given without --phase decode; an
-// unknown phase, dtype, attention or head (naming the accepted ones).
+// unknown phase, dtype, attention, head or weight format (naming the accepted ones).
 BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype = "",
-                                std::string_view attention = "", std::string_view head = "", bool allow_long = false);
+                                std::string_view attention = "", std::string_view head = "", bool allow_long = false,
+                                std::string_view weights = "");
 
 // Tokens per sequence of a pass from the --seq text: "" = 1 for a decode step, kDefaultSeq
 // otherwise. Errors: not a positive integer; a decode step with seq other than 1.

@@ -127,6 +127,7 @@ void add_deepseek_moe(TreeBuilder& tb, int layer, const std::string& scope, cons
   logits.bias = false;
   logits.input_rank = 2;
   logits.rows = t;
+  logits.quantizable = false;
   tb.add_linear(gate, g, h, E, logits);  // F.linear(hidden.float(), weight.float()): [T, E]
   tb.add_op(gate, "sigmoid", {t, E});
   tb.add_op(gate, "add", {t, E});                 // + e_score_correction_bias

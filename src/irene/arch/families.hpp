@@ -9,6 +9,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/arch/family_table.hpp"
 #include "irene/arch/registry.hpp"
+#include "irene/arch/weight_format.hpp"
 #include "irene/core/tree.hpp"
 
 namespace irene::arch_detail {
@@ -26,6 +27,10 @@ struct LinearCall {
   // `experts` experts (registry.hpp's routed_active_experts); 1 = an ordinary Linear.
   std::int64_t experts = 1;
   std::int64_t top_k = 1;
+  // Whether a quantized weight format applies to it (TreeBuilder::quant): false for routers and
+  // the LM head, which fp8 / int8 / int4 checkpoints keep in the activation dtype. Only the Linear
+  // leaves of the layers (a scope with a layer index) are quantized.
+  bool quantizable = true;
 };
 
 // A gated feed-forward down(act(gate(x)) * up(x)) (add_gated_mlp), with the attribute names of
@@ -218,6 +223,13 @@ class TreeBuilder {
   const std::int64_t past;  // cached positions (decode step), 0 for a prefill
   const bool sdpa;          // fused attention (BuildOptions::attention == "sdpa")
   const bool last_token_logits;
+  // The weights' format (BuildOptions::weights resolved): a quantizable Linear of the layers not
+  // kept by quant.not_converted gets the attrs weight_format, weight_block and dequantize_ops
+  // (registry.hpp's Linear).
+  WeightQuant quant;
+
+ private:
+  void quantize(int parent, const std::string& scope, Attrs& a, bool quantizable);
 };
 
 // One function per builder file (the rows of family_table.cpp point to them); each adds every

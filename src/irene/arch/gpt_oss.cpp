@@ -52,6 +52,7 @@ void build_gpt_oss(TreeBuilder& tb, int base, const std::string& p) {
     LinearCall router;
     router.input_rank = 2;
     router.rows = t;
+    router.quantizable = false;
     tb.add_linear(mlp, m + ".router", h, experts, router);  // router logits [T, experts], with bias
     tb.add_op(mlp, "topk", {t, experts});
     tb.add_op(mlp, "softmax", {t, top_k});  // softmax of the top-k values

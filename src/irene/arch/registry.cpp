@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "irene/arch/weight_format.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
 
@@ -71,6 +72,20 @@ double routed_active_experts(const Attrs& a) {
   return experts <= 1 ? 1.0 : experts * weight_use(a);
 }
 
+double linear_weight_element_bytes(const Attrs& a, double e) {
+  const auto f = get_or(a, "weight_format", 0);
+  if (f == 0) return e;
+  if (f < 0 || f > static_cast<std::int64_t>(WeightFormat::Int4))
+    throw Error(fmt::format("attr 'weight_format' must be 0 (the dtype), 1 (fp8), 2 (mxfp4), 3 (int8) or 4 (int4), got {}", f));
+  WeightQuant q;
+  q.format = static_cast<WeightFormat>(f);
+  const auto block = get_or(a, "weight_block", 128);
+  if (block < 1 || block > (1 << 20)) throw Error(fmt::format("attr 'weight_block' must be in 1..{}, got {}", 1 << 20, block));
+  q.block = q.group_size = static_cast<int>(block);
+  const auto in = get(a, "in_features"), out = get(a, "out_features");
+  return linear_weight_bytes(out, in, q, e) / (static_cast<double>(in) * static_cast<double>(out));
+}
+
 std::int64_t active_parameters(const Tree& tree) {
   std::int64_t active = tree.nodes.empty() ? 0 : tree.root().num_parameters;
   for (const Node& n : tree.nodes) {
@@ -120,14 +135,17 @@ std::vector<Primitive> make_primitives() {
       .count =
           [](const Attrs& a, double e) {
             const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
+            const double quantized = linear_weight_element_bytes(a, e) - e;  // scales included
             if (get(a, "input_rank") == 2) {
               Counts c = matmul_2d(b, in, out, e);
               // Routed experts: one weight per expert, each read when a token of the step chooses it.
               if (get_or(a, "num_experts", 1) > 1) c.bytes += (routed_active_experts(a) - 1) * in * out * e;
+              c.bytes += routed_active_experts(a) * in * out * quantized;
               return c;
             }
             const double s = get(a, "seq");
             Counts c = batched_matmul(b, s, in, out, e);
+            c.bytes += b * in * out * quantized;  // the weight counted per batch element (the dataset's rule)
             if (get_or(a, "bias", 1)) c += Counts{b * s * out, b * s * out * 2 * e};  // bias add
             return c;
           },
@@ -143,7 +161,20 @@ std::vector<Primitive> make_primitives() {
                           "weight bytes x routed_active_experts; 0 or 1: a dense layer",
                           1},
                          {"top_k", "experts each token is routed to (with num_experts > 1)", 1},
-                         {"tokens", "tokens of the call routed to the experts (with num_experts > 1)", 1}},
+                         {"tokens", "tokens of the call routed to the experts (with num_experts > 1)", 1},
+                         {"weight_format",
+                          "the weight's format (arch/weight_format.hpp): 0 the tree's dtype, 1 fp8 (e4m3 + a float32 "
+                          "scale per weight_block x weight_block block), 2 mxfp4 (4.25 bits), 3 int8 (+ a float16 "
+                          "scale per output row), 4 int4 (GPTQ/AWQ: + a float16 scale and a 4-bit zero per "
+                          "weight_block inputs of each row); its bytes replace the dtype's, FLOPs unchanged",
+                          0},
+                         {"weight_block", "fp8: the scales' block edge; int4: the group size", 128},
+                         {"dequantize_ops",
+                          "with weight_format: the element operations of dequantizing inside the GEMM (fp8: one "
+                          "scale multiply per output per block of inputs, rows x out x ceil(in / block); mxfp4, int8: "
+                          "one multiply per weight element read; int4: and one zero-point subtraction). Recorded, not "
+                          "added to FLOPs (those are the products'), no bytes of their own",
+                          0}},
       // One addmm over the flattened [rows, in] input: input, weight (once, whatever the batch;
       // for a mixture's experts, of the routed_active_experts the call's tokens choose), bias and
       // output, each once.
@@ -152,7 +183,8 @@ std::vector<Primitive> make_primitives() {
             const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
             const double rows = get(a, "input_rank") == 2 ? b : b * static_cast<double>(get(a, "seq"));
             const double bias = get_or(a, "bias", 1) ? out : 0;
-            return (rows * in + (in * out + bias) * routed_active_experts(a) + rows * out) * e;
+            return (rows * in + rows * out) * e +
+                   (in * out * linear_weight_element_bytes(a, e) + bias * e) * routed_active_experts(a);
           }});
   p.push_back(Primitive{
       .class_name = "Conv1D",

@@ -87,6 +87,11 @@ const std::vector<std::string>& supported_dtypes();
 // weights. Returns E p, the expected distinct experts the step activates (1 for an ordinary leaf).
 double routed_active_experts(const Attrs& attrs);
 
+// Bytes of one element of a Linear's weight: the tree's dtype (`element_bytes`), or with the
+// attr weight_format its quantized format's bytes, scales included, spread over the weight
+// (arch/weight_format.hpp). A weight_format or weight_block out of range: irene::Error.
+double linear_weight_element_bytes(const Attrs& attrs, double element_bytes);
+
 // Parameters one token reads: the tree's total less, at every routed-experts leaf, the experts a
 // token does not use (experts - top_k of them); equal to the total for a dense model.
 std::int64_t active_parameters(const Tree& tree);

@@ -10,8 +10,10 @@
 //         float16 scale (2 bytes) and one packed 4-bit zero point (0.5 byte); group_size default 128.
 // Quantized are the Linear weights of the decoder layers (and experts); embeddings, norms and
 // lm_head stay in the activation dtype, and so does any module that quantization_config names in
-// modules_to_not_convert / ignored_layers. FLOPs of a matmul do not change; the dequantize work is
-// element-wise work over the weight's elements, counted as an op of the Linear ("Dequantize").
+// modules_to_not_convert / ignored_layers, and the routers. FLOPs of a matmul do not change; the
+// dequantize work, done inside the GEMM, is the Linear's attr dequantize_ops (TreeBuilder::quantize):
+// per weight element read for mxfp4 / int8 / int4 (int4: two), per output partial sum of a block
+// for fp8's block-scaled GEMMs.
 #pragma once
 
 #include <cstdint>

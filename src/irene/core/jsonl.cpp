@@ -234,6 +234,7 @@ json tree_to_json(const Tree& tree) {
   }
   if (tree.dtype != "float32") j["dtype"] = tree.dtype;
   if (tree.attention != "eager") j["attention"] = tree.attention;
+  if (!tree.weights.empty()) j["weights"] = tree.weights;
   if (!tree.provenance.empty()) j["provenance"] = tree.provenance;
   j["frontend_tree"] = node_to_json(tree, 0);
   return j;
@@ -263,6 +264,13 @@ void record_fields(const json& record, Tree& t, const std::string& where) {
     t.attention = get_field<std::string>(record, "attention", where);
     if (t.attention != "eager" && t.attention != "sdpa")
       throw Error(fmt::format("{}: field 'attention' must be eager or sdpa, got '{}'", where, t.attention.substr(0, 40)));
+  }
+  if (record.contains("weights")) {
+    t.weights = get_field<std::string>(record, "weights", where);
+    // Predictions written as JSON say "weights": their dtype when the weights are not quantized.
+    if (t.weights == "float32" || t.weights == "float16" || t.weights == "bfloat16") t.weights.clear();
+    if (!t.weights.empty() && t.weights != "fp8" && t.weights != "mxfp4" && t.weights != "int8" && t.weights != "int4")
+      throw Error(fmt::format("{}: field 'weights' must be fp8, mxfp4, int8 or int4, got '{}'", where, t.weights.substr(0, 40)));
   }
   if (auto it = record.find("provenance"); it != record.end() && it->is_object())
     for (const auto& [k, v] : it->items()) t.provenance[k] = v.is_string() ? v.get<std::string>() : v.dump();
@@ -412,7 +420,7 @@ class TreeSax {
           return Dest::root;
         }
         if (key_ == "model_name" || key_ == "batch_size" || key_ == "seq_len" || key_ == "phase" ||
-            key_ == "past_len" || key_ == "dtype" || key_ == "attention" || key_ == "provenance")
+            key_ == "past_len" || key_ == "dtype" || key_ == "attention" || key_ == "weights" || key_ == "provenance")
           return Dest::field;
         return Dest::skip;
       case Kind::node:

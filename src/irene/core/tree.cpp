@@ -83,6 +83,7 @@ std::string Tree::key() const {
   if (is_decode()) k += fmt::format("/past{}", past_len);
   if (dtype != "float32") k += "/" + dtype;
   if (attention != "eager") k += "/" + attention;
+  if (!weights.empty()) k += "/weights-" + weights;
   return k;
 }
 

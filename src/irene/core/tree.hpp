@@ -121,6 +121,10 @@ struct Tree {
   // How attention runs: "eager" (default: two MatMul and a Softmax leaf, as the dataset) or "sdpa"
   // (one ScaledDotProductAttention leaf, torch's fused kernel, as Hugging Face runs by default).
   std::string attention = "eager";
+  // Format of the quantized weights (arch/weight_format.hpp): "" = in `dtype` like everything
+  // else, or "fp8", "mxfp4", "int8", "int4" (the Linear weights of the layers; their leaves carry
+  // weight_format). Activations and the cache stay in `dtype`.
+  std::string weights;
   std::vector<Node> nodes;  // pre-order; nodes[0] is the root
 
   // Free-form provenance (where the tree came from: dataset folder, device, CPU, sensor...).
@@ -144,7 +148,8 @@ struct Tree {
   void assign_ids();
 
   // Key used to match trees across files: "model_name/batch/seq", then "/pastP" for a decode
-  // step, "/DTYPE" when not float32 and "/sdpa" for fused attention.
+  // step, "/DTYPE" when not float32, "/sdpa" for fused attention and "/weights-FORMAT" for
+  // quantized weights.
   std::string key() const;
 
   // The configuration overrides the tree was built with (provenance "overrides":

@@ -197,6 +197,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.seq_len = tree.seq_len;
   e.basis = basis;
   e.dtype = tree.dtype;
+  e.weights = tree.weights;
   e.phase = tree.phase;
   e.past_len = tree.past_len;
   if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
@@ -418,6 +419,7 @@ nlohmann::json to_json(const Explanation& e) {
   j["seq_len"] = e.seq_len;
   j["basis"] = std::string(to_string(e.basis));
   j["dtype"] = e.dtype;
+  j["weights"] = e.weights.empty() ? e.dtype : e.weights;
   j["phase"] = e.phase;
   j["past_len"] = e.past_len;
   {
@@ -488,7 +490,8 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
   const auto energy = [&](const Energy& x) { return !predicted && !x.interval ? format_joules(x.j) : format_energy(x); };
   out << fmt::format("{} batch {} seq {}{}{}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
                      e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "",
-                     e.dtype != "float32" ? " " + e.dtype : "", to_string(e.basis), energy(e.total));
+                     (e.dtype != "float32" ? " " + e.dtype : "") + (e.weights.empty() ? "" : " weights " + e.weights),
+                     to_string(e.basis), energy(e.total));
   out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
   for (const auto& g : e.stand_ins)

@@ -180,6 +180,7 @@ struct Explanation {
   std::vector<GroupEnergy> by_kind;       // every kind of all_module_kinds, in that order
   std::vector<StandInGroup> stand_ins;    // leaves predicted by a stand-in's regressor
   std::string dtype = "float32";          // the tree's (core/tree.hpp)
+  std::string weights;                    // the tree's quantized weights' format ("" = in dtype)
   std::string phase = kPrefill;
   int past_len = 0;
 };

@@ -59,6 +59,7 @@ struct Generation {
   std::string model_name;
   int batch = 0, prompt = 0, generate = 0;
   std::string dtype, attention;
+  std::string weights;  // the quantized weights' format ("" = in dtype; core/tree.hpp)
   std::string hardware;  // what the predictor's energies describe
   Energy prefill, decode, total, per_token;
   std::vector<GenerationStep> steps;

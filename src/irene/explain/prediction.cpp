@@ -26,7 +26,8 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
   auto q = [&](double v) { return time ? format_si(v, "s") : joules(v); };
   out << fmt::format("{}  batch {}  seq {}{}{}{}: {}{} per forward pass", t.display_name(), t.batch_size, t.seq_len,
                      t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
-                     t.dtype != "float32" ? "  " + t.dtype : "", t.attention != "eager" ? "  " + t.attention : "",
+                     t.dtype != "float32" ? "  " + t.dtype : "",
+                     (t.weights.empty() ? "" : "  weights " + t.weights) + (t.attention != "eager" ? "  " + t.attention : ""),
                      time ? "time " : "", q(*r.predicted_energy_j));
   if (r.predicted_interval)
     out << fmt::format(" ({:.0f}% interval {} .. {})", 100 * p.config().interval_coverage,
@@ -46,7 +47,12 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
   out << fmt::format("predicted for: {}\npredictor: {} (target: {}, {}; features: {})\n", p.hardware(),
                      p.path().empty() ? std::string("(in memory)") : p.path().string(), to_string(p.target()),
                      target_unit_words(p.target()), fmt::join(p.feature_names(), ", "));
-  out << fmt::format("dtype: {} (weights, activations{}){}\n", t.dtype, t.is_decode() ? ", key/value cache" : "",
+  if (!t.weights.empty())
+    out << fmt::format("weights: {} (the Linear weights of the layers, scales included; FLOPs unchanged); the predictor "
+                       "was trained on trees whose weights are in their dtype\n",
+                       t.weights);
+  out << fmt::format("dtype: {} ({}activations{}){}\n", t.dtype, t.weights.empty() ? "weights, " : "",
+                     t.is_decode() ? ", key/value cache" : "",
                      t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
                          ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
                          : "");
@@ -97,6 +103,7 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
 nlohmann::json prediction_json(const Tree& t) {
   nlohmann::json j = tree_to_json(t);
   j["dtype"] = t.dtype;
+  j["weights"] = t.weights.empty() ? t.dtype : t.weights;
   j["stand_ins"] = stand_ins_json(t);
   return j;
 }

@@ -107,8 +107,11 @@ json tree_summary(const Tree& tree) {
   j["past_len"] = tree.past_len;
   j["dtype"] = tree.dtype;
   j["attention"] = tree.attention;
+  j["weights"] = tree.weights.empty() ? tree.dtype : tree.weights;
   if (auto it = tree.provenance.find("config_torch_dtype"); it != tree.provenance.end())
     j["config_torch_dtype"] = it->second;
+  if (auto it = tree.provenance.find("config_quantization"); it != tree.provenance.end())
+    j["config_quantization"] = it->second;
   j["stand_ins"] = stand_ins_json(tree);
   const Node& root = tree.root();
   j["num_parameters"] = root.num_parameters;

@@ -24,6 +24,7 @@ namespace irene::explain {
 struct PassText {
   std::string phase, past, dtype, attention, head;
   bool allow_long = false;
+  std::string weights;  // --weights ("" = the config's quantization_config, else the dtype)
 };
 // True when any pass option was given (they apply to a model, not to a trees file).
 bool any_pass_option(const PassText& pass);

@@ -553,8 +553,21 @@ void check_dtype_runs(const std::string& dtype) {
 
 }  // namespace
 
+// libtorch on this CPU has no fp8 / mxfp4 / int8 / int4 GEMMs: a tree with quantized weights is
+// refused in one line, never run in float and reported as quantized.
+static void refuse_quantized(const Tree& tree) {
+  std::string format = tree.weights;
+  for (const Node& n : tree.nodes)
+    if (format.empty() && n.attrs.count("weight_format") && n.attrs.at("weight_format") != 0) format = "quantized";
+  if (format.empty()) return;
+  throw Error(fmt::format("tree {}: irene cannot execute {} weights on this CPU (libtorch {} has no kernels for "
+                          "them); profile --weights same runs the weights in {}, and tree / predict count {}",
+                          tree.key(), format, TORCH_VERSION, tree.dtype, format));
+}
+
 std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const PrepareOptions& options) {
   install_hooks();
+  refuse_quantized(tree);
   if (index < 0 || index >= static_cast<int>(tree.nodes.size()))
     throw Error(fmt::format("tree {}: no node at index {}", tree.key(), index));
   // Validate everything first so that a bad node fails before gigabytes are allocated.
@@ -575,6 +588,7 @@ std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const Pr
 void check_executable(const Tree& tree) {
   install_hooks();
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
+  refuse_quantized(tree);
   Ctx dry{tree, true, {}, scalar_type(tree.dtype)};
   std::vector<Step> unused;
   add_steps(dry, 0, unused);
