@@ -18,6 +18,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
+#include "irene/serving/predictor.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/data/dataset.hpp"
 
@@ -70,6 +71,13 @@ int main(int argc, char** argv) {
       std::size_t nodes = 0;
       timed(fmt::format("build_tree {} b8 s128", m), reps * 20, [&] { nodes = irene::build_tree(c, 8, 128).nodes.size(); });
       (void)nodes;
+    }
+    // The serving table's models whose configs are not built-in (configs/serving-models).
+    for (const char* m : {"deepseek-ai/DeepSeek-V3"}) {
+      const irene::ModelConfig c = irene::serving::load_serving_model(m);
+      std::size_t nodes = 0;
+      timed(fmt::format("build_tree {} b8 s128", m), reps * 20, [&] { nodes = irene::build_tree(c, 8, 128).nodes.size(); });
+      fmt::print("  {} nodes\n", nodes);
     }
   } catch (const irene::Error& e) {
     fmt::print(stderr, "bench_tree: error: {}\n", e.what());

@@ -16,6 +16,7 @@
 #include "irene/core/error.hpp"
 #include "irene/explain/generation.hpp"
 #include "irene/predict/predictor.hpp"
+#include "irene/serving/predictor.hpp"
 #include "test_families_util.hpp"
 #include "test_util.hpp"
 
@@ -72,10 +73,9 @@ TEST(Families2026Params, TinyConfigsEqualHuggingFace) {
 TEST(Families2026Params, BuiltinConfigsEqualHuggingFaceAndTheModelCards) {
   int checked = 0;
   for (const auto& m : builtin_family_models()) {
-    const auto names = builtin_model_names();
-    if (std::find(names.begin(), names.end(), m.name) == names.end()) continue;
     ++checked;
-    const Tree t = build_tree(load_model_config(m.name), 1, 4);
+    // Built-in, or (DeepSeek-V3) one of the serving table's configs (configs/serving-models).
+    const Tree t = build_tree(serving::load_serving_model(m.name), 1, 4);
     EXPECT_EQ(t.root().num_parameters, m.params.total) << m.name;
     EXPECT_EQ(active_parameters(t), m.params.active) << m.name;
     // The model card's rounded figures (three significant digits).
@@ -452,9 +452,10 @@ double cache_elements_per_position(const Tree& t) {
 }
 
 TEST(Families2026Structure, DeepseekV3DecodeStepCachesAndReadsTheLatentOnce) {
-  const ModelConfig c = load_model_config("deepseek-ai/DeepSeek-V3");
+  const ModelConfig c = serving::load_serving_model("deepseek-ai/DeepSeek-V3");
   BuildOptions o = decode_at(4096);
   o.dtype = "bfloat16";
+  o.weights = "same";  // bytes in bfloat16 here (its config's fp8: test_weight_format.cpp)
   const Tree t = build_tree(c, 4, 1, o);
   // kv_lora_rank 512 + qk_rope_head_dim 64 per position per layer, not 128 heads x (192 + 128).
   EXPECT_DOUBLE_EQ(cache_elements_per_position(t), 61.0 * (512 + 64));

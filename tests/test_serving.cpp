@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -289,6 +290,47 @@ TEST(ServingPredictor, MixtureOfExpertsAgainstDenseModelsOfItsActiveAndTotalSize
   EXPECT_LT(moe_fall, dense_fall) << "Mixtral falls " << moe_fall << "x from batch 1 to 64, its active size "
                                   << dense_fall << "x";
   EXPECT_LT(prefill_j(report(moe, 8)), prefill_j(report(total, 8)));
+}
+
+// gpt-oss (attention with sinks) and DeepSeek-V3 (latent attention) have no sdpa form: their
+// steps are built eager and each attention module runs as one fused kernel (FlashAttention with
+// sinks, FlashMLA): one unit per layer, queries and outputs once, the cache read once.
+TEST(ServingStep, EagerAttentionFamiliesRunOneFusedAttentionPerLayer) {
+  const auto& hw = *hardware::find_builtin("B200");
+  serving::Workload w;
+  w.batch = 4;
+  w.prompt_tokens = 0;
+  w.output_tokens = 400;  // the mean step attends to 200 + 1 positions
+  const auto attention_units = [](const serving::StepWork& s) {
+    std::vector<const serving::Unit*> fused;
+    for (const auto& u : s.units) {
+      EXPECT_TRUE(u.key != "MatMul" && u.key != "Softmax" && u.key != "AttentionSinks") << u.key;
+      if (u.key == "ScaledDotProductAttention") fused.push_back(&u);
+    }
+    return fused;
+  };
+  const ModelConfig oss = serving::load_serving_model("openai/gpt-oss-20b");
+  const auto s = serving::step_work(oss, w, hw);
+  const auto fused = attention_units(s);
+  ASSERT_EQ(fused.size(), 24u);
+  // 64 query heads of 64, 8 key/value heads; layer 0 slides over 128 keys, layer 1 reads 201.
+  const auto bytes = [](double keys) { return 4.0 * 64 * 2 * 64 * 2 + 4.0 * 8 * 2 * keys * 64 * 2; };
+  std::map<std::string, double> by_layer;
+  for (const auto* u : fused) by_layer[s.tree.nodes[u->node].scope] = u->bytes;
+  EXPECT_DOUBLE_EQ(by_layer.at("model.layers.0.self_attn"), bytes(128));
+  EXPECT_DOUBLE_EQ(by_layer.at("model.layers.1.self_attn"), bytes(201));
+  for (const auto* u : fused) EXPECT_GT(u->flops, 0);
+
+  const ModelConfig ds = serving::load_serving_model("deepseek-ai/DeepSeek-V3.1");
+  w.gpus = 8;
+  w.precision = "fp8";
+  const auto d = serving::step_work(ds, w, hw);
+  const auto mla = attention_units(d);
+  ASSERT_EQ(mla.size(), 61u);
+  // 128 heads' absorbed queries (512 + 64) and latent outputs (512), the 576-element latent cache once.
+  EXPECT_DOUBLE_EQ(mla.front()->bytes, 4.0 * 128 * (2 * 512 + 64) * 2 + 4.0 * 201 * 576 * 2);
+  // The key/value memory is the latent's: 61 layers x 576 elements x 2 bytes per token.
+  EXPECT_DOUBLE_EQ(d.memory.kv_cache_bytes, 4.0 * 400 * 61 * 576 * 2 / 8);
 }
 
 TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {

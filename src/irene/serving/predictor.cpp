@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "irene/arch/builder.hpp"
@@ -42,10 +43,37 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
                std::vector<Unit>& out) {
   const double wb = weight_bytes_per_parameter(w.precision);
   const double linear_peak = hw.peak_flops(w.precision);
+  const double kv_bytes = kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
+  // Families whose attention has no sdpa form here (gpt_oss's sinks, deepseek_v3's latent
+  // attention) are built eager; a serving engine runs each attention module's products and
+  // softmax as one fused kernel (FlashAttention with sinks, FlashMLA), so they become one
+  // ScaledDotProductAttention unit per module: their FLOPs, and the bytes of the fused kernel
+  // (queries and outputs once, the cache read once).
+  struct Fused {
+    double flops = 0, b = 0, h = 0, m = 0, t = 0, qk = 0;
+    bool sinks = false, seen_softmax = false;
+  };
+  std::map<int, Fused> fused;
+  const bool eager = tree.attention == "eager";
   for (int i = 0; i < static_cast<int>(tree.nodes.size()); ++i) {
     const Node& n = tree.nodes[i];
     const int node = prefill ? std::max(0, target.find_id(n.id)) : i;
     const bool copies = !prefill && w.data_parallel > 1 && replicated[static_cast<std::size_t>(node)];
+    if (eager && n.is_leaf() &&
+        (n.class_name == "MatMul" || n.class_name == "Softmax" || n.class_name == "AttentionSinks")) {
+      Fused& f = fused[n.parent];
+      f.flops += n.flops_mflop * 1e6;
+      if (n.class_name == "AttentionSinks") f.sinks = true;
+      if (n.class_name == "MatMul" && f.qk == 0) f.qk = attr(n, "k");  // query . key width of the first product
+      if (n.class_name == "Softmax" && !f.seen_softmax) {
+        f.seen_softmax = true;
+        f.b = attr(n, "batch");
+        f.h = attr(n, "heads");
+        f.m = attr(n, "m");
+        f.t = attr(n, "n");
+      }
+      continue;
+    }
     if (n.is_leaf()) {
       const Primitive* prim = find_primitive(n.class_name);
       if (!prim) throw Error(fmt::format("{}: no primitive '{}' in the registry", n.id, n.class_name));
@@ -75,8 +103,7 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
         const double b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), nn = attr(n, "n"),
                      d = attr(n, "d");
         const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
-        u.bytes = b * h * 2 * m * d * kElement +
-                  b * kv * 2 * nn * d * kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
+        u.bytes = b * h * 2 * m * d * kElement + b * kv * 2 * nn * d * kv_bytes;
       }
       u.bytes = std::max(0.0, u.bytes) * scale;
       u.flops *= scale;
@@ -106,6 +133,31 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
       if (!prefill && k) u.kernels += k->kernels;
     }
     for (auto& [kind, u] : by_kind) out.push_back(u);
+  }
+  for (const auto& [module, f] : fused) {
+    const Node& attn = tree.nodes[static_cast<std::size_t>(module)];
+    const double t = f.t - (f.sinks ? 1 : 0);  // the sinks' column is not a cached position
+    Unit u;
+    u.node = prefill ? std::max(0, target.find_id(attn.id)) : module;
+    u.key = "ScaledDotProductAttention";
+    u.flops = f.flops * scale;
+    u.peak = hw.peak_bf16;
+    u.prefill = prefill;
+    u.kernels = prefill ? 0 : 1;
+    if (attn.attrs.count("kv_lora_rank")) {
+      const double latent = attr(attn, "kv_lora_rank"), rope = attr(attn, "qk_rope_head_dim"),
+                   v = attr(attn, "v_head_dim");
+      u.bytes = tree.is_decode()
+                    // absorbed: queries of latent + rope, outputs of the latent, the latent cache once
+                    ? f.b * f.h * f.m * (2 * latent + rope) * kElement + f.b * t * (latent + rope) * kv_bytes
+                    // expanded keys and values of every head (activations of the prefill)
+                    : f.b * f.h * (f.m + t) * (f.qk + v) * kElement;
+    } else {
+      const double d = attr(attn, "head_dim"), kv = attr(attn, "kv_heads");
+      u.bytes = f.b * f.h * 2 * f.m * d * kElement + f.b * kv * 2 * t * d * kv_bytes;
+    }
+    u.bytes *= scale;
+    out.push_back(u);
   }
 }
 
@@ -210,8 +262,11 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   step.phase = kDecode;
   step.past = std::max(1, static_cast<int>(std::lround(w.prompt_tokens + w.output_tokens / 2)));
   step.dtype = "bfloat16";
-  step.attention = "sdpa";
+  // sdpa where the family has it; otherwise eager, its attention fused by add_units.
+  const std::string attention = family_of(config).sdpa ? "sdpa" : "eager";
+  step.attention = attention;
   step.allow_long = true;
+  step.weights = "same";  // the workload's precision sets the weight bytes (add_units), not the config
   const int batch = std::max(1, static_cast<int>(std::lround(w.batch)));
   s.tree = build_tree(config, batch, 1, step);
   s.tree.provenance["hardware"] = hw.name;
@@ -230,8 +285,9 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   if (prompt >= 1) {
     BuildOptions pre;
     pre.dtype = "bfloat16";
-    pre.attention = "sdpa";
+    pre.attention = attention;
     pre.allow_long = true;
+    pre.weights = "same";
     pre.last_token_logits = true;
     const Tree prefill = build_tree(config, 1, prompt, pre);
     add_units(prefill, config, w, hw, w.batch / w.output_tokens, true, s.tree, replicated, s.units);
@@ -248,8 +304,15 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   }
   const double wb = weight_bytes_per_parameter(w.precision);
   const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
-  const double kv_per_token = 2.0 * s.layers * kv * static_cast<double>(config.head_size()) *
-                              kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
+  // Cache per token: keys and values of every layer; latent attention keeps its latent and rotary key.
+  double cache_elements = 2.0 * kv * static_cast<double>(config.head_size());
+  for (const Node& n : s.tree.nodes)
+    if (n.attrs.count("kv_lora_rank")) {
+      cache_elements = static_cast<double>(attr(n, "kv_lora_rank") + attr(n, "qk_rope_head_dim"));
+      break;
+    }
+  const double kv_per_token =
+      s.layers * cache_elements * kv_cache_element_bytes(w.kv_cache_dtype, "--kv-cache-dtype");
   s.weight_bytes = static_cast<double>(s.tree.root().num_parameters) * wb;
   s.kv_bytes = w.batch * step.past * kv_per_token;
   double largest_activation = 0;
