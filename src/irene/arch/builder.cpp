@@ -68,7 +68,7 @@ bool in_a_layer(std::string_view scope) {
 
 }  // namespace
 
-void TreeBuilder::quantize(int parent, const std::string& scope, Attrs& a, bool quantizable) {
+void TreeBuilder::quantize(const std::string& scope, Attrs& a, bool quantizable) {
   if (quant.format == WeightFormat::Same || !quantizable || a.count("tied") || !in_a_layer(scope) ||
       kept_unquantized(quant, scope))
     return;
@@ -80,7 +80,6 @@ void TreeBuilder::quantize(int parent, const std::string& scope, Attrs& a, bool 
   // rows x out x ceil(in / block). The others dequantize every element of the weights the call
   // reads (those of the experts it chooses, rounded up to whole experts): one multiply, and for
   // int4 one subtraction of the zero point.
-  (void)parent;
   const auto out = a.at("out_features"), in = a.at("in_features");
   if (quant.format == WeightFormat::Fp8) {
     const auto rows = a.at("input_rank") == 2 ? a.at("batch") : a.at("batch") * a.at("seq");
@@ -94,7 +93,7 @@ void TreeBuilder::quantize(int parent, const std::string& scope, Attrs& a, bool 
 int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out, int input_rank) {
   Attrs a{{"in_features", in}, {"out_features", out}, {"batch", b}, {"seq", input_rank == 2 ? 1 : s},
           {"input_rank", input_rank}};
-  quantize(parent, scope, a, true);
+  quantize(scope, a, true);
   return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
@@ -113,7 +112,7 @@ int TreeBuilder::add_linear(int parent, const std::string& scope, std::int64_t i
     a["top_k"] = call.top_k;
     a["tokens"] = (rank2 && call.rows > 0 ? call.rows : b) / std::max<std::int64_t>(1, call.top_k);
   }
-  quantize(parent, scope, a, call.quantizable);
+  quantize(scope, a, call.quantizable);
   return add_leaf(parent, scope, "Linear", std::move(a));
 }
 
@@ -323,6 +322,22 @@ int TreeBuilder::add_sparse_moe(int layer, const std::string& scope, const std::
   return moe;
 }
 
+int TreeBuilder::add_sandwich_layer(int base, const std::string& l, const std::string& layer_class,
+                                    const std::string& norm, const SelfAttentionCall& attn, const std::string& mlp_class,
+                                    const GatedMlpCall& mlp) {
+  const auto h = config_.hidden_size;
+  const int layer = add_module(base, l, layer_class);
+  add_rms_norm(layer, l + ".input_layernorm", norm, h);
+  add_self_attention(layer, l + ".self_attn", attn);
+  add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
+  add_op(layer, "add", hidden_shape());  // residual
+  add_rms_norm(layer, l + ".pre_feedforward_layernorm", norm, h);
+  add_gated_mlp(layer, l + ".mlp", mlp_class, mlp);
+  add_rms_norm(layer, l + ".post_feedforward_layernorm", norm, h);
+  add_op(layer, "add", hidden_shape());  // residual
+  return layer;
+}
+
 int TreeBuilder::add_attention_half(int base, const std::string& scope, const std::string& layer_class,
                                     const std::string& norm, const SelfAttentionCall& attn) {
   const auto h = config_.hidden_size;
@@ -367,15 +382,22 @@ void add_lm_head(TreeBuilder& tb, int root, std::int64_t in_features) {
 
 void add_causal_lm_head(TreeBuilder& tb, int root) { add_lm_head(tb, root, tb.config().hidden_size); }
 
-void add_gemma2_lm_head(TreeBuilder& tb, int root) {
+namespace {
+
+// The causal LM head, then the final logit soft-capping when final_logit_softcapping is set
+// (`absent_caps`: whether an absent key means the config class's default cap).
+void add_softcapped_lm_head(TreeBuilder& tb, int root, bool absent_caps) {
   add_causal_lm_head(tb, root);
   const auto it = tb.config().raw.find("final_logit_softcapping");
-  // Gemma2Config's default is 30.0, Gemma3TextConfig's null.
-  const bool absent_caps = tb.family().model_type == "gemma2";
   if (it == tb.config().raw.end() ? !absent_caps : it->is_null()) return;
   const Shape logits{tb.b, tb.logits_seq(), tb.config().vocab_size};
   for (const char* op : {"div", "tanh", "mul_scalar"}) tb.add_op(root, op, logits);  // / cap, tanh, * cap
 }
+
+}  // namespace
+
+void add_gemma2_lm_head(TreeBuilder& tb, int root) { add_softcapped_lm_head(tb, root, true); }  // default 30.0
+void add_gemma3_lm_head(TreeBuilder& tb, int root) { add_softcapped_lm_head(tb, root, false); }  // default null
 
 std::int64_t config_size(const ModelConfig& c, const char* key, std::int64_t fallback) {
   auto it = c.raw.find(key);

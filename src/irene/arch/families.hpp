@@ -199,6 +199,12 @@ class TreeBuilder {
   // feed-forward and the second residual add.
   int add_attention_half(int base, const std::string& scope, const std::string& layer_class, const std::string& norm,
                          const SelfAttentionCall& attn);
+  // A decoder layer with norms before and after both halves (Gemma 2 and 3): the layer,
+  // input_layernorm, self_attn, post_attention_layernorm, the residual add,
+  // pre_feedforward_layernorm, mlp (add_gated_mlp of class `mlp_class`),
+  // post_feedforward_layernorm, the residual add. Returns the layer.
+  int add_sandwich_layer(int base, const std::string& scope, const std::string& layer_class, const std::string& norm,
+                         const SelfAttentionCall& attn, const std::string& mlp_class, const GatedMlpCall& mlp);
   // Tokens of the pass: batch x seq.
   std::int64_t tokens() const { return b * s; }
 
@@ -229,7 +235,7 @@ class TreeBuilder {
   WeightQuant quant;
 
  private:
-  void quantize(int parent, const std::string& scope, Attrs& a, bool quantizable);
+  void quantize(const std::string& scope, Attrs& a, bool quantizable);
 };
 
 // One function per builder file (the rows of family_table.cpp point to them); each adds every
@@ -272,6 +278,7 @@ void add_opt_lm_head(TreeBuilder& tb, int root);  // in_features = word_embed_pr
 // tanh, * cap) as ops of the root when final_logit_softcapping is set (absent: Gemma 2 caps at
 // 30.0, Gemma 3 does not).
 void add_gemma2_lm_head(TreeBuilder& tb, int root);
+void add_gemma3_lm_head(TreeBuilder& tb, int root);
 
 // The masked-LM heads of the encoders (their --head lm classes).
 void add_bert_lm_head(TreeBuilder& tb, int root);        // BertForMaskedLM: cls.predictions

@@ -310,7 +310,7 @@ std::vector<FamilyInfo> make_families() {
   f.back().qk_norm = true;
   f.back().logit_softcap = true;  // when the config sets it (Gemma3TextConfig: null)
   f.back().build = arch_detail::build_gemma3;
-  f.back().lm_head = arch_detail::add_gemma2_lm_head;
+  f.back().lm_head = arch_detail::add_gemma3_lm_head;
   f.push_back(llama_row("gpt_oss", "GptOss", "GptOssModel", "GptOssForCausalLM", "GptOssRMSNorm", "GptOssAttention",
                         "GptOssMLP"));
   f.back().moe = true;

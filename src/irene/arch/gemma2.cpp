@@ -41,16 +41,8 @@ void build_gemma2(TreeBuilder& tb, int base, const std::string& p) {
   tb.add_op(base, "causal_mask", {tb.b, 1, tb.s, tb.kv_len()});  // the sliding-window mask
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string l = fmt::format("{}layers.{}", p, i);
-    const int layer = tb.add_module(base, l, cls + "DecoderLayer");
-    tb.add_rms_norm(layer, l + ".input_layernorm", norm, h);
     attn.window = i % 2 == 0 ? window : 0;
-    tb.add_self_attention(layer, l + ".self_attn", attn);
-    tb.add_rms_norm(layer, l + ".post_attention_layernorm", norm, h);
-    tb.add_op(layer, "add", tb.hidden_shape());  // residual
-    tb.add_rms_norm(layer, l + ".pre_feedforward_layernorm", norm, h);
-    tb.add_gated_mlp(layer, l + ".mlp", cls + "MLP", mlp);
-    tb.add_rms_norm(layer, l + ".post_feedforward_layernorm", norm, h);
-    tb.add_op(layer, "add", tb.hidden_shape());  // residual
+    tb.add_sandwich_layer(base, l, cls + "DecoderLayer", norm, attn, cls + "MLP", mlp);
   }
   tb.add_rms_norm(base, p + "norm", norm, h);
 }
