@@ -95,7 +95,7 @@ TEST(ArchStructure, BertSelfAttentionAsInHuggingFace) {
   const Tree t = built("bert-base-uncased");
   const Node& self = node(t, "encoder.layer.0.attention.self:BertSelfAttention");
   EXPECT_EQ(self.type, NodeType::module);
-  EXPECT_EQ(self.parent_scope, "encoder.layer.0.attention");
+  EXPECT_EQ(t.parent_scope(t.find_id(self.id)), "encoder.layer.0.attention");
   EXPECT_EQ(self.depth, 4);
   const std::vector<std::string> kids = {
       "encoder.layer.0.attention.self.query:Linear", "encoder.layer.0.attention.self.key:Linear",
@@ -108,7 +108,7 @@ TEST(ArchStructure, BertSelfAttentionAsInHuggingFace) {
     EXPECT_NE(n.class_name, "Dropout");
     EXPECT_NE(n.class_name, "ModuleList");
   }
-  EXPECT_EQ(node(t, "encoder.layer.11:BertLayer").parent_scope, "encoder");
+  EXPECT_EQ(t.parent_scope(t.find_id("encoder.layer.11:BertLayer")), "encoder");
   EXPECT_EQ(t.root().class_name, "BertModel");
   EXPECT_EQ(t.root().type, NodeType::model);
   EXPECT_EQ(node(t, "pooler.activation:Tanh").type, NodeType::ml);
@@ -128,7 +128,7 @@ TEST(ArchStructure, GptStyleChildrenOfTheRoot) {
   EXPECT_GE(o.find_id("tokens_embed:Embedding"), 0);
   const Tree c = built("sshleifer/tiny-ctrl");
   EXPECT_EQ(node(c, "h.1.ffn.1:ReLU").type, NodeType::ml);
-  EXPECT_EQ(node(c, "h.1.ffn.1:ReLU").parent_scope, "h.1.ffn");
+  EXPECT_EQ(c.parent_scope(c.find_id("h.1.ffn.1:ReLU")), "h.1.ffn");
 }
 
 TEST(ArchStructure, IdsUniqueAndLinksConsistent) {
@@ -141,7 +141,7 @@ TEST(ArchStructure, IdsUniqueAndLinksConsistent) {
       if (n.parent >= 0) {
         EXPECT_LT(n.parent, static_cast<int>(i));
         EXPECT_EQ(n.depth, t.nodes[n.parent].depth + 1);
-        EXPECT_EQ(n.parent_scope, t.nodes[n.parent].scope);
+        EXPECT_EQ(t.parent_scope(static_cast<int>(i)), t.nodes[n.parent].scope);
         // A child's scope extends its parent's (MatMul/Softmax carry it unchanged).
         EXPECT_EQ(n.scope.rfind(t.nodes[n.parent].scope, 0), 0u) << n.id;
       }

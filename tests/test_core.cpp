@@ -77,7 +77,8 @@ TEST(Tree, IdsAreUniqueAndRepeatedSiblingsNumbered) {
   EXPECT_EQ(t.nodes[3].id, "attn:MatMul#1");
   EXPECT_EQ(t.nodes[4].id, "attn.query:Linear");
   EXPECT_EQ(t.nodes[4].depth, 2);
-  EXPECT_EQ(t.nodes[4].parent_scope, "attn");
+  EXPECT_EQ(t.parent_scope(4), "attn");
+  EXPECT_EQ(t.parent_scope(0), "");
   EXPECT_EQ(t.find_id("attn:MatMul#1"), 3);
   EXPECT_EQ(t.find_id("nope"), -1);
 }

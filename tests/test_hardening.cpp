@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
@@ -186,6 +189,59 @@ TEST(Bounds, ThousandLayersBuildQuickly) {
   const Tree t = build_tree(c, 1, 8);
   EXPECT_EQ(t.nodes.size(), 1024u * 12 + 4);  // gpt2: 12 nodes a block (148 nodes at 12 layers)
   EXPECT_EQ(t.find_id("h.1023.attn:MatMul#1") > 0, true);
+}
+
+// Peak resident size (bytes) of `irene ARGS...` run directly (no shell), and its exit status.
+std::pair<long, int> peak_rss_of_irene(const std::vector<std::string>& args) {
+  std::vector<char*> argv{const_cast<char*>(IRENE_BINARY)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(IRENE_BINARY, argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
+  return {ru.ru_maxrss * 1024L, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define IRENE_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IRENE_TEST_ASAN 1
+#endif
+#endif
+
+TEST(Bounds, ATreeAtTheNodeLimitIsReadInAtMostEightTimesItsSize) {
+#ifdef IRENE_TEST_ASAN
+  GTEST_SKIP() << "resident sizes under AddressSanitizer measure its shadow memory";
+#else
+  // The adversarial file for memory: one line, as many minimal nodes (about 81 bytes of JSON
+  // each, against a few hundred bytes a node takes in memory) as one tree may hold.
+  const fs::path dir = fresh_dir("rss");
+  const fs::path file = dir / "min.jsonl";
+  {
+    std::ofstream out(file);
+    out << R"({"model_name":"m","batch_size":1,"seq_len":1,"frontend_tree":{"scope":"","instance_type":"M",)"
+        << R"("type":"model","flops":1,"mem_bytes":1,"child_nodes_obj":[)";
+    for (int i = 0; i < 131000; ++i)
+      out << (i ? "," : "") << R"({"scope":"l.)" << i << R"(","instance_type":"Linear","type":"ml","flops":1,"mem_bytes":1})";
+    out << "]}}\n";
+  }
+  const auto size = static_cast<long>(fs::file_size(file));
+  const auto [rss, status] = peak_rss_of_irene({"explain", file.string(), "-o", "/dev/null"});
+  // Read whole (131,001 nodes), then refused for want of energies: exit 1, not a limit.
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(run_irene("explain " + q(file) + " -o /dev/null").output.find("none of the 1 trees can be used"),
+            std::string::npos);
+  EXPECT_LE(rss, 8 * size) << "peak " << rss / 1e6 << " MB for a file of " << size / 1e6 << " MB";
+#endif
 }
 
 // ---- unusable trees ---------------------------------------------------------------------------
@@ -392,6 +448,96 @@ TEST(Serve, APortInUseIsRefusedWithOneLine) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("port " + std::to_string(port) + " in use"), std::string::npos) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+// Sends `request` to 127.0.0.1:port, half-closes, returns the whole answer.
+std::string http_exchange(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "";
+  }
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return answer;
+}
+
+TEST(Serve, LoadSettingsComeFromTheCommandLine) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::execl(IRENE_BINARY, IRENE_BINARY, "serve", "--port", "0", "--request-timeout", "0.5", "--max-batch", "4",
+            "--max-body", "100", "--connections", "3", "--max-queued", "2", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string banner;
+  char c;
+  int lines = 0;
+  while (lines < 2 && ::read(out[0], &c, 1) == 1) {
+    banner += c;
+    if (c == '\n') ++lines;
+  }
+  const auto at = banner.find("127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << banner;
+  const int port = std::stoi(banner.substr(at + 10));
+  EXPECT_NE(banner.find("3 connection threads, 2 more may wait; a request must arrive within 0.5 s"), std::string::npos)
+      << banner;
+  // --max-batch: a request over it is refused naming the bound.
+  const std::string big =
+      http_exchange(port, "GET /api/predict?model=gpt2&batch=5&seq=8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(big.rfind("HTTP/1.1 400", 0), 0u) << big.substr(0, 300);
+  EXPECT_NE(big.find("4"), std::string::npos);
+  const std::string ok =
+      http_exchange(port, "GET /api/predict?model=gpt2&batch=4&seq=8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok.substr(0, 300);
+  // --max-body: 200 bytes of body against 100.
+  const std::string body(200, ' ');
+  const std::string posted = http_exchange(
+      port, "POST /api/predict?batch=1&seq=8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 200\r\n\r\n" + body);
+  EXPECT_EQ(posted.rfind("HTTP/1.1 413", 0), 0u) << posted.substr(0, 300);
+  // --request-timeout: headers that never end are cut off with 408 naming the deadline.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string partial = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
+  ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
+  std::string slow;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) slow.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(slow.rfind("HTTP/1.1 408", 0), 0u) << slow.substr(0, 300);
+  EXPECT_NE(slow.find("within 0.5 s"), std::string::npos) << slow;
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(out[0]);
+}
+
+TEST(Serve, LoadSettingsOutsideTheirRangeAreOneLine) {
+  for (const char* args : {"serve --connections 0", "serve --max-queued -1", "serve --request-timeout 0",
+                           "serve --request-timeout 4000", "serve --max-work 0", "serve --max-body 0",
+                           "serve --max-batch 0", "serve --max-generate 2000000", "serve --connections x"}) {
+    const auto r = run_irene(args);
+    EXPECT_EQ(r.status, 1) << args << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("irene: error: ", 0), 0u) << args << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
+  }
 }
 
 }  // namespace

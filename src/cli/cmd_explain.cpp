@@ -83,12 +83,8 @@ void check_format(const std::string& format, std::initializer_list<const char*> 
 
 // ---- serve -------------------------------------------------------------------------------
 
-void serve(const std::string& predictor, const std::string& host, int port, int threads) {
+void serve(const std::string& predictor, const ServeOptions& options) {
   auto p = load_energy_predictor(predictor);
-  ServeOptions options;
-  options.host = host;
-  options.port = port;
-  options.threads = threads;
   EnergyServer server(make_backend(p), options);
   // SIGINT/SIGTERM stop the server from a waiting thread (blocked here first, so every
   // server thread inherits the mask).
@@ -106,9 +102,16 @@ void serve(const std::string& predictor, const std::string& host, int port, int 
     if (!done.load()) stop_signal.store(sig);
     server.stop();
   });
+  const std::string& host = options.host;
   const bool ipv6 = host.find(':') != std::string::npos;
   std::cout << fmt::format("irene: serving http://{}:{}/ (predictor: {}); Ctrl-C stops\n",
                            ipv6 ? "[" + host + "]" : host, bound, p->hardware())
+            << fmt::format("irene: {} connection threads, {} more may wait; a request must arrive within {:g} s; "
+                           "{} heavy requests at once; at most {} layer-steps, batch {}, seq {}, {} layers, {} "
+                           "generated tokens, {} bytes of body per request\n",
+                           options.connections, options.max_queued, options.request_timeout_s, options.threads,
+                           options.max_work, options.max_batch, options.max_seq, options.max_layers,
+                           options.max_generate, options.max_body_bytes)
             << std::flush;
   server.run();
   done.store(true);
@@ -433,18 +436,38 @@ void register_report(CLI::App& app) {
 // ---- serve ------------------------------------------------------------------------------
 
 struct ServeArgs {
-  std::string predictor, host = "127.0.0.1";
-  int port = 8080, threads = 8;
+  std::string predictor;
+  ServeOptions o;  // ServeOptions' defaults (explain/server.hpp, core/limits.hpp)
 };
 
 void register_serve(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "Serve the energy map and a JSON API (loopback unless --host)");
   auto a = std::make_shared<ServeArgs>();
+  auto& o = a->o;
   cmd->add_option("--predictor,-p", a->predictor, "predictor file (default: the shipped one)");
-  cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
-  cmd->add_option("--port", a->port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--threads", a->threads, "heavy requests (generation, comparison, large models) computed at once")->capture_default_str()->check(CLI::Range(1, limits::kMaxThreads));
-  cmd->callback([a] { serve(a->predictor, a->host, a->port, a->threads); });
+  cmd->add_option("--host", o.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", o.port, "port (0: any free port, printed)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--threads", o.threads, "heavy requests (generation, comparison, large models) computed at once")->capture_default_str()->check(CLI::Range(1, limits::kMaxThreads));
+  // Load settings (explain/server.hpp, "Load").
+  cmd->add_option("--connections", o.connections, "connection threads (each serves one connection at a time)")
+      ->capture_default_str()->check(CLI::Range(1, limits::kMaxServeConnections));
+  cmd->add_option("--max-queued", o.max_queued, "connections waiting for a thread; past it: 503 at once")
+      ->capture_default_str()->check(CLI::Range(0, limits::kMaxServeQueued));
+  cmd->add_option("--request-timeout", o.request_timeout_s, "seconds a whole request (headers and body) may take to arrive; past it: 408")
+      ->capture_default_str()->check(CLI::Range(0.001, limits::kMaxRequestTimeoutS));
+  cmd->add_option("--max-work", o.max_work, "layer-steps (layers x generated tokens) one generation request may take")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{1}, limits::kMaxLayerSteps));
+  cmd->add_option("--max-body", o.max_body_bytes, "bytes of a POST body (a config.json); past it: 413")
+      ->capture_default_str()->check(CLI::Range(std::size_t{1}, limits::kMaxServeBodyBytes));
+  cmd->add_option("--max-batch", o.max_batch, "sequences of one request")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(limits::kMaxBatch)));
+  cmd->add_option("--max-seq", o.max_seq, "tokens of one request (seq, past, prompt)")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(limits::kMaxSeq)));
+  cmd->add_option("--max-layers", o.max_layers, "layers of a requested configuration")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(limits::kMaxLayers)));
+  cmd->add_option("--max-generate", o.max_generate, "generated tokens of one /api/generate request")
+      ->capture_default_str()->check(CLI::Range(1, static_cast<int>(limits::kMaxGenerate)));
+  cmd->callback([a] { serve(a->predictor, a->o); });
 }
 
 }  // namespace

@@ -100,7 +100,17 @@ int run(int argc, char** argv, const std::function<void(CLI::App&)>& register_me
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and succeed; every other parse error (an unknown option, a value
+    // out of its range, a missing argument) is one line like any other bad input, exit 1.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    bool known = false;
+    for (const auto* sub : app.get_subcommands({}))
+      if (argc > 1 && sub->get_name() == argv[1]) known = true;
+    std::cerr << "irene: error: " << e.what()
+              << (known ? fmt::format(" (irene {} --help lists its options)", argv[1])
+                        : std::string(" (irene --help lists the commands)"))
+              << '\n';
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "irene: error: " << e.what() << '\n';
     return 1;

@@ -1,6 +1,7 @@
 #include "irene/core/jsonl.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <nlohmann/json.hpp>
 #include <cmath>
@@ -16,7 +17,6 @@
 #include "irene/core/io.hpp"
 #include "irene/core/json_util.hpp"
 #include "irene/core/limits.hpp"
-#include "irene/core/io.hpp"
 
 namespace irene {
 
@@ -41,7 +41,7 @@ json node_to_json(const Tree& tree, int index) {
   // the tree's key, then the node's id in its tree. Readers recompute the in-tree id.
   j["id"] = tree.key() + "/" + n.id;
   j["scope"] = n.scope;
-  j["parent_name"] = n.parent_scope;
+  j["parent_name"] = tree.parent_scope(index);
   j["level"] = n.depth;
   j["instance_type"] = n.class_name;
   j["type"] = std::string(to_string(n.type));
@@ -327,6 +327,10 @@ bool read_line(std::istream& in, std::string& line, std::int64_t max, bool& too_
 
 }  // namespace
 
+namespace {
+constexpr std::size_t kTrimAfterLineBytes = std::size_t{1} << 20;
+}  // namespace
+
 bool JsonlReader::next_line(std::string& text) {
   bool too_long = false;
   while (read_line(*in_, text, limits::kMaxLineBytes, too_long)) {
@@ -334,6 +338,10 @@ bool JsonlReader::next_line(std::string& text) {
     if (too_long)
       throw Error(fmt::format("{}:{}: a line longer than {} bytes", path_.string(), line_, limits::kMaxLineBytes));
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // Reading a long line grows `text` by doubling; the buffers it outgrew stay in the heap, as
+    // large as the line, while the tree is parsed. Handing them back bounds a read at the line,
+    // its tree and the process (bench/RESULTS.md, "Parsing memory").
+    if (text.size() >= kTrimAfterLineBytes) ::malloc_trim(0);
     return true;
   }
   return false;
@@ -379,8 +387,6 @@ class TreeSax {
     if (!is_object_) throw Error(fmt::format("{}: a tree record must be a JSON object", where_));
     record_fields(record_, tree_, where_);
     if (!has_root_) throw Error(fmt::format("{}: missing field 'frontend_tree'", where_));
-    // A node's scope may come after its children in the object: parents' scopes are set now.
-    for (auto& n : tree_.nodes) n.parent_scope = n.parent < 0 ? std::string() : tree_.nodes[n.parent].scope;
     tree_.assign_ids();  // ids always follow one rule, whatever the file says
   }
 

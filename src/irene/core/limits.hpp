@@ -41,6 +41,12 @@ inline constexpr int kMaxRequestSeq = 8192;           // tokens (seq, past, prom
 inline constexpr int kMaxRequestLayers = 256;         // num_layers of a requested configuration
 inline constexpr int kMaxRequestGenerate = 65536;     // generated tokens of /api/generate
 inline constexpr std::size_t kMaxRequestBodyBytes = std::size_t{1} << 20;  // POST bodies
+// Largest values `irene serve` accepts for its load settings (--connections, --max-queued,
+// --request-timeout seconds, --max-body bytes).
+inline constexpr int kMaxServeConnections = 4096;
+inline constexpr int kMaxServeQueued = 65536;
+inline constexpr double kMaxRequestTimeoutS = 3600;
+inline constexpr std::size_t kMaxServeBodyBytes = std::size_t{1} << 26;
 
 // Options of the commands: most hotspots one explanation lists (--top), most worker threads
 // (--threads), largest carbon intensity (--carbon-intensity, grams CO2e per kWh).

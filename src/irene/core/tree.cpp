@@ -2,7 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <unordered_map>
+#include <algorithm>
+#include <vector>
 
 #include "irene/core/error.hpp"
 
@@ -42,13 +43,11 @@ int Tree::add_node(int parent_index, Node node) {
     if (!nodes.empty()) throw Error("add_node: the tree already has a root");
     node.parent = -1;
     node.depth = 0;
-    node.parent_scope.clear();
   } else {
     if (parent_index >= static_cast<int>(nodes.size()))
       throw Error(fmt::format("add_node: no parent at index {}", parent_index));
     node.parent = parent_index;
     node.depth = nodes[parent_index].depth + 1;
-    node.parent_scope = nodes[parent_index].scope;
   }
   node.children.clear();
   // Provisional id; repeated siblings get their "#k" from assign_ids(), once the tree is whole
@@ -63,17 +62,27 @@ int Tree::add_node(int parent_index, Node node) {
 void Tree::assign_ids() {
   if (nodes.empty()) return;
   nodes[0].id = make_node_id(nodes[0].scope, nodes[0].class_name, 0, false);
-  std::unordered_map<std::string, int> counts, seen;
-  for (auto& p : nodes) {
+  // Siblings sorted by (scope, class), stably: a run of equal ones is numbered in sibling order.
+  // Indices only, no copied keys: a read tree may have 131,072 children under one node.
+  std::vector<int> order;
+  auto less = [&](int a, int b) {
+    const Node& x = nodes[static_cast<std::size_t>(a)];
+    const Node& y = nodes[static_cast<std::size_t>(b)];
+    return x.scope != y.scope ? x.scope < y.scope : x.class_name < y.class_name;
+  };
+  auto same = [&](int a, int b) { return !less(a, b) && !less(b, a); };
+  for (const auto& p : nodes) {
     if (p.children.empty()) continue;
-    counts.clear();
-    seen.clear();
-    auto key = [&](const Node& c) { return c.scope + '\x1f' + c.class_name; };
-    for (int c : p.children) ++counts[key(nodes[c])];
-    for (int c : p.children) {
-      const std::string k = key(nodes[c]);
-      const int n = counts[k];
-      nodes[c].id = make_node_id(nodes[c].scope, nodes[c].class_name, n > 1 ? seen[k]++ : 0, n > 1);
+    order.assign(p.children.begin(), p.children.end());
+    std::stable_sort(order.begin(), order.end(), less);
+    for (std::size_t i = 0; i < order.size();) {
+      std::size_t j = i + 1;
+      while (j < order.size() && same(order[i], order[j])) ++j;
+      for (std::size_t k = i; k < j; ++k) {
+        Node& c = nodes[static_cast<std::size_t>(order[k])];
+        c.id = make_node_id(c.scope, c.class_name, static_cast<int>(k - i), j - i > 1);
+      }
+      i = j;
     }
   }
 }

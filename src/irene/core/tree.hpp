@@ -53,7 +53,8 @@ struct Node {
   // Hugging Face module path ("encoder.layer.0.attention.self"); "" for the root. MatMul and
   // Softmax leaves carry the scope of the module that calls them.
   std::string scope;
-  std::string parent_scope;  // scope of the parent ("" for children of the root and for the root)
+  // (The parent's scope is Tree::parent_scope(index): not stored, a node is kept small since a
+  // tree read from a file may hold up to limits::kMaxTreeNodes of them.)
   int depth = 0;             // root = 0
   NodeType type = NodeType::module;
   std::string class_name;    // Hugging Face / PyTorch class name: BertSelfAttention, Linear, ...
@@ -136,15 +137,22 @@ struct Tree {
   // Index of the node with this id, or -1.
   int find_id(std::string_view id) const;
 
+  // Scope of node `index`'s parent ("" for the root and its children): the JSONL's parent_name.
+  std::string_view parent_scope(int index) const {
+    const int p = nodes.at(static_cast<std::size_t>(index)).parent;
+    return p < 0 ? std::string_view() : std::string_view(nodes[static_cast<std::size_t>(p)].scope);
+  }
+
   // Appends a child of `parent` (-1: the root itself; the tree must then be empty) and
-  // returns its index, in constant time. Fills parent, depth, parent_scope and a provisional id
+  // returns its index, in constant time. Fills parent, depth and a provisional id
   // "scope:class"; children must be added in pre-order (depth-first). Call assign_ids() once
   // the tree is whole: it numbers repeated siblings ("#0", "#1"). build_tree and the JSONL
   // reader do.
   int add_node(int parent, Node node);
 
   // Computes every id from scope/class_name/sibling order (the id rule above), in
-  // O(nodes); after building a tree with add_node, or after hand edits.
+  // O(nodes log siblings) time and 4 bytes per sibling of extra memory; after building a tree
+  // with add_node, or after hand edits.
   void assign_ids();
 
   // Key used to match trees across files: "model_name/batch/seq", then "/pastP" for a decode

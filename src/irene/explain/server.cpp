@@ -620,8 +620,8 @@ EnergyServer::EnergyServer(Backend backend, ServeOptions options) : impl_(std::m
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof yes);
   });
   const auto& o = impl_->options;
-  if (!(o.request_timeout_s > 0 && o.request_timeout_s <= 3600))
-    throw Error(fmt::format("request timeout {} s is not in (0, 3600]", o.request_timeout_s));
+  if (!(o.request_timeout_s > 0 && o.request_timeout_s <= limits::kMaxRequestTimeoutS))
+    throw Error(fmt::format("request timeout {} s is not in (0, {}]", o.request_timeout_s, limits::kMaxRequestTimeoutS));
   s.request_timeout_s = o.request_timeout_s;
   impl_->heavy = std::make_unique<HeavyPool>(o.threads);
   const auto connections = static_cast<std::size_t>(std::max(1, o.connections));
