@@ -450,7 +450,8 @@ TEST(Serve, APortInUseIsRefusedWithOneLine) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
-// Sends `request` to 127.0.0.1:port, half-closes, returns the whole answer.
+// Sends `request` to 127.0.0.1:port and returns everything answered until the server closes
+// (a request that never ends is answered when the server cuts it off).
 std::string http_exchange(int port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -508,19 +509,7 @@ TEST(Serve, LoadSettingsComeFromTheCommandLine) {
       port, "POST /api/predict?batch=1&seq=8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 200\r\n\r\n" + body);
   EXPECT_EQ(posted.rfind("HTTP/1.1 413", 0), 0u) << posted.substr(0, 300);
   // --request-timeout: headers that never end are cut off with 408 naming the deadline.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  const std::string partial = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
-  ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL);
-  std::string slow;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) slow.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
+  const std::string slow = http_exchange(port, "GET /api/health HTTP/1.1\r\nHost: x\r\n");
   EXPECT_EQ(slow.rfind("HTTP/1.1 408", 0), 0u) << slow.substr(0, 300);
   EXPECT_NE(slow.find("within 0.5 s"), std::string::npos) << slow;
   ::kill(pid, SIGTERM);
