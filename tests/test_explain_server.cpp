@@ -7,6 +7,8 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/report.hpp"
+#include "fuzz/serve_client.hpp"
 #include "irene/explain/server.hpp"
 #include "test_explain_util.hpp"
 
@@ -453,4 +456,82 @@ TEST(ExplainServerLoad, FormEncodedPostBodiesAreReadAsConfigJsonUpToTheBodyLimit
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["seq_len"], 16);
+}
+
+// The serve fuzzer's client (tests/fuzz/serve_client.hpp) under libFuzzer's timer: SIGALRM with a
+// handler without SA_RESTART, here every 20 ms at the waiting thread, while the answer takes
+// 300 ms to compute. Each signal used to end the wait as "no byte of the answer for 30 s" (the
+// fuzzer's "stall" about 6 s into every run of fuzz_serve with -timeout=10).
+namespace {
+std::atomic<int> g_alarms{0};
+}
+
+TEST(ExplainServerLoad, FuzzClientWaitsForASlowAnswerThroughSignals) {
+  Backend b = fake_backend();
+  b.predict_tree = [predict = b.predict_tree](const ModelConfig& c, int batch, int seq) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return predict(c, batch, seq);
+  };
+  RunningServer s(b, ServeOptions{});
+  struct sigaction sa{}, old{};
+  sa.sa_handler = [](int) { ++g_alarms; };
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // as libFuzzer's: no SA_RESTART
+  ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
+  g_alarms = 0;
+  const pthread_t self = ::pthread_self();
+  std::atomic<bool> done{false};
+  std::thread alarms([&] {
+    while (!done) {
+      ::pthread_kill(self, SIGALRM);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const irene::fuzz::ServeExchange r = irene::fuzz::serve_exchange(
+      s.port, "GET /api/predict?model=toy-bert&batch=1&seq=8 HTTP/1.1\r\nHost: x\r\n\r\n", std::chrono::seconds(10));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  done = true;
+  alarms.join();
+  // A signal still pending is taken here, before the old disposition comes back.
+  sigset_t alrm;
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  ::pthread_sigmask(SIG_BLOCK, &alrm, nullptr);
+  const timespec zero{0, 0};
+  while (::sigtimedwait(&alrm, nullptr, &zero) == SIGALRM) {
+  }
+  ::sigaction(SIGALRM, &old, nullptr);
+  ::pthread_sigmask(SIG_UNBLOCK, &alrm, nullptr);
+
+  EXPECT_GT(g_alarms.load(), 3) << "the signals did not reach the waiting client";
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.answer.rfind("HTTP/1.1 200", 0), 0u) << r.answer.substr(0, 200);
+  EXPECT_NE(r.answer.find("\"toy-bert\""), std::string::npos) << r.answer.substr(0, 200);
+  EXPECT_GE(waited, std::chrono::milliseconds(250));
+}
+
+// Two requests sent together on a kept-alive connection (pipelined), the connection left open:
+// the second one is already read into the connection's buffer when the first is answered, so the
+// server must not wait for the socket to become readable again (it would not: the second was
+// answered only when the keep-alive time ran out, and then dropped unanswered).
+TEST(ExplainServerLoad, PipelinedRequestsOnAnOpenConnectionAreAllAnswered) {
+  ServeOptions o;
+  o.request_timeout_s = 3.0;  // the keep-alive time is 5 s: the answers must come long before
+  RunningServer s(fake_backend(), o);
+  const int fd = connect_raw(s.port);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req = "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string last = "GET /api/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string all = req + req + last;
+  ASSERT_EQ(::send(fd, all.data(), all.size(), MSG_NOSIGNAL), static_cast<ssize_t>(all.size()));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  std::size_t answers = 0;
+  for (auto p = answer.find("HTTP/1.1 200"); p != std::string::npos; p = answer.find("HTTP/1.1 200", p + 1)) ++answers;
+  EXPECT_EQ(answers, 3u) << answer;
+  EXPECT_NE(answer.find("toy-small"), std::string::npos) << answer;
 }

@@ -4,17 +4,14 @@
 // the answer read to its end. Every answer must be empty (a connection dropped as malformed) or
 // HTTP/1.1 responses; the server must keep answering /api/health afterwards. Limits are small so
 // that every accepted request is fast.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "fuzz.hpp"
+#include "serve_client.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/server.hpp"
 
@@ -41,38 +38,16 @@ int server_port() {
   return port;
 }
 
-// Sends `request`, half-closes, returns everything the server answered (at most 4 MiB; 30 s
-// without a byte is a stall: the deadline for reading is 0.5 s, the rest is computing under the
-// sanitizers on a loaded machine).
+// Sends `request`, half-closes, returns everything the server answered (serve_client.hpp: at most
+// 4 MiB; 30 s without a byte is a stall: the deadline for reading is 0.5 s, the rest is computing
+// under the sanitizers on a loaded machine). Signals (libFuzzer's timer) do not end the wait.
 std::string exchange(int port, std::string_view request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();  // the server died
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the server closed early (a malformed request): fine
-    sent += static_cast<std::size_t>(n);
+  irene::fuzz::ServeExchange r = irene::fuzz::serve_exchange(port, request);
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "fuzz_serve: %s\n", r.error.c_str());
+    std::abort();  // a stall, or the server died
   }
-  ::shutdown(fd, SHUT_WR);
-  std::string answer;
-  char buf[65536];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 30000) <= 0) {
-      std::fprintf(stderr, "fuzz_serve: no byte of the answer for 30 s\n");
-      std::abort();  // a stall
-    }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<std::size_t>(n));
-    if (answer.size() > (4u << 20)) break;
-  }
-  ::close(fd);
-  return answer;
+  return std::move(r.answer);
 }
 
 }  // namespace

@@ -163,6 +163,8 @@ class DeadlineStream final : public httplib::Stream {
                  const std::atomic<socket_t>& listening)
       : sock_(sock), read_timeout_(read_timeout), write_timeout_(write_timeout), listening_(listening) {}
   void set_deadline(Clock::time_point d) { deadline_ = d; }
+  // Bytes read from the socket and not yet taken (the start of a pipelined request).
+  bool buffered() const { return off_ < len_; }
 
   bool is_readable() const override {
     if (off_ < len_) return true;
@@ -282,9 +284,11 @@ class GuardedServer final : public httplib::Server {
     for (std::size_t count = keep_alive_max_count_; count > 0 && svr_sock_ != INVALID_SOCKET; --count) {
       const auto deadline = Clock::now() + budget;
       strm.set_deadline(deadline);
-      // The first request's bytes by its deadline; a later one within the keep-alive time.
+      // The first request's bytes by its deadline; a later one within the keep-alive time. A
+      // request that came with the previous one (pipelined) is already in the stream's buffer:
+      // the socket has nothing more to read, so waiting for it would drop that request.
       const auto until = first ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(keep_alive_timeout_sec_));
-      if (!wait_ready(sock, POLLIN, until, svr_sock_)) break;
+      if (!strm.buffered() && !wait_ready(sock, POLLIN, until, svr_sock_)) break;
       first = false;
       bool closed = false;
       t_timed_out = false;
