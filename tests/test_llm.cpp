@@ -755,6 +755,21 @@ TEST(LlmGeneration, PredictCliTextAndJson) {
   EXPECT_NEAR(j["per_token_j"]["j"].get<double>(), j["decode_j"]["j"].get<double>() / 64, 1e-12);
   EXPECT_EQ(j["by_kind"].size(), explain::kModuleKinds);
   EXPECT_EQ(j["by_kind"][4]["name"], "lm head");
+  // Watt-hours always; CO2e only with a carbon intensity (null without).
+  EXPECT_NEAR(j["normalized"]["total_wh"].get<double>(), j["total_j"]["j"].get<double>() / 3600, 1e-12);
+  EXPECT_NEAR(j["normalized"]["per_token_wh"].get<double>(), j["per_token_j"]["j"].get<double>() / 3600, 1e-12);
+  EXPECT_TRUE(j["normalized"]["co2e_g"].is_null());
+  r = run_irene("predict gpt2 --batch 2 --prompt 16 --generate 4 --carbon-intensity 400 --format json -o " +
+                (d / "c.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto c = nlohmann::json::parse(std::ifstream(d / "c.json"));
+  EXPECT_EQ(c["normalized"]["carbon_intensity_g_per_kwh"], 400.0);
+  EXPECT_NEAR(c["normalized"]["co2e_g"].get<double>(), c["total_j"]["j"].get<double>() / 3.6e6 * 400, 1e-15);
+  EXPECT_NEAR(c["normalized"]["per_token_co2e_g"].get<double>(), c["per_token_j"]["j"].get<double>() / 3.6e6 * 400,
+              1e-15);
+  r = run_irene("predict gpt2 --batch 2 --prompt 16 --generate 4 --carbon-intensity 400");
+  EXPECT_NE(r.output.find("CO2e in total"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("at 400 g/kWh"), std::string::npos) << r.output;
   // Bad input: one line, no output file.
   const std::string out = (d / "bad.json").string();
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{

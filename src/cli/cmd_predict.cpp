@@ -174,7 +174,8 @@ void predict_generation_of(const PredictArgs& a, const Predictor& p) {
   req.prompt = parse_positive_int(a.prompt, "--prompt");
   req.generate = parse_positive_int(a.generate, "--generate");
   req.pass = build_options(a.pass);
-  const explain::Generation g = explain::predict_generation(explain::load_model(a.input, a.sets), req, p);
+  explain::Generation g = explain::predict_generation(explain::load_model(a.input, a.sets), req, p);
+  g.carbon_g_per_kwh = parse_carbon_intensity(a.carbon);
   write_output(a.out, [&](std::ostream& os) {
     if (a.format == "json") explain::write_json(os, g);
     else explain::write_text(os, g);

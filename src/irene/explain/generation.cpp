@@ -13,6 +13,7 @@
 #include "irene/arch/family_table.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
+#include "irene/explain/units.hpp"
 #include "irene/workload/steps.hpp"
 
 namespace irene::explain {
@@ -219,6 +220,14 @@ nlohmann::json to_json(const Generation& g, bool with_steps) {
   auto& si = j["stand_ins"] = nlohmann::json::array();
   for (const auto& s : g.stand_ins)
     si.push_back({{"class_name", s.class_name}, {"stand_in", s.stand_in}, {"interval_widening", 2.0}});
+  const Normalized total = normalize(g.total.j, 1, 0, g.carbon_g_per_kwh);
+  const Normalized token = normalize(g.per_token.j, 1, 0, g.carbon_g_per_kwh);
+  auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  j["normalized"] = {{"total_wh", total.wh},
+                     {"per_token_wh", token.wh},
+                     {"co2e_g", opt(total.co2e_g)},
+                     {"per_token_co2e_g", opt(token.co2e_g)},
+                     {"carbon_intensity_g_per_kwh", opt(g.carbon_g_per_kwh)}};
   return j;
 }
 
@@ -256,6 +265,15 @@ void write_text(std::ostream& out, const Generation& g, bool all_steps) {
                      pct(g.decode.j));
   out << fmt::format("  {:<30} {}  (decode / {} tokens)\n", "per generated token", format_energy(g.per_token),
                      static_cast<long long>(g.batch) * g.generate);
+  {
+    const Normalized total = normalize(g.total.j, 1, 0, g.carbon_g_per_kwh);
+    const Normalized token = normalize(g.per_token.j, 1, 0, g.carbon_g_per_kwh);
+    std::string line = fmt::format("{} in total, {} per generated token", format_si(total.wh, "Wh"), format_si(token.wh, "Wh"));
+    if (total.co2e_g)
+      line += fmt::format("; {} CO2e in total, {} per generated token at {:g} g/kWh", format_si(*total.co2e_g, "g"),
+                          format_si(*token.co2e_g, "g"), *g.carbon_g_per_kwh);
+    out << fmt::format("  {:<30} {}\n", "in watt-hours", line);
+  }
   out << "\nWhere it goes (by module kind, prefill + decode):\n";
   for (std::size_t k = 0; k < g.by_kind.size(); ++k) {
     const auto& b = g.by_kind[k];

@@ -75,6 +75,9 @@ struct Generation {
   Tree prefill_tree, first_step, last_step;
   // Stand-ins of the prefill and of the steps (explain.hpp), in that order, each class once.
   std::vector<StandInGroup> stand_ins;
+  // Grams CO2e per kWh of the electricity (--carbon-intensity), or none: the outputs then add
+  // the generation's CO2e beside its watt-hours.
+  std::optional<double> carbon_g_per_kwh;
 };
 
 // Errors (irene::Error, one line): an encoder (it does not generate text), a decoder without a
@@ -86,8 +89,9 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
 // JSON: {"model_name", "batch", "prompt", "generate", "dtype", "attention", "hardware", "units",
 // "prefill_j", "decode_j", "total_j", "per_token_j" (each {"j", "low_j", "high_j"}), "steps":
 // [{"past", "energy_j", "low_j", "high_j"}], "by_kind": [{"name", "energy", "share", "prefill_j",
-// "decode_j"}], "stand_ins": [...], "held_steps", "parameters"}; a step held at the previous one's
-// energy also has "raw_energy_j".
+// "decode_j"}], "stand_ins": [...], "held_steps", "parameters", "normalized": {"total_wh",
+// "per_token_wh", "co2e_g" (null without a carbon intensity), "per_token_co2e_g",
+// "carbon_intensity_g_per_kwh"}}; a step held at the previous one's energy also has "raw_energy_j".
 nlohmann::json to_json(const Generation& g);
 // Writes to_json(g).dump(1) and a newline, byte for byte, without holding the steps as JSON
 // values (a million steps are 130 MB of text but would be 900 MB as values).
