@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       timed(fmt::format("build_tree {} b8 s128", m), reps * 20, [&] { nodes = irene::build_tree(c, 8, 128).nodes.size(); });
       (void)nodes;
     }
-    // The serving table's models whose configs are not built-in (configs/serving-models).
+    // The largest built-in model, through the serving loader (built-in or configs/serving-models).
     for (const char* m : {"deepseek-ai/DeepSeek-V3"}) {
       const irene::ModelConfig c = irene::serving::load_serving_model(m);
       std::size_t nodes = 0;

@@ -807,6 +807,42 @@ TEST(PredictModel, ClampedAlphaInputsStopExtrapolating) {
   EXPECT_NE(open.score(far.data()), open.score(farther.data()));
 }
 
+TEST(PredictModel, NodesLargerThanTheTrainingDataAreWeightedAtItsEdge) {
+  auto trees = synthetic_dataset(2);
+  Config c = quick_config();
+  c.clamp_alpha_inputs = true;
+  c.hold_alpha_beyond_size = true;
+  auto d = flat(trees, c);
+  const auto m = fit_model(d, all_trees(d), c);
+  const int col = m.upper.hold_column;
+  ASSERT_GE(col, 0) << "the features hold num_parameters";
+  EXPECT_EQ(d.feature_names[static_cast<std::size_t>(col)], "num_parameters");
+  ASSERT_NE(m.upper.w.norm(), 0.0);
+  // A node 10x larger than any training node: its weight does not move with the other features
+  // (here every one of them inside the range, as a large model's small prefill has its FLOPs).
+  std::vector<double> low(d.raw.cols()), mid(d.raw.cols()), edge(d.raw.cols());
+  for (int j = 0; j < d.raw.cols(); ++j) {
+    low[j] = m.upper.lo[j];
+    mid[j] = (m.upper.lo[j] + m.upper.hi[j]) / 2;
+    edge[j] = m.upper.hi[j];
+  }
+  low[col] = mid[col] = 10 * m.upper.hi[col] + 1;
+  for (bool root_child : {false, true}) {
+    EXPECT_EQ(m.upper.weight(low.data(), root_child), m.upper.weight(mid.data(), root_child));
+    EXPECT_EQ(m.upper.weight(low.data(), root_child), m.upper.weight(edge.data(), root_child));
+  }
+  // Off (or a node inside the range): the clamped features still move the weight.
+  UpperModel off = m.upper;
+  off.hold_column = -1;
+  EXPECT_NE(off.weight(low.data(), false), off.weight(mid.data(), false));
+  low[col] = mid[col] = m.upper.hi[col];
+  EXPECT_NE(m.upper.weight(low.data(), false), m.upper.weight(mid.data(), false));
+  // The option is read back from a configuration; the paper's leaves it off.
+  EXPECT_FALSE(named_config("paper").hold_alpha_beyond_size);
+  EXPECT_TRUE(named_config("default").hold_alpha_beyond_size);
+  EXPECT_EQ(hold_column_for(named_config("paper"), d.feature_names), -1);
+}
+
 TEST(PredictIntervals, ConformalQuantilesSymmetricInLogAndWidenedOutOfRange) {
   // One tree: a model with 40 module children; predictions 1, measured 1 + k/100 (k = -19..20).
   Tree t;

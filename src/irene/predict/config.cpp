@@ -91,6 +91,7 @@ Config default_config() {
   c.own_op_features = {"own_times_mean"};
   c.polynomial_degree = 1;
   c.clamp_alpha_inputs = true;
+  c.hold_alpha_beyond_size = true;
   c.init = "zero";
   c.sort_trees = true;
   c.epochs = 32;
@@ -254,6 +255,8 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
       c.monotone_leaves = get_bool(v, where, k);
     } else if (key == "clamp_alpha_inputs") {
       c.clamp_alpha_inputs = get_bool(v, where, k);
+    } else if (key == "hold_alpha_beyond_size") {
+      c.hold_alpha_beyond_size = get_bool(v, where, k);
     } else if (key == "init") {
       if (!v.is_string() || (v != "torch" && v != "zero"))
         throw Error(fmt::format("{}: 'init' must be \"torch\" or \"zero\"", where));
@@ -306,6 +309,7 @@ json config_to_json(const Config& c) {
   j["own_op_features"] = c.own_op_features;
   j["monotone_leaves"] = c.monotone_leaves;
   j["clamp_alpha_inputs"] = c.clamp_alpha_inputs;
+  j["hold_alpha_beyond_size"] = c.hold_alpha_beyond_size;
   j["init"] = c.init;
   j["sort_trees"] = c.sort_trees;
   j["target"] = std::string(to_string(c.target));

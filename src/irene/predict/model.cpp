@@ -331,6 +331,12 @@ double UpperModel::root_child_score(const double* raw) const {
   return Eigen::Map<const Eigen::VectorXd>(x.data(), w_root.size()).dot(w_root) + b_root;
 }
 
+int hold_column_for(const Config& config, const std::vector<std::string>& features) {
+  if (!config.hold_alpha_beyond_size) return -1;
+  const auto it = std::find(features.begin(), features.end(), "num_parameters");
+  return it == features.end() ? -1 : static_cast<int>(it - features.begin());
+}
+
 int root_weight_terms(const Config& config, int inputs) {
   if (config.root_polynomial_degree <= 0 || config.weighting_setting == Weighting::exact_one ||
       config.training_strategy == Strategy::unstructured)
@@ -421,6 +427,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
       up.hi[j] = std::max(up.hi[j], data.raw(i, j));
     }
   up.clamp_inputs = config.clamp_alpha_inputs;
+  up.hold_column = hold_column_for(config, data.feature_names);
   up.poly = Polynomial(d, config.polynomial_degree, config.polynomial_features);
   init_weights(up, config.seed, init_skip);
   if (config.init == "zero") {

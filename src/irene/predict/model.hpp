@@ -121,6 +121,9 @@ struct UpperModel {
   // features clamped to it.
   Eigen::VectorXd lo, hi;
   bool clamp_inputs = false;
+  // Column of num_parameters when Config::hold_alpha_beyond_size is on (else -1): a node above
+  // hi there is weighted as if every feature were at hi.
+  int hold_column = -1;
   // Own operations (empty when off): own(p) = sum_k own_w[k] * o_k / own_scale[k], own_w >= 0;
   // own_lo/own_hi: range of the own features over the training parents.
   Eigen::VectorXd own_w, own_scale, own_lo, own_hi;
@@ -165,9 +168,14 @@ struct UpperModel {
   double weight(const double* raw, bool root_child) const {
     const bool exact = weighting == Weighting::exact_one || (root_children_exact && root_child);
     if (exact) return 1.0;
+    if (hold_column >= 0 && hi.size() > hold_column && raw[hold_column] > hi[hold_column]) raw = hi.data();
     return root_child ? root_child_alpha(root_child_score(raw)) : alpha(score(raw));
   }
 };
+
+// The column hold_alpha_beyond_size reads (num_parameters) in `features`, or -1 when the option is
+// off or the features lack it.
+int hold_column_for(const Config& config, const std::vector<std::string>& features);
 
 // Number of expansion terms the root's children have own weights for (0: none) under `config`
 // with `inputs` features; Error when root_polynomial_degree exceeds polynomial_degree.

@@ -452,6 +452,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     plausible(r, u.b_root, "upper: 'root_bias'");
   }
   u.clamp_inputs = p.model_.config.clamp_alpha_inputs;
+  u.hold_column = hold_column_for(p.model_.config, p.model_.feature_names);
   if (v2) {
     u.lo = r.vector(uj, "lo", d, "upper: ");
     u.hi = r.vector(uj, "hi", d, "upper: ");
