@@ -5,11 +5,14 @@
 # Usage: scripts/fuzz.sh [SECONDS] [RUNS] [HARNESS...]
 #   SECONDS  time per harness (default 600)
 #   RUNS     executions per harness (default 1000000); each harness stops at whichever comes first
-#   HARNESS  config jsonl csv trace predictor query generation serve (default: all eight)
+#   HARNESS  config jsonl csv trace predictor query generation serve serving serving_csv
+#            (default: all ten)
+#   JOBS     (environment) parallel build jobs (default: nproc)
 #
 # Builds build-fuzz/ (-DIRENE_FUZZ=ON, torch-free), makes seed corpora from the repository's own
 # files (built-in configs, trees irene writes, the shipped predictor, dataset CSV heads when
-# ../shared/irene-data is there, a power trace, API requests), then runs each harness with a 2 GiB
+# ../shared/irene-data is there, a power trace, API requests, serving workloads, the head of the
+# serving table when ../shared/llm-energy is there and a tiny synthetic one), then runs each harness with a 2 GiB
 # memory limit and a 10 s timeout per input. The corpus grows in build-fuzz/corpus/HARNESS. Every
 # crash, leak, timeout or out-of-memory input is copied into tests/fuzz/regressions/HARNESS/,
 # which CTest replays (FuzzReplay.*): commit it with the fix. A summary (executions, exec/s,
@@ -20,14 +23,14 @@ SECONDS_PER=${1:-600}
 RUNS=${2:-1000000}
 shift $(( $# > 2 ? 2 : $# )) || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(config jsonl csv trace predictor query generation serve)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(config jsonl csv trace predictor query generation serve serving serving_csv)
 B=build-fuzz
 
 CXX=clang++-14 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIRENE_FUZZ=ON \
   -DIRENE_WITH_TORCH=OFF -DIRENE_BUILD_PYTHON=OFF -DIRENE_BUILD_BENCH=OFF >/dev/null
 targets=(irene_cli)
 for h in "${HARNESSES[@]}"; do targets+=("fuzz_$h"); done
-cmake --build "$B" -j "$(nproc)" --target "${targets[@]}"
+cmake --build "$B" -j "${JOBS:-$(nproc)}" --target "${targets[@]}"
 
 # ---- seed corpora from the repository's own files ----
 seed() { mkdir -p "$B/corpus/$1"; }
@@ -85,7 +88,28 @@ for r in 'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n' \
   n=$((n + 1))
 done
 
-declare -A MAXLEN=([config]=4096 [jsonl]=65536 [csv]=8192 [trace]=4096 [predictor]=65536 [query]=4096 [generation]=256 [serve]=8192)
+seed serving
+n=0
+for s in 'gpt2 H100' 'Qwen/Qwen3-8B H100 8 180 400' 'Qwen/Qwen3-30B-A3B H100 16 180 400 gpus=2 precision=fp8 kv=fp8' \
+  'openai/gpt-oss-20b B200 64 1200 300 precision=mxfp4' '3 1 32 260 800 num_hidden_layers=2' \
+  'google/gemma-2-2b json 8 180 400
+{"name":"X1","memory_bytes":8e10,"memory_bandwidth_bytes_per_s":2e12,"peak_flops_per_s":{"bf16":5e14,"fp8":1e15},"tdp_watts":500}' \
+  'json A100-80GB 4 100 100
+{"model_type":"llama","vocab_size":128,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":4096}'; do
+  printf '%s' "$s" >"$B/corpus/serving/seed-$n"
+  n=$((n + 1))
+done
+seed serving_csv
+TABLE="${IRENE_LLM_ENERGY:-$(cd .. && pwd)/shared/llm-energy/mlenergy-v3-llm.csv}"
+[ -f "$TABLE" ] && head -20 "$TABLE" >"$B/corpus/serving_csv/seed-mlenergy-head.csv"
+{
+  echo 'model_id,task,architecture,weight_precision,gpu_model,num_gpus,tensor_parallel,expert_parallel,data_parallel,max_num_seqs,avg_batch_size,avg_output_len,energy_per_token_joules,energy_per_request_joules,avg_power_watts,median_itl_ms,p90_itl_ms,output_throughput_tokens_per_sec'
+  echo 'Qwen/Qwen3-8B,lm-arena-chat,Dense Transformer,bfloat16,H100,1,1,1,1,8,7.9,400,0.5316,212.7,350,12,15.6,658.3'
+  echo 'Qwen/Qwen2-0.5B,gpqa,Dense Transformer,bfloat16,H100,1,1,1,1,32,31,800,0.07258,58.06,250,9,11.7,3444'
+  echo 'gpt2,lm-arena-chat,Dense Transformer,fp8,A100-80GB,2,2,1,1,16,15.8,420,0.8544,358.9,900,15,19.5,1053'
+} >"$B/corpus/serving_csv/seed-synthetic.csv"
+
+declare -A MAXLEN=([config]=4096 [jsonl]=65536 [csv]=8192 [trace]=4096 [predictor]=65536 [query]=4096 [generation]=256 [serve]=8192 [serving]=4096 [serving_csv]=8192)
 summary="$B/fuzz-summary.md"
 {
   echo "| harness | executions | exec/s | corpus (files) | seconds | findings |"

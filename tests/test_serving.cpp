@@ -331,6 +331,16 @@ TEST(ServingStep, EagerAttentionFamiliesRunOneFusedAttentionPerLayer) {
   EXPECT_DOUBLE_EQ(mla.front()->bytes, 4.0 * 128 * (2 * 512 + 64) * 2 + 4.0 * 201 * 576 * 2);
   // The key/value memory is the latent's: 61 layers x 576 elements x 2 bytes per token.
   EXPECT_DOUBLE_EQ(d.memory.kv_cache_bytes, 4.0 * 400 * 61 * 576 * 2 / 8);
+
+  // gpt2 (and ctrl): eager, and its attention modules record no head_dim or kv_heads: every one
+  // of the 12 heads is a key/value head of 768 / 12 = 64 (was refused: "missing attr 'head_dim'").
+  const ModelConfig g2 = serving::load_serving_model("gpt2");
+  w.gpus = 1;
+  w.precision = "bfloat16";
+  const auto g = serving::step_work(g2, w, hw);
+  const auto mha = attention_units(g);
+  ASSERT_EQ(mha.size(), 12u);
+  EXPECT_DOUBLE_EQ(mha.front()->bytes, 4.0 * 12 * 2 * 64 * 2 + 4.0 * 12 * 2 * 201 * 64 * 2);
 }
 
 TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {

@@ -2,7 +2,7 @@
 #   - Every build: `fuzz_replay` runs each harness over its committed regression inputs
 #     (CTest FuzzReplay.<harness>), so every fault once found stays fixed.
 #   - -DIRENE_FUZZ=ON (clang): one libFuzzer binary per harness, bench/.. scripts/fuzz.sh runs them.
-set(IRENE_FUZZ_HARNESSES config jsonl csv trace predictor query generation serve)
+set(IRENE_FUZZ_HARNESSES config jsonl csv trace predictor query generation serve serving serving_csv)
 set(IRENE_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
 set(IRENE_FUZZ_SOURCES)
 foreach(h ${IRENE_FUZZ_HARNESSES})

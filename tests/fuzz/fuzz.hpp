@@ -10,13 +10,19 @@
 // (tests/fuzz/regressions/<harness>/), so a fixed fault stays fixed.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "irene/core/error.hpp"
 
@@ -44,6 +50,30 @@ int run(F&& body) {
 
 inline std::string_view text(const std::uint8_t* data, std::size_t size) {
   return {reinterpret_cast<const char*>(data), size};
+}
+
+// For the readers that take a path: `bytes` written to a file of this process
+// (TMPDIR/irene-fuzz-PID-NAME), rewritten for every input. Aborts when it cannot be written.
+inline std::filesystem::path temp_file(const std::string& name, std::string_view bytes) {
+  const std::filesystem::path p =
+      std::filesystem::temp_directory_path() / ("irene-fuzz-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "fuzz: cannot write %s\n", p.c_str());
+    std::abort();
+  }
+  return p;
+}
+
+// Whether every number in `j` is finite (nlohmann keeps NaN and infinities and writes them as null).
+inline bool all_finite(const nlohmann::json& j) {
+  if (j.is_number_float()) return std::isfinite(j.get<double>());
+  if (j.is_structured())
+    for (const auto& v : j)
+      if (!all_finite(v)) return false;
+  return true;
 }
 
 }  // namespace irene::fuzz

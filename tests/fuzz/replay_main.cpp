@@ -21,15 +21,18 @@ IRENE_DECLARE(predictor)
 IRENE_DECLARE(query)
 IRENE_DECLARE(generation)
 IRENE_DECLARE(serve)
+IRENE_DECLARE(serving)
+IRENE_DECLARE(serving_csv)
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   const std::map<std::string, std::function<int(const std::uint8_t*, std::size_t)>> harnesses = {
       {"config", fuzz_config}, {"jsonl", fuzz_jsonl},         {"csv", fuzz_csv},
       {"trace", fuzz_trace},   {"predictor", fuzz_predictor}, {"query", fuzz_query},
-      {"generation", fuzz_generation}, {"serve", fuzz_serve}};
+      {"generation", fuzz_generation}, {"serve", fuzz_serve}, {"serving", fuzz_serving},
+      {"serving_csv", fuzz_serving_csv}};
   if (argc < 3 || !harnesses.count(argv[1])) {
-    std::fprintf(stderr, "usage: fuzz_replay config|jsonl|csv|trace|predictor|query|generation|serve PATH...\n");
+    std::fprintf(stderr, "usage: fuzz_replay config|jsonl|csv|trace|predictor|query|generation|serve|serving|serving_csv PATH...\n");
     return 2;
   }
   const auto& run = harnesses.at(argv[1]);

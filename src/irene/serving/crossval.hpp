@@ -89,6 +89,10 @@ std::filesystem::path default_table();
 // their own; the shares add up to 100%), the prefills' share, and the ten costliest nodes.
 nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
                               const std::filesystem::path& table, bool allow_oversubscribe);
+// The same on a table already read and prepared (prepare_table), for callers that report several
+// workloads on one table; the report names the table by its file.
+nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+                              const PreparedTable& table, bool allow_oversubscribe);
 std::string serving_report_text(const nlohmann::json& report);
 
 }  // namespace irene::serving

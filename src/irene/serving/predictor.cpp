@@ -153,7 +153,12 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
                     // expanded keys and values of every head (activations of the prefill)
                     : f.b * f.h * (f.m + t) * (f.qk + v) * kElement;
     } else {
-      const double d = attr(attn, "head_dim"), kv = attr(attn, "kv_heads");
+      // head_dim and kv_heads where the family's attention module records them (gpt2's and
+      // ctrl's do not: every head is a key/value head of hidden / heads)
+      const double d = static_cast<double>(attn.attrs.count("head_dim") ? attr(attn, "head_dim") : config.head_size());
+      const double kv = static_cast<double>(attn.attrs.count("kv_heads") ? attr(attn, "kv_heads")
+                                            : config.num_kv_heads > 0  ? config.num_kv_heads
+                                                                       : config.num_heads);
       u.bytes = f.b * f.h * 2 * f.m * d * kElement + f.b * kv * 2 * t * d * kv_bytes;
     }
     u.bytes *= scale;

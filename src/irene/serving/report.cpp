@@ -58,20 +58,29 @@ std::filesystem::path default_table() {
   return std::filesystem::path(IRENE_SOURCE_DIR) / ".." / "shared" / "llm-energy" / "mlenergy-v3-llm.csv";
 }
 
-json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
-                    const std::filesystem::path& table, bool allow_oversubscribe) {
+namespace {
+
+// The step of `config` served as `w` on `hw`, refused when it does not fit (unless `allow`);
+// `fit` receives its share of the memory.
+StepWork fitting_step(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, bool allow,
+                      double& fit) {
   StepWork work = step_work(config, w, hw);
-  const double fit = hardware::check_fit(
-      work.memory, hw, fmt::format("{} with {} sequences in flight on {} GPU{}", config.name, w.batch, w.gpus,
-                                   w.gpus > 1 ? "s" : ""),
-      allow_oversubscribe);
-  const PreparedTable t = prepare_table(read_serving_csv(table));
+  fit = hardware::check_fit(work.memory, hw,
+                            fmt::format("{} with {} sequences in flight on {} GPU{}", config.name, w.batch, w.gpus,
+                                        w.gpus > 1 ? "s" : ""),
+                            allow);
+  return work;
+}
+
+json report_of(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, const StepWork& work,
+               double fit, const PreparedTable& t) {
+  const std::string& table = t.table.file;
   std::vector<const PreparedRun*> same, all;
   for (const auto& r : t.runs) {
     all.push_back(&r);
     if (r.work.hw.name == hw.name) same.push_back(&r);
   }
-  if (all.empty()) throw Error(fmt::format("{}: no usable row to fit the serving predictor on", table.string()));
+  if (all.empty()) throw Error(fmt::format("{}: no usable row to fit the serving predictor on", table));
   const bool per_gpu = !same.empty();
   const ServingPredictor p = fit_serving(per_gpu ? same : all);
   const StepPrediction sp = predict_step(p, work);
@@ -112,7 +121,7 @@ json serving_report(const ModelConfig& config, const Workload& w, const hardware
   r["serving"] = {{"hardware", hardware::hardware_to_json(hw)},
                   {"predictor",
                    {{"kind", per_gpu ? "per-GPU" : "shared"},
-                    {"table", table.string()},
+                    {"table", table},
                     {"trained_on_hardware", p.hardware},
                     {"trained_on_models", p.models},
                     {"runs", p.runs},
@@ -143,6 +152,22 @@ json serving_report(const ModelConfig& config, const Workload& w, const hardware
   r["by_kind"] = kinds_j;
   r["top_nodes"] = top;
   return r;
+}
+
+}  // namespace
+
+json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+                    const std::filesystem::path& table, bool allow_oversubscribe) {
+  double fit = 0;
+  const StepWork work = fitting_step(config, w, hw, allow_oversubscribe, fit);
+  return report_of(config, w, hw, work, fit, prepare_table(read_serving_csv(table)));
+}
+
+json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+                    const PreparedTable& table, bool allow_oversubscribe) {
+  double fit = 0;
+  const StepWork work = fitting_step(config, w, hw, allow_oversubscribe, fit);
+  return report_of(config, w, hw, work, fit, table);
 }
 
 std::string serving_report_text(const json& r) {
