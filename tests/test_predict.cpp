@@ -1061,7 +1061,8 @@ TEST(PredictConfig, IreneOptionsParseRoundTripAndRejectBadValues) {
   EXPECT_TRUE(back.own_ops && back.monotone_leaves && back.clamp_alpha_inputs && back.sort_trees);
   EXPECT_EQ(back.init, "zero");
   for (const char* bad : {"own_ops=maybe", "own_op_features=own_magic", "own_op_features=[]", "init=random",
-                          "sort_trees=1", "monotone_leaves=yes", "clamp_alpha_inputs=2"})
+                          "sort_trees=1", "monotone_leaves=yes", "clamp_alpha_inputs=2",
+                          "hold_alpha_beyond_size=maybe"})
     EXPECT_THROW(apply_config_override(o, bad), Error) << bad;
   EXPECT_NE(irene_test::error_of([&] { apply_config_override(o, "own_op_features=own_magic"); })
                 .find("unknown own-operation feature 'own_magic'"),

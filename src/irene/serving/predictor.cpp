@@ -25,6 +25,11 @@ constexpr double kLaunchSeconds = 1e-6;  // nominal time of one kernel launch (u
 constexpr double kShrink = 0.1;          // pull of each regressor's coefficient toward the shared one
 constexpr double kElement = 2;           // bytes of activations and of the key/value cache (bfloat16)
 
+// Key/value heads of the model (num_kv_heads, or every head when the config has none).
+double kv_heads(const ModelConfig& config) {
+  return static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
+}
+
 // The one rule of arch/weight_format.hpp: fp8 with 128x128 float32 block scales, mxfp4 4.25 bits.
 double lower_case_precision_bytes(std::string_view p) {
   if (p == "bfloat16" || p == "float16" || p == "bf16" || p == "fp16") return 2;
@@ -102,7 +107,7 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
         // paged attention reads each key/value head once (no repeated heads)
         const double b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), nn = attr(n, "n"),
                      d = attr(n, "d");
-        const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
+        const double kv = kv_heads(config);
         u.bytes = b * h * 2 * m * d * kElement + b * kv * 2 * nn * d * kv_bytes;
       }
       u.bytes = std::max(0.0, u.bytes) * scale;
@@ -156,9 +161,7 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
       // head_dim and kv_heads where the family's attention module records them (gpt2's and
       // ctrl's do not: every head is a key/value head of hidden / heads)
       const double d = static_cast<double>(attn.attrs.count("head_dim") ? attr(attn, "head_dim") : config.head_size());
-      const double kv = static_cast<double>(attn.attrs.count("kv_heads") ? attr(attn, "kv_heads")
-                                            : config.num_kv_heads > 0  ? config.num_kv_heads
-                                                                       : config.num_heads);
+      const double kv = attn.attrs.count("kv_heads") ? static_cast<double>(attr(attn, "kv_heads")) : kv_heads(config);
       u.bytes = f.b * f.h * 2 * f.m * d * kElement + f.b * kv * 2 * t * d * kv_bytes;
     }
     u.bytes *= scale;
@@ -308,7 +311,7 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     s.allreduce_s *= s.allreduces / (2.0 * s.layers);
   }
   const double wb = weight_bytes_per_parameter(w.precision);
-  const double kv = static_cast<double>(config.num_kv_heads > 0 ? config.num_kv_heads : config.num_heads);
+  const double kv = kv_heads(config);
   // Cache per token: keys and values of every layer; latent attention keeps its latent and rotary key.
   double cache_elements = 2.0 * kv * static_cast<double>(config.head_size());
   for (const Node& n : s.tree.nodes)
