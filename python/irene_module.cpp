@@ -91,10 +91,10 @@ irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrid
 // The pass of a tree or generation (arch/builder.hpp): None or text per option, as --phase etc.
 irene::BuildOptions pass_of(const py::object& phase, const py::object& past, const py::object& dtype,
                             const py::object& attention, const py::object& head, bool allow_long,
-                            const py::object& weights) {
+                            const py::object& weights, const py::object& kv_cache_dtype) {
   auto text = [](const py::object& o) { return o.is_none() ? std::string() : py::str(o).cast<std::string>(); };
   return irene::make_build_options(text(phase), text(past), text(dtype), text(attention), text(head), allow_long,
-                                   text(weights));
+                                   text(weights), text(kv_cache_dtype));
 }
 
 std::string path_of(const py::object& p) {
@@ -125,9 +125,10 @@ PYBIND11_MODULE(_irene, m) {
   m.def("models", [] { return irene::api::models(); }, "Names of the built-in model configurations.");
   m.def("tree", [](const py::object& model, int batch, const py::object& seq, const py::object& overrides,
                    const py::object& phase, const py::object& past, const py::object& dtype,
-                   const py::object& attention, const py::object& head, bool allow_long, const py::object& weights) {
+                   const py::object& attention, const py::object& head, bool allow_long, const py::object& weights,
+                   const py::object& kv_cache_dtype) {
     const auto s = spec_of(model, overrides);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights, kv_cache_dtype);
     const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
@@ -141,14 +142,14 @@ PYBIND11_MODULE(_irene, m) {
         py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("overrides") = py::none(),
         py::arg("phase") = py::none(), py::arg("past") = py::none(), py::arg("dtype") = py::none(),
         py::arg("attention") = py::none(), py::arg("head") = py::none(), py::arg("allow_long") = false,
-        py::arg("weights") = py::none());
+        py::arg("weights") = py::none(), py::arg("kv_cache_dtype") = py::none());
   m.def("predict", [](const py::object& model, int batch, const py::object& seq, const py::object& predictor,
                       const py::object& overrides, const py::object& phase, const py::object& past,
                       const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long,
-                      const py::object& weights) {
+                      const py::object& weights, const py::object& kv_cache_dtype) {
     const auto s = spec_of(model, overrides);
     const auto p = path_of(predictor);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights);
+    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights, kv_cache_dtype);
     const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
     json j;
     {
@@ -164,13 +165,14 @@ PYBIND11_MODULE(_irene, m) {
         py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("predictor") = py::none(),
         py::arg("overrides") = py::none(), py::arg("phase") = py::none(), py::arg("past") = py::none(),
         py::arg("dtype") = py::none(), py::arg("attention") = py::none(), py::arg("head") = py::none(),
-        py::arg("allow_long") = false, py::arg("weights") = py::none());
+        py::arg("allow_long") = false, py::arg("weights") = py::none(), py::arg("kv_cache_dtype") = py::none());
   m.def("generate", [](const py::object& model, int batch, int prompt, int generate, const py::object& predictor,
                        const py::object& overrides, const py::object& dtype, const py::object& attention,
-                       bool allow_long, const py::object& weights) {
+                       bool allow_long, const py::object& weights,
+                   const py::object& kv_cache_dtype) {
     const auto s = spec_of(model, overrides);
     const auto p = path_of(predictor);
-    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long, weights);
+    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long, weights, kv_cache_dtype);
     json j;
     {
       py::gil_scoped_release release;
@@ -186,7 +188,8 @@ PYBIND11_MODULE(_irene, m) {
         "``stand_ins``, ``dtype``, ``hardware``.",
         py::arg("model"), py::arg("batch") = 1, py::arg("prompt") = 512, py::arg("generate") = 256,
         py::arg("predictor") = py::none(), py::arg("overrides") = py::none(), py::arg("dtype") = py::none(),
-        py::arg("attention") = py::none(), py::arg("allow_long") = false, py::arg("weights") = py::none());
+        py::arg("attention") = py::none(), py::arg("allow_long") = false, py::arg("weights") = py::none(),
+        py::arg("kv_cache_dtype") = py::none());
   m.def("explain", [](const py::object& model, int batch, int seq, const py::object& predictor,
                       const py::object& overrides, int top) {
     const auto s = spec_of(model, overrides);

@@ -448,6 +448,12 @@ TEST(LlmCli, TreeOfAConfigFilePrefillAndDecode) {
                 (d / "t.jsonl").string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read_jsonl(d / "t.jsonl").front().dtype, "bfloat16");
+  r = run_irene("tree " + dirs[0].string() + " --batch 2 --phase decode --past 40 --kv-cache-dtype fp8 --format jsonl -o " +
+                (d / "kv.jsonl").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_jsonl(d / "kv.jsonl").front().kv_cache_dtype, "fp8");
+  r = run_irene("tree " + dirs[0].string() + " --batch 2 --phase decode --past 40 --kv-cache-dtype fp8");
+  EXPECT_NE(r.output.find("decode past 40  float32  kv-cache fp8"), std::string::npos) << r.output;
   // Bad input: one line, no output file.
   const std::string out = (d / "bad.jsonl").string();
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
@@ -455,7 +461,9 @@ TEST(LlmCli, TreeOfAConfigFilePrefillAndDecode) {
            {dirs[0].string() + " --phase decode --past 64", "exceeds the 64 positions"},
            {dirs[0].string() + " --phase decode --past 4 --seq 8", "--seq must be 1"},
            {"bert-base-uncased --phase decode --past 4", "is an encoder"},
-           {dirs[0].string() + " --dtype float8", "--dtype must be"}}) {
+           {dirs[0].string() + " --dtype float8", "--dtype must be"},
+           {dirs[0].string() + " --phase decode --past 4 --kv-cache-dtype int4",
+            "--kv-cache-dtype: unknown key/value-cache dtype 'int4': expected fp8, bfloat16, float16 or float32"}}) {
     r = run_irene("tree " + args + " --format jsonl -o " + out);
     EXPECT_EQ(r.status, 1) << args;
     EXPECT_NE(r.output.find("irene: error: "), std::string::npos) << r.output;
@@ -905,6 +913,17 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
   std::tie(s, j) = get("/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=64&generate=4&steps=0&weights=int4");
   EXPECT_EQ(s, 200) << j.dump();
   EXPECT_EQ(j["weights"], "int4");
+  // The key/value cache's dtype, as --kv-cache-dtype: fewer cache bytes, less energy.
+  std::tie(s, j) = get("/api/predict?model=meta-llama/Llama-2-7b-hf&batch=1&phase=decode&past=300&top=3&kv_cache_dtype=fp8");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_EQ(j["kv_cache_dtype"], "fp8");
+  EXPECT_LT(j["total"]["j"].get<double>(), plain_j);
+  std::tie(s, j) = get("/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=64&generate=4&steps=0&kv_cache_dtype=fp8");
+  EXPECT_EQ(s, 200) << j.dump();
+  EXPECT_EQ(j["kv_cache_dtype"], "fp8");
+  std::tie(s, j) = get("/api/predict?model=gpt2&batch=1&seq=8&kv_cache_dtype=int4");
+  EXPECT_EQ(s, 400) << j.dump();
+  EXPECT_NE(j.dump().find("unknown key/value-cache dtype 'int4'"), std::string::npos) << j.dump();
   for (const auto& [path, fragment] : std::vector<std::pair<std::string, std::string>>{
            {"/api/generate?model=bert-base-uncased&prompt=8&generate=8", "is an encoder"},
            {"/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=8", "missing parameter 'generate'"},

@@ -692,6 +692,23 @@ TEST(ProfileCli, QuantizedWeightsAreRefusedInOneLine) {
   EXPECT_TRUE(fs::exists(out));
 }
 
+// The executor keeps the cache in the tree's dtype: a cache in another is refused in one line.
+TEST(ProfileCli, ACacheInAnotherDtypeIsRefusedInOneLine) {
+  TempDir d;
+  const auto dirs = irene_test::write_tiny_llms(d.path);
+  const fs::path out = d.path / "kv.jsonl";
+  int rc = 0;
+  const std::string log = run_cli("profile " + dirs[0].string() + " --batch 1 --phase decode --past 4 --kv-cache-dtype fp8" +
+                                      " --meter none" + kQuickFlags + " -o " + out.string(),
+                                  &rc);
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("irene: error: tree tiny-llama/1/1/past4/kv-fp8: irene executes the key/value cache in the tree's "
+                     "dtype (float32), not in fp8"),
+            std::string::npos)
+      << log;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(ProfileCli, LlmPrefillAndDecodeTreesOfEveryFamilyAreMeasured) {
   TempDir d;
   const auto dirs = irene_test::write_tiny_llms(d.path);

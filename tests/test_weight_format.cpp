@@ -334,3 +334,159 @@ TEST(QuantizedTrees, WeightsRoundTripAndBadValuesAreOneLine) {
   EXPECT_NE(error_text([&] { linear_weight_element_bytes(a, 2); }).find("attr 'weight_format' must be 0"),
             std::string::npos);
 }
+
+namespace {
+
+// Bytes a decode step's cache work moves, from the tree's own counts: root mem in bytes.
+double root_bytes(const Tree& t) { return t.root().mem_mib * 1048576.0; }
+
+Tree decode_step(const char* model, int batch, const char* past, const char* dtype, const char* kv,
+                 const char* attention = "") {
+  return build_tree(load_model_config(model), batch, 1, make_build_options("decode", past, dtype, attention, "", false, "", kv));
+}
+
+}  // namespace
+
+// --kv-cache-dtype on the trees every command builds. Llama-2-7b has as many key/value heads as
+// heads (no repeat_kv): its attention reads the cache itself. Per layer an fp8 cache instead of
+// bfloat16 saves one byte per cached element in each of the two cache_cat (read and written: 2 x
+// 2 x b h t d) and in the two MatMul operands that are the cache (2 x b h t d): 6 b h t d bytes.
+TEST(KvCacheTrees, AnFp8CacheSavesExactlyTheCachedBytesAndKeepsTheFlops) {
+  const int b = 4, past = 1000, t = past + 1, h = 32, d = 128, layers = 32;
+  const Tree bf = decode_step("meta-llama/Llama-2-7b-hf", b, "1000", "bfloat16", "");
+  const Tree fp8 = decode_step("meta-llama/Llama-2-7b-hf", b, "1000", "bfloat16", "fp8");
+  const Tree f32 = decode_step("meta-llama/Llama-2-7b-hf", b, "1000", "bfloat16", "float32");
+  const double per_byte = 6.0 * b * h * t * d * layers;  // bytes saved per byte of element size
+  EXPECT_NEAR(root_bytes(bf) - root_bytes(fp8), per_byte, 1e-9 * root_bytes(bf));
+  EXPECT_NEAR(root_bytes(f32) - root_bytes(bf), 2 * per_byte, 1e-9 * root_bytes(bf));
+  // The physical traffic moves by the same bytes (every cached tensor is read or written once).
+  EXPECT_NEAR(node_traffic(bf, bf.root()).bytes - node_traffic(fp8, fp8.root()).bytes, per_byte,
+              1e-9 * root_bytes(bf));
+  for (const Tree* x : {&fp8, &f32}) {
+    EXPECT_EQ(x->root().flops_mflop, bf.root().flops_mflop) << x->kv_cache_dtype;
+    EXPECT_EQ(x->root().num_parameters, bf.root().num_parameters);
+    // Weights and activations are not the cache: the MLP and the projections are unchanged.
+    for (const char* id : {"model.layers.7.mlp:LlamaMLP", "model.layers.7.self_attn.q_proj:Linear", "lm_head:Linear"})
+      EXPECT_EQ(x->nodes.at(x->find_id(id)).mem_mib, bf.nodes.at(bf.find_id(id)).mem_mib) << id;
+  }
+  const Node& qk = fp8.nodes.at(fp8.find_id("model.layers.0.self_attn:MatMul#0"));
+  EXPECT_EQ(qk.attrs.at("kv_bytes"), 1);
+  EXPECT_EQ(bf.nodes.at(bf.find_id("model.layers.0.self_attn:MatMul#0")).attrs.count("kv_bytes"), 0u);
+  EXPECT_EQ(fp8.kv_cache_dtype, "fp8");
+  EXPECT_EQ(fp8.key(), "meta-llama/Llama-2-7b-hf/4/1/past1000/bfloat16/kv-fp8");
+  EXPECT_NE(describe_pass(fp8).find("kv-cache fp8"), std::string::npos);
+  // A cache in the dtype it would have anyway is the same tree.
+  const Tree same = decode_step("meta-llama/Llama-2-7b-hf", b, "1000", "bfloat16", "bfloat16");
+  EXPECT_EQ(same.kv_cache_dtype, "");
+  EXPECT_EQ(same.key(), bf.key());
+  EXPECT_EQ(same.root().mem_mib, bf.root().mem_mib);
+}
+
+// Grouped-query attention (Mistral-7B: 32 heads, 8 key/value heads) repeats the cache for every
+// head (repeat_kv) and the attention reads the copy in the activations' dtype: an fp8 cache saves
+// in the two cache_cat (2 x 2 n) and in repeat_kv's reads of the cache (2 x n), n = b kv t d; the
+// MatMul leaves read the bfloat16 copy. The SDPA leaf of a model without repetition reads the
+// cache itself (its keys and values: 2 b h t d).
+TEST(KvCacheTrees, GroupedHeadsReadTheCacheThroughRepeatKvAndSdpaReadsItItself) {
+  const int b = 2, t = 2049, kv = 8, d = 128, layers = 32;
+  const Tree bf = decode_step("mistralai/Mistral-7B-v0.1", b, "2048", "bfloat16", "");
+  const Tree fp8 = decode_step("mistralai/Mistral-7B-v0.1", b, "2048", "bfloat16", "fp8");
+  EXPECT_NEAR(root_bytes(bf) - root_bytes(fp8), 6.0 * b * kv * t * d * layers, 1e-9 * root_bytes(bf));
+  EXPECT_EQ(fp8.nodes.at(fp8.find_id("model.layers.0.self_attn:MatMul#0")).attrs.count("kv_bytes"), 0u);
+  int repeats = 0;
+  for (const Op& op : fp8.nodes.at(fp8.find_id("model.layers.0.self_attn:MistralAttention")).ops)
+    if (op.kind == "repeat_kv" || op.kind == "cache_cat") {
+      EXPECT_EQ(op.kv_bytes, 1) << op.kind;
+      ++repeats;
+    }
+  EXPECT_EQ(repeats, 4);
+  const Tree sb = decode_step("meta-llama/Llama-2-7b-hf", 1, "512", "float16", "", "sdpa");
+  const Tree s8 = decode_step("meta-llama/Llama-2-7b-hf", 1, "512", "float16", "fp8", "sdpa");
+  const Node& leaf = s8.nodes.at(s8.find_id("model.layers.0.self_attn:ScaledDotProductAttention"));
+  const Node& leaf_bf = sb.nodes.at(sb.find_id("model.layers.0.self_attn:ScaledDotProductAttention"));
+  EXPECT_EQ(leaf.attrs.at("kv_bytes"), 1);
+  EXPECT_NEAR((leaf_bf.mem_mib - leaf.mem_mib) * 1048576.0, 2.0 * 32 * 513 * 128, 1e-6);
+  EXPECT_EQ(leaf.flops_mflop, leaf_bf.flops_mflop);
+}
+
+// DeepSeek-V3's multi-head latent attention caches the latent and the rotary key: its cache_cat
+// and the three products over the cache read them in the cache's dtype.
+TEST(KvCacheTrees, LatentAttentionReadsItsLatentCacheInTheCachesDtype) {
+  const ModelConfig c = serving::load_serving_model("deepseek-ai/DeepSeek-V3");
+  const Tree bf = build_tree(c, 1, 1, make_build_options("decode", "4096", "bfloat16"));
+  const Tree fp8 = build_tree(c, 1, 1, make_build_options("decode", "4096", "bfloat16", "", "", false, "", "fp8"));
+  int cache_readers = 0;
+  for (const Node& n : fp8.nodes)
+    if (n.attrs.count("kv_bytes")) ++cache_readers;
+  EXPECT_EQ(cache_readers, 3 * 61);
+  // Per layer: 2 cache_cat of (512 + 64) x 4097 elements read and written, and the products read
+  // 512 + 64 + 512 elements per position, one byte less each.
+  const double per_layer = 2.0 * (512 + 64) * 4097 + (512.0 + 64 + 512) * 4097;
+  EXPECT_NEAR(root_bytes(bf) - root_bytes(fp8), 61 * per_layer, 1e-9 * root_bytes(bf));
+}
+
+// A prefill stores its keys and values into a cache of another dtype (cache_store: read in the
+// dtype, written in the cache's, one FLOP each); into a cache of its own dtype it stores nothing.
+TEST(KvCacheTrees, APrefillStoresItsKeysAndValuesIntoACacheOfAnotherDtype) {
+  const ModelConfig c = load_model_config("meta-llama/Llama-2-7b-hf");
+  const Tree plain = build_tree(c, 2, 64, make_build_options("", "", "bfloat16"));
+  const Tree fp8 = build_tree(c, 2, 64, make_build_options("", "", "bfloat16", "", "", false, "", "fp8"));
+  const double n = 2.0 * 32 * 64 * 128 * 2 * 32;  // keys and values of every layer
+  EXPECT_NEAR((fp8.root().flops_mflop - plain.root().flops_mflop) * 1e6, n, 1e-6 * n);
+  EXPECT_NEAR(root_bytes(fp8) - root_bytes(plain), 3 * n, 1e-9 * root_bytes(plain));
+  for (const Node& x : plain.nodes)
+    for (const Op& op : x.ops) EXPECT_NE(op.kind, "cache_store");
+  // gpt2 (eager MatMul over its own cache) too.
+  const Tree g = build_tree(load_model_config("gpt2"), 1, 8, make_build_options("", "", "float16", "", "", false, "", "fp8"));
+  const Tree gd = build_tree(load_model_config("gpt2"), 1, 1, make_build_options("decode", "8", "float16", "", "", false, "", "fp8"));
+  EXPECT_EQ(g.kv_cache_dtype, "fp8");
+  EXPECT_EQ(gd.nodes.at(gd.find_id("h.0.attn:MatMul#1")).attrs.at("kv_bytes"), 1);
+}
+
+// The cache's dtype survives a JSONL file; bad values are one line naming the field or attr.
+TEST(KvCacheTrees, CacheDtypeRoundTripsAndBadValuesAreOneLine) {
+  const Tree t = decode_step("meta-llama/Llama-2-7b-hf", 1, "64", "float32", "fp8");
+  const auto dir = std::filesystem::temp_directory_path() / ("irene-kv-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  write_jsonl(dir / "t.jsonl", {t});
+  const Tree back = read_jsonl(dir / "t.jsonl").front();
+  EXPECT_EQ(back.kv_cache_dtype, "fp8");
+  EXPECT_EQ(back.key(), t.key());
+  ASSERT_EQ(back.nodes.size(), t.nodes.size());
+  for (std::size_t i = 0; i < t.nodes.size(); ++i) {
+    EXPECT_EQ(back.nodes[i].ops, t.nodes[i].ops) << t.nodes[i].id;
+    EXPECT_EQ(back.nodes[i].attrs, t.nodes[i].attrs) << t.nodes[i].id;
+  }
+  Tree recounted = back;
+  recount(recounted);
+  EXPECT_DOUBLE_EQ(recounted.root().mem_mib, t.root().mem_mib);
+  std::string line;
+  {
+    std::ifstream in(dir / "t.jsonl");
+    std::getline(in, line);
+  }
+  const auto bad = [&](const std::string& from, const std::string& to) {
+    std::string l = line;
+    const auto at = l.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) l.replace(at, from.size(), to);
+    std::ofstream(dir / "bad.jsonl") << l << "\n";
+    return error_text([&] { read_jsonl(dir / "bad.jsonl"); });
+  };
+  EXPECT_NE(bad(R"("kv_cache_dtype":"fp8")", R"("kv_cache_dtype":"int4")")
+                .find("field 'kv_cache_dtype' must be fp8, bfloat16, float16 or float32, got 'int4'"),
+            std::string::npos);
+  EXPECT_NE(bad(R"("kind":"cache_cat","kv_bytes":1)", R"("kind":"cache_cat","kv_bytes":9)").find("kv_bytes"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
+  EXPECT_NE(error_text([] { count_op(Op{"add", {2, 2}, 1}); }).find("operation 'add' does not touch the key/value cache"),
+            std::string::npos);
+  Node m;
+  m.type = NodeType::ml;
+  m.class_name = "MatMul";
+  m.attrs = {{"batch", 1}, {"heads", 1}, {"m", 1}, {"k", 4}, {"n", 4}, {"kv_bytes", 16}};
+  EXPECT_NE(error_text([&] { primitive_counts(m, 2); }).find("attr 'kv_bytes' must be 1..8"), std::string::npos);
+  EXPECT_NE(error_text([] { make_build_options("", "", "", "", "", false, "", "int4"); })
+                .find("--kv-cache-dtype: unknown key/value-cache dtype 'int4'"),
+            std::string::npos);
+}

@@ -18,8 +18,10 @@ The pass of a tree (``tree``, ``predict``): ``phase="decode", past=P`` for one g
 a key/value cache of P positions (``seq`` is then 1), ``dtype`` ("float32", "float16", "bfloat16"),
 ``attention`` ("eager", "sdpa"), ``head`` ("base", "lm"), ``allow_long`` (positions beyond
 ``max_position_embeddings``, rotary models), ``weights`` ("fp8", "mxfp4", "int8", "int4", "same";
-default: the config's ``quantization_config``, else ``dtype``). ``generate`` predicts the energy of
-generating text (``dtype``, ``attention``, ``weights`` as above).
+default: the config's ``quantization_config``, else ``dtype``), ``kv_cache_dtype`` ("fp8",
+"bfloat16", "float16", "float32"; default ``dtype``: the key/value cache's element type).
+``generate`` predicts the energy of generating text (``dtype``, ``attention``, ``weights``,
+``kv_cache_dtype`` as above).
 
 Errors raise ``irene.Error`` (a ``ValueError``) with the message the command line prints.
 """

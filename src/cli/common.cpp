@@ -59,6 +59,9 @@ void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
                   "the weights' format: fp8 (e4m3 + float32 block scales), mxfp4, int8 or int4 (GPTQ/AWQ groups) for "
                   "the Linear weights of the layers, same (= --dtype); default: the config's quantization_config, "
                   "else --dtype. Bytes include the scales; FLOPs unchanged");
+  cmd->add_option("--kv-cache-dtype", a.kv_cache_dtype,
+                  "the key/value cache's element type: fp8, bfloat16, float16 or float32; default --dtype. A decode "
+                  "step's cache reads and writes and a prefill's store of its keys and values are counted in it");
   cmd->add_option("--attention", a.attention,
                   "eager (default: MatMul, Softmax, MatMul) or sdpa (one fused ScaledDotProductAttention; LLM families)");
   if (with_head)

@@ -173,6 +173,20 @@ def test_decode_steps_and_dtypes_of_trees():
     assert irene.generate("meta-llama/Llama-2-7b-hf", prompt=16, generate=2, weights="mxfp4")["weights"] == "mxfp4"
     with pytest.raises(irene.Error, match="unknown weight format 'fp3'"):
         irene.tree("gpt2", weights="fp3")
+    # The key/value cache's dtype: a decode step with an fp8 cache moves fewer bytes, same FLOPs.
+    d = irene.tree("meta-llama/Llama-2-7b-hf", batch=4, phase="decode", past=1000, dtype="bfloat16")
+    k = irene.tree("meta-llama/Llama-2-7b-hf", batch=4, phase="decode", past=1000, dtype="bfloat16",
+                   kv_cache_dtype="fp8")
+    assert d["kv_cache_dtype"] == "bfloat16" and k["kv_cache_dtype"] == "fp8"
+    assert k["mem_mib"] < d["mem_mib"] and k["flops_mflop"] == d["flops_mflop"]
+    pk = irene.predict("meta-llama/Llama-2-7b-hf", batch=4, phase="decode", past=1000, dtype="bfloat16",
+                       kv_cache_dtype="fp8")
+    pd = irene.predict("meta-llama/Llama-2-7b-hf", batch=4, phase="decode", past=1000, dtype="bfloat16")
+    assert pk["kv_cache_dtype"] == "fp8" and pk["energy_j"] < pd["energy_j"]
+    g = irene.generate("meta-llama/Llama-2-7b-hf", prompt=16, generate=2, kv_cache_dtype="fp8")
+    assert g["kv_cache_dtype"] == "fp8"
+    with pytest.raises(irene.Error, match="unknown key/value-cache dtype 'int4'"):
+        irene.tree("gpt2", kv_cache_dtype="int4")
     p = irene.predict("meta-llama/Llama-2-7b-hf", batch=1, phase="decode", past=10)
     stand_ins = [n for n in p["nodes"] if n["stand_in"]]
     assert stand_ins and all(n["class_name"] in ("LlamaRMSNorm", "SiLU") for n in stand_ins)

@@ -42,6 +42,18 @@ void TreeBuilder::add_op(int node, const std::string& kind, Shape shape) {
   tree_.nodes.at(node).ops.push_back(Op{kind, std::move(shape)});
 }
 
+void TreeBuilder::add_cache_update(int node, std::int64_t heads, std::int64_t positions, std::int64_t d) {
+  if (decode()) {
+    tree_.nodes.at(node).ops.push_back(Op{"cache_cat", {b, heads, positions, d}, kv_bytes});
+  } else if (kv_bytes > 0) {
+    tree_.nodes.at(node).ops.push_back(Op{"cache_store", {b, heads, s, d}, kv_bytes});
+  }
+}
+
+void TreeBuilder::reads_cache(int leaf) {
+  if (decode() && kv_bytes > 0) tree_.nodes.at(leaf).attrs["kv_bytes"] = kv_bytes;
+}
+
 int TreeBuilder::add_leaf(int parent, const std::string& scope, const std::string& class_name, Attrs attrs) {
   Node n;
   n.type = NodeType::ml;
@@ -185,9 +197,9 @@ int TreeBuilder::add_softmax_heads(int parent, const std::string& scope, std::in
 
 void TreeBuilder::add_attention_core(int attn, const std::string& scope) {
   const auto d = config_.head_size(), t = kv_len();
-  add_matmul(attn, scope, s, d, t);  // query x key^T
+  reads_cache(add_matmul(attn, scope, s, d, t));  // query x key^T
   add_softmax(attn, scope, s, t);
-  add_matmul(attn, scope, s, t, d);  // weights x value
+  reads_cache(add_matmul(attn, scope, s, t, d));  // weights x value
 }
 
 void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const AttentionCall& c) {
@@ -201,20 +213,26 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
       add_op(attn, "cat", {b, kv, s, d});
     }
   }
-  if (decode()) {  // DynamicCache.update: torch.cat([cache, new], dim=-2) for keys and values
-    add_op(attn, "cache_cat", {b, kv, t, d});
-    add_op(attn, "cache_cat", {b, kv, t, d});
+  // DynamicCache.update: torch.cat([cache, new], dim=-2) for keys and values (a decode step).
+  add_cache_update(attn, kv, t, d);
+  add_cache_update(attn, kv, t, d);
+  // repeat_kv of keys and values; in a decode step with the cache in another dtype it reads the
+  // cache and writes the copy the attention reads in the activations' dtype.
+  const bool repeated = kv < h;
+  if (repeated) {
+    const int kvb = decode() ? kv_bytes : 0;
+    tree_.nodes.at(attn).ops.push_back(Op{"repeat_kv", {b, kv, h / kv, t, d}, kvb});
+    tree_.nodes.at(attn).ops.push_back(Op{"repeat_kv", {b, kv, h / kv, t, d}, kvb});
   }
-  if (kv < h) {  // repeat_kv of keys and values
-    add_op(attn, "repeat_kv", {b, kv, h / kv, t, d});
-    add_op(attn, "repeat_kv", {b, kv, h / kv, t, d});
-  }
+  const auto cache_read = [&](int leaf) {
+    if (!repeated) reads_cache(leaf);
+  };
   if (sdpa) {
-    add_leaf(attn, scope, "ScaledDotProductAttention",
-             {{"batch", b}, {"heads", h}, {"m", s}, {"n", t}, {"d", d}, {"causal", s > 1 ? 1 : 0}});
+    cache_read(add_leaf(attn, scope, "ScaledDotProductAttention",
+                        {{"batch", b}, {"heads", h}, {"m", s}, {"n", t}, {"d", d}, {"causal", s > 1 ? 1 : 0}}));
     return;
   }
-  add_matmul_heads(attn, scope, h, s, d, t);  // query x key^T
+  cache_read(add_matmul_heads(attn, scope, h, s, d, t));  // query x key^T
   add_op(attn, "mul_scalar", {b, h, s, t});    // * scaling
   if (c.softcap) {                              // / softcap, tanh, * softcap
     add_op(attn, "div", {b, h, s, t});
@@ -226,11 +244,11 @@ void TreeBuilder::add_causal_attention(int attn, const std::string& scope, const
     add_leaf(attn, scope + ".sinks", "AttentionSinks", {{"batch", b}, {"heads", h}, {"m", s}, {"n", t}});
     add_op(attn, "sub", {b, h, s, t + 1});  // combined_logits - max
     add_softmax_heads(attn, scope, h, s, t + 1, true);
-    add_matmul_heads(attn, scope, h, s, t, d);  // weights (the sink's column dropped) x value
+    cache_read(add_matmul_heads(attn, scope, h, s, t, d));  // weights (the sink's column dropped) x value
     return;
   }
   add_softmax_heads(attn, scope, h, s, t, true);
-  add_matmul_heads(attn, scope, h, s, t, d);   // weights x value
+  cache_read(add_matmul_heads(attn, scope, h, s, t, d));   // weights x value
 }
 
 void TreeBuilder::add_mask_and_rotary_ops(int node, std::int64_t rotary_dims) {
@@ -470,7 +488,7 @@ const std::vector<std::string>& supported_attention() {
 
 BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype,
                                 std::string_view attention, std::string_view head, bool allow_long,
-                                std::string_view weights) {
+                                std::string_view weights, std::string_view kv_cache_dtype) {
   BuildOptions o;
   if (!phase.empty()) o.phase = std::string(phase);
   if (o.phase != kPrefill && o.phase != kDecode)
@@ -499,6 +517,10 @@ BuildOptions make_build_options(std::string_view phase, std::string_view past, s
     parse_weight_format(weights, "--weights");  // an unknown format names the accepted ones
     o.weights = std::string(weights);
   }
+  if (!kv_cache_dtype.empty()) {
+    kv_cache_element_bytes(kv_cache_dtype, "--kv-cache-dtype");  // an unknown dtype names the accepted ones
+    o.kv_cache_dtype = std::string(kv_cache_dtype);
+  }
   return o;
 }
 
@@ -515,6 +537,7 @@ std::string describe_pass(const Tree& t) {
   if (t.is_decode()) s += fmt::format("  decode past {}", t.past_len);
   s += "  " + t.dtype;
   if (!t.weights.empty()) s += "  weights " + t.weights;
+  if (!t.kv_cache_dtype.empty()) s += "  kv-cache " + t.kv_cache_dtype;
   if (t.attention != "eager") s += "  " + t.attention;
   return s;
 }
@@ -616,6 +639,16 @@ Tree build_tree(const ModelConfig& config, int batch, int seq, const BuildOption
     if (tb.quant.format == from_config.format) tb.quant = from_config;
   }
   if (tb.quant.format != WeightFormat::Same) tree.weights = std::string(weight_format_name(tb.quant.format));
+  // The cache's dtype: recorded (and its bytes carried by the cache's operations and readers)
+  // only when it differs from the dtype's bytes, so "--kv-cache-dtype bfloat16" of a bfloat16 tree
+  // is the same tree.
+  if (!o.kv_cache_dtype.empty()) {
+    const double kv = kv_cache_element_bytes(o.kv_cache_dtype, "--kv-cache-dtype");
+    if (kv != dtype_bytes(o.dtype)) {
+      tree.kv_cache_dtype = o.kv_cache_dtype;
+      tb.kv_bytes = static_cast<int>(kv);
+    }
+  }
   if (lm_root(f, o)) {
     const int root = tb.add_root(std::string(f.lm_class));
     const int base = tb.add_module(root, std::string(f.base_scope), std::string(f.base_class));

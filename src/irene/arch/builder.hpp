@@ -46,6 +46,12 @@ struct BuildOptions {
   // quantized Linear weights of the layers are counted in their bytes, scales included, with a
   // dequantize op where they are read; FLOPs of the products do not change.
   std::string weights;
+  // The key/value cache's element type (arch/weight_format.hpp's kv_cache_element_bytes): "" = the
+  // dtype; "fp8" | "bfloat16" | "float16" | "float32". A decode step's cache reads and writes
+  // (cache_cat, the attention leaves that read it, repeat_kv's source) and a prefill's store of
+  // its new keys and values (cache_store) are counted in its bytes; FLOPs unchanged (the upcast
+  // happens in the attention kernel's registers, as vLLM's fp8 cache kernels do).
+  std::string kv_cache_dtype;
   // The root class: "" = the family's default (the base model for the six dataset models, as the
   // dataset; the class AutoModelForCausalLM builds for the LLM families), "base" (BertModel,
   // GPT2Model, LlamaModel ...) or "lm" (the LM-head class: GPT2LMHeadModel, LlamaForCausalLM ...;
@@ -78,17 +84,17 @@ inline constexpr int kDefaultSeq = 128;
 // BuildOptions from option texts as the command line, the HTTP API and Python give them ("" =
 // the default: prefill, no past, float32, eager, the family's head). Errors (irene::Error, one
 // line naming the option): --past not a positive integer, or given without --phase decode; an
-// unknown phase, dtype, attention, head or weight format (naming the accepted ones).
+// unknown phase, dtype, attention, head, weight format or cache dtype (naming the accepted ones).
 BuildOptions make_build_options(std::string_view phase, std::string_view past, std::string_view dtype = "",
                                 std::string_view attention = "", std::string_view head = "", bool allow_long = false,
-                                std::string_view weights = "");
+                                std::string_view weights = "", std::string_view kv_cache_dtype = "");
 
 // Tokens per sequence of a pass from the --seq text: "" = 1 for a decode step, kDefaultSeq
 // otherwise. Errors: not a positive integer; a decode step with seq other than 1.
 int pass_seq(std::string_view seq, const BuildOptions& options);
 
 // One line describing a tree's pass for headers: "batch 8  seq 128  float32", with "  decode
-// past 512" and "  sdpa" where they apply.
+// past 512", "  weights fp8", "  kv-cache fp8" and "  sdpa" where they apply.
 std::string describe_pass(const Tree& tree);
 
 // The class name of the model's root node for its default head (BertModel, RobertaModel,

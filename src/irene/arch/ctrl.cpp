@@ -30,10 +30,9 @@ void build_ctrl(TreeBuilder& tb, int root, const std::string& p) {
     tb.add_linear(mha, l + ".multi_head_attention.Wq", h, h);
     tb.add_linear(mha, l + ".multi_head_attention.Wk", h, h);
     tb.add_linear(mha, l + ".multi_head_attention.Wv", h, h);
-    if (tb.decode()) {  // torch.cat((past_key, k), dim=-2) and the same for values
-      tb.add_op(mha, "cache_cat", {tb.b, c.num_heads, t, c.head_size()});
-      tb.add_op(mha, "cache_cat", {tb.b, c.num_heads, t, c.head_size()});
-    }
+    // torch.cat((past_key, k), dim=-2) and the same for values (a decode step)
+    tb.add_cache_update(mha, c.num_heads, t, c.head_size());
+    tb.add_cache_update(mha, c.num_heads, t, c.head_size());
     tb.add_attention_core(mha, l + ".multi_head_attention");
     tb.add_op(mha, "div", tb.scores_shape());  // / sqrt(dk)
     tb.add_op(mha, "mul", {s, t});             // mask * -1e4

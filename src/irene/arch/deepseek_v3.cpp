@@ -87,6 +87,8 @@ void add_mla(TreeBuilder& tb, int layer, const std::string& scope, const std::st
   tb.add_rms_norm(attn, scope + ".kv_a_layernorm", norm, m.kv_lora);
   tb.add_op(attn, "rotary", {b, H, s, m.rope});  // q_rot (interleaved pairs)
   tb.add_op(attn, "rotary", {b, 1, s, m.rope});  // the shared rotary key
+  tb.add_cache_update(attn, 1, t, m.kv_lora);     // the latent cache (cat in a decode step)
+  tb.add_cache_update(attn, 1, t, m.rope);        // the rotary key cache
   if (!tb.decode()) {
     tb.add_linear(attn, scope + ".kv_b_proj", m.kv_lora, H * (m.nope + m.v), plain);
     tb.add_op(attn, "cat", {b, H, s, qk});  // query_states = cat(q_pass, q_rot)
@@ -97,17 +99,15 @@ void add_mla(TreeBuilder& tb, int layer, const std::string& scope, const std::st
     tb.add_softmax_heads(attn, scope, H, s, t, true);
     tb.add_matmul_heads(attn, scope, H, s, t, m.v);  // weights x value
   } else {
-    tb.add_op(attn, "cache_cat", {b, 1, t, m.kv_lora});  // the latent cache
-    tb.add_op(attn, "cache_cat", {b, 1, t, m.rope});     // the rotary key cache
     // kv_b_proj's two absorbed products (its key half on q_nope, its value half on the context).
     tb.add_linear(attn, scope + ".kv_b_proj", m.kv_lora, H * (m.nope + m.v), plain);
-    tb.add_matmul_heads(attn, scope, 1, H * s, m.kv_lora, t);  // q_latent x latent cache^T
-    tb.add_matmul_heads(attn, scope, 1, H * s, m.rope, t);     // q_rope x rotary cache^T
+    tb.reads_cache(tb.add_matmul_heads(attn, scope, 1, H * s, m.kv_lora, t));  // q_latent x latent cache^T
+    tb.reads_cache(tb.add_matmul_heads(attn, scope, 1, H * s, m.rope, t));     // q_rope x rotary cache^T
     tb.add_op(attn, "add", {b, H, s, t});                  // the two score parts
     tb.add_op(attn, "mul_scalar", {b, H, s, t});           // * scaling
     tb.add_op(attn, "add", {b, H, s, t});                  // + causal mask
     tb.add_softmax_heads(attn, scope, H, s, t, true);
-    tb.add_matmul_heads(attn, scope, 1, H * s, t, m.kv_lora);  // weights x latent cache
+    tb.reads_cache(tb.add_matmul_heads(attn, scope, 1, H * s, t, m.kv_lora));  // weights x latent cache
   }
   LinearCall out;
   out.bias = bias;

@@ -120,6 +120,14 @@ class TreeBuilder {
   // A module node; `attrs` gets batch/seq/hidden/heads added.
   int add_module(int parent, const std::string& scope, const std::string& class_name, Attrs attrs = {});
   void add_op(int node, const std::string& kind, Shape shape);
+  // One key/value cache update of an attention `node` (keys or values, `heads` x `d` per
+  // position): a decode step's cache_cat over `positions` cached + new positions; a prefill's
+  // cache_store of its s new positions when the cache is in another dtype (kv_bytes), else nothing
+  // (the cache keeps the tensors). Carries kv_bytes.
+  void add_cache_update(int node, std::int64_t heads, std::int64_t positions, std::int64_t d);
+  // Marks an attention leaf (MatMul's [k, n] operand, ScaledDotProductAttention's keys and values)
+  // of a decode step as reading the cache itself: attr kv_bytes when the cache is in another dtype.
+  void reads_cache(int leaf);
 
   // ML leaves.
   int add_linear(int parent, const std::string& scope, std::int64_t in, std::int64_t out, int input_rank = 3);
@@ -229,6 +237,10 @@ class TreeBuilder {
   const std::int64_t past;  // cached positions (decode step), 0 for a prefill
   const bool sdpa;          // fused attention (BuildOptions::attention == "sdpa")
   const bool last_token_logits;
+  // Bytes of one cached key/value element when the cache is in another dtype than the tree's
+  // (BuildOptions::kv_cache_dtype), else 0: carried by the cache operations and the leaves that
+  // read the cache (add_cache_update, reads_cache).
+  int kv_bytes = 0;
   // The weights' format (BuildOptions::weights resolved): a quantizable Linear of the layers not
   // kept by quant.not_converted gets the attrs weight_format, weight_block and dequantize_ops
   // (registry.hpp's Linear).

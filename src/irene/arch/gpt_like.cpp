@@ -21,7 +21,7 @@ namespace irene::arch_detail {
 void build_gpt_like(TreeBuilder& tb, int base, const std::string& p) {
   const ModelConfig& c = tb.config();
   const bool gpt2 = tb.family().pre_norm;  // GPT-2's layout; else OpenAI-GPT's (post-norm)
-  const auto h = c.hidden_size, s = tb.s, b = tb.b, t = tb.kv_len();
+  const auto h = c.hidden_size, s = tb.s, t = tb.kv_len();
   const std::string act = tb.activation();
   // modeling_openai's ACT_FNS maps "gelu" to the tanh approximation.
   const std::string act_op = (!gpt2 && act == "gelu") ? "gelu_new" : act;
@@ -37,10 +37,9 @@ void build_gpt_like(TreeBuilder& tb, int base, const std::string& p) {
     if (gpt2) tb.add_layer_norm(block, l + ".ln_1", h);
     const int attn = tb.add_module(block, l + ".attn", "Attention");
     tb.add_conv1d(attn, l + ".attn.c_attn", h, 3 * h);
-    if (tb.decode()) {  // torch.cat of the cached keys / values with the new ones
-      tb.add_op(attn, "cache_cat", {b, c.num_heads, t, c.head_size()});
-      tb.add_op(attn, "cache_cat", {b, c.num_heads, t, c.head_size()});
-    }
+    // torch.cat of the cached keys / values with the new ones (a decode step)
+    tb.add_cache_update(attn, c.num_heads, t, c.head_size());
+    tb.add_cache_update(attn, c.num_heads, t, c.head_size());
     tb.add_attention_core(attn, l + ".attn");
     tb.add_op(attn, "div", tb.scores_shape());  // / sqrt(head size)
     if (gpt2) {

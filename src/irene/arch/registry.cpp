@@ -43,6 +43,15 @@ Counts batched_matmul(double b, double m, double k, double n, double e) {
   return {2 * b * m * k * n, b * (m * k + k * n + m * n) * e};
 }
 
+// Bytes of one element of the key/value cache an attention leaf reads: its attr kv_bytes (set when
+// the cache is in another dtype than the tree's), else the tree's `e`.
+double cache_element_bytes(const Attrs& a, double e) {
+  const auto kv = get_or(a, "kv_bytes", 0);
+  if (kv == 0) return e;
+  if (kv < 1 || kv > 8) throw Error(fmt::format("attr 'kv_bytes' must be 1..8 (bytes of one cached element), got {}", kv));
+  return static_cast<double>(kv);
+}
+
 // 2-D product (m x k) @ (k x n), as addmm: 2 m k n FLOPs; (m k + k n + m n) elements.
 Counts matmul_2d(double m, double k, double n, double e) { return {2 * m * k * n, (m * k + k * n + m * n) * e}; }
 
@@ -243,9 +252,16 @@ std::vector<Primitive> make_primitives() {
       .parameters = [](const Attrs&) { return std::int64_t{0}; },
       .count =
           [](const Attrs& a, double e) {
-            return batched_matmul(static_cast<double>(get(a, "batch")) * get(a, "heads"), get(a, "m"), get(a, "k"),
-                                  get(a, "n"), e);
-          }});
+            const double bh = static_cast<double>(get(a, "batch")) * get(a, "heads");
+            const double m = get(a, "m"), k = get(a, "k"), n = get(a, "n");
+            Counts c = batched_matmul(bh, m, k, n, e);
+            c.bytes += bh * k * n * (cache_element_bytes(a, e) - e);  // the cached operand in its dtype
+            return c;
+          },
+      .optional_attrs = {{"kv_bytes",
+                          "bytes of one element of the [k, n] operand when it is the key/value cache in another dtype "
+                          "than the tree's (a decode step with --kv-cache-dtype); 0: the tree's dtype",
+                          0}}});
   p.push_back(Primitive{
       .class_name = "Softmax",
       .description =
@@ -376,12 +392,24 @@ std::vector<Primitive> make_primitives() {
           [](const Attrs& a, double e) {
             const double bh = static_cast<double>(get(a, "batch")) * get(a, "heads");
             const double m = get(a, "m"), n = get(a, "n"), d = get(a, "d");
-            return Counts{bh * (4 * m * n * d + 6 * m * n), bh * (2 * m * d + 2 * n * d) * e};
+            return Counts{bh * (4 * m * n * d + 6 * m * n), bh * (2 * m * d * e + 2 * n * d * cache_element_bytes(a, e))};
           },
       .stand_in = "MatMul",
       .optional_attrs = {{"causal", "1: is_causal (a prefill without an explicit mask), 0: every key is attended to",
+                          0},
+                         {"kv_bytes",
+                          "bytes of one element of the keys and values when they are read from a key/value cache in "
+                          "another dtype than the tree's (a decode step with --kv-cache-dtype); 0: the tree's dtype",
                           0}}});
   return p;
+}
+
+// repeat_kv on [batch, kv_heads, n_rep, positions, head_size]: the source (the cache, `kv` bytes
+// per element) read once, every element of the copy written in the dtype (`e`).
+Counts repeat_kv_counts(const std::vector<std::int64_t>& shape, double e, double kv) {
+  const double n = product(shape);
+  const double rep = shape.size() == 5 && shape[2] > 0 ? static_cast<double>(shape[2]) : 1.0;
+  return Counts{0, n / rep * kv + n * e};
 }
 
 std::vector<OpKind> make_op_kinds() {
@@ -429,10 +457,6 @@ std::vector<OpKind> make_op_kinds() {
                   1, 3),
       per_element("cat", "torch.cat of two tensors along the last dimension into [.., n] (GPT-NeoX's rotated and "
                          "passed-through head dimensions): every element read and written once", 0, 2),
-      per_element("cache_cat",
-                  "DynamicCache.update in a decode step: torch.cat([cache, new], dim=-2) into the key or value cache "
-                  "[batch, kv_heads, past + 1, head_size]: every element read and written once",
-                  0, 2),
       per_element("rotary",
                   "apply_rotary_pos_emb on one tensor [batch, heads, seq, rotary dims]: x * cos + rotate_half(x) * "
                   "sin, rotate_half = cat(-x2, x1) (cos and sin are [1, 1, seq, dims], broadcast, their reads not "
@@ -452,16 +476,40 @@ std::vector<OpKind> make_op_kinds() {
       },
       .kernels = 8});  // matmul, cat, cos, sin, 2 mul, 2 casts (no-ops in float32, counted alike)
   k.push_back(OpKind{
+      .name = "cache_cat",
+      .description =
+          "DynamicCache.update in a decode step: torch.cat([cache, new], dim=-2) into the key or value cache "
+          "[batch, kv_heads, past + 1, head_size]: every element read and written once, in the cache's dtype "
+          "(--kv-cache-dtype; default the tree's)",
+      .count = [](const std::vector<std::int64_t>& shape, double e) { return Counts{0, 2 * e * product(shape)}; },
+      .count_cache = [](const std::vector<std::int64_t>& shape, double, double kv) {
+        return Counts{0, 2 * kv * product(shape)};
+      }});
+  k.push_back(OpKind{
+      .name = "cache_store",
+      .description =
+          "a prefill's store of its new keys or values [batch, kv_heads, seq, head_size] into a cache of another "
+          "dtype than the activations' (--kv-cache-dtype fp8 ...): each element scaled (1 FLOP), read in the "
+          "activation dtype and written in the cache's (with the cache in the tree's dtype the cache keeps the "
+          "tensors themselves and no operation is listed)",
+      .count = [](const std::vector<std::int64_t>& shape, double e) {
+        const double n = product(shape);
+        return Counts{n, 2 * e * n};
+      },
+      .count_cache = [](const std::vector<std::int64_t>& shape, double e, double kv) {
+        const double n = product(shape);
+        return Counts{n, (e + kv) * n};
+      }});
+  k.push_back(OpKind{
       .name = "repeat_kv",
       .description =
           "repeat_kv of grouped-query attention on [batch, kv_heads, n_rep, positions, head_size]: the expand of "
           "[batch, kv_heads, positions, head_size] n_rep times and the reshape's copy (Hugging Face returns the "
           "tensor unchanged when n_rep = 1, and lists no op then): reads the source once, writes every element",
-      .count = [](const std::vector<std::int64_t>& shape, double e) {
-        const double n = product(shape);
-        const double rep = shape.size() == 5 && shape[2] > 0 ? static_cast<double>(shape[2]) : 1.0;
-        return Counts{0, (n / rep + n) * e};
-      }});
+      .count = [](const std::vector<std::int64_t>& shape, double e) { return repeat_kv_counts(shape, e, e); },
+      // Of a decode step's cache in another dtype: the cache read in its dtype, the copy written
+      // dequantized in the activations' (what the attention then reads).
+      .count_cache = repeat_kv_counts});
   k.push_back(OpKind{
       .name = "causal_mask",
       .description =
@@ -572,7 +620,14 @@ Counts count_op(const Op& op, double element_bytes) {
   for (auto d : op.shape)
     if (d < 0) throw Error(fmt::format("operation '{}' has a negative dimension {}", op.kind, d));
   elements(op.shape);  // checks the element count against limits::kMaxCount
-  return k->count(op.shape, element_bytes);
+  if (op.kv_bytes == 0) return k->count(op.shape, element_bytes);
+  if (!k->count_cache)
+    throw Error(fmt::format("operation '{}' does not touch the key/value cache, yet has kv_bytes {}", op.kind,
+                            op.kv_bytes));
+  if (op.kv_bytes < 1 || op.kv_bytes > 8)
+    throw Error(fmt::format("operation '{}': kv_bytes must be 1..8 (bytes of one cached element), got {}", op.kind,
+                            op.kv_bytes));
+  return k->count_cache(op.shape, element_bytes, op.kv_bytes);
 }
 
 std::int64_t attr(const Node& node, std::string_view key) {

@@ -139,6 +139,11 @@ struct OpKind {
   std::function<Counts(const std::vector<std::int64_t>& shape, double element_bytes)> count;
   int kernels = 1;        // kernels one operation launches (its bytes are physical traffic already)
   std::any execute = {};  // as Primitive::execute
+  // The cache operations only: FLOPs and bytes when the key/value cache is in another dtype than
+  // the tree's, `kv_element_bytes` per cached element (Op::kv_bytes > 0). Empty: the operation
+  // never touches the cache, and an Op of its kind with kv_bytes is an error.
+  std::function<Counts(const std::vector<std::int64_t>& shape, double element_bytes, double kv_element_bytes)>
+      count_cache = {};
 };
 
 // Every primitive / operation, in a fixed order.
@@ -157,8 +162,10 @@ OpKind& mutable_op_kind(std::string_view name);
 // Product of a shape's dimensions (1 for a scalar shape []).
 std::int64_t elements(const std::vector<std::int64_t>& shape);
 
-// Counts of one operation at `element_bytes` per floating-point element (4: float32). Unknown
-// kind or negative dimension: irene::Error.
+// Counts of one operation at `element_bytes` per floating-point element (4: float32), and
+// op.kv_bytes per element of the key/value cache it touches when op.kv_bytes > 0 (its kind's
+// count_cache). Unknown kind, negative dimension, kv_bytes outside 1..8 or on an operation that
+// does not touch the cache: irene::Error.
 Counts count_op(const Op& op, double element_bytes = 4);
 
 // Reads an attr of a node; missing: irene::Error naming the node and the key.

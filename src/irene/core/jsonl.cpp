@@ -65,7 +65,11 @@ json node_to_json(const Tree& tree, int index) {
   if (!n.attrs.empty()) j["attrs"] = n.attrs;
   if (!n.ops.empty()) {
     json ops = json::array();
-    for (const auto& op : n.ops) ops.push_back({{"kind", op.kind}, {"shape", op.shape}});
+    for (const auto& op : n.ops) {
+      json o = {{"kind", op.kind}, {"shape", op.shape}};
+      if (op.kv_bytes != 0) o["kv_bytes"] = op.kv_bytes;
+      ops.push_back(std::move(o));
+    }
     j["ops"] = std::move(ops);
   }
   json kids = json::array();
@@ -181,6 +185,8 @@ Node node_fields(const json& j, const std::string& where) {
       if (shape->size() > 16) throw Error(fmt::format("{}: op '{}': a shape of more than 16 dimensions", where, op.kind));
       for (const auto& d : *shape)
         op.shape.push_back(int_value(d, fmt::format("op '{}': a shape dimension", op.kind), 0, limits::kMaxCount, where));
+      if (auto kv = o.find("kv_bytes"); kv != o.end())
+        op.kv_bytes = static_cast<int>(int_value(*kv, fmt::format("op '{}': kv_bytes", op.kind), 1, 8, where));
       n.ops.push_back(std::move(op));
     }
   }
@@ -235,6 +241,7 @@ json tree_to_json(const Tree& tree) {
   if (tree.dtype != "float32") j["dtype"] = tree.dtype;
   if (tree.attention != "eager") j["attention"] = tree.attention;
   if (!tree.weights.empty()) j["weights"] = tree.weights;
+  if (!tree.kv_cache_dtype.empty()) j["kv_cache_dtype"] = tree.kv_cache_dtype;
   if (!tree.provenance.empty()) j["provenance"] = tree.provenance;
   j["frontend_tree"] = node_to_json(tree, 0);
   return j;
@@ -271,6 +278,15 @@ void record_fields(const json& record, Tree& t, const std::string& where) {
     if (t.weights == "float32" || t.weights == "float16" || t.weights == "bfloat16") t.weights.clear();
     if (!t.weights.empty() && t.weights != "fp8" && t.weights != "mxfp4" && t.weights != "int8" && t.weights != "int4")
       throw Error(fmt::format("{}: field 'weights' must be fp8, mxfp4, int8 or int4, got '{}'", where, t.weights.substr(0, 40)));
+  }
+  if (record.contains("kv_cache_dtype")) {
+    t.kv_cache_dtype = get_field<std::string>(record, "kv_cache_dtype", where);
+    // Predictions written as JSON say "kv_cache_dtype": their dtype when the cache is in it.
+    if (t.kv_cache_dtype == t.dtype) t.kv_cache_dtype.clear();
+    if (!t.kv_cache_dtype.empty() && t.kv_cache_dtype != "fp8" && t.kv_cache_dtype != "bfloat16" &&
+        t.kv_cache_dtype != "float16" && t.kv_cache_dtype != "float32")
+      throw Error(fmt::format("{}: field 'kv_cache_dtype' must be fp8, bfloat16, float16 or float32, got '{}'", where,
+                              t.kv_cache_dtype.substr(0, 40)));
   }
   if (auto it = record.find("provenance"); it != record.end() && it->is_object())
     for (const auto& [k, v] : it->items()) t.provenance[k] = v.is_string() ? v.get<std::string>() : v.dump();
@@ -426,7 +442,7 @@ class TreeSax {
           return Dest::root;
         }
         if (key_ == "model_name" || key_ == "batch_size" || key_ == "seq_len" || key_ == "phase" ||
-            key_ == "past_len" || key_ == "dtype" || key_ == "attention" || key_ == "weights" || key_ == "provenance")
+            key_ == "past_len" || key_ == "dtype" || key_ == "attention" || key_ == "weights" || key_ == "kv_cache_dtype" || key_ == "provenance")
           return Dest::field;
         return Dest::skip;
       case Kind::node:

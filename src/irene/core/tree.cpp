@@ -93,6 +93,7 @@ std::string Tree::key() const {
   if (dtype != "float32") k += "/" + dtype;
   if (attention != "eager") k += "/" + attention;
   if (!weights.empty()) k += "/weights-" + weights;
+  if (!kv_cache_dtype.empty()) k += "/kv-" + kv_cache_dtype;
   return k;
 }
 

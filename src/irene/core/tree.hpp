@@ -41,6 +41,11 @@ struct Interval {
 struct Op {
   std::string kind;
   std::vector<std::int64_t> shape;
+  // Bytes of one element of the key/value cache this operation reads or writes (1 for an fp8
+  // cache, 2 for bfloat16/float16, 4 for float32), when the cache is not in the tree's dtype
+  // (Tree::kv_cache_dtype); 0 = the tree's dtype. Only the cache operations (cache_cat,
+  // cache_store, repeat_kv of a decode step) take it (arch/registry.hpp).
+  int kv_bytes = 0;
   bool operator==(const Op&) const = default;
 };
 
@@ -126,6 +131,10 @@ struct Tree {
   // else, or "fp8", "mxfp4", "int8", "int4" (the Linear weights of the layers; their leaves carry
   // weight_format). Activations and the cache stay in `dtype`.
   std::string weights;
+  // Element type of the key/value cache when it differs from `dtype`: "" = `dtype`, or "fp8",
+  // "bfloat16", "float16", "float32" (--kv-cache-dtype). The cache operations and the attention
+  // leaves that read the cache carry its element bytes (Op::kv_bytes, attr kv_bytes).
+  std::string kv_cache_dtype;
   std::vector<Node> nodes;  // pre-order; nodes[0] is the root
 
   // Free-form provenance (where the tree came from: dataset folder, device, CPU, sensor...).
@@ -156,8 +165,8 @@ struct Tree {
   void assign_ids();
 
   // Key used to match trees across files: "model_name/batch/seq", then "/pastP" for a decode
-  // step, "/DTYPE" when not float32, "/sdpa" for fused attention and "/weights-FORMAT" for
-  // quantized weights.
+  // step, "/DTYPE" when not float32, "/sdpa" for fused attention, "/weights-FORMAT" for
+  // quantized weights and "/kv-DTYPE" for a cache in another dtype.
   std::string key() const;
 
   // The configuration overrides the tree was built with (provenance "overrides":

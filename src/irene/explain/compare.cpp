@@ -248,7 +248,8 @@ void write_text(std::ostream& out, const Comparison& c, int top) {
   // The pass beyond batch and seq, where it is not the default: a decode step, a 16-bit dtype.
   auto pass = [](const Explanation& e) {
     return (e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : std::string()) +
-           (e.dtype != "float32" ? " " + e.dtype : std::string()) + (e.weights.empty() ? "" : " weights " + e.weights);
+           (e.dtype != "float32" ? " " + e.dtype : std::string()) + (e.weights.empty() ? "" : " weights " + e.weights) +
+           (e.kv_cache_dtype.empty() ? "" : " kv-cache " + e.kv_cache_dtype);
   };
   out << fmt::format("a: {} batch {} seq {}{}\nb: {} batch {} seq {}{}\n", c.a.display_name, c.a.batch_size,
                      c.a.seq_len, pass(c.a), c.b.display_name, c.b.batch_size, c.b.seq_len, pass(c.b));

@@ -198,6 +198,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.basis = basis;
   e.dtype = tree.dtype;
   e.weights = tree.weights;
+  e.kv_cache_dtype = tree.kv_cache_dtype;
   e.phase = tree.phase;
   e.past_len = tree.past_len;
   if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
@@ -420,6 +421,7 @@ nlohmann::json to_json(const Explanation& e) {
   j["basis"] = std::string(to_string(e.basis));
   j["dtype"] = e.dtype;
   j["weights"] = e.weights.empty() ? e.dtype : e.weights;
+  j["kv_cache_dtype"] = e.kv_cache_dtype.empty() ? e.dtype : e.kv_cache_dtype;
   j["phase"] = e.phase;
   j["past_len"] = e.past_len;
   {
@@ -490,7 +492,8 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
   const auto energy = [&](const Energy& x) { return !predicted && !x.interval ? format_joules(x.j) : format_energy(x); };
   out << fmt::format("{} batch {} seq {}{}{}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
                      e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "",
-                     (e.dtype != "float32" ? " " + e.dtype : "") + (e.weights.empty() ? "" : " weights " + e.weights),
+                     (e.dtype != "float32" ? " " + e.dtype : "") + (e.weights.empty() ? "" : " weights " + e.weights) +
+                         (e.kv_cache_dtype.empty() ? "" : " kv-cache " + e.kv_cache_dtype),
                      to_string(e.basis), energy(e.total));
   out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";

@@ -181,6 +181,7 @@ struct Explanation {
   std::vector<StandInGroup> stand_ins;    // leaves predicted by a stand-in's regressor
   std::string dtype = "float32";          // the tree's (core/tree.hpp)
   std::string weights;                    // the tree's quantized weights' format ("" = in dtype)
+  std::string kv_cache_dtype;             // the tree's key/value cache dtype ("" = dtype)
   std::string phase = kPrefill;
   int past_len = 0;
 };

@@ -113,6 +113,7 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   pre.last_token_logits = true;
   g.prefill_tree = build_tree(config, r.batch, r.prompt, pre);
   g.weights = g.prefill_tree.weights;
+  g.kv_cache_dtype = g.prefill_tree.kv_cache_dtype;
   predictor.predict(g.prefill_tree);
   const Explanation pe = explain_tree(g.prefill_tree);
   g.prefill = pe.total;
@@ -197,6 +198,7 @@ nlohmann::json to_json(const Generation& g, bool with_steps) {
   j["generate"] = g.generate;
   j["dtype"] = g.dtype;
   j["weights"] = g.weights.empty() ? g.dtype : g.weights;
+  j["kv_cache_dtype"] = g.kv_cache_dtype.empty() ? g.dtype : g.kv_cache_dtype;
   j["attention"] = g.attention;
   j["hardware"] = g.hardware;
   j["units"] = {{"energy", "joules for the whole generation (per_token_j: joules per generated token)"},
@@ -254,7 +256,9 @@ void write_json(std::ostream& out, const Generation& g) {
 void write_text(std::ostream& out, const Generation& g, bool all_steps) {
   out << fmt::format("{}  batch {}  prompt {}  generate {}  {}{}: {} in total\n", g.model_name, g.batch, g.prompt,
                      g.generate, g.dtype,
-                     (g.weights.empty() ? "" : "  weights " + g.weights) + (g.attention != "eager" ? "  " + g.attention : ""),
+                     (g.weights.empty() ? "" : "  weights " + g.weights) +
+                         (g.kv_cache_dtype.empty() ? "" : "  kv-cache " + g.kv_cache_dtype) +
+                         (g.attention != "eager" ? "  " + g.attention : ""),
                      format_energy(g.total));
   if (!g.hardware.empty()) out << "predicted for: " << g.hardware << '\n';
   const double total = g.total.j;
@@ -387,6 +391,7 @@ void write_text(std::ostream& out, const GenerationComparison& c) {
   auto side = [](const Generation& g) {
     return fmt::format("{}  batch {}  prompt {}  generate {}  {}{}", g.model_name, g.batch, g.prompt, g.generate, g.dtype,
                        (g.weights.empty() ? "" : "  weights " + g.weights) +
+                           (g.kv_cache_dtype.empty() ? "" : "  kv-cache " + g.kv_cache_dtype) +
                            (g.attention != "eager" ? "  " + g.attention : ""));
   };
   out << "a: " << side(c.a) << "\nb: " << side(c.b) << "\n";

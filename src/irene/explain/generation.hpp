@@ -60,6 +60,7 @@ struct Generation {
   int batch = 0, prompt = 0, generate = 0;
   std::string dtype, attention;
   std::string weights;  // the quantized weights' format ("" = in dtype; core/tree.hpp)
+  std::string kv_cache_dtype;  // the key/value cache's dtype ("" = dtype; core/tree.hpp)
   std::string hardware;  // what the predictor's energies describe
   Energy prefill, decode, total, per_token;
   std::vector<GenerationStep> steps;

@@ -27,7 +27,9 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
   out << fmt::format("{}  batch {}  seq {}{}{}{}: {}{} per forward pass", t.display_name(), t.batch_size, t.seq_len,
                      t.is_decode() ? fmt::format("  decode past {}", t.past_len) : "",
                      t.dtype != "float32" ? "  " + t.dtype : "",
-                     (t.weights.empty() ? "" : "  weights " + t.weights) + (t.attention != "eager" ? "  " + t.attention : ""),
+                     (t.weights.empty() ? "" : "  weights " + t.weights) +
+                         (t.kv_cache_dtype.empty() ? "" : "  kv-cache " + t.kv_cache_dtype) +
+                         (t.attention != "eager" ? "  " + t.attention : ""),
                      time ? "time " : "", q(*r.predicted_energy_j));
   if (r.predicted_interval)
     out << fmt::format(" ({:.0f}% interval {} .. {})", 100 * p.config().interval_coverage,
@@ -51,8 +53,12 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
     out << fmt::format("weights: {} (the Linear weights of the layers, scales included; FLOPs unchanged); the predictor "
                        "was trained on trees whose weights are in their dtype\n",
                        t.weights);
+  if (!t.kv_cache_dtype.empty())
+    out << fmt::format("key/value cache: {} (its reads and writes; FLOPs unchanged); the predictor was trained on "
+                       "trees whose cache is in their dtype\n",
+                       t.kv_cache_dtype);
   out << fmt::format("dtype: {} ({}activations{}){}\n", t.dtype, t.weights.empty() ? "weights, " : "",
-                     t.is_decode() ? ", key/value cache" : "",
+                     t.is_decode() && t.kv_cache_dtype.empty() ? ", key/value cache" : "",
                      t.provenance.count("config_torch_dtype") && t.provenance.at("config_torch_dtype") != t.dtype
                          ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
                          : "");
@@ -104,6 +110,7 @@ nlohmann::json prediction_json(const Tree& t) {
   nlohmann::json j = tree_to_json(t);
   j["dtype"] = t.dtype;
   j["weights"] = t.weights.empty() ? t.dtype : t.weights;
+  j["kv_cache_dtype"] = t.kv_cache_dtype.empty() ? t.dtype : t.kv_cache_dtype;
   j["stand_ins"] = stand_ins_json(t);
   return j;
 }

@@ -108,6 +108,7 @@ json tree_summary(const Tree& tree) {
   j["dtype"] = tree.dtype;
   j["attention"] = tree.attention;
   j["weights"] = tree.weights.empty() ? tree.dtype : tree.weights;
+  j["kv_cache_dtype"] = tree.kv_cache_dtype.empty() ? tree.dtype : tree.kv_cache_dtype;
   if (auto it = tree.provenance.find("config_torch_dtype"); it != tree.provenance.end())
     j["config_torch_dtype"] = it->second;
   if (auto it = tree.provenance.find("config_quantization"); it != tree.provenance.end())

@@ -453,11 +453,12 @@ struct EnergyServer::Impl {
       return req.get_param_value(k).substr(0, 40);
     };
     const std::string phase = text("phase"), past = text("past"), dtype = text("dtype"), attention = text("attention"),
-                      head = text("head"), allow_long = text("allow_long"), weights = text("weights");
+                      head = text("head"), allow_long = text("allow_long"), weights = text("weights"),
+                      kv_cache_dtype = text("kv_cache_dtype");
     if (!any) return std::nullopt;
     if (!past.empty()) int_param(req, "past", options.max_seq);  // bounded like seq
     return make_build_options(phase, past, dtype, attention, head, allow_long == "1" || allow_long == "true",
-                              weights);
+                              weights, kv_cache_dtype);
   }
 
   nlohmann::json explain_json(const ModelConfig& config, const httplib::Request& req) const {

@@ -11,9 +11,10 @@
 //   GET  /api/compare?a=NAME[&b=NAME]&batch=B&seq=S[&batch_b=B2][&seq_b=S2][&set_a=K:V...][&set_b=K:V...]
 //                          the comparison of b against a (compare.hpp to_json)
 //   /api/predict also takes the pass: [&phase=decode&past=P][&dtype=D][&attention=sdpa][&head=lm]
-//                          [&allow_long=1] (seq defaults to 1 for a decode step)
+//                          [&allow_long=1][&weights=fp8|mxfp4|int8|int4|same][&kv_cache_dtype=fp8|...]
+//                          (seq defaults to 1 for a decode step)
 //   GET  /api/generate?model=NAME&prompt=P&generate=N[&batch=B (default 1)][&dtype=D]
-//                          [&attention=sdpa][&allow_long=1][&set=...][&steps=0]
+//                          [&attention=sdpa][&allow_long=1][&weights=W][&kv_cache_dtype=K][&set=...][&steps=0]
 //                          the energy of generating text (generation.hpp to_json; steps=0 leaves out
 //                          the per-step list); prompt <= max_seq, generate <= max_generate
 // Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad

@@ -17,11 +17,11 @@ namespace irene::explain {
 
 bool any_pass_option(const PassText& a) {
   return !a.phase.empty() || !a.past.empty() || !a.dtype.empty() || !a.attention.empty() || !a.head.empty() ||
-         a.allow_long || !a.weights.empty();
+         a.allow_long || !a.weights.empty() || !a.kv_cache_dtype.empty();
 }
 
 BuildOptions build_options(const PassText& a) {
-  return make_build_options(a.phase, a.past, a.dtype, a.attention, a.head, a.allow_long, a.weights);
+  return make_build_options(a.phase, a.past, a.dtype, a.attention, a.head, a.allow_long, a.weights, a.kv_cache_dtype);
 }
 
 std::shared_ptr<const Predictor> load_energy_predictor(const std::string& path) {

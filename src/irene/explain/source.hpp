@@ -25,6 +25,7 @@ struct PassText {
   std::string phase, past, dtype, attention, head;
   bool allow_long = false;
   std::string weights;  // --weights ("" = the config's quantization_config, else the dtype)
+  std::string kv_cache_dtype;  // --kv-cache-dtype ("" = the dtype)
 };
 // True when any pass option was given (they apply to a model, not to a trees file).
 bool any_pass_option(const PassText& pass);

@@ -354,6 +354,13 @@ const std::map<std::string, OpHook, std::less<>>& op_hooks() {
          auto x = c.input(a, 0), y = c.input(b, 1);
          return [x, y] { return torch::cat({x, y}, -1); };
        }},
+      // A prefill's store of new keys or values into a cache of another dtype: scaled and cast. The
+      // executor keeps the cache in the tree's dtype (refuse_cache_dtype), so this is the scaled copy.
+      {"cache_store",
+       [](Ctx& c, const Op& op) -> Step {
+         auto x = c.input(op.shape, 0);
+         return [x] { return x.mul(1.0); };
+       }},
       // DynamicCache.update: torch.cat([cache, new], dim=-2), the new part one position long.
       {"cache_cat",
        [](Ctx& c, const Op& op) -> Step {
@@ -565,9 +572,26 @@ static void refuse_quantized(const Tree& tree) {
                           tree.key(), format, TORCH_VERSION, tree.dtype, format));
 }
 
+// The executor keeps the key/value cache in the tree's dtype: a tree whose cache is in another
+// (--kv-cache-dtype) is refused, never run in the dtype and reported as the other.
+static void refuse_cache_dtype(const Tree& tree) {
+  bool other = !tree.kv_cache_dtype.empty();
+  for (const Node& n : tree.nodes) {
+    if (other) break;
+    other = n.attrs.count("kv_bytes") && n.attrs.at("kv_bytes") != 0;
+    for (const Op& op : n.ops) other = other || op.kv_bytes != 0;
+  }
+  if (!other) return;
+  throw Error(fmt::format("tree {}: irene executes the key/value cache in the tree's dtype ({}), not in {}; profile "
+                          "without --kv-cache-dtype runs it in {}, and tree / predict count the other",
+                          tree.key(), tree.dtype, tree.kv_cache_dtype.empty() ? "another" : tree.kv_cache_dtype,
+                          tree.dtype));
+}
+
 std::unique_ptr<PreparedNode> prepare_node(const Tree& tree, int index, const PrepareOptions& options) {
   install_hooks();
   refuse_quantized(tree);
+  refuse_cache_dtype(tree);
   if (index < 0 || index >= static_cast<int>(tree.nodes.size()))
     throw Error(fmt::format("tree {}: no node at index {}", tree.key(), index));
   // Validate everything first so that a bad node fails before gigabytes are allocated.
@@ -589,6 +613,7 @@ void check_executable(const Tree& tree) {
   install_hooks();
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
   refuse_quantized(tree);
+  refuse_cache_dtype(tree);
   Ctx dry{tree, true, {}, scalar_type(tree.dtype)};
   std::vector<Step> unused;
   add_steps(dry, 0, unused);
