@@ -7,7 +7,8 @@
 # Usage: scripts/collect-decode-dataset.sh [OUT]      (default local/decode.jsonl; local/ is ignored by git)
 #
 # Two grids go into the same file: the decode steps (--phase decode), batch 1,2,4,8,16,32 x past
-# 64,256,1024,2048 (24 trees per model, 96 trees), then the prefills, batch 1,2 x seq 64,128
+# 64,256,1024,2047 (24 trees per model, 96 trees; 2047 + the new token fills the 2,048 positions of
+# pythia-160m and opt-125m), then the prefills, batch 1,2 x seq 64,128
 # (4 per model, 16 trees). Every node is run for real with libtorch (build/irene-measure);
 # seconds per pass always, energy too where a sensor exists (--meter auto). Progress goes to
 # standard error; Ctrl-C (or a kill) keeps every finished tree, and running the same command again
@@ -24,7 +25,7 @@ OUT="${1:-local/decode.jsonl}"
 BUILD="${IRENE_BUILD:-build}"
 MODELS="${IRENE_MODELS-EleutherAI/pythia-160m,facebook/opt-125m,Qwen/Qwen2-0.5B,TinyLlama/TinyLlama-1.1B-Chat-v1.0}"
 BATCH="${IRENE_BATCH:-1,2,4,8,16,32}"
-PAST="${IRENE_PAST:-64,256,1024,2048}"
+PAST="${IRENE_PAST:-64,256,1024,2047}"
 PREFILL_BATCH="${IRENE_PREFILL_BATCH:-1,2}"
 PREFILL_SEQ="${IRENE_PREFILL_SEQ-64,128}"
 [ -n "$MODELS" ] || { echo "irene: error: no models to collect (IRENE_MODELS is empty)" >&2; exit 2; }

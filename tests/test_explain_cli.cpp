@@ -2,6 +2,7 @@
 // compare, sweep, report commands, including every bad-input path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -128,6 +129,31 @@ TEST(ExplainReal, OverrideOfFeedForwardWidthChangesOnlyFeedForwardAndAncestors) 
   }
 }
 
+// Issue 22: two families compare module by module (by role), not class name against class name.
+TEST(ExplainReal, DifferentFamiliesAlignModuleByModule) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = 512;
+  const Tree a = predicted_tree(load_model_config("meta-llama/Llama-2-7b-hf"), 1, 1, predictor(), o);
+  const Tree b = predicted_tree(load_model_config("mistralai/Mistral-7B-v0.1"), 1, 1, predictor(), o);
+  ASSERT_EQ(a.nodes.size(), b.nodes.size());
+  const Comparison c = compare(a, b);
+  ASSERT_EQ(c.nodes.size(), a.nodes.size());
+  int renamed = 0;
+  for (const auto& d : c.nodes) {
+    EXPECT_EQ(d.status, DiffStatus::both) << d.id;
+    if (!d.a_id.empty()) ++renamed;
+  }
+  EXPECT_GT(renamed, 32 * 4);  // the layers, attentions, MLPs and norms of every layer at least
+  const auto it = std::find_if(c.nodes.begin(), c.nodes.end(),
+                               [](const NodeDiff& d) { return d.id == "model.layers.3.self_attn:MistralAttention"; });
+  ASSERT_NE(it, c.nodes.end());
+  EXPECT_EQ(it->a_id, "model.layers.3.self_attn:LlamaAttention");
+  EXPECT_EQ(it->kind, ModuleKind::attention);
+  // Same family: the role alignment is the id alignment (no a_id anywhere).
+  for (const auto& d : compare(a, a).nodes) EXPECT_TRUE(d.a_id.empty()) << d.id;
+}
+
 TEST(ExplainReal, ModelComparedWithItselfIsZeroEverywhere) {
   const Comparison c = compare(bert(8, 64), bert(8, 64));
   for (const auto& d : c.nodes) {
@@ -160,6 +186,48 @@ TEST(ExplainReal, EveryIntervalContainsItsEstimateAndSharesSumToTheirParent) {
     double kinds = 0;
     for (const auto& g : e.by_kind) kinds += g.share;
     EXPECT_NEAR(kinds, 1.0, 1e-9) << model;
+  }
+}
+
+// Issue 22: the intervals of a decode step's parts are consistent with their whole. Every parent's
+// own operations and every group (by primitive, by kind, repeated leaves) have an upper bound no
+// higher than their whole's; a node above its parent's upper bound is counted, with its reason,
+// in the text and the JSON.
+TEST(ExplainReal, PartsOfADecodeStepStayInsideTheirWholesInterval) {
+  for (const char* model : {"meta-llama/Llama-2-7b-hf", "Qwen/Qwen2-0.5B", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                            "mistralai/Mistral-7B-v0.1", "gpt2"}) {
+    BuildOptions o;
+    o.phase = kDecode;
+    o.past = 767;
+    const Tree t = predicted_tree(load_model_config(model), 8, 1, predictor(), o);
+    const Explanation e = explain_tree(t);
+    ASSERT_TRUE(e.total.interval) << model;
+    const double whole = e.total.interval->high_j;
+    int above = 0;
+    for (const auto& x : e.nodes) {
+      irene::test::expect_contains(x.own, x.id);
+      if (x.own_operations && x.own_operations->energy.interval)
+        EXPECT_LE(x.own_operations->energy.interval->high_j, x.own.interval->high_j * (1 + 1e-12)) << model << " " << x.id;
+      if (x.parent >= 0) {
+        const auto& p = e.nodes[static_cast<std::size_t>(x.parent)];
+        if (x.own.interval->high_j > p.own.interval->high_j * (1 + 1e-9)) ++above;
+        // Counted at its weight, a part stays inside its parent.
+        EXPECT_LE(x.attributed.interval->high_j, p.attributed.interval->high_j * (1 + 1e-9)) << model << " " << x.id;
+      }
+    }
+    EXPECT_EQ(e.parts_above_whole, above) << model;
+    for (const auto* groups : {&e.by_primitive, &e.by_kind})
+      for (const auto& g : *groups)
+        if (g.attributed.interval) EXPECT_LE(g.attributed.interval->high_j, whole * (1 + 1e-12)) << model << " " << g.name;
+    for (const auto& g : e.hotspot_groups)
+      if (g.attributed.interval) EXPECT_LE(g.attributed.interval->high_j, whole * (1 + 1e-12)) << model << " " << g.pattern;
+    const nlohmann::json j = to_json(e);
+    EXPECT_EQ(j.at("intervals").at("parts_above_whole"), above) << model;
+    EXPECT_EQ(j.at("intervals").at("parts_above_whole_reason").is_null(), above == 0) << model;
+    std::ostringstream text;
+    write_text(text, e, {});
+    EXPECT_NE(text.str().find("  intervals: a sum adds its parts' ends"), std::string::npos) << model;
+    EXPECT_EQ(text.str().find("reach above their parent's upper bound") != std::string::npos, above > 0) << model;
   }
 }
 
@@ -226,6 +294,34 @@ TEST(ExplainCli, CompareShowsTheChange) {
   const CliRun s = irene_cli("compare bert-base-uncased --batch 8 --seq 128 --seq-b 256", dir);
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_NE(s.out.find("b - a = +"), std::string::npos) << s.out;
+}
+
+// What-ifs on one model: b's dtype, weights, cache dtype, attention or predictor.
+TEST(ExplainCli, CompareWhatIfsOnB) {
+  const auto dir = temp_dir();
+  const std::string base = "compare meta-llama/Llama-2-7b-hf --batch 1 --phase decode --past 512 --format json ";
+  CliRun r = irene_cli(base + "--dtype-b bfloat16 --predictor-b " + Predictor::default_path().string() + " -o " +
+                           (dir / "d.json").string(),
+                       dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(irene::read_file(dir / "d.json"));
+  EXPECT_EQ(j["a"]["dtype"], "float32");
+  EXPECT_EQ(j["b"]["dtype"], "bfloat16");
+  EXPECT_EQ(j["hardware_b"], j["hardware"]);
+  EXPECT_LT(j["total"]["diff"]["j"].get<double>(), 0);  // half the bytes
+  for (const auto& n : j["nodes"]) EXPECT_EQ(n["status"], "both") << n["id"];
+  r = irene_cli(base + "--kv-cache-dtype-b fp8 --weights-b int4 --attention-b sdpa -o " + (dir / "k.json").string(), dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(irene::read_file(dir / "k.json"));
+  EXPECT_EQ(j["b"]["kv_cache_dtype"], "fp8");
+  EXPECT_EQ(j["b"]["weights"], "int4");
+  EXPECT_LT(j["total"]["diff"]["j"].get<double>(), 0);
+  expect_failure(irene_cli(base + "--dtype-b float8 -o " + (dir / "bad.json").string(), dir), "--dtype must be");
+  EXPECT_FALSE(fs::exists(dir / "bad.json"));
+  expect_failure(irene_cli(base + "--predictor-b " + (dir / "nopred.json").string() + " -o " + (dir / "bad.json").string(),
+                           dir),
+                 "nopred.json");
+  EXPECT_FALSE(fs::exists(dir / "bad.json"));
 }
 
 TEST(ExplainCli, SweepWritesTableCsvTreesAndReport) {

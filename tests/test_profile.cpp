@@ -859,6 +859,29 @@ TEST(CollectScript, DecodeStepsAndPrefillsResumeAndCrossValidate) {
       EXPECT_NE(notes.find("LayerNorm: never seen in training"), std::string::npos) << notes;
     }
   }
+  // The held-out batch curves: time per generated token at batch 2 over batch 1, measured (from
+  // the trees' own times) against predicted, for the model whose fold is predicted (tiny-llama)
+  // at each past; OPT's trees are not predicted in its fold, so it has none.
+  std::map<std::pair<std::string, int>, std::map<int, double>> per_token;
+  for (const auto& t : trees)
+    if (t.is_decode()) per_token[{t.model_name, t.past_len}][t.batch_size] = t.root().resources.at("times_mean") / t.batch_size;
+  ASSERT_EQ(j["batch_curves"].size(), 2u) << j["batch_curves"].dump();
+  for (const auto& c : j["batch_curves"]) {
+    EXPECT_EQ(c["model"], "tiny-llama");
+    EXPECT_EQ(c["batches"], nlohmann::json::array({1, 2}));
+    const auto& m = per_token.at({c["model"].get<std::string>(), c["past"].get<int>()});
+    EXPECT_NEAR(c["measured_ratio"].get<double>(), m.at(2) / m.at(1), 1e-9 * m.at(2) / m.at(1)) << c.dump();
+    const double predicted = c["predicted_ratio"].get<double>();
+    EXPECT_GT(predicted, 0) << c.dump();
+    EXPECT_NEAR(c["ratio_error_pct"].get<double>(), 100 * std::fabs(predicted / c["measured_ratio"].get<double>() - 1),
+                1e-9)
+        << c.dump();
+  }
+  // The text output has the table and its worst error.
+  const std::string text = run_cli("crossval " + out.string() + " --config " + config + " -q", &rc);
+  ASSERT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("Held-out batch curves of the decode steps"), std::string::npos) << text;
+  EXPECT_NE(text.find("worst ratio error:"), std::string::npos) << text;
 }
 
 // The whole pipeline on a dataset measured with a (fake) trace meter: energy and time both

@@ -225,6 +225,8 @@ struct CompareArgs {
   bool strict = false;
   PassArgs pass;
   std::string prompt, generate, past_b;
+  // What-ifs on b: its dtype, weights, cache dtype, attention and predictor (hardware).
+  std::string dtype_b, weights_b, kv_cache_dtype_b, attention_b, predictor_b;
 };
 
 void run_compare(const CompareArgs& o) {
@@ -232,21 +234,28 @@ void run_compare(const CompareArgs& o) {
   std::string hardware;
   Source sa{o.a, o.set_a, o.batch, o.seq, o.predictor, o.strict, o.pass, o.prompt, o.generate};
   Source sb{o.b.empty() ? o.a : o.b, o.set_b, o.batch_b.empty() ? o.batch : o.batch_b,
-            o.seq_b.empty() ? o.seq : o.seq_b, o.predictor, o.strict, o.pass, o.prompt, o.generate};
+            o.seq_b.empty() ? o.seq : o.seq_b, o.predictor_b.empty() ? o.predictor : o.predictor_b, o.strict, o.pass,
+            o.prompt, o.generate};
   if (!o.past_b.empty()) {
     if (o.pass.phase != kDecode) throw Error("--past-b needs --phase decode");
     sb.pass.past = o.past_b;
   }
+  for (const auto& [value, field] : {std::pair{&o.dtype_b, &sb.pass.dtype}, std::pair{&o.weights_b, &sb.pass.weights},
+                                     std::pair{&o.kv_cache_dtype_b, &sb.pass.kv_cache_dtype},
+                                     std::pair{&o.attention_b, &sb.pass.attention}})
+    if (!value->empty()) *field = *value;
   if (sa.generation()) {
     const auto p = load_energy_predictor(o.predictor);
+    const auto pb = o.predictor_b.empty() ? p : load_energy_predictor(o.predictor_b);
     const Generation ga = predict_generations(generation_grid(sa, false), *p).front();
-    const Generation gb = predict_generations(generation_grid(sb, false), *p).front();
+    const Generation gb = predict_generations(generation_grid(sb, false), *pb).front();
     const GenerationComparison c = compare_generations(ga, gb);
     const Comparison steps = compare(ga.last_step, gb.last_step);
     return write_output(o.out, [&](std::ostream& os) {
       if (o.format == "json") {
         auto j = to_json(c);
         j["hardware"] = p->hardware();
+        j["hardware_b"] = pb->hardware();
         j["last_step"] = to_json(steps);
         os << j.dump(1) << '\n';
       } else {
@@ -256,16 +265,22 @@ void run_compare(const CompareArgs& o) {
       }
     });
   }
+  std::string hardware_b;
   const Tree ta = load_trees(sa, false, hardware).front();
-  const Tree tb = load_trees(sb, false, hardware).front();
+  const Tree tb = load_trees(sb, false, hardware_b).front();
   const Comparison c = compare(ta, tb);
   write_output(o.out, [&](std::ostream& os) {
     if (o.format == "json") {
       auto j = to_json(c);
       j["hardware"] = hardware;
+      j["hardware_b"] = hardware_b;
       os << j.dump(1) << '\n';
     } else {
-      if (!hardware.empty()) os << "predictor: " << hardware << '\n';
+      if (hardware_b != hardware) {
+        os << "predictor of a: " << hardware << "\npredictor of b: " << hardware_b << '\n';
+      } else if (!hardware.empty()) {
+        os << "predictor: " << hardware << '\n';
+      }
       write_text(os, c, o.top);
     }
   });
@@ -289,6 +304,12 @@ void register_compare(CLI::App& app) {
   cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();
   add_pass_options(cmd, o->pass);
   cmd->add_option("--past-b", o->past_b, "with --phase decode: the cached positions of b (default: --past)");
+  cmd->add_option("--dtype-b", o->dtype_b, "the dtype of b (default: --dtype)");
+  cmd->add_option("--weights-b", o->weights_b, "the weights' format of b (default: --weights)");
+  cmd->add_option("--kv-cache-dtype-b", o->kv_cache_dtype_b, "the key/value cache's dtype of b (default: --kv-cache-dtype)");
+  cmd->add_option("--attention-b", o->attention_b, "the attention of b, eager or sdpa (default: --attention)");
+  cmd->add_option("--predictor-b", o->predictor_b,
+                  "the predictor of b, e.g. another machine's (default: --predictor): the same model on two hardware");
   cmd->add_option("--prompt", o->prompt, "with --generate: prompt tokens (both sides)");
   cmd->add_option("--generate", o->generate,
                   "new tokens per sequence: compare the energy of generating text (prefill, decode, total, per "

@@ -197,13 +197,15 @@ void predict_model(const PredictArgs& a, const Predictor& p, const explain::Pred
         "default one, or train with --set feature_sets=model_specs)",
         p.path().string(), fmt::join(resources, ", ")));
   }
-  Tree tree = build_tree(explain::load_model(a.input, a.sets), batch, seq, pass);
+  const ModelConfig config = explain::load_model(a.input, a.sets);
+  Tree tree = build_tree(config, batch, seq, pass);
   if (a.profile) {
     // The paper's "run once" mode, in irene-measure (main.cpp hands --profile to it).
     if (!profile_hook()) throw Error("predict --profile needs irene-measure (libtorch)");
     profile_hook()(tree, p);
   }
   p.predict(tree);
+  if (!a.profile) explain::hold_batch_envelope(tree, config, pass, p);
   explain::stamp_prediction(tree, p);
   const std::string format = a.format.empty() ? "text" : a.format;
   write_output(a.out, [&](std::ostream& os) {
@@ -432,15 +434,17 @@ void run_crossval(const CrossvalArgs& a) {
       }
     });
   }
+  const std::vector<BatchCurve> curves = batch_curves(ptrs, data, report);
   write_output(a.out, [&](std::ostream& os) {
     if (a.format == "json") {
       json j = crossval_to_json(report);
       j["target"] = std::string(to_string(config.target));
       j["unit"] = std::string(target_unit(config.target)) + " per forward pass";
+      j["batch_curves"] = batch_curves_to_json(curves);
       os << j.dump(1) << '\n';
     } else {
       os << fmt::format("target: {} ({})\n", to_string(config.target), target_unit_words(config.target))
-         << crossval_to_text(report);
+         << crossval_to_text(report) << batch_curves_to_text(curves);
     }
   });
 }

@@ -10,6 +10,7 @@
 #include <ostream>
 #include <unordered_map>
 
+#include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 
 namespace irene::explain {
@@ -64,6 +65,7 @@ nlohmann::json opt_energy_json(const std::optional<Energy>& e) {
 
 nlohmann::json diff_json(const NodeDiff& d) {
   return {{"id", d.id},
+          {"a_id", d.a_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.a_id)},
           {"scope", d.scope},
           {"class_name", d.class_name},
           {"depth", d.depth},
@@ -84,7 +86,9 @@ nlohmann::json group_json(const GroupDiff& g) {
 }
 
 std::string node_label(const NodeDiff& d) {
-  return d.scope.empty() ? d.class_name : fmt::format("{} ({})", d.scope, d.class_name);
+  std::string label = d.scope.empty() ? d.class_name : fmt::format("{} ({})", d.scope, d.class_name);
+  if (!d.a_id.empty()) label += fmt::format("  [a: {}]", d.a_id);
+  return label;
 }
 
 std::string signed_joules(double j) { return (j > 0 ? "+" : "") + format_joules(j); }
@@ -97,6 +101,30 @@ std::string format_diff(const Energy& d) {
 
 std::string format_pct(const std::optional<double>& p) {
   return p ? fmt::format("{:+.2f}%", *p) : std::string("n/a");
+}
+
+// The role of every node of an explanation (see the header): the root ""; a child, its parent's
+// role + "/" + its kind + ":" + (a leaf: its primitive as the registry names it, so LlamaRMSNorm
+// and MistralRMSNorm are one role; a module: "module") + "#" + its ordinal among the earlier
+// siblings of that kind and primitive.
+std::vector<std::string> role_keys(const Explanation& e) {
+  std::vector<std::string> key(e.nodes.size());
+  std::map<std::pair<int, std::string>, int> seen;  // (parent, role name) -> siblings so far
+  for (std::size_t i = 1; i < e.nodes.size(); ++i) {
+    const NodeExplanation& n = e.nodes[i];
+    const bool leaf = n.type == NodeType::ml;
+    std::string name = std::string(to_string(n.kind)) + ":";
+    if (leaf) {
+      const Primitive* p = find_primitive(n.class_name);
+      name += p ? p->class_name : n.class_name;
+    } else {
+      name += "module";
+    }
+    const int ordinal = seen[{n.parent, name}]++;
+    key[i] = (n.parent >= 0 ? key[static_cast<std::size_t>(n.parent)] : std::string()) + "/" + name + "#" +
+             std::to_string(ordinal);
+  }
+  return key;
 }
 
 }  // namespace
@@ -115,15 +143,18 @@ Comparison compare(const Tree& ta, const Tree& tb) {
   c.a = explain_tree(ta, opt);
   c.b = explain_tree(tb, opt);
 
+  // Aligned by role (see the header); the explanation's nodes are the trees' in pre-order.
+  const std::vector<std::string> ra = role_keys(c.a), rb = role_keys(c.b);
   std::unordered_map<std::string, int> b_index;
-  for (std::size_t i = 1; i < tb.nodes.size(); ++i) b_index.emplace(tb.nodes[i].id, static_cast<int>(i));
+  for (std::size_t i = 1; i < tb.nodes.size(); ++i) b_index.emplace(rb[i], static_cast<int>(i));
   std::vector<bool> b_used(tb.nodes.size(), false);
 
   auto make = [&](const NodeExplanation* x, const NodeExplanation* y) {
     NodeDiff d;
     const NodeExplanation& ref = x ? *x : *y;
     d.id = y ? y->id : ref.id;
-    d.scope = ref.scope;
+    if (x && y && x->id != y->id) d.a_id = x->id;
+    d.scope = y ? y->scope : ref.scope;
     d.class_name = y ? y->class_name : ref.class_name;
     d.depth = ref.depth;
     d.kind = ref.kind;
@@ -139,7 +170,7 @@ Comparison compare(const Tree& ta, const Tree& tb) {
     int j = -1;
     if (i == 0) {
       j = 0;
-    } else if (auto it = b_index.find(ta.nodes[i].id); it != b_index.end()) {
+    } else if (auto it = b_index.find(ra[i]); it != b_index.end()) {
       j = it->second;
     }
     if (j >= 0) b_used[j] = true;
@@ -228,6 +259,11 @@ nlohmann::json to_json(const Comparison& c) {
                           {"display_name", e.display_name},
                           {"batch_size", e.batch_size},
                           {"seq_len", e.seq_len},
+                          {"phase", e.phase},
+                          {"past_len", e.past_len},
+                          {"dtype", e.dtype},
+                          {"weights", e.weights.empty() ? e.dtype : e.weights},
+                          {"kv_cache_dtype", e.kv_cache_dtype.empty() ? e.dtype : e.kv_cache_dtype},
                           {"basis", std::string(to_string(e.basis))}};
   };
   j["a"] = side(c.a);

@@ -1,7 +1,13 @@
 // What a design change costs: two predicted trees aligned node by node.
 //
-// Nodes are aligned by id (scope:class, with #k for repeated siblings; see core/tree.hpp); the
-// two roots are always aligned with each other, whatever their class. For every aligned node
+// Nodes are aligned by role, not by class name, so that two families compare module by module:
+// a node's role is its parent's role plus its module kind (attention, feed-forward, norm ...), its
+// primitive for a leaf (as the registry names it: LlamaRMSNorm and MistralRMSNorm are RMSNorm) and
+// its ordinal among its parent's children of that kind and primitive. Layer i's attention of
+// Llama-2-7b aligns with layer i's attention of Mistral-7B (LlamaAttention / MistralAttention), and
+// for two trees of one family this is the alignment by id (scope:class, with #k for repeated
+// siblings; core/tree.hpp). The two roots are always aligned with each other, whatever their
+// class; a pair whose ids differ keeps b's id and a's in a_id. For every aligned node
 // the difference is b - a of the nodes' own energies (joules per forward pass) and the change
 // in percent of a; nodes present on one side only are "removed" (only in a) or "added" (only
 // in b). Differences are also given per module kind and per primitive type, as sums of the ML
@@ -30,7 +36,8 @@ enum class DiffStatus { both, removed, added };  // removed: only in a; added: o
 std::string_view to_string(DiffStatus s);
 
 struct NodeDiff {
-  std::string id;            // b's id for the root pair, else the shared id
+  std::string id;            // b's id for an aligned pair, else the node's own
+  std::string a_id;          // a's id when an aligned pair's ids differ (another family), else empty
   std::string scope, class_name;
   int depth = 0;
   ModuleKind kind = ModuleKind::other;

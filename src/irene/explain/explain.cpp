@@ -25,6 +25,13 @@ std::string_view to_string(Basis basis) {
 
 namespace {
 
+constexpr const char* kIntervalsCombine =
+    "a sum adds its parts' ends (their errors taken as fully correlated); a part's upper bound is at most its whole's "
+    "over the part's weight in it, a group's at most the model's";
+constexpr const char* kPartsAboveWhole =
+    "each is weighted below 1 in its parent (the predictor's learned near-one weights), so its own prediction can "
+    "exceed its parent's; counted at its weight (its attributed energy and interval) it stays inside";
+
 // The explanation's six kinds: a mixture-of-experts block's experts and router are feed-forward.
 ModuleKind explained(ModuleKind k) {
   return k == ModuleKind::experts || k == ModuleKind::router ? ModuleKind::feed_forward : k;
@@ -199,6 +206,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.dtype = tree.dtype;
   e.weights = tree.weights;
   e.kv_cache_dtype = tree.kv_cache_dtype;
+  if (auto it = tree.provenance.find("batch_held"); it != tree.provenance.end()) e.batch_held = it->second;
   e.phase = tree.phase;
   e.past_len = tree.past_len;
   if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
@@ -277,11 +285,29 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
     if (x.parent >= 0) x.share_of_model = e.nodes[x.parent].share_of_model * x.share_of_parent;
     x.attributed = scaled(x.own, x.share_of_model * root_j);
     if (i == 0) x.attributed = x.own;
+    // Counted at its share, a part is inside its parent: its attributed upper bound is at most the
+    // parent's (never below its point). Pre-order: the parent is done first.
+    const auto inside = [](Energy& part, const Energy& whole) {
+      if (part.interval && whole.interval)
+        part.interval->high_j = std::max(part.j, std::min(part.interval->high_j, whole.interval->high_j));
+    };
+    if (x.parent >= 0) inside(x.attributed, e.nodes[x.parent].attributed);
     if (x.own_operations) {
       auto& o = *x.own_operations;
       o.share_of_model = x.share_of_model * o.share_of_parent;
       o.attributed = scaled(o.energy, o.share_of_model * root_j);
+      inside(o.attributed, x.attributed);
     }
+  }
+
+  // Parts whose own upper bound reaches above their parent's: a part weighted below 1 in its
+  // parent (the learned near-one weights) can be predicted above its whole; counted at its weight
+  // (its attributed energy and interval) it stays inside.
+  for (std::size_t i = 1; i < e.nodes.size(); ++i) {
+    const NodeExplanation& x = e.nodes[i];
+    const NodeExplanation& p = e.nodes[static_cast<std::size_t>(x.parent)];
+    if (x.own.interval && p.own.interval && x.own.interval->high_j > p.own.interval->high_j * (1 + 1e-9))
+      ++e.parts_above_whole;
   }
 
   // Groups over the leaves.
@@ -313,8 +339,16 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
       else all_meas = false;
     }
   }
+  // A group is a part of the whole: its attributed energy can be no more than the whole's, so its
+  // upper bound (the sum of its members' upper bounds, errors taken as fully correlated) is capped
+  // at the whole's upper bound (never below its point).
+  const auto cap_at_whole = [&](Energy& a) {
+    if (a.interval && e.total.interval)
+      a.interval->high_j = std::max(a.j, std::min(a.interval->high_j, e.total.interval->high_j));
+  };
   auto finish = [&](GroupEnergy& g, bool all_iv, bool all_meas) {
     if (!all_iv) g.attributed.interval.reset();
+    cap_at_whole(g.attributed);
     if (!all_meas) g.measured_j.reset();
     g.share = root_j > 0 ? g.attributed.j / root_j : 0.0;
   };
@@ -368,6 +402,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   }
   for (auto& [key, g] : groups) {
     if (!group_iv[key].first) g.attributed.interval.reset();
+    cap_at_whole(g.attributed);
     if (!group_iv[key].second) g.own.interval.reset();
     std::sort(g.members.begin(), g.members.end());
     e.hotspot_groups.push_back(std::move(g));
@@ -422,6 +457,11 @@ nlohmann::json to_json(const Explanation& e) {
   j["dtype"] = e.dtype;
   j["weights"] = e.weights.empty() ? e.dtype : e.weights;
   j["kv_cache_dtype"] = e.kv_cache_dtype.empty() ? e.dtype : e.kv_cache_dtype;
+  j["batch_held"] = e.batch_held.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.batch_held);
+  j["intervals"] = {{"combine", kIntervalsCombine},
+                    {"parts_above_whole", e.parts_above_whole},
+                    {"parts_above_whole_reason", e.parts_above_whole > 0 ? nlohmann::json(kPartsAboveWhole)
+                                                                        : nlohmann::json(nullptr)}};
   j["phase"] = e.phase;
   j["past_len"] = e.past_len;
   {
@@ -497,6 +537,11 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
                      to_string(e.basis), energy(e.total));
   out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
+  if (!e.batch_held.empty()) out << "  held: " << e.batch_held << '\n';
+  if (predicted && e.total.interval) out << "  intervals: " << kIntervalsCombine << '\n';
+  if (e.parts_above_whole > 0)
+    out << fmt::format("  note: {} node(s) reach above their parent's upper bound: {}\n", e.parts_above_whole,
+                       kPartsAboveWhole);
   for (const auto& g : e.stand_ins)
     out << fmt::format("  stand-in: {} {} leaves predicted by the {} regressor on their own features (no regressor of "
                        "their own; intervals widened x2 each side, their ancestors' by as much)\n",

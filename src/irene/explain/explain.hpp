@@ -182,6 +182,12 @@ struct Explanation {
   std::string dtype = "float32";          // the tree's (core/tree.hpp)
   std::string weights;                    // the tree's quantized weights' format ("" = in dtype)
   std::string kv_cache_dtype;             // the tree's key/value cache dtype ("" = dtype)
+  // Why the prediction takes another batch's energy per sequence (provenance "batch_held", the
+  // batch envelope of predict/predictor.hpp batch_envelope); empty when it does not.
+  std::string batch_held;
+  // Nodes whose own interval's upper bound is above their parent's (weighted below 1 in it; the
+  // outputs state the reason). JSON "intervals": how intervals combine, this count and its reason.
+  int parts_above_whole = 0;
   std::string phase = kPrefill;
   int past_len = 0;
 };

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "irene/arch/family_table.hpp"
+#include "irene/explain/pipeline.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
 #include "irene/explain/units.hpp"
@@ -115,6 +116,8 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   g.weights = g.prefill_tree.weights;
   g.kv_cache_dtype = g.prefill_tree.kv_cache_dtype;
   predictor.predict(g.prefill_tree);
+  if (hold_batch_envelope(g.prefill_tree, config, pre, predictor))
+    g.batch_held.push_back("prefill: " + g.prefill_tree.provenance.at("batch_held"));
   const Explanation pe = explain_tree(g.prefill_tree);
   g.prefill = pe.total;
 
@@ -124,14 +127,57 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   step.head = "lm";
   step.last_token_logits = true;
   const int first = r.prompt, last = r.prompt + r.generate - 1;
-  workload::DecodeSteps steps = workload::predict_decode_steps(
-      config, r.batch, step, first, last, predictor,
-      [](const Node& n) { return static_cast<int>(module_kind(n.scope, n.class_name)); }, kModuleKinds);
-  g.first_step = std::move(steps.first_tree);
-  predictor.predict(g.first_step);
+  const auto group_of = [](const Node& n) { return static_cast<int>(module_kind(n.scope, n.class_name)); };
+  workload::DecodeSteps steps =
+      workload::predict_decode_steps(config, r.batch, step, first, last, predictor, group_of, kModuleKinds);
+  // The batch envelope (predict/predictor.hpp) on the sum of the steps: when another batch's
+  // energy per sequence is the answer, every step and group takes it, scaled alike.
+  std::optional<int> held_at;  // the batch whose energy per sequence the steps take
+  if (const auto range = predictor.training_batch_range()) {
+    std::map<int, workload::DecodeSteps> at;
+    const auto sum = [](const workload::DecodeSteps& d) {
+      double j = 0;
+      for (const auto& s : d.steps) j += s.j;
+      return j;
+    };
+    const double own = sum(steps);
+    const auto per_sequence = [&](int k) {
+      if (k == r.batch) return own / k;
+      auto it = at.find(k);
+      if (it == at.end())
+        it = at.emplace(k, workload::predict_decode_steps(config, k, step, first, last, predictor, group_of,
+                                                         kModuleKinds))
+                 .first;
+      return sum(it->second) / k;
+    };
+    if (const auto k = batch_envelope(r.batch, *range, per_sequence)) {
+      held_at = k;
+      const workload::DecodeSteps& from = at.at(*k);
+      const double scale = static_cast<double>(r.batch) / *k;
+      for (std::size_t i = 0; i < steps.steps.size(); ++i) {
+        steps.steps[i].j = from.steps.at(i).j * scale;
+        steps.steps[i].raw_j = from.steps[i].raw_j ? std::optional<double>(*from.steps[i].raw_j * scale) : std::nullopt;
+      }
+      for (std::size_t i = 0; i < steps.by_group.size(); ++i) steps.by_group[i] = from.by_group.at(i) * scale;
+      steps.held = from.held;
+      g.batch_held.push_back("decode: " +
+                             batch_hold_reason("steps", r.batch, *k, *range, own, sum(from) * scale));
+    }
+  }
+  // The first and last steps' trees take the steps' batch, so they are the steps the table lists.
+  const auto step_tree = [&](Tree t, int past) {
+    predictor.predict(t);
+    if (held_at) {
+      step.past = past;
+      Tree at = build_tree(config, *held_at, 1, step);
+      predictor.predict(at);
+      hold_at_batch(t, at, g.batch_held.back());
+    }
+    return t;
+  };
+  g.first_step = step_tree(std::move(steps.first_tree), first);
   step.past = last;
-  g.last_step = build_tree(config, r.batch, 1, step);
-  predictor.predict(g.last_step);
+  g.last_step = step_tree(build_tree(config, r.batch, 1, step), last);
   const Explanation fe = explain_tree(g.first_step), le = explain_tree(g.last_step);
   const auto [f_lo, f_hi] = ratios(fe.total);
   const auto [l_lo, l_hi] = ratios(le.total);
@@ -212,6 +258,7 @@ nlohmann::json to_json(const Generation& g, bool with_steps) {
   if (with_steps)
     for (const auto& s : g.steps) steps.push_back(step_json(s));
   j["held_steps"] = g.held;
+  j["batch_held"] = g.batch_held;
   auto& kinds = j["by_kind"] = nlohmann::json::array();
   for (std::size_t k = 0; k < g.by_kind.size(); ++k)
     kinds.push_back({{"name", g.by_kind[k].name},
@@ -303,6 +350,7 @@ void write_text(std::ostream& out, const Generation& g, bool all_steps) {
                        "data.\n",
                        g.held, from, to);
   }
+  for (const auto& h : g.batch_held) out << "note: " << h << '\n';
   out << "\nDecode steps (joules per step, all sequences):\n";
   out << fmt::format("  {:>8}  {:>12}  {:>12}  {:>12}\n", "past", "energy J", "low J", "high J");
   const std::size_t n = g.steps.size();

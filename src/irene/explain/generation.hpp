@@ -68,6 +68,10 @@ struct Generation {
   // its training data a predictor can say otherwise (the weighted sums bend); such a step keeps the
   // previous step's energy (and interval ratios), keeps its own value in raw_j, and is counted here.
   int held = 0;
+  // Where the prefill or the sum of the steps takes another batch's energy per sequence (the
+  // batch envelope, predict/predictor.hpp batch_envelope: above the training batches always):
+  // one sentence per part ("prefill: ...", "decode: ..."). Empty when nothing was held.
+  std::vector<std::string> batch_held;
   // The whole generation by module kind, every kind of all_module_kinds in that order; `share` of
   // total_j; `count` is the number of leaves of the kind in the prefill tree.
   std::vector<GroupEnergy> by_kind;

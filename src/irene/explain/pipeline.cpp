@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <map>
 
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
@@ -28,7 +29,30 @@ Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predict
         predictor.path().empty() ? std::string("(in memory)") : predictor.path().string()));
   Tree tree = build_tree(config, batch, seq, options);
   predictor.predict(tree);
+  hold_batch_envelope(tree, config, options, predictor);
   return tree;
+}
+
+bool hold_batch_envelope(Tree& tree, const ModelConfig& config, const BuildOptions& options, const Predictor& predictor) {
+  const auto range = predictor.training_batch_range();
+  if (!range || !tree.root().predicted_energy_j) return false;
+  std::map<int, Tree> at;
+  const auto per_sequence = [&](int k) {
+    if (k == tree.batch_size) return *tree.root().predicted_energy_j / k;
+    auto it = at.find(k);
+    if (it == at.end()) {
+      Tree t = build_tree(config, k, tree.seq_len, options);
+      predictor.predict(t);
+      it = at.emplace(k, std::move(t)).first;
+    }
+    return *it->second.root().predicted_energy_j / k;
+  };
+  const auto k = batch_envelope(tree.batch_size, *range, per_sequence);
+  if (!k) return false;
+  const double own = *tree.root().predicted_energy_j;
+  const double held = per_sequence(*k) * tree.batch_size;
+  hold_at_batch(tree, at.at(*k), batch_hold_reason("value", tree.batch_size, *k, *range, own, held));
+  return true;
 }
 
 bool is_trees_file(std::string_view arg) {

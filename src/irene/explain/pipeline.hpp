@@ -26,10 +26,18 @@ inline ModelConfig load_config_with_overrides(std::string_view name_or_path, con
   return load_model(name_or_path, sets);
 }
 
-// build_tree + Predictor::predict. Errors: those of both (bad batch/seq, a feature the
-// predictor needs that a built tree lacks: "predictor P needs measured resource features").
+// build_tree + Predictor::predict + hold_batch_envelope. Errors: those of both (bad batch/seq, a
+// feature the predictor needs that a built tree lacks: "predictor P needs measured resource
+// features").
 Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predictor& predictor,
                     const BuildOptions& options = {});
+
+// The batch envelope (predict/predictor.hpp batch_envelope) of a predicted tree of `config` (built
+// with `options`): the same pass predicted at the batches the envelope asks for (at most the
+// training batches' count) and, when another batch's energy per sequence is the answer,
+// hold_at_batch from it. Returns whether it held; nothing happens for a predictor that does not
+// read batch_size.
+bool hold_batch_envelope(Tree& tree, const ModelConfig& config, const BuildOptions& options, const Predictor& predictor);
 
 // True when `arg` names a predictions/trees JSONL file rather than a model (ends in .jsonl).
 bool is_trees_file(std::string_view arg);

@@ -65,6 +65,7 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
   if (const std::string note = stand_in_note(t); !note.empty()) out << note << '\n';
   if (auto it = t.provenance.find("out_of_range"); it != t.provenance.end())
     out << fmt::format("extrapolated (intervals widened): {}\n", it->second);
+  if (auto it = t.provenance.find("batch_held"); it != t.provenance.end()) out << "held: " << it->second << '\n';
   out << '\n';
   bool measured = false;
   for (const auto& n : t.nodes) measured = measured || n.ground_truth_energy_j.has_value();

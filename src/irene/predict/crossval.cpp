@@ -7,6 +7,7 @@
 #include <cmath>
 #include <chrono>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -531,6 +532,68 @@ std::string crossval_to_text(const CrossvalReport& r) {
     }
   }
   out += fmt::format("\n{} folds in {:.3f} s\n", r.left_out.size(), r.seconds);
+  return out;
+}
+
+std::vector<BatchCurve> batch_curves(const std::vector<const Tree*>& trees, const FlatTrees& data,
+                                     const CrossvalReport& r) {
+  // (model, past) -> batch -> (measured, predicted) of the root.
+  std::map<std::pair<std::string, int>, std::map<int, std::pair<double, double>>> points;
+  for (int t = 0; t < data.trees() && t < static_cast<int>(trees.size()); ++t) {
+    const Tree& tree = *trees[static_cast<std::size_t>(t)];
+    const int root = data.tree_begin[t];
+    if (!tree.is_decode() || !data.has_gold(root) || root >= static_cast<int>(r.out_of_fold.size()) ||
+        !std::isfinite(r.out_of_fold[root]))
+      continue;
+    points[{tree.model_name, tree.past_len}][tree.batch_size] = {data.gold[root], r.out_of_fold[root]};
+  }
+  std::vector<BatchCurve> out;
+  for (const auto& [key, by_batch] : points) {
+    if (by_batch.size() < 2) continue;
+    BatchCurve c;
+    c.model = key.first;
+    c.past = key.second;
+    for (const auto& [b, v] : by_batch) {
+      c.batches.push_back(b);
+      c.measured_per_token.push_back(v.first / b);
+      c.predicted_per_token.push_back(v.second / b);
+    }
+    c.measured_ratio = c.measured_per_token.back() / c.measured_per_token.front();
+    c.predicted_ratio = c.predicted_per_token.back() / c.predicted_per_token.front();
+    c.ratio_error_pct = 100 * std::fabs(c.predicted_ratio / c.measured_ratio - 1);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+json batch_curves_to_json(const std::vector<BatchCurve>& curves) {
+  json a = json::array();
+  for (const auto& c : curves)
+    a.push_back({{"model", c.model},
+                 {"past", c.past},
+                 {"batches", c.batches},
+                 {"measured_per_token", c.measured_per_token},
+                 {"predicted_per_token", c.predicted_per_token},
+                 {"measured_ratio", c.measured_ratio},
+                 {"predicted_ratio", c.predicted_ratio},
+                 {"ratio_error_pct", c.ratio_error_pct}});
+  return a;
+}
+
+std::string batch_curves_to_text(const std::vector<BatchCurve>& curves) {
+  if (curves.empty()) return "";
+  std::string out =
+      "\nHeld-out batch curves of the decode steps: value per generated token at the largest batch / at the "
+      "smallest\n";
+  out += fmt::format("{:<40} {:>6} {:>9} {:>10} {:>10} {:>8}\n", "model", "past", "batches", "measured", "predicted",
+                     "error %");
+  double worst = 0;
+  for (const auto& c : curves) {
+    out += fmt::format("{:<40} {:>6} {:>4}-{:<4} {:>10.4f} {:>10.4f} {:>8.1f}\n", c.model, c.past, c.batches.front(),
+                       c.batches.back(), c.measured_ratio, c.predicted_ratio, c.ratio_error_pct);
+    worst = std::max(worst, c.ratio_error_pct);
+  }
+  out += fmt::format("worst ratio error: {:.1f}%\n", worst);
   return out;
 }
 

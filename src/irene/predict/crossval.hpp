@@ -124,4 +124,22 @@ void store_predictions(Tree& tree, const FlatTrees& data, int t, const CrossvalR
 nlohmann::json crossval_to_json(const CrossvalReport& r);
 std::string crossval_to_text(const CrossvalReport& r);
 
+// The held-out batch curves of decode steps: for every model and cached length `past` with decode
+// steps at two or more batch sizes, the measured and the predicted (out of fold) value per
+// generated token (root value / batch) at each batch, and the ratio value-per-token(largest
+// batch) / value-per-token(smallest) measured and predicted, with the predicted ratio's error in
+// percent of the measured one. `trees[t]` is the tree flattened as tree t of `data`. Empty (an
+// empty array) when the data holds no decode steps.
+struct BatchCurve {
+  std::string model;
+  int past = 0;
+  std::vector<int> batches;
+  std::vector<double> measured_per_token, predicted_per_token;  // the target's unit per token
+  double measured_ratio = kNaN, predicted_ratio = kNaN, ratio_error_pct = kNaN;
+};
+std::vector<BatchCurve> batch_curves(const std::vector<const Tree*>& trees, const FlatTrees& data,
+                                     const CrossvalReport& r);
+nlohmann::json batch_curves_to_json(const std::vector<BatchCurve>& curves);
+std::string batch_curves_to_text(const std::vector<BatchCurve>& curves);
+
 }  // namespace irene::predict

@@ -130,11 +130,95 @@ std::string Predictor::cannot_predict(const Tree& tree) const {
   return "";
 }
 
+std::optional<std::pair<int, int>> Predictor::training_batch_range() const {
+  const auto& names = model_.feature_names;
+  const auto it = std::find(names.begin(), names.end(), "batch_size");
+  const auto col = static_cast<Eigen::Index>(it - names.begin());
+  const auto& up = model_.upper;
+  if (it == names.end() || up.lo.size() <= col || up.hi.size() <= col) return std::nullopt;
+  const double lo = up.lo[col], hi = up.hi[col];
+  if (!std::isfinite(lo) || !std::isfinite(hi) || lo < 1 || hi < lo) return std::nullopt;
+  return std::pair{static_cast<int>(std::lround(lo)), static_cast<int>(std::lround(hi))};
+}
+
+std::optional<int> batch_envelope(int batch, std::pair<int, int> range,
+                                  const std::function<double(int)>& per_sequence) {
+  const auto [lo, hi] = range;
+  if (batch == lo || lo < 1 || hi < lo) return std::nullopt;
+  std::optional<int> pick;
+  double value = 0;
+  if (batch > lo) {
+    // The lowest of lo .. min(batch - 1, hi); ties keep the larger batch.
+    for (int k = lo; k <= std::min(batch - 1, hi); ++k)
+      if (const double v = per_sequence(k); !pick || v <= value) pick = k, value = v;
+    if (batch > hi) return pick;
+    return per_sequence(batch) > value ? pick : std::nullopt;
+  }
+  // Below the training batches: the highest of batch + 1 .. lo; ties keep the smaller batch.
+  for (int k = batch + 1; k <= lo; ++k)
+    if (const double v = per_sequence(k); !pick || v > value) pick = k, value = v;
+  return per_sequence(batch) < value ? pick : std::nullopt;
+}
+
+std::string batch_hold_reason(std::string_view what, int batch, int at, std::pair<int, int> range, double own_j,
+                              double held_j) {
+  const auto [lo, hi] = range;
+  const std::string scale = fmt::format("every {} x {}/{}", what == "steps" ? "step" : "node", batch, at);
+  if (batch > hi)
+    return fmt::format("batch {} is above the batch sizes the predictor was trained on ({}-{}): held at batch {}'s "
+                       "energy per sequence, the lowest of those batches, {} (the predictor's own {}, {:.4g} J, is {:+.1f}% "
+                       "from that)",
+                       batch, lo, hi, at, scale, what, own_j, 100 * (own_j / held_j - 1));
+  if (batch < lo)
+    return fmt::format("batch {} is below the batch sizes the predictor was trained on ({}-{}), where the predictor's "
+                       "own {}, {:.4g} J, is less per sequence than batch {}'s: held at batch {}'s energy per sequence, "
+                       "{}",
+                       batch, lo, hi, what, own_j, at, at, scale);
+  return fmt::format("at batch {} the predictor's own {}, {:.4g} J, is {:+.2f}% per sequence from batch {}'s: held at "
+                     "batch {}'s energy per sequence (more sequences per call never cost more per sequence), {}",
+                     batch, what, own_j, 100 * (own_j / held_j - 1), at, at, scale);
+}
+
+void hold_at_batch(Tree& tree, const Tree& at, const std::string& why) {
+  if (tree.nodes.size() != at.nodes.size())
+    throw Error(fmt::format("internal: tree {} and tree {} whose energy per sequence it takes differ in structure",
+                            tree.key(), at.key()));
+  const double scale = static_cast<double>(tree.batch_size) / at.batch_size;
+  for (std::size_t i = 0; i < tree.nodes.size(); ++i) {
+    Node& n = tree.nodes[i];
+    const Node& e = at.nodes[i];
+    if (n.id != e.id)
+      throw Error(fmt::format("internal: tree {} and tree {} differ at node {} / {}", tree.key(), at.key(), n.id, e.id));
+    const auto times = [&](const std::optional<double>& v) { return v ? std::optional<double>(*v * scale) : std::nullopt; };
+    // The held point with the wider relative interval of the two: `at`'s, or the tree's own
+    // (widened where the tree is outside the training data, as its flags still say).
+    const auto interval = [&](const std::optional<double>& point, const std::optional<Interval>& own,
+                              const std::optional<double>& own_point, const std::optional<Interval>& v) {
+      if (!v || !point) return std::optional<Interval>();
+      Interval i{v->low_j * scale, v->high_j * scale};
+      if (own && own_point && *own_point > 0) {
+        i.low_j = std::min(i.low_j, *point * own->low_j / *own_point);
+        i.high_j = std::max(i.high_j, *point * own->high_j / *own_point);
+      }
+      return std::optional<Interval>(i);
+    };
+    const std::optional<double> point = times(e.predicted_energy_j), own_point = times(e.predicted_own_energy_j);
+    n.predicted_interval = interval(point, n.predicted_interval, n.predicted_energy_j, e.predicted_interval);
+    n.predicted_own_interval = interval(own_point, n.predicted_own_interval, n.predicted_own_energy_j,
+                                        e.predicted_own_interval);
+    n.predicted_energy_j = point;
+    n.predicted_own_energy_j = own_point;
+  }
+  tree.provenance["batch_held"] = why;
+}
+
 void Predictor::predict(Tree& tree) const {
   if (tree.nodes.empty()) throw Error(fmt::format("tree {} has no nodes", tree.key()));
+  tree.provenance.erase("batch_held");  // a new prediction; hold_at_batch says it again when it holds
   FlatTrees data = flatten({&tree}, model_.feature_names, model_.own_names);
-  std::vector<double> pred(data.rows(), kNaN), own(data.rows(), 0.0), distance(data.rows(), 0.0);
-  predict_flat(model_, data, {0}, pred, false, {&own, nullptr});
+  std::vector<double> pred(data.rows(), kNaN), own(data.rows(), 0.0), distance(data.rows(), 0.0),
+      alpha(data.rows(), 1.0);
+  predict_flat(model_, data, {0}, pred, false, {&own, &alpha});
   std::vector<std::vector<std::string>> notes;
   std::map<std::string, RangeWorst> worst;
   range_check(model_, data, {0}, distance, &notes, &worst);
@@ -187,6 +271,22 @@ void Predictor::predict(Tree& tree) const {
       throw Error(fmt::format("tree {}: node '{}': the predicted energy is not a finite number ({} J): the predictor "
                               "{} does not hold plausible weights for this input",
                               tree.key(), n.id, e, path_.empty() ? std::string("in use") : path_.string()));
+  }
+  // Parts never exceed their whole: every term of a parent's sum is >= 0, so a child's weighted
+  // energy alpha x E and the parent's own operations are at most the parent's energy, and their
+  // upper bounds at most the parent's upper bound (the calibrated bounds of a part far outside the
+  // training data can otherwise be wider than its whole's: own operations [0 .. 25.8 J] inside a
+  // decode step of [8.1 .. 12.8 J]). Pre-order: a parent is bounded before its children.
+  // (Only where every term is >= 0: parents add their children with positive weights.)
+  const bool parts_add = model_.upper.children_add() && model_.upper.weighting != Weighting::free;
+  for (std::size_t i = 0; parts_add && i < tree.nodes.size(); ++i) {
+    Node& n = tree.nodes[i];
+    if (n.predicted_own_interval)
+      n.predicted_own_interval->high_j = std::max(*n.predicted_own_energy_j,
+                                                  std::min(n.predicted_own_interval->high_j, n.predicted_interval->high_j));
+    if (n.parent < 0 || !(alpha[i] > 0)) continue;
+    const double bound = tree.nodes[static_cast<std::size_t>(n.parent)].predicted_interval->high_j / alpha[i];
+    n.predicted_interval->high_j = std::max(*n.predicted_energy_j, std::min(n.predicted_interval->high_j, bound));
   }
   // The tree's summary: how many nodes leave the training range, and the farthest value of each
   // feature that does.

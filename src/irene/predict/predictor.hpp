@@ -21,8 +21,12 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -76,6 +80,10 @@ class Predictor {
   // training and has no stand-in the predictor knows.
   void predict(Tree& tree) const;
 
+  // The batch sizes of the training data, [smallest, largest] of batch_size over the training
+  // nodes; nullopt when the predictor does not read batch_size (or its file keeps no ranges).
+  std::optional<std::pair<int, int>> training_batch_range() const;
+
   // Why predict() would fail on `tree`, or "" when it would not: a node lacking a feature the
   // predictor reads (or holding a non-finite one), a primitive type never seen in training
   // without a stand-in.
@@ -117,5 +125,33 @@ class Predictor {
   std::string interval_method_;
   std::filesystem::path path_;
 };
+
+// More sequences in one call never cost more per sequence (the weights are read once for all of
+// them). A predictor does not know it: its weighted sums bend either way, inside its training
+// batches by a little (the shipped one has Qwen3-8B's decode step cost 0.16% more per sequence at
+// batch 32 than at 24) and beyond them by more (Llama-2-7b's 4.5% more at batch 128 than at 32).
+// The batch envelope makes the energy per sequence non-increasing in the batch by construction,
+// for any predictor, with `per_sequence(k)` the predictor's joules per sequence of the same pass at
+// batch k and [lo, hi] = `range`, the batch sizes it was trained on:
+//   - batch > hi: the lowest per-sequence energy of the training batches, always (how far it would
+//     fall beyond them is not in the training data);
+//   - lo < batch <= hi: the lowest of batches lo .. batch, when a smaller batch's is lower than its own;
+//   - batch < lo: the highest of batches batch .. lo, when a larger batch's is higher than its own.
+// Returns the batch whose energy per sequence `batch` takes, or nullopt when it keeps its own.
+// Energy per call stays non-decreasing in the batch when the predictor's is. Calls per_sequence
+// at most hi - lo + 1 times (never for batch == lo); throws what it throws.
+std::optional<int> batch_envelope(int batch, std::pair<int, int> range, const std::function<double(int)>& per_sequence);
+
+// Why a pass at `batch` takes batch `at`'s energy per sequence (batch_envelope), in words:
+// `own_j` is the predictor's own value for the pass (or the steps, `what`), `held_j` the value it
+// takes (at's x batch / at).
+std::string batch_hold_reason(std::string_view what, int batch, int at, std::pair<int, int> range, double own_j,
+                              double held_j);
+
+// Every node of `tree` takes `at`'s prediction (energy, own energy) times tree batch / at batch,
+// so the tree still adds up, with the wider of the two relative intervals (a tree outside the
+// training data keeps its widened interval), and its provenance "batch_held" says `why`
+// (Predictor::predict erases it). Error when the two trees differ in structure (node count or ids).
+void hold_at_batch(Tree& tree, const Tree& at, const std::string& why);
 
 }  // namespace irene
