@@ -895,6 +895,9 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
   const auto want = explain::to_json(explain::predict_generation(load_model_config("meta-llama/Llama-2-7b-hf"), r, *predictor));
   EXPECT_EQ(j["total_j"], want["total_j"]);
   EXPECT_EQ(j["steps"].size(), 16u);
+  // What the answer rests on, as every other interface states it (explain/rests_on.hpp).
+  EXPECT_EQ(j["rests_on"], want["rests_on"]);
+  EXPECT_EQ(j["rests_on"]["question"]["phases"], nlohmann::json::array({"prefill", "decode"}));
   std::tie(s, j) = get("/api/generate?model=meta-llama/Llama-2-7b-hf&prompt=64&generate=16&steps=0&dtype=bfloat16");
   EXPECT_EQ(s, 200) << j.dump();
   EXPECT_FALSE(j.contains("steps"));
@@ -904,6 +907,8 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
   EXPECT_EQ(s, 200) << j.dump();
   EXPECT_EQ(j["past_len"], 300);
   EXPECT_EQ(j["weights"], "float32");
+  EXPECT_EQ(j["rests_on"]["question"]["context"], nlohmann::json::array({301, 301}));
+  EXPECT_FALSE(j["rests_on"]["within_training_data"].get<bool>());
   const double plain_j = j["total"]["j"].get<double>();
   // Quantized weights, as --weights: fewer weight bytes, less energy in this memory-bound step.
   std::tie(s, j) = get("/api/predict?model=meta-llama/Llama-2-7b-hf&batch=1&phase=decode&past=300&top=3&weights=fp8");

@@ -1,4 +1,5 @@
 #include "irene/explain/compare.hpp"
+#include "irene/explain/rests_on.hpp"
 
 #include <fmt/format.h>
 
@@ -264,7 +265,8 @@ nlohmann::json to_json(const Comparison& c) {
                           {"dtype", e.dtype},
                           {"weights", e.weights.empty() ? e.dtype : e.weights},
                           {"kv_cache_dtype", e.kv_cache_dtype.empty() ? e.dtype : e.kv_cache_dtype},
-                          {"basis", std::string(to_string(e.basis))}};
+                          {"basis", std::string(to_string(e.basis))},
+                          {"rests_on", e.rests_on}};
   };
   j["a"] = side(c.a);
   j["b"] = side(c.b);
@@ -289,6 +291,8 @@ void write_text(std::ostream& out, const Comparison& c, int top) {
   };
   out << fmt::format("a: {} batch {} seq {}{}\nb: {} batch {} seq {}{}\n", c.a.display_name, c.a.batch_size,
                      c.a.seq_len, pass(c.a), c.b.display_name, c.b.batch_size, c.b.seq_len, pass(c.b));
+  for (const auto& [name, e] : {std::pair{"a", &c.a}, std::pair{"b", &c.b}})
+    if (const std::string line = rests_on_line(e->rests_on); !line.empty()) out << name << " " << line << '\n';
   out << fmt::format("total ({}): a {}  b {}\n  b - a = {}  ({})\n", to_string(c.a.basis),
                      format_energy(c.a.total), format_energy(c.b.total), format_diff(c.total.diff),
                      format_pct(c.total.change_pct));

@@ -1,4 +1,5 @@
 #include "irene/explain/explain.hpp"
+#include "irene/explain/rests_on.hpp"
 
 #include <fmt/format.h>
 
@@ -207,6 +208,7 @@ Explanation explain_tree(const Tree& tree, const ExplainOptions& options) {
   e.weights = tree.weights;
   e.kv_cache_dtype = tree.kv_cache_dtype;
   if (auto it = tree.provenance.find("batch_held"); it != tree.provenance.end()) e.batch_held = it->second;
+  e.rests_on = rests_on_of(tree);
   e.phase = tree.phase;
   e.past_len = tree.past_len;
   if (basis == Basis::predicted) e.stand_ins = stand_ins(tree);
@@ -458,6 +460,7 @@ nlohmann::json to_json(const Explanation& e) {
   j["weights"] = e.weights.empty() ? e.dtype : e.weights;
   j["kv_cache_dtype"] = e.kv_cache_dtype.empty() ? e.dtype : e.kv_cache_dtype;
   j["batch_held"] = e.batch_held.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.batch_held);
+  if (!e.rests_on.is_null()) j["rests_on"] = e.rests_on;
   j["intervals"] = {{"combine", kIntervalsCombine},
                     {"parts_above_whole", e.parts_above_whole},
                     {"parts_above_whole_reason", e.parts_above_whole > 0 ? nlohmann::json(kPartsAboveWhole)
@@ -538,6 +541,7 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
   out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
   if (!e.batch_held.empty()) out << "  held: " << e.batch_held << '\n';
+  if (const std::string line = rests_on_line(e.rests_on); !line.empty()) out << "  " << line << '\n';
   if (predicted && e.total.interval) out << "  intervals: " << kIntervalsCombine << '\n';
   if (e.parts_above_whole > 0)
     out << fmt::format("  note: {} node(s) reach above their parent's upper bound: {}\n", e.parts_above_whole,

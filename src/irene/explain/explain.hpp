@@ -39,7 +39,7 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include "irene/arch/module_kind.hpp"
 #include "irene/core/tree.hpp"
@@ -190,6 +190,8 @@ struct Explanation {
   int parts_above_whole = 0;
   std::string phase = kPrefill;
   int past_len = 0;
+  // What the answer rests on (rests_on.hpp), from the tree's provenance; null when not predicted.
+  nlohmann::json rests_on;
 };
 
 struct ExplainOptions {

@@ -1,4 +1,6 @@
 #include "irene/explain/generation.hpp"
+#include "irene/explain/prediction.hpp"
+#include "irene/explain/rests_on.hpp"
 
 #include <fmt/format.h>
 
@@ -118,6 +120,7 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   predictor.predict(g.prefill_tree);
   if (hold_batch_envelope(g.prefill_tree, config, pre, predictor))
     g.batch_held.push_back("prefill: " + g.prefill_tree.provenance.at("batch_held"));
+  stamp_prediction(g.prefill_tree, predictor);
   const Explanation pe = explain_tree(g.prefill_tree);
   g.prefill = pe.total;
 
@@ -173,6 +176,7 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
       predictor.predict(at);
       hold_at_batch(t, at, g.batch_held.back());
     }
+    stamp_prediction(t, predictor);
     return t;
   };
   g.first_step = step_tree(std::move(steps.first_tree), first);
@@ -221,6 +225,15 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   g.stand_ins = pe.stand_ins;
   merge_stand_ins(g.stand_ins, fe.stand_ins);
   merge_stand_ins(g.stand_ins, le.stand_ins);
+
+  Question q = question_of(g.prefill_tree);
+  q.tokens = {1, r.prompt};
+  q.context = {r.prompt, r.prompt + r.generate};
+  q.phases = {kPrefill, kDecode};
+  g.rests_on = rests_on(q, predictor, g.prefill_tree);
+  merge_notes(g.rests_on, g.first_step);
+  merge_notes(g.rests_on, g.last_step);
+  if (g.held > 0) g.rests_on["held_steps"] = g.held;
   return g;
 }
 
@@ -247,6 +260,7 @@ nlohmann::json to_json(const Generation& g, bool with_steps) {
   j["kv_cache_dtype"] = g.kv_cache_dtype.empty() ? g.dtype : g.kv_cache_dtype;
   j["attention"] = g.attention;
   j["hardware"] = g.hardware;
+  j["rests_on"] = g.rests_on;
   j["units"] = {{"energy", "joules for the whole generation (per_token_j: joules per generated token)"},
                 {"share", "fraction of total_j"}};
   j["parameters"] = g.prefill_tree.nodes.empty() ? 0 : g.prefill_tree.root().num_parameters;
@@ -308,6 +322,7 @@ void write_text(std::ostream& out, const Generation& g, bool all_steps) {
                          (g.attention != "eager" ? "  " + g.attention : ""),
                      format_energy(g.total));
   if (!g.hardware.empty()) out << "predicted for: " << g.hardware << '\n';
+  if (const std::string line = rests_on_line(g.rests_on); !line.empty()) out << line << '\n';
   const double total = g.total.j;
   auto pct = [&](double x) { return total > 0 ? fmt::format("{:.1f}%", 100 * x / total) : std::string("-"); };
   out << fmt::format("  {:<30} {}  {}\n", fmt::format("prefill ({} tokens x {})", g.prompt, g.batch),
@@ -443,6 +458,8 @@ void write_text(std::ostream& out, const GenerationComparison& c) {
                            (g.attention != "eager" ? "  " + g.attention : ""));
   };
   out << "a: " << side(c.a) << "\nb: " << side(c.b) << "\n";
+  for (const auto& [name, g] : {std::pair{"a", &c.a}, std::pair{"b", &c.b}})
+    if (const std::string line = rests_on_line(g->rests_on); !line.empty()) out << name << " " << line << '\n';
   if (!c.a.hardware.empty()) out << "predicted for: " << c.a.hardware << "\n";
   out << fmt::format("\n{:<14} {:>30}  {:>30}  {:>38}  {:>9}\n", "", "a", "b", "b - a", "change");
   for (const auto& r : c.rows)

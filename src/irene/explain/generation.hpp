@@ -83,6 +83,10 @@ struct Generation {
   // Grams CO2e per kWh of the electricity (--carbon-intensity), or none: the outputs then add
   // the generation's CO2e beside its watt-hours.
   std::optional<double> carbon_g_per_kwh;
+  // What the answer rests on (rests_on.hpp): the question is the prefill and every step (tokens
+  // 1 .. prompt, context prompt .. prompt + generate, both phases); the node notes of the prefill
+  // and the first and last steps.
+  nlohmann::json rests_on;
 };
 
 // Errors (irene::Error, one line): an encoder (it does not generate text), a decoder without a

@@ -1,4 +1,5 @@
 #include "irene/explain/pipeline.hpp"
+#include "irene/explain/prediction.hpp"
 
 #include <fmt/format.h>
 
@@ -30,6 +31,7 @@ Tree predicted_tree(const ModelConfig& config, int batch, int seq, const Predict
   Tree tree = build_tree(config, batch, seq, options);
   predictor.predict(tree);
   hold_batch_envelope(tree, config, options, predictor);
+  stamp_prediction(tree, predictor);
   return tree;
 }
 

@@ -12,6 +12,7 @@
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/explain.hpp"
 #include "irene/explain/records.hpp"
+#include "irene/explain/rests_on.hpp"
 #include "irene/explain/units.hpp"
 #include "irene/predict/target.hpp"
 
@@ -63,6 +64,7 @@ void write_prediction_text(std::ostream& out, const Tree& t, const Predictor& p,
                          ? fmt::format("; the config's torch_dtype {} is not applied", t.provenance.at("config_torch_dtype"))
                          : "");
   if (const std::string note = stand_in_note(t); !note.empty()) out << note << '\n';
+  if (const std::string line = rests_on_line(rests_on_of(t)); !line.empty()) out << line << '\n';
   if (auto it = t.provenance.find("out_of_range"); it != t.provenance.end())
     out << fmt::format("extrapolated (intervals widened): {}\n", it->second);
   if (auto it = t.provenance.find("batch_held"); it != t.provenance.end()) out << "held: " << it->second << '\n';
@@ -113,6 +115,10 @@ nlohmann::json prediction_json(const Tree& t) {
   j["weights"] = t.weights.empty() ? t.dtype : t.weights;
   j["kv_cache_dtype"] = t.kv_cache_dtype.empty() ? t.dtype : t.kv_cache_dtype;
   j["stand_ins"] = stand_ins_json(t);
+  if (auto r = rests_on_of(t); !r.is_null()) {
+    j["rests_on"] = std::move(r);
+    if (j.contains("provenance") && j["provenance"].is_object()) j["provenance"].erase("rests_on");
+  }
   return j;
 }
 
@@ -124,6 +130,7 @@ void stamp_prediction(Tree& t, const Predictor& p) {
     t.provenance["target"] = "time";
     t.provenance["target_unit"] = "s";
   }
+  stamp_rests_on(t, p);
 }
 
 }  // namespace irene::explain

@@ -1,4 +1,5 @@
 #include "irene/explain/records.hpp"
+#include "irene/explain/rests_on.hpp"
 
 #include <fmt/format.h>
 
@@ -122,6 +123,7 @@ json tree_summary(const Tree& tree) {
   const json& r = j["nodes"][0];
   for (const char* k : {"energy_j", "low_j", "high_j", "measured_j"}) j[k] = r[k];
   if (auto it = tree.provenance.find("predicted_for"); it != tree.provenance.end()) j["hardware"] = it->second;
+  if (auto r = rests_on_of(tree); !r.is_null()) j["rests_on"] = std::move(r);
   j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"}};
   return j;
 }

@@ -296,9 +296,17 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
 }
 
 double LeafRegressor::predict(const double* raw) const {
-  double s = intercept;
-  for (int j = 0; j < coef.size(); ++j) s += coef[j] * (raw[j] - scaler.mean[j]) / scaler.scale[j];
-  return kind == LeafModel::log_linear ? std::exp(s) : std::max(0.0, s);
+  double s = intercept, ratio = 0;
+  int n = 0;
+  for (int j = 0; j < coef.size(); ++j) {
+    s += coef[j] * (raw[j] - scaler.mean[j]) / scaler.scale[j];
+    if (static_cast<std::size_t>(j) < work.size() && work[j] && scaler.mean[j] > 0)
+      ratio += std::max(0.0, raw[j]) / scaler.mean[j], ++n;
+  }
+  if (kind == LeafModel::log_linear) return std::exp(s);
+  // The floor (model.hpp): a leaf that does work never costs 0 J.
+  const double floor = intercept > 0 && n > 0 ? kLeafFloor * intercept * ratio / n : 0.0;
+  return std::max(s, floor);
 }
 
 double UpperModel::score(const double* raw) const {
@@ -405,7 +413,9 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
       x.row(k) = data.raw.row(rows[k]);
       y[k] = data.gold[rows[k]];
     }
-    model.leaves.emplace(data.classes[c], LeafRegressor::fit(config.leaf_model, x, y, nonnegative));
+    LeafRegressor r = LeafRegressor::fit(config.leaf_model, x, y, nonnegative);
+    for (const auto& f : data.feature_names) r.work.push_back(grows_with_input(f) ? 1 : 0);
+    model.leaves.emplace(data.classes[c], std::move(r));
   }
 
   // Upper levels.

@@ -83,12 +83,28 @@ struct LeafRegressor {
   double intercept = 0;
   long samples = 0;
   Eigen::VectorXd lo, hi;  // range of each raw feature in the training rows
+  // Columns whose features grow with the work (grows_with_input): the floor of predict() reads
+  // only these. Set by fit_model and Predictor::load; empty: no floor (max(0, value)).
+  std::vector<char> work;
 
   // Rows of `x` (raw features) with targets `y` (joules, > 0 for log_linear). `nonnegative[j]`
   // (optional, one per column): coef[j] >= 0 (non-negative least squares, Lawson-Hanson).
   static LeafRegressor fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y,
                            const std::vector<char>& nonnegative = {});
+  // The prediction (joules) of the raw features `raw`. A linear regressor's value is
+  // intercept + L(x), with L linear in the raw features; extrapolated below the training data (a
+  // decode step's norm over one token) a negative intercept would make it 0 J or less, and a leaf
+  // that does work costs something. So the value is at least kLeafFloor x intercept x w(x): the
+  // intercept is the regression's value at the training rows' mean features (their typical leaf),
+  // w(x) the mean over the `work` columns (FLOPs, bytes, sizes) of feature / its training mean.
+  // The floor is 1% of a typical leaf's cost at a typical leaf's work, in proportion to the work
+  // below it: positive whenever the leaf has work, 0 without any, continuous and non-decreasing
+  // in every feature that grows with the work (no jump where the regression crosses 0), and free
+  // of the regression's coefficients (collinear features with opposite signs do not inflate it).
+  // Inside the training data it is far below the regression's value and changes nothing. No
+  // floor when the intercept is not positive.
   double predict(const double* raw) const;
+  static constexpr double kLeafFloor = 0.01;
 };
 
 // Minimum-norm least squares of a x = b with x[j] >= 0 where nonnegative[j] (Lawson-Hanson

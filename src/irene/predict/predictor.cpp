@@ -74,6 +74,7 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
                           {"nodes", nodes},
                           {"models", data.models},
                           {"provenance", common}};
+  p.training_data_["span"] = span_of_trees(ptrs).to_json();
 
   // Intervals from out-of-fold (or, with one model, in-sample) predictions.
   std::vector<double> pred, own, alpha;
@@ -139,6 +140,145 @@ std::optional<std::pair<int, int>> Predictor::training_batch_range() const {
   const double lo = up.lo[col], hi = up.hi[col];
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo < 1 || hi < lo) return std::nullopt;
   return std::pair{static_cast<int>(std::lround(lo)), static_cast<int>(std::lround(hi))};
+}
+
+namespace {
+
+// [lo, hi], counts as integers where they are whole; null for an unknown range or bound.
+json pair_json(const auto& p) {
+  if (!p) return nullptr;
+  const auto value = [](auto v) -> json {
+    if constexpr (std::is_floating_point_v<decltype(v)>) {
+      if (!std::isfinite(v)) return nullptr;
+      if (v == std::floor(v) && std::fabs(v) < 9.0e15) return static_cast<std::int64_t>(v);
+    }
+    return v;
+  };
+  return json::array({value(p->first), value(p->second)});
+}
+
+template <class T>
+std::optional<std::pair<T, T>> pair_of(const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_array() || it->size() != 2 || !(*it)[0].is_number() || !(*it)[1].is_number())
+    return std::nullopt;
+  return std::pair<T, T>{(*it)[0].get<T>(), (*it)[1].get<T>()};
+}
+
+std::vector<std::string> strings_of(const json& j, const char* key) {
+  std::vector<std::string> out;
+  if (const auto it = j.find(key); it != j.end() && it->is_array())
+    for (const auto& v : *it)
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+bool from_irene_dataset(const std::map<std::string, std::string>& provenance) {
+  const auto it = provenance.find("source");
+  return it != provenance.end() && it->second.find("IrEne dataset") != std::string::npos;
+}
+
+}  // namespace
+
+json TrainingSpan::to_json() const {
+  return json{{"models", models},         {"trees", trees},   {"parameters", pair_json(parameters)},
+              {"batch", pair_json(batch)}, {"tokens", pair_json(tokens)}, {"context", pair_json(context)},
+              {"phases", phases},         {"dtypes", dtypes}, {"energy_covers", energy_covers},
+              {"recorded", recorded}};
+}
+
+TrainingSpan TrainingSpan::from_json(const json& j) {
+  TrainingSpan s;
+  if (!j.is_object()) return s;
+  s.models = strings_of(j, "models");
+  if (const auto it = j.find("trees"); it != j.end() && it->is_number_integer()) s.trees = it->get<long>();
+  s.parameters = pair_of<double>(j, "parameters");
+  s.batch = pair_of<int>(j, "batch");
+  s.tokens = pair_of<int>(j, "tokens");
+  s.context = pair_of<int>(j, "context");
+  s.phases = strings_of(j, "phases");
+  s.dtypes = strings_of(j, "dtypes");
+  if (const auto it = j.find("energy_covers"); it != j.end() && it->is_string()) s.energy_covers = it->get<std::string>();
+  if (const auto it = j.find("recorded"); it != j.end() && it->is_boolean()) s.recorded = it->get<bool>();
+  return s;
+}
+
+std::string energy_covers_of(const std::map<std::string, std::string>& provenance) {
+  if (const auto it = provenance.find("sensor_covers"); it != provenance.end() && !it->second.empty()) return it->second;
+  if (from_irene_dataset(provenance))
+    return "the whole machine (CPU, memory, an NVIDIA GPU) from a power meter";
+  return "";
+}
+
+TrainingSpan span_of_trees(const std::vector<const Tree*>& trees) {
+  TrainingSpan s;
+  if (trees.empty()) return s;
+  std::set<std::string> models, phases, dtypes;
+  auto widen = [](auto& range, auto v) {
+    if (!range) range.emplace(v, v);
+    else range->first = std::min(range->first, v), range->second = std::max(range->second, v);
+  };
+  std::map<std::string, std::string> common = trees.front()->provenance;
+  for (const Tree* t : trees) {
+    models.insert(t->model_name);
+    phases.insert(t->phase);
+    dtypes.insert(t->dtype);
+    widen(s.parameters, static_cast<double>(t->root().num_parameters));
+    widen(s.batch, t->batch_size);
+    widen(s.tokens, t->seq_len);
+    widen(s.context, t->is_decode() ? t->past_len + 1 : t->seq_len);
+    for (auto it = common.begin(); it != common.end();) {
+      const auto f = t->provenance.find(it->first);
+      it = f == t->provenance.end() || f->second != it->second ? common.erase(it) : std::next(it);
+    }
+  }
+  s.models.assign(models.begin(), models.end());
+  s.trees = static_cast<long>(trees.size());
+  s.phases.assign(phases.begin(), phases.end());
+  s.dtypes.assign(dtypes.begin(), dtypes.end());
+  s.energy_covers = energy_covers_of(common);
+  return s;
+}
+
+TrainingSpan Predictor::training_span() const {
+  if (const auto it = training_data_.find("span"); it != training_data_.end() && it->is_object())
+    return TrainingSpan::from_json(*it);
+  // A file that predates the recorded span: what its feature ranges and provenance say.
+  TrainingSpan s;
+  s.recorded = false;
+  s.models = strings_of(training_data_, "models");
+  if (const auto it = training_data_.find("trees"); it != training_data_.end() && it->is_number_integer())
+    s.trees = it->get<long>();
+  std::map<std::string, std::string> provenance;
+  if (const auto it = training_data_.find("provenance"); it != training_data_.end() && it->is_object())
+    for (const auto& [k, v] : it->items())
+      if (v.is_string()) provenance[k] = v.get<std::string>();
+  s.energy_covers = energy_covers_of(provenance);
+  const auto& names = model_.feature_names;
+  const auto& up = model_.upper;
+  auto range = [&](const char* f) -> std::optional<std::pair<double, double>> {
+    const auto it = std::find(names.begin(), names.end(), f);
+    const auto col = static_cast<Eigen::Index>(it - names.begin());
+    if (it == names.end() || up.lo.size() <= col || up.hi.size() <= col) return std::nullopt;
+    if (!std::isfinite(up.lo[col]) || !std::isfinite(up.hi[col])) return std::nullopt;
+    return std::pair{up.lo[col], up.hi[col]};
+  };
+  auto ints = [](const std::optional<std::pair<double, double>>& r) -> std::optional<std::pair<int, int>> {
+    if (!r) return std::nullopt;
+    return std::pair{static_cast<int>(std::lround(r->first)), static_cast<int>(std::lround(r->second))};
+  };
+  s.batch = ints(range("batch_size"));
+  s.tokens = ints(range("seq_len"));
+  // Over every training node: the largest is a whole model; the smallest is some leaf's, not a
+  // model's, so only the largest is known.
+  if (const auto p = range("num_parameters")) s.parameters = std::pair{std::nan(""), p->second};
+  if (from_irene_dataset(provenance)) {
+    // The published dataset holds full forward passes in float32 only.
+    s.phases = {kPrefill};
+    s.dtypes = {"float32"};
+    s.context = s.tokens;
+  }
+  return s;
 }
 
 std::optional<int> batch_envelope(int batch, std::pair<int, int> range,
@@ -503,6 +643,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
       lr.hi = r.vector(lj, "hi", d, ctx);
       if ((lr.lo.array() > lr.hi.array()).any()) r.fail(ctx + "'lo' exceeds 'hi'");
     }
+    for (const auto& f : p.model_.feature_names) lr.work.push_back(grows_with_input(f) ? 1 : 0);
     p.model_.leaves.emplace(name, std::move(lr));
   }
 

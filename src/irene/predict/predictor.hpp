@@ -38,6 +38,34 @@
 
 namespace irene {
 
+// What a predictor's training data spans, in the dimensions a user asks about (the "rests on"
+// object of every answer, explain/rests_on.hpp): the models and their sizes, batch sizes, tokens
+// per pass, context (the positions a token attends to: a prefill's seq_len, a decode step's
+// past_len + 1), phases and dtypes, and what the joules cover. Recorded in the predictor file at
+// training time ("training_data"."span"); for a file that predates it, derived from the ranges of
+// the features it reads and the source of its trees (`recorded` false), where a dimension may then
+// be unknown (nullopt / empty).
+struct TrainingSpan {
+  std::vector<std::string> models;
+  long trees = 0;
+  std::optional<std::pair<double, double>> parameters;  // of the models (the roots), smallest and largest
+  std::optional<std::pair<int, int>> batch, tokens, context;
+  std::vector<std::string> phases, dtypes;  // sorted; empty = not known
+  std::string energy_covers;                // what the measured joules cover ("" = not known)
+  bool recorded = true;
+
+  nlohmann::json to_json() const;
+  static TrainingSpan from_json(const nlohmann::json& j);
+};
+
+// What the measured energy of trees with this provenance covers: the sensor's own words
+// (provenance "sensor_covers", irene collect), the published IrEne dataset's power meter (the whole
+// machine), or "" when the trees do not say.
+std::string energy_covers_of(const std::map<std::string, std::string>& provenance);
+
+// The span of measured trees (TrainingSpan), from their roots and provenance.
+TrainingSpan span_of_trees(const std::vector<const Tree*>& trees);
+
 class Predictor {
  public:
   // Version 2 adds the own-operations term and the training ranges (range checks, clamping);
@@ -83,6 +111,9 @@ class Predictor {
   // The batch sizes of the training data, [smallest, largest] of batch_size over the training
   // nodes; nullopt when the predictor does not read batch_size (or its file keeps no ranges).
   std::optional<std::pair<int, int>> training_batch_range() const;
+
+  // What the training data spans (TrainingSpan): recorded in the file, or derived for an older one.
+  TrainingSpan training_span() const;
 
   // Why predict() would fail on `tree`, or "" when it would not: a node lacking a feature the
   // predictor reads (or holding a non-finite one), a primitive type never seen in training
