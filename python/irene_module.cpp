@@ -175,8 +175,10 @@ template <class T>
 std::string keywords_doc(const std::vector<Option<T>>& options) {
   std::string out = "\n\nKeyword arguments (the command line's options; None: the default):\n";
   for (const auto& o : options) {
-    std::string flag = o.flags.substr(0, o.flags.find(','));
-    out += fmt::format("    {} ({}): {}\n", o.keyword, flag, o.range_help.empty() ? o.help : o.range_help);
+    std::string name = o.keyword;
+    for (const auto& a : o.aliases) name += " or " + a;
+    out += fmt::format("    {} ({}): {}\n", name, o.flags.substr(0, o.flags.find(',')),
+                       o.range_help.empty() ? o.help : o.range_help);
   }
   return out;
 }

@@ -316,6 +316,8 @@ def test_every_model_option_of_the_command_line_is_a_keyword():
             call(**{flag.replace("-", "_"): None})
     predict = irene.predict("gpt2", batch="2", seq=16, carbon_intensity=400, strict=False)
     assert predict["batch_size"] == 2 and predict["seq_len"] == 16
+    assert predict["normalized"]["co2e_g"] == pytest.approx(predict["energy_j"] / 3.6e6 * 400, rel=1e-12)
+    assert predict["normalized"]["per_token_j"] == pytest.approx(predict["energy_j"] / 32, rel=1e-12)
 
 
 def test_unknown_keywords_and_bad_ranges_are_one_line_errors():
@@ -337,3 +339,20 @@ def test_unknown_keywords_and_bad_ranges_are_one_line_errors():
         irene.explain("gpt2", top="many")
     with pytest.raises(irene.Error, match="--prompt P and --generate N go together"):
         irene.compare(LLAMA, generate=8)
+
+
+def test_a_trees_file_and_a_config_dict_are_sources_as_on_the_command_line(tmp_path):
+    trees = tmp_path / "trees.jsonl"
+    cli("sweep", "gpt2", "--batch", "2", "--seq", "32:64:32", "--jsonl", str(trees))
+    e = irene.explain(trees)
+    assert e == cli_json("explain", str(trees))
+    assert [x["seq_len"] for x in e] == [32, 64]
+    assert irene.sweep(str(trees), seq=64)["points"] == cli_json("sweep", str(trees), "--seq", "64")
+    with pytest.raises(irene.Error, match="do not apply to a trees file"):
+        irene.explain(trees, dtype="bfloat16")
+    cfg = {"model_type": "gpt2", "vocab_size": 50, "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64,
+           "_name_or_path": "tiny-gpt"}
+    s = irene.sweep(cfg, batch=1, seq=[8, 16])
+    assert [p["seq_len"] for p in s["points"]] == [8, 16] and s["model_name"] == "tiny-gpt"
+    c = irene.compare(cfg, cfg, overrides_b={"n_layer": 1}, batch=1, seq=8)
+    assert c["total"]["diff"]["j"] < 0

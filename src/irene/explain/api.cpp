@@ -38,13 +38,17 @@ json generate(const ExplainRequest& r) {
 
 json predict(const ExplainRequest& r) {
   if (r.source.generation()) return generate(r);
-  explain::parse_carbon_intensity(r.carbon_intensity);  // its errors; a tree's summary has no CO2e
+  const auto carbon = explain::parse_carbon_intensity(r.carbon_intensity);
   std::string hardware;
   std::vector<Tree> trees = explain::load_trees(r.source, false, hardware);
   json out = json::array();
   for (auto& t : trees) {
     if (!hardware.empty() && !t.provenance.count("predicted_for")) t.provenance["predicted_for"] = hardware;
-    out.push_back(explain::tree_summary(t));
+    json j = explain::tree_summary(t);
+    if (j["energy_j"].is_number())
+      j["normalized"] = explain::to_json(explain::normalize(j["energy_j"].get<double>(), t.batch_size, t.seq_len, carbon));
+    if (carbon) j["carbon_intensity_g_per_kwh"] = *carbon;
+    out.push_back(std::move(j));
   }
   return out.size() == 1 ? out[0] : out;
 }

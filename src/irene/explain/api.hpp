@@ -37,8 +37,9 @@ std::vector<std::string> models();
 // --generate or a trees file (nothing is predicted).
 nlohmann::json tree(const Source& s);
 
-// tree_summary of the predicted tree (+ "hardware"); of every tree of a trees file (a list where
-// there are several); with prompt and generate: generate()'s result.
+// tree_summary of the predicted tree (+ "hardware", and "normalized": joules per sample and per
+// token, watt-hours, grams CO2e at the carbon intensity where given); of every tree of a trees file
+// (a list where there are several); with prompt and generate: generate()'s result.
 nlohmann::json predict(const ExplainRequest& r);
 
 // A generation (prompt P, generate N; batch default 1): generation.hpp's to_json plus the flat node
