@@ -2,7 +2,9 @@
 // model (built-in name, config.json or Hugging Face id, with --set overrides) at given batch sizes,
 // sequence lengths, pasts, prompts and generated tokens (single values, or ranges where the command
 // sweeps). The explanation commands (explain, compare, sweep, report) fill a Source from their
-// options and call these; sizes are checked by the library (core/limits.hpp).
+// options and call these; sizes are checked by the library (core/limits.hpp). The options
+// themselves are defined here once (Option, source_options ...): the command line registers them
+// with CLI11 and the Python module reads its keyword arguments through the same tables.
 #pragma once
 
 #include <cstddef>
