@@ -2,10 +2,14 @@
 // without libtorch. Python sees plain objects (dicts, lists, floats, strings); every irene::Error
 // raises irene.Error, a ValueError. Each function's Python signature (names, defaults) and doc are
 // written here, once; python/irene/__init__.py re-exports them with the package's doc. This file
-// converts arguments and results and calls one function of irene::api each.
+// converts arguments and results and calls one function of irene::api each; the keyword arguments
+// are the command line's options, read from the same tables (explain/source.hpp).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <fmt/format.h>
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,8 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/api.hpp"
+#include "irene/explain/pipeline.hpp"
+#include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
 
 namespace py = pybind11;
@@ -68,52 +74,150 @@ json from_python(const py::handle& o, int depth = 0) {
   throw irene::Error("config: values must be dicts, lists, strings, numbers, booleans or None");
 }
 
-// A model: a name / path (str or os.PathLike) or a config dict; overrides: a dict or "k=v" strings.
-irene::api::ModelSpec spec_of(const py::object& model, const py::object& overrides) {
-  irene::api::ModelSpec s;
-  if (py::isinstance<py::dict>(model)) {
-    s.config = from_python(model);
-  } else if (py::isinstance<py::str>(model) || py::hasattr(model, "__fspath__")) {
-    s.name_or_path = py::str(py::module_::import("os").attr("fspath")(model)).cast<std::string>();
-  } else {
-    throw irene::Error("model must be a name, a path to a config.json, or a config dict");
-  }
-  if (overrides.is_none()) return s;
-  if (py::isinstance<py::dict>(overrides)) {
-    for (const auto& [k, v] : overrides.cast<py::dict>())
-      s.overrides.emplace_back(py::str(k).cast<std::string>(), py::str(v).cast<std::string>());
-  } else {
-    for (const auto& item : overrides) s.overrides.push_back(irene::parse_config_override(py::str(item).cast<std::string>()));
-  }
-  return s;
-}
+using irene::explain::Option;
 
-// The pass of a tree or generation (arch/builder.hpp): None or text per option, as --phase etc.
-irene::BuildOptions pass_of(const py::object& phase, const py::object& past, const py::object& dtype,
-                            const py::object& attention, const py::object& head, bool allow_long,
-                            const py::object& weights, const py::object& kv_cache_dtype) {
-  auto text = [](const py::object& o) { return o.is_none() ? std::string() : py::str(o).cast<std::string>(); };
-  return irene::make_build_options(text(phase), text(past), text(dtype), text(attention), text(head), allow_long,
-                                   text(weights), text(kv_cache_dtype));
-}
-
-std::string path_of(const py::object& p) {
-  if (p.is_none()) return "";
+std::string path_of(const py::handle& p) {
   return py::str(py::module_::import("os").attr("fspath")(p)).cast<std::string>();
 }
 
-// An int, a list of ints, or a range string ("32:512:32", "8,16").
-std::vector<int> values_of(const py::object& v, const char* what) {
-  if (py::isinstance<py::bool_>(v)) throw irene::Error(std::string(what) + " must be an integer, a list or a range");
-  if (py::isinstance<py::int_>(v)) return {v.cast<int>()};
-  if (py::isinstance<py::str>(v)) return irene::explain::parse_range(v.cast<std::string>(), what);
-  std::vector<int> out;
-  for (const auto& x : v) {
-    if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
-      throw irene::Error(std::string(what) + " values must be integers");
-    out.push_back(x.cast<int>());
+// The model argument: a name or path (str or os.PathLike) into `what`, or a config dict.
+void model_of(const py::object& model, std::string& what, std::optional<json>& config) {
+  if (py::isinstance<py::dict>(model)) {
+    config = from_python(model);
+  } else if (py::isinstance<py::str>(model) || py::hasattr(model, "__fspath__")) {
+    what = path_of(model);
+  } else {
+    throw irene::Error("model must be a name, a path to a config.json (or a trees .jsonl file), or a config dict");
+  }
+}
+
+// The text the command line takes for a value: an int as "8", a list of ints (or strings) as
+// "8,16" (a range list), a str (a range "32:512:32" too) or an os.PathLike as it is.
+std::string text_of(const py::handle& v, const std::string& keyword) {
+  auto bad = [&] {
+    return irene::Error(fmt::format("{} must be a string, an integer or a list of integers, got {}", keyword,
+                                    py::str(py::type::of(v).attr("__name__")).cast<std::string>()));
+  };
+  if (py::isinstance<py::bool_>(v)) throw bad();
+  if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+  if (py::isinstance<py::int_>(v)) return py::str(v).cast<std::string>();
+  if (py::isinstance<py::float_>(v)) return py::repr(v).cast<std::string>();
+  if (py::hasattr(v, "__fspath__")) return path_of(v);
+  if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v) || py::isinstance<py::iterable>(v)) {
+    std::string out;
+    for (const auto& x : v) {
+      if (py::isinstance<py::bool_>(x) || !(py::isinstance<py::int_>(x) || py::isinstance<py::str>(x))) throw bad();
+      out += (out.empty() ? "" : ",") + py::str(x).cast<std::string>();
+    }
+    if (out.empty()) throw irene::Error(keyword + ": an empty list");
+    return out;
+  }
+  throw bad();
+}
+
+// "KEY=VALUE" texts of overrides: a dict, one "k=v" string, or a list of them.
+std::vector<std::string> overrides_of(const py::handle& v) {
+  std::vector<std::string> out;
+  if (py::isinstance<py::dict>(v)) {
+    for (const auto& [k, x] : v.cast<py::dict>())
+      out.push_back(py::str(k).cast<std::string>() + "=" + py::str(x).cast<std::string>());
+  } else if (py::isinstance<py::str>(v)) {
+    out.push_back(v.cast<std::string>());
+  } else {
+    for (const auto& item : v) out.push_back(py::str(item).cast<std::string>());
   }
   return out;
+}
+
+template <class T>
+std::string keywords_of(const std::vector<Option<T>>& options) {
+  std::string out;
+  for (const auto& o : options) {
+    out += (out.empty() ? "" : ", ") + o.keyword;
+    for (const auto& a : o.aliases) out += " (or " + a + ")";
+  }
+  return out;
+}
+
+// Sets `target` from keyword arguments through the table of the command line's options
+// (explain/source.hpp): each keyword the field of its option, None the default.
+template <class T>
+void apply(T& target, const std::vector<Option<T>>& options, const py::kwargs& kwargs, const std::string& fn) {
+  for (const auto& [k, v] : kwargs) {
+    const std::string key = py::str(k).cast<std::string>();
+    const Option<T>* found = nullptr;
+    for (const auto& o : options) {
+      if (o.keyword == key) found = &o;
+      for (const auto& a : o.aliases)
+        if (a == key) found = &o;
+    }
+    if (!found)
+      throw irene::Error(fmt::format("{}() got an unknown keyword '{}' (accepted: {})", fn, key, keywords_of(options)));
+    if (v.is_none()) continue;
+    using Kind = typename Option<T>::Kind;
+    switch (found->kind) {
+      case Kind::text: found->text(target) = text_of(v, key); break;
+      case Kind::list: found->list(target) = overrides_of(v); break;
+      case Kind::flag:
+        if (!py::isinstance<py::bool_>(v)) throw irene::Error(key + " must be True or False");
+        found->flag(target) = v.template cast<bool>();
+        break;
+      case Kind::integer:
+        if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v)) throw irene::Error(key + " must be an integer");
+        found->integer(target) = v.template cast<int>();
+        break;
+    }
+  }
+}
+
+// The keyword arguments' lines of a function's doc, from the table.
+template <class T>
+std::string keywords_doc(const std::vector<Option<T>>& options) {
+  std::string out = "\n\nKeyword arguments (the command line's options; None: the default):\n";
+  for (const auto& o : options) {
+    std::string name = o.keyword;
+    for (const auto& a : o.aliases) name += " or " + a;
+    out += fmt::format("    {} ({}): {}\n", name, o.flags.substr(0, o.flags.find(',')),
+                       o.range_help.empty() ? o.help : o.range_help);
+  }
+  return out;
+}
+
+using irene::explain::CompareRequest;
+using irene::explain::ExplainRequest;
+using irene::explain::Source;
+
+std::vector<Option<ExplainRequest>> request_options(bool with_top) {
+  auto o = irene::explain::lift<ExplainRequest, Source>(irene::explain::source_options(),
+                                                         [](ExplainRequest& r) -> Source& { return r.source; });
+  for (const auto& e : irene::explain::explain_options())
+    if (with_top || e.keyword != "top") o.push_back(e);
+  return o;
+}
+
+const std::vector<Option<Source>>& tree_options() {
+  static const auto o = irene::explain::only(
+      irene::explain::source_options(),
+      {"batch", "seq", "overrides", "phase", "past", "dtype", "weights", "kv_cache_dtype", "attention", "head", "allow_long"});
+  return o;
+}
+const std::vector<Option<ExplainRequest>>& predict_options() {
+  static const auto o = request_options(false);
+  return o;
+}
+const std::vector<Option<ExplainRequest>>& explain_options() {
+  static const auto o = request_options(true);
+  return o;
+}
+
+template <class F>
+py::object released(F&& f) {
+  json j;
+  {
+    py::gil_scoped_release release;
+    j = f();
+  }
+  return to_python(j);
 }
 
 }  // namespace
@@ -123,124 +227,84 @@ PYBIND11_MODULE(_irene, m) {
   py::register_exception<irene::Error>(m, "Error", PyExc_ValueError);
   m.attr("__version__") = IRENE_VERSION;
   m.def("models", [] { return irene::api::models(); }, "Names of the built-in model configurations.");
-  m.def("tree", [](const py::object& model, int batch, const py::object& seq, const py::object& overrides,
-                   const py::object& phase, const py::object& past, const py::object& dtype,
-                   const py::object& attention, const py::object& head, bool allow_long, const py::object& weights,
-                   const py::object& kv_cache_dtype) {
-    const auto s = spec_of(model, overrides);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights, kv_cache_dtype);
-    const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::tree(s, batch, n, pass);
-    }
-    return to_python(j);
+  m.def("tree", [](const py::object& model, const py::kwargs& kw) {
+    Source s;
+    model_of(model, s.what, s.config);
+    apply(s, tree_options(), kw, "tree");
+    return released([&] { return irene::api::tree(s); });
   },
-        "The model tree for ``batch`` sequences of ``seq`` tokens (default 128; 1 for a decode step):\n"
-        "parameters, MFLOP and MiB per node. See the module doc for the pass options.",
-        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("overrides") = py::none(),
-        py::arg("phase") = py::none(), py::arg("past") = py::none(), py::arg("dtype") = py::none(),
-        py::arg("attention") = py::none(), py::arg("head") = py::none(), py::arg("allow_long") = false,
-        py::arg("weights") = py::none(), py::arg("kv_cache_dtype") = py::none());
-  m.def("predict", [](const py::object& model, int batch, const py::object& seq, const py::object& predictor,
-                      const py::object& overrides, const py::object& phase, const py::object& past,
-                      const py::object& dtype, const py::object& attention, const py::object& head, bool allow_long,
-                      const py::object& weights, const py::object& kv_cache_dtype) {
-    const auto s = spec_of(model, overrides);
-    const auto p = path_of(predictor);
-    const auto pass = pass_of(phase, past, dtype, attention, head, allow_long, weights, kv_cache_dtype);
-    const int n = irene::pass_seq(seq.is_none() ? std::string() : py::str(seq).cast<std::string>(), pass);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::predict(s, batch, n, p, pass);
-    }
-    return to_python(j);
+        ("The model tree for ``batch`` sequences of ``seq`` tokens (default 8 and 128; 1 for a decode step):\n"
+         "parameters, MFLOP and MiB per node, as ``irene tree``." + keywords_doc(tree_options())).c_str(),
+        py::arg("model"));
+  m.def("predict", [](const py::object& model, const py::kwargs& kw) {
+    ExplainRequest r;
+    model_of(model, r.source.what, r.source.config);
+    apply(r, predict_options(), kw, "predict");
+    return released([&] { return irene::api::predict(r); });
   },
-        "Predicted energy of every node (joules per forward pass) with its interval.\n\n"
-        "Returns a dict: ``energy_j``, ``low_j``, ``high_j`` (the model), ``hardware`` (what the\n"
-        "energies describe), ``dtype``, ``phase``, ``past_len``, ``stand_ins`` (leaves predicted by\n"
-        "another class's regressor), totals, and ``nodes`` (flat records, see the module doc).",
-        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = py::none(), py::arg("predictor") = py::none(),
-        py::arg("overrides") = py::none(), py::arg("phase") = py::none(), py::arg("past") = py::none(),
-        py::arg("dtype") = py::none(), py::arg("attention") = py::none(), py::arg("head") = py::none(),
-        py::arg("allow_long") = false, py::arg("weights") = py::none(), py::arg("kv_cache_dtype") = py::none());
-  m.def("generate", [](const py::object& model, int batch, int prompt, int generate, const py::object& predictor,
-                       const py::object& overrides, const py::object& dtype, const py::object& attention,
-                       bool allow_long, const py::object& weights,
-                   const py::object& kv_cache_dtype) {
-    const auto s = spec_of(model, overrides);
-    const auto p = path_of(predictor);
-    const auto pass = pass_of(py::none(), py::none(), dtype, attention, py::none(), allow_long, weights, kv_cache_dtype);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::generate(s, batch, prompt, generate, p, pass);
-    }
-    return to_python(j);
+        ("Predicted energy of every node (joules per forward pass) with its interval.\n\n"
+         "Returns a dict: ``energy_j``, ``low_j``, ``high_j`` (the model), ``hardware`` (what the\n"
+         "energies describe), ``dtype``, ``phase``, ``past_len``, ``stand_ins`` (leaves predicted by\n"
+         "another class's regressor), totals, and ``nodes`` (flat records, see the module doc); a list\n"
+         "of them for a trees file of several trees; with ``prompt`` and ``generate``: ``generate``'s\n"
+         "result." + keywords_doc(predict_options())).c_str(),
+        py::arg("model"));
+  m.def("generate", [](const py::object& model, const py::kwargs& kw) {
+    ExplainRequest r;
+    model_of(model, r.source.what, r.source.config);
+    apply(r, predict_options(), kw, "generate");
+    if (r.source.prompt.empty()) r.source.prompt = "512";
+    if (r.source.generate.empty()) r.source.generate = "256";
+    return released([&] { return irene::api::generate(r); });
   },
-        "The energy of generating ``generate`` tokens after a ``prompt``-token prompt, ``batch`` sequences.\n\n"
-        "Returns a dict: ``prefill_j``, ``decode_j`` (the sum of the steps), ``total_j`` and\n"
-        "``per_token_j`` (decode / (batch x generate)), each ``{\"j\", \"low_j\", \"high_j\"}`` in joules;\n"
-        "``steps`` (``past``, ``energy_j``, ``low_j``, ``high_j`` for every decode step), ``by_kind``\n"
-        "(attention, feed-forward, embeddings, norm, lm head, other over the whole generation),\n"
-        "``stand_ins``, ``dtype``, ``hardware``.",
-        py::arg("model"), py::arg("batch") = 1, py::arg("prompt") = 512, py::arg("generate") = 256,
-        py::arg("predictor") = py::none(), py::arg("overrides") = py::none(), py::arg("dtype") = py::none(),
-        py::arg("attention") = py::none(), py::arg("allow_long") = false, py::arg("weights") = py::none(),
-        py::arg("kv_cache_dtype") = py::none());
-  m.def("explain", [](const py::object& model, int batch, int seq, const py::object& predictor,
-                      const py::object& overrides, int top) {
-    const auto s = spec_of(model, overrides);
-    const auto p = path_of(predictor);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::explain(s, batch, seq, p, top);
-    }
-    return to_python(j);
+        ("The energy of generating ``generate`` tokens (default 256) after a ``prompt``-token prompt\n"
+         "(default 512), ``batch`` sequences (default 1), as ``irene predict --prompt P --generate N``.\n\n"
+         "Returns a dict: ``prefill_j``, ``decode_j`` (the sum of the steps), ``total_j`` and\n"
+         "``per_token_j`` (decode / (batch x generate)), each ``{\"j\", \"low_j\", \"high_j\"}`` in joules;\n"
+         "``steps`` (``past``, ``energy_j``, ``low_j``, ``high_j`` for every decode step), ``by_kind``\n"
+         "(attention, feed-forward, embeddings, norm, lm head, other over the whole generation),\n"
+         "``stand_ins``, ``dtype``, ``hardware``, ``normalized`` (watt-hours, and grams CO2e with\n"
+         "``carbon_intensity``); ``prefill_nodes`` and ``step_nodes``: the flat node records (the\n"
+         "columns of ``predict``'s ``nodes``) of the prefill and of the last decode step." +
+         keywords_doc(predict_options())).c_str(),
+        py::arg("model"));
+  m.def("explain", [](const py::object& model, const py::kwargs& kw) {
+    ExplainRequest r;
+    model_of(model, r.source.what, r.source.config);
+    apply(r, explain_options(), kw, "explain");
+    return released([&] { return irene::api::to_json(irene::api::explain(r)); });
   },
-        "Where the energy goes: shares of every node, hotspots, energy by primitive type and module kind.",
-        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = 128, py::arg("predictor") = py::none(),
-        py::arg("overrides") = py::none(), py::arg("top") = 10);
-  m.def("compare", [](const py::object& a, const py::object& b, int batch, int seq, const py::object& batch_b,
-                      const py::object& seq_b, const py::object& overrides_a, const py::object& overrides_b,
-                      const py::object& predictor) {
-    const auto sa = spec_of(a, overrides_a);
-    const auto sb = spec_of(b.is_none() ? a : b, overrides_b);
-    const int bb = batch_b.is_none() ? batch : batch_b.cast<int>();
-    const int sq = seq_b.is_none() ? seq : seq_b.cast<int>();
-    const auto p = path_of(predictor);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::compare(sa, sb, batch, seq, bb, sq, p);
-    }
-    return to_python(j);
+        ("Where the energy goes: shares of every node, hotspots, energy by primitive type and module kind;\n"
+         "the object ``irene explain --format json`` prints (a list for a trees file of several trees).\n"
+         "With ``prompt`` and ``generate``: the generation with ``prefill_explanation`` and\n"
+         "``last_step_explanation``." + keywords_doc(explain_options())).c_str(),
+        py::arg("model"));
+  m.def("compare", [](const py::object& a, const py::object& b, const py::kwargs& kw) {
+    CompareRequest r;
+    model_of(a, r.a.what, r.a.config);
+    if (!b.is_none()) model_of(b, r.b, r.config_b);
+    apply(r, irene::explain::compare_options(), kw, "compare");
+    return released([&] { return irene::api::to_json(irene::api::compare(r)); });
   },
-        "What a change costs: b against a, node by node, by module kind and by primitive type.\n\n"
-        "``b`` defaults to ``a`` (compare it with itself changed by ``overrides_b``, ``batch_b`` or ``seq_b``).",
-        py::arg("a"), py::arg("b") = py::none(), py::arg("batch") = 8, py::arg("seq") = 128,
-        py::arg("batch_b") = py::none(), py::arg("seq_b") = py::none(), py::arg("overrides_a") = py::none(),
-        py::arg("overrides_b") = py::none(), py::arg("predictor") = py::none());
-  m.def("sweep", [](const py::object& model, const py::object& batch, const py::object& seq,
-                    const py::object& predictor, const py::object& overrides) {
-    const auto s = spec_of(model, overrides);
-    const auto batches = values_of(batch, "batch");
-    const auto seqs = values_of(seq, "seq");
-    const auto p = path_of(predictor);
-    json j;
-    {
-      py::gil_scoped_release release;
-      j = irene::api::sweep(s, batches, seqs, p);
-    }
-    return to_python(j);
+        ("What a change costs: b against a, node by node, by module kind and by primitive type; the\n"
+         "object ``irene compare --format json`` prints. ``b`` defaults to ``a`` (compare it with itself\n"
+         "changed by ``overrides_b``, ``batch_b``, ``dtype_b`` ...). With ``prompt`` and ``generate``: the\n"
+         "two generations, and their last decode steps node by node in ``last_step``." +
+         keywords_doc(irene::explain::compare_options())).c_str(),
+        py::arg("a"), py::arg("b") = py::none());
+  m.def("sweep", [](const py::object& model, const py::kwargs& kw) {
+    Source s;
+    model_of(model, s.what, s.config);
+    apply(s, irene::explain::source_options(), kw, "sweep");
+    const bool trees_file = !s.config && irene::explain::is_trees_file(s.what);
+    if (s.seq.empty() && !s.generation() && !trees_file && s.pass.phase != irene::kDecode) s.seq = "32:512:32";
+    return released([&] { return irene::api::to_json(irene::api::sweep(s)); });
   },
-        "Energy against batch size and sequence length.\n\n"
-        "``batch`` and ``seq`` are an int, a list of ints, or a range string (``\"32:512:32\"``,\n"
-        "``\"8,16,32\"``). Returns ``{\"model_name\", \"hardware\", \"points\": [...]}``, one point per\n"
-        "(batch, seq), batch-major.",
-        py::arg("model"), py::arg("batch") = 8, py::arg("seq") = "32:512:32", py::arg("predictor") = py::none(),
-        py::arg("overrides") = py::none());
+        ("Energy against batch size and sequence length (or past, or prompt and generated tokens).\n\n"
+         "``batch``, ``seq``, ``past`` (with ``phase=\"decode\"``), ``prompt`` and ``generate`` are an int,\n"
+         "a list of ints, or a range string (``\"32:512:32\"``, ``\"8,16,32\"``); ``seq`` defaults to\n"
+         "``\"32:512:32\"``. Returns ``{\"model_name\", \"hardware\", \"points\": [...]}``, one point per\n"
+         "(batch, seq, past) or per (batch, prompt, generate), batch-major; ``points`` is what\n"
+         "``irene sweep --format json`` prints." + keywords_doc(irene::explain::source_options())).c_str(),
+        py::arg("model"));
 }

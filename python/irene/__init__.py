@@ -14,14 +14,30 @@ Results of ``tree`` and ``predict`` are dicts with the totals and a ``nodes`` li
 ``measured_j``, ``share_of_parent``, ``share_of_model``, ``attributed_j``) that
 ``pandas.DataFrame(result["nodes"])`` takes as it is.
 
-The pass of a tree (``tree``, ``predict``): ``phase="decode", past=P`` for one generation step with
-a key/value cache of P positions (``seq`` is then 1), ``dtype`` ("float32", "float16", "bfloat16"),
-``attention`` ("eager", "sdpa"), ``head`` ("base", "lm"), ``allow_long`` (positions beyond
-``max_position_embeddings``, rotary models), ``weights`` ("fp8", "mxfp4", "int8", "int4", "same";
-default: the config's ``quantization_config``, else ``dtype``), ``kv_cache_dtype`` ("fp8",
-"bfloat16", "float16", "float32"; default ``dtype``: the key/value cache's element type).
-``generate`` predicts the energy of generating text (``dtype``, ``attention``, ``weights``,
-``kv_cache_dtype`` as above).
+Every function takes the model first (``compare`` two: ``a`` and ``b``), then keyword arguments
+that are the command line's options of the same command, named for Python and read from the table
+the command line registers its options from (``help(irene.explain)`` lists them): ``batch``,
+``seq``, ``overrides`` (``--set``), ``predictor``, ``phase="decode"`` with ``past=P`` (one
+generation step with a key/value cache of P positions; ``seq`` is then 1), ``dtype`` ("float32",
+"float16", "bfloat16"), ``weights`` ("fp8", "mxfp4", "int8", "int4", "same"; default: the config's
+``quantization_config``, else ``dtype``), ``kv_cache_dtype`` ("fp8", "bfloat16", "float16",
+"float32"; default ``dtype``), ``attention`` ("eager", "sdpa"), ``head`` ("base", "lm"),
+``allow_long``, ``prompt`` and ``generate`` (a generation: the prefill of ``prompt`` tokens and one
+decode step per generated token), ``carbon_intensity`` (grams CO2e per kWh), ``top`` (``explain``);
+``compare`` adds b's what-ifs: ``batch_b``, ``seq_b``, ``past_b``, ``dtype_b``, ``weights_b``,
+``kv_cache_dtype_b``, ``attention_b``, ``predictor_b``, ``overrides_a`` / ``overrides_b``. Values
+are what the command line takes: an int, a string, and where the command sweeps (``sweep``: batch,
+seq, past, prompt, generate) a list of ints or a range string ("128:1024:128", "8,16,32"). An
+unknown keyword raises ``irene.Error`` naming the accepted ones.
+
+``explain``, ``compare`` and ``sweep`` compute through the same library functions as the command
+line and return the objects its ``--format json`` prints (``sweep``: ``{"model_name", "hardware",
+"points"}``, ``points`` being the printed list). ``generate`` is ``irene predict --prompt P
+--generate N`` (defaults: batch 1, prompt 512, generate 256) plus ``prefill_nodes`` and
+``step_nodes``: the flat node records (the columns of ``nodes`` above) of the prefill and of the last
+decode step.
+
+The module is built for Debian's interpreter (``/usr/bin/python3``); pandas is ``python3-pandas``.
 
 Errors raise ``irene.Error`` (a ``ValueError``) with the message the command line prints.
 """

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "irene/core/error.hpp"
 #include "irene/explain/source.hpp"
 
 namespace irene {
@@ -42,6 +43,37 @@ void register_measure_placeholders(CLI::App& app);
 // build_options there validate them).
 using PassArgs = explain::PassText;
 void add_pass_options(CLI::App* cmd, PassArgs& args, bool with_head = true);
+
+// Registers one option of a table (explain/source.hpp: the same table Python reads its keyword
+// arguments from) setting its field of `target`; `ranges`: the command takes ranges (the help says so).
+template <class T>
+void add_option(CLI::App* cmd, T& target, const explain::Option<T>& o, bool ranges) {
+  using Kind = typename explain::Option<T>::Kind;
+  const std::string& help = ranges && !o.range_help.empty() ? o.range_help : o.help;
+  switch (o.kind) {
+    case Kind::text: cmd->add_option(o.flags, o.text(target), help); break;
+    case Kind::list: cmd->add_option(o.flags, o.list(target), help); break;
+    case Kind::flag: cmd->add_flag(o.flags, o.flag(target), help); break;
+    case Kind::integer: {
+      auto* opt = cmd->add_option(o.flags, o.integer(target), help);
+      if (o.capture_default) opt->capture_default_str();
+      if (o.max >= o.min) opt->check(CLI::Range(o.min, o.max));
+      break;
+    }
+  }
+}
+// Every option of a table, in its order.
+template <class T>
+void add_options(CLI::App* cmd, T& target, const std::vector<explain::Option<T>>& options, bool ranges) {
+  for (const auto& o : options) add_option(cmd, target, o, ranges);
+}
+// The option of a table with this keyword (Error when there is none).
+template <class T>
+const explain::Option<T>& option_named(const std::vector<explain::Option<T>>& options, const std::string& keyword) {
+  for (const auto& o : options)
+    if (o.keyword == keyword) return o;
+  throw Error("no option " + keyword);
+}
 
 // `predict --profile`: measures the resource features of a tree on this machine (set by
 // irene-measure; null in irene, which hands such a command to irene-measure).

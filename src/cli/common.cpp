@@ -34,42 +34,14 @@ constexpr const char* kNoTorch =
     "beside irene";
 }  // namespace
 
-std::optional<double> parse_carbon_intensity(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  const double g = std::strtod(text.c_str(), &end);
-  if (!end || *end != '\0' || !std::isfinite(g) || g < 0 || g > limits::kMaxCarbonGPerKWh)
-    throw Error(fmt::format("--carbon-intensity must be grams CO2e per kWh, a number in 0..{}, got '{}'",
-                            limits::kMaxCarbonGPerKWh, text));
-  return g;
-}
+std::optional<double> parse_carbon_intensity(const std::string& text) { return explain::parse_carbon_intensity(text); }
 
 void set_profile_hook(ProfileHook hook) { hook_slot() = std::move(hook); }
 const ProfileHook& profile_hook() { return hook_slot(); }
 
 void add_pass_options(CLI::App* cmd, PassArgs& a, bool with_head) {
-  cmd->add_option("--phase", a.phase,
-                  "prefill (default: the full forward of --seq tokens) or decode (one generation step: one new token "
-                  "per sequence attending to --past cached positions plus itself)");
-  cmd->add_option("--past", a.past, "with --phase decode: cached positions (the key/value cache length)");
-  cmd->add_option("--dtype", a.dtype,
-                  "float32 (default, as the dataset was measured), float16 or bfloat16: bytes of weights, "
-                  "activations and the cache (a config's torch_dtype is reported, not applied)");
-  cmd->add_option("--weights", a.weights,
-                  "the weights' format: fp8 (e4m3 + float32 block scales), mxfp4, int8 or int4 (GPTQ/AWQ groups) for "
-                  "the Linear weights of the layers, same (= --dtype); default: the config's quantization_config, "
-                  "else --dtype. Bytes include the scales; FLOPs unchanged");
-  cmd->add_option("--kv-cache-dtype", a.kv_cache_dtype,
-                  "the key/value cache's element type: fp8, bfloat16, float16 or float32; default --dtype. A decode "
-                  "step's cache reads and writes and a prefill's store of its keys and values are counted in it");
-  cmd->add_option("--attention", a.attention,
-                  "eager (default: MatMul, Softmax, MatMul) or sdpa (one fused ScaledDotProductAttention; LLM families)");
-  if (with_head)
-    cmd->add_option("--head", a.head,
-                    "root class: base (BertModel, GPT2Model, LlamaModel ...) or lm (GPT2LMHeadModel, LlamaForCausalLM "
-                    "...); default: base for the dataset's models, lm for the LLM families");
-  cmd->add_flag("--allow-long", a.allow_long,
-                "build past + seq beyond max_position_embeddings (rotary position models only)");
+  for (const auto& o : explain::pass_options())
+    if (with_head || o.keyword != "head") add_option(cmd, a, o, false);
 }
 
 void register_version(CLI::App& app) {

@@ -98,7 +98,7 @@ def test_errors_raise_irene_error_a_value_error():
     assert issubclass(irene.Error, ValueError)
     with pytest.raises(irene.Error, match="unknown model 'no-such-model'"):
         irene.predict("no-such-model")
-    with pytest.raises(irene.Error, match="batch size"):
+    with pytest.raises(irene.Error, match="--batch must be a positive integer, got 0"):
         irene.tree("gpt2", batch=0)
     with pytest.raises(irene.Error, match="n_layer"):
         irene.tree("gpt2", overrides={"n_layer": 100000})
@@ -199,3 +199,160 @@ def test_generation_errors_are_irene_errors():
         irene.generate("meta-llama/Llama-2-7b-hf", prompt=4000, generate=200)
     with pytest.raises(irene.Error, match="needs --phase decode"):
         irene.tree("gpt2", past=3)
+
+
+LLAMA = "meta-llama/Llama-2-7b-hf"
+MISTRAL = "mistralai/Mistral-7B-v0.1"
+
+
+def cli_json(*args):
+    return json.loads(cli(*args, "--format", "json"))
+
+
+def test_sweep_of_generations_is_the_command_lines():
+    s = irene.sweep(LLAMA, prompt=512, generate="128:1024:128")
+    j = cli_json("sweep", LLAMA, "--prompt", "512", "--generate", "128:1024:128")
+    assert s["points"] == j
+    assert s["model_name"] == LLAMA and "device_1" in s["hardware"]
+    assert [p["generate"] for p in s["points"]] == list(range(128, 1025, 128))
+    totals = [p["total_j"]["j"] for p in s["points"]]
+    assert totals == sorted(totals) and totals[0] < totals[-1]
+    # Batch and generate ranges as lists: every combination, batch-major, as the command line's.
+    b = irene.sweep(LLAMA, batch=[1, 4], prompt=128, generate=[16, 32])
+    assert b["points"] == cli_json("sweep", LLAMA, "--batch", "1,4", "--prompt", "128", "--generate", "16,32")
+    assert [(p["batch"], p["generate"]) for p in b["points"]] == [(1, 16), (1, 32), (4, 16), (4, 32)]
+    # Four sequences cost more than one, and less per sequence.
+    one, four = b["points"][1]["total_j"]["j"], b["points"][3]["total_j"]["j"]
+    assert one < four <= 4 * one
+
+
+def test_sweep_of_decode_steps_takes_past_ranges():
+    s = irene.sweep(LLAMA, batch=2, phase="decode", past="128:512:128", dtype="bfloat16")
+    assert s["points"] == cli_json("sweep", LLAMA, "--batch", "2", "--phase", "decode", "--past", "128:512:128",
+                                   "--dtype", "bfloat16")
+    assert [p["past_len"] for p in s["points"]] == [128, 256, 384, 512]
+
+
+def test_compare_of_generations_is_the_command_lines():
+    c = irene.compare(LLAMA, MISTRAL, prompt=512, generate=256)
+    assert c == cli_json("compare", LLAMA, MISTRAL, "--prompt", "512", "--generate", "256")
+    rows = {r["name"]: r for r in c["rows"]}
+    assert rows["total"]["diff"]["j"] == pytest.approx(rows["total"]["b"]["j"] - rows["total"]["a"]["j"], rel=1e-9)
+    assert c["last_step"]["a"]["past_len"] == 512 + 256 - 1
+
+
+def test_compare_what_ifs_on_b_are_the_command_lines():
+    # The same model, its b side in bfloat16 with an fp8 cache: fewer bytes, less energy.
+    c = irene.compare(LLAMA, phase="decode", past=767, batch=4, dtype_b="bfloat16", kv_cache_dtype_b="fp8")
+    assert c == cli_json("compare", LLAMA, "--phase", "decode", "--past", "767", "--batch", "4", "--dtype-b", "bfloat16",
+                         "--kv-cache-dtype-b", "fp8")
+    assert c["a"]["dtype"] == "float32" and c["b"]["dtype"] == "bfloat16" and c["b"]["kv_cache_dtype"] == "fp8"
+    assert c["total"]["diff"]["j"] < 0
+    # A longer cache on b costs more; overrides on a (set_a) and b (set) as --set-a / --set.
+    p = irene.compare(LLAMA, phase="decode", past=128, past_b=1024, batch_b=8)
+    assert p == cli_json("compare", LLAMA, "--phase", "decode", "--past", "128", "--past-b", "1024", "--batch-b", "8")
+    assert p["b"]["past_len"] == 1024 and p["b"]["batch_size"] == 8 and p["total"]["diff"]["j"] > 0
+    o = irene.compare(LLAMA, batch=1, seq=16, set_a=["num_hidden_layers=8"], overrides_b={"num_hidden_layers": 4},
+                      weights_b="int8", attention_b="sdpa")
+    assert o == cli_json("compare", LLAMA, "--batch", "1", "--seq", "16", "--set-a", "num_hidden_layers=8", "--set",
+                         "num_hidden_layers=4", "--weights-b", "int8", "--attention-b", "sdpa")
+    assert o["a"]["overrides"] == {"num_hidden_layers": 8} and o["b"]["overrides"] == {"num_hidden_layers": 4}
+    assert o["b"]["weights"] == "int8" and o["total"]["diff"]["j"] < 0
+    with pytest.raises(irene.Error, match="--past-b needs --phase decode"):
+        irene.compare("gpt2", past_b=10)
+
+
+def test_explain_of_a_decode_step_and_of_a_generation_is_the_command_lines():
+    e = irene.explain(LLAMA, phase="decode", past=767, dtype="bfloat16")
+    assert e == cli_json("explain", LLAMA, "--phase", "decode", "--past", "767", "--dtype", "bfloat16")
+    assert e["phase"] == "decode" and e["past_len"] == 767 and e["dtype"] == "bfloat16" and e["seq_len"] == 1
+    f = irene.explain(LLAMA, phase="decode", past=767)
+    assert e["total"]["j"] < f["total"]["j"]
+    # The carbon intensity: grams CO2e = kWh x g/kWh.
+    c = irene.explain(LLAMA, phase="decode", past=767, dtype="bfloat16", carbon_intensity=400, top=3)
+    assert c == cli_json("explain", LLAMA, "--phase", "decode", "--past", "767", "--dtype", "bfloat16",
+                         "--carbon-intensity", "400", "--top", "3")
+    assert len(c["hotspots"]) == 3 and c["carbon_intensity_g_per_kwh"] == 400
+    assert c["normalized"]["co2e_g"] == pytest.approx(c["total"]["j"] / 3.6e6 * 400, rel=1e-12)
+    g = irene.explain(LLAMA, prompt=128, generate=16, carbon_intensity=250)
+    assert g == cli_json("explain", LLAMA, "--prompt", "128", "--generate", "16", "--carbon-intensity", "250")
+    assert g["last_step_explanation"]["past_len"] == 128 + 16 - 1
+    assert g["prefill_explanation"]["seq_len"] == 128
+    assert g["prefill_explanation"]["total"]["j"] == pytest.approx(g["prefill_j"]["j"], rel=1e-9)
+    assert g["normalized"]["co2e_g"] == pytest.approx(g["total_j"]["j"] / 3.6e6 * 250, rel=1e-9)
+
+
+def test_generate_carries_the_node_records_of_the_prefill_and_the_last_step():
+    g = irene.generate(LLAMA, prompt=64, generate=8, dtype="bfloat16")
+    columns = set(irene.predict("gpt2", batch=1, seq=8)["nodes"][0].keys())
+    for key in ("prefill_nodes", "step_nodes"):
+        assert g[key] and set(g[key][0].keys()) == columns, key
+        assert g[key][0]["parent_id"] == ""
+    assert g["step_nodes"][0]["energy_j"] == pytest.approx(g["steps"][-1]["energy_j"], rel=1e-9)
+    assert g["prefill_nodes"][0]["energy_j"] == pytest.approx(g["prefill_j"]["j"], rel=1e-9)
+    assert g["prefill_nodes"][0]["seq_len"] == 64 and g["step_nodes"][0]["seq_len"] == 1
+    # The last step is the one predict builds for it.
+    p = irene.predict(LLAMA, batch=1, phase="decode", past=64 + 8 - 1, dtype="bfloat16", head="lm")
+    assert len(p["nodes"]) == len(g["step_nodes"])
+    # predict with prompt and generate is generate.
+    assert irene.predict(LLAMA, prompt=64, generate=8, dtype="bfloat16")["total_j"] == g["total_j"]
+
+
+def _options(command):
+    """The long options of `irene COMMAND --help`."""
+    import re
+    return set(re.findall(r"\s--([a-z][a-z0-9-]*)", cli(command, "--help")))
+
+
+def test_every_model_option_of_the_command_line_is_a_keyword():
+    text_only = {"help", "format", "output", "depth", "expand", "jsonl", "report"}
+    for command, call in (("explain", lambda **k: irene.explain("gpt2", **k)),
+                          ("sweep", lambda **k: irene.sweep("gpt2", **k)),
+                          ("compare", lambda **k: irene.compare("gpt2", **k))):
+        flags = _options(command) - text_only - ({"top"} if command == "compare" else set())
+        assert {"batch", "dtype", "kv-cache-dtype", "prompt", "generate", "set"} <= flags, command
+        for flag in flags:
+            # Accepted (None is the default), not refused as an unknown keyword.
+            call(**{flag.replace("-", "_"): None})
+    predict = irene.predict("gpt2", batch="2", seq=16, carbon_intensity=400, strict=False)
+    assert predict["batch_size"] == 2 and predict["seq_len"] == 16
+    assert predict["normalized"]["co2e_g"] == pytest.approx(predict["energy_j"] / 3.6e6 * 400, rel=1e-12)
+    assert predict["normalized"]["per_token_j"] == pytest.approx(predict["energy_j"] / 32, rel=1e-12)
+
+
+def test_unknown_keywords_and_bad_ranges_are_one_line_errors():
+    with pytest.raises(irene.Error, match=r"sweep\(\) got an unknown keyword 'bach' \(accepted: batch, seq, ") as e:
+        irene.sweep("gpt2", bach=8)
+    assert "\n" not in str(e.value) and "kv_cache_dtype" in str(e.value)
+    with pytest.raises(irene.Error, match="unknown keyword 'dtype_b'"):
+        irene.explain("gpt2", dtype_b="bfloat16")
+    with pytest.raises(irene.Error, match="bad --seq range '64:32'") as e:
+        irene.sweep("gpt2", seq="64:32")
+    assert "\n" not in str(e.value)
+    with pytest.raises(irene.Error, match="--generate"):
+        irene.sweep(LLAMA, prompt=128, generate="16:8")
+    with pytest.raises(irene.Error, match="--batch must be a positive integer"):
+        irene.explain("gpt2", batch=[1, 8])
+    with pytest.raises(irene.Error, match="--carbon-intensity must be grams CO2e per kWh"):
+        irene.explain("gpt2", carbon_intensity=-1)
+    with pytest.raises(irene.Error, match="top must be an integer"):
+        irene.explain("gpt2", top="many")
+    with pytest.raises(irene.Error, match="--prompt P and --generate N go together"):
+        irene.compare(LLAMA, generate=8)
+
+
+def test_a_trees_file_and_a_config_dict_are_sources_as_on_the_command_line(tmp_path):
+    trees = tmp_path / "trees.jsonl"
+    cli("sweep", "gpt2", "--batch", "2", "--seq", "32:64:32", "--jsonl", str(trees))
+    e = irene.explain(trees)
+    assert e == cli_json("explain", str(trees))
+    assert [x["seq_len"] for x in e] == [32, 64]
+    assert irene.sweep(str(trees), seq=64)["points"] == cli_json("sweep", str(trees), "--seq", "64")
+    with pytest.raises(irene.Error, match="do not apply to a trees file"):
+        irene.explain(trees, dtype="bfloat16")
+    cfg = {"model_type": "gpt2", "vocab_size": 50, "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64,
+           "_name_or_path": "tiny-gpt"}
+    s = irene.sweep(cfg, batch=1, seq=[8, 16])
+    assert [p["seq_len"] for p in s["points"]] == [8, 16] and s["model_name"] == "tiny-gpt"
+    c = irene.compare(cfg, cfg, overrides_b={"n_layer": 1}, batch=1, seq=8)
+    assert c["total"]["diff"]["j"] < 0

@@ -2,103 +2,167 @@
 
 #include <fmt/format.h>
 
-#include <map>
-#include <mutex>
-
 #include "irene/arch/builder.hpp"
+#include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
-#include "irene/explain/compare.hpp"
-#include "irene/explain/explain.hpp"
-#include "irene/explain/generation.hpp"
+#include "irene/core/limits.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
-#include "irene/explain/sweep.hpp"
+#include "irene/explain/units.hpp"
 
 namespace irene::api {
 
 using nlohmann::json;
 
-ModelConfig load(const ModelSpec& spec) {
-  ModelConfig c = spec.config ? parse_model_config(spec.config->dump(), "config", spec.name_or_path)
-                              : load_model_config(spec.name_or_path);
-  if (!spec.overrides.empty()) set_config_values(c, spec.overrides);
+std::vector<std::string> models() { return builtin_model_names(); }
+
+json tree(const Source& s) {
+  if (!s.config && explain::is_trees_file(s.what)) throw Error("tree builds a model's tree, not a trees file's");
+  if (!s.predictor.empty()) throw Error("tree predicts nothing: the predictor applies to predict");
+  if (s.generation()) throw Error("tree builds one pass: --prompt / --generate apply to generate");
+  const BuildOptions pass = explain::build_options(s.pass);
+  const int batch = s.batch.empty() ? kDefaultBatch : parse_positive_int(s.batch, "--batch");
+  return explain::tree_summary(build_tree(explain::model_config(s), batch, pass_seq(s.seq, pass), pass));
+}
+
+json generate(const ExplainRequest& r) {
+  const auto grid = explain::generation_grid(r.source, false);
+  const auto p = explain::load_energy_predictor(r.source.predictor);
+  explain::Generation g = explain::predict_generations(grid, *p).front();
+  g.carbon_g_per_kwh = explain::parse_carbon_intensity(r.carbon_intensity);
+  json j = explain::to_json(g);
+  j["prefill_nodes"] = explain::node_records(g.prefill_tree);
+  j["step_nodes"] = explain::node_records(g.last_step);
+  return j;
+}
+
+json predict(const ExplainRequest& r) {
+  if (r.source.generation()) return generate(r);
+  const auto carbon = explain::parse_carbon_intensity(r.carbon_intensity);
+  std::string hardware;
+  std::vector<Tree> trees = explain::load_trees(r.source, false, hardware);
+  json out = json::array();
+  for (auto& t : trees) {
+    if (!hardware.empty() && !t.provenance.count("predicted_for")) t.provenance["predicted_for"] = hardware;
+    json j = explain::tree_summary(t);
+    if (j["energy_j"].is_number())
+      j["normalized"] = explain::to_json(explain::normalize(j["energy_j"].get<double>(), t.batch_size, t.seq_len, carbon));
+    if (carbon) j["carbon_intensity_g_per_kwh"] = *carbon;
+    out.push_back(std::move(j));
+  }
+  return out.size() == 1 ? out[0] : out;
+}
+
+Explained explain(const ExplainRequest& r) {
+  if (r.top < 0 || r.top > limits::kMaxTop)
+    throw Error(fmt::format("--top must be in 0..{}, got {}", limits::kMaxTop, r.top));
+  Explained e;
+  e.carbon_g_per_kwh = explain::parse_carbon_intensity(r.carbon_intensity);
+  explain::ExplainOptions eo;
+  eo.top = r.top;
+  if (r.source.generation()) {
+    const auto grid = explain::generation_grid(r.source, false);
+    const auto p = explain::load_energy_predictor(r.source.predictor);
+    e.hardware = p->hardware();
+    e.generation = explain::predict_generations(grid, *p).front();
+    e.generation->carbon_g_per_kwh = e.carbon_g_per_kwh;
+    e.explanations.push_back(explain::explain_tree(e.generation->prefill_tree, eo));
+    e.explanations.push_back(explain::explain_tree(e.generation->last_step, eo));
+    return e;
+  }
+  e.trees = explain::load_trees(r.source, false, e.hardware);
+  for (const auto& t : e.trees) e.explanations.push_back(explain::explain_tree(t, eo));
+  return e;
+}
+
+json to_json(const Explained& e) {
+  if (e.generation) {
+    json j = explain::to_json(*e.generation);
+    j["prefill_explanation"] = explain::to_json(e.explanations.at(0));
+    j["last_step_explanation"] = explain::to_json(e.explanations.at(1));
+    return j;
+  }
+  json arr = json::array();
+  for (const auto& x : e.explanations) {
+    json j = explain::to_json(x);
+    j["hardware"] = e.hardware;
+    j["normalized"] = explain::to_json(explain::normalize(x.total.j, x.batch_size, x.seq_len, e.carbon_g_per_kwh));
+    if (e.carbon_g_per_kwh) j["carbon_intensity_g_per_kwh"] = *e.carbon_g_per_kwh;
+    arr.push_back(std::move(j));
+  }
+  return arr.size() == 1 ? arr[0] : arr;
+}
+
+Compared compare(const CompareRequest& r) {
+  const Source& sa = r.a;
+  const Source sb = explain::side_b(r);
+  Compared c;
+  if (sa.generation()) {
+    const auto p = explain::load_energy_predictor(sa.predictor);
+    const auto pb = sb.predictor == sa.predictor ? p : explain::load_energy_predictor(sb.predictor);
+    c.hardware = p->hardware();
+    c.hardware_b = pb->hardware();
+    explain::Generation ga = explain::predict_generations(explain::generation_grid(sa, false), *p).front();
+    explain::Generation gb = explain::predict_generations(explain::generation_grid(sb, false), *pb).front();
+    c.comparison = explain::compare(ga.last_step, gb.last_step);
+    c.generations = explain::compare_generations(std::move(ga), std::move(gb));
+    return c;
+  }
+  const Tree ta = explain::load_trees(sa, false, c.hardware).front();
+  const Tree tb = explain::load_trees(sb, false, c.hardware_b).front();
+  c.comparison = explain::compare(ta, tb);
   return c;
 }
 
-std::shared_ptr<const Predictor> predictor(const std::string& path) {
-  static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<const Predictor>> cache;
-  const std::string key = path.empty() ? Predictor::default_path().string() : path;
-  std::lock_guard lock(mutex);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  auto p = std::make_shared<const Predictor>(path.empty() ? Predictor::load_default() : Predictor::load(path));
-  p->require_energy("the explanation API");
-  cache.emplace(key, p);
-  return p;
-}
-
-std::vector<std::string> models() { return builtin_model_names(); }
-
-namespace {
-
-Tree predicted(const ModelSpec& spec, int batch, int seq, const std::string& path, const BuildOptions& pass = {}) {
-  const auto p = predictor(path);
-  Tree t = explain::predicted_tree(load(spec), batch, seq, *p, pass);
-  t.provenance["predicted_for"] = p->hardware();
-  t.provenance["predictor"] = p->path().string();
-  return t;
-}
-
-}  // namespace
-
-json tree(const ModelSpec& spec, int batch, int seq, const BuildOptions& pass) {
-  return explain::tree_summary(build_tree(load(spec), batch, seq, pass));
-}
-
-json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path, const BuildOptions& pass) {
-  return explain::tree_summary(predicted(spec, batch, seq, predictor_path, pass));
-}
-
-json generate(const ModelSpec& spec, int batch, int prompt, int generate, const std::string& predictor_path,
-              const BuildOptions& pass) {
-  explain::GenerationRequest r;
-  r.batch = batch;
-  r.prompt = prompt;
-  r.generate = generate;
-  r.pass = pass;
-  return explain::to_json(explain::predict_generation(load(spec), r, *predictor(predictor_path)));
-}
-
-json explain(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path, int top) {
-  explain::ExplainOptions o;
-  o.top = top;
-  json j = explain::to_json(explain::explain_tree(predicted(spec, batch, seq, predictor_path), o));
-  j["hardware"] = predictor(predictor_path)->hardware();
-  return j;
-}
-
-json compare(const ModelSpec& a, const ModelSpec& b, int batch, int seq, int batch_b, int seq_b,
-             const std::string& predictor_path) {
-  json j = explain::to_json(
-      explain::compare(predicted(a, batch, seq, predictor_path), predicted(b, batch_b, seq_b, predictor_path)));
-  j["hardware"] = predictor(predictor_path)->hardware();
-  return j;
-}
-
-json sweep(const ModelSpec& spec, const std::vector<int>& batches, const std::vector<int>& seqs,
-           const std::string& predictor_path) {
-  if (batches.empty() || seqs.empty()) throw Error("sweep: batch and seq need at least one value each");
-  if (batches.size() * seqs.size() > static_cast<std::size_t>(explain::max_range_points))
-    throw Error(fmt::format("sweep: {} points is more than {}", batches.size() * seqs.size(), explain::max_range_points));
-  const ModelConfig config = load(spec);
-  const auto p = predictor(predictor_path);
-  const auto points = explain::sweep(
-      [&](int b, int s) { return explain::predicted_tree(config, b, s, *p); }, batches, seqs);
+json to_json(const Compared& c) {
   json j;
-  j["model_name"] = config.name;
-  j["hardware"] = p->hardware();
-  j["points"] = explain::to_json(points);
+  if (c.generations) {
+    j = explain::to_json(*c.generations);
+    j["hardware"] = c.hardware;
+    j["hardware_b"] = c.hardware_b;
+    j["last_step"] = explain::to_json(c.comparison);
+  } else {
+    j = explain::to_json(c.comparison);
+    j["hardware"] = c.hardware;
+    j["hardware_b"] = c.hardware_b;
+  }
+  return j;
+}
+
+Swept sweep(const Source& s, const SweepHooks& hooks) {
+  Swept out;
+  if (s.generation()) {
+    out.generation = true;
+    const auto grid = explain::generation_grid(s, true);
+    const auto p = explain::load_energy_predictor(s.predictor);
+    out.model_name = grid.config.name;
+    out.hardware = p->hardware();
+    explain::for_each_generation(grid, *p, [&](explain::Generation&& g) {
+      out.generation_points.push_back(explain::generation_point(g));
+      if (hooks.generation) hooks.generation(g);
+    });
+    return out;
+  }
+  explain::for_each_tree(
+      s, true, out.hardware,
+      [&](std::size_t total) {
+        out.points.reserve(total);
+        if (hooks.start) hooks.start(total);
+      },
+      [&](Tree&& t) {
+        out.points.push_back(explain::sweep_point(t));
+        if (out.model_name.empty()) out.model_name = out.points.back().model_name;
+        if (hooks.tree) hooks.tree(t);
+      },
+      hooks.progress);
+  return out;
+}
+
+json to_json(const Swept& s) {
+  json j;
+  j["model_name"] = s.model_name;
+  j["hardware"] = s.hardware;
+  j["points"] = s.generation ? explain::to_json(s.generation_points) : explain::to_json(s.points);
   return j;
 }
 

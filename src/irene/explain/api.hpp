@@ -1,58 +1,96 @@
-// irene's whole job as plain function calls returning JSON values: what the Python module
-// (python/irene_module.cpp) exposes, with the same results as the command line.
+// irene's explanation commands as plain function calls: what the command line (src/cli) prints
+// with --format json and what the Python module (python/irene_module.cpp) returns come from the
+// same function here, each taking the options as explain/source.hpp's Source or request (filled
+// from the one table of options both read). The structured results are kept for the text outputs.
 //
-// A model is a built-in name, a path to a config.json (or a folder holding one), a Hugging Face
-// name found in the local cache (arch/config.hpp), or a config given as a JSON object; overrides
-// are (key, value) pairs as `--set key=value`. The predictor is a file path, or "" for the shipped
-// one ($IRENE_PREDICTOR); loaded predictors are cached by path. Every problem is an irene::Error.
+// A Source's model is a built-in name, a path to a config.json (or a folder holding one), a Hugging
+// Face name found in the local cache (arch/config.hpp), a config given as a JSON object (Source's
+// `config`), or a trees .jsonl file where the command reads trees. Every problem is an irene::Error.
 #pragma once
 
-#include <memory>
+#include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "irene/arch/builder.hpp"
-#include "irene/arch/config.hpp"
-#include "irene/predict/predictor.hpp"
+#include "irene/core/tree.hpp"
+#include "irene/explain/compare.hpp"
+#include "irene/explain/explain.hpp"
+#include "irene/explain/generation.hpp"
+#include "irene/explain/source.hpp"
+#include "irene/explain/sweep.hpp"
 
 namespace irene::api {
 
-struct ModelSpec {
-  std::string name_or_path;                 // used when `config` is empty
-  std::optional<nlohmann::json> config;     // a config.json given as an object
-  std::vector<std::pair<std::string, std::string>> overrides;
-};
-
-// The configuration a spec names, overrides applied.
-ModelConfig load(const ModelSpec& spec);
-
-// The predictor at `path` ("" = the shipped one), loaded once per process.
-std::shared_ptr<const Predictor> predictor(const std::string& path);
+using explain::CompareRequest;
+using explain::ExplainRequest;
+using explain::Source;
 
 // Built-in model names.
 std::vector<std::string> models();
 
-// tree_summary (records.hpp) of the built tree: parameters, MFLOP, MiB per node, no energies.
-// `pass`: a decode step, dtype, attention, head (arch/builder.hpp); default a prefill in float32.
-nlohmann::json tree(const ModelSpec& spec, int batch, int seq, const BuildOptions& pass = {});
-// tree_summary of the predicted tree: energy_j, low_j, high_j per node and in total, "hardware".
-nlohmann::json predict(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path = "",
-                       const BuildOptions& pass = {});
-// generation.hpp's to_json: the energy of generating `generate` tokens after a `prompt`-token
-// prompt, for `batch` sequences (pass: dtype, attention, allow_long).
-nlohmann::json generate(const ModelSpec& spec, int batch, int prompt, int generate,
-                        const std::string& predictor_path = "", const BuildOptions& pass = {});
-// explain.hpp's to_json of the predicted tree (+ "hardware").
-nlohmann::json explain(const ModelSpec& spec, int batch, int seq, const std::string& predictor_path = "", int top = 10);
-// compare.hpp's to_json of b against a (+ "hardware").
-nlohmann::json compare(const ModelSpec& a, const ModelSpec& b, int batch, int seq, int batch_b, int seq_b,
-                       const std::string& predictor_path = "");
-// sweep.hpp's to_json over every (batch, seq) pair, batch-major (at most max_range_points).
-nlohmann::json sweep(const ModelSpec& spec, const std::vector<int>& batches, const std::vector<int>& seqs,
-                     const std::string& predictor_path = "");
+// tree_summary (records.hpp) of the model's tree at one batch and seq (defaults 8 and 128, 1 for a
+// decode step): parameters, MFLOP and MiB per node, no energies. Error: a predictor, --prompt /
+// --generate or a trees file (nothing is predicted).
+nlohmann::json tree(const Source& s);
+
+// tree_summary of the predicted tree (+ "hardware", and "normalized": joules per sample and per
+// token, watt-hours, grams CO2e at the carbon intensity where given); of every tree of a trees file
+// (a list where there are several); with prompt and generate: generate()'s result.
+nlohmann::json predict(const ExplainRequest& r);
+
+// A generation (prompt P, generate N; batch default 1): generation.hpp's to_json plus the flat node
+// records (records.hpp node_records: every column, the note columns included) of its prefill,
+// "prefill_nodes", and of its last decode step, "step_nodes". The carbon intensity adds CO2e.
+nlohmann::json generate(const ExplainRequest& r);
+
+// irene explain: the explanations of every tree of the source, or of a generation's prefill and
+// last decode step.
+struct Explained {
+  std::string hardware;
+  std::optional<double> carbon_g_per_kwh;
+  std::vector<Tree> trees;                          // the trees explained (none for a generation)
+  std::vector<explain::Explanation> explanations;   // one per tree; a generation: prefill, last step
+  std::optional<explain::Generation> generation;    // --prompt P --generate N
+};
+Explained explain(const ExplainRequest& r);
+// explain --format json: one tree's explanation (a list for several) with "hardware",
+// "normalized" (and the carbon intensity where given); a generation: to_json(generation) with
+// "prefill_explanation" and "last_step_explanation".
+nlohmann::json to_json(const Explained& e);
+
+// irene compare: b against a, node by node; with --prompt / --generate the two generations and
+// their last decode steps node by node.
+struct Compared {
+  std::string hardware, hardware_b;
+  std::optional<explain::GenerationComparison> generations;
+  explain::Comparison comparison;  // the trees, or the generations' last decode steps
+};
+Compared compare(const CompareRequest& r);
+// compare --format json: compare.hpp's to_json (generations: generation.hpp's, with "last_step")
+// plus "hardware" and "hardware_b".
+nlohmann::json to_json(const Compared& c);
+
+// irene sweep: one point per tree of the source (ranges of batch, seq, past) or per generation
+// (ranges of batch, prompt, generate), computed one at a time.
+struct Swept {
+  std::string model_name, hardware;
+  bool generation = false;
+  std::vector<explain::SweepPoint> points;                 // trees
+  std::vector<explain::GenerationPoint> generation_points;  // generations
+};
+// What a caller may do with each point as it is made (the command line's --jsonl and --report).
+struct SweepHooks {
+  std::function<void(std::size_t)> start;                       // the number of tree points
+  std::function<void(Tree&)> tree;                              // each point's tree
+  std::function<void(explain::Generation&)> generation;         // each generation (it may be moved from)
+  std::function<void(std::size_t, std::size_t)> progress;       // (done, total) after each tree
+};
+Swept sweep(const Source& s, const SweepHooks& hooks = {});
+// {"model_name", "hardware", "points"}: "points" is what sweep --format json prints.
+nlohmann::json to_json(const Swept& s);
 
 }  // namespace irene::api

@@ -2,14 +2,19 @@
 // model (built-in name, config.json or Hugging Face id, with --set overrides) at given batch sizes,
 // sequence lengths, pasts, prompts and generated tokens (single values, or ranges where the command
 // sweeps). The explanation commands (explain, compare, sweep, report) fill a Source from their
-// options and call these; sizes are checked by the library (core/limits.hpp).
+// options and call these; sizes are checked by the library (core/limits.hpp). The options
+// themselves are defined here once (Option, source_options ...): the command line registers them
+// with CLI11 and the Python module reads its keyword arguments through the same tables.
 #pragma once
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
@@ -40,9 +45,106 @@ struct Source {
   bool strict = false;                 // --strict: fail on a tree of the file that cannot be used
   PassText pass = {};                  // --phase, --past (a range where ranges are allowed), --dtype, ...
   std::string prompt = {}, generate = {};  // text generation: --prompt P --generate N (ranges in sweep)
+  // A configuration given as a JSON object (Python's config dict) instead of `what`'s file; `what`
+  // is then its name where it has no _name_or_path.
+  std::optional<nlohmann::json> config = {};
 
   bool generation() const { return !prompt.empty() || !generate.empty(); }
 };
+
+// The model of a source (not a trees file): load_model of `what`, or `config`, with the overrides.
+ModelConfig model_config(const Source& s);
+
+// --carbon-intensity G (grams CO2e per kWh): none when empty; Error unless a number in 0..100000.
+std::optional<double> parse_carbon_intensity(const std::string& text);
+
+// ---- The options, defined once for the command line and Python ------------------------------
+// One option of the commands that build a model's trees: its Python keyword (and other keywords
+// accepted for it), its command-line names and help, and the field of a T it sets. cli/common.cpp
+// registers a table of them with CLI11 (add_options); python/irene_module.cpp turns keyword
+// arguments into the same texts (ints and lists of ints become "8" and "8,16", as typed).
+template <class T>
+struct Option {
+  enum class Kind { text, list, flag, integer };
+  std::string keyword;                // Python keyword argument: "kv_cache_dtype"
+  std::vector<std::string> aliases;   // other keywords for it ("set" for "overrides")
+  std::string flags;                  // CLI11 names: "--kv-cache-dtype", "--batch,-b"
+  std::string help;                   // help text
+  std::string range_help;             // help where the command takes ranges ("" = help)
+  bool ranges = false;                // takes N, START:STOP:STEP or a,b,c where the command sweeps
+  Kind kind = Kind::text;
+  std::function<std::string&(T&)> text;               // Kind::text
+  std::function<std::vector<std::string>&(T&)> list;  // Kind::list (repeatable)
+  std::function<bool&(T&)> flag;                      // Kind::flag
+  std::function<int&(T&)> integer;                    // Kind::integer, checked against [min, max]
+  int min = 0, max = -1;                              // max < min: unchecked
+  bool capture_default = false;                       // the help shows the default value
+};
+
+// The same options setting a part of a larger U (a PassText inside a Source).
+template <class U, class T>
+std::vector<Option<U>> lift(const std::vector<Option<T>>& options, std::function<T&(U&)> part) {
+  std::vector<Option<U>> out;
+  for (const auto& o : options) {
+    Option<U> u;
+    u.keyword = o.keyword;
+    u.aliases = o.aliases;
+    u.flags = o.flags;
+    u.help = o.help;
+    u.range_help = o.range_help;
+    u.ranges = o.ranges;
+    u.kind = static_cast<typename Option<U>::Kind>(o.kind);
+    if (o.text) u.text = [f = o.text, part](U& x) -> std::string& { return f(part(x)); };
+    if (o.list) u.list = [f = o.list, part](U& x) -> std::vector<std::string>& { return f(part(x)); };
+    if (o.flag) u.flag = [f = o.flag, part](U& x) -> bool& { return f(part(x)); };
+    if (o.integer) u.integer = [f = o.integer, part](U& x) -> int& { return f(part(x)); };
+    u.min = o.min;
+    u.max = o.max;
+    u.capture_default = o.capture_default;
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// The options of those named by `keywords`, in the table's order.
+template <class T>
+std::vector<Option<T>> only(const std::vector<Option<T>>& options, const std::vector<std::string>& keywords) {
+  std::vector<Option<T>> out;
+  for (const auto& o : options)
+    for (const auto& k : keywords)
+      if (o.keyword == k) out.push_back(o);
+  return out;
+}
+
+// --phase, --past, --dtype, --weights, --kv-cache-dtype, --attention, --head, --allow-long.
+const std::vector<Option<PassText>>& pass_options();
+// A Source's: --batch, --seq, --set (keyword overrides), --predictor, --strict, the pass options,
+// --prompt, --generate (the model itself is the positional argument / the first Python one).
+const std::vector<Option<Source>>& source_options();
+
+// irene explain: a Source, the hotspots to list and the electricity's carbon intensity.
+struct ExplainRequest {
+  Source source;
+  int top = 10;                  // --top
+  std::string carbon_intensity;  // --carbon-intensity ("" = none)
+};
+// --top, --carbon-intensity.
+const std::vector<Option<ExplainRequest>>& explain_options();
+
+// irene compare: a (a Source: --set-a its overrides) against b, the same unless told otherwise.
+struct CompareRequest {
+  Source a;
+  std::string b;                   // model b ("" = a)
+  std::optional<nlohmann::json> config_b = {};  // model b as a configuration object (Python)
+  std::vector<std::string> set_b;  // --set: overrides in b
+  std::string batch_b, seq_b, past_b, dtype_b, weights_b, kv_cache_dtype_b, attention_b, predictor_b;
+};
+// b's Source: a's options with b's own where given. Error: --past-b without --phase decode.
+Source side_b(const CompareRequest& r);
+// --batch, --seq, --batch-b, --seq-b, --set (b), --set-a, --predictor, --strict, the pass options,
+// --past-b, --dtype-b, --weights-b, --kv-cache-dtype-b, --attention-b, --predictor-b, --prompt,
+// --generate.
+const std::vector<Option<CompareRequest>>& compare_options();
 
 // The predictor at `path` ("" = the shipped one); Error unless it predicts energy.
 std::shared_ptr<const Predictor> load_energy_predictor(const std::string& path);
