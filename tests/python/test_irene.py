@@ -356,3 +356,26 @@ def test_a_trees_file_and_a_config_dict_are_sources_as_on_the_command_line(tmp_p
     assert [p["seq_len"] for p in s["points"]] == [8, 16] and s["model_name"] == "tiny-gpt"
     c = irene.compare(cfg, cfg, overrides_b={"n_layer": 1}, batch=1, seq=8)
     assert c["total"]["diff"]["j"] < 0
+
+
+def test_every_answer_says_what_it_rests_on():
+    # The same object as the command line's JSON (explain/rests_on.hpp), in every result.
+    g = irene.generate("meta-llama/Llama-2-7b-hf", batch=1, prompt=512, generate=8)
+    r = g["rests_on"]
+    assert r["question"]["phases"] == ["prefill", "decode"]
+    assert r["question"]["context"] == [512, 520]
+    dims = {o["dimension"]: o for o in r["outside"]}
+    assert dims["size"]["factor"] > 50
+    assert dims["phase"]["value"] == "decode"
+    assert not r["within_training_data"]
+    assert r["summary"].startswith("rests on: " + g["hardware"])
+    e = irene.explain("meta-llama/Llama-2-7b-hf", phase="decode", past=767, dtype="bfloat16")
+    dims = {o["dimension"]: o for o in e["rests_on"]["outside"]}
+    assert dims["context"]["value"] == 768
+    assert dims["dtype"]["value"] == "bfloat16"
+    assert e["rests_on"]["dtype_applied"] == "bfloat16"
+    inside = irene.predict("gpt2", batch=8, seq=128)["rests_on"]
+    assert inside["within_training_data"] and inside["outside"] == []
+    c = irene.compare("gpt2", batch=8, batch_b=64)
+    assert c["a"]["rests_on"]["within_training_data"]
+    assert [o["dimension"] for o in c["b"]["rests_on"]["outside"]] == ["batch"]
