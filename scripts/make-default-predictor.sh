@@ -15,3 +15,4 @@ trap 'rm -rf "$TMP"' EXIT
 "$BUILD/irene" train "$TMP/device_1.jsonl" -o predictors/device_1.json --config configs/model-specs.json \
   --hardware "device_1 of the published IrEne dataset" \
   --source "irene data import ../shared/irene-data/device_1 (the published IrEne dataset)"
+# Its time companion, predictors/device_1-time.json: scripts/make-time-predictor.sh.

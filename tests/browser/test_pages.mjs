@@ -150,6 +150,34 @@ check(/per generated token/.test(genCards) && /\[[^\]]+ \.\. [^\]]+\]/.test(genC
 check(await genPage.locator("#generation-steps svg path.line").count() === 1, "generation report: step plot");
 check(await genPage.locator("#generation-kinds tbody tr").count() >= 4, "generation report: energy by module kind");
 check(await genPage.locator("#tree-select option").count() === 3, "generation report: prefill, first and last step trees");
+// It opens on the last decode step, and says what the answer rests on (as the JSON does).
+const genData = JSON.parse(await genPage.locator("#irene-data").textContent());
+check(await genPage.locator("#tree-select").inputValue() === "2" &&
+      (await genPage.title()).includes("seq 1 decode past 95") && genData.trees[2].phase === "decode",
+  "generation report: opens on the last decode step (" + await genPage.title() + ")");
+check((await genPage.locator("#generation-rests-on").innerText()).trim() === genData.generation.rests_on.summary &&
+      genData.generation.rests_on.summary.startsWith("rests on: "),
+  "generation report: states what the generation rests on");
+check((await genPage.locator("#rests-on").innerText()).trim() === genData.trees[2].rests_on.summary,
+  "generation report: the decode step's map says what it rests on");
+check(/tokens\/s/.test(genCards) && /mean power/.test(genCards), "generation report: throughput and power cards");
+check(await genPage.locator("#sweep-panel").isHidden(), "generation report: its three passes are not plotted as a sweep");
+
+// 1c. A sweep of generations: the plotted points are the JSON's (x = generated tokens, y = total joules).
+const genSweep = path.join(out, "generation-sweep.html");
+const gs = spawnSync(irene, ["sweep", "gpt2", "--prompt", "64", "--generate", "16:64:16", "--batch", "2",
+  "--report", genSweep, "--format", "json", "-o", path.join(out, "generation-sweep.json")], { encoding: "utf8" });
+check(gs.status === 0, "irene sweep --prompt --generate --report" + (gs.status ? ": " + gs.stderr : ""));
+const gsJson = JSON.parse(readFileSync(path.join(out, "generation-sweep.json"), "utf8"));
+const gsPage = await openPage(pathToFileURL(genSweep).href);
+const plotted = await gsPage.locator("#sweep svg circle.s0").evaluateAll((cs) =>
+  cs.map((c) => ({ x: +c.getAttribute("data-x"), j: +c.getAttribute("data-j"), cy: +c.getAttribute("cy") })));
+check(plotted.length === gsJson.length && plotted.every((p, i) => p.x === gsJson[i].generate &&
+      Math.abs(p.j - gsJson[i].total_j.j) <= 1e-9 * gsJson[i].total_j.j),
+  "generation sweep: " + plotted.length + " plotted points are the JSON's generated tokens and total joules");
+check(plotted.every((p, i) => i === 0 || p.cy < plotted[i - 1].cy), "generation sweep: more tokens plot higher");
+check((await gsPage.locator("#sweep svg text.xlabel").textContent()).startsWith("generated tokens per sequence"),
+  "generation sweep: x axis is the generated tokens");
 
 // 2. Predicted against measured: a tree with ground truth on every node, predicted by the
 // default predictor, gets the scatter plot (one point per node).

@@ -379,3 +379,13 @@ def test_every_answer_says_what_it_rests_on():
     c = irene.compare("gpt2", batch=8, batch_b=64)
     assert c["a"]["rests_on"]["within_training_data"]
     assert [o["dimension"] for o in c["b"]["rests_on"]["outside"]] == ["batch"]
+
+
+def test_generate_has_latency_throughput_and_power_from_the_time_companion():
+    g = irene.generate("gpt2", batch=8, prompt=64, generate=6)
+    t = g["time"]
+    assert t["predictor"].endswith("device_1-time.json")
+    assert math.isclose(t["total_s"]["s"], t["prefill_s"]["s"] + t["decode_s"]["s"], rel_tol=1e-12)
+    assert math.isclose(t["decode_tokens_per_s"], 48 / t["decode_s"]["s"], rel_tol=1e-12)
+    assert math.isclose(t["mean_power_w"], g["total_j"]["j"] / t["total_s"]["s"], rel_tol=1e-12)
+    assert t["rests_on"]["predictor"]["target"] == "time"

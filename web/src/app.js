@@ -76,6 +76,7 @@
     if (boot.hardware) cards.push({ k: "predictor", v: "", i: boot.hardware });
     const sel = d3.select("#summary").selectAll("div.card").data(cards).join("div").attr("class", "card");
     sel.html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+    d3.select("#rests-on").text(e.rests_on ? e.rests_on.summary : "");
   }
 
   // ---- the icicle ---------------------------------------------------------------------------
@@ -259,14 +260,16 @@
     // The variables that vary across the points: the one with most values is the x axis; a second
     // one gives one line per value.
     const values = (k) => [...new Set(points.map((p) => p[k] || 0))].sort((a, b) => a - b);
-    const vars = ["seq_len", "past_len", "batch_size"].filter((k) => values(k).length > 1)
+    const vars = ["seq_len", "past_len", "batch_size", "generate", "prompt"].filter((k) => values(k).length > 1)
       .sort((a, b) => values(b).length - values(a).length);
     const key = vars[0] || "seq_len";
     const twoVars = vars.length > 1;
-    const other = twoVars ? vars[1] : (key === "batch_size" ? "seq_len" : "batch_size");
+    const other = twoVars ? vars[1] : (key === "batch_size" ? (points[0].generate !== undefined ? "generate" : "seq_len") : "batch_size");
     const name = { seq_len: "sequence length (tokens)", batch_size: "batch size (sequences)",
-      past_len: "cached positions of a decode step" };
-    const short = { seq_len: "seq", batch_size: "batch", past_len: "past" };
+      past_len: "cached positions of a decode step", generate: "generated tokens per sequence",
+      prompt: "prompt tokens" };
+    const short = { seq_len: "seq", batch_size: "batch", past_len: "past", generate: "generate", prompt: "prompt" };
+    const generation = points[0].generate !== undefined;
     let series;
     if (twoVars) {
       let vals = values(other);
@@ -297,7 +300,7 @@
     svg.append("text").attr("class", "xlabel").attr("x", (W - m.r + m.l) / 2).attr("y", H - 6).attr("text-anchor", "middle")
       .text(name[key] + " (" + fixed + ")");
     svg.append("text").attr("transform", "rotate(-90)").attr("x", -H / 2).attr("y", 14).attr("text-anchor", "middle")
-      .text((twoVars ? "model energy" : "energy") + " per forward pass");
+      .text(generation ? "joules of the generation" : (twoVars ? "model energy" : "energy") + " per forward pass");
     series.forEach((s, i) => {
       const pts = s.pts;
       const withIv = pts.filter((p) => s.get(p).low_j !== null && s.get(p).low_j !== undefined);
@@ -309,7 +312,10 @@
       if (pts.length <= 64)
         svg.selectAll("circle.s" + i).data(pts).join("circle").attr("class", "s" + i).attr("r", 3).attr("fill", s.color)
           .attr("cx", (p) => x(p[key])).attr("cy", (p) => y(s.get(p).j))
-          .on("mousemove", (event, p) => showTip(event, "<b>" + esc(s.name) + "</b> at batch " + p.batch_size + ", sequence " + p.seq_len +
+          .attr("data-x", (p) => p[key]).attr("data-j", (p) => s.get(p).j)
+          .on("mousemove", (event, p) => showTip(event, "<b>" + esc(s.name) + "</b> at " +
+            (generation ? "batch " + p.batch_size + ", prompt " + p.prompt + ", generate " + p.generate
+                        : "batch " + p.batch_size + ", sequence " + p.seq_len) +
             ": " + joules(s.get(p).j) + " " + interval(s.get(p))))
           .on("mouseleave", hideTip);
       svg.append("text").attr("class", "legend").attr("x", W - m.r + 8).attr("y", m.t + 14 + 16 * i).attr("fill", s.color).text(s.name);
@@ -327,8 +333,17 @@
       { k: "decode (" + g.steps.length + " steps)", v: joules(g.decode_j.j), i: interval(g.decode_j) },
       { k: "per generated token", v: joules(g.per_token_j.j), i: interval(g.per_token_j) },
     ];
+    if (g.time) {
+      const t = g.time;
+      cards.push({ k: "time", v: si(t.total_s.s, "s"), i: "first token after " + si(t.time_to_first_token_s, "s") +
+        ", then " + si(t.inter_token_latency_s, "s") + " per token" });
+      cards.push({ k: "throughput", v: d3.format(".4~r")(t.decode_tokens_per_s) + " tokens/s", i: "while decoding (" +
+        d3.format(".4~r")(t.tokens_per_s) + " overall)" });
+      cards.push({ k: "mean power", v: si(t.mean_power_w, "W"), i: si(t.decode_power_w, "W") + " while decoding" });
+    }
     d3.select("#generation-cards").selectAll("div.card").data(cards).join("div").attr("class", "card")
       .html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+    d3.select("#generation-rests-on").text(g.rests_on ? g.rests_on.summary : "");
     // Energy of every decode step against the cached length, with its interval.
     const div = d3.select("#generation-steps").html("");
     const pts = g.steps;
@@ -406,7 +421,8 @@
     renderMap(e);
     renderTables(e);
     renderMeasured(e);
-    document.title = "irene: " + (e.display_name || e.model_name) + " batch " + e.batch_size + " seq " + e.seq_len;
+    document.title = "irene: " + (e.display_name || e.model_name) + " batch " + e.batch_size + " seq " + e.seq_len +
+      (e.phase === "decode" ? " decode past " + e.past_len : "");
   }
 
   // ---- report mode --------------------------------------------------------------------------
@@ -420,18 +436,30 @@
       d3.select("#summary").append("p").attr("class", "note")
         .text("This report shows " + trees.length + " of its " + boot.trees_total +
               " trees in full (evenly spaced); the sweep below plots all of them.");
+    // A generation's report opens on its last decode step (what every further token costs); the
+    // selector switches to the prefill and the first step, the panel above holds the whole.
+    const first = boot.generation ? trees.length - 1 : 0;
     if (trees.length > 1) {
       const c = d3.select("#controls");
-      c.append("label").attr("for", "tree-select").text("tree");
+      c.append("label").attr("for", "tree-select").text(boot.generation ? "pass of the generation" : "tree");
       c.append("select").attr("id", "tree-select")
         .on("change", function () { render(trees[+this.value]); })
         .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
-        .text((t) => (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len +
-          (t.phase === "decode" ? " decode past " + t.past_len : ""));
+        .text((t, i) => boot.generation
+          ? (t.phase === "decode" ? (i === trees.length - 1 ? "last" : "first") + " decode step (past " + t.past_len + ")"
+                                  : "the prefill (" + t.seq_len + " tokens)") + ", batch " + t.batch_size
+          : (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len +
+            (t.phase === "decode" ? " decode past " + t.past_len : ""));
+      d3.select("#tree-select").property("value", first);
     }
-    render(trees[0]);
+    render(trees[first]);
     renderGeneration(boot.generation || null);
-    renderSweep(boot.sweep);
+    // A generation's sweep is over its batches, prompts and generated tokens (irene sweep --generate
+    // --report); its three passes are not a sweep.
+    if (boot.generation)
+      renderSweep((boot.generation_sweep || []).map((p) => ({ batch_size: p.batch, prompt: p.prompt, generate: p.generate,
+        model: p.total_j, kinds: p.kinds })));
+    else renderSweep(boot.sweep);
     renderCompare(boot.comparison || null);
   }
 

@@ -226,6 +226,43 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   merge_stand_ins(g.stand_ins, fe.stand_ins);
   merge_stand_ins(g.stand_ins, le.stand_ins);
 
+  if (const auto tp = Predictor::time_companion(predictor)) {
+    GenerationTime t;
+    t.predictor = tp->path().string();
+    Tree pt = build_tree(config, r.batch, r.prompt, pre);
+    tp->predict(pt);
+    t.prefill.j = *pt.root().predicted_energy_j;
+    if (pt.root().predicted_interval) t.prefill.interval = Interval{pt.root().predicted_interval->low_j, pt.root().predicted_interval->high_j};
+    const workload::DecodeSteps ts =
+        workload::predict_decode_steps(config, r.batch, step, first, last, *tp, group_of, kModuleKinds);
+    double decode_s = 0;
+    for (const auto& s : ts.steps) decode_s += s.j;
+    step.past = last;
+    Tree lt = build_tree(config, r.batch, 1, step);
+    tp->predict(lt);
+    Energy last_step;
+    last_step.j = *lt.root().predicted_energy_j;
+    if (lt.root().predicted_interval) last_step.interval = lt.root().predicted_interval;
+    const auto [t_lo, t_hi] = ratios(last_step);
+    t.decode = with_ratio(decode_s, t_lo, t_hi);
+    t.total = t.prefill;
+    add_energy(t.total, t.decode);
+    const double generated = static_cast<double>(r.batch) * r.generate;
+    t.time_to_first_token_s = t.prefill.j;
+    t.inter_token_latency_s = t.decode.j / r.generate;
+    t.decode_tokens_per_s = t.decode.j > 0 ? generated / t.decode.j : 0;
+    t.tokens_per_s = t.total.j > 0 ? generated / t.total.j : 0;
+    t.mean_power_w = t.total.j > 0 ? g.total.j / t.total.j : 0;
+    t.decode_power_w = t.decode.j > 0 ? g.decode.j / t.decode.j : 0;
+    Question tq = question_of(pt);
+    tq.tokens = {1, r.prompt};
+    tq.context = {r.prompt, r.prompt + r.generate};
+    tq.phases = {kPrefill, kDecode};
+    t.rests_on = rests_on(tq, *tp, pt);
+    merge_notes(t.rests_on, lt);
+    g.time = std::move(t);
+  }
+
   Question q = question_of(g.prefill_tree);
   q.tokens = {1, r.prompt};
   q.context = {r.prompt, r.prompt + r.generate};
@@ -261,6 +298,27 @@ nlohmann::json to_json(const Generation& g, bool with_steps) {
   j["attention"] = g.attention;
   j["hardware"] = g.hardware;
   j["rests_on"] = g.rests_on;
+  if (g.time) {
+    const GenerationTime& t = *g.time;
+    auto seconds = [](const Energy& e) {
+      return nlohmann::json{{"s", e.j},
+                            {"low_s", e.interval ? nlohmann::json(e.interval->low_j) : nlohmann::json(nullptr)},
+                            {"high_s", e.interval ? nlohmann::json(e.interval->high_j) : nlohmann::json(nullptr)}};
+    };
+    j["time"] = {{"predictor", t.predictor},
+                 {"prefill_s", seconds(t.prefill)},
+                 {"decode_s", seconds(t.decode)},
+                 {"total_s", seconds(t.total)},
+                 {"time_to_first_token_s", t.time_to_first_token_s},
+                 {"inter_token_latency_s", t.inter_token_latency_s},
+                 {"decode_tokens_per_s", t.decode_tokens_per_s},
+                 {"tokens_per_s", t.tokens_per_s},
+                 {"mean_power_w", t.mean_power_w},
+                 {"decode_power_w", t.decode_power_w},
+                 {"rests_on", t.rests_on}};
+  } else {
+    j["time"] = nullptr;
+  }
   j["units"] = {{"energy", "joules for the whole generation (per_token_j: joules per generated token)"},
                 {"share", "fraction of total_j"}};
   j["parameters"] = g.prefill_tree.nodes.empty() ? 0 : g.prefill_tree.root().num_parameters;
@@ -339,6 +397,24 @@ void write_text(std::ostream& out, const Generation& g, bool all_steps) {
       line += fmt::format("; {} CO2e in total, {} per generated token at {:g} g/kWh", format_si(*total.co2e_g, "g"),
                           format_si(*token.co2e_g, "g"), *g.carbon_g_per_kwh);
     out << fmt::format("  {:<30} {}\n", "in watt-hours", line);
+  }
+  if (g.time) {
+    const GenerationTime& t = *g.time;
+    auto s = [](const Energy& e) {
+      return e.interval ? fmt::format("{} [{} .. {}]", format_si(e.j, "s"), format_si(e.interval->low_j, "s"),
+                                      format_si(e.interval->high_j, "s"))
+                        : format_si(e.j, "s");
+    };
+    out << fmt::format("  {:<30} {} (prefill {}, decode {})\n", "time", s(t.total), s(t.prefill), s(t.decode));
+    out << fmt::format("  {:<30} first token after {}, then {} per token; {:.4g} tokens/s while decoding ({:.4g} "
+                       "overall)\n",
+                       "latency, throughput", format_si(t.time_to_first_token_s, "s"),
+                       format_si(t.inter_token_latency_s, "s"), t.decode_tokens_per_s, t.tokens_per_s);
+    out << fmt::format("  {:<30} {} on average ({} while decoding): joules / seconds\n", "mean power",
+                       format_si(t.mean_power_w, "W"), format_si(t.decode_power_w, "W"));
+  } else {
+    out << fmt::format("  {:<30} not predicted: the predictor has no time companion (FILE-time.json beside it)\n",
+                       "time");
   }
   out << "\nWhere it goes (by module kind, prefill + decode):\n";
   for (std::size_t k = 0; k < g.by_kind.size(); ++k) {

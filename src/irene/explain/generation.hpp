@@ -55,6 +55,23 @@ struct GenerationStep {
   std::optional<double> raw_j;
 };
 
+// How long a generation takes and what follows from it, from the time companion of the energy
+// predictor (Predictor::time_companion: the shipped one has predictors/device_1-time.json, the
+// same features and training data with target time). The prefill and every decode step are
+// predicted as for energy (workload/steps.hpp), intervals as the energy's: the prefill tree's and
+// the last step's relative interval over the steps.
+struct GenerationTime {
+  std::string predictor;             // the time companion's file
+  Energy prefill, decode, total;     // seconds (the fields named _j hold seconds here)
+  double time_to_first_token_s = 0;  // the prefill (it computes the first new token's logits)
+  double inter_token_latency_s = 0;  // decode / generate: the mean time of a decode step
+  double decode_tokens_per_s = 0;    // batch x generate / decode
+  double tokens_per_s = 0;           // batch x generate / total (prefill included)
+  double mean_power_w = 0;           // the generation's joules / its seconds
+  double decode_power_w = 0;         // the decode steps' joules / their seconds
+  nlohmann::json rests_on;           // what the time predictions rest on (rests_on.hpp)
+};
+
 struct Generation {
   std::string model_name;
   int batch = 0, prompt = 0, generate = 0;
@@ -87,6 +104,8 @@ struct Generation {
   // 1 .. prompt, context prompt .. prompt + generate, both phases); the node notes of the prefill
   // and the first and last steps.
   nlohmann::json rests_on;
+  // Latency, throughput and power, when the energy predictor has a time companion.
+  std::optional<GenerationTime> time;
 };
 
 // Errors (irene::Error, one line): an encoder (it does not generate text), a decoder without a

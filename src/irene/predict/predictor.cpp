@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
 #include <set>
 
 #include "irene/core/error.hpp"
@@ -775,6 +776,30 @@ std::filesystem::path Predictor::default_path() {
   const char* src = std::getenv("IRENE_SOURCE_DIR");
   const std::filesystem::path root = (src && *src) ? std::filesystem::path(src) : std::filesystem::path(IRENE_SOURCE_DIR);
   return root / "predictors" / "device_1.json";
+}
+
+std::shared_ptr<const Predictor> Predictor::time_companion(const Predictor& energy) {
+  if (energy.path().empty() || energy.target() != Target::energy) return nullptr;
+  const std::filesystem::path file =
+      energy.path().parent_path() / (energy.path().stem().string() + "-time" + energy.path().extension().string());
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<const Predictor>> cache;
+  std::lock_guard lock(mutex);
+  if (const auto it = cache.find(file.string()); it != cache.end()) return it->second;
+  std::shared_ptr<const Predictor> p;
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(file, ec)) {
+    auto loaded = std::make_shared<Predictor>(load(file));
+    if (loaded->target() != Target::time)
+      throw Error(fmt::format("{}: the time companion of {} predicts {}, not time", file.string(),
+                              energy.path().string(), to_string(loaded->target())));
+    if (loaded->hardware() != energy.hardware())
+      throw Error(fmt::format("{}: the time companion of {} describes '{}', not '{}'", file.string(),
+                              energy.path().string(), loaded->hardware(), energy.hardware()));
+    p = std::move(loaded);
+  }
+  cache.emplace(file.string(), p);
+  return p;
 }
 
 Predictor Predictor::load_default() {

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -99,6 +100,12 @@ class Predictor {
   // (the environment variable, then the source tree irene was built from).
   static Predictor load_default();
   static std::filesystem::path default_path();
+  // The time companion of an energy predictor loaded from FILE.json: FILE-time.json beside it
+  // (the shipped one: predictors/device_1-time.json, scripts/make-time-predictor.sh), loaded
+  // once per path and kept for the process. nullptr when there is none, when `energy` was not
+  // loaded from a file or does not predict energy. Error when the file exists but is not a
+  // predictor, does not predict time, or describes other hardware.
+  static std::shared_ptr<const Predictor> time_companion(const Predictor& energy);
 
   // Fills predicted_energy_j, predicted_interval and out_of_range of every node (and stand_in of
   // the leaves predicted by a stand-in, see kStandInWidening), and with an own-operations term
