@@ -17,6 +17,7 @@
 #include "irene/explain/records.hpp"
 #include "irene/explain/rests_on.hpp"
 #include "irene/predict/config.hpp"
+#include "irene/predict/intervals.hpp"
 #include "irene/predict/model.hpp"
 #include "irene/predict/predictor.hpp"
 #include "test_predict_synthetic.hpp"
@@ -255,4 +256,19 @@ TEST(LeafFloor, NoLeafWithWorkIsZeroInADecodeStepOfABuiltInDecoder) {
     }
   }
   EXPECT_GE(checked, 15);  // every built-in decoder with a cache: GPT-2s, OPT, Pythia, Llama, Qwen, MoEs ...
+}
+
+TEST(IntervalFallback, ALevelWithoutSamplesTakesTheNextLevelDownNotZeroWidth) {
+  predict::IntervalCalibration cal;
+  EXPECT_EQ(cal.factors(NodeType::model, "").low, 1.0);  // nothing calibrated: 1, 1
+  cal.groups["ml"] = {0.5, 2.0, 100};
+  EXPECT_EQ(cal.factors(NodeType::model, "").high, 2.0);
+  EXPECT_EQ(cal.factors(NodeType::module, "").high, 2.0);
+  cal.groups["module"] = {0.8, 1.25, 50};
+  EXPECT_EQ(cal.factors(NodeType::model, "").high, 1.25);  // the next level down first
+  EXPECT_EQ(cal.factors(NodeType::ml, "Linear").high, 2.0);
+  cal.groups["model"] = {0.9, 1.1, 30};
+  EXPECT_EQ(cal.factors(NodeType::model, "").high, 1.1);  // its own when it has samples
+  cal.groups["ml:Linear"] = {0.95, 1.05, 40};
+  EXPECT_EQ(cal.factors(NodeType::ml, "Linear").high, 1.05);
 }

@@ -56,10 +56,8 @@ const IntervalFactors& IntervalCalibration::factors(NodeType type, const std::st
   static const IntervalFactors none{};
   auto it = groups.find(interval_group(type, class_name));
   if (it != groups.end()) return it->second;
-  if (type == NodeType::ml) {
-    it = groups.find("ml");
-    if (it != groups.end()) return it->second;
-  }
+  if (type == NodeType::model && (it = groups.find("module")) != groups.end()) return it->second;
+  if ((it = groups.find("ml")) != groups.end()) return it->second;
   return none;
 }
 

@@ -58,7 +58,11 @@ struct IntervalCalibration {
   std::map<std::string, IntervalFactors> groups;
   double coverage = 0.9;
 
-  // The factors for a node (its class group, else its level's; none: 1, 1).
+  // The factors for a node: its class group, else its level's, else the next level down's (a
+  // model without "model" samples takes "module", then "ml"): calibration leaves out every tree
+  // with a stand-in leaf, so a level can have no samples at all (leave-one-model-out over four
+  // LLM families, each with a class of its own), and a zero-width interval would claim a certainty
+  // nothing measured. None of them: 1, 1.
   const IntervalFactors& factors(NodeType type, const std::string& class_name) const;
   const IntervalFactors& own_factors() const;
   // [p x low, p x high] widened by `distance` (see the file comment); low >= 0.
