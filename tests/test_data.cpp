@@ -240,6 +240,100 @@ TEST(DataImport, RowsMatchingNoNodeAndMissingLevelsAreReported) {
   fs::remove_all(d.parent_path());
 }
 
+// What the reference implementation cannot read: leaves outside its seven ML-level operations
+// (lib/utils.py ML_OPERATIONS_LIST, compared lower-cased) and configurations lacking a level.
+TEST(DataImport, ReferenceLeafRule) {
+  Node n;
+  n.type = NodeType::ml;
+  for (const char* cls : {"Linear", "MatMul", "Conv1D", "LayerNorm", "Embedding", "Softmax", "Tanh", "matmul"}) {
+    n.class_name = cls;
+    EXPECT_TRUE(reference_predicts_leaf(n)) << cls;
+  }
+  for (const char* cls : {"ReLU", "GELUActivation", "Dropout", "NewGELU"}) {
+    n.class_name = cls;
+    EXPECT_FALSE(reference_predicts_leaf(n)) << cls;
+  }
+  n.class_name = "Linear";
+  n.type = NodeType::module;  // the reference asserts that every leaf is typed ml
+  EXPECT_FALSE(reference_predicts_leaf(n));
+  EXPECT_EQ(reference_ml_operations().size(), 7u);
+}
+
+TEST(DataImport, LeavesTheReferenceCannotPredictAreLeftOutOnRequest) {
+  // distilbert 8/32 (complete enough: every level), tiny-ctrl 8/32 (ReLU leaves), distilbert
+  // 16/64 (an ml2 row only: incomplete).
+  const fs::path d = small_folder("data", row("sshleifer/tiny-ctrl", "sshleifer/tiny-ctrl"));
+  for (auto level : {"module", "ml1", "ml2"}) {
+    const fs::path f = d / (std::string(level) + "_level_features.csv");
+    write_text(f, read_file(f) + row(std::string(level) == "module" ? "transformer.h.0:EncoderLayer"
+                                                                   : "transformer.h.0.ffn.0:Linear",
+                                     "sshleifer/tiny-ctrl"));
+  }
+  write_text(d / "ml2_level_features.csv",
+             read_file(d / "ml2_level_features.csv") +
+                 "16.0,64.0,1.0,2.0,8.5,10.0,90.0,1.0,1900.0,3802.0,2.5e-05,0.002,0.3,"
+                 "transformer.layer.0.attention:Softmax,distilbert-base-uncased\n");
+  ImportSummary all;
+  const auto every = import_device_folder(d, &all);
+  ASSERT_EQ(every.size(), 3u);
+  EXPECT_EQ(all.trees_written, 3);
+  EXPECT_TRUE(all.other_leaves_skipped.empty());
+  EXPECT_EQ(all.to_string().find("cannot predict"), std::string::npos) << all.to_string();
+
+  ImportOptions ref;
+  ref.skip_incomplete = true;
+  ref.skip_other_leaves = true;
+  ImportSummary s;
+  const auto kept = import_device_folder(d, &s, ref);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].key(), "distilbert-base-uncased/8/32");
+  EXPECT_EQ(s.trees_written, 1);
+  EXPECT_EQ(s.incomplete_skipped, 1);
+  EXPECT_EQ(s.other_leaves_trees_skipped, 1);
+  ASSERT_EQ(s.other_leaves_skipped.size(), 1u);
+  EXPECT_EQ(s.other_leaves_skipped[0], "sshleifer/tiny-ctrl (1 trees): leaves of class ReLU");
+  EXPECT_NE(s.to_string().find("models with leaves the reference implementation cannot predict: 1 (1 trees, not written)"),
+            std::string::npos)
+      << s.to_string();
+  for (const auto& t : kept)
+    for (const auto& n : t.nodes)
+      if (n.children.empty()) EXPECT_TRUE(reference_predicts_leaf(n)) << t.key() << " " << n.id;
+
+  // The command line leaves both out by default and says so; --keep-other-leaves, --keep-incomplete
+  // and --all put them back.
+  const fs::path out = d.parent_path() / "ref.jsonl";
+  auto r = run_irene("data import " + d.string() + " -o " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("trees written:            1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sshleifer/tiny-ctrl (1 trees): leaves of class ReLU"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("distilbert-base-uncased/16/64: no model row, no module rows, no ml1 rows (not written)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("left out so that the reference implementation reads the file: 1 incomplete, 1 with other leaves"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_jsonl(out).size(), 1u);
+  struct Case {
+    const char* flags;
+    std::size_t trees;
+  };
+  for (const Case& c : {Case{"--keep-other-leaves", 2}, Case{"--keep-incomplete", 2}, Case{"--skip-incomplete", 1},
+                        Case{"--all", 3}}) {
+    r = run_irene("data import " + d.string() + " -o " + out.string() + " " + c.flags);
+    ASSERT_EQ(r.status, 0) << c.flags << "\n" << r.output;
+    EXPECT_EQ(read_jsonl(out).size(), c.trees) << c.flags;
+  }
+  EXPECT_EQ(r.output.find("left out"), std::string::npos) << r.output;  // --all: nothing left out
+  // Contradictory flags: one error line, exit 1, no file.
+  fs::remove(out);
+  r = run_irene("data import " + d.string() + " -o " + out.string() + " --skip-incomplete --keep-incomplete");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("irene: error: "), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(d.parent_path());
+}
+
 TEST(DataImport, BadCsvIsAnErrorNamingFileAndLine) {
   struct Case {
     const char* what;

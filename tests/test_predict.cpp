@@ -1,4 +1,5 @@
 // Predictor unit tests on small synthetic trees.
+#include <cctype>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -637,6 +638,41 @@ TEST(PredictEvaluate, ErrorsPerLevelAndMismatchedIds) {
   auto no_pred = pred;
   no_pred[0].nodes[2].predicted_energy_j.reset();
   EXPECT_THROW(evaluate_trees(gold, no_pred), Error);
+}
+
+// The reference implementation's predict.py writes every instance_type lower-cased ("bertmodel");
+// irene recomputes ids from scope and class, so such a tree's ids differ from gold's in case only.
+TEST(PredictEvaluate, MatchesIdsWhoseClassTheReferenceLowerCased) {
+  auto gold = synthetic_dataset(1);
+  auto pred = gold;
+  for (auto& t : pred) {
+    for (auto& n : t.nodes) {
+      n.predicted_energy_j = *n.ground_truth_energy_j * (n.type == NodeType::ml ? 1.1 : 0.8);
+      for (char& c : n.class_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    t.assign_ids();
+  }
+  ASSERT_NE(pred[0].root().id, gold[0].root().id);  // the synthetic classes have capitals
+  const auto e = evaluate_trees(gold, pred);
+  EXPECT_NEAR(e.ml, 10.0, 1e-9);
+  EXPECT_NEAR(e.module, 20.0, 1e-9);
+  EXPECT_NEAR(e.model, 20.0, 1e-9);
+  EXPECT_EQ(e.model_nodes, static_cast<long>(gold.size()));
+  // Only the class part folds: a scope that differs is still a mismatch.
+  auto moved = pred;
+  moved[0].nodes[3].scope += ".x";
+  moved[0].assign_ids();
+  try {
+    evaluate_trees(gold, moved);
+    FAIL() << "a node with another scope matched";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("mismatched ids"), std::string::npos) << err.what();
+  }
+  // Nor does another class that happens to fold to nothing like gold's.
+  auto other = pred;
+  other[0].nodes[3].class_name = "relu";
+  other[0].assign_ids();
+  EXPECT_THROW(evaluate_trees(gold, other), Error);
 }
 
 // --- IrEne+: own operations, monotone leaves, order independence, intervals, ranges ----------

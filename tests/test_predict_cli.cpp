@@ -127,6 +127,13 @@ TEST(PredictCli, CrossvalNeedsTwoModels) {
   r = run("crossval " + q(trees) + " --exclude no-such-model");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("has no trees of that model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("irene: error: --exclude no-such-model"), std::string::npos) << r.out;
+  // A model irene knows that the file lacks (data import leaves tiny-ctrl out by default) is a
+  // notice: the command goes on, here to its own error.
+  r = run("crossval " + q(trees) + " --exclude sshleifer/tiny-ctrl");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("irene: note: --exclude sshleifer/tiny-ctrl: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("needs at least two models"), std::string::npos) << r.out;
 }
 
 TEST(PredictCli, CrossvalNamesAPrimitiveOnlyTheLeftOutModelHas) {

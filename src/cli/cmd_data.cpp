@@ -25,7 +25,10 @@ void register_data(CLI::App& app) {
     std::string dir;
     std::string out;
     bool computed = false;
-    bool skip_incomplete = false;
+    bool skip_incomplete = false;  // the default now; the flag stays for older scripts
+    bool keep_incomplete = false;
+    bool keep_other_leaves = false;
+    bool all = false;
   };
   auto ia = std::make_shared<ImportArgs>();
   auto* imp = data->add_subcommand(
@@ -39,8 +42,25 @@ void register_data(CLI::App& app) {
   imp->add_option("-o,--output", ia->out, "output JSONL file ('-' = standard output)")->required();
   imp->add_flag("--computed-features", ia->computed,
                 "keep the counted flops/mem_bytes instead of the CSV's (they agree within 0.5%)");
+  auto* keep_inc = imp->add_flag(
+      "--keep-incomplete", ia->keep_incomplete,
+      "also write configurations that lack a whole level (no model row, no module rows, ...; device_1's "
+      "openai-gpt/32/128): irene's train and crossval skip them, the reference implementation stops on them "
+      "(KeyError: 'cpu')");
+  imp->add_flag(
+      "--keep-other-leaves", ia->keep_other_leaves,
+      "also write models with leaves outside the reference implementation's seven ML-level operations "
+      "(embedding, layernorm, linear, tanh, conv1d, softmax, matmul; sshleifer/tiny-ctrl's ReLU): irene "
+      "predicts them, the reference stops on them (AssertionError: Found leaf node w/o energy prediction)");
+  auto* all = imp->add_flag("--all", ia->all, "write every configuration: --keep-incomplete and --keep-other-leaves");
   imp->add_flag("--skip-incomplete", ia->skip_incomplete,
-                "do not write configurations that lack a whole level (no model row, no module rows, ...)");
+                "do not write configurations that lack a whole level (the default; kept for older scripts)")
+      ->excludes(keep_inc)
+      ->excludes(all);
+  imp->footer(
+      "By default the file is one the IrEne reference implementation (StonyBrookNLP/irene) reads as it is: "
+      "train.py, predict.py and evaluate.py accept it. What is left out is listed in the summary; --all "
+      "writes it too.");
   imp->callback([ia] {
     if (serving::is_serving_csv(ia->dir)) {  // a table of measured serving runs
       const std::string summary = serving::import_serving_csv(ia->dir, ia->out);
@@ -49,9 +69,16 @@ void register_data(CLI::App& app) {
     }
     ImportOptions options;
     options.csv_features = !ia->computed;
-    options.skip_incomplete = ia->skip_incomplete;
+    options.skip_incomplete = !(ia->keep_incomplete || ia->all);
+    options.skip_other_leaves = !(ia->keep_other_leaves || ia->all);
     const ImportSummary s = import_device_folder_to_jsonl(ia->dir, ia->out, options);
-    (ia->out == "-" ? std::cerr : std::cout) << s.to_string() << "  written to " << ia->out << '\n';
+    std::ostream& os = ia->out == "-" ? std::cerr : std::cout;
+    os << s.to_string();
+    if (s.incomplete_skipped > 0 || s.other_leaves_trees_skipped > 0)
+      os << fmt::format("  left out so that the reference implementation reads the file: {} incomplete, {} with other "
+                        "leaves (--keep-incomplete, --keep-other-leaves or --all write them)\n",
+                        s.incomplete_skipped, s.other_leaves_trees_skipped);
+    os << "  written to " << ia->out << '\n';
   });
 
   struct CheckArgs {

@@ -51,7 +51,8 @@ Config config_from_options(const std::string& name, const std::vector<std::strin
 }
 
 // Measured trees of the file without the excluded models, for training: a tree without a measured
-// root is skipped with a notice (or an error with --strict). Error when an excluded model is not there.
+// root is skipped with a notice (or an error with --strict). An excluded model that is not there is
+// an error, or a notice when it is a model irene knows.
 // With target time, each node's measured value is its times_mean (predict/target.hpp).
 std::vector<Tree> read_measured_trees(const std::string& path, const std::vector<std::string>& exclude, bool strict,
                                       bool quiet, Target target) {
@@ -59,8 +60,20 @@ std::vector<Tree> read_measured_trees(const std::string& path, const std::vector
   retarget(all, target);
   std::set<std::string> names;
   for (const auto& t : all) names.insert(t.model_name);
-  for (const auto& x : exclude)
-    if (!names.count(x)) throw Error(fmt::format("--exclude {}: {} has no trees of that model", x, path));
+  // A model irene knows that the file does not have (`irene data import` leaves sshleifer/tiny-ctrl
+  // out by default) is a notice: the same command works on both forms of an imported file. Any
+  // other name is an error (a misspelt model would otherwise silently stay in).
+  for (const auto& x : exclude) {
+    if (names.count(x)) continue;
+    bool known = false;
+    try {
+      load_model_config(x);
+      known = !std::filesystem::exists(x);  // a built-in model's name, not a config file
+    } catch (const Error&) {
+    }
+    if (!known) throw Error(fmt::format("--exclude {}: {} has no trees of that model", x, path));
+    if (!quiet) std::cerr << fmt::format("irene: note: --exclude {}: {} has no trees of that model\n", x, path);
+  }
   std::vector<Tree> kept;
   for (auto& t : all)
     if (std::find(exclude.begin(), exclude.end(), t.model_name) == exclude.end()) kept.push_back(std::move(t));

@@ -1,6 +1,7 @@
 #include "irene/data/dataset.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -8,6 +9,8 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <set>
+#include <cctype>
 #include <tuple>
 #include <unordered_map>
 
@@ -89,7 +92,23 @@ int parse_count(std::string_view text, const fs::path& file, long line, std::str
 
 std::string config_key(const std::string& model, int b, int s) { return fmt::format("{}/{}/{}", model, b, s); }
 
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+const std::vector<std::string>& reference_ml_operations() {
+  // lib/utils.py, ML_OPERATIONS_LIST (lower case; the reference lower-cases instance_type first).
+  static const std::vector<std::string> ops = {"embedding", "layernorm", "linear", "tanh", "conv1d", "softmax", "matmul"};
+  return ops;
+}
+
+bool reference_predicts_leaf(const Node& leaf) {
+  const auto& ops = reference_ml_operations();
+  return leaf.type == NodeType::ml && std::find(ops.begin(), ops.end(), lower(leaf.class_name)) != ops.end();
+}
 
 std::string_view level_file_name(DatasetLevel level) {
   switch (level) {
@@ -203,6 +222,11 @@ std::string ImportSummary::to_string() const {
   s += fmt::format("  nodes with no row:        {}\n", nodes_without_row);
   s += fmt::format("  configurations with missing levels: {}\n", missing_levels.size());
   for (const auto& m : missing_levels) s += fmt::format("    {}\n", m);
+  if (!other_leaves_skipped.empty()) {
+    s += fmt::format("  models with leaves the reference implementation cannot predict: {} ({} trees, not written)\n",
+                     other_leaves_skipped.size(), other_leaves_trees_skipped);
+    for (const auto& m : other_leaves_skipped) s += fmt::format("    {}\n", m);
+  }
   s += fmt::format("  models skipped:           {}\n", skipped_models.size());
   for (const auto& m : skipped_models) s += fmt::format("    {}\n", m);
   return s;
@@ -238,6 +262,8 @@ ImportSummary import_device_folder(const fs::path& dir, const std::function<void
   // Configurations per model (loaded once); failures skip the model.
   std::map<std::string, std::optional<ModelConfig>> configs;
   std::map<std::string, std::pair<long, std::string>> skipped;  // model -> rows, reason
+  // model -> (trees, classes of its leaves the reference cannot predict), in the models' order
+  std::vector<std::pair<std::string, std::pair<int, std::set<std::string>>>> other_leaves;
   const std::string device = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
 
   for (auto& [key, g] : groups) {
@@ -316,10 +342,25 @@ ImportSummary import_device_folder(const fs::path& dir, const std::function<void
         continue;
       }
     }
+    if (options.skip_other_leaves) {
+      std::set<std::string> classes;
+      for (const Node& n : tree.nodes)
+        if (n.children.empty() && !reference_predicts_leaf(n)) classes.insert(n.class_name);
+      if (!classes.empty()) {
+        if (other_leaves.empty() || other_leaves.back().first != g.model) other_leaves.push_back({g.model, {}});
+        ++other_leaves.back().second.first;
+        other_leaves.back().second.second.insert(classes.begin(), classes.end());
+        ++summary.other_leaves_trees_skipped;
+        continue;
+      }
+    }
     summary.nodes_without_row += static_cast<long>(std::count(has_row.begin(), has_row.end(), 0));
     ++summary.trees_written;
     sink(std::move(tree));
   }
+  for (const auto& [model, info] : other_leaves)
+    summary.other_leaves_skipped.push_back(
+        fmt::format("{} ({} trees): leaves of class {}", model, info.first, fmt::join(info.second, ", ")));
   for (const auto& [model, info] : skipped)
     summary.skipped_models.push_back(fmt::format("{} ({} rows): {}", model, info.first, info.second));
   return summary;

@@ -77,6 +77,10 @@ struct ImportSummary {
   // "model/b/s: no model row, no ml2 rows" for configurations lacking whole levels.
   std::vector<std::string> missing_levels;
   int incomplete_skipped = 0;  // of those, not written (ImportOptions::skip_incomplete)
+  // "model (N trees): Class, ..." for models not written because a leaf of theirs is of a class
+  // outside the reference implementation's ML-level operations (ImportOptions::skip_other_leaves).
+  std::vector<std::string> other_leaves_skipped;
+  int other_leaves_trees_skipped = 0;  // trees of those models
   // "model (N rows): reason" for models not imported.
   std::vector<std::string> skipped_models;
 
@@ -90,10 +94,27 @@ struct ImportOptions {
   // true: configurations lacking a whole level (see ImportSummary::missing_levels) are
   // reported but not written.
   bool skip_incomplete = false;
+  // true: trees with a leaf the reference implementation cannot predict
+  // (reference_predicts_leaf() is false) are reported but not written.
+  bool skip_other_leaves = false;
   // Called for every matched row before its features are attached (tests compare the
   // computed counts with the row's here).
   std::function<void(const DatasetRow&, const Tree&, int node)> on_match;
 };
+
+// The IrEne reference implementation (StonyBrookNLP/irene) reads a trees file only when
+//   * every node carries its features (lib/tree_node.py reads tree_dict["cpu"], ... for every
+//     node: a configuration without its model, module or ml1 rows stops it with KeyError 'cpu'),
+//     and its ground truth (prepare_for_non_ml_training makes a tensor of every node's);
+//   * every leaf is typed "ml" (read_from_json asserts it) and its instance_type, lower-cased, is
+//     one of ML_OPERATIONS_LIST (lib/utils.py): get_ml_level_data only warns about other classes
+//     and predicts nothing for them, so RecursiveTreeComputation.forward fails on
+//     `assert node.predicted_energy is not None, "Found leaf node w/o energy prediction."`
+//     (sshleifer/tiny-ctrl's ReLU).
+// The operations of that list, lower case: embedding, layernorm, linear, tanh, conv1d, softmax, matmul.
+const std::vector<std::string>& reference_ml_operations();
+// Whether the reference predicts this leaf: typed ml and of one of those classes (any case).
+bool reference_predicts_leaf(const Node& leaf);
 
 // Imports a folder, handing each tree to `sink` in a fixed order: models in the order of their
 // first row in the files (read in the order model, module, ml1, ml2), then batch size and sequence

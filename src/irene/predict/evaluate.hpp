@@ -12,7 +12,10 @@ namespace irene::predict {
 
 // Mean absolute percentage error per level (ml, module, model) of the predicted energies in
 // `pred` against the ground truth in `gold`, over every gold node with ground truth > 0. Trees
-// are matched by (model, batch, seq), nodes by id. `gold_name` and `pred_name` (file names)
+// are matched by (model, batch, seq), nodes by id; when the ids of a tree do not all match, they
+// are matched with their class part lower-cased if that pairs every node one to one: the
+// reference implementation's predict.py writes instance_type lower-cased ("bertmodel"), and ids
+// are recomputed from scope and class. `gold_name` and `pred_name` (file names)
 // prefix errors. Errors: a tree key repeated in one file; a gold tree or node missing from the
 // predictions, or a predicted tree or node that gold does not have (mismatched ids); a matched
 // node without a predicted energy; no node with ground truth at all.
