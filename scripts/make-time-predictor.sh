@@ -12,7 +12,7 @@ BUILD="${1:-build}"
 DATA="${IRENE_DATA:-$(cd .. && pwd)/shared/irene-data}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-"$BUILD/irene" data import "$DATA/device_1" -o "$TMP/device_1.jsonl"
+"$BUILD/irene" data import "$DATA/device_1" -o "$TMP/device_1.jsonl" --all
 "$BUILD/irene" train "$TMP/device_1.jsonl" -o predictors/device_1-time.json --config configs/model-specs.json \
   --target time --hardware "device_1 of the published IrEne dataset" \
   --source "irene data import ../shared/irene-data/device_1 (the published IrEne dataset)"
