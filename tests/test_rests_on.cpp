@@ -272,3 +272,25 @@ TEST(IntervalFallback, ALevelWithoutSamplesTakesTheNextLevelDownNotZeroWidth) {
   cal.groups["ml:Linear"] = {0.95, 1.05, 40};
   EXPECT_EQ(cal.factors(NodeType::ml, "Linear").high, 1.05);
 }
+
+TEST(RestsOn, ASweepMergesWhatItsPointsRestOn) {
+  // Two points: gpt2 at batch 8 (inside) and 64 (2x the largest batch): the sweep is outside by 2x.
+  json a = explain::rests_on_of(explain::predicted_tree(load_model_config("gpt2"), 8, 128, shipped()));
+  const json b = explain::rests_on_of(explain::predicted_tree(load_model_config("gpt2"), 64, 512, shipped()));
+  json merged;
+  explain::merge_rests_on(merged, a);
+  EXPECT_EQ(merged, a);
+  explain::merge_rests_on(merged, b);
+  EXPECT_EQ(merged["question"]["batch"], json::array({8, 64}));
+  EXPECT_EQ(merged["question"]["tokens"], json::array({128, 512}));
+  EXPECT_FALSE(merged["within_training_data"].get<bool>());
+  ASSERT_NE(outside(merged, "batch"), nullptr);
+  EXPECT_DOUBLE_EQ(outside(merged, "batch")->at("factor").get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(outside(merged, "context")->at("factor").get<double>(), 2.0);  // 512 against 256
+  EXPECT_NE(merged["summary"].get<std::string>().find("batch 2x"), std::string::npos) << merged["summary"];
+  // The command line's table and Python's object say it.
+  const auto res = run_irene("sweep gpt2 --batch 8,64 --seq 128,512");
+  ASSERT_EQ(res.status, 0) << res.output;
+  EXPECT_NE(res.output.find("rests on: "), std::string::npos) << res.output;
+  EXPECT_NE(res.output.find("batch 2x"), std::string::npos) << res.output;
+}

@@ -30,6 +30,7 @@
 #include "irene/explain/records.hpp"
 #include "irene/explain/units.hpp"
 #include "irene/explain/report.hpp"
+#include "irene/explain/rests_on.hpp"
 #include "irene/explain/server.hpp"
 #include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
@@ -258,12 +259,14 @@ void run_sweep(const SweepArgs& a) {
       if (a.format == "csv") write_generation_csv(os, swept.generation_points);
       else {
         os << "predictor: " << swept.hardware << '\n';
+        if (const auto line = rests_on_line(swept.rests_on); !line.empty()) os << line << '\n';
         write_generation_table(os, swept.generation_points);
       }
     } else if (a.format == "csv") {
       write_sweep_csv(os, swept.points);
     } else {
       if (!swept.hardware.empty()) os << "predictor: " << swept.hardware << '\n';
+      if (const auto line = rests_on_line(swept.rests_on); !line.empty()) os << line << '\n';
       write_sweep_table(os, swept.points);
     }
   });

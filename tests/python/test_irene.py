@@ -389,3 +389,11 @@ def test_generate_has_latency_throughput_and_power_from_the_time_companion():
     assert math.isclose(t["decode_tokens_per_s"], 48 / t["decode_s"]["s"], rel_tol=1e-12)
     assert math.isclose(t["mean_power_w"], g["total_j"]["j"] / t["total_s"]["s"], rel_tol=1e-12)
     assert t["rests_on"]["predictor"]["target"] == "time"
+
+
+def test_a_sweep_says_what_its_points_rest_on():
+    s = irene.sweep("gpt2", batch=[8, 64], seq=128)
+    assert s["rests_on"]["question"]["batch"] == [8, 64]
+    assert [o["dimension"] for o in s["rests_on"]["outside"]] == ["batch"]
+    g = irene.sweep("gpt2", prompt=64, generate="16,32")
+    assert g["rests_on"]["question"]["context"] == [64, 96]

@@ -8,6 +8,7 @@
 #include "irene/core/limits.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/records.hpp"
+#include "irene/explain/rests_on.hpp"
 #include "irene/explain/units.hpp"
 
 namespace irene::api {
@@ -139,6 +140,7 @@ Swept sweep(const Source& s, const SweepHooks& hooks) {
     out.hardware = p->hardware();
     explain::for_each_generation(grid, *p, [&](explain::Generation&& g) {
       out.generation_points.push_back(explain::generation_point(g));
+      explain::merge_rests_on(out.rests_on, g.rests_on);
       if (hooks.generation) hooks.generation(g);
     });
     return out;
@@ -152,6 +154,7 @@ Swept sweep(const Source& s, const SweepHooks& hooks) {
       [&](Tree&& t) {
         out.points.push_back(explain::sweep_point(t));
         if (out.model_name.empty()) out.model_name = out.points.back().model_name;
+        explain::merge_rests_on(out.rests_on, explain::rests_on_of(t));
         if (hooks.tree) hooks.tree(t);
       },
       hooks.progress);
@@ -162,6 +165,7 @@ json to_json(const Swept& s) {
   json j;
   j["model_name"] = s.model_name;
   j["hardware"] = s.hardware;
+  j["rests_on"] = s.rests_on;
   j["points"] = s.generation ? explain::to_json(s.generation_points) : explain::to_json(s.points);
   return j;
 }

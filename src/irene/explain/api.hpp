@@ -81,6 +81,9 @@ struct Swept {
   bool generation = false;
   std::vector<explain::SweepPoint> points;                 // trees
   std::vector<explain::GenerationPoint> generation_points;  // generations
+  // What the points rest on, merged over them (rests_on.hpp merge_rests_on); null when no point
+  // says (trees of a file predicted elsewhere).
+  nlohmann::json rests_on;
 };
 // What a caller may do with each point as it is made (the command line's --jsonl and --report).
 struct SweepHooks {
@@ -90,7 +93,7 @@ struct SweepHooks {
   std::function<void(std::size_t, std::size_t)> progress;       // (done, total) after each tree
 };
 Swept sweep(const Source& s, const SweepHooks& hooks = {});
-// {"model_name", "hardware", "points"}: "points" is what sweep --format json prints.
+// {"model_name", "hardware", "rests_on", "points"}: "points" is what sweep --format json prints.
 nlohmann::json to_json(const Swept& s);
 
 }  // namespace irene::api

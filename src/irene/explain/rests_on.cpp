@@ -167,6 +167,42 @@ void merge_notes(json& r, const Tree& t) {
   r["summary"] = rests_on_line(r);
 }
 
+void merge_rests_on(json& into, const json& other) {
+  if (!other.is_object()) return;
+  if (!into.is_object()) {
+    into = other;
+    return;
+  }
+  json& q = into["question"];
+  const json& oq = other["question"];
+  for (const char* k : {"batch", "tokens", "context"})
+    if (q[k].is_array() && oq[k].is_array() && q[k].size() == 2 && oq[k].size() == 2)
+      q[k] = json::array({std::min(q[k][0].get<double>(), oq[k][0].get<double>()) == q[k][0].get<double>() ? q[k][0] : oq[k][0],
+                          std::max(q[k][1].get<double>(), oq[k][1].get<double>()) == q[k][1].get<double>() ? q[k][1] : oq[k][1]});
+  for (const auto& ph : oq.value("phases", json::array()))
+    if (std::find(q["phases"].begin(), q["phases"].end(), ph) == q["phases"].end()) q["phases"].push_back(ph);
+  for (const auto& o : other["outside"]) {
+    bool found = false;
+    for (auto& mine : into["outside"])
+      if (mine["dimension"] == o["dimension"]) {
+        found = true;
+        if (o["factor"].is_number() && (!mine["factor"].is_number() || o["factor"].get<double>() > mine["factor"].get<double>()))
+          mine = o;
+      }
+    if (!found) into["outside"].push_back(o);
+  }
+  into["within_training_data"] = into.value("within_training_data", false) && other.value("within_training_data", false);
+  auto count = [](const json& v) { return v.is_string() ? std::atol(v.get_ref<const std::string&>().c_str()) : -1L; };
+  if (count(other["nodes_outside"]) > count(into["nodes_outside"])) into["nodes_outside"] = other["nodes_outside"];
+  if (into["batch_held"].is_null() && !other["batch_held"].is_null()) into["batch_held"] = other["batch_held"];
+  for (const auto& s : other["stand_ins"]) {
+    bool known = false;
+    for (const auto& k : into["stand_ins"]) known = known || k.value("class_name", "") == s.value("class_name", "");
+    if (!known) into["stand_ins"].push_back(s);
+  }
+  into["summary"] = rests_on_line(into);
+}
+
 void stamp_rests_on(Tree& tree, const Predictor& predictor) {
   tree.provenance["rests_on"] = rests_on(question_of(tree), predictor, tree).dump();
 }

@@ -59,6 +59,12 @@ nlohmann::json rests_on(const Question& question, const Predictor& predictor, co
 // stand-ins are merged, batch_held is kept when any step held).
 void merge_notes(nlohmann::json& rests_on, const Tree& tree);
 
+// Merges the object of another point of a sweep into `into` (null: takes it as it is): the
+// question's ranges widen to hold both, each dimension outside keeps its farthest entry,
+// within_training_data holds only when both do, the node note with more nodes outside, stand-ins
+// and the batch envelope of either; the summary is rewritten.
+void merge_rests_on(nlohmann::json& into, const nlohmann::json& other);
+
 // Records rests_on(question_of(tree), predictor, tree) in the tree's provenance ("rests_on", the
 // JSON text), where every output of the tree finds it.
 void stamp_rests_on(Tree& tree, const Predictor& predictor);
