@@ -294,3 +294,29 @@ TEST(RestsOn, ASweepMergesWhatItsPointsRestOn) {
   EXPECT_NE(res.output.find("rests on: "), std::string::npos) << res.output;
   EXPECT_NE(res.output.find("batch 2x"), std::string::npos) << res.output;
 }
+
+TEST(CompareCarbon, GramsOfBothSidesAndTheDifferenceFromTheTotals) {
+  const fs::path d = fresh_dir("cco2");
+  auto res = run_irene("compare gpt2 --batch 8 --batch-b 16 --carbon-intensity 400 --format json -o " +
+                       (d / "c.json").string());
+  ASSERT_EQ(res.status, 0) << res.output;
+  const json c = json::parse(std::ifstream(d / "c.json"));
+  EXPECT_EQ(c["carbon_intensity_g_per_kwh"], 400.0);
+  const double a = c["total"]["a"]["j"].get<double>(), b = c["total"]["b"]["j"].get<double>();
+  EXPECT_NEAR(c["co2e_g"]["a"].get<double>(), a * 400 / 3.6e6, 1e-15);
+  EXPECT_NEAR(c["co2e_g"]["b"].get<double>(), b * 400 / 3.6e6, 1e-15);
+  EXPECT_NEAR(c["co2e_g"]["diff"].get<double>(), (b - a) * 400 / 3.6e6, 1e-15);
+  // A generation: the whole generations' grams.
+  res = run_irene("compare gpt2 --prompt 16 --generate 4 --dtype-b bfloat16 --carbon-intensity 100 --format json -o " +
+                  (d / "g.json").string());
+  ASSERT_EQ(res.status, 0) << res.output;
+  const json g = json::parse(std::ifstream(d / "g.json"));
+  EXPECT_NEAR(g["co2e_g"]["a"].get<double>(), g["a"]["total_j"]["j"].get<double>() * 100 / 3.6e6, 1e-15);
+  res = run_irene("compare gpt2 --batch 8 --batch-b 16 --carbon-intensity 400");
+  EXPECT_NE(res.output.find("CO2e at 400 g/kWh: a "), std::string::npos) << res.output;
+  res = run_irene("compare gpt2 --batch 8 --carbon-intensity -3 -o " + (d / "x.json").string());
+  EXPECT_EQ(res.status, 1);
+  EXPECT_NE(res.output.find("--carbon-intensity must be grams CO2e per kWh"), std::string::npos) << res.output;
+  EXPECT_FALSE(fs::exists(d / "x.json"));
+  fs::remove_all(d);
+}

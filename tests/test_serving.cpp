@@ -435,6 +435,25 @@ TEST(ServingCli, CommandsAndTheirOneLineErrors) {
   double share = 0;
   for (const auto& k : j["by_kind"]) share += k["share_pct"].get<double>();
   EXPECT_NEAR(share, 100, 1e-9);
+  // --carbon-intensity: grams CO2e per token and per request from the joules (and their intervals).
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --max-num-seqs 8 --carbon-intensity 400 "
+                "--format json --table '" + table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto c = nlohmann::json::parse(r.output);
+  EXPECT_EQ(c["carbon_intensity_g_per_kwh"], 400.0);
+  for (const char* k : {"value", "low", "high"}) {
+    EXPECT_NEAR(c["co2e_per_token_g"][k].get<double>(), c["energy_per_token_j"][k].get<double>() * 400 / 3.6e6, 1e-15) << k;
+    EXPECT_NEAR(c["co2e_per_request_g"][k].get<double>(), c["energy_per_request_j"][k].get<double>() * 400 / 3.6e6,
+                1e-12) << k;
+  }
+  EXPECT_FALSE(j.contains("co2e_per_token_g"));
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --carbon-intensity 400 --table '" + table + "'");
+  EXPECT_NE(r.output.find("CO2e at 400 g/kWh: "), std::string::npos) << r.output;
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --carbon-intensity lots --table '" + table +
+                "' -o '" + (d / "co2.txt").string() + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: --carbon-intensity must be grams CO2e per kWh"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "co2.txt"));
   r = run_irene("hardware H900");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("irene: error: unknown hardware 'H900'"), std::string::npos) << r.output;

@@ -187,6 +187,11 @@ void run_compare(const CompareArgs& o) {
       }
       write_text(os, c.comparison, o.top);
     }
+    if (o.format != "json")
+      if (const auto g = api::co2e(c))
+        os << fmt::format("\nCO2e at {:g} g/kWh{}: a {}, b {}, b - a {}{}\n", *c.carbon_g_per_kwh,
+                          c.generations ? " (the whole generations)" : "", format_si(g->a_g, "g"),
+                          format_si(g->b_g, "g"), g->diff_g > 0 ? "+" : "", format_si(g->diff_g, "g"));
   });
 }
 

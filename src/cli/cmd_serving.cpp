@@ -48,7 +48,8 @@ void register_serving(CLI::App& app) {
   });
 
   struct ServeArgs {
-    std::string model, hardware, precision = "bfloat16", kv_cache_dtype = "bfloat16", format = "text", out = "-", table;
+    std::string model, hardware, precision = "bfloat16", kv_cache_dtype = "bfloat16", format = "text", out = "-", table,
+        carbon;
     double batch = 8, prompt = 180, output = 400;
     int gpus = 1, data_parallel = 1;
     bool allow_oversubscribe = false;
@@ -79,9 +80,12 @@ void register_serving(CLI::App& app) {
                  "beside the source tree, or $IRENE_LLM_ENERGY)");
   sv->add_flag("--allow-oversubscribe", sa->allow_oversubscribe,
                "predict a configuration whose weights, key/value cache and activations exceed the GPUs' memory");
+  sv->add_option("--carbon-intensity", sa->carbon,
+                 "grams CO2e per kWh of the electricity (e.g. 400): adds grams CO2e per token and per request");
   sv->add_option("--format", sa->format, "text | json")->check(CLI::IsMember({"text", "json"}));
   sv->add_option("-o,--output-file", sa->out, "output file ('-' = standard output, the default)");
   sv->callback([sa] {
+    const auto carbon = explain::parse_carbon_intensity(sa->carbon);
     serving::Workload w;
     w.gpus = sa->gpus;
     w.data_parallel = sa->data_parallel;
@@ -90,9 +94,10 @@ void register_serving(CLI::App& app) {
     w.output_tokens = sa->output;
     w.precision = sa->precision;
     w.kv_cache_dtype = sa->kv_cache_dtype;
-    const nlohmann::json r = serving::serving_report(
+    nlohmann::json r = serving::serving_report(
         serving::load_serving_model(sa->model), w, hardware::load_profile(sa->hardware),
         sa->table.empty() ? serving::default_table() : std::filesystem::path(sa->table), sa->allow_oversubscribe);
+    if (carbon) serving::add_carbon(r, *carbon);
     write_output(sa->out, [&](std::ostream& os) {
       os << (sa->format == "json" ? r.dump(1) + "\n" : serving::serving_report_text(r));
     });

@@ -397,3 +397,8 @@ def test_a_sweep_says_what_its_points_rest_on():
     assert [o["dimension"] for o in s["rests_on"]["outside"]] == ["batch"]
     g = irene.sweep("gpt2", prompt=64, generate="16,32")
     assert g["rests_on"]["question"]["context"] == [64, 96]
+
+
+def test_compare_takes_the_carbon_intensity():
+    c = irene.compare("gpt2", batch=8, batch_b=16, carbon_intensity=400)
+    assert math.isclose(c["co2e_g"]["diff"], (c["total"]["b"]["j"] - c["total"]["a"]["j"]) * 400 / 3.6e6, rel_tol=1e-12)

@@ -98,6 +98,7 @@ Compared compare(const CompareRequest& r) {
   const Source& sa = r.a;
   const Source sb = explain::side_b(r);
   Compared c;
+  c.carbon_g_per_kwh = explain::parse_carbon_intensity(r.carbon_intensity);
   if (sa.generation()) {
     const auto p = explain::load_energy_predictor(sa.predictor);
     const auto pb = sb.predictor == sa.predictor ? p : explain::load_energy_predictor(sb.predictor);
@@ -115,6 +116,14 @@ Compared compare(const CompareRequest& r) {
   return c;
 }
 
+std::optional<CompareCo2e> co2e(const Compared& c) {
+  if (!c.carbon_g_per_kwh) return std::nullopt;
+  const double a = c.generations ? c.generations->a.total.j : c.comparison.a.total.j;
+  const double b = c.generations ? c.generations->b.total.j : c.comparison.b.total.j;
+  const double g = *c.carbon_g_per_kwh / 3.6e6;  // grams per joule
+  return CompareCo2e{a * g, b * g, (b - a) * g};
+}
+
 json to_json(const Compared& c) {
   json j;
   if (c.generations) {
@@ -126,6 +135,10 @@ json to_json(const Compared& c) {
     j = explain::to_json(c.comparison);
     j["hardware"] = c.hardware;
     j["hardware_b"] = c.hardware_b;
+  }
+  if (const auto g = co2e(c)) {
+    j["carbon_intensity_g_per_kwh"] = *c.carbon_g_per_kwh;
+    j["co2e_g"] = {{"a", g->a_g}, {"b", g->b_g}, {"diff", g->diff_g}};
   }
   return j;
 }

@@ -68,10 +68,18 @@ struct Compared {
   std::string hardware, hardware_b;
   std::optional<explain::GenerationComparison> generations;
   explain::Comparison comparison;  // the trees, or the generations' last decode steps
+  std::optional<double> carbon_g_per_kwh;  // --carbon-intensity
 };
+// Grams CO2e of a, b and b - a (the totals: the trees' energies, or the whole generations') at
+// the comparison's carbon intensity; nullopt without one.
+struct CompareCo2e {
+  double a_g = 0, b_g = 0, diff_g = 0;
+};
+std::optional<CompareCo2e> co2e(const Compared& c);
 Compared compare(const CompareRequest& r);
 // compare --format json: compare.hpp's to_json (generations: generation.hpp's, with "last_step")
-// plus "hardware" and "hardware_b".
+// plus "hardware" and "hardware_b"; with a carbon intensity "carbon_intensity_g_per_kwh" and
+// "co2e_g": {"a", "b", "diff"}.
 nlohmann::json to_json(const Compared& c);
 
 // irene sweep: one point per tree of the source (ranges of batch, seq, past) or per generation

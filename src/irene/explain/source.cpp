@@ -254,6 +254,9 @@ const std::vector<Option<CompareRequest>>& compare_options() {
                                "new tokens per sequence: compare the energy of generating text (prefill, decode, "
                                "total, per token, by module kind); --batch defaults to 1",
                                [](C& c) -> std::string& { return c.a.generate; }));
+    o.push_back(text_option<C>("carbon_intensity", "--carbon-intensity",
+                               "grams CO2e per kWh of the electricity (e.g. 400): adds grams CO2e of a, b and b - a",
+                               [](C& c) -> std::string& { return c.carbon_intensity; }));
     return o;
   }();
   return options;

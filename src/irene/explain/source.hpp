@@ -138,12 +138,13 @@ struct CompareRequest {
   std::optional<nlohmann::json> config_b = {};  // model b as a configuration object (Python)
   std::vector<std::string> set_b;  // --set: overrides in b
   std::string batch_b, seq_b, past_b, dtype_b, weights_b, kv_cache_dtype_b, attention_b, predictor_b;
+  std::string carbon_intensity;  // --carbon-intensity ("" = none)
 };
 // b's Source: a's options with b's own where given. Error: --past-b without --phase decode.
 Source side_b(const CompareRequest& r);
 // --batch, --seq, --batch-b, --seq-b, --set (b), --set-a, --predictor, --strict, the pass options,
 // --past-b, --dtype-b, --weights-b, --kv-cache-dtype-b, --attention-b, --predictor-b, --prompt,
-// --generate.
+// --generate, --carbon-intensity.
 const std::vector<Option<CompareRequest>>& compare_options();
 
 // The predictor at `path` ("" = the shipped one); Error unless it predicts energy.

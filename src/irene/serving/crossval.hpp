@@ -94,5 +94,9 @@ nlohmann::json serving_report(const ModelConfig& config, const Workload& w, cons
 nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
                               const PreparedTable& table, bool allow_oversubscribe);
 std::string serving_report_text(const nlohmann::json& report);
+// Adds grams CO2e at `g_per_kwh` grams per kWh of the electricity (--carbon-intensity):
+// "carbon_intensity_g_per_kwh", "co2e_per_token_g" and "co2e_per_request_g" ({"value", "low",
+// "high"}, from the energies and their intervals); serving_report_text prints them.
+void add_carbon(nlohmann::json& report, double g_per_kwh);
 
 }  // namespace irene::serving

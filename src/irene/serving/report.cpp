@@ -170,6 +170,17 @@ json serving_report(const ModelConfig& config, const Workload& w, const hardware
   return report_of(config, w, hw, work, fit, table);
 }
 
+void add_carbon(json& r, double g_per_kwh) {
+  const double g = g_per_kwh / 3.6e6;  // grams per joule
+  r["carbon_intensity_g_per_kwh"] = g_per_kwh;
+  for (const auto& [from, to] : {std::pair{"energy_per_token_j", "co2e_per_token_g"},
+                                 std::pair{"energy_per_request_j", "co2e_per_request_g"}}) {
+    const json& e = r.at(from);
+    r[to] = {{"value", e.at("value").get<double>() * g}, {"low", e.at("low").get<double>() * g},
+             {"high", e.at("high").get<double>() * g}};
+  }
+}
+
 std::string serving_report_text(const json& r) {
   const auto& s = r["serving"];
   std::string t;
@@ -189,6 +200,15 @@ std::string serving_report_text(const json& r) {
   };
   t += "energy per generated token: " + iv(r["energy_per_token_j"]) + "\n";
   t += "energy per request:         " + iv(r["energy_per_request_j"]) + "\n";
+  if (r.contains("carbon_intensity_g_per_kwh")) {
+    const auto g = [](const json& x) {
+      return fmt::format("{:.4g} g [{:.4g} .. {:.4g}]", x["value"].get<double>(), x["low"].get<double>(),
+                         x["high"].get<double>());
+    };
+    t += fmt::format("CO2e at {:g} g/kWh: {} per generated token, {} per request\n",
+                     r["carbon_intensity_g_per_kwh"].get<double>(), g(r["co2e_per_token_g"]),
+                     g(r["co2e_per_request_g"]));
+  }
   t += fmt::format("mean power {:.0f} W, inter-token latency {:.2f} ms, throughput {:.0f} tokens/s\n",
                    r["mean_power_w"].get<double>(), 1000 * r["itl_s"].get<double>(),
                    r["throughput_tokens_per_s"].get<double>());
