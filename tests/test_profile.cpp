@@ -926,15 +926,18 @@ TEST(CollectCli, TraceMeterDatasetRunsThePipelineForEnergyAndForTime) {
     EXPECT_EQ(ev["nodes"]["model"], 8);
     EXPECT_TRUE(ev["model"].is_number());
     // The predictions are of the target: energy in joules near the measured energy, time in
-    // seconds near the measured time (in-sample, within a factor of 2 at the root).
+    // seconds near the measured time (in-sample, within a factor of 3 at the root: the trace's 60 W
+    // puts joules 60x the seconds, so a prediction of the other target fails by far, while a
+    // ~150 us forward pass of a tiny model, measured on a quick schedule on a shared machine, moves
+    // by tens of percent between runs, which took a factor-2 bound past its edge now and then).
     for (const auto& t : read_jsonl(out)) {
       const Tree* m = nullptr;
       for (const auto& g : trees)
         if (g.key() == t.key()) m = &g;
       ASSERT_TRUE(m);
       const double truth = target == "time" ? m->root().resources.at("times_mean") : *m->root().ground_truth_energy_j;
-      EXPECT_GT(*t.root().predicted_energy_j, 0.5 * truth) << t.key();
-      EXPECT_LT(*t.root().predicted_energy_j, 2.0 * truth) << t.key();
+      EXPECT_GT(*t.root().predicted_energy_j, truth / 3) << t.key();
+      EXPECT_LT(*t.root().predicted_energy_j, 3 * truth) << t.key();
     }
   }
 }
