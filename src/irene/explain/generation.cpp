@@ -226,20 +226,33 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   merge_stand_ins(g.stand_ins, fe.stand_ins);
   merge_stand_ins(g.stand_ins, le.stand_ins);
 
+  // What a generation's figures rest on: its prefill and every step (tokens 1 .. prompt, context
+  // prompt .. prompt + generate, both phases), with the node notes of the trees predicted.
+  const auto generation_rests_on = [&](const Predictor& p, const Tree& prefill, std::initializer_list<const Tree*> steps) {
+    Question q = question_of(prefill);
+    q.tokens = {1, r.prompt};
+    q.context = {r.prompt, r.prompt + r.generate};
+    q.phases = {kPrefill, kDecode};
+    nlohmann::json j = rests_on(q, p, prefill);
+    for (const Tree* s : steps) merge_rests_on(j, rests_on_of(*s));
+    return j;
+  };
+
   if (const auto tp = Predictor::time_companion(predictor)) {
     GenerationTime t;
     t.predictor = tp->path().string();
-    Tree pt = build_tree(config, r.batch, r.prompt, pre);
-    tp->predict(pt);
+    // The same prefill and last step, in seconds.
+    Tree pt = g.prefill_tree, lt = g.last_step;
+    for (Tree* x : {&pt, &lt}) {
+      tp->predict(*x);
+      stamp_prediction(*x, *tp);
+    }
     t.prefill.j = *pt.root().predicted_energy_j;
     if (pt.root().predicted_interval) t.prefill.interval = Interval{pt.root().predicted_interval->low_j, pt.root().predicted_interval->high_j};
     const workload::DecodeSteps ts =
         workload::predict_decode_steps(config, r.batch, step, first, last, *tp, group_of, kModuleKinds);
     double decode_s = 0;
     for (const auto& s : ts.steps) decode_s += s.j;
-    step.past = last;
-    Tree lt = build_tree(config, r.batch, 1, step);
-    tp->predict(lt);
     Energy last_step;
     last_step.j = *lt.root().predicted_energy_j;
     if (lt.root().predicted_interval) last_step.interval = lt.root().predicted_interval;
@@ -254,22 +267,11 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
     t.tokens_per_s = t.total.j > 0 ? generated / t.total.j : 0;
     t.mean_power_w = t.total.j > 0 ? g.total.j / t.total.j : 0;
     t.decode_power_w = t.decode.j > 0 ? g.decode.j / t.decode.j : 0;
-    Question tq = question_of(pt);
-    tq.tokens = {1, r.prompt};
-    tq.context = {r.prompt, r.prompt + r.generate};
-    tq.phases = {kPrefill, kDecode};
-    t.rests_on = rests_on(tq, *tp, pt);
-    merge_notes(t.rests_on, lt);
+    t.rests_on = generation_rests_on(*tp, pt, {&lt});
     g.time = std::move(t);
   }
 
-  Question q = question_of(g.prefill_tree);
-  q.tokens = {1, r.prompt};
-  q.context = {r.prompt, r.prompt + r.generate};
-  q.phases = {kPrefill, kDecode};
-  g.rests_on = rests_on(q, predictor, g.prefill_tree);
-  merge_notes(g.rests_on, g.first_step);
-  merge_notes(g.rests_on, g.last_step);
+  g.rests_on = generation_rests_on(predictor, g.prefill_tree, {&g.first_step, &g.last_step});
   if (g.held > 0) g.rests_on["held_steps"] = g.held;
   return g;
 }

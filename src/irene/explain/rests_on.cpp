@@ -144,28 +144,23 @@ json rests_on(const Question& q, const Predictor& p, const Tree& t) {
   j["dtype_applied"] = q.dtype;
   j["config_torch_dtype"] = prov("config_torch_dtype");
   j["config_source"] = prov("config_source");
-  j["summary"] = "";
   j["summary"] = rests_on_line(j);
   return j;
 }
 
-void merge_notes(json& r, const Tree& t) {
-  if (!r.is_object()) return;
-  if (const auto it = t.provenance.find("out_of_range"); it != t.provenance.end()) {
-    // "N of M nodes ...": the tree with the most nodes outside speaks for the generation.
-    auto count = [](const json& v) { return v.is_string() ? std::atol(v.get_ref<const std::string&>().c_str()) : -1L; };
-    if (count(json(it->second)) > count(r["nodes_outside"])) r["nodes_outside"] = it->second;
-    r["within_training_data"] = false;
-  }
-  if (const auto it = t.provenance.find("batch_held"); it != t.provenance.end() && r["batch_held"].is_null())
-    r["batch_held"] = it->second;
-  for (const auto& s : stand_ins_json(t)) {
-    bool known = false;
-    for (const auto& k : r["stand_ins"]) known = known || k.value("class_name", "") == s.value("class_name", "");
-    if (!known) r["stand_ins"].push_back(s);
-  }
-  r["summary"] = rests_on_line(r);
+namespace {
+
+// "N of M nodes ...": the note with more nodes outside speaks for both.
+long nodes_outside_count(const json& v) { return v.is_string() ? std::atol(v.get_ref<const std::string&>().c_str()) : -1L; }
+
+// [lo, hi] of two ranges' union.
+json range_union(const json& a, const json& b) {
+  if (!a.is_array() || !b.is_array() || a.size() != 2 || b.size() != 2) return a;
+  return json::array({b[0].get<double>() < a[0].get<double>() ? b[0] : a[0],
+                      b[1].get<double>() > a[1].get<double>() ? b[1] : a[1]});
 }
+
+}  // namespace
 
 void merge_rests_on(json& into, const json& other) {
   if (!other.is_object()) return;
@@ -175,10 +170,7 @@ void merge_rests_on(json& into, const json& other) {
   }
   json& q = into["question"];
   const json& oq = other["question"];
-  for (const char* k : {"batch", "tokens", "context"})
-    if (q[k].is_array() && oq[k].is_array() && q[k].size() == 2 && oq[k].size() == 2)
-      q[k] = json::array({std::min(q[k][0].get<double>(), oq[k][0].get<double>()) == q[k][0].get<double>() ? q[k][0] : oq[k][0],
-                          std::max(q[k][1].get<double>(), oq[k][1].get<double>()) == q[k][1].get<double>() ? q[k][1] : oq[k][1]});
+  for (const char* k : {"batch", "tokens", "context"}) q[k] = range_union(q[k], oq[k]);
   for (const auto& ph : oq.value("phases", json::array()))
     if (std::find(q["phases"].begin(), q["phases"].end(), ph) == q["phases"].end()) q["phases"].push_back(ph);
   for (const auto& o : other["outside"]) {
@@ -192,8 +184,8 @@ void merge_rests_on(json& into, const json& other) {
     if (!found) into["outside"].push_back(o);
   }
   into["within_training_data"] = into.value("within_training_data", false) && other.value("within_training_data", false);
-  auto count = [](const json& v) { return v.is_string() ? std::atol(v.get_ref<const std::string&>().c_str()) : -1L; };
-  if (count(other["nodes_outside"]) > count(into["nodes_outside"])) into["nodes_outside"] = other["nodes_outside"];
+  if (nodes_outside_count(other["nodes_outside"]) > nodes_outside_count(into["nodes_outside"]))
+    into["nodes_outside"] = other["nodes_outside"];
   if (into["batch_held"].is_null() && !other["batch_held"].is_null()) into["batch_held"] = other["batch_held"];
   for (const auto& s : other["stand_ins"]) {
     bool known = false;

@@ -52,14 +52,10 @@ Question question_of(const Tree& tree);
 
 // The "rests_on" object (file comment). `tree` supplies the provenance (out_of_range, batch_held,
 // config_torch_dtype, config_source) and stand-ins; for a generation, pass its prefill tree and
-// add what its steps say with merge_notes.
+// merge what its steps' trees say (merge_rests_on).
 nlohmann::json rests_on(const Question& question, const Predictor& predictor, const Tree& tree);
 
-// Adds a step tree's node notes to a generation's object (the largest "nodes_outside" count wins,
-// stand-ins are merged, batch_held is kept when any step held).
-void merge_notes(nlohmann::json& rests_on, const Tree& tree);
-
-// Merges the object of another point of a sweep into `into` (null: takes it as it is): the
+// Merges the object of another part (a generation's step, a sweep's point) into `into` (null: takes it as it is): the
 // question's ranges widen to hold both, each dimension outside keeps its farthest entry,
 // within_training_data holds only when both do, the node note with more nodes outside, stand-ins
 // and the batch envelope of either; the summary is rewritten.

@@ -26,6 +26,23 @@ namespace {
 // Most features a predictor file may name (the two feature sets hold 14).
 constexpr long kMaxFeatures = 64;
 
+// The provenance entries every tree has with the same value.
+std::map<std::string, std::string> common_provenance(const std::vector<const Tree*>& trees) {
+  if (trees.empty()) return {};
+  std::map<std::string, std::string> common = trees.front()->provenance;
+  for (const Tree* t : trees)
+    for (auto it = common.begin(); it != common.end();) {
+      const auto f = t->provenance.find(it->first);
+      it = f == t->provenance.end() || f->second != it->second ? common.erase(it) : std::next(it);
+    }
+  return common;
+}
+
+bool from_irene_dataset(const std::map<std::string, std::string>& provenance) {
+  const auto it = provenance.find("source");
+  return it != provenance.end() && it->second.find("IrEne dataset") != std::string::npos;
+}
+
 }  // namespace
 
 Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config, const TrainOptions& options) {
@@ -51,19 +68,11 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
 
   // Hardware and provenance.
   p.hardware_ = options.hardware;
-  std::map<std::string, std::string> common = ptrs.front()->provenance;
-  for (const Tree* t : ptrs)
-    for (auto it = common.begin(); it != common.end();) {
-      auto f = t->provenance.find(it->first);
-      if (f == t->provenance.end() || f->second != it->second) it = common.erase(it);
-      else ++it;
-    }
+  const std::map<std::string, std::string> common = common_provenance(ptrs);
   if (p.hardware_.empty()) {
     if (auto h = common.find("hardware"); h != common.end()) p.hardware_ = h->second;
     else if (auto d = common.find("device"); d != common.end()) {
-      auto src = common.find("source");
-      const bool published = src != common.end() && src->second.find("IrEne dataset") != std::string::npos;
-      p.hardware_ = published ? d->second + " of the published IrEne dataset" : d->second;
+      p.hardware_ = from_irene_dataset(common) ? d->second + " of the published IrEne dataset" : d->second;
     }
     else p.hardware_ = "unknown hardware (the training trees do not say)";
   }
@@ -174,11 +183,6 @@ std::vector<std::string> strings_of(const json& j, const char* key) {
   return out;
 }
 
-bool from_irene_dataset(const std::map<std::string, std::string>& provenance) {
-  const auto it = provenance.find("source");
-  return it != provenance.end() && it->second.find("IrEne dataset") != std::string::npos;
-}
-
 }  // namespace
 
 json TrainingSpan::to_json() const {
@@ -219,7 +223,6 @@ TrainingSpan span_of_trees(const std::vector<const Tree*>& trees) {
     if (!range) range.emplace(v, v);
     else range->first = std::min(range->first, v), range->second = std::max(range->second, v);
   };
-  std::map<std::string, std::string> common = trees.front()->provenance;
   for (const Tree* t : trees) {
     models.insert(t->model_name);
     phases.insert(t->phase);
@@ -228,16 +231,12 @@ TrainingSpan span_of_trees(const std::vector<const Tree*>& trees) {
     widen(s.batch, t->batch_size);
     widen(s.tokens, t->seq_len);
     widen(s.context, t->is_decode() ? t->past_len + 1 : t->seq_len);
-    for (auto it = common.begin(); it != common.end();) {
-      const auto f = t->provenance.find(it->first);
-      it = f == t->provenance.end() || f->second != it->second ? common.erase(it) : std::next(it);
-    }
   }
   s.models.assign(models.begin(), models.end());
   s.trees = static_cast<long>(trees.size());
   s.phases.assign(phases.begin(), phases.end());
   s.dtypes.assign(dtypes.begin(), dtypes.end());
-  s.energy_covers = energy_covers_of(common);
+  s.energy_covers = energy_covers_of(common_provenance(trees));
   return s;
 }
 

@@ -101,7 +101,7 @@ class Predictor {
   static Predictor load_default();
   static std::filesystem::path default_path();
   // The time companion of an energy predictor loaded from FILE.json: FILE-time.json beside it
-  // (the shipped one: predictors/device_1-time.json, scripts/make-time-predictor.sh), loaded
+  // (the shipped one: predictors/device_1-time.json, scripts/make-default-predictor.sh --time), loaded
   // once per path and kept for the process. nullptr when there is none, when `energy` was not
   // loaded from a file or does not predict energy. Error when the file exists but is not a
   // predictor, does not predict time, or describes other hardware.
