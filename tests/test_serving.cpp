@@ -51,11 +51,14 @@ serving::ServingPredictor truth() {
   p.beta_shared = 0.4;
   p.gamma = 1.0;
   p.delta = 1.5;
-  p.s = 0.5;
+  p.s_step = 0.001;
+  p.s_seq = 1e-5;
+  p.rho_shared = 0.5;
   p.a_shared = 0.3;
-  p.b_shared = 0.6;
+  p.b = 0.6;
   p.g = 0.1;
   p.d = 0.2;
+  p.e_ar = 1e-6;
   return p;
 }
 
@@ -375,6 +378,16 @@ TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {
   ASSERT_EQ(h200.node_j.size(), tree.nodes.size());
   EXPECT_EQ(tree.provenance.at("hardware"), "H200");
   EXPECT_NEAR(h200.node_j[0] + h200.overhead_j + h200.allreduce_j, h200.energy_j, 1e-9 * h200.energy_j);
+  // The energy pull: chosen among the tried ones when none is given, taken as given otherwise,
+  // and a given pull is the fit's (the same rows and pull give the same coefficients).
+  const std::set<double> tried = {0.001, 0.003, 0.01, 0.03, 0.1};
+  EXPECT_TRUE(tried.count(p.energy_pull)) << p.energy_pull;
+  const auto fixed = serving::fit_serving(all, p.energy_pull);
+  EXPECT_EQ(fixed.energy_pull, p.energy_pull);
+  EXPECT_DOUBLE_EQ(fixed.a_shared, p.a_shared);
+  const auto strong = serving::fit_serving(all, 1e3);
+  EXPECT_EQ(strong.energy_pull, 1e3);
+  for (const auto& [k, v] : strong.a) EXPECT_NEAR(v, strong.a_shared, 0.05 * strong.a_shared + 1e-9) << k;
   fs::remove_all(d);
 }
 

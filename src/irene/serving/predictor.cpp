@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -22,7 +23,12 @@ namespace irene::serving {
 namespace {
 
 constexpr double kLaunchSeconds = 1e-6;  // nominal time of one kernel launch (units of n_u)
-constexpr double kShrink = 0.1;          // pull of each regressor's coefficient toward the shared one
+constexpr double kShrink = 0.1;          // pull of each time regressor's coefficient toward the shared one
+// Pulls of the energy regressors tried by cross-validation over the training rows' models (the one
+// with the least error wins; kEnergyPull where fewer than three models leave nothing to choose on).
+constexpr double kEnergyPulls[] = {0.001, 0.003, 0.01, 0.03, 0.1};
+constexpr double kEnergyPull = 0.01;
+constexpr int kPullFolds = 5;  // groups of models of that cross-validation (each model alone when fewer)
 constexpr double kElement = 2;           // bytes of activations and of the key/value cache (bfloat16)
 
 // Key/value heads of the model (num_kv_heads, or every head when the config has none).
@@ -202,20 +208,59 @@ double coef(const std::map<std::string, double>& m, const std::string& k, double
 }
 
 // Non-negative least squares of rows (already divided by their labels) with penalty rows
-// sqrt(kShrink x rows) (x_k - x_shared) for each pair in `pulls`.
+// sqrt(shrink x rows) (x_k - x_shared) for each pair in `pulls`.
 Eigen::VectorXd fit_pulled(const Eigen::MatrixXd& x, const Eigen::VectorXd& y,
-                           const std::vector<std::pair<int, int>>& pulls) {
+                           const std::vector<std::pair<int, int>>& pulls, double shrink = kShrink) {
   const long rows = x.rows();
   Eigen::MatrixXd a = Eigen::MatrixXd::Zero(rows + static_cast<long>(pulls.size()), x.cols());
   Eigen::VectorXd b = Eigen::VectorXd::Zero(a.rows());
   a.topRows(rows) = x;
   b.head(rows) = y;
-  const double w = std::sqrt(kShrink * static_cast<double>(rows));
+  const double w = std::sqrt(shrink * static_cast<double>(rows));
   for (std::size_t i = 0; i < pulls.size(); ++i) {
     a(rows + static_cast<long>(i), pulls[i].first) = w;
     a(rows + static_cast<long>(i), pulls[i].second) = -w;
   }
   return predict::nonnegative_least_squares(a, b, std::vector<char>(x.cols(), 1));
+}
+
+// The energy pull with the least cross-validated error within the rows (already divided by their
+// labels, so that a row's prediction / measurement is x.row(i) . c). The models are dealt into
+// min(models, kPullFolds) groups in turn (model i to group i mod groups); each group is held out
+// once; the error is the mean over held-out models of their rows' mean |x.row(i) . c - 1|.
+double choose_energy_pull(const Eigen::MatrixXd& x, const std::vector<int>& model,
+                          const std::vector<std::pair<int, int>>& pulls) {
+  const int models = model.empty() ? 0 : *std::max_element(model.begin(), model.end()) + 1;
+  if (models < 3) return kEnergyPull;
+  const int groups = std::min(models, kPullFolds);
+  double best = kEnergyPull, best_err = std::numeric_limits<double>::infinity();
+  for (const double pull : kEnergyPulls) {
+    double err = 0;
+    for (int held = 0; held < groups; ++held) {
+      std::vector<long> train;
+      std::map<int, std::vector<long>> test;  // per held-out model
+      for (long i = 0; i < x.rows(); ++i) {
+        const int m = model[static_cast<std::size_t>(i)];
+        if (m % groups == held)
+          test[m].push_back(i);
+        else
+          train.push_back(i);
+      }
+      if (test.empty() || train.empty()) continue;
+      const Eigen::MatrixXd xt = x(train, Eigen::all);
+      const Eigen::VectorXd c = fit_pulled(xt, Eigen::VectorXd::Ones(xt.rows()), pulls, pull);
+      for (const auto& [m, rows] : test) {
+        double e = 0;
+        for (long i : rows) e += std::abs(x.row(i).dot(c) - 1);
+        err += e / static_cast<double>(rows.size());
+      }
+    }
+    if (err < best_err) {
+      best_err = err;
+      best = pull;
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -337,7 +382,7 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   return s;
 }
 
-ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs) {
+ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::optional<double> energy_pull) {
   if (runs.empty()) throw Error("no measured runs to fit the serving predictor on");
   ServingPredictor p;
   std::set<std::string> keys, hw, models;
@@ -362,8 +407,8 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs) {
   for (int k = 0; k < nk; ++k) {
     pulls.emplace_back(T + k, 5);
     pulls.emplace_back(T + nk + k, 6);
-    epulls.emplace_back(5 + k, 3);
-    epulls.emplace_back(5 + nk + k, 4);
+    epulls.emplace_back(8 + k, 6);       // a_k toward a_shared (the energy fit's columns, below)
+    epulls.emplace_back(8 + nk + k, 7);  // rho_k toward rho_shared
   }
   for (long i = 0; i < n; ++i) {
     const StepWork& w = runs[i]->work;
@@ -396,31 +441,43 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs) {
     p.alpha[p.keys[k]] = 1 + ct(T + k);
     p.beta[p.keys[k]] = ct(T + nk + k);
   }
-  // energy, fitted as power per GPU (a share of TDP) on the utilizations of the measured step
-  // time, so that E = G t P: g, d, s, a_shared, b_shared, a_k..., b_k...
-  Eigen::MatrixXd xe = Eigen::MatrixXd::Zero(n, 5 + 2 * nk);
+  // energy, fitted on the measured step energies (in TDP-seconds of one GPU of the row's
+  // hardware): s_step, s_seq, b, g, d, e_ar, a_shared, rho_shared, a_k..., rho_k...
+  constexpr int E = 8;
+  Eigen::MatrixXd xe = Eigen::MatrixXd::Zero(n, E + 2 * nk);
+  std::vector<int> model_of(static_cast<std::size_t>(n));
   for (long i = 0; i < n; ++i) {
     const StepWork& w = runs[i]->work;
-    const MeasuredRun& run = *runs[i]->run;
-    const double g = w.workload.gpus, t = run.median_itl_s, label = run.power_w / (g * w.hw.tdp_watts);
-    xe(i, 0) = agg[i].n / (g * t);
-    xe(i, 1) = w.allreduce_s / t;
-    xe(i, 2) = 1;
+    const double g = w.workload.gpus, label = runs[i]->run->step_energy_j() / w.hw.tdp_watts;
+    double compute = 0;
+    for (const auto& [k, c] : agg[i].c) compute += c;
+    xe(i, 0) = g;
+    xe(i, 1) = g * w.workload.batch;
+    xe(i, 2) = compute;
+    xe(i, 3) = agg[i].n;
+    xe(i, 4) = g * w.allreduce_s;
+    xe(i, 5) = g * w.allreduces;
     for (int k = 0; k < nk; ++k) {
-      xe(i, 5 + k) = coef(agg[i].m, p.keys[k], 0) / (g * t);
-      xe(i, 5 + nk + k) = coef(agg[i].c, p.keys[k], 0) / (g * t);
+      xe(i, E + k) = coef(agg[i].m, p.keys[k], 0);
+      xe(i, E + nk + k) = coef(agg[i].r, p.keys[k], 0);
     }
     xe.row(i) /= label;
+    model_of[static_cast<std::size_t>(i)] = static_cast<int>(
+        std::distance(models.begin(), models.find(runs[i]->run->model_id)));
   }
-  const Eigen::VectorXd ce = fit_pulled(xe, yt, epulls);
-  p.g = ce(0);
-  p.d = ce(1);
-  p.s = ce(2);
-  p.a_shared = ce(3);
-  p.b_shared = ce(4);
+  p.energy_pull = energy_pull ? *energy_pull : choose_energy_pull(xe, model_of, epulls);
+  const Eigen::VectorXd ce = fit_pulled(xe, yt, epulls, p.energy_pull);
+  p.s_step = ce(0);
+  p.s_seq = ce(1);
+  p.b = ce(2);
+  p.g = ce(3);
+  p.d = ce(4);
+  p.e_ar = ce(5);
+  p.a_shared = ce(6);
+  p.rho_shared = ce(7);
   for (int k = 0; k < nk; ++k) {
-    p.a[p.keys[k]] = ce(5 + k);
-    p.b[p.keys[k]] = ce(5 + nk + k);
+    p.a[p.keys[k]] = ce(E + k);
+    p.rho[p.keys[k]] = ce(E + nk + k);
   }
   std::vector<double> rel;
   for (const PreparedRun* r : runs) rel.push_back(predict_step(p, r->work).energy_j / r->run->step_energy_j() - 1);
@@ -439,18 +496,17 @@ StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   double units_j = 0;
   for (const Unit& u : w.units) {
     const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
-    const double tu = (coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c) + coef(p.beta, u.key, p.beta_shared) * c +
-                       p.gamma * nk) /
-                      g;
-    t += tu;
-    const double e =
-        tdp * (coef(p.a, u.key, p.a_shared) * m + coef(p.b, u.key, p.b_shared) * c + p.g * nk + p.s * g * tu);
+    t += (coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c) + coef(p.beta, u.key, p.beta_shared) * c +
+          p.gamma * nk) /
+         g;
+    const double e = tdp * (coef(p.a, u.key, p.a_shared) * m + p.b * c +
+                            coef(p.rho, u.key, p.rho_shared) * std::max(m, c) + p.g * nk);
     units_j += e;
     if (u.prefill) r.prefill_j += e;
     for (int i = u.node; i >= 0; i = w.tree.nodes[i].parent) r.node_j[i] += e;
   }
-  r.allreduce_j = tdp * (p.d * g * w.allreduce_s + p.s * g * allreduce_s);
-  r.overhead_j = tdp * p.s * g * fixed_s;
+  r.allreduce_j = tdp * g * (p.d * w.allreduce_s + p.e_ar * w.allreduces);
+  r.overhead_j = tdp * g * (p.s_step + p.s_seq * w.workload.batch);
   r.time_s = t;
   r.energy_j = units_j + r.allreduce_j + r.overhead_j;
   r.low_j = r.energy_j * (1 + p.low_rel);
@@ -474,8 +530,8 @@ nlohmann::json predictor_to_json(const ServingPredictor& p) {
     regressors[k] = {{"time_per_roofline_second", coef(p.alpha, k, 0)},
                      {"extra_time_per_compute_second", coef(p.beta, k, 0)},
                      {"tdp_share_per_memory_second", coef(p.a, k, 0)},
-                     {"tdp_share_per_compute_second", coef(p.b, k, 0)}};
-  return {{"kind", "serving (per-primitive roofline regressors, trained end to end on energy per token and ITL)"},
+                     {"tdp_share_per_roofline_second", coef(p.rho, k, 0)}};
+  return {{"kind", "serving (per-primitive roofline regressors, trained end to end on step energy and ITL)"},
           {"hardware", p.hardware},
           {"models", p.models},
           {"runs", p.runs},
@@ -484,13 +540,17 @@ nlohmann::json predictor_to_json(const ServingPredictor& p) {
           {"time_per_allreduce_s", p.tau_allreduce},
           {"time_per_launch_second", p.gamma},
           {"time_per_allreduce_second", p.delta},
-          {"static_tdp_share", p.s},
+          {"tdp_seconds_per_gpu_step", p.s_step},
+          {"tdp_seconds_per_gpu_sequence", p.s_seq},
+          {"tdp_seconds_per_gpu_allreduce", p.e_ar},
+          {"tdp_share_per_compute_second", p.b},
           {"tdp_share_per_launch_second", p.g},
           {"tdp_share_per_allreduce_second", p.d},
           {"shared", {{"time_per_roofline_second", p.alpha_shared},
                       {"extra_time_per_compute_second", p.beta_shared},
                       {"tdp_share_per_memory_second", p.a_shared},
-                      {"tdp_share_per_compute_second", p.b_shared}}},
+                      {"tdp_share_per_roofline_second", p.rho_shared}}},
+          {"energy_pull", p.energy_pull},
           {"regressors", regressors},
           {"interval_relative", {p.low_rel, p.high_rel}}};
 }

@@ -24,23 +24,28 @@
 //   dense peak, of the roofline, and of launches);
 //   time of the step   t = tau0 + tau_seq B + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G
 //                          + delta A + tau_ar R
-//   power of one GPU   P = TDP_h x [ s + sum_u (a_k m_u + b_k c_u + g n_u) / (G t) + d A / t ]
-//   energy of a step   E = G t P = TDP_h x [ s G t + sum_u (a_k m_u + b_k c_u + g n_u) + d G A ]
-// (A: all-reduce transfer seconds per GPU, R: all-reduces per step, each with a fixed latency;
-// tau_seq: the host's work per sequence in flight, scheduling and sampling, while the GPUs wait;
-// TDP_h: one GPU's power limit, so s, a, b, g, d are shares of it and the same coefficients can
-// serve several GPUs). No unit runs faster than its roofline: alpha_k >= 1. The time model is
-// fitted on the measured median inter-token latencies; the power model on the measured mean power
-// per GPU, with the utilizations (m / (G t) ...) of the measured step time; a prediction uses the
-// predicted time, so that E = G t P (the table's identity: energy per token ~ power x ITL / B).
-// Both are non-negative least squares on relative errors, and each regressor's coefficient is
-// shrunk toward one coefficient shared by all regressors (penalty kShrink x rows x
-// (alpha_k - alpha)^2, kShrink = 0.1 fixed).
+//   energy of a step   E = TDP_h x [ s_step G + s_seq G B + sum_u (a_k m_u + b c_u + rho_k r_u + g n_u)
+//                                    + d G A + e_ar G R ]
+// (A: all-reduce transfer seconds per GPU, R: all-reduces per step; tau_seq: the host's work per
+// sequence in flight, scheduling and sampling, while the GPUs wait; TDP_h: one GPU's power limit,
+// so the energy coefficients are shares of it (a, b, rho, g: of a GPU-second of streaming,
+// arithmetic, roofline, launches) or seconds of it (s_step per GPU and step, s_seq per GPU and
+// sequence in flight, e_ar per GPU and all-reduce), and the same coefficients can serve several
+// GPUs). No unit runs faster than its roofline: alpha_k >= 1. The time model is fitted on the
+// measured median inter-token latencies; the energy model on the measured step energies (energy
+// per token x mean batch) directly, not through a power model over the time (that product of two
+// fits missed dense chat models by 11.5% on H100 where the direct fit misses by under 5%); the
+// mean power is E / t. Both are non-negative least squares on relative errors, and each
+// regressor's coefficient (alpha_k, beta_k; a_k, rho_k) is shrunk toward one shared by all
+// regressors (penalty pull x rows x (alpha_k - alpha)^2). The time model's pull is 0.1, fixed;
+// the energy model's is chosen by each fit among 0.001 ... 0.1 by cross-validation over its own
+// training rows' models (five groups of models, each held out once; so a cross-validation's
+// held-out model never takes part in the choice).
 //
 // The split among nodes. A node's energy is the sum of its units' (its subtree's leaves and own
-// operations, decode and prefill), each unit's being its own dynamic terms plus the static power
-// (s) over the unit's share of the step time; the all-reduces and the step's fixed time
-// (tau0 + tau_seq B) are two more entries, so the entries add up to the step exactly. Only root labels were
+// operations, decode and prefill), each unit's being its terms a_k m_u + b c_u + rho_k r_u + g n_u;
+// the all-reduces (d, e_ar) and the step's fixed energy (s_step, s_seq: static power over the
+// host's share of the step) are two more entries, so the entries add up to the step exactly. Only root labels were
 // learned: the split rests on the roofline physics of the counted FLOPs and bytes (the
 // per-regressor coefficients are pulled toward shared ones and can leave them only where the
 // measured totals of whole models require), not on any measured node.
@@ -133,9 +138,18 @@ struct ServingPredictor {
   double tau_seq = 0;        // seconds per sequence in flight (host-side scheduling and sampling)
   double tau_allreduce = 0;  // seconds per all-reduce (its latency, whatever its size)
   std::map<std::string, double> alpha, beta;  // per regressor (time)
-  double a_shared = 0, b_shared = 0, alpha_shared = 0, beta_shared = 0;
-  std::map<std::string, double> a, b;  // per regressor (energy)
-  double g = 0, d = 0, s = 0;
+  double alpha_shared = 0, beta_shared = 0;
+  std::map<std::string, double> a;  // per regressor: TDP share per GPU-second of memory streaming
+  double a_shared = 0;
+  double b = 0;       // TDP share per GPU-second of arithmetic at the peak
+  std::map<std::string, double> rho;  // per regressor: TDP share per GPU-second of roofline
+  double rho_shared = 0;
+  double g = 0;       // TDP share per GPU-second of launches
+  double d = 0;       // TDP share per GPU-second of all-reduce transfer
+  double e_ar = 0;    // TDP-seconds per GPU per all-reduce
+  double s_step = 0;  // TDP-seconds per GPU per step
+  double s_seq = 0;   // TDP-seconds per GPU per sequence in flight
+  double energy_pull = 0;  // the pull of a_k, rho_k toward the shared ones, chosen at fit time
   std::vector<std::string> hardware;  // GPU models of the training runs
   std::vector<std::string> models;    // models of the training runs
   long runs = 0;
@@ -151,8 +165,10 @@ struct PreparedRun {
 };
 
 // Fits both models on `runs` (at least one). Unknown regressors at prediction time are predicted
-// with the shared coefficients.
-ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs);
+// with the shared coefficients. The energy model's pull is `energy_pull` when given, else chosen
+// by cross-validation over the runs' models (ServingPredictor::energy_pull says which).
+ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs,
+                             std::optional<double> energy_pull = std::nullopt);
 
 // One step predicted.
 struct StepPrediction {
@@ -164,7 +180,7 @@ struct StepPrediction {
   // joules; the root's is energy_j - allreduce_j - overhead_j.
   std::vector<double> node_j;
   double allreduce_j = 0;  // the all-reduces of tensor parallelism
-  double overhead_j = 0;   // static power over the step's fixed time (tau0)
+  double overhead_j = 0;   // the step's fixed energy (s_step, s_seq: static power over the host's share)
   double prefill_j = 0;    // of the units, the prefills' share
 };
 
