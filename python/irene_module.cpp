@@ -293,18 +293,21 @@ PYBIND11_MODULE(_irene, m) {
          keywords_doc(irene::explain::compare_options())).c_str(),
         py::arg("a"), py::arg("b") = py::none());
   m.def("sweep", [](const py::object& model, const py::kwargs& kw) {
-    Source s;
+    irene::explain::SweepRequest r;
+    Source& s = r.source;
     model_of(model, s.what, s.config);
-    apply(s, irene::explain::source_options(), kw, "sweep");
+    apply(r, irene::explain::sweep_options(), kw, "sweep");
     const bool trees_file = !s.config && irene::explain::is_trees_file(s.what);
     if (s.seq.empty() && !s.generation() && !trees_file && s.pass.phase != irene::kDecode) s.seq = "32:512:32";
-    return released([&] { return irene::api::to_json(irene::api::sweep(s)); });
+    return released([&] { return irene::api::to_json(irene::api::sweep(r)); });
   },
         ("Energy against batch size and sequence length (or past, or prompt and generated tokens).\n\n"
          "``batch``, ``seq``, ``past`` (with ``phase=\"decode\"``), ``prompt`` and ``generate`` are an int,\n"
          "a list of ints, or a range string (``\"32:512:32\"``, ``\"8,16,32\"``); ``seq`` defaults to\n"
-         "``\"32:512:32\"``. Returns ``{\"model_name\", \"hardware\", \"points\": [...]}``, one point per\n"
-         "(batch, seq, past) or per (batch, prompt, generate), batch-major; ``points`` is what\n"
-         "``irene sweep --format json`` prints." + keywords_doc(irene::explain::source_options())).c_str(),
+         "``\"32:512:32\"``. Returns what ``irene sweep --format json`` prints: ``{\"model_name\",\n"
+         "\"hardware\", \"rests_on\", \"points\": [...], \"carbon_intensity_g_per_kwh\"}``, one point per\n"
+         "(batch, seq, past) or per (batch, prompt, generate), batch-major, each with ``co2e_g`` (with\n"
+         "``carbon_intensity``; ``per_token_co2e_g`` too for generations) and its ``rests_on`` line." +
+         keywords_doc(irene::explain::sweep_options())).c_str(),
         py::arg("model"));
 }

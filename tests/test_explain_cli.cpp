@@ -345,6 +345,119 @@ TEST(ExplainCli, SweepWritesTableCsvTreesAndReport) {
   EXPECT_NE(table.out.find("attention"), std::string::npos);
 }
 
+namespace {
+
+// The records of a CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks).
+std::vector<std::vector<std::string>> csv_records(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += text[++i];
+      else if (c == '"') quoted = false;
+      else field += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n') {
+      rows.back().push_back(std::move(field));
+      field.clear();
+      rows.emplace_back();
+    } else {
+      field += c;
+    }
+  }
+  if (!rows.back().empty() || !field.empty()) rows.back().push_back(field);
+  else rows.pop_back();
+  return rows;
+}
+
+}  // namespace
+
+// Every CSV irene writes has the header's number of fields on every row and ends with the column
+// rests_on, the one-line summary of what the answer rests on, on every row (pandas.read_csv reads
+// the file as it is: no comment lines).
+TEST(ExplainCli, EveryCsvEndsWithWhatItRestsOnOnEveryRow) {
+  const auto dir = temp_dir();
+  const fs::path csv = dir / "out.csv";
+  for (const std::string args : {"sweep gpt2 --batch 8 --seq 32,64 --carbon-intensity 400",
+                                 "sweep gpt2 --prompt 16 --generate 4,8 --carbon-intensity 400",
+                                 "sweep gpt2 --batch 2 --phase decode --past 16,32", "predict gpt2 --batch 2 --seq 16",
+                                 "explain gpt2 --batch 2 --seq 16", "tree gpt2 --batch 2 --seq 16"}) {
+    SCOPED_TRACE(args);
+    const CliRun r = irene_cli(args + " --format csv -o " + csv.string(), dir);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string text = irene::read_file(csv);
+    ASSERT_NE(text.front(), '#');
+    const auto rows = csv_records(text);
+    ASSERT_GE(rows.size(), 3u);
+    const auto& header = rows.front();
+    EXPECT_EQ(header.back(), "rests_on");
+    const bool predicted = args.rfind("tree", 0) != 0;
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      ASSERT_EQ(rows[i].size(), header.size()) << "row " << i;
+      if (predicted) EXPECT_EQ(rows[i].back().rfind("rests on: device_1", 0), 0u) << rows[i].back();
+      else EXPECT_EQ(rows[i].back(), "");  // a tree without energies rests on nothing
+    }
+    // Grams CO2e of the point's joules at 400 g/kWh (empty without a carbon intensity).
+    const auto col = [&](const std::string& name) {
+      return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+    };
+    if (args.rfind("sweep", 0) == 0) {
+      ASSERT_LT(col("co2e_g"), header.size());
+      const bool carbon = args.find("--carbon-intensity") != std::string::npos;
+      const std::size_t joules = col(args.find("--generate") != std::string::npos ? "total_j" : "model_j");
+      for (std::size_t i = 1; i < rows.size(); ++i) {
+        if (!carbon) {
+          EXPECT_EQ(rows[i][col("co2e_g")], "");
+          continue;
+        }
+        EXPECT_NEAR(std::stod(rows[i][col("co2e_g")]), std::stod(rows[i][joules]) * 400 / 3.6e6,
+                    1e-7 * std::stod(rows[i][col("co2e_g")]));
+        if (args.find("--generate") != std::string::npos)
+          EXPECT_NEAR(std::stod(rows[i][col("per_token_co2e_g")]), std::stod(rows[i][col("per_token_j")]) * 400 / 3.6e6,
+                      1e-7 * std::stod(rows[i][col("per_token_co2e_g")]));
+      }
+    }
+  }
+}
+
+// sweep --format json prints one object, the one Python's irene.sweep returns.
+TEST(ExplainCli, SweepJsonIsOneObjectWithWhatItRestsOnAndCo2e) {
+  const auto dir = temp_dir();
+  const fs::path out = dir / "s.json";
+  CliRun r = irene_cli("sweep gpt2 --batch 8,64 --seq 128 --carbon-intensity 250 --format json -o " + out.string(), dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(irene::read_file(out));
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["model_name"], "gpt2");
+  EXPECT_NE(j["hardware"].get<std::string>().find("device_1"), std::string::npos);
+  EXPECT_EQ(j["carbon_intensity_g_per_kwh"], 250.0);
+  EXPECT_EQ(j["rests_on"]["outside"][0]["dimension"], "batch");  // batch 64: 2x the largest trained
+  ASSERT_EQ(j["points"].size(), 2u);
+  for (const auto& p : j["points"]) {
+    EXPECT_NEAR(p["co2e_g"].get<double>(), p["model"]["j"].get<double>() * 250 / 3.6e6, 1e-12);
+    EXPECT_EQ(p["rests_on"].get<std::string>().rfind("rests on: ", 0), 0u);
+  }
+  EXPECT_NE(j["points"][0]["rests_on"], j["points"][1]["rests_on"]);  // batch 8 is inside, 64 is not
+  // The table says the same, with a CO2e column.
+  r = irene_cli("sweep gpt2 --batch 8,64 --seq 128 --carbon-intensity 250", dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("CO2e ("), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("at 250 g/kWh"), std::string::npos) << r.out;
+  // A bad carbon intensity: one line, no output.
+  for (const std::string cmd : {"sweep gpt2 --carbon-intensity x", "sweep gpt2 --prompt 8 --generate 4 --carbon-intensity -1",
+                                "report gpt2 --carbon-intensity 1e9", "report gpt2 --prompt 8 --generate 4 --carbon-intensity x"}) {
+    fs::remove(out);
+    expect_failure(irene_cli(cmd + " -o " + out.string(), dir), "--carbon-intensity must be grams CO2e per kWh");
+    EXPECT_FALSE(fs::exists(out)) << cmd;
+  }
+}
+
 TEST(ExplainCli, ReportIsOneSelfContainedFile) {
   const auto dir = temp_dir();
   Tree t = irene::test::synthetic(2, 4);

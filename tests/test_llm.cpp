@@ -573,12 +573,17 @@ TEST(LlmStandIns, PredictCliSaysWhichLeavesAreStandIns) {
 
 namespace {
 
-// The tree of one decode step as a generation predicts it.
-Tree step_tree(const ModelConfig& c, int batch, int past, const Predictor& p) {
+// A decode step as a generation runs it: the LM-head class, the logits of the last position.
+BuildOptions lm_step(int past = 0) {
   BuildOptions o = decode_at(past);
   o.head = "lm";
   o.last_token_logits = true;
-  Tree t = build_tree(c, batch, 1, o);
+  return o;
+}
+
+// The tree of one decode step as a generation predicts it.
+Tree step_tree(const ModelConfig& c, int batch, int past, const Predictor& p) {
+  Tree t = build_tree(c, batch, 1, lm_step(past));
   p.predict(t);
   return t;
 }
@@ -801,7 +806,8 @@ TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
   auto r = run_irene("explain meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 --depth 1");
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* s : {"prompt 64  generate 8", "per generated token", "The prefill:", "The last decode step:",
-                        "seq 1 decode past 71"})
+                        "seq 1 decode past 71", "The whole generation, node by node",
+                        "batch 1 prompt 64 generate 8: predicted ", "for the whole generation"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output.substr(0, 3000);
   r = run_irene("explain meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 --format json -o " + (d / "e.json").string());
   ASSERT_EQ(r.status, 0) << r.output;
@@ -809,6 +815,13 @@ TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
   EXPECT_EQ(j["steps"].size(), 8u);
   EXPECT_EQ(j["last_step_explanation"]["past_len"], 71);
   EXPECT_EQ(j["prefill_explanation"]["seq_len"], 64);
+  // The whole generation node by node: its total is the generation's, it says what it rests on.
+  const auto& whole = j["generation_explanation"];
+  EXPECT_EQ(whole["phase"], "generation");
+  EXPECT_EQ(whole["generate"], 8);
+  EXPECT_NEAR(whole["total"]["j"].get<double>(), j["total_j"]["j"].get<double>(), 1e-9 * j["total_j"]["j"].get<double>());
+  EXPECT_EQ(whole["rests_on"], j["rests_on"]);
+  EXPECT_FALSE(whole["hotspot_groups"].empty());
   // explain of one decode step, with its dtype.
   r = run_irene("explain meta-llama/Llama-2-7b-hf --batch 1 --phase decode --past 100 --dtype bfloat16 --depth 0");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -839,9 +852,14 @@ TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
                 (d / "p.json").string());
   ASSERT_EQ(r.status, 0) << r.output;
   j = nlohmann::json::parse(std::ifstream(d / "p.json"));
+  EXPECT_EQ(j["model_name"], "meta-llama/Llama-2-7b-hf");
+  EXPECT_TRUE(j["rests_on"].is_object());
+  EXPECT_TRUE(j["carbon_intensity_g_per_kwh"].is_null());
+  j = j["points"];
   ASSERT_EQ(j.size(), 4u);
   EXPECT_EQ(j[3]["past_len"], 2048);
   EXPECT_GT(j[3]["model"]["j"].get<double>(), j[0]["model"]["j"].get<double>());
+  EXPECT_TRUE(j[3]["co2e_g"].is_null());
   // report: the generation panel's data.
   r = run_irene("report meta-llama/Llama-2-7b-hf --prompt 64 --generate 8 -o " + (d / "g.html").string());
   ASSERT_EQ(r.status, 0) << r.output;
@@ -951,10 +969,7 @@ TEST(LlmGeneration, HttpApiGenerateAndDecodePredictions) {
 TEST(LlmGeneration, DecodeStepsSplitByAnyGroupingOfTheNodes) {
   const Predictor p = Predictor::load_default();
   const ModelConfig c = load_model_config("gpt2");
-  BuildOptions step;
-  step.phase = kDecode;
-  step.head = "lm";
-  step.last_token_logits = true;
+  const BuildOptions step = lm_step();
   const auto leaf_or_parent = [](const Node& n) { return n.children.empty() ? 0 : 1; };
   const workload::DecodeSteps d = workload::predict_decode_steps(c, 2, step, 16, 20, p, leaf_or_parent, 2);
   ASSERT_EQ(d.steps.size(), 5u);
@@ -974,6 +989,98 @@ TEST(LlmGeneration, DecodeStepsSplitByAnyGroupingOfTheNodes) {
   EXPECT_NEAR(d.by_group[0] + d.by_group[1], total, 1e-9 * total);
   EXPECT_NEAR(d.by_group[0], leaves, 1e-9 * leaves);
   EXPECT_GT(d.by_group[1], 0);  // gpt2's blocks run residual adds, GELU, attention scaling
+}
+
+// Each node's decode joules: its part of every step's explanation (a leaf's attributed energy,
+// a parent's own operations'), summed over the steps.
+TEST(LlmGeneration, DecodeStepsByNodeAreEachStepsSplitSummed) {
+  const Predictor p = Predictor::load_default();
+  const ModelConfig c = load_model_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0");
+  const BuildOptions step = lm_step();
+  const auto one = [](const Node&) { return 0; };
+  const workload::DecodeSteps d = workload::predict_decode_steps(c, 2, step, 30, 33, p, one, 1);
+  ASSERT_EQ(d.by_node.size(), d.first_tree.nodes.size());
+  std::vector<double> expected(d.by_node.size(), 0.0);
+  for (int past = 30; past <= 33; ++past) {
+    const Tree t = step_tree(c, 2, past, p);
+    for (const auto& n : explain::explain_tree(t).nodes)
+      expected[n.index] += t.nodes[n.index].is_leaf() ? n.attributed.j
+                                                       : (n.own_operations ? n.own_operations->attributed.j : 0.0);
+  }
+  double sum = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(d.by_node[i], expected[i], 1e-9 * std::max(1e-3, expected[i])) << d.first_tree.nodes[i].id;
+    sum += d.by_node[i];
+  }
+  EXPECT_NEAR(sum, d.by_group[0], 1e-9 * sum);
+}
+
+// The whole generation node by node: the prefill and every decode step summed, one explanation
+// whose total and module kinds are the generation's, whose parts stay inside their wholes, and
+// where every leaf that does work costs more than 0 J.
+TEST(LlmGeneration, WholeGenerationIsThePrefillAndEveryStepNodeByNode) {
+  const Predictor p = Predictor::load_default();
+  std::vector<ModelConfig> configs;
+  for (const auto& t : tiny_llms()) configs.push_back(tiny_llm_config(t));
+  for (const char* m : {"meta-llama/Llama-2-7b-hf", "mistralai/Mistral-7B-v0.1", "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                        "Qwen/Qwen2-0.5B", "gpt2"})
+    configs.push_back(load_model_config(m));
+  ModelConfig deepseek = load_model_config("deepseek-ai/DeepSeek-V3");  // its steps have a node the prefill lacks
+  set_config_value(deepseek, "num_hidden_layers", "4");
+  configs.push_back(deepseek);
+  for (const auto& c : configs) {
+    SCOPED_TRACE(c.name);
+    const auto g = explain::predict_generation(c, request(2, 6, 5), p);
+    const Tree t = explain::whole_generation_tree(g);
+    // The nodes: the prefill's and the steps', each once.
+    std::set<std::string> ids, expected;
+    for (const auto& n : t.nodes) EXPECT_TRUE(ids.insert(n.id).second) << n.id;
+    for (const Tree* x : {&g.prefill_tree, &g.first_step})
+      for (const auto& n : x->nodes) expected.insert(n.id);
+    EXPECT_EQ(ids, expected);
+    const explain::Explanation e = explain::explain_generation(g);
+    EXPECT_EQ(e.phase, explain::kWholeGeneration);
+    EXPECT_EQ(e.generate, 5);
+    EXPECT_EQ(e.rests_on, g.rests_on);
+    EXPECT_NEAR(e.total.j, g.total.j, 1e-9 * g.total.j);
+    EXPECT_NEAR(e.total.interval->low_j, g.total.interval->low_j, 1e-9 * g.total.j);
+    EXPECT_NEAR(e.total.interval->high_j, g.total.interval->high_j, 1e-9 * g.total.j);
+    for (std::size_t k = 0; k < explain::kModuleKinds; ++k)
+      EXPECT_NEAR(e.by_kind[k].attributed.j, g.by_kind[k].attributed.j, 1e-9 * g.total.j) << e.by_kind[k].name;
+    // A leaf's energy: its part of the prefill plus its part of every step.
+    const auto pe = explain::explain_tree(g.prefill_tree);
+    for (std::size_t i = 0; i < g.first_step.nodes.size(); ++i) {
+      const Node& n = g.first_step.nodes[i];
+      if (!n.is_leaf()) continue;
+      const int pi = g.prefill_tree.find_id(n.id), wi = t.find_id(n.id);
+      ASSERT_GE(wi, 0);
+      const double prefill = pi >= 0 ? pe.nodes[pi].attributed.j : 0.0;
+      EXPECT_NEAR(*t.nodes[wi].predicted_energy_j, prefill + g.decode_by_node[i], 1e-9 * g.total.j) << n.id;
+    }
+    EXPECT_EQ(e.parts_above_whole, 0);
+    for (const auto& x : e.nodes) {
+      ASSERT_TRUE(x.own.interval && x.attributed.interval);
+      EXPECT_LE(x.own.interval->low_j, x.own.j);
+      EXPECT_GE(x.own.interval->high_j, x.own.j);
+      if (x.parent >= 0)
+        EXPECT_LE(x.attributed.interval->high_j, e.nodes[x.parent].attributed.interval->high_j * (1 + 1e-12)) << x.id;
+      const Node& n = t.nodes[x.index];
+      if (n.is_leaf() && (n.flops_mflop > 0 || n.mem_mib > 0)) {
+        EXPECT_GT(x.own.j, 0) << x.id;
+        EXPECT_GT(x.own.interval->high_j, x.own.interval->low_j) << x.id;
+      }
+    }
+    // Its JSON and text say that it is the whole generation.
+    const auto j = explain::to_json(e);
+    EXPECT_EQ(j["phase"], "generation");
+    EXPECT_EQ(j["generate"], 5);
+    EXPECT_EQ(j["units"]["energy"].get<std::string>().rfind("joules of the whole generation", 0), 0u);
+    std::ostringstream text;
+    explain::write_text(text, e);
+    EXPECT_NE(text.str().find("prompt 6 generate 5"), std::string::npos);
+    EXPECT_NE(text.str().find("for the whole generation"), std::string::npos);
+    EXPECT_NE(text.str().find("rests on: "), std::string::npos);
+  }
 }
 
 // The split rule explain_tree and the step evaluator share (workload/shares.hpp).

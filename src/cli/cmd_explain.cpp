@@ -134,6 +134,8 @@ void run_explain(const ExplainArgs& a) {
     to.hardware = e.hardware;
     if (e.generation) {
       write_text(os, *e.generation, false);
+      os << "\n" << std::string(72, '-') << "\nThe whole generation, node by node (the prefill and every decode step):\n";
+      write_text(os, e.explanations.at(2), to);
       os << "\n" << std::string(72, '-') << "\nThe prefill:\n";
       write_text(os, e.explanations.at(0), to);
       os << "\n" << std::string(72, '-') << "\nThe last decode step:\n";
@@ -216,17 +218,18 @@ void register_compare(CLI::App& app) {
 // ---- sweep ------------------------------------------------------------------------------
 
 struct SweepArgs {
-  Source s;
+  SweepRequest r;
   std::string format = "table", out = "-", jsonl, report;
 };
 
 void run_sweep(const SweepArgs& a) {
   check_format(a.format, {"table", "csv", "json"});
-  if (a.s.generation() && !a.jsonl.empty())
+  if (a.r.source.generation() && !a.jsonl.empty())
     throw Error("sweep --jsonl writes trees: it does not apply with --generate");
   std::optional<ReportBuilder> builder;
   std::optional<Generation> kept;  // the last generation, for the report
   ReportOptions ro;
+  ro.carbon_g_per_kwh = parse_carbon_intensity(a.r.carbon_intensity);
   api::SweepHooks hooks;
   if (!a.report.empty()) {
     hooks.start = [&](std::size_t total) { builder.emplace(total, ro); };
@@ -239,17 +242,17 @@ void run_sweep(const SweepArgs& a) {
       if (builder) builder->add(t);
       if (trees_out) write_tree_jsonl(*trees_out, t);
     };
-    return api::sweep(a.s, hooks);
+    return api::sweep(a.r, hooks);
   };
   api::Swept swept;
   if (a.jsonl.empty()) swept = run(nullptr);
   else write_output(a.jsonl, [&](std::ostream& os) { swept = run(&os); });
   if (swept.generation && kept) {
     ro.hardware = swept.hardware;
-    auto data = report_data({kept->prefill_tree, kept->first_step, kept->last_step}, ro);
-    data["generation"] = to_json(*kept);
-    data["generation_sweep"] = to_json(swept.generation_points);
-    const std::string html = render_report(data, fmt::format("irene energy report: {} generating text", kept->model_name));
+    kept->carbon_g_per_kwh = ro.carbon_g_per_kwh;
+    auto data = generation_report_data(*kept, ro);
+    data["generation_sweep"] = to_json(swept.generation_points, swept.carbon_g_per_kwh);
+    const std::string html = render_report(data, data["title"].get<std::string>());
     write_output(a.report, [&](std::ostream& os) { os << html; });
   } else if (builder) {
     nlohmann::json data = builder->data();
@@ -257,30 +260,19 @@ void run_sweep(const SweepArgs& a) {
     const std::string html = render_report(data, builder->title());
     write_output(a.report, [&](std::ostream& os) { os << html; });
   }
-  write_output(a.out, [&](std::ostream& os) {
-    if (a.format == "json") {
-      os << api::to_json(swept)["points"].dump(1) << '\n';
-    } else if (swept.generation) {
-      if (a.format == "csv") write_generation_csv(os, swept.generation_points);
-      else {
-        os << "predictor: " << swept.hardware << '\n';
-        if (const auto line = rests_on_line(swept.rests_on); !line.empty()) os << line << '\n';
-        write_generation_table(os, swept.generation_points);
-      }
-    } else if (a.format == "csv") {
-      write_sweep_csv(os, swept.points);
-    } else {
-      if (!swept.hardware.empty()) os << "predictor: " << swept.hardware << '\n';
-      if (const auto line = rests_on_line(swept.rests_on); !line.empty()) os << line << '\n';
-      write_sweep_table(os, swept.points);
-    }
-  });
+  write_output(a.out, [&](std::ostream& os) { api::write_sweep(os, swept, a.format); });
+}
+
+// The model and the options of sweep and report (explain/source.hpp's sweep_options).
+void add_sweep_options(CLI::App* cmd, SweepRequest& r) {
+  cmd->add_option("model", r.source.what, "built-in model name, config.json path, or a trees .jsonl file")->required();
+  add_options(cmd, r, sweep_options(), true);
 }
 
 void register_sweep(CLI::App& app) {
   auto* cmd = app.add_subcommand("sweep", "Energy against sequence length or batch size, per level and module kind");
   auto a = std::make_shared<SweepArgs>();
-  add_source_options(cmd, a->s, true);
+  add_sweep_options(cmd, a->r);
   cmd->add_option("--format,-f", a->format, "table, csv or json")->capture_default_str();
   cmd->add_option("-o,--output", a->out, "output file ('-': standard output)")->capture_default_str();
   cmd->add_option("--jsonl", a->jsonl, "also write the predicted trees (JSONL)");
@@ -291,7 +283,7 @@ void register_sweep(CLI::App& app) {
 // ---- report -----------------------------------------------------------------------------
 
 struct ReportArgs {
-  Source s;
+  SweepRequest r;
   std::string out, title;
   int top = 15;
 };
@@ -300,14 +292,15 @@ void run_report(const ReportArgs& a) {
   ReportOptions ro;
   ro.title = a.title;
   ro.top = a.top;
-  if (a.s.generation()) {
-    const auto p = load_energy_predictor(a.s.predictor);
-    const Generation g = predict_generations(generation_grid(a.s, false), *p).front();
+  ro.carbon_g_per_kwh = parse_carbon_intensity(a.r.carbon_intensity);
+  const Source& s = a.r.source;
+  if (s.generation()) {
+    const auto p = load_energy_predictor(s.predictor);
+    Generation g = predict_generations(generation_grid(s, false), *p).front();
+    g.carbon_g_per_kwh = ro.carbon_g_per_kwh;
     ro.hardware = p->hardware();
-    auto data = report_data({g.prefill_tree, g.first_step, g.last_step}, ro);
-    data["generation"] = to_json(g);
-    const std::string html = render_report(
-        data, a.title.empty() ? fmt::format("irene energy report: {} generating text", g.model_name) : a.title);
+    const auto data = generation_report_data(g, ro);
+    const std::string html = render_report(data, data["title"].get<std::string>());
     write_output(a.out, [&](std::ostream& os) { os << html; });
     std::cerr << fmt::format("irene: wrote {} (a generation of {} steps, {} KiB)\n", a.out, g.steps.size(),
                              html.size() / 1024);
@@ -316,7 +309,7 @@ void run_report(const ReportArgs& a) {
   std::string hardware;
   std::optional<ReportBuilder> builder;
   for_each_tree(
-      a.s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); }, [&](Tree&& t) { builder->add(t); },
+      s, true, hardware, [&](std::size_t total) { builder.emplace(total, ro); }, [&](Tree&& t) { builder->add(t); },
       show_progress);
   nlohmann::json data = builder->data();
   data["hardware"] = hardware;
@@ -329,7 +322,7 @@ void run_report(const ReportArgs& a) {
 void register_report(CLI::App& app) {
   auto* cmd = app.add_subcommand("report", "One self-contained HTML energy report (works offline)");
   auto a = std::make_shared<ReportArgs>();
-  add_source_options(cmd, a->s, true);
+  add_sweep_options(cmd, a->r);
   cmd->add_option("-o,--output", a->out, "the HTML file to write")->required();
   cmd->add_option("--title", a->title, "page title");
   cmd->add_option("--top", a->top, "hotspots per tree")->capture_default_str()->check(CLI::Range(0, limits::kMaxTop));

@@ -138,10 +138,10 @@ check((await twoPage.title()).includes("[n_layer=6]") && (await twoPage.locator(
   "report title and summary name the override (" + (await twoPage.title()) + ")");
 await twoPage.screenshot({ path: path.join(out, "two-variables.png"), fullPage: true });
 // 1b. A generation report: the generation panel (totals, the step plot, by module kind) above
-// the trees of the prefill and the first and last decode steps.
+// the trees of the prefill, the first and last decode steps and the whole generation.
 const genReport = path.join(out, "generation.html");
-const gm = spawnSync(irene, ["report", "meta-llama/Llama-2-7b-hf", "--prompt", "64", "--generate", "32", "-o", genReport],
-  { encoding: "utf8" });
+const gm = spawnSync(irene, ["report", "meta-llama/Llama-2-7b-hf", "--prompt", "64", "--generate", "32",
+  "--carbon-intensity", "400", "-o", genReport], { encoding: "utf8" });
 check(gm.status === 0, "irene report --prompt --generate" + (gm.status ? ": " + gm.stderr : ""));
 const genPage = await openPage(pathToFileURL(genReport).href);
 check(await genPage.locator("#generation-panel").isVisible(), "generation report: generation panel shown");
@@ -149,7 +149,8 @@ const genCards = await genPage.locator("#generation-cards").innerText();
 check(/per generated token/.test(genCards) && /\[[^\]]+ \.\. [^\]]+\]/.test(genCards), "generation report: totals with intervals");
 check(await genPage.locator("#generation-steps svg path.line").count() === 1, "generation report: step plot");
 check(await genPage.locator("#generation-kinds tbody tr").count() >= 4, "generation report: energy by module kind");
-check(await genPage.locator("#tree-select option").count() === 3, "generation report: prefill, first and last step trees");
+check(await genPage.locator("#tree-select option").count() === 4,
+  "generation report: prefill, first and last step trees and the whole generation");
 // It opens on the last decode step, and says what the answer rests on (as the JSON does).
 const genData = JSON.parse(await genPage.locator("#irene-data").textContent());
 check(await genPage.locator("#tree-select").inputValue() === "2" &&
@@ -161,7 +162,51 @@ check((await genPage.locator("#generation-rests-on").innerText()).trim() === gen
 check((await genPage.locator("#rests-on").innerText()).trim() === genData.trees[2].rests_on.summary,
   "generation report: the decode step's map says what it rests on");
 check(/tokens\/s/.test(genCards) && /mean power/.test(genCards), "generation report: throughput and power cards");
-check(await genPage.locator("#sweep-panel").isHidden(), "generation report: its three passes are not plotted as a sweep");
+check(await genPage.locator("#sweep-panel").isHidden(), "generation report: its passes are not plotted as a sweep");
+// CO2e on the cards at the given carbon intensity, as the JSON has it.
+const si4 = (v, base) => {  // the page's SI format: 4 significant digits
+  const p = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""], [1e-3, "m"], [1e-6, "u"], [1e-9, "n"]]
+    .find(([scale]) => Math.abs(v) >= scale * 0.99995) || [1e-9, "n"];
+  return String(+(v / p[0]).toPrecision(4)) + " " + p[1] + base;
+};
+check(genData.carbon_intensity_g_per_kwh === 400 && genCards.includes("CO2e in total") &&
+      genCards.includes(si4(genData.generation.normalized.co2e_g, "g")) &&
+      genCards.includes(si4(genData.generation.normalized.per_token_co2e_g, "g")),
+  "generation report: CO2e cards (" + si4(genData.generation.normalized.co2e_g, "g") + " in total at 400 g/kWh)");
+check((await genPage.locator("#summary").innerText()).includes("CO2e per forward pass"),
+  "generation report: the decode step's summary has its CO2e card");
+// The whole generation: the prefill and every decode step summed node by node; its map, cards and
+// tables are the JSON's, and add up to the generation's totals.
+const whole = genData.trees[3];
+check(whole.phase === "generation" && whole.generate === 32 &&
+      Math.abs(whole.total.j - genData.generation.total_j.j) <= 1e-9 * genData.generation.total_j.j &&
+      genData.generation.by_kind.every((k) => Math.abs(whole.by_kind.find((w) => w.name === k.name).energy.j - k.energy.j) <=
+        1e-9 * genData.generation.total_j.j),
+  "generation report: the whole generation's JSON holds the generation's total and energy by module kind");
+await genPage.selectOption("#tree-select", "3");
+await genPage.waitForFunction(() => document.title.includes("whole generation"));
+const wholeIds = await genPage.locator("#map rect.node").evaluateAll((rs) =>
+  rs.map((r) => r.getAttribute("data-id")).filter((id) => !id.endsWith(":own")));
+const jsonIds = whole.nodes.map((n) => n.id).sort();
+check(wholeIds.length === whole.nodes.length && wholeIds.sort().every((id, i) => id === jsonIds[i]),
+  `generation report: the whole generation's map has the JSON's ${whole.nodes.length} nodes`);
+const wholeSummary = await genPage.locator("#summary").innerText();
+check(wholeSummary.includes("energy of the whole generation") && wholeSummary.includes(si4(whole.total.j, "J")) &&
+      wholeSummary.includes("generate 32"),
+  "generation report: the whole generation's card shows its total (" + si4(whole.total.j, "J") + ")");
+const kindRows = await genPage.locator("#by-kind tbody tr").evaluateAll((rows) =>
+  rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
+const shownKinds = whole.by_kind.filter((g) => g.count > 0 || g.energy.j > 0);
+check(kindRows.length === shownKinds.length &&
+      kindRows.every((r, i) => r[0].startsWith(shownKinds[i].name) && r[3] === si4(shownKinds[i].energy.j, "J")),
+  "generation report: the whole generation's module kinds are the JSON's (" + kindRows.map((r) => r[0] + " " + r[3]).join(", ") + ")");
+const hot = await genPage.locator("#hotspots tbody tr").first().innerText();
+check(hot.includes(whole.hotspot_groups[0].pattern), "generation report: the whole generation's first hotspot is the JSON's (" +
+  whole.hotspot_groups[0].pattern + ")");
+check((await genPage.locator("#rests-on").innerText()).trim() === whole.rests_on.summary &&
+      whole.rests_on.summary === genData.generation.rests_on.summary,
+  "generation report: the whole generation's map says what the generation rests on");
+await genPage.screenshot({ path: path.join(out, "generation-whole.png"), fullPage: true });
 
 // 1c. A sweep of generations: the plotted points are the JSON's (x = generated tokens, y = total joules).
 const genSweep = path.join(out, "generation-sweep.html");
@@ -172,8 +217,8 @@ const gsJson = JSON.parse(readFileSync(path.join(out, "generation-sweep.json"), 
 const gsPage = await openPage(pathToFileURL(genSweep).href);
 const plotted = await gsPage.locator("#sweep svg circle.s0").evaluateAll((cs) =>
   cs.map((c) => ({ x: +c.getAttribute("data-x"), j: +c.getAttribute("data-j"), cy: +c.getAttribute("cy") })));
-check(plotted.length === gsJson.length && plotted.every((p, i) => p.x === gsJson[i].generate &&
-      Math.abs(p.j - gsJson[i].total_j.j) <= 1e-9 * gsJson[i].total_j.j),
+check(plotted.length === gsJson.points.length && plotted.every((p, i) => p.x === gsJson.points[i].generate &&
+      Math.abs(p.j - gsJson.points[i].total_j.j) <= 1e-9 * gsJson.points[i].total_j.j),
   "generation sweep: " + plotted.length + " plotted points are the JSON's generated tokens and total joules");
 check(plotted.every((p, i) => i === 0 || p.cy < plotted[i - 1].cy), "generation sweep: more tokens plot higher");
 check((await gsPage.locator("#sweep svg text.xlabel").textContent()).startsWith("generated tokens per sequence"),

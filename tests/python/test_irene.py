@@ -132,8 +132,11 @@ def test_csv_of_the_command_line_has_the_python_records_columns():
                  ["explain", "distilgpt2", "--batch", "2", "--seq", "32"]):
         rows = list(csv.DictReader(io.StringIO(cli(*args, "--format", "csv"))))
         assert len(rows) == len(r["nodes"])
-        assert list(rows[0].keys()) == sorted(r["nodes"][0].keys(), key=list(rows[0].keys()).index)
-        assert set(rows[0].keys()) == set(r["nodes"][0].keys())
+        # The records' columns, then what the answer rests on (the result's rests_on summary).
+        assert list(rows[0].keys())[-1] == "rests_on"
+        assert list(rows[0].keys())[:-1] == sorted(r["nodes"][0].keys(), key=list(rows[0].keys()).index)
+        assert set(rows[0].keys()) == set(r["nodes"][0].keys()) | {"rests_on"}
+        assert all(row["rests_on"] == r["rests_on"]["summary"] for row in rows)
         for row, rec in zip(rows, r["nodes"]):
             assert row["id"] == rec["id"] and row["parent_id"] == rec["parent_id"]
             assert float(row["energy_j"]) == pytest.approx(rec["energy_j"], rel=1e-15)
@@ -212,14 +215,14 @@ def cli_json(*args):
 def test_sweep_of_generations_is_the_command_lines():
     s = irene.sweep(LLAMA, prompt=512, generate="128:1024:128")
     j = cli_json("sweep", LLAMA, "--prompt", "512", "--generate", "128:1024:128")
-    assert s["points"] == j
+    assert s == j  # the one object the command line prints
     assert s["model_name"] == LLAMA and "device_1" in s["hardware"]
     assert [p["generate"] for p in s["points"]] == list(range(128, 1025, 128))
     totals = [p["total_j"]["j"] for p in s["points"]]
     assert totals == sorted(totals) and totals[0] < totals[-1]
     # Batch and generate ranges as lists: every combination, batch-major, as the command line's.
     b = irene.sweep(LLAMA, batch=[1, 4], prompt=128, generate=[16, 32])
-    assert b["points"] == cli_json("sweep", LLAMA, "--batch", "1,4", "--prompt", "128", "--generate", "16,32")
+    assert b == cli_json("sweep", LLAMA, "--batch", "1,4", "--prompt", "128", "--generate", "16,32")
     assert [(p["batch"], p["generate"]) for p in b["points"]] == [(1, 16), (1, 32), (4, 16), (4, 32)]
     # Four sequences cost more than one, and less per sequence.
     one, four = b["points"][1]["total_j"]["j"], b["points"][3]["total_j"]["j"]
@@ -228,7 +231,7 @@ def test_sweep_of_generations_is_the_command_lines():
 
 def test_sweep_of_decode_steps_takes_past_ranges():
     s = irene.sweep(LLAMA, batch=2, phase="decode", past="128:512:128", dtype="bfloat16")
-    assert s["points"] == cli_json("sweep", LLAMA, "--batch", "2", "--phase", "decode", "--past", "128:512:128",
+    assert s == cli_json("sweep", LLAMA, "--batch", "2", "--phase", "decode", "--past", "128:512:128",
                                    "--dtype", "bfloat16")
     assert [p["past_len"] for p in s["points"]] == [128, 256, 384, 512]
 
@@ -347,7 +350,7 @@ def test_a_trees_file_and_a_config_dict_are_sources_as_on_the_command_line(tmp_p
     e = irene.explain(trees)
     assert e == cli_json("explain", str(trees))
     assert [x["seq_len"] for x in e] == [32, 64]
-    assert irene.sweep(str(trees), seq=64)["points"] == cli_json("sweep", str(trees), "--seq", "64")
+    assert irene.sweep(str(trees), seq=64) == cli_json("sweep", str(trees), "--seq", "64")
     with pytest.raises(irene.Error, match="do not apply to a trees file"):
         irene.explain(trees, dtype="bfloat16")
     cfg = {"model_type": "gpt2", "vocab_size": 50, "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64,
@@ -402,3 +405,47 @@ def test_a_sweep_says_what_its_points_rest_on():
 def test_compare_takes_the_carbon_intensity():
     c = irene.compare("gpt2", batch=8, batch_b=16, carbon_intensity=400)
     assert math.isclose(c["co2e_g"]["diff"], (c["total"]["b"]["j"] - c["total"]["a"]["j"]) * 400 / 3.6e6, rel_tol=1e-12)
+
+
+def test_sweep_takes_the_carbon_intensity():
+    s = irene.sweep("gpt2", batch=8, seq=[64, 128], carbon_intensity=400)
+    assert s == cli_json("sweep", "gpt2", "--batch", "8", "--seq", "64,128", "--carbon-intensity", "400")
+    assert s["carbon_intensity_g_per_kwh"] == 400
+    for p in s["points"]:
+        assert math.isclose(p["co2e_g"], p["model"]["j"] * 400 / 3.6e6, rel_tol=1e-12)
+        assert p["rests_on"].startswith("rests on: ")
+    g = irene.sweep("gpt2", prompt=32, generate=[4, 8], carbon_intensity=400)
+    for p in g["points"]:
+        assert math.isclose(p["co2e_g"], p["total_j"]["j"] * 400 / 3.6e6, rel_tol=1e-12)
+        assert math.isclose(p["per_token_co2e_g"], p["per_token_j"]["j"] * 400 / 3.6e6, rel_tol=1e-12)
+    assert irene.sweep("gpt2", batch=8, seq=64)["points"][0]["co2e_g"] is None
+
+
+def test_explain_of_a_generation_holds_the_whole_generation_node_by_node():
+    e = irene.explain("gpt2", prompt=32, generate=8)
+    w = e["generation_explanation"]
+    assert w["phase"] == "generation" and w["generate"] == 8
+    assert math.isclose(w["total"]["j"], e["total_j"]["j"], rel_tol=1e-9)
+    assert w["rests_on"] == e["rests_on"]
+    kinds = {k["name"]: k["energy"]["j"] for k in e["by_kind"]}
+    for k in w["by_kind"]:
+        assert math.isclose(k["energy"]["j"], kinds[k["name"]], rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_every_csv_reads_into_pandas_as_it_is(tmp_path):
+    # Debian's python3 with pandas: read_csv without options; every row says what it rests on.
+    pandas = pytest.importorskip("pandas")
+    for name, args in [("sweep", ["sweep", "gpt2", "--batch", "8", "--seq", "32,64", "--carbon-intensity", "400"]),
+                       ("generations", ["sweep", "gpt2", "--prompt", "16", "--generate", "4,8"]),
+                       ("predict", ["predict", "gpt2", "--batch", "2", "--seq", "16"]),
+                       ("explain", ["explain", "gpt2", "--batch", "2", "--seq", "16"])]:
+        f = tmp_path / (name + ".csv")
+        cli(*args, "--format", "csv", "-o", str(f))
+        df = pandas.read_csv(f)
+        assert df.columns[-1] == "rests_on", name
+        assert len(df) >= 2 and df["rests_on"].str.startswith("rests on: device_1").all(), name
+    df = pandas.read_csv(tmp_path / "sweep.csv")
+    assert list(df["seq"]) == [32, 64]
+    assert ((df["co2e_g"] - df["model_j"] * 400 / 3.6e6).abs() <= 1e-9 * df["co2e_g"]).all()
+    nodes = pandas.read_csv(tmp_path / "predict.csv")
+    assert len(nodes) == len(irene.predict("gpt2", batch=2, seq=16)["nodes"])

@@ -63,11 +63,24 @@
   }
 
   // ---- summary cards ------------------------------------------------------------------------
+  // Grams CO2e of `j` joules at the report's carbon intensity (null without one).
+  const carbon = () => (boot.carbon_intensity_g_per_kwh === null || boot.carbon_intensity_g_per_kwh === undefined
+    ? null : boot.carbon_intensity_g_per_kwh);
+  const co2eCard = (k, j, low, high) => ({ k: k, v: si(j * carbon() / 3.6e6, "g"),
+    i: (low !== null && low !== undefined ? "[" + si(low * carbon() / 3.6e6, "g") + " .. " +
+        si(high * carbon() / 3.6e6, "g") + "] " : "") + "at " + carbon() + " g/kWh" });
+
   function renderSummary(e) {
+    const whole = e.phase === "generation";
     const cards = [
-      { k: "model", v: e.display_name || e.model_name, i: "batch " + e.batch_size + ", sequence " + e.seq_len },
-      { k: e.basis + " energy per forward pass", v: joules(e.total.j), i: interval(e.total) },
+      { k: "model", v: e.display_name || e.model_name, i: whole
+        ? "batch " + e.batch_size + ", prompt " + e.seq_len + ", generate " + e.generate
+        : "batch " + e.batch_size + ", sequence " + e.seq_len },
+      { k: e.basis + (whole ? " energy of the whole generation" : " energy per forward pass"), v: joules(e.total.j),
+        i: interval(e.total) },
     ];
+    if (carbon() !== null)
+      cards.push(co2eCard(whole ? "CO2e of the whole generation" : "CO2e per forward pass", e.total.j, e.total.low_j, e.total.high_j));
     if (e.measured_total_j !== null && e.measured_total_j !== undefined && e.basis === "predicted")
       cards.push({ k: "measured", v: joules(e.measured_total_j),
         i: "prediction " + signedPct(100 * (e.total.j / e.measured_total_j - 1)) });
@@ -333,6 +346,10 @@
       { k: "decode (" + g.steps.length + " steps)", v: joules(g.decode_j.j), i: interval(g.decode_j) },
       { k: "per generated token", v: joules(g.per_token_j.j), i: interval(g.per_token_j) },
     ];
+    if (carbon() !== null) {
+      cards.push(co2eCard("CO2e in total", g.total_j.j, g.total_j.low_j, g.total_j.high_j));
+      cards.push(co2eCard("CO2e per generated token", g.per_token_j.j, g.per_token_j.low_j, g.per_token_j.high_j));
+    }
     if (g.time) {
       const t = g.time;
       cards.push({ k: "time", v: si(t.total_s.s, "s"), i: "first token after " + si(t.time_to_first_token_s, "s") +
@@ -421,8 +438,9 @@
     renderMap(e);
     renderTables(e);
     renderMeasured(e);
-    document.title = "irene: " + (e.display_name || e.model_name) + " batch " + e.batch_size + " seq " + e.seq_len +
-      (e.phase === "decode" ? " decode past " + e.past_len : "");
+    document.title = "irene: " + (e.display_name || e.model_name) + " batch " + e.batch_size +
+      (e.phase === "generation" ? " prompt " + e.seq_len + " generate " + e.generate + " whole generation"
+                                : " seq " + e.seq_len + (e.phase === "decode" ? " decode past " + e.past_len : ""));
   }
 
   // ---- report mode --------------------------------------------------------------------------
@@ -437,8 +455,14 @@
         .text("This report shows " + trees.length + " of its " + boot.trees_total +
               " trees in full (evenly spaced); the sweep below plots all of them.");
     // A generation's report opens on its last decode step (what every further token costs); the
-    // selector switches to the prefill and the first step, the panel above holds the whole.
-    const first = boot.generation ? trees.length - 1 : 0;
+    // selector switches to the prefill, the first step and the whole generation (the prefill and
+    // every step summed node by node); the panel above holds its totals.
+    const lastStep = trees.map((t) => t.phase).lastIndexOf("decode");
+    const first = boot.generation && lastStep >= 0 ? lastStep : 0;
+    const passName = (t, i) => t.phase === "generation"
+      ? "the whole generation (the prefill and " + t.generate + " decode steps)"
+      : t.phase === "decode" ? (i === lastStep ? "last" : "first") + " decode step (past " + t.past_len + ")"
+                             : "the prefill (" + t.seq_len + " tokens)";
     if (trees.length > 1) {
       const c = d3.select("#controls");
       c.append("label").attr("for", "tree-select").text(boot.generation ? "pass of the generation" : "tree");
@@ -446,8 +470,7 @@
         .on("change", function () { render(trees[+this.value]); })
         .selectAll("option").data(trees).join("option").attr("value", (t, i) => i)
         .text((t, i) => boot.generation
-          ? (t.phase === "decode" ? (i === trees.length - 1 ? "last" : "first") + " decode step (past " + t.past_len + ")"
-                                  : "the prefill (" + t.seq_len + " tokens)") + ", batch " + t.batch_size
+          ? passName(t, i) + ", batch " + t.batch_size
           : (t.display_name || t.model_name) + " batch " + t.batch_size + " seq " + t.seq_len +
             (t.phase === "decode" ? " decode past " + t.past_len : ""));
       d3.select("#tree-select").property("value", first);

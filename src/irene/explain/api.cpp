@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <ostream>
+
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
@@ -69,6 +71,7 @@ Explained explain(const ExplainRequest& r) {
     e.generation->carbon_g_per_kwh = e.carbon_g_per_kwh;
     e.explanations.push_back(explain::explain_tree(e.generation->prefill_tree, eo));
     e.explanations.push_back(explain::explain_tree(e.generation->last_step, eo));
+    e.explanations.push_back(explain::explain_generation(*e.generation, eo));
     return e;
   }
   e.trees = explain::load_trees(r.source, false, e.hardware);
@@ -81,6 +84,7 @@ json to_json(const Explained& e) {
     json j = explain::to_json(*e.generation);
     j["prefill_explanation"] = explain::to_json(e.explanations.at(0));
     j["last_step_explanation"] = explain::to_json(e.explanations.at(1));
+    j["generation_explanation"] = explain::to_json(e.explanations.at(2));
     return j;
   }
   json arr = json::array();
@@ -143,8 +147,10 @@ json to_json(const Compared& c) {
   return j;
 }
 
-Swept sweep(const Source& s, const SweepHooks& hooks) {
+Swept sweep(const SweepRequest& r, const SweepHooks& hooks) {
+  const Source& s = r.source;
   Swept out;
+  out.carbon_g_per_kwh = explain::parse_carbon_intensity(r.carbon_intensity);
   if (s.generation()) {
     out.generation = true;
     const auto grid = explain::generation_grid(s, true);
@@ -179,8 +185,24 @@ json to_json(const Swept& s) {
   j["model_name"] = s.model_name;
   j["hardware"] = s.hardware;
   j["rests_on"] = s.rests_on;
-  j["points"] = s.generation ? explain::to_json(s.generation_points) : explain::to_json(s.points);
+  j["points"] = s.generation ? explain::to_json(s.generation_points, s.carbon_g_per_kwh)
+                             : explain::to_json(s.points, s.carbon_g_per_kwh);
+  j["carbon_intensity_g_per_kwh"] = s.carbon_g_per_kwh ? json(*s.carbon_g_per_kwh) : json(nullptr);
   return j;
+}
+
+void write_sweep(std::ostream& os, const Swept& s, const std::string& format) {
+  if (format == "json") {
+    os << to_json(s).dump(1) << '\n';
+  } else if (format == "csv") {
+    if (s.generation) explain::write_generation_csv(os, s.generation_points, s.carbon_g_per_kwh);
+    else explain::write_sweep_csv(os, s.points, s.carbon_g_per_kwh);
+  } else {
+    if (!s.hardware.empty()) os << "predictor: " << s.hardware << '\n';
+    if (const auto line = explain::rests_on_line(s.rests_on); !line.empty()) os << line << '\n';
+    if (s.generation) explain::write_generation_table(os, s.generation_points, s.carbon_g_per_kwh);
+    else explain::write_sweep_table(os, s.points, s.carbon_g_per_kwh);
+  }
 }
 
 }  // namespace irene::api

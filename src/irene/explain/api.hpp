@@ -28,6 +28,7 @@ namespace irene::api {
 using explain::CompareRequest;
 using explain::ExplainRequest;
 using explain::Source;
+using explain::SweepRequest;
 
 // Built-in model names.
 std::vector<std::string> models();
@@ -47,19 +48,21 @@ nlohmann::json predict(const ExplainRequest& r);
 // "prefill_nodes", and of its last decode step, "step_nodes". The carbon intensity adds CO2e.
 nlohmann::json generate(const ExplainRequest& r);
 
-// irene explain: the explanations of every tree of the source, or of a generation's prefill and
-// last decode step.
+// irene explain: the explanations of every tree of the source, or of a generation's prefill, last
+// decode step and the whole generation node by node (generation.hpp explain_generation).
 struct Explained {
   std::string hardware;
   std::optional<double> carbon_g_per_kwh;
   std::vector<Tree> trees;                          // the trees explained (none for a generation)
-  std::vector<explain::Explanation> explanations;   // one per tree; a generation: prefill, last step
+  // One per tree; a generation: the prefill, the last step, the whole generation.
+  std::vector<explain::Explanation> explanations;
   std::optional<explain::Generation> generation;    // --prompt P --generate N
 };
 Explained explain(const ExplainRequest& r);
 // explain --format json: one tree's explanation (a list for several) with "hardware",
 // "normalized" (and the carbon intensity where given); a generation: to_json(generation) with
-// "prefill_explanation" and "last_step_explanation".
+// "prefill_explanation", "last_step_explanation" and "generation_explanation" (the whole
+// generation: shares, hotspots, by module kind over the prefill and every step).
 nlohmann::json to_json(const Explained& e);
 
 // irene compare: b against a, node by node; with --prompt / --generate the two generations and
@@ -92,6 +95,7 @@ struct Swept {
   // What the points rest on, merged over them (rests_on.hpp merge_rests_on); null when no point
   // says (trees of a file predicted elsewhere).
   nlohmann::json rests_on;
+  std::optional<double> carbon_g_per_kwh;  // --carbon-intensity: the points' co2e_g
 };
 // What a caller may do with each point as it is made (the command line's --jsonl and --report).
 struct SweepHooks {
@@ -100,8 +104,12 @@ struct SweepHooks {
   std::function<void(explain::Generation&)> generation;         // each generation (it may be moved from)
   std::function<void(std::size_t, std::size_t)> progress;       // (done, total) after each tree
 };
-Swept sweep(const Source& s, const SweepHooks& hooks = {});
-// {"model_name", "hardware", "rests_on", "points"}: "points" is what sweep --format json prints.
+Swept sweep(const SweepRequest& r, const SweepHooks& hooks = {});
+// What irene sweep --format json prints and Python's irene.sweep returns: {"model_name",
+// "hardware", "rests_on", "points" (sweep.hpp's or generation.hpp's to_json of the points, with
+// co2e_g), "carbon_intensity_g_per_kwh" (null without one)}.
 nlohmann::json to_json(const Swept& s);
+// Writes the sweep as irene sweep --format prints it: "table" (text), "csv" or "json".
+void write_sweep(std::ostream& out, const Swept& s, const std::string& format);
 
 }  // namespace irene::api

@@ -467,6 +467,8 @@ nlohmann::json to_json(const Explanation& e) {
                                                                         : nlohmann::json(nullptr)}};
   j["phase"] = e.phase;
   j["past_len"] = e.past_len;
+  const bool whole = e.phase == kWholeGeneration;
+  if (whole) j["generate"] = e.generate;
   {
     nlohmann::json si = nlohmann::json::array();
     for (const auto& g : e.stand_ins)
@@ -474,8 +476,9 @@ nlohmann::json to_json(const Explanation& e) {
                     {"predicted_j", g.predicted_j}, {"interval_widening", 2.0}});
     j["stand_ins"] = std::move(si);
   }
-  j["units"] = {{"energy", "joules per forward pass"}, {"flops", "MFLOP"}, {"mem", "MiB"},
-                {"share", "fraction of parent / of model"}};
+  j["units"] = {{"energy", whole ? "joules of the whole generation (the prefill and every decode step)"
+                                 : "joules per forward pass"},
+                {"flops", "MFLOP"}, {"mem", "MiB"}, {"share", "fraction of parent / of model"}};
   j["total"] = energy_json(e.total);
   j["measured_total_j"] = e.measured_total_j ? nlohmann::json(*e.measured_total_j) : nlohmann::json(nullptr);
   auto& nodes = j["nodes"] = nlohmann::json::array();
@@ -521,7 +524,7 @@ nlohmann::json to_json(const Explanation& e) {
                   {"share", g.share},
                   {"attributed", energy_json(g.attributed)},
                   {"own", energy_json(g.own)}});
-  j["normalized"] = explain::to_json(normalize(e.total.j, e.batch_size, e.seq_len, std::nullopt));
+  j["normalized"] = explain::to_json(normalize(e.total.j, e.batch_size, whole ? e.generate : e.seq_len, std::nullopt));
   auto& prim = j["by_primitive"] = nlohmann::json::array();
   for (const auto& g : e.by_primitive) prim.push_back(group_json(g));
   auto& kinds = j["by_kind"] = nlohmann::json::array();
@@ -533,12 +536,22 @@ void write_text(std::ostream& out, const Explanation& e, const TextOptions& o) {
   const bool predicted = e.basis == Basis::predicted;
   // Measured energies have no predictor interval: say so once instead of on every line.
   const auto energy = [&](const Energy& x) { return !predicted && !x.interval ? format_joules(x.j) : format_energy(x); };
-  out << fmt::format("{} batch {} seq {}{}{}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
-                     e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "",
-                     (e.dtype != "float32" ? " " + e.dtype : "") + (e.weights.empty() ? "" : " weights " + e.weights) +
-                         (e.kv_cache_dtype.empty() ? "" : " kv-cache " + e.kv_cache_dtype),
-                     to_string(e.basis), energy(e.total));
-  out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
+  const bool whole = e.phase == kWholeGeneration;
+  const std::string dtypes = (e.dtype != "float32" ? " " + e.dtype : "") + (e.weights.empty() ? "" : " weights " + e.weights) +
+                             (e.kv_cache_dtype.empty() ? "" : " kv-cache " + e.kv_cache_dtype);
+  if (whole) {
+    out << fmt::format("{} batch {} prompt {} generate {}{}: {} {} for the whole generation (the prefill and {} "
+                       "decode steps, node by node)\n",
+                       e.display_name, e.batch_size, e.seq_len, e.generate, dtypes, to_string(e.basis),
+                       energy(e.total), e.generate);
+    out << "  " << to_text(normalize(e.total.j, e.batch_size, e.generate, o.carbon_g_per_kwh), o.carbon_g_per_kwh)
+        << " (tokens: the generated ones, the prefill included)\n";
+  } else {
+    out << fmt::format("{} batch {} seq {}{}{}: {} {} per forward pass\n", e.display_name, e.batch_size, e.seq_len,
+                       e.phase == kDecode ? fmt::format(" decode past {}", e.past_len) : "", dtypes,
+                       to_string(e.basis), energy(e.total));
+    out << "  " << to_text(normalize(e.total.j, e.batch_size, e.seq_len, o.carbon_g_per_kwh), o.carbon_g_per_kwh) << '\n';
+  }
   if (!predicted) out << "  (measured energies: no predictions, so no intervals)\n";
   if (!e.batch_held.empty()) out << "  held: " << e.batch_held << '\n';
   if (const std::string line = rests_on_line(e.rests_on); !line.empty()) out << "  " << line << '\n';

@@ -80,6 +80,10 @@ ModuleKind module_kind(std::string_view scope, std::string_view class_name);
 // module_kind gives for each node.
 std::vector<ModuleKind> module_kinds(const Tree& tree);
 
+// The phase of an explanation of a whole generation (generation.hpp explain_generation): the
+// prefill and every decode step summed node by node.
+inline constexpr const char* kWholeGeneration = "generation";
+
 // Which energies an explanation is built on.
 enum class Basis { predicted, measured };
 std::string_view to_string(Basis basis);
@@ -188,8 +192,11 @@ struct Explanation {
   // Nodes whose own interval's upper bound is above their parent's (weighted below 1 in it; the
   // outputs state the reason). JSON "intervals": how intervals combine, this count and its reason.
   int parts_above_whole = 0;
-  std::string phase = kPrefill;
+  std::string phase = kPrefill;  // kPrefill, kDecode, or kWholeGeneration (generation.hpp)
   int past_len = 0;
+  // Of a whole generation (phase kWholeGeneration): the tokens generated per sequence, the decode
+  // steps summed with the prefill of seq_len tokens; 0 otherwise.
+  int generate = 0;
   // What the answer rests on (rests_on.hpp), from the tree's provenance; null when not predicted.
   nlohmann::json rests_on;
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,8 @@
 
 #include "irene/arch/family_table.hpp"
 #include "irene/explain/pipeline.hpp"
+#include "irene/explain/records.hpp"
+#include "irene/explain/sweep.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/limits.hpp"
 #include "irene/explain/units.hpp"
@@ -162,6 +165,7 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
         steps.steps[i].raw_j = from.steps[i].raw_j ? std::optional<double>(*from.steps[i].raw_j * scale) : std::nullopt;
       }
       for (std::size_t i = 0; i < steps.by_group.size(); ++i) steps.by_group[i] = from.by_group.at(i) * scale;
+      for (std::size_t i = 0; i < steps.by_node.size(); ++i) steps.by_node[i] = from.by_node.at(i) * scale;
       steps.held = from.held;
       g.batch_held.push_back("decode: " +
                              batch_hold_reason("steps", r.batch, *k, *range, own, sum(from) * scale));
@@ -179,6 +183,7 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
     stamp_prediction(t, predictor);
     return t;
   };
+  g.decode_by_node = std::move(steps.by_node);
   g.first_step = step_tree(std::move(steps.first_tree), first);
   step.past = last;
   g.last_step = step_tree(build_tree(config, r.batch, 1, step), last);
@@ -186,6 +191,8 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   const auto [f_lo, f_hi] = ratios(fe.total);
   const auto [l_lo, l_hi] = ratios(le.total);
   const double lo = std::min(f_lo, l_lo), hi = std::max(f_hi, l_hi);
+  g.decode_low_ratio = lo;
+  g.decode_high_ratio = hi;
   g.steps.reserve(r.generate);
   g.decode.j = 0;
   for (const auto& st : steps.steps) {
@@ -274,6 +281,129 @@ Generation predict_generation(const ModelConfig& config, const GenerationRequest
   g.rests_on = generation_rests_on(predictor, g.prefill_tree, {&g.first_step, &g.last_step});
   if (g.held > 0) g.rests_on["held_steps"] = g.held;
   return g;
+}
+
+Tree whole_generation_tree(const Generation& g) {
+  const Tree& pre = g.prefill_tree;
+  const Tree& first = g.first_step;
+  const Tree& last = g.last_step;
+  if (pre.nodes.empty() || first.nodes.empty() || last.nodes.size() != first.nodes.size())
+    throw Error("the whole generation: the generation holds no predicted trees");
+  if (g.decode_by_node.size() != first.nodes.size())
+    throw Error("internal: the whole generation: the decode steps by node do not match the step tree");
+  // Each node's part of the prefill: explain_tree's attributed split (a leaf's, a parent's own
+  // operations').
+  ExplainOptions eo;
+  eo.top = 0;
+  const Explanation pe = explain_tree(pre, eo);
+  const auto [p_lo, p_hi] = ratios(pe.total);
+  const auto prefill_part = [&](int i) {
+    const NodeExplanation& x = pe.nodes[i];
+    if (pre.nodes[i].is_leaf()) return x.attributed.j;
+    return x.own_operations ? x.own_operations->attributed.j : 0.0;
+  };
+  const auto part = [&](double prefill_j, double decode_j) {
+    Energy e;
+    e.j = prefill_j + decode_j;
+    e.interval = Interval{prefill_j * p_lo + decode_j * g.decode_low_ratio, prefill_j * p_hi + decode_j * g.decode_high_ratio};
+    e.interval->low_j = std::min(e.interval->low_j, e.j);
+    e.interval->high_j = std::max(e.interval->high_j, e.j);
+    return e;
+  };
+
+  Tree t;
+  t.model_name = pre.model_name;
+  t.batch_size = pre.batch_size;
+  t.seq_len = pre.seq_len;
+  t.phase = pre.phase;
+  t.dtype = pre.dtype;
+  t.attention = pre.attention;
+  t.weights = pre.weights;
+  t.kv_cache_dtype = pre.kv_cache_dtype;
+  t.provenance = pre.provenance;
+  t.provenance["rests_on"] = g.rests_on.dump();
+  t.provenance.erase("batch_held");
+  if (!g.batch_held.empty()) {
+    std::string held;
+    for (const auto& h : g.batch_held) held += (held.empty() ? "" : "; ") + h;
+    t.provenance["batch_held"] = held;
+  }
+  std::vector<Energy> own;  // each merged node's own part of the whole generation
+  const double steps = g.generate;
+  // The prefill node `p` and the step node `d` with the same id (-1 where one has none), under
+  // `parent` of the merged tree, in pre-order.
+  std::function<void(int, int, int)> merge = [&](int p, int d, int parent) {
+    Node n = p >= 0 ? pre.nodes[p] : first.nodes[d];
+    n.children.clear();
+    n.predicted_energy_j.reset();
+    n.predicted_interval.reset();
+    n.predicted_own_energy_j.reset();
+    n.predicted_own_interval.reset();
+    n.ground_truth_energy_j.reset();
+    n.resources.clear();
+    n.out_of_range.clear();
+    const std::string id = n.id;
+    n.flops_mflop = p >= 0 ? pre.nodes[p].flops_mflop : 0.0;
+    n.mem_mib = p >= 0 ? pre.nodes[p].mem_mib : 0.0;
+    if (d >= 0) {
+      n.flops_mflop += steps * (first.nodes[d].flops_mflop + last.nodes[d].flops_mflop) / 2;
+      n.mem_mib += steps * (first.nodes[d].mem_mib + last.nodes[d].mem_mib) / 2;
+    }
+    const int i = t.add_node(parent, std::move(n));
+    t.nodes[i].id = id;
+    own.push_back(part(p >= 0 ? prefill_part(p) : 0.0, d >= 0 ? g.decode_by_node[d] : 0.0));
+    std::vector<int> step_children = d >= 0 ? first.nodes[d].children : std::vector<int>{};
+    if (p >= 0)
+      for (int c : pre.nodes[p].children) {
+        auto it = std::find_if(step_children.begin(), step_children.end(),
+                               [&](int k) { return first.nodes[k].id == pre.nodes[c].id; });
+        int dc = -1;
+        if (it != step_children.end()) {
+          dc = *it;
+          step_children.erase(it);
+        }
+        merge(c, dc, i);
+      }
+    for (int dc : step_children) merge(-1, dc, i);
+  };
+  if (first.nodes[0].id != pre.nodes[0].id)
+    throw Error(fmt::format("internal: the whole generation: the prefill's root {} is not the steps' {}",
+                            pre.nodes[0].id, first.nodes[0].id));
+  merge(0, 0, -1);
+  // A node's energy: its own part and every part below it (pre-order: children after parents).
+  std::vector<Energy> whole = own;
+  for (std::size_t i = t.nodes.size(); i-- > 1;) add_energy(whole[t.nodes[i].parent], whole[i]);
+  for (std::size_t i = 0; i < t.nodes.size(); ++i) {
+    Node& n = t.nodes[i];
+    n.predicted_energy_j = whole[i].j;
+    n.predicted_interval = whole[i].interval;
+    if (!n.is_leaf()) {
+      n.predicted_own_energy_j = own[i].j;
+      n.predicted_own_interval = own[i].interval;
+    }
+  }
+  return t;
+}
+
+Explanation explain_generation(const Generation& g, const ExplainOptions& options) {
+  Explanation e = explain_tree(whole_generation_tree(g), options);
+  e.phase = kWholeGeneration;
+  e.past_len = 0;
+  e.generate = g.generate;
+  return e;
+}
+
+nlohmann::json generation_report_data(const Generation& g, const ReportOptions& options) {
+  nlohmann::json data = report_data({g.prefill_tree, g.first_step, g.last_step}, options);
+  ExplainOptions eo;
+  eo.top = options.top;
+  data["trees"].push_back(to_json(explain_generation(g, eo)));
+  data["tree_points"].push_back(data["trees"].size() - 1);
+  data["trees_total"] = data["trees"].size();
+  data["generation"] = to_json(g);
+  data["title"] = options.title.empty() ? fmt::format("irene energy report: {} generating text", g.model_name)
+                                        : options.title;
+  return data;
 }
 
 namespace {
@@ -562,41 +692,49 @@ GenerationPoint generation_point(const Generation& g) {
   p.per_token = g.per_token;
   for (std::size_t k = 0; k < kModuleKinds && k < g.by_kind.size(); ++k) p.kinds[k] = g.by_kind[k].attributed;
   p.held = g.held;
+  p.rests_on = rests_on_line(g.rests_on);
   return p;
 }
 
-void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points) {
+void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points, std::optional<double> carbon) {
   out << "model,batch,prompt,generate";
   for (const char* n : {"prefill", "decode", "total", "per_token"}) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", n);
   for (ModuleKind k : all_module_kinds) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", column(k));
-  out << ",held_steps\n";
+  out << ",held_steps,co2e_g,per_token_co2e_g,rests_on\n";
   auto e3 = [](const Energy& e) {
     return fmt::format(",{},{},{}", num(e.j), e.interval ? num(e.interval->low_j) : "", e.interval ? num(e.interval->high_j) : "");
   };
+  const auto grams = [&](double j) {
+    const auto g = co2e_g(j, carbon);
+    return g ? num(*g) : std::string();
+  };
   for (const auto& p : points) {
-    std::string name = p.model_name;
-    if (name.find_first_of(",\"") != std::string::npos) {
-      std::string q = "\"";
-      for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-      name = q + "\"";
-    }
-    out << fmt::format("{},{},{},{}", name, p.batch, p.prompt, p.generate) << e3(p.prefill) << e3(p.decode)
-        << e3(p.total) << e3(p.per_token);
+    out << fmt::format("{},{},{},{}", csv_text(p.model_name), p.batch, p.prompt, p.generate) << e3(p.prefill)
+        << e3(p.decode) << e3(p.total) << e3(p.per_token);
     for (const auto& k : p.kinds) out << e3(k);
-    out << ',' << p.held << '\n';
+    out << ',' << p.held << ',' << grams(p.total.j) << ',' << grams(p.per_token.j) << ',' << csv_text(p.rests_on)
+        << '\n';
   }
 }
 
-void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points) {
-  out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}\n", "batch", "prompt", "generate", "prefill",
+void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points, std::optional<double> carbon) {
+  if (carbon) out << fmt::format("CO2e at {:g} g/kWh: of the whole generation and per generated token\n", *carbon);
+  out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}", "batch", "prompt", "generate", "prefill",
                      "decode", "total", "per token");
-  for (const auto& p : points)
-    out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}\n", p.batch, p.prompt, p.generate,
+  if (carbon) out << fmt::format("  {:>10}  {:>15}", "CO2e", "CO2e per token");
+  out << '\n';
+  for (const auto& p : points) {
+    out << fmt::format("{:>6} {:>7} {:>8}  {:>28}  {:>28}  {:>28}  {:>28}", p.batch, p.prompt, p.generate,
                        format_energy_compact(p.prefill), format_energy_compact(p.decode), format_energy_compact(p.total),
                        format_energy_compact(p.per_token));
+    if (carbon)
+      out << fmt::format("  {:>10}  {:>15}", format_si(*co2e_g(p.total.j, carbon), "g"),
+                         format_si(*co2e_g(p.per_token.j, carbon), "g"));
+    out << '\n';
+  }
 }
 
-nlohmann::json to_json(const std::vector<GenerationPoint>& points) {
+nlohmann::json to_json(const std::vector<GenerationPoint>& points, std::optional<double> carbon) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& p : points) {
     nlohmann::json kinds = nlohmann::json::object();
@@ -611,6 +749,10 @@ nlohmann::json to_json(const std::vector<GenerationPoint>& points) {
                  {"per_token_j", energy_json(p.per_token)},
                  {"kinds", kinds},
                  {"held_steps", p.held}});
+    const auto g = co2e_g(p.total.j, carbon), t = co2e_g(p.per_token.j, carbon);
+    a.back()["co2e_g"] = g ? nlohmann::json(*g) : nlohmann::json(nullptr);
+    a.back()["per_token_co2e_g"] = t ? nlohmann::json(*t) : nlohmann::json(nullptr);
+    a.back()["rests_on"] = p.rests_on;
   }
   return a;
 }

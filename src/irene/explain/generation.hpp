@@ -33,6 +33,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/limits.hpp"
 #include "irene/explain/explain.hpp"
+#include "irene/explain/report.hpp"
 #include "irene/predict/predictor.hpp"
 
 namespace irene::explain {
@@ -95,6 +96,12 @@ struct Generation {
   std::array<double, kModuleKinds> prefill_by_kind{}, decode_by_kind{};  // joules
   // Predicted trees: the prefill and the first and last decode steps (node-level detail).
   Tree prefill_tree, first_step, last_step;
+  // Every decode step node by node (workload/steps.hpp DecodeSteps::by_node): the joules of all
+  // steps of each node of first_step (a leaf's share of each step, a parent's own operations'),
+  // and the relative interval of the steps (low / energy, high / energy: the wider of the first
+  // and last step's, as every step's interval). whole_generation_tree reads them.
+  std::vector<double> decode_by_node;
+  double decode_low_ratio = 1, decode_high_ratio = 1;
   // Stand-ins of the prefill and of the steps (explain.hpp), in that order, each class once.
   std::vector<StandInGroup> stand_ins;
   // Grams CO2e per kWh of the electricity (--carbon-intensity), or none: the outputs then add
@@ -113,6 +120,30 @@ struct Generation {
 // their limits, prompt + generate beyond max_position_embeddings (unless pass.allow_long, rotary
 // models only), a predictor that needs measured resource features, and build_tree's errors.
 Generation predict_generation(const ModelConfig& config, const GenerationRequest& request, const Predictor& predictor);
+
+// ---- The whole generation node by node (irene explain / report --prompt P --generate N) ------
+// One tree for the prefill and every decode step together: the prefill tree's nodes (with the
+// nodes only the steps have, such as DeepSeek-V3's absorbed-attention product, added under their
+// parent), each node's energy the sum of what the prefill and all the steps give it. A node's
+// part of a pass is explain_tree's attributed split (a leaf's share of the pass, a parent's own
+// operations' share), so a node's energy is the sum of its parts below it, the root's is
+// total_j, and an explanation of the tree (shares, hotspots, by module kind) is one of the whole
+// generation: its by_kind equals the generation's. Intervals: a part's prefill joules at the
+// prefill's relative interval plus its decode joules at the steps' (so the root's is total_j's
+// and no part reaches above its whole). Counts: flops_mflop and mem_mib are the prefill's plus
+// generate x the mean of the first and last step's (exact for counts that grow linearly with the
+// past). Error: a generation without its trees (moved from).
+Tree whole_generation_tree(const Generation& g);
+
+// explain_tree of whole_generation_tree, marked as such: phase kWholeGeneration, generate = N
+// (explain.hpp: its text and JSON say "the whole generation" instead of "per forward pass").
+Explanation explain_generation(const Generation& g, const ExplainOptions& options = {});
+
+// The boot data of the report of a generation (report.hpp report_data): "trees" holds the
+// explanations of the prefill, the first and the last decode step and the whole generation
+// (explain_generation), in that order; "generation" is to_json(g); "title" options.title, else
+// "irene energy report: MODEL generating text"; the hardware and carbon intensity of `options`.
+nlohmann::json generation_report_data(const Generation& g, const ReportOptions& options);
 
 // JSON: {"model_name", "batch", "prompt", "generate", "dtype", "attention", "hardware", "units",
 // "prefill_j", "decode_j", "total_j", "per_token_j" (each {"j", "low_j", "high_j"}), "steps":
@@ -151,12 +182,19 @@ struct GenerationPoint {
   Energy prefill, decode, total, per_token;
   std::array<Energy, kModuleKinds> kinds;  // the whole generation by module kind
   int held = 0;
+  std::string rests_on;  // the one-line summary of what the generation rests on (rests_on.hpp)
 };
 GenerationPoint generation_point(const Generation& g);
 // CSV: model,batch,prompt,generate,prefill_j,prefill_low_j,prefill_high_j,decode_j,...,total_j,...,
-// per_token_j,...,attention_j,...,held_steps.
-void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points);
-void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points);
-nlohmann::json to_json(const std::vector<GenerationPoint>& points);
+// per_token_j,...,attention_j,...,held_steps,co2e_g,per_token_co2e_g (of total_j and per_token_j
+// at the carbon intensity; empty without one),rests_on (the point's summary line).
+void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>& points,
+                          std::optional<double> carbon_g_per_kwh = std::nullopt);
+void write_generation_table(std::ostream& out, const std::vector<GenerationPoint>& points,
+                            std::optional<double> carbon_g_per_kwh = std::nullopt);
+// [{"model_name", "batch", "prompt", "generate", "prefill_j", "decode_j", "total_j", "per_token_j",
+//   "kinds", "held_steps", "co2e_g", "per_token_co2e_g" (null without a carbon intensity),
+//   "rests_on" (the summary line)}].
+nlohmann::json to_json(const std::vector<GenerationPoint>& points, std::optional<double> carbon_g_per_kwh = std::nullopt);
 
 }  // namespace irene::explain

@@ -132,29 +132,31 @@ namespace {
 
 std::string csv_field(const json& v) {
   if (v.is_null()) return "";
-  std::string s;
-  if (v.is_string()) s = v.get<std::string>();
-  else if (v.is_number_float()) s = fmt::format("{:.17g}", v.get<double>());
-  else s = v.dump();
+  if (v.is_string()) return csv_text(v.get<std::string>());
+  if (v.is_number_float()) return fmt::format("{:.17g}", v.get<double>());
+  return csv_text(v.dump());
+}
+
+}  // namespace
+
+std::string csv_text(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
 
-}  // namespace
-
 void write_records_csv_header(std::ostream& out) {
-  const auto& cols = record_columns();
-  for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
-  out << '\n';
+  for (const auto& c : record_columns()) out << c << ',';
+  out << "rests_on\n";
 }
 
 void write_records_csv_rows(std::ostream& out, const Tree& tree) {
   const auto& cols = record_columns();
+  const std::string rests_on = csv_text(rests_on_line(rests_on_of(tree)));
   for (const auto& r : node_records(tree)) {
-    for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_field(r[cols[i]]);
-    out << '\n';
+    for (const auto& c : cols) out << csv_field(r[c]) << ',';
+    out << rests_on << '\n';
   }
 }
 

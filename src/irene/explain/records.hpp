@@ -47,7 +47,14 @@ nlohmann::json node_records(const Tree& tree);
 //  "low_j", "high_j", "measured_j", "hardware" (when predicted), "nodes": [...]}.
 nlohmann::json tree_summary(const Tree& tree);
 
-// CSV: the header, then one row per node of every tree (RFC 4180 quoting where needed).
+// `text` as one CSV field: as it is, or quoted (RFC 4180) where it holds a comma, a quote or a
+// line break. Every CSV irene writes quotes its fields with it.
+std::string csv_text(const std::string& text);
+
+// CSV: the header, then one row per node of every tree (RFC 4180 quoting where needed), the
+// columns of record_columns() and a last column "rests_on": the one-line summary of what the
+// tree's energies rest on (rests_on.hpp; the same on every row of a tree, empty for a tree
+// predicted elsewhere or without energies), so that pandas.read_csv reads the file as it is.
 void write_records_csv(std::ostream& out, const std::vector<Tree>& trees);
 // The same in parts, for writers that stream trees: the header line, then each tree's rows.
 void write_records_csv_header(std::ostream& out);

@@ -125,6 +125,8 @@ nlohmann::json ReportBuilder::data() const {
   data["mode"] = "report";
   data["hardware"] = options_.hardware;
   data["title"] = title();
+  data["carbon_intensity_g_per_kwh"] =
+      options_.carbon_g_per_kwh ? nlohmann::json(*options_.carbon_g_per_kwh) : nlohmann::json(nullptr);
   data["trees"] = trees_;
   data["tree_points"] = tree_points_;
   data["trees_total"] = added_;

@@ -24,6 +24,9 @@ struct ReportOptions {
   std::string title;     // default: "irene energy report: <model> ..."
   std::string hardware;  // predictor's hardware line, shown when known
   int top = 15;          // hotspots per tree
+  // Grams CO2e per kWh of the electricity (--carbon-intensity): the page adds grams CO2e to its
+  // cards (data "carbon_intensity_g_per_kwh", null without one).
+  std::optional<double> carbon_g_per_kwh;
 };
 
 // Builds a report's data one tree at a time, keeping only what the page draws: every tree's sweep
@@ -36,7 +39,8 @@ class ReportBuilder {
   ReportBuilder(std::size_t expected, ReportOptions options, std::size_t max_trees = 16);
   void add(const Tree& tree);
   // {"mode":"report","trees":[...],"tree_points":[index of each kept tree among the added ones],
-  //  "sweep":[...]|null,"hardware":...,"title":...}. Error: nothing added.
+  //  "sweep":[...]|null,"hardware":...,"title":...,"carbon_intensity_g_per_kwh":...}. Error: nothing
+  //  added.
   nlohmann::json data() const;
   // The page title: options.title, else "irene energy report: <model [overrides]> ...".
   std::string title() const;

@@ -91,6 +91,13 @@ std::vector<Option<T>> joined(std::vector<Option<T>> a, const std::vector<Option
   return a;
 }
 
+// --carbon-intensity, setting `field`; `adds` says what it adds to the command's figures.
+template <class T>
+Option<T> carbon_option(const std::string& adds, std::function<std::string&(T&)> field) {
+  return text_option<T>("carbon_intensity", "--carbon-intensity",
+                        "grams CO2e per kWh of the electricity (e.g. 400): adds " + adds, std::move(field));
+}
+
 constexpr const char* kSetHelp = "override a configuration value, KEY=VALUE (repeatable)";
 constexpr const char* kPredictorHelp = "predictor file (default: the shipped device_1 predictor)";
 constexpr const char* kStrictHelp = "with a trees file: fail on a tree that cannot be used instead of skipping it";
@@ -183,9 +190,19 @@ const std::vector<Option<ExplainRequest>>& explain_options() {
     top.max = limits::kMaxTop;
     top.capture_default = true;
     o.push_back(top);
-    o.push_back(text_option<E>("carbon_intensity", "--carbon-intensity",
-                               "grams CO2e per kWh of the electricity (e.g. 400): adds grams CO2e to the figures",
-                               [](E& e) -> std::string& { return e.carbon_intensity; }));
+    o.push_back(carbon_option<E>("grams CO2e to the figures", [](E& e) -> std::string& { return e.carbon_intensity; }));
+    return o;
+  }();
+  return options;
+}
+
+const std::vector<Option<SweepRequest>>& sweep_options() {
+  using W = SweepRequest;
+  static const std::vector<Option<W>> options = [] {
+    auto o = lift<W, Source>(source_options(), [](W& w) -> Source& { return w.source; });
+    o.push_back(carbon_option<W>("grams CO2e to every point (co2e_g; per_token_co2e_g of a generation) and to the "
+                                 "report's cards",
+                                 [](W& w) -> std::string& { return w.carbon_intensity; }));
     return o;
   }();
   return options;
@@ -254,9 +271,7 @@ const std::vector<Option<CompareRequest>>& compare_options() {
                                "new tokens per sequence: compare the energy of generating text (prefill, decode, "
                                "total, per token, by module kind); --batch defaults to 1",
                                [](C& c) -> std::string& { return c.a.generate; }));
-    o.push_back(text_option<C>("carbon_intensity", "--carbon-intensity",
-                               "grams CO2e per kWh of the electricity (e.g. 400): adds grams CO2e of a, b and b - a",
-                               [](C& c) -> std::string& { return c.carbon_intensity; }));
+    o.push_back(carbon_option<C>("grams CO2e of a, b and b - a", [](C& c) -> std::string& { return c.carbon_intensity; }));
     return o;
   }();
   return options;

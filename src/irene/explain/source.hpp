@@ -131,6 +131,14 @@ struct ExplainRequest {
 // --top, --carbon-intensity.
 const std::vector<Option<ExplainRequest>>& explain_options();
 
+// irene sweep and irene report: a Source (ranges allowed) and the electricity's carbon intensity.
+struct SweepRequest {
+  Source source;
+  std::string carbon_intensity;  // --carbon-intensity ("" = none)
+};
+// The Source's options (source_options) and --carbon-intensity.
+const std::vector<Option<SweepRequest>>& sweep_options();
+
 // irene compare: a (a Source: --set-a its overrides) against b, the same unless told otherwise.
 struct CompareRequest {
   Source a;

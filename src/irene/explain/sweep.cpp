@@ -11,6 +11,8 @@
 #include <string>
 
 #include "irene/core/error.hpp"
+#include "irene/explain/records.hpp"
+#include "irene/explain/rests_on.hpp"
 #include "irene/explain/units.hpp"
 
 namespace irene::explain {
@@ -118,6 +120,7 @@ SweepPoint sweep_point(const Tree& tree) {
   p.past_len = e.past_len;
   p.model = e.total;
   p.measured_j = e.measured_total_j;
+  p.rests_on = rests_on_line(e.rests_on);
   bool all_mod = true, all_ml = true;
   for (int c : tree.nodes[0].children) add_energy(p.modules, e.nodes[c].own, all_mod);
   for (const auto& x : e.nodes)
@@ -144,28 +147,29 @@ std::vector<SweepPoint> sweep(const TreeMaker& make, const std::vector<int>& bat
   return points;
 }
 
-void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points) {
+std::optional<double> co2e_g(double joules, std::optional<double> carbon_g_per_kwh) {
+  if (!carbon_g_per_kwh) return std::nullopt;
+  return normalize(joules, 1, 0, carbon_g_per_kwh).co2e_g;
+}
+
+void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points, std::optional<double> carbon) {
   out << "model,batch,seq,model_j,model_low_j,model_high_j,modules_j,modules_low_j,modules_high_j,ml_j,ml_low_j,ml_high_j";
   for (ModuleKind k : all_module_kinds) {
     const std::string c = column_name(k);
     out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", c);
   }
-  out << ",measured_j,past\n";
+  out << ",measured_j,past,co2e_g,rests_on\n";
   for (const auto& p : points) {
-    std::string name = p.model_name;
-    if (name.find_first_of(",\"\n") != std::string::npos) {
-      std::string q = "\"";
-      for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-      name = q + "\"";
-    }
-    out << fmt::format("{},{},{}", name, p.batch_size, p.seq_len);
+    out << fmt::format("{},{},{}", csv_text(p.model_name), p.batch_size, p.seq_len);
     for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << fmt::format(",{},{},{}", num(e->j), low(*e), high(*e));
     for (const auto& e : p.kinds) out << fmt::format(",{},{},{}", num(e.j), low(e), high(e));
-    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << ',' << p.past_len << '\n';
+    const auto g = co2e_g(p.model.j, carbon);
+    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << ',' << p.past_len << ','
+        << (g ? num(*g) : std::string()) << ',' << csv_text(p.rests_on) << '\n';
   }
 }
 
-void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points) {
+void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points, std::optional<double> carbon) {
   if (points.empty()) return;
   // One unit per column, chosen for its largest value; the model's interval beside it; the module
   // kinds (attributed energies, adding up to the model) that the model has.
@@ -175,10 +179,10 @@ void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points)
     std::function<double(const SweepPoint&)> get;
   };
   std::vector<Column> cols;
-  auto column = [&](std::string name, std::function<double(const SweepPoint&)> get) {
+  auto column = [&](std::string name, std::function<double(const SweepPoint&)> get, const char* unit = "J") {
     std::vector<double> v;
     for (const auto& p : points) v.push_back(get(p));
-    cols.push_back({std::move(name), column_unit(v, "J"), std::move(get)});
+    cols.push_back({std::move(name), column_unit(v, unit), std::move(get)});
   };
   column("model", [](const SweepPoint& p) { return p.model.j; });
   column("low", [](const SweepPoint& p) { return p.model.interval ? p.model.interval->low_j : p.model.j; });
@@ -191,10 +195,12 @@ void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points)
   bool measured = false;
   for (const auto& p : points) measured = measured || p.measured_j.has_value();
   if (measured) column("measured", [](const SweepPoint& p) { return p.measured_j.value_or(0.0); });
+  if (carbon) column("CO2e", [carbon](const SweepPoint& p) { return co2e_g(p.model.j, carbon).value_or(0.0); }, "g");
   const bool decode = std::any_of(points.begin(), points.end(), [](const SweepPoint& p) { return p.past_len > 0; });
   out << fmt::format("{}: predicted energy per forward pass{}; low/high: the model's interval; then the module\n"
-                     "kinds' attributed energies (they add up to the model)\n",
-                     points.front().model_name, decode ? " (decode steps: one new token per sequence)" : "");
+                     "kinds' attributed energies (they add up to the model){}\n",
+                     points.front().model_name, decode ? " (decode steps: one new token per sequence)" : "",
+                     carbon ? fmt::format("; CO2e: the model's at {:g} g/kWh", *carbon) : std::string());
   std::vector<std::string> heads;
   std::vector<std::size_t> widths;
   for (const auto& c : cols) {
@@ -215,7 +221,7 @@ void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points)
   }
 }
 
-nlohmann::json to_json(const std::vector<SweepPoint>& points) {
+nlohmann::json to_json(const std::vector<SweepPoint>& points, std::optional<double> carbon) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& p : points) {
     nlohmann::json kinds;
@@ -229,6 +235,9 @@ nlohmann::json to_json(const std::vector<SweepPoint>& points) {
                    {"ml", ejson(p.ml)},
                    {"kinds", kinds},
                    {"measured_j", p.measured_j ? nlohmann::json(*p.measured_j) : nlohmann::json(nullptr)}});
+    const auto g = co2e_g(p.model.j, carbon);
+    arr.back()["co2e_g"] = g ? nlohmann::json(*g) : nlohmann::json(nullptr);
+    arr.back()["rests_on"] = p.rests_on;
   }
   return arr;
 }

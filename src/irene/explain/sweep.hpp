@@ -44,6 +44,7 @@ struct SweepPoint {
   Energy ml;       // sum of the ML primitives' (leaves') own energies
   std::array<Energy, kModuleKinds> kinds;  // attributed, in all_module_kinds order
   std::optional<double> measured_j;  // root's ground truth, when present
+  std::string rests_on;  // the one-line summary of what the point rests on (rests_on.hpp; "" when unknown)
 };
 
 // One point from a predicted (or measured) tree; errors as explain_tree().
@@ -57,12 +58,20 @@ std::vector<SweepPoint> sweep(const TreeMaker& make, const std::vector<int>& bat
                               const std::vector<int>& seqs,
                               const std::function<void(int, int)>& progress = {});
 
+// Grams CO2e of `joules` at `carbon_g_per_kwh` grams per kWh (none without one).
+std::optional<double> co2e_g(double joules, std::optional<double> carbon_g_per_kwh);
+
 // CSV with a header: model,batch,seq,model_j,model_low_j,model_high_j,modules_j,...,
-// attention_j,attention_low_j,attention_high_j,...,measured_j,past (0 for a prefill). Unknown
-// values are empty.
-void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points);
-// Aligned text table (point estimates with intervals).
-void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points);
-nlohmann::json to_json(const std::vector<SweepPoint>& points);
+// attention_j,attention_low_j,attention_high_j,...,measured_j,past (0 for a prefill),co2e_g (of
+// model_j at the carbon intensity; empty without one),rests_on (the point's one-line summary).
+// Unknown values are empty; every row has the header's fields (pandas.read_csv reads it as it is).
+void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points,
+                     std::optional<double> carbon_g_per_kwh = std::nullopt);
+// Aligned text table (point estimates with intervals; a CO2e column with a carbon intensity).
+void write_sweep_table(std::ostream& out, const std::vector<SweepPoint>& points,
+                       std::optional<double> carbon_g_per_kwh = std::nullopt);
+// [{"model_name", "batch_size", "seq_len", "past_len", "model", "modules", "ml", "kinds",
+//   "measured_j", "co2e_g" (null without a carbon intensity), "rests_on" (the summary line)}].
+nlohmann::json to_json(const std::vector<SweepPoint>& points, std::optional<double> carbon_g_per_kwh = std::nullopt);
 
 }  // namespace irene::explain

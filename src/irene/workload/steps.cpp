@@ -58,8 +58,9 @@ class StepEvaluator {
 
   const Tree& first_tree() const { return tree_; }
 
-  // The step's energy (joules) and its energy by group (shares.hpp's split, as explain_tree's).
-  double evaluate(int past, std::vector<double>& groups) {
+  // The step's energy (joules), its energy by group and by node (shares.hpp's split, as
+  // explain_tree's: a leaf's share, a parent's own operations' share).
+  double evaluate(int past, std::vector<double>& groups, std::vector<double>& nodes) {
     const std::int64_t delta = past - past0_;
     for (int u = static_cast<int>(classes_.size()) - 1; u >= 0; --u) {
       Class& c = classes_[u];
@@ -70,6 +71,7 @@ class StepEvaluator {
     const double root_e = classes_[class_of_[0]].energy;
     const double root_j = std::max(0.0, root_e);
     std::fill(groups.begin(), groups.end(), 0.0);
+    nodes.assign(tree_.nodes.size(), 0.0);
     for (auto& c : classes_) {
       c.weight_sum = 0;
       for (int k : tree_.nodes[c.rep].children) c.weight_sum += split_weight(classes_[class_of_[k]].energy);
@@ -78,15 +80,16 @@ class StepEvaluator {
     }
     // Pre-order: parents first.
     share_.assign(tree_.nodes.size(), 1.0);
-    groups[group_[0]] += share_[0] * classes_[class_of_[0]].own_share * root_j;
+    nodes[0] = share_[0] * classes_[class_of_[0]].own_share * root_j;
+    groups[group_[0]] += nodes[0];
     for (std::size_t i = 1; i < tree_.nodes.size(); ++i) {
       const Node& nd = tree_.nodes[i];
       const Class& parent = classes_[class_of_[nd.parent]];
       const Class& self = classes_[class_of_[i]];
       share_[i] = workload::child_share(share_[nd.parent], parent.own_share, self.energy, parent.weight_sum,
                                         tree_.nodes[nd.parent].children.size());
-      if (nd.children.empty()) groups[group_[i]] += share_[i] * root_j;
-      else groups[group_[i]] += share_[i] * self.own_share * root_j;
+      nodes[i] = nd.children.empty() ? share_[i] * root_j : share_[i] * self.own_share * root_j;
+      groups[group_[i]] += nodes[i];
     }
     return root_e;
   }
@@ -296,22 +299,26 @@ DecodeSteps predict_decode_steps(const ModelConfig& config, int batch, const Bui
   out.first_tree = evaluator.first_tree();  // before evaluate() moves its nodes
   out.by_group.assign(groups, 0.0);
   out.steps.reserve(last - first + 1);
-  std::vector<double> split(groups, 0.0);
+  std::vector<double> split(groups, 0.0), node_split;
+  out.by_node.assign(out.first_tree.nodes.size(), 0.0);
   double floor = -std::numeric_limits<double>::infinity();
   for (int past = first; past <= last; ++past) {
-    double e = evaluator.evaluate(past, split);
+    double e = evaluator.evaluate(past, split, node_split);
     StepEnergy s;
     s.past = past;
     if (e < floor) {  // held at the previous step's energy (see DecodeSteps::held)
       s.raw_j = e;
-      if (e > 0)
+      if (e > 0) {
         for (auto& k : split) k *= floor / e;
+        for (auto& k : node_split) k *= floor / e;
+      }
       e = floor;
       ++out.held;
     }
     floor = e;
     s.j = e;
     for (int k = 0; k < groups; ++k) out.by_group[k] += split[k];
+    for (std::size_t k = 0; k < node_split.size(); ++k) out.by_node[k] += node_split[k];
     out.steps.push_back(s);
   }
   return out;

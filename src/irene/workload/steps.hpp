@@ -40,6 +40,10 @@ struct DecodeSteps {
   // here.
   int held = 0;
   std::vector<double> by_group;  // joules of all steps by group (group_of), summed
+  // Joules of all steps by node of first_tree (same indices in every step): each step's split
+  // (shares.hpp) gives a leaf its share of the step and a parent its own operations' share, so a
+  // step's nodes add up to the step; summed over the steps (held steps scaled alike).
+  std::vector<double> by_node;
   Tree first_tree;               // the first step's tree as built (not predicted)
 };
 
