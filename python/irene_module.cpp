@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
+#include "irene/serving/request.hpp"
 
 namespace py = pybind11;
 using nlohmann::json;
@@ -131,12 +133,7 @@ std::vector<std::string> overrides_of(const py::handle& v) {
 
 template <class T>
 std::string keywords_of(const std::vector<Option<T>>& options) {
-  std::string out;
-  for (const auto& o : options) {
-    out += (out.empty() ? "" : ", ") + o.keyword;
-    for (const auto& a : o.aliases) out += " (or " + a + ")";
-  }
-  return out;
+  return irene::explain::detail::keywords(options);
 }
 
 // Sets `target` from keyword arguments through the table of the command line's options
@@ -145,12 +142,7 @@ template <class T>
 void apply(T& target, const std::vector<Option<T>>& options, const py::kwargs& kwargs, const std::string& fn) {
   for (const auto& [k, v] : kwargs) {
     const std::string key = py::str(k).cast<std::string>();
-    const Option<T>* found = nullptr;
-    for (const auto& o : options) {
-      if (o.keyword == key) found = &o;
-      for (const auto& a : o.aliases)
-        if (a == key) found = &o;
-    }
+    const Option<T>* found = irene::explain::find_option(options, key);
     if (!found)
       throw irene::Error(fmt::format("{}() got an unknown keyword '{}' (accepted: {})", fn, key, keywords_of(options)));
     if (v.is_none()) continue;
@@ -208,6 +200,28 @@ const std::vector<Option<ExplainRequest>>& predict_options() {
 const std::vector<Option<ExplainRequest>>& explain_options() {
   static const auto o = request_options(true);
   return o;
+}
+
+using irene::serving::ServingRequest;
+
+// The serving table's options but the model (the first argument).
+const std::vector<Option<ServingRequest>>& serving_keywords() {
+  static const auto o = [] {
+    std::vector<Option<ServingRequest>> out;
+    for (const auto& x : irene::serving::serving_options())
+      if (x.keyword != "model") out.push_back(x);
+    return out;
+  }();
+  return o;
+}
+
+ServingRequest serving_request(const py::object& model, const py::kwargs& kw, const std::string& fn) {
+  ServingRequest q;
+  if (!(py::isinstance<py::str>(model) || py::hasattr(model, "__fspath__")))
+    throw irene::Error("model must be a name or a path to a config.json");
+  q.model = path_of(model);
+  apply(q, serving_keywords(), kw, fn);
+  return q;
 }
 
 template <class F>
@@ -269,15 +283,53 @@ PYBIND11_MODULE(_irene, m) {
          keywords_doc(predict_options())).c_str(),
         py::arg("model"));
   m.def("explain", [](const py::object& model, const py::kwargs& kw) {
+    py::kwargs rest;
+    bool serving = false;
+    for (const auto& [k, v] : kw) {
+      if (py::str(k).cast<std::string>() != "serving") {
+        rest[k] = v;
+      } else if (!v.is_none()) {
+        if (!py::isinstance<py::bool_>(v)) throw irene::Error("serving must be True or False");
+        serving = v.cast<bool>();
+      }
+    }
+    if (serving) {
+      const ServingRequest q = serving_request(model, rest, "explain");
+      return released([&] { return irene::serving::serving_explanation(q); });
+    }
+    // without serving=True, the serving keywords explain has no option of its own for apply only as None
+    py::kwargs own;
+    for (const auto& [k, v] : rest) {
+      const std::string key = py::str(k).cast<std::string>();
+      if (!irene::explain::find_option(explain_options(), key) && irene::explain::find_option(serving_keywords(), key)) {
+        if (!v.is_none()) throw irene::Error(fmt::format("explain(): {} applies with serving=True only", key));
+        continue;
+      }
+      own[k] = v;
+    }
     ExplainRequest r;
     model_of(model, r.source.what, r.source.config);
-    apply(r, explain_options(), kw, "explain");
+    apply(r, explain_options(), own, "explain");
     return released([&] { return irene::api::to_json(irene::api::explain(r)); });
   },
         ("Where the energy goes: shares of every node, hotspots, energy by primitive type and module kind;\n"
          "the object ``irene explain --format json`` prints (a list for a trees file of several trees).\n"
          "With ``prompt`` and ``generate``: the generation with ``prefill_explanation`` and\n"
-         "``last_step_explanation``." + keywords_doc(explain_options())).c_str(),
+         "``last_step_explanation``. With ``serving=True``: where the joules of a serving step go, as\n"
+         "``irene explain --serving --format json``: ``{\"serving\", \"parts\", \"points\", \"shares\"}``, each\n"
+         "point's ``by_part`` adding up to its step; it then takes ``serving``'s keyword arguments." +
+         keywords_doc(explain_options())).c_str(),
+        py::arg("model"));
+  m.def("serving", [](const py::object& model, const py::kwargs& kw) {
+    const ServingRequest q = serving_request(model, kw, "serving");
+    return released([&] { return irene::serving::serving_answer(q); });
+  },
+        ("Energy of serving a model with continuous batching on a named GPU (``hardware``), as\n"
+         "``irene serving --format json``: energy per generated token and per request (joules, with\n"
+         "intervals), mean power, inter-token latency, throughput, by module kind; with a list of\n"
+         "``max_num_seqs`` (or ``prompt``, ``output``): ``{\"points\": [...]}``. The predictor is fitted on\n"
+         "the measured serving table (``table``; default ../shared/llm-energy/mlenergy-v3-llm.csv or\n"
+         "$IRENE_LLM_ENERGY)." + keywords_doc(serving_keywords())).c_str(),
         py::arg("model"));
   m.def("compare", [](const py::object& a, const py::object& b, const py::kwargs& kw) {
     CompareRequest r;

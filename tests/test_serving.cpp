@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,9 +15,13 @@
 #include "irene/arch/config.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
+#include "irene/core/io.hpp"
 #include "irene/hardware/hardware.hpp"
+#include "irene/explain/server.hpp"
+#include "irene/explain/source.hpp"
 #include "irene/serving/crossval.hpp"
 #include "irene/serving/predictor.hpp"
+#include "irene/serving/request.hpp"
 #include "irene/serving/runs.hpp"
 #include "test_util.hpp"
 
@@ -470,5 +475,256 @@ TEST(ServingCli, CommandsAndTheirOneLineErrors) {
   r = run_irene("hardware H900");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("irene: error: unknown hardware 'H900'"), std::string::npos) << r.output;
+  fs::remove_all(d);
+}
+
+// Attention run data-parallel: each of the D ranks holds the attention weights (split over its
+// G / D GPUs), so the memory check counts D copies of them; the experts stay split over all G.
+TEST(ServingStep, MemoryCheckCountsTheDataParallelCopiesOfTheAttentionWeights) {
+  const ModelConfig c = serving::load_serving_model("Qwen/Qwen3-30B-A3B-Instruct-2507");
+  const auto& hw = *hardware::find_builtin("H100");
+  serving::Workload w;
+  w.batch = 8;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  w.gpus = 4;
+  const auto tp = serving::step_work(c, w, hw);
+  w.data_parallel = 4;
+  const auto dp = serving::step_work(c, w, hw);
+  EXPECT_DOUBLE_EQ(tp.memory.weights_bytes, tp.weight_bytes / 4);
+  // per layer: q (2048 -> 32 x 128), o, k and v (2048 -> 4 x 128), and the q/k norms (128 each)
+  const double attention_bytes = 48.0 * (2048.0 * 4096 * 2 + 2048.0 * 512 * 2 + 2 * 128) * 2;
+  EXPECT_NEAR(dp.memory.weights_bytes - tp.memory.weights_bytes, attention_bytes * 3 / 4, 1e-9 * attention_bytes);
+  EXPECT_DOUBLE_EQ(dp.weight_bytes, tp.weight_bytes);  // the model's bytes are the same
+}
+
+namespace {
+
+serving::ServingRequest request_of(const std::string& table, const nlohmann::json& fields) {
+  serving::ServingRequest q;
+  explain::apply_json(q, serving::serving_options(), fields, "test");
+  q.table = table;
+  return q;
+}
+
+}  // namespace
+
+// One table of options: JSON fields (the HTTP API's), lists and flags, and the request's checks.
+TEST(ServingRequest, OneTableOfOptionsAndItsOneLineErrors) {
+  const fs::path d = fresh_dir("request");
+  const std::string table = synthetic_table(d);
+  auto q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"},
+                              {"max_num_seqs", {8, 256}}, {"prompt", "180, 1200"}, {"allow_oversubscribe", "1"}});
+  EXPECT_EQ(q.max_num_seqs, "8,256");
+  EXPECT_TRUE(q.allow_oversubscribe);
+  auto r = serving::resolve(q);
+  ASSERT_EQ(r.points.size(), 4u);  // batch-major
+  EXPECT_EQ(r.points[1].batch, 8);
+  EXPECT_EQ(r.points[1].prompt_tokens, 1200);
+  EXPECT_EQ(r.points[2].batch, 256);
+  EXPECT_EQ(r.points[2].output_tokens, 400);  // the default
+  EXPECT_EQ(r.sources["prompt_tokens"], "given");
+  // a task: its assumed prompt and the median output length of its rows in the table
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"task", "lm-arena-chat"}});
+  r = serving::resolve(q);
+  EXPECT_EQ(r.points[0].prompt_tokens, serving::task_prompt_tokens("lm-arena-chat"));
+  EXPECT_EQ(r.points[0].output_tokens, 400);  // every row of the synthetic table: 400
+  EXPECT_NE(r.sources["prompt_tokens"].get<std::string>().find("assumed"), std::string::npos);
+  EXPECT_NE(r.sources["output_tokens"].get<std::string>().find("median"), std::string::npos);
+  const auto err = [&](const nlohmann::json& extra) {
+    nlohmann::json f = {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}};
+    f.update(extra);
+    return error_of([&] { serving::resolve(request_of(table, f)); });
+  };
+  EXPECT_NE(err({{"task", "chat"}}).find("unknown --task 'chat'"), std::string::npos);
+  EXPECT_NE(err({{"task", "gpqa"}}).find("no row of task gpqa"), std::string::npos);
+  EXPECT_NE(err({{"max_num_seqs", 0}}).find("--max-num-seqs must be a positive number"), std::string::npos);
+  EXPECT_NE(err({{"max_num_seqs", "8,,16"}}).find("got '8,,16'"), std::string::npos);
+  EXPECT_NE(err({{"max_num_seqs", "8,x"}}).find("--max-num-seqs must be"), std::string::npos);
+  EXPECT_NE(err({{"prompt", -1}}).find("--prompt must be"), std::string::npos);
+  EXPECT_NE(err({{"output", 0}}).find("--output-tokens must be"), std::string::npos);
+  EXPECT_NE(err({{"max_num_seqs", "1,2,3,4,5,6,7,8,9"}, {"prompt", "1,2,3,4,5,6,7,8"}}).find("72 points"),
+            std::string::npos);
+  EXPECT_NE(err({{"tensor_parallel", "two"}}).find("--tensor-parallel must be a whole number"), std::string::npos);
+  EXPECT_NE(err({{"expert_parallel", 2}}).find("is not a mixture of experts"), std::string::npos);
+  EXPECT_NE(err({{"tensor_parallel", 2}, {"data_parallel", 4}}).find("--data-parallel 4 must divide the 2 GPUs"),
+            std::string::npos);
+  EXPECT_NE(err({{"model", "Qwen/Qwen3-30B-A3B-Instruct-2507"}, {"expert_parallel", 3}})
+                .find("--expert-parallel 3 does not divide the 128 experts"),
+            std::string::npos);
+  EXPECT_NE(err({{"model", "Qwen/Qwen3-30B-A3B-Instruct-2507"}, {"expert_parallel", 4}, {"tensor_parallel", 2}})
+                .find("give --tensor-parallel 1 or 4"),
+            std::string::npos);
+  // expert parallel: the GPUs are E, attention data-parallel over D of them
+  q = request_of(table, {{"model", "Qwen/Qwen3-30B-A3B-Instruct-2507"}, {"hardware", "H100"}, {"expert_parallel", 4},
+                         {"data_parallel", 2}});
+  r = serving::resolve(q);
+  EXPECT_EQ(r.points[0].gpus, 4);
+  EXPECT_EQ(r.points[0].data_parallel, 2);
+  EXPECT_NE(error_of([&] { request_of(table, {{"batch", 8}}); }).find("unknown option 'batch'"), std::string::npos);
+  EXPECT_NE(error_of([&] { request_of(table, {{"max_num_seqs", {{"a", 1}}}}); }).find("max_num_seqs must be"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { request_of(table, {{"allow_oversubscribe", "maybe"}}); }).find("true or false"),
+            std::string::npos);
+  // the HTTP API names no file
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}});
+  EXPECT_NE(error_of([&] { serving::check_network_request(q); }).find("'table' does not apply"), std::string::npos);
+  q.table.clear();
+  EXPECT_NO_THROW(serving::check_network_request(q));
+  q.model = "/etc/passwd";
+  EXPECT_NE(error_of([&] { serving::check_network_request(q); }).find("unknown model"), std::string::npos);
+  q.model = "meta-llama/../../x";
+  EXPECT_NE(error_of([&] { serving::check_network_request(q); }).find("unknown model"), std::string::npos);
+  q.model = "gpt2";
+  q.hardware = (d / "table.csv").string();
+  EXPECT_NE(error_of([&] { serving::check_network_request(q); }).find("unknown hardware"), std::string::npos);
+  fs::remove_all(d);
+}
+
+// Where the joules go: the parts of each point add up to its step (the same step as `irene
+// serving`'s), and they move with batch and context as the physics says they must.
+TEST(ServingExplain, PartsAddUpToTheStepAndMoveWithBatchAndContext) {
+  const fs::path d = fresh_dir("explain");
+  const std::string table = synthetic_table(d);
+  const auto e = serving::serving_explanation(request_of(
+      table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"max_num_seqs", "8,256"},
+              {"prompt", "180,1200"}, {"tensor_parallel", 2}}));
+  ASSERT_EQ(e["points"].size(), 4u);
+  ASSERT_EQ(e["parts"].size(), 10u);
+  for (const auto& p : e["points"]) {
+    double j = 0, share = 0;
+    for (const auto& x : p["by_part"]) {
+      EXPECT_GE(x["step_j"].get<double>(), 0) << x["part"];
+      j += x["step_j"].get<double>();
+      share += x["share_pct"].get<double>();
+    }
+    EXPECT_NEAR(j, p["step_j"].get<double>(), 1e-9 * j);
+    EXPECT_NEAR(share, 100, 1e-9);
+    EXPECT_GT(p["by_part"][7]["step_j"].get<double>(), 0);  // all-reduce, two GPUs
+  }
+  const auto share = [&](const char* part, int i) { return e["shares"][part][i].get<double>(); };
+  // points: (8, 180), (8, 1200), (256, 180), (256, 1200)
+  EXPECT_GT(share("mlp_weights", 0), share("mlp_weights", 2));       // the weights are read once per step
+  EXPECT_GT(share("attention_weights", 0), share("attention_weights", 2));
+  EXPECT_LT(share("matmul_math", 0), share("matmul_math", 2));       // arithmetic grows with the tokens
+  EXPECT_LT(share("kv_cache_reads", 0), share("kv_cache_reads", 1));  // a longer context, more cache
+  EXPECT_LT(share("prefills", 0), share("prefills", 1));              // longer prompts to prefill
+  // the same step as irene serving's
+  const auto a = serving::serving_answer(request_of(
+      table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"max_num_seqs", 256},
+              {"prompt", 180}, {"tensor_parallel", 2}}));
+  EXPECT_NEAR(a["step_j"]["value"].get<double>(), e["points"][2]["step_j"].get<double>(),
+              1e-12 * a["step_j"]["value"].get<double>());
+  EXPECT_NE(serving::serving_explanation_text(e).find("key/value-cache reads"), std::string::npos);
+  fs::remove_all(d);
+}
+
+// The units' energies split by term add up to predict_step's, unit by unit and for the step.
+TEST(ServingPredictor, UnitEnergiesSplitTheStepByTerm) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  serving::Workload w;
+  w.batch = 32;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  w.gpus = 2;
+  const auto work = serving::step_work(c, w, *hardware::find_builtin("H100"));
+  const auto p = truth();
+  const auto sp = serving::predict_step(p, work);
+  const auto ue = serving::unit_energies(p, work);
+  ASSERT_EQ(ue.size(), work.units.size());
+  double units = 0, time = 0;
+  bool memory = false, compute = false;
+  for (std::size_t i = 0; i < ue.size(); ++i) {
+    units += ue[i].total_j();
+    time += ue[i].time_s;
+    memory |= ue[i].memory_j > 0;
+    compute |= ue[i].compute_j > 0;
+    if (work.units[i].key == "ScaledDotProductAttention" && !work.units[i].prefill) {
+      EXPECT_GT(work.units[i].cache_bytes, 0.9 * work.units[i].bytes);  // a decode step's attention reads the cache
+      EXPECT_LE(work.units[i].cache_bytes, work.units[i].bytes);
+    }
+  }
+  EXPECT_TRUE(memory && compute);
+  EXPECT_NEAR(units + sp.allreduce_j + sp.overhead_j, sp.energy_j, 1e-9 * sp.energy_j);
+  EXPECT_NEAR(units, sp.node_j[0], 1e-9 * units);
+  EXPECT_GT(sp.time_s, time);  // plus the fixed and all-reduce time
+}
+
+// `irene serving` and `irene explain --serving` on the table: lists, tasks, expert parallel, and
+// every bad input one line "irene: error: ..." with a non-zero exit and no output file.
+TEST(ServingCli, ExplainServingAndTheRequestErrors) {
+  const fs::path d = fresh_dir("explain_cli");
+  const std::string table = synthetic_table(d);
+  const std::string m = "meta-llama/Llama-3.1-8B-Instruct --hardware H100 --table '" + table + "'";
+  auto r = run_irene("explain " + m + " --serving --max-num-seqs 8,256 --format json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto e = nlohmann::json::parse(r.output);
+  EXPECT_EQ(e["points"].size(), 2u);
+  EXPECT_EQ(e["serving"]["hardware"]["name"], "H100");
+  EXPECT_EQ(e["shares"]["fixed"].size(), 2u);
+  r = run_irene("explain " + m + " --serving --format html -o '" + (d / "page.html").string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(read_file(d / "page.html").find("\"mode\":\"serving\""), std::string::npos);
+  r = run_irene("serving " + m + " --max-num-seqs 8,16 --format json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["points"].size(), 2u);
+  r = run_irene("serving Qwen/Qwen3-30B-A3B-Instruct-2507 --hardware H100 --expert-parallel 2 --task lm-arena-chat "
+                "--format json --table '" + table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto q = nlohmann::json::parse(r.output);
+  EXPECT_EQ(q["serving"]["workload"]["gpus"], 2);
+  EXPECT_EQ(q["serving"]["workload"]["expert_parallel"], 2);
+  EXPECT_EQ(q["serving"]["workload"]["task"], "lm-arena-chat");
+  EXPECT_EQ(q["serving"]["workload"]["output_tokens"], 400.0);
+  for (const std::string& bad :
+       {"serving " + m + " --task chat", "serving " + m + " --max-num-seqs 0", "serving " + m + " --max-num-seqs 8,",
+        "explain " + m + " --serving --max-num-seqs -8", "explain " + m + " --serving --prompt 1,a",
+        "serving Qwen/Qwen3-30B-A3B-Instruct-2507 --hardware H100 --expert-parallel 3 --table '" + table + "'",
+        "serving " + m + " --expert-parallel 2", "explain " + m + " --serving --batch 8",
+        "explain " + m + " --serving --format csv", std::string("explain gpt2 --max-num-seqs 8")}) {
+    r = run_irene(bad + " -o '" + (d / "bad.txt").string() + "'");
+    EXPECT_NE(r.status, 0) << bad;
+    EXPECT_EQ(r.output.rfind("irene: error: ", 0), 0u) << bad << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << bad << ": " << r.output;
+    EXPECT_FALSE(fs::exists(d / "bad.txt")) << bad;
+  }
+  fs::remove_all(d);
+}
+
+// GET and POST /api/serving (and /api/serving/explain): the same fields, the same answers as the
+// library, errors as JSON with a 400.
+TEST(ServingHttp, TheSameFieldsOverTheApi) {
+  const fs::path d = fresh_dir("http");
+  const std::string table = synthetic_table(d);
+  explain::Backend b;
+  b.model_names = [] { return builtin_model_names(); };
+  b.serving = serving::network_answer(table);
+  explain::EnergyServer s(b, explain::ServeOptions{});
+  auto r = s.handle("GET", "/api/serving?model=meta-llama/Llama-3.1-8B-Instruct&hardware=H100&max_num_seqs=8");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto got = nlohmann::json::parse(r.body);
+  const auto want = serving::serving_answer(request_of(
+      table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"max_num_seqs", 8}}));
+  EXPECT_EQ(got["energy_per_token_j"], want["energy_per_token_j"]);
+  r = s.handle("POST", "/api/serving/explain",
+               R"({"model": "meta-llama/Llama-3.1-8B-Instruct", "hardware": "H100", "max_num_seqs": [8, 256]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["points"].size(), 2u);
+  r = s.handle("GET", "/api/serving/explain?model=meta-llama/Llama-3.1-8B-Instruct&hardware=H100&max_num_seqs=8,256");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["shares"]["mlp_weights"].size(), 2u);
+  for (const auto& [method, target, body, says] : std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
+           {"GET", "/api/serving?model=meta-llama/Llama-3.1-8B-Instruct&hardware=H100&task=chat", "", "unknown --task"},
+           {"GET", "/api/serving?model=meta-llama/Llama-3.1-8B-Instruct&hardware=H100&max_num_seqs=0", "", "--max-num-seqs"},
+           {"GET", "/api/serving?model=gpt2&hardware=H100&table=/etc/passwd", "", "'table' does not apply"},
+           {"GET", "/api/serving?model=gpt2&hardware=H100&batch=8", "", "unknown option 'batch'"},
+           {"POST", "/api/serving", "[1, 2]", "JSON object"},
+           {"POST", "/api/serving", "{not json", "bad JSON"},
+           {"POST", "/api/serving", R"({"model": "/etc/hosts", "hardware": "H100"})", "unknown model"}}) {
+    r = s.handle(method, target, body);
+    EXPECT_EQ(r.status, 400) << target << " " << body;
+    const auto j = nlohmann::json::parse(r.body);
+    EXPECT_NE(j["error"].get<std::string>().find(says), std::string::npos) << j;
+  }
   fs::remove_all(d);
 }

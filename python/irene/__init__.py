@@ -37,6 +37,14 @@ line and return the objects its ``--format json`` prints (``sweep``: ``{"model_n
 ``step_nodes``: the flat node records (the columns of ``nodes`` above) of the prefill and of the last
 decode step.
 
+``serving(model, hardware="H100", max_num_seqs=8, ...)`` is ``irene serving --format json`` and
+``explain(model, serving=True, hardware="H100", max_num_seqs=[8, 256], ...)`` is ``irene explain
+--serving --format json`` (where the joules of a serving step go, by part, at every point): their
+keyword arguments are the serving options of the command line, from the same table
+(``max_num_seqs``, ``prompt``, ``output``, ``task``, ``tensor_parallel``, ``expert_parallel``,
+``data_parallel``, ``precision``, ``kv_cache_dtype``, ``table``, ``allow_oversubscribe``,
+``carbon_intensity``); a list of ints sweeps.
+
 The module is built for Debian's interpreter (``/usr/bin/python3``); pandas is ``python3-pandas``.
 
 Errors raise ``irene.Error`` (a ``ValueError``) with the message the command line prints.
@@ -45,8 +53,8 @@ Errors raise ``irene.Error`` (a ``ValueError``) with the message the command lin
 # Each function's signature and doc are written once, in the compiled module
 # (python/irene_module.cpp); this package re-exports them.
 from . import _irene
-from ._irene import Error, compare, explain, generate, models, predict, sweep, tree
+from ._irene import Error, compare, explain, generate, models, predict, serving, sweep, tree
 
 __version__ = _irene.__version__
 
-__all__ = ["Error", "models", "tree", "predict", "generate", "explain", "compare", "sweep", "__version__"]
+__all__ = ["Error", "models", "tree", "predict", "generate", "explain", "compare", "sweep", "serving", "__version__"]

@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <functional>
 #include <cmath>
 #include <cstdlib>
@@ -34,6 +36,7 @@
 #include "irene/explain/server.hpp"
 #include "irene/explain/source.hpp"
 #include "irene/explain/sweep.hpp"
+#include "irene/serving/request.hpp"
 
 namespace irene::cli {
 
@@ -113,9 +116,40 @@ struct ExplainArgs {
   std::string format = "text", out = "-";
   int depth = 3;
   bool expand = false;
+  bool serving = false;          // --serving: where the joules of a serving step go
+  serving::ServingRequest sr;    // its options (serving/request.hpp's table)
+  std::vector<std::string> serving_flags;  // the names they were registered under
 };
 
-void run_explain(const ExplainArgs& a) {
+// The options of explain's own that do not apply with --serving (it takes the serving table's).
+constexpr const char* kNotServing[] = {"--batch", "--seq", "--set", "--predictor", "--strict", "--phase",
+                                       "--past", "--dtype", "--weights", "--attention", "--head", "--allow-long",
+                                       "--generate", "--top", "--depth", "--expand"};
+
+// irene explain MODEL --serving --hardware H100 --max-num-seqs 8,256 [--prompt 180,1200 ...]
+void run_explain_serving(const ExplainArgs& a, const CLI::App& cmd) {
+  check_format(a.format, {"text", "json", "html"});
+  for (const char* f : kNotServing)
+    if (cmd.count(f)) throw Error(fmt::format("{} does not apply with --serving (its options: --hardware, "
+                                              "--max-num-seqs, --prompt, --output-tokens, --task ...)", f));
+  serving::ServingRequest sr = a.sr;
+  // explain's own options stand for the serving table's of the same names
+  sr.model = a.r.source.what;
+  sr.prompt = a.r.source.prompt;
+  sr.kv_cache_dtype = a.r.source.pass.kv_cache_dtype;
+  sr.carbon_intensity = a.r.carbon_intensity;
+  const nlohmann::json e = serving::serving_explanation(sr);
+  write_output(a.out, [&](std::ostream& os) {
+    if (a.format == "json") os << e.dump(1) << '\n';
+    else if (a.format == "html") os << render_serving_report(e);
+    else os << serving::serving_explanation_text(e);
+  });
+}
+
+void run_explain(const ExplainArgs& a, const CLI::App& cmd) {
+  if (a.serving) return run_explain_serving(a, cmd);
+  for (const auto& f : a.serving_flags)
+    if (cmd.count(f)) throw Error(fmt::format("{} applies with --serving only", f));
   check_format(a.format, {"text", "json", "csv"});
   if (a.format == "csv" && a.r.source.generation())
     throw Error("--format csv lists the nodes of one tree: explain a generation as text or json, or its "
@@ -160,7 +194,19 @@ void register_explain_command(CLI::App& app) {
   cmd->add_flag("--expand", a->expand, "list hotspots one ML primitive a line instead of grouping repeated layers");
   add_option(cmd, a->r, option_named(explain_options(), "carbon_intensity"), false);
   cmd->add_option("-o,--output", a->out, "output file ('-': standard output)")->capture_default_str();
-  cmd->callback([a] { run_explain(*a); });
+  cmd->add_flag("--serving", a->serving,
+                "where the joules of a step of serving MODEL with continuous batching on --hardware go (by part: "
+                "weights streaming, key/value-cache reads, attention math, LM head, all-reduce, fixed time, "
+                "prefills); --format text, json or html; --max-num-seqs and --prompt take lists (8,256)");
+  // The serving table's options; model, --prompt, --kv-cache-dtype and --carbon-intensity are explain's own.
+  const auto skipped = add_options_not_taken(cmd, a->sr, serving::serving_options());
+  for (const auto& k : skipped)
+    if (k != "model" && k != "prompt" && k != "kv_cache_dtype" && k != "carbon_intensity")
+      throw std::logic_error("explain --serving: option " + k + " has no name of its own");
+  for (const auto& o : serving::serving_options())
+    if (std::find(skipped.begin(), skipped.end(), o.keyword) == skipped.end())
+      a->serving_flags.push_back(o.flags.substr(0, o.flags.find(',')));
+  cmd->callback([a, cmd] { run_explain(*a, *cmd); });
 }
 
 // ---- compare ----------------------------------------------------------------------------

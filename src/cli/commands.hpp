@@ -67,6 +67,28 @@ template <class T>
 void add_options(CLI::App* cmd, T& target, const std::vector<explain::Option<T>>& options, bool ranges) {
   for (const auto& o : options) add_option(cmd, target, o, ranges);
 }
+// The options of a table on a command that has options of its own: each registered under those of
+// its names (flags) the command does not have yet; one left with none (a positional, or every name
+// taken) is not registered, and its keyword is returned (the command's own option then stands
+// for it).
+template <class T>
+std::vector<std::string> add_options_not_taken(CLI::App* cmd, T& target, const std::vector<explain::Option<T>>& options) {
+  std::vector<std::string> skipped;
+  for (auto o : options) {
+    std::string kept, rest = o.flags + ",";
+    for (std::size_t c; (c = rest.find(',')) != std::string::npos; rest.erase(0, c + 1)) {
+      const std::string name = rest.substr(0, c);
+      if (name.rfind("-", 0) == 0 && !cmd->get_option_no_throw(name)) kept += (kept.empty() ? "" : ",") + name;
+    }
+    if (kept.empty()) {
+      skipped.push_back(o.keyword);
+      continue;
+    }
+    o.flags = kept;
+    add_option(cmd, target, o, false);
+  }
+  return skipped;
+}
 // The option of a table with this keyword (Error when there is none).
 template <class T>
 const explain::Option<T>& option_named(const std::vector<explain::Option<T>>& options, const std::string& keyword) {

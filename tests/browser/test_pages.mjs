@@ -8,7 +8,7 @@
 // does the same on the served page (data from the JSON API) and runs a comparison. Fails on any
 // console error, page error or failed request. Stops by itself (a 120 s guard).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -53,7 +53,7 @@ const browser = await chromium.launch({
     "--disable-sync", "--no-first-run"],
 });
 const errors = [];
-async function openPage(url) {
+async function openPage(url, ready = "#map svg rect.node") {
   const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
   page.on("console", (m) => { if (m.type() === "error") errors.push(url + ": console: " + m.text()); });
   page.on("pageerror", (e) => errors.push(url + ": page error: " + e.message));
@@ -66,7 +66,7 @@ async function openPage(url) {
     return route.abort();
   });
   await page.goto(url);
-  await page.waitForSelector("#map svg rect.node", { timeout: 30000 });
+  await page.waitForSelector(ready, { timeout: 30000 });
   return page;
 }
 
@@ -223,6 +223,43 @@ check(plotted.length === gsJson.points.length && plotted.every((p, i) => p.x ===
 check(plotted.every((p, i) => i === 0 || p.cy < plotted[i - 1].cy), "generation sweep: more tokens plot higher");
 check((await gsPage.locator("#sweep svg text.xlabel").textContent()).startsWith("generated tokens per sequence"),
   "generation sweep: x axis is the generated tokens");
+
+// 1d. A serving explanation (irene explain --serving --format html): the page's shares and bars are
+// the JSON's. Needs the serving table (../shared/llm-energy or $IRENE_LLM_ENERGY).
+const servingTable = process.env.IRENE_LLM_ENERGY || path.join(repo, "..", "shared", "llm-energy", "mlenergy-v3-llm.csv");
+if (existsSync(servingTable)) {
+  const servingArgs = ["explain", "meta-llama/Llama-3.1-8B-Instruct", "--serving", "--hardware", "H100",
+    "--max-num-seqs", "8,256", "--table", servingTable];
+  const servingHtml = path.join(out, "serving.html"), servingJson = path.join(out, "serving.json");
+  const sh = spawnSync(irene, [...servingArgs, "--format", "html", "-o", servingHtml], { encoding: "utf8" });
+  const sj = spawnSync(irene, [...servingArgs, "--format", "json", "-o", servingJson], { encoding: "utf8" });
+  check(sh.status === 0 && sj.status === 0, "irene explain --serving --format html and json" + (sh.status ? ": " + sh.stderr : ""));
+  const want = JSON.parse(readFileSync(servingJson, "utf8"));
+  const sp = await openPage(pathToFileURL(servingHtml).href, "#serving-shares tbody tr");
+  check(await sp.locator("#serving-panel").isVisible() && await sp.locator("#map-panel, #map svg").count() === 0,
+    "serving page: the serving panel, no energy map");
+  const rows = await sp.locator("#serving-shares tbody tr.serving-share").evaluateAll((trs) =>
+    trs.map((tr) => ({ part: tr.getAttribute("data-part"), cells: [...tr.querySelectorAll("td.num")].map((td) => td.textContent) })));
+  check(rows.length === want.parts.length && rows.every((r, i) => r.part === want.parts[i].part &&
+        r.cells.length === want.points.length &&
+        r.cells.every((c, k) => c === want.shares[r.part][k].toFixed(2) + "%")),
+    "serving page: the share table is the JSON's shares (" + rows.length + " parts x " + want.points.length + " points)");
+  const bars = await sp.locator("g.serving-point").evaluateAll((gs) => gs.map((g) =>
+    [...g.querySelectorAll("rect.serving-part")].map((r) => ({ part: r.getAttribute("data-part"), w: +r.getAttribute("width") }))));
+  const barsMatch = bars.length === want.points.length && bars.every((b, k) => {
+    const total = b.reduce((a, r) => a + r.w, 0);
+    return b.every((r, i) => r.part === want.points[k].by_part[i].part &&
+      Math.abs(r.w / total - want.points[k].by_part[i].share_pct / 100) < 1e-6);
+  });
+  check(barsMatch, "serving page: each point's bar is split as the JSON's by_part shares");
+  const sums = want.points.map((p) => p.by_part.reduce((a, x) => a + x.share_pct, 0));
+  check(sums.every((x) => Math.abs(x - 100) < 1e-6), "serving JSON: the parts add up to 100% at every point");
+  const figureText = await sp.locator("#serving-shares tbody tr.serving-figure").first().innerText();
+  check(figureText.includes("step energy"), "serving page: the step energies are listed");
+  await sp.screenshot({ path: path.join(out, "serving.png"), fullPage: true });
+} else {
+  console.log("skip serving page: no table at " + servingTable);
+}
 
 // 2. Predicted against measured: a tree with ground truth on every node, predicted by the
 // default predictor, gets the scatter plot (one point per node).

@@ -449,3 +449,76 @@ def test_every_csv_reads_into_pandas_as_it_is(tmp_path):
     assert ((df["co2e_g"] - df["model_j"] * 400 / 3.6e6).abs() <= 1e-9 * df["co2e_g"]).all()
     nodes = pandas.read_csv(tmp_path / "predict.csv")
     assert len(nodes) == len(irene.predict("gpt2", batch=2, seq=16)["nodes"])
+
+
+# ---- serving: the options of `irene serving` / `irene explain --serving`, from the same table ----
+
+SERVING_HEADER = ("model_id,task,architecture,weight_precision,total_params_billions,activated_params_billions,"
+                  "gpu_model,num_gpus,tensor_parallel,expert_parallel,data_parallel,max_num_seqs,avg_batch_size,"
+                  "avg_output_len,energy_per_token_joules,energy_per_request_joules,avg_power_watts,median_itl_ms,"
+                  "p90_itl_ms,output_throughput_tokens_per_sec\n")
+
+
+@pytest.fixture(scope="module")
+def serving_table(tmp_path_factory):
+    """A small table of one model on H100 whose labels follow energy per token = power x ITL / batch."""
+    rows = []
+    for batch, power, itl_ms in ((8, 480.0, 7.4), (32, 520.0, 9.0), (128, 560.0, 15.0), (256, 590.0, 25.0)):
+        ept = power * itl_ms / 1000 / batch
+        rows.append(f"meta-llama/Llama-3.1-8B-Instruct,lm-arena-chat,Dense Transformer,bfloat16,8,8,H100,1,1,1,1,"
+                    f"{batch},{batch},500,{ept},{ept * 500},{power},{itl_ms},{itl_ms * 1.5},{batch / itl_ms * 1000}\n")
+    p = tmp_path_factory.mktemp("serving") / "table.csv"
+    p.write_text(SERVING_HEADER + "".join(rows))
+    return str(p)
+
+
+def test_serving_matches_the_command_line(serving_table):
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    r = irene.serving(model, hardware="H100", max_num_seqs=8, prompt=180, table=serving_table)
+    j = json.loads(cli("serving", model, "--hardware", "H100", "--max-num-seqs", "8", "--prompt", "180",
+                       "--table", serving_table, "--format", "json"))
+    assert r["energy_per_token_j"] == j["energy_per_token_j"]
+    assert r["serving"]["hardware"]["name"] == "H100"
+    # a task: its assumed prompt, the median output length of its rows (500 here)
+    t = irene.serving(model, hardware="H100", task="lm-arena-chat", table=serving_table)
+    assert t["serving"]["workload"]["output_tokens"] == 500
+    assert "assumed" in t["serving"]["workload"]["sources"]["prompt_tokens"]
+    # a list sweeps
+    s = irene.serving(model, hardware="H100", max_num_seqs=[8, 256], table=serving_table)
+    assert [p["serving"]["workload"]["sequences_in_flight"] for p in s["points"]] == [8, 256]
+
+
+def test_explain_serving_parts_add_up_and_match_the_command_line(serving_table):
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    e = irene.explain(model, serving=True, hardware="H100", max_num_seqs=[8, 256], prompt="180,1200",
+                      table=serving_table)
+    j = json.loads(cli("explain", model, "--serving", "--hardware", "H100", "--max-num-seqs", "8,256",
+                       "--prompt", "180,1200", "--table", serving_table, "--format", "json"))
+    assert e["shares"] == j["shares"]
+    assert len(e["points"]) == 4
+    for p in e["points"]:
+        assert sum(x["share_pct"] for x in p["by_part"]) == pytest.approx(100, abs=1e-9)
+        assert sum(x["step_j"] for x in p["by_part"]) == pytest.approx(p["step_j"], rel=1e-9)
+    # the weights are streamed once per step whatever the batch: a token costs less at a larger batch
+    small, large = e["points"][0], e["points"][2]
+    assert (small["max_num_seqs"], large["max_num_seqs"]) == (8, 256) and small["prompt_tokens"] == large["prompt_tokens"]
+    assert small["energy_per_token_j"] > large["energy_per_token_j"]
+
+
+def test_serving_errors_are_irene_errors(serving_table):
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    for kw, says in ((dict(task="chat"), "unknown --task"), (dict(max_num_seqs=0), "--max-num-seqs"),
+                     (dict(max_num_seqs="8,"), "--max-num-seqs"), (dict(expert_parallel=2), "not a mixture"),
+                     (dict(batch=8), "unknown keyword 'batch'")):
+        with pytest.raises(irene.Error, match=says):
+            irene.serving(model, hardware="H100", table=serving_table, **kw)
+    with pytest.raises(irene.Error, match="serving must be True or False"):
+        irene.explain(model, serving="yes", hardware="H100")
+    with pytest.raises(irene.Error, match="hardware applies with serving=True only"):
+        irene.explain("gpt2", hardware="H100")
+    # every option of `irene serving` is a keyword of irene.serving (None: the default)
+    flags = _options("serving") - {"help", "format", "output-file"}
+    assert {"hardware", "max-num-seqs", "output-tokens", "task", "expert-parallel", "data-parallel"} <= flags
+    for flag in flags - {"table"}:
+        with pytest.raises(irene.Error, match="needs --hardware"):
+            irene.serving(model, table=serving_table, **{flag.replace("-", "_"): None})

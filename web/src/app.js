@@ -522,6 +522,71 @@
     }).catch(fail);
   }
 
+  // ---- serving mode (irene explain --serving --format html) ---------------------------------
+  // One stacked bar per point (the step's parts, in shares) and the table of the same numbers.
+  function startServing() {
+    const e = boot.serving_explanation;
+    d3.selectAll("main > section, #rests-on").style("display", "none");
+    d3.select("#serving-panel").property("hidden", false).style("display", null);
+    d3.select("footer").text("Energies are joules of one serving step of all GPUs, or per generated token, " +
+      "as predicted by irene's serving predictor. " + d3.select("footer").text().replace(/^.*(Made by)/, "$1"));
+    const s = e.serving, w = s.workload;
+    const cards = [
+      { k: "model", v: w.model, i: w.gpus + " GPU" + (w.gpus > 1 ? "s" : "") + ", " + w.weight_precision +
+        (w.expert_parallel > 1 ? ", experts over " + w.expert_parallel : "") },
+      { k: "hardware", v: s.hardware.name, i: s.hardware.description },
+      { k: "predictor", v: s.predictor.kind, i: "fitted on " + s.predictor.runs + " runs of " + s.predictor.trained_on_hardware.join(", ") },
+    ];
+    d3.select("#serving-cards").selectAll("div.card").data(cards).join("div").attr("class", "card")
+      .html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
+    d3.select("#serving-note").text("prompt tokens: " + w.sources.prompt_tokens + "; output tokens: " + w.sources.output_tokens);
+    const pointName = (p) => "B=" + p.max_num_seqs + " P=" + p.prompt_tokens + " N=" + d3.format(".4~r")(p.output_tokens);
+    const parts = e.parts;
+    const color = d3.scaleOrdinal(d3.schemeTableau10).domain(parts.map((p) => p.part));
+    // bars
+    const W = 900, rowH = 28, left = 200, H = e.points.length * rowH + 40;
+    const x = d3.scaleLinear().domain([0, 100]).range([left, W - 20]);
+    const svg = d3.select("#serving-bars").append("svg").attr("viewBox", "0 0 " + W + " " + H).attr("width", W);
+    e.points.forEach((p, i) => {
+      let at = 0;
+      const g = svg.append("g").attr("class", "serving-point").attr("transform", "translate(0," + (i * rowH + 10) + ")");
+      g.append("text").attr("x", left - 8).attr("y", rowH / 2).attr("text-anchor", "end").attr("dominant-baseline", "middle").text(pointName(p));
+      for (const bp of p.by_part) {
+        g.append("rect").attr("class", "serving-part").attr("data-part", bp.part)
+          .attr("x", x(at)).attr("y", 2).attr("height", rowH - 6).attr("width", Math.max(0, x(at + bp.share_pct) - x(at)))
+          .attr("fill", color(bp.part))
+          .on("mousemove", (ev) => showTip(ev, "<b>" + esc(bp.label) + "</b><br>" + pointName(p) + "<br>" +
+            d3.format(".2f")(bp.share_pct) + "% of the step, " + joules(bp.step_j) + " (" + joules(bp.per_token_j) + " per token)"))
+          .on("mouseleave", hideTip);
+        at += bp.share_pct;
+      }
+    });
+    svg.append("g").attr("transform", "translate(0," + (e.points.length * rowH + 12) + ")")
+      .call(d3.axisBottom(x).ticks(10).tickFormat((v) => v + "%"));
+    // table: one row per part, one column per point
+    const table = d3.select("#serving-table").append("table").attr("id", "serving-shares");
+    const head = table.append("thead").append("tr");
+    head.append("th").text("part");
+    for (const p of e.points) head.append("th").text(pointName(p));
+    const body = table.append("tbody");
+    const figure = (name, f) => {
+      const tr = body.append("tr").attr("class", "serving-figure");
+      tr.append("td").text(name);
+      for (const p of e.points) tr.append("td").attr("class", "num").text(f(p));
+    };
+    figure("step energy (all GPUs)", (p) => joules(p.step_j));
+    figure("energy per generated token", (p) => joules(p.energy_per_token_j));
+    figure("inter-token latency", (p) => d3.format(".2f")(1000 * p.itl_s) + " ms");
+    figure("mean power", (p) => d3.format(".0f")(p.mean_power_w) + " W");
+    for (const part of parts) {
+      const tr = body.append("tr").attr("class", "serving-share").attr("data-part", part.part);
+      tr.append("td").html('<span class="swatch" style="background:' + color(part.part) + '"></span> ' + esc(part.label));
+      for (const v of e.shares[part.part]) tr.append("td").attr("class", "num").text(d3.format(".2f")(v) + "%");
+    }
+    document.title = boot.title || "irene serving energy";
+  }
+
   if (boot.mode === "server") startServer();
+  else if (boot.mode === "serving") startServing();
   else startReport();
 })();

@@ -9,6 +9,7 @@
 #include "irene/arch/builder.hpp"
 #include "irene/core/error.hpp"
 #include "irene/explain/generation.hpp"
+#include "irene/serving/request.hpp"
 
 namespace irene::explain {
 
@@ -82,6 +83,7 @@ Backend make_backend(std::shared_ptr<const Predictor> predictor) {
     r.pass = o;
     return to_json(predict_generation(c, r, *predictor));
   };
+  b.serving = serving::network_answer(serving::default_table());
   return b;
 }
 

@@ -154,6 +154,15 @@ std::string render_report(const std::vector<Tree>& trees, const ReportOptions& o
   return render_report(b.data(), b.title());
 }
 
+std::string render_serving_report(const nlohmann::json& e) {
+  const auto& s = e.at("serving");
+  const std::string title = fmt::format("irene serving energy: {} on {}", s.at("workload").at("model").get<std::string>(),
+                                        s.at("hardware").at("name").get<std::string>());
+  nlohmann::json data = {{"mode", "serving"}, {"title", title}, {"serving_explanation", e},
+                         {"hardware", s.at("hardware").at("name")}};
+  return render_report(data, title);
+}
+
 std::string render_server_page() {
   return page(script_safe_json(nlohmann::json{{"mode", "server"}}), "irene energy map",
               fmt::format("Served by irene {}.", IRENE_VERSION));

@@ -64,6 +64,10 @@ nlohmann::json report_data(const std::vector<Tree>& trees, const ReportOptions& 
 std::string render_report(const nlohmann::json& data, const std::string& title);
 std::string render_report(const std::vector<Tree>& trees, const ReportOptions& options = {});
 
+// The HTML page of a serving explanation (serving/request.hpp's serving_explanation): the step's
+// parts and their shares at every point, as a stacked bar per point and a table.
+std::string render_serving_report(const nlohmann::json& explanation);
+
 // The page served at / by `irene serve`.
 std::string render_server_page();
 

@@ -475,6 +475,13 @@ struct EnergyServer::Impl {
     return j;
   }
 
+  // A serving request (heavy: it may fit the predictor on the table first).
+  void serving_route(const nlohmann::json& fields, bool explain, httplib::Response& res) const {
+    if (!backend.serving) throw Error("this server does not answer serving requests");
+    if (!fields.is_object()) throw Error("a serving request is a JSON object of fields");
+    as_heavy([&] { send_json(res, 200, backend.serving(fields, explain)); });
+  }
+
   // Runs a handler: irene::Error -> 400, anything else -> 500; never throws.
   template <class F>
   void guarded(httplib::Response& res, F&& f) const {
@@ -588,6 +595,22 @@ struct EnergyServer::Impl {
         });
       });
     });
+    for (const bool explain : {false, true}) {
+      const std::string path = explain ? "/api/serving/explain" : "/api/serving";
+      Get(path, [this, explain](const httplib::Request& req, httplib::Response& res) {
+        guarded(res, [&] {
+          nlohmann::json fields = nlohmann::json::object();
+          for (const auto& [k, v] : req.params) fields[k.substr(0, 64)] = v.substr(0, 200);
+          serving_route(fields, explain, res);
+        });
+      });
+      Post(path, [this, explain](const httplib::Request& req, httplib::Response& res) {
+        guarded(res, [&] {
+          if (req.body.empty()) throw Error("POST /api/serving needs a JSON object of fields in its body");
+          serving_route(nlohmann::json::parse(req.body), explain, res);
+        });
+      });
+    }
     // Every error status without a body of its own (404, 413, 414, ...) gets a JSON one.
     server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
       if (t_timed_out) {

@@ -17,6 +17,14 @@
 //                          [&attention=sdpa][&allow_long=1][&weights=W][&kv_cache_dtype=K][&set=...][&steps=0]
 //                          the energy of generating text (generation.hpp to_json; steps=0 leaves out
 //                          the per-step list); prompt <= max_seq, generate <= max_generate
+//   GET  /api/serving?model=ID&hardware=H100&max_num_seqs=8[,256][&prompt=P][&output=N][&task=T]
+//                          [&tensor_parallel=G][&expert_parallel=E][&data_parallel=D][&precision=...]
+//                          [&kv_cache_dtype=...][&allow_oversubscribe=1][&carbon_intensity=G]
+//                          `irene serving`'s JSON (serving/request.hpp's one table of fields; one
+//                          point: the report, several: {"points": [...]}); the model a built-in name or
+//                          an id of configs/serving-models/, the hardware a built-in profile, no table
+//   POST /api/serving      the same fields as a JSON object in the body (lists as [8, 256] or "8,256")
+//   GET|POST /api/serving/explain   `irene explain --serving`'s JSON: {"points", "shares", ...}
 // Bad requests (missing or malformed parameters, unknown model, out-of-range batch/seq, bad
 // override, malformed config, work over the budget) get 400 and {"error": "..."}; unknown paths
 // 404, bodies over the limit 413, a full server 503 (with Retry-After), other failures 500,
@@ -90,6 +98,9 @@ struct Backend {
   std::function<Tree(const ModelConfig&, int batch, int seq, const BuildOptions&)> predict_pass;
   // The energy of generating text as generation.hpp's to_json; null: /api/generate is refused.
   std::function<nlohmann::json(const ModelConfig&, int batch, int prompt, int generate, const BuildOptions&)> generate;
+  // A serving request's answer (serving/request.hpp): its fields as a JSON object (the query string's
+  // parameters or a POST body), `explain` for /api/serving/explain; null: /api/serving is refused.
+  std::function<nlohmann::json(const nlohmann::json& request, bool explain)> serving;
   std::string hardware;  // shown by /api/health and the page
 };
 

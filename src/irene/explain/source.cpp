@@ -48,44 +48,6 @@ std::optional<double> parse_carbon_intensity(const std::string& text) {
 namespace {
 
 template <class T>
-Option<T> text_option(std::string keyword, std::string flags, std::string help, std::function<std::string&(T&)> field,
-                      std::string range_help = "", std::vector<std::string> aliases = {}) {
-  Option<T> o;
-  o.keyword = std::move(keyword);
-  o.aliases = std::move(aliases);
-  o.flags = std::move(flags);
-  o.help = std::move(help);
-  o.range_help = std::move(range_help);
-  o.ranges = !o.range_help.empty();
-  o.text = std::move(field);
-  return o;
-}
-
-template <class T>
-Option<T> list_option(std::string keyword, std::vector<std::string> aliases, std::string flags, std::string help,
-                      std::function<std::vector<std::string>&(T&)> field) {
-  Option<T> o;
-  o.keyword = std::move(keyword);
-  o.aliases = std::move(aliases);
-  o.flags = std::move(flags);
-  o.help = std::move(help);
-  o.kind = Option<T>::Kind::list;
-  o.list = std::move(field);
-  return o;
-}
-
-template <class T>
-Option<T> flag_option(std::string keyword, std::string flags, std::string help, std::function<bool&(T&)> field) {
-  Option<T> o;
-  o.keyword = std::move(keyword);
-  o.flags = std::move(flags);
-  o.help = std::move(help);
-  o.kind = Option<T>::Kind::flag;
-  o.flag = std::move(field);
-  return o;
-}
-
-template <class T>
 std::vector<Option<T>> joined(std::vector<Option<T>> a, const std::vector<Option<T>>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -106,6 +68,34 @@ constexpr const char* kGenerateHelp =
     "defaults to 1";
 
 }  // namespace
+
+namespace detail {
+
+std::string option_text(const nlohmann::json& v, const std::string& key, const std::string& what) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
+  if (v.is_number()) return fmt::format("{}", v.get<double>());
+  const auto scalar = [](const nlohmann::json& x) { return x.is_string() || x.is_number(); };
+  if (v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), scalar)) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ",") + option_text(x, key, what);
+    return out;
+  }
+  throw Error(fmt::format("{}: {} must be a string, a number or a list of them, got {}", what, key,
+                          v.dump().substr(0, 40)));
+}
+
+bool option_flag(const nlohmann::json& v, const std::string& key, const std::string& what) {
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_string() || v.is_number_integer()) {
+    const std::string s = option_text(v, key, what);
+    if (s == "1" || s == "true") return true;
+    if (s == "0" || s == "false") return false;
+  }
+  throw Error(fmt::format("{}: {} must be true or false, got {}", what, key, v.dump().substr(0, 40)));
+}
+
+}  // namespace detail
 
 const std::vector<Option<PassText>>& pass_options() {
   using P = PassText;

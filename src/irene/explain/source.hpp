@@ -7,10 +7,12 @@
 // with CLI11 and the Python module reads its keyword arguments through the same tables.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@
 
 #include "irene/arch/builder.hpp"
 #include "irene/arch/config.hpp"
+#include "irene/core/error.hpp"
 #include "irene/core/tree.hpp"
 #include "irene/explain/generation.hpp"
 #include "irene/predict/predictor.hpp"
@@ -81,6 +84,45 @@ struct Option {
   bool capture_default = false;                       // the help shows the default value
 };
 
+// Builders of the table rows: a text (a value as typed), a repeatable list, a flag.
+template <class T>
+inline Option<T> text_option(std::string keyword, std::string flags, std::string help, std::function<std::string&(T&)> field,
+                      std::string range_help = "", std::vector<std::string> aliases = {}) {
+  Option<T> o;
+  o.keyword = std::move(keyword);
+  o.aliases = std::move(aliases);
+  o.flags = std::move(flags);
+  o.help = std::move(help);
+  o.range_help = std::move(range_help);
+  o.ranges = !o.range_help.empty();
+  o.text = std::move(field);
+  return o;
+}
+
+template <class T>
+inline Option<T> list_option(std::string keyword, std::vector<std::string> aliases, std::string flags, std::string help,
+                      std::function<std::vector<std::string>&(T&)> field) {
+  Option<T> o;
+  o.keyword = std::move(keyword);
+  o.aliases = std::move(aliases);
+  o.flags = std::move(flags);
+  o.help = std::move(help);
+  o.kind = Option<T>::Kind::list;
+  o.list = std::move(field);
+  return o;
+}
+
+template <class T>
+inline Option<T> flag_option(std::string keyword, std::string flags, std::string help, std::function<bool&(T&)> field) {
+  Option<T> o;
+  o.keyword = std::move(keyword);
+  o.flags = std::move(flags);
+  o.help = std::move(help);
+  o.kind = Option<T>::Kind::flag;
+  o.flag = std::move(field);
+  return o;
+}
+
 // The same options setting a part of a larger U (a PassText inside a Source).
 template <class U, class T>
 std::vector<Option<U>> lift(const std::vector<Option<T>>& options, std::function<T&(U&)> part) {
@@ -115,6 +157,18 @@ std::vector<Option<T>> only(const std::vector<Option<T>>& options, const std::ve
       if (o.keyword == k) out.push_back(o);
   return out;
 }
+
+// The option of a table whose keyword or alias is `key` (nullptr: none).
+template <class T>
+const Option<T>* find_option(const std::vector<Option<T>>& options, const std::string& key);
+
+// Sets `target` from a JSON object through a table (the HTTP API's request bodies and query
+// strings): each key the keyword (or an alias) of an option, its value what the command line
+// takes: a string or a number as typed (8, 0.5), a list of them as "8,256"; a flag true / false
+// (or "1", "true", "0", "false"); null the default. Error naming `what` and the accepted keywords:
+// anything else, an unknown key, a non-object.
+template <class T>
+void apply_json(T& target, const std::vector<Option<T>>& options, const nlohmann::json& object, const std::string& what);
 
 // --phase, --past, --dtype, --weights, --kv-cache-dtype, --attention, --head, --allow-long.
 const std::vector<Option<PassText>>& pass_options();
@@ -183,5 +237,65 @@ void for_each_tree(const Source& s, bool allow_ranges, std::string& hardware,
                    const std::function<void(std::size_t, std::size_t)>& progress = {});
 // Every tree of for_each_tree, in memory.
 std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& hardware);
+
+
+// ---- apply_json -------------------------------------------------------------------------------
+namespace detail {
+// "8", "0.5" or "a,b" of a JSON scalar or list (Error naming the key otherwise).
+std::string option_text(const nlohmann::json& v, const std::string& key, const std::string& what);
+bool option_flag(const nlohmann::json& v, const std::string& key, const std::string& what);
+template <class T>
+std::string keywords(const std::vector<Option<T>>& options) {
+  std::string out;
+  for (const auto& o : options) {
+    out += (out.empty() ? "" : ", ") + o.keyword;
+    for (const auto& a : o.aliases) out += " (or " + a + ")";
+  }
+  return out;
+}
+}  // namespace detail
+
+template <class T>
+const Option<T>* find_option(const std::vector<Option<T>>& options, const std::string& key) {
+  for (const auto& o : options)
+    if (o.keyword == key || std::find(o.aliases.begin(), o.aliases.end(), key) != o.aliases.end()) return &o;
+  return nullptr;
+}
+
+template <class T>
+void apply_json(T& target, const std::vector<Option<T>>& options, const nlohmann::json& object, const std::string& what) {
+  if (!object.is_object()) throw Error(what + ": expected a JSON object of options");
+  for (const auto& [key, v] : object.items()) {
+    const Option<T>* found = find_option(options, key);
+    if (!found)
+      throw Error(what + ": unknown option '" + key.substr(0, 40) + "' (accepted: " + detail::keywords(options) + ")");
+    if (v.is_null()) continue;
+    using Kind = typename Option<T>::Kind;
+    switch (found->kind) {
+      case Kind::text: found->text(target) = detail::option_text(v, key, what); break;
+      case Kind::list:
+        if (v.is_array())
+          for (const auto& x : v) found->list(target).push_back(detail::option_text(x, key, what));
+        else
+          found->list(target).push_back(detail::option_text(v, key, what));
+        break;
+      case Kind::flag: found->flag(target) = detail::option_flag(v, key, what); break;
+      case Kind::integer: {
+        const std::string s = detail::option_text(v, key, what);
+        try {
+          std::size_t used = 0;
+          const int n = std::stoi(s, &used);
+          if (used != s.size()) throw std::invalid_argument(s);
+          if (found->max >= found->min && (n < found->min || n > found->max))
+            throw Error(what + ": " + key + " must be in " + std::to_string(found->min) + ".." + std::to_string(found->max));
+          found->integer(target) = n;
+        } catch (const std::logic_error&) {
+          throw Error(what + ": " + key + " must be an integer, got '" + s.substr(0, 40) + "'");
+        }
+        break;
+      }
+    }
+  }
+}
 
 }  // namespace irene::explain

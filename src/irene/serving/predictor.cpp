@@ -114,9 +114,11 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
         const double b = attr(n, "batch"), h = attr(n, "heads"), m = attr(n, "m"), nn = attr(n, "n"),
                      d = attr(n, "d");
         const double kv = kv_heads(config);
-        u.bytes = b * h * 2 * m * d * kElement + b * kv * 2 * nn * d * kv_bytes;
+        u.cache_bytes = b * kv * 2 * nn * d * kv_bytes;
+        u.bytes = b * h * 2 * m * d * kElement + u.cache_bytes;
       }
       u.bytes = std::max(0.0, u.bytes) * scale;
+      u.cache_bytes *= scale;
       u.flops *= scale;
       if (prefill) u.kernels = 0;
       u.prefill = prefill;
@@ -158,9 +160,11 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
     if (attn.attrs.count("kv_lora_rank")) {
       const double latent = attr(attn, "kv_lora_rank"), rope = attr(attn, "qk_rope_head_dim"),
                    v = attr(attn, "v_head_dim");
+      // absorbed (decode): the latent cache once
+      u.cache_bytes = tree.is_decode() ? f.b * t * (latent + rope) * kv_bytes : 0;
       u.bytes = tree.is_decode()
                     // absorbed: queries of latent + rope, outputs of the latent, the latent cache once
-                    ? f.b * f.h * f.m * (2 * latent + rope) * kElement + f.b * t * (latent + rope) * kv_bytes
+                    ? f.b * f.h * f.m * (2 * latent + rope) * kElement + u.cache_bytes
                     // expanded keys and values of every head (activations of the prefill)
                     : f.b * f.h * (f.m + t) * (f.qk + v) * kElement;
     } else {
@@ -168,9 +172,11 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
       // ctrl's do not: every head is a key/value head of hidden / heads)
       const double d = static_cast<double>(attn.attrs.count("head_dim") ? attr(attn, "head_dim") : config.head_size());
       const double kv = attn.attrs.count("kv_heads") ? static_cast<double>(attr(attn, "kv_heads")) : kv_heads(config);
-      u.bytes = f.b * f.h * 2 * f.m * d * kElement + f.b * kv * 2 * t * d * kv_bytes;
+      u.cache_bytes = f.b * kv * 2 * t * d * kv_bytes;
+      u.bytes = f.b * f.h * 2 * f.m * d * kElement + u.cache_bytes;
     }
     u.bytes *= scale;
+    u.cache_bytes *= scale;
     out.push_back(u);
   }
 }
@@ -376,7 +382,14 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     const double weights = u.key == "Linear" ? static_cast<double>(n.num_parameters) * wb : 0;
     largest_activation = std::max(largest_activation, u.bytes - weights);
   }
-  s.memory.weights_bytes = s.weight_bytes / g;
+  // Attention run data-parallel: each of the D ranks holds the attention weights, split over
+  // its G / D GPUs, so a GPU holds D / G of them; the other weights are split over all G.
+  double attention_params = 0;
+  for (std::size_t i = 1; i < s.tree.nodes.size(); ++i)
+    if (replicated[i] && !replicated[static_cast<std::size_t>(s.tree.nodes[i].parent)])
+      attention_params += static_cast<double>(s.tree.nodes[i].num_parameters);
+  const double attention_weights = attention_params * wb;
+  s.memory.weights_bytes = (s.weight_bytes - attention_weights) / g + attention_weights * w.data_parallel / g;
   s.memory.kv_cache_bytes = w.batch * (w.prompt_tokens + w.output_tokens) * kv_per_token / g;
   s.memory.activations_bytes = largest_activation / g;
   return s;
@@ -486,6 +499,29 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   return p;
 }
 
+std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& w) {
+  const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
+  std::vector<UnitEnergy> out;
+  out.reserve(w.units.size());
+  for (const Unit& u : w.units) {
+    const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
+    // GPU-seconds of the unit's time by the term that accounts for them
+    const double roofline = coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c);
+    const double memory_s = m >= c ? roofline : 0;
+    const double compute_s = (m >= c ? 0 : roofline) + coef(p.beta, u.key, p.beta_shared) * c;
+    const double launch_s = p.gamma * nk;
+    UnitEnergy e;
+    e.time_s = (memory_s + compute_s + launch_s) / g;
+    // the roofline term goes to the side that bounds the unit
+    const double roof_j = tdp * coef(p.rho, u.key, p.rho_shared) * std::max(m, c);
+    e.memory_j = tdp * coef(p.a, u.key, p.a_shared) * m + (m >= c ? roof_j : 0);
+    e.compute_j = tdp * p.b * c + (m >= c ? 0 : roof_j);
+    e.launch_j = tdp * p.g * nk;
+    out.push_back(e);
+  }
+  return out;
+}
+
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   StepPrediction r;
   const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
@@ -494,13 +530,11 @@ StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   const double allreduce_s = p.delta * w.allreduce_s + p.tau_allreduce * w.allreduces;
   double t = fixed_s + allreduce_s;
   double units_j = 0;
-  for (const Unit& u : w.units) {
-    const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
-    t += (coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c) + coef(p.beta, u.key, p.beta_shared) * c +
-          p.gamma * nk) /
-         g;
-    const double e = tdp * (coef(p.a, u.key, p.a_shared) * m + p.b * c +
-                            coef(p.rho, u.key, p.rho_shared) * std::max(m, c) + p.g * nk);
+  const std::vector<UnitEnergy> ue = unit_energies(p, w);
+  for (std::size_t k = 0; k < w.units.size(); ++k) {
+    const Unit& u = w.units[k];
+    t += ue[k].time_s;
+    const double e = ue[k].total_j();
     units_j += e;
     if (u.prefill) r.prefill_j += e;
     for (int i = u.node; i >= 0; i = w.tree.nodes[i].parent) r.node_j[i] += e;

@@ -110,6 +110,7 @@ struct Unit {
   double kernels = 0;   // launches on one GPU per step
   double peak = 0;      // FLOP/s of one GPU at the unit's precision
   bool prefill = false; // work of the prefills the step carries
+  double cache_bytes = 0;  // of bytes: the key/value cache read (fused attention units)
 };
 
 struct StepWork {
@@ -186,6 +187,18 @@ struct StepPrediction {
 
 // Predicts every node of the step (see the file comment for how the split is made).
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& work);
+
+// The energy of one unit of a step as predict_step counts it, split by its terms (joules, all
+// GPUs): memory_j = TDP (a_k m_u + rho_k r_u where the unit is memory-bound), compute_j = TDP
+// (b c_u + rho_k r_u where it is compute-bound), launch_j = TDP g n_u. Their sum is the unit's
+// energy; time_s its share of the step time.
+struct UnitEnergy {
+  double memory_j = 0, compute_j = 0, launch_j = 0;
+  double time_s = 0;
+  double total_j() const { return memory_j + compute_j + launch_j; }
+};
+// One per unit of work.units, in order.
+std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& work);
 
 // The library entry for a decode step of a named hardware profile: builds the step of `config`
 // for `w` on the profile `hardware_name` (built-in name or JSON file, hardware::load_profile) and

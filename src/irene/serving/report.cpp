@@ -14,6 +14,7 @@
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
 #include "irene/serving/crossval.hpp"
+#include "irene/serving/request.hpp"
 
 namespace irene::serving {
 
@@ -58,10 +59,6 @@ std::filesystem::path default_table() {
   return std::filesystem::path(IRENE_SOURCE_DIR) / ".." / "shared" / "llm-energy" / "mlenergy-v3-llm.csv";
 }
 
-namespace {
-
-// The step of `config` served as `w` on `hw`, refused when it does not fit (unless `allow`);
-// `fit` receives its share of the memory.
 StepWork fitting_step(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, bool allow,
                       double& fit) {
   StepWork work = step_work(config, w, hw);
@@ -72,17 +69,25 @@ StepWork fitting_step(const ModelConfig& config, const Workload& w, const hardwa
   return work;
 }
 
-json report_of(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, const StepWork& work,
-               double fit, const PreparedTable& t) {
-  const std::string& table = t.table.file;
+FittedServing fit_for(const PreparedTable& t, const hardware::Profile& hw) {
   std::vector<const PreparedRun*> same, all;
   for (const auto& r : t.runs) {
     all.push_back(&r);
     if (r.work.hw.name == hw.name) same.push_back(&r);
   }
-  if (all.empty()) throw Error(fmt::format("{}: no usable row to fit the serving predictor on", table));
-  const bool per_gpu = !same.empty();
-  const ServingPredictor p = fit_serving(per_gpu ? same : all);
+  if (all.empty()) throw Error(fmt::format("{}: no usable row to fit the serving predictor on", t.table.file));
+  FittedServing f;
+  f.per_gpu = !same.empty();
+  f.predictor = std::make_shared<const ServingPredictor>(fit_serving(f.per_gpu ? same : all));
+  return f;
+}
+
+namespace {
+
+json report_of(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, const StepWork& work,
+               double fit, const std::string& table, const FittedServing& fitted) {
+  const bool per_gpu = fitted.per_gpu;
+  const ServingPredictor& p = *fitted.predictor;
   const StepPrediction sp = predict_step(p, work);
   const std::vector<ModuleKind> kinds = module_kinds_of(work.tree);
   std::map<std::string, double> by_kind;
@@ -160,14 +165,22 @@ json serving_report(const ModelConfig& config, const Workload& w, const hardware
                     const std::filesystem::path& table, bool allow_oversubscribe) {
   double fit = 0;
   const StepWork work = fitting_step(config, w, hw, allow_oversubscribe, fit);
-  return report_of(config, w, hw, work, fit, prepare_table(read_serving_csv(table)));
+  const PreparedTable t = prepare_table(read_serving_csv(table));
+  return report_of(config, w, hw, work, fit, t.table.file, fit_for(t, hw));
 }
 
 json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
                     const PreparedTable& table, bool allow_oversubscribe) {
   double fit = 0;
   const StepWork work = fitting_step(config, w, hw, allow_oversubscribe, fit);
-  return report_of(config, w, hw, work, fit, table);
+  return report_of(config, w, hw, work, fit, table.table.file, fit_for(table, hw));
+}
+
+json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
+                    const std::string& table_file, const FittedServing& fitted, bool allow_oversubscribe) {
+  double fit = 0;
+  const StepWork work = fitting_step(config, w, hw, allow_oversubscribe, fit);
+  return report_of(config, w, hw, work, fit, table_file, fitted);
 }
 
 void add_carbon(json& r, double g_per_kwh) {
@@ -184,12 +197,20 @@ void add_carbon(json& r, double g_per_kwh) {
 std::string serving_report_text(const json& r) {
   const auto& s = r["serving"];
   std::string t;
-  t += fmt::format("{} on {} ({}), tensor parallel {}, {}, {} sequences in flight, prompt {} / output {} tokens\n",
+  const auto& wl = s["workload"];
+  const int ep = wl.value("expert_parallel", 1), dp = wl.value("data_parallel", 1);
+  const std::string spread = fmt::format("tensor parallel {}{}{}", wl["tensor_parallel"].get<int>(),
+                                         ep > 1 ? fmt::format(", experts over {} GPUs", ep) : "",
+                                         dp > 1 ? fmt::format(", attention data-parallel {}", dp) : "");
+  t += fmt::format("{} on {} ({}), {}, {}, {:g} sequences in flight, prompt {:g} / output {:g} tokens\n",
                    s["workload"]["model"].get<std::string>(), s["hardware"]["name"].get<std::string>(),
-                   s["hardware"]["description"].get<std::string>(), s["workload"]["tensor_parallel"].get<int>(),
+                   s["hardware"]["description"].get<std::string>(), spread,
                    s["workload"]["weight_precision"].get<std::string>(),
                    s["workload"]["sequences_in_flight"].get<double>(), s["workload"]["prompt_tokens"].get<double>(),
                    s["workload"]["output_tokens"].get<double>());
+  if (wl.contains("sources"))
+    t += fmt::format("prompt tokens: {}; output tokens: {}\n", wl["sources"]["prompt_tokens"].get<std::string>(),
+                     wl["sources"]["output_tokens"].get<std::string>());
   t += fmt::format("predictor: {} serving predictor fitted on {} runs of {} ({} models)\n",
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),
