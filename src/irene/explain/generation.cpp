@@ -296,7 +296,9 @@ Tree whole_generation_tree(const Generation& g) {
   ExplainOptions eo;
   eo.top = 0;
   const Explanation pe = explain_tree(pre, eo);
-  const auto [p_lo, p_hi] = ratios(pe.total);
+  // Plain copies: clang 14 cannot capture structured bindings in a lambda.
+  const auto prefill_ratios = ratios(pe.total);
+  const double p_lo = prefill_ratios.first, p_hi = prefill_ratios.second;
   const auto prefill_part = [&](int i) {
     const NodeExplanation& x = pe.nodes[i];
     if (pre.nodes[i].is_leaf()) return x.attributed.j;
