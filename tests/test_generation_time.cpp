@@ -2,8 +2,10 @@
 // (predict/predictor.hpp Predictor::time_companion, explain/generation.hpp GenerationTime).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "irene/arch/builder.hpp"
@@ -115,6 +117,31 @@ TEST(GenerationTime, EveryOutputCarriesItAndAPredictorWithoutCompanionSaysSo) {
   EXPECT_NEAR(g["time"]["mean_power_w"].get<double>(),
               g["total_j"]["j"].get<double>() / g["time"]["total_s"]["s"].get<double>(), 1e-9);
   EXPECT_NE(g["time"]["predictor"].get<std::string>().find("device_1-time.json"), std::string::npos);
+  // CSV: one row of the same totals, rests_on last; jsonl refused in one line, no file.
+  res = run_irene("predict gpt2 --batch 8 --prompt 64 --generate 6 --carbon-intensity 400 --format csv -o " +
+                  (d / "g.csv").string());
+  ASSERT_EQ(res.status, 0) << res.output;
+  {
+    std::ifstream csv(d / "g.csv");
+    std::string header, row, extra;
+    std::getline(csv, header);
+    std::getline(csv, row);
+    EXPECT_FALSE(std::getline(csv, extra));
+    EXPECT_EQ(header.rfind("model,batch,prompt,generate,prefill_j,", 0), 0u) << header;
+    EXPECT_EQ(header.substr(header.size() - 9), ",rests_on") << header;
+    const std::size_t total = header.find(",total_j,");
+    ASSERT_NE(total, std::string::npos);
+    const auto column = static_cast<std::size_t>(std::count(header.begin(), header.begin() + total, ',')) + 1;
+    std::stringstream fields(row);
+    std::string field;
+    for (std::size_t i = 0; i <= column; ++i) std::getline(fields, field, ',');
+    EXPECT_NEAR(std::stod(field), g["total_j"]["j"].get<double>(), 1e-9 * g["total_j"]["j"].get<double>()) << row;
+    EXPECT_EQ(row.rfind("gpt2,8,64,6,", 0), 0u) << row;
+  }
+  res = run_irene("predict gpt2 --batch 8 --prompt 64 --generate 6 --format jsonl -o " + (d / "g.jsonl").string());
+  EXPECT_NE(res.status, 0);
+  EXPECT_NE(res.output.find("irene: error: predict --generate writes text, json or csv"), std::string::npos) << res.output;
+  EXPECT_FALSE(fs::exists(d / "g.jsonl"));
   res = run_irene("predict gpt2 --batch 8 --prompt 64 --generate 6");
   for (const char* s : {"latency, throughput", "first token after", "tokens/s while decoding", "mean power"})
     EXPECT_NE(res.output.find(s), std::string::npos) << s << "\n" << res.output;

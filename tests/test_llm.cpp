@@ -838,6 +838,32 @@ TEST(LlmGeneration, ExplainCompareSweepAndReportTakeTheSameOptions) {
   r = run_irene("compare meta-llama/Llama-2-7b-hf mistralai/Mistral-7B-v0.1 --batch 1 --phase decode --past 1000");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("a: meta-llama/Llama-2-7b-hf batch 1 seq 1 decode past 1000"), std::string::npos) << r.output;
+  // compare --format csv: one row per node of the JSON's nodes, b - a on each, rests_on last.
+  r = run_irene("compare meta-llama/Llama-2-7b-hf mistralai/Mistral-7B-v0.1 --batch 1 --phase decode --past 1000 "
+                "--format json -o " + (d / "cd.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_irene("compare meta-llama/Llama-2-7b-hf mistralai/Mistral-7B-v0.1 --batch 1 --phase decode --past 1000 "
+                "--format csv -o " + (d / "cd.csv").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  {
+    const nlohmann::json cj = nlohmann::json::parse(std::ifstream(d / "cd.json"));
+    std::ifstream cc(d / "cd.csv");
+    std::string h, first, l;
+    std::getline(cc, h);
+    EXPECT_EQ(h.rfind("id,a_id,class_name,kind,depth,status,a_j,", 0), 0u) << h;
+    EXPECT_EQ(h.substr(h.size() - 9), ",rests_on") << h;
+    std::getline(cc, first);
+    std::size_t n = 1;
+    while (std::getline(cc, l)) ++n;
+    EXPECT_EQ(n, cj["nodes"].size());
+    // the root row: columns 6 (a_j), 9 (b_j), 12 (diff_j); ids hold no comma
+    std::vector<std::string> f;
+    std::stringstream fs_(first);
+    for (std::string x; std::getline(fs_, x, ',');) f.push_back(x);
+    ASSERT_GT(f.size(), 12u) << first;
+    EXPECT_NEAR(std::stod(f[12]), std::stod(f[9]) - std::stod(f[6]), 1e-6 * std::abs(std::stod(f[9]))) << first;
+    EXPECT_NEAR(std::stod(f[6]), cj["nodes"][0]["a"]["j"].get<double>(), 1e-6 * std::stod(f[6])) << first;
+  }
   // sweep: generations over the generated length, and decode steps over the past.
   r = run_irene("sweep meta-llama/Llama-2-7b-hf --prompt 64 --generate 16:64:16 --format csv -o " + (d / "s.csv").string());
   ASSERT_EQ(r.status, 0) << r.output;

@@ -218,11 +218,18 @@ struct CompareArgs {
 };
 
 void run_compare(const CompareArgs& o) {
-  check_format(o.format, {"text", "json"});
+  check_format(o.format, {"text", "json", "csv"});
   const api::Compared c = api::compare(o.r);
   write_output(o.out, [&](std::ostream& os) {
     if (o.format == "json") {
       os << api::to_json(c).dump(1) << '\n';
+    } else if (o.format == "csv") {
+      if (c.generations) {
+        explain::write_generation_csv(os, {explain::generation_point(c.generations->a), explain::generation_point(c.generations->b)},
+                                      c.carbon_g_per_kwh);
+      } else {
+        explain::write_csv(os, c.comparison);
+      }
     } else if (c.generations) {
       write_text(os, *c.generations);
       os << "\nThe last decode steps, node by node:\n";
@@ -252,7 +259,9 @@ void register_compare(CLI::App& app) {
   for (const auto& option : compare_options()) {
     add_option(cmd, o->r, option, false);
     if (option.keyword == "predictor") {
-      cmd->add_option("--format,-f", o->format, "text or json")->capture_default_str();
+      cmd->add_option("--format,-f", o->format,
+                      "text, json or csv (csv: one row per node of a and b; of generations, one row of totals each)")
+          ->capture_default_str();
       cmd->add_option("--top", o->top, "largest node differences to list (-1: all)")->capture_default_str();
     } else if (option.keyword == "strict") {
       cmd->add_option("-o,--output", o->out, "output file ('-': standard output)")->capture_default_str();

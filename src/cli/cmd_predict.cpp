@@ -180,7 +180,8 @@ void predict_generation_of(const PredictArgs& a, const Predictor& p) {
     throw Error("predict: --phase, --past and --head do not apply with --generate (it predicts the prefill and "
                 "every decode step)");
   if (a.profile) throw Error("predict --profile measures one tree: it does not apply with --generate");
-  if (a.format == "jsonl" || a.format == "csv") throw Error("predict --generate writes text or json, not " + a.format);
+  if (a.format == "jsonl")
+    throw Error("predict --generate writes text, json or csv (one row: the generation's totals), not jsonl");
   p.require_energy("predict --generate");
   explain::GenerationRequest req;
   req.batch = a.batch.empty() ? 1 : parse_positive_int(a.batch, "--batch");
@@ -191,6 +192,7 @@ void predict_generation_of(const PredictArgs& a, const Predictor& p) {
   g.carbon_g_per_kwh = parse_carbon_intensity(a.carbon);
   write_output(a.out, [&](std::ostream& os) {
     if (a.format == "json") explain::write_json(os, g);
+    else if (a.format == "csv") explain::write_generation_csv(os, {explain::generation_point(g)}, g.carbon_g_per_kwh);
     else explain::write_text(os, g);
   });
 }

@@ -71,6 +71,13 @@ Comparison compare(const Tree& a, const Tree& b);
 
 nlohmann::json to_json(const Comparison& c);
 
+// CSV (compare --format csv): the header, then one row per node of `nodes` (a's pre-order, then
+// b's nodes alone): id, a_id, class_name, kind, depth, status, a's, b's and b - a's own energies
+// (joules, with interval bounds; empty where a side has no such node), change_pct (percent of
+// a; empty without a), and a last column rests_on ("a: ...; b: ..." from both sides' rests_on
+// lines, one line when they are the same), the same on every row (RFC 4180 quoting).
+void write_csv(std::ostream& out, const Comparison& c);
+
 // Text: totals, kinds, primitive types and the `top` nodes with the largest |difference|
 // (-1: every node).
 void write_text(std::ostream& out, const Comparison& c, int top = 20);

@@ -3,9 +3,10 @@
 //
 // Which rows are used: a row whose model irene builds (arch's load_model_config of its
 // Hugging Face id: a built-in config under models/, a config.json path, or the local Hugging
-// Face cache) and whose GPU has a hardware profile, served with tensor parallelism only
-// (expert_parallel = data_parallel = 1). Every other row is skipped and counted, per model, with
-// the reason (the builder's error for a family irene does not build yet).
+// Face cache) and whose GPU has a hardware profile, served with tensor parallelism over all its
+// GPUs, or with its experts spread over all of them (expert parallel) and attention tensor- or
+// data-parallel. Every other row is skipped and counted, per model, with the reason (the
+// builder's error for a family irene does not build yet).
 //
 // Settings, each reported with the % error of energy per token (|predicted - measured| /
 // measured, in percent):
@@ -22,7 +23,10 @@
 //     of the named GPU; k = 0, 1, 2, 4, averaged over the choice of that model;
 //   * as by-products, per model: the predicted and measured ratio energy(largest batch) /
 //     energy(batch 8) per token; and the median % error of the inter-token latency over rows.
-// Nothing is tuned on these figures: the predictor's only setting (its shrinkage) is fixed.
+// What is chosen where: the energy model's pull is chosen inside each fit, by cross-validation over
+// that fit's own training models (predictor.hpp), so no held-out model takes part in it; the form
+// of the model (its terms) was chosen by comparing variants on these same folds, so the figures
+// are not a clean held-out estimate of that choice (README.md says so beside them).
 #pragma once
 
 #include <filesystem>
