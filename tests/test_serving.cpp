@@ -650,6 +650,35 @@ TEST(ServingPredictor, UnitEnergiesSplitTheStepByTerm) {
   EXPECT_GT(sp.time_s, time);  // plus the fixed and all-reduce time
 }
 
+// The energy of streaming a byte is one coefficient for every GPU (predictor.hpp): with only the
+// memory term, the same step costs the same joules on an H100 and a B200 (the same bytes), while
+// a TDP-share term (the roofline's) scales with TDP / bandwidth, so it costs less on the B200.
+TEST(ServingPredictor, TheEnergyPerByteStreamedIsTheSameOnEveryGpu) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  serving::Workload w;
+  w.batch = 8;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  serving::ServingPredictor memory_only;
+  memory_only.a_shared = 1.0;
+  serving::ServingPredictor roofline_only;
+  roofline_only.rho_shared = 1.0;
+  const auto h100 = serving::step_work(c, w, *hardware::find_builtin("H100"));
+  const auto b200 = serving::step_work(c, w, *hardware::find_builtin("B200"));
+  const double m_h = serving::predict_step(memory_only, h100).energy_j;
+  const double m_b = serving::predict_step(memory_only, b200).energy_j;
+  EXPECT_GT(m_h, 0);
+  EXPECT_NEAR(m_b, m_h, 1e-9 * m_h);
+  // one unit of a_k is an H100's TDP over its bandwidth per byte: the step's traffic at that rate
+  double bytes = 0;
+  for (const auto& u : h100.units) bytes += u.bytes;
+  EXPECT_GT(bytes, 7e9 * 2);  // the weights of 8B parameters in bfloat16, less the embedding table
+  EXPECT_NEAR(m_h, bytes * 700.0 / 3.35e12, 1e-9 * m_h);
+  const double r_h = serving::predict_step(roofline_only, h100).energy_j;
+  const double r_b = serving::predict_step(roofline_only, b200).energy_j;
+  EXPECT_LT(r_b, 0.8 * r_h);
+}
+
 // `irene serving` and `irene explain --serving` on the table: lists, tasks, expert parallel, and
 // every bad input one line "irene: error: ..." with a non-zero exit and no output file.
 TEST(ServingCli, ExplainServingAndTheRequestErrors) {

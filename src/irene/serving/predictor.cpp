@@ -29,6 +29,13 @@ constexpr double kShrink = 0.1;          // pull of each time regressor's coeffi
 constexpr double kEnergyPulls[] = {0.001, 0.003, 0.01, 0.03, 0.1};
 constexpr double kEnergyPull = 0.01;
 constexpr int kPullFolds = 5;  // groups of models of that cross-validation (each model alone when fewer)
+// The memory coefficients a_k are energies per byte streamed, the same on every GPU (an HBM
+// access costs about the same per byte on HBM3 and HBM3e, whatever the chip's power limit), in
+// units of this many joules per byte: an H100 SXM's TDP over its bandwidth (700 W / 3.35 TB/s),
+// so that on an H100 a_k still reads as a share of the TDP per GPU-second of streaming.
+constexpr double kJoulesPerByteUnit = 700.0 / 3.35e12;
+// TDP-seconds of the row's hardware per unit of a_k x (GPU-seconds of streaming)
+double memory_scale(const hardware::Profile& hw) { return hw.memory_bandwidth * kJoulesPerByteUnit / hw.tdp_watts; }
 constexpr double kElement = 2;           // bytes of activations and of the key/value cache (bfloat16)
 
 // Key/value heads of the model (num_kv_heads, or every head when the config has none).
@@ -471,7 +478,7 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
     xe(i, 4) = g * w.allreduce_s;
     xe(i, 5) = g * w.allreduces;
     for (int k = 0; k < nk; ++k) {
-      xe(i, E + k) = coef(agg[i].m, p.keys[k], 0);
+      xe(i, E + k) = coef(agg[i].m, p.keys[k], 0) * memory_scale(w.hw);
       xe(i, E + nk + k) = coef(agg[i].r, p.keys[k], 0);
     }
     xe.row(i) /= label;
@@ -514,7 +521,7 @@ std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork&
     e.time_s = (memory_s + compute_s + launch_s) / g;
     // the roofline term goes to the side that bounds the unit
     const double roof_j = tdp * coef(p.rho, u.key, p.rho_shared) * std::max(m, c);
-    e.memory_j = tdp * coef(p.a, u.key, p.a_shared) * m + (m >= c ? roof_j : 0);
+    e.memory_j = tdp * coef(p.a, u.key, p.a_shared) * m * memory_scale(w.hw) + (m >= c ? roof_j : 0);
     e.compute_j = tdp * p.b * c + (m >= c ? 0 : roof_j);
     e.launch_j = tdp * p.g * nk;
     out.push_back(e);
@@ -563,7 +570,7 @@ nlohmann::json predictor_to_json(const ServingPredictor& p) {
   for (const auto& k : p.keys)
     regressors[k] = {{"time_per_roofline_second", coef(p.alpha, k, 0)},
                      {"extra_time_per_compute_second", coef(p.beta, k, 0)},
-                     {"tdp_share_per_memory_second", coef(p.a, k, 0)},
+                     {"memory_joules_per_byte", coef(p.a, k, 0) * kJoulesPerByteUnit},
                      {"tdp_share_per_roofline_second", coef(p.rho, k, 0)}};
   return {{"kind", "serving (per-primitive roofline regressors, trained end to end on step energy and ITL)"},
           {"hardware", p.hardware},
@@ -582,7 +589,7 @@ nlohmann::json predictor_to_json(const ServingPredictor& p) {
           {"tdp_share_per_allreduce_second", p.d},
           {"shared", {{"time_per_roofline_second", p.alpha_shared},
                       {"extra_time_per_compute_second", p.beta_shared},
-                      {"tdp_share_per_memory_second", p.a_shared},
+                      {"memory_joules_per_byte", p.a_shared * kJoulesPerByteUnit},
                       {"tdp_share_per_roofline_second", p.rho_shared}}},
           {"energy_pull", p.energy_pull},
           {"regressors", regressors},

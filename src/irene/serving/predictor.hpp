@@ -24,14 +24,21 @@
 //   dense peak, of the roofline, and of launches);
 //   time of the step   t = tau0 + tau_seq B + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G
 //                          + delta A + tau_ar R
-//   energy of a step   E = TDP_h x [ s_step G + s_seq G B + sum_u (a_k m_u + b c_u + rho_k r_u + g n_u)
-//                                    + d G A + e_ar G R ]
+//   energy of a step   E = TDP_h x [ s_step G + s_seq G B + sum_u (b c_u + rho_k r_u + g n_u)
+//                                    + d G A + e_ar G R ] + e0 sum_u a_k traffic_u
 // (A: all-reduce transfer seconds per GPU, R: all-reduces per step; tau_seq: the host's work per
 // sequence in flight, scheduling and sampling, while the GPUs wait; TDP_h: one GPU's power limit,
-// so the energy coefficients are shares of it (a, b, rho, g: of a GPU-second of streaming,
-// arithmetic, roofline, launches) or seconds of it (s_step per GPU and step, s_seq per GPU and
-// sequence in flight, e_ar per GPU and all-reduce), and the same coefficients can serve several
-// GPUs). No unit runs faster than its roofline: alpha_k >= 1. The time model is fitted on the
+// so the energy coefficients are shares of it (b, rho, g: of a GPU-second of arithmetic,
+// roofline, launches) or seconds of it (s_step per GPU and step, s_seq per GPU and sequence in
+// flight, e_ar per GPU and all-reduce), and the same coefficients can serve several GPUs), except
+// the memory one: a_k is an energy per byte streamed, the same on every GPU (an HBM access costs
+// about the same per byte on HBM3 and HBM3e whatever the chip's power limit), in units of e0 =
+// 700 W / 3.35 TB/s (an H100 SXM's TDP over its bandwidth, 2.09e-10 J/byte, so that on an H100
+// a_k reads as a share of its TDP per GPU-second of streaming). Tried the other way, a_k as a
+// share of each GPU's TDP (energy per byte scaling with TDP / bandwidth), a predictor fitted on
+// one GPU missed the other by 26.7% (B200 -> H100) and 24.4% (H100 -> B200) instead of 16.0% and
+// 22.5%; the energy per FLOP made the same on every GPU too (at the H100's TDP / bf16 peak) did
+// worse than the TDP share (17.5% and 25.3%). No unit runs faster than its roofline: alpha_k >= 1. The time model is fitted on the
 // measured median inter-token latencies; the energy model on the measured step energies (energy
 // per token x mean batch) directly, not through a power model over the time (that product of two
 // fits missed dense chat models by 11.5% on H100 where the direct fit misses by under 5%); the
@@ -43,7 +50,7 @@
 // held-out model never takes part in the choice).
 //
 // The split among nodes. A node's energy is the sum of its units' (its subtree's leaves and own
-// operations, decode and prefill), each unit's being its terms a_k m_u + b c_u + rho_k r_u + g n_u;
+// operations, decode and prefill), each unit's being its terms (e0 a_k traffic_u + TDP (b c_u + rho_k r_u + g n_u));
 // the all-reduces (d, e_ar) and the step's fixed energy (s_step, s_seq: static power over the
 // host's share of the step) are two more entries, so the entries add up to the step exactly. Only root labels were
 // learned: the split rests on the roofline physics of the counted FLOPs and bytes (the
@@ -140,7 +147,7 @@ struct ServingPredictor {
   double tau_allreduce = 0;  // seconds per all-reduce (its latency, whatever its size)
   std::map<std::string, double> alpha, beta;  // per regressor (time)
   double alpha_shared = 0, beta_shared = 0;
-  std::map<std::string, double> a;  // per regressor: TDP share per GPU-second of memory streaming
+  std::map<std::string, double> a;  // per regressor: energy per byte streamed, in units of e0 (see above)
   double a_shared = 0;
   double b = 0;       // TDP share per GPU-second of arithmetic at the peak
   std::map<std::string, double> rho;  // per regressor: TDP share per GPU-second of roofline
@@ -189,7 +196,7 @@ struct StepPrediction {
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& work);
 
 // The energy of one unit of a step as predict_step counts it, split by its terms (joules, all
-// GPUs): memory_j = TDP (a_k m_u + rho_k r_u where the unit is memory-bound), compute_j = TDP
+// GPUs): memory_j = e0 a_k traffic_u + TDP rho_k r_u (the latter where the unit is memory-bound), compute_j = TDP
 // (b c_u + rho_k r_u where it is compute-bound), launch_j = TDP g n_u. Their sum is the unit's
 // energy; time_s its share of the step time.
 struct UnitEnergy {
