@@ -679,6 +679,67 @@ TEST(ServingPredictor, TheEnergyPerByteStreamedIsTheSameOnEveryGpu) {
   EXPECT_LT(r_b, 0.8 * r_h);
 }
 
+// Every serving answer says what it rests on, and its intervals widen outside the training data.
+TEST(ServingRestsOn, SaysWhatTheAnswerRestsOnAndWidensOutsideTheTrainingData) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  serving::ServingPredictor p = truth();
+  p.hardware = {"H100"};
+  p.models = {"a", "b"};
+  p.runs = 10;
+  p.low_rel = -0.1;
+  p.high_rel = 0.2;
+  p.span = {1e9, 70e9, 8, 256, 100, 2000, 1, 4, {"bfloat16"}};
+  serving::Workload w;
+  w.batch = 64;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  serving::FittedServing f;
+  f.predictor = std::make_shared<const serving::ServingPredictor>(p);
+  f.per_gpu = true;
+  const auto& h100 = *hardware::find_builtin("H100");
+  auto inside = serving::serving_report(c, w, h100, "t.csv", f, false);
+  const auto& ri = inside["rests_on"];
+  EXPECT_TRUE(ri["within_training_data"].get<bool>()) << ri.dump();
+  EXPECT_DOUBLE_EQ(ri["interval_widening"].get<double>(), 1.0);
+  EXPECT_EQ(ri["hardware"]["name"], "H100");
+  EXPECT_NE(ri["summary"].get<std::string>().find("within its training data"), std::string::npos);
+  const auto rel = [](const nlohmann::json& e) {
+    const double v = e["value"].get<double>();
+    return std::pair{e["low"].get<double>() / v - 1, e["high"].get<double>() / v - 1};
+  };
+  EXPECT_NEAR(rel(inside["energy_per_token_j"]).first, -0.1, 1e-12);
+  EXPECT_NEAR(rel(inside["energy_per_token_j"]).second, 0.2, 1e-12);
+  EXPECT_NE(serving::serving_report_text(inside).find("rests on: H100, GPU energy of one GPU"), std::string::npos);
+  // 10x the largest batch on a GPU without runs: both named, intervals 1 + log10(10) + log10(2) wider.
+  w.batch = 2560;
+  const auto& h200 = *hardware::find_builtin("H200");
+  auto outside = serving::serving_report(c, w, h200, "t.csv", f, true);
+  const auto& ro = outside["rests_on"];
+  EXPECT_FALSE(ro["within_training_data"].get<bool>());
+  std::map<std::string, nlohmann::json> dims;
+  for (const auto& o : ro["outside"]) dims[o["dimension"].get<std::string>()] = o;
+  ASSERT_TRUE(dims.count("batch") && dims.count("hardware")) << ro.dump();
+  EXPECT_NEAR(dims["batch"]["factor"].get<double>(), 10, 1e-9);
+  EXPECT_FALSE(dims.count("size") || dims.count("gpus") || dims.count("precision")) << ro.dump();
+  const double widen = 2 + std::log10(2.0);
+  EXPECT_NEAR(ro["interval_widening"].get<double>(), widen, 1e-9);
+  EXPECT_NEAR(rel(outside["energy_per_token_j"]).first, -0.1 * widen, 1e-9);
+  EXPECT_NEAR(rel(outside["energy_per_token_j"]).second, 0.2 * widen, 1e-9);
+  EXPECT_NEAR(rel(outside["step_j"]).second, 0.2 * widen, 1e-9);
+  EXPECT_NE(ro["summary"].get<std::string>().find("sequences in flight 2560 is 10x above the largest 256"),
+            std::string::npos)
+      << ro["summary"];
+  // a smaller model than any trained, on more GPUs than any run, in a precision no run had
+  w.batch = 64;
+  w.gpus = 8;
+  w.precision = "fp8";
+  const auto small = serving::serving_rests_on(p, true, serving::step_work(serving::load_serving_model(source("models/TinyLlama/TinyLlama-1.1B-Chat-v1.0")), w, h100));
+  dims.clear();
+  for (const auto& o : small["outside"]) dims[o["dimension"].get<std::string>()] = o;
+  EXPECT_TRUE(dims.count("gpus") && dims.count("precision") && !dims.count("hardware")) << small.dump();
+  EXPECT_NEAR(dims["gpus"]["factor"].get<double>(), 2, 1e-9);
+}
+
 // `irene serving` and `irene explain --serving` on the table: lists, tasks, expert parallel, and
 // every bad input one line "irene: error: ..." with a non-zero exit and no output file.
 TEST(ServingCli, ExplainServingAndTheRequestErrors) {

@@ -254,6 +254,9 @@ if (existsSync(servingTable)) {
   check(barsMatch, "serving page: each point's bar is split as the JSON's by_part shares");
   const sums = want.points.map((p) => p.by_part.reduce((a, x) => a + x.share_pct, 0));
   check(sums.every((x) => Math.abs(x - 100) < 1e-6), "serving JSON: the parts add up to 100% at every point");
+  const servingRests = await sp.locator("#serving-rests-on").textContent();
+  check(want.rests_on && servingRests === want.rests_on.summary && servingRests.startsWith("rests on: H100"),
+    "serving page: the rests-on line is the JSON's (" + servingRests.slice(0, 60) + ")");
   const figureText = await sp.locator("#serving-shares tbody tr.serving-figure").first().innerText();
   check(figureText.includes("step energy"), "serving page: the step energies are listed");
   await sp.screenshot({ path: path.join(out, "serving.png"), fullPage: true });

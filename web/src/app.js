@@ -540,6 +540,7 @@
     d3.select("#serving-cards").selectAll("div.card").data(cards).join("div").attr("class", "card")
       .html((c) => '<div class="k">' + esc(c.k) + '</div><div class="v">' + esc(c.v) + '</div><div class="i">' + esc(c.i) + "</div>");
     d3.select("#serving-note").text("prompt tokens: " + w.sources.prompt_tokens + "; output tokens: " + w.sources.output_tokens);
+    d3.select("#serving-rests-on").text(e.rests_on ? e.rests_on.summary : "");
     const pointName = (p) => "B=" + p.max_num_seqs + " P=" + p.prompt_tokens + " N=" + d3.format(".4~r")(p.output_tokens);
     const parts = e.parts;
     const color = d3.scaleOrdinal(d3.schemeTableau10).domain(parts.map((p) => p.part));

@@ -90,7 +90,10 @@ std::filesystem::path default_table();
 // the memory per GPU) and the results: energy per generated token and per request (joules, with
 // intervals), mean power (watts), inter-token latency (seconds), throughput (tokens/s), the step
 // by module kind (joules and share; the all-reduces and the fixed step overhead as kinds of
-// their own; the shares add up to 100%), the prefills' share, and the ten costliest nodes.
+// their own; the shares add up to 100%), the prefills' share, the ten costliest nodes, and
+// "rests_on" (serving_rests_on: what the answer rests on, how far outside the training runs it
+// is); the intervals are the training rows' 5% / 95% relative residuals, their half-widths
+// multiplied by its "interval_widening".
 nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
                               const std::filesystem::path& table, bool allow_oversubscribe);
 // The same on a table already read and prepared (prepare_table), for callers that report several

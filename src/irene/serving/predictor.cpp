@@ -417,6 +417,33 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   p.hardware.assign(hw.begin(), hw.end());
   p.models.assign(models.begin(), models.end());
   p.runs = static_cast<long>(runs.size());
+  {
+    ServingSpan& sp = p.span;
+    std::set<std::string> precisions;
+    bool first = true;
+    for (const PreparedRun* r : runs) {
+      const StepWork& w = r->work;
+      const double params = static_cast<double>(w.tree.root().num_parameters), batch = w.workload.batch,
+                   context = w.tree.past_len, gpus = w.workload.gpus;
+      if (first) {
+        sp.parameters_lo = sp.parameters_hi = params;
+        sp.batch_lo = sp.batch_hi = batch;
+        sp.context_lo = sp.context_hi = context;
+        sp.gpus_lo = sp.gpus_hi = gpus;
+        first = false;
+      }
+      sp.parameters_lo = std::min(sp.parameters_lo, params);
+      sp.parameters_hi = std::max(sp.parameters_hi, params);
+      sp.batch_lo = std::min(sp.batch_lo, batch);
+      sp.batch_hi = std::max(sp.batch_hi, batch);
+      sp.context_lo = std::min(sp.context_lo, context);
+      sp.context_hi = std::max(sp.context_hi, context);
+      sp.gpus_lo = std::min(sp.gpus_lo, gpus);
+      sp.gpus_hi = std::max(sp.gpus_hi, gpus);
+      precisions.insert(w.workload.precision);
+    }
+    sp.precisions.assign(precisions.begin(), precisions.end());
+  }
   const int nk = static_cast<int>(p.keys.size());
   const long n = static_cast<long>(runs.size());
   // time: tau0, gamma, delta, tau_seq, tau_allreduce, alpha_shared, beta_shared, alpha_k..., beta_k...
@@ -563,6 +590,78 @@ StepPrediction predict_decode_step_nodes(const ServingPredictor& p, const ModelC
   StepPrediction r = predict_step(p, work);
   if (tree_out) *tree_out = std::move(work.tree);
   return r;
+}
+
+nlohmann::json serving_rests_on(const ServingPredictor& p, bool per_gpu, const StepWork& work) {
+  using nlohmann::json;
+  const ServingSpan& sp = p.span;
+  const Workload& w = work.workload;
+  const double params = static_cast<double>(work.tree.root().num_parameters), context = work.tree.past_len;
+  json outside = json::array();
+  double d = 0;
+  std::vector<std::string> words;
+  const auto dimension = [&](const char* name, const char* what, double value, double lo, double hi,
+                             const std::string& unit) {
+    if (value >= lo && value <= hi) return;
+    const bool above = value > hi;
+    const double factor = above ? value / hi : lo / value;
+    d = std::max(d, std::log10(factor));
+    const std::string text = fmt::format("{} {:.4g}{} is {:.3g}x {} the {} {:.4g}{}", what, value, unit, factor,
+                                         above ? "above" : "below", above ? "largest" : "smallest",
+                                         above ? hi : lo, unit);
+    words.push_back(text);
+    outside.push_back({{"dimension", name}, {"value", value}, {"trained", {lo, hi}}, {"factor", factor}, {"words", text}});
+  };
+  dimension("size", "parameters", params / 1e9, sp.parameters_lo / 1e9, sp.parameters_hi / 1e9, "B");
+  dimension("batch", "sequences in flight", w.batch, sp.batch_lo, sp.batch_hi, "");
+  dimension("context", "mean context", context, sp.context_lo, sp.context_hi, " tokens");
+  dimension("gpus", "GPUs", w.gpus, sp.gpus_lo, sp.gpus_hi, "");
+  const auto missing = [&](const char* name, const std::string& value, const std::vector<std::string>& trained,
+                           const std::string& text) {
+    if (std::find(trained.begin(), trained.end(), value) != trained.end()) return;
+    d += std::log10(2.0);
+    words.push_back(text);
+    outside.push_back({{"dimension", name}, {"value", value}, {"trained", trained}, {"factor", nullptr}, {"words", text}});
+  };
+  missing("hardware", work.hw.name, p.hardware,
+          fmt::format("no measured run on {}: its datasheet figures carry coefficients learned on {}", work.hw.name,
+                      fmt::join(p.hardware, ", ")));
+  missing("precision", w.precision, sp.precisions,
+          fmt::format("no measured run in {} weights (trained: {})", w.precision, fmt::join(sp.precisions, ", ")));
+  const std::string covers =
+      (w.gpus > 1 ? fmt::format("GPU energy of all {} GPUs", w.gpus) : std::string("GPU energy of one GPU")) +
+      " (NVML counters, as the table measured them: no CPU, host memory or cooling)";
+  const std::string summary = fmt::format(
+      "rests on: {}, {}; {} serving predictor fitted on {} runs of {} ({} models, {:.3g}-{:.4g}B parameters, "
+      "batch {:.4g}-{:.4g}, context {:.4g}-{:.4g} tokens, {:g}-{:g} GPUs); {}",
+      work.hw.name, covers, per_gpu ? "per-GPU" : "shared", p.runs, fmt::join(p.hardware, ", "), p.models.size(),
+      sp.parameters_lo / 1e9, sp.parameters_hi / 1e9, sp.batch_lo, sp.batch_hi, sp.context_lo, sp.context_hi,
+      sp.gpus_lo, sp.gpus_hi,
+      words.empty() ? std::string("within its training data")
+                    : fmt::format("outside it: {}; intervals widened {:.2f}x", fmt::join(words, "; "), 1 + d));
+  return {{"hardware", {{"name", work.hw.name}, {"energy_covers", covers}}},
+          {"predictor",
+           {{"kind", per_gpu ? "per-GPU" : "shared"},
+            {"trained_on",
+             {{"hardware", p.hardware},
+              {"models", p.models.size()},
+              {"runs", p.runs},
+              {"parameters", {sp.parameters_lo, sp.parameters_hi}},
+              {"batch", {sp.batch_lo, sp.batch_hi}},
+              {"context", {sp.context_lo, sp.context_hi}},
+              {"gpus", {sp.gpus_lo, sp.gpus_hi}},
+              {"precisions", sp.precisions}}}}},
+          {"question",
+           {{"model", work.tree.model_name},
+            {"parameters", params},
+            {"batch", w.batch},
+            {"context", context},
+            {"gpus", w.gpus},
+            {"precision", w.precision}}},
+          {"outside", outside},
+          {"within_training_data", outside.empty()},
+          {"interval_widening", 1 + d},
+          {"summary", summary}};
 }
 
 nlohmann::json predictor_to_json(const ServingPredictor& p) {

@@ -139,6 +139,15 @@ struct StepWork {
 // divisible by the GPUs.
 StepWork step_work(const ModelConfig& config, const Workload& w, const hardware::Profile& hw);
 
+// What a predictor's training runs span, in the dimensions of a serving question.
+struct ServingSpan {
+  double parameters_lo = 0, parameters_hi = 0;  // the models' parameters
+  double batch_lo = 0, batch_hi = 0;            // mean sequences in flight
+  double context_lo = 0, context_hi = 0;        // mean cached positions (prompt + output / 2)
+  double gpus_lo = 0, gpus_hi = 0;
+  std::vector<std::string> precisions;          // weight precisions
+};
+
 // The fitted coefficients (see the file comment).
 struct ServingPredictor {
   std::vector<std::string> keys;  // regressors, sorted
@@ -161,6 +170,7 @@ struct ServingPredictor {
   std::vector<std::string> hardware;  // GPU models of the training runs
   std::vector<std::string> models;    // models of the training runs
   long runs = 0;
+  ServingSpan span;                   // what the training runs span
   // Relative errors of the training runs' step energies (prediction / measurement - 1): the 5%
   // and 95% quantiles widen predictions into intervals.
   double low_rel = 0, high_rel = 0;
@@ -215,5 +225,20 @@ StepPrediction predict_decode_step_nodes(const ServingPredictor& p, const ModelC
                                          std::string_view hardware_name, Tree* tree_out = nullptr);
 
 nlohmann::json predictor_to_json(const ServingPredictor& p);
+
+// What a serving answer rests on (the serving form of explain/rests_on.hpp's object): the
+// hardware and what its joules cover (GPU energy of all the step's GPUs, as the table measured
+// it), the predictor (per-GPU or shared, its training span), the question in the same dimensions,
+// and each dimension outside the span with its factor and in words:
+//   size (parameters), batch (sequences in flight), context (mean cached positions), gpus, and
+//   precision or hardware where no training run had them.
+// "interval_widening" = 1 + d, d the largest log10 of a numeric dimension's factor, plus log10(2)
+// for a GPU without training runs (its datasheet carries coefficients learned on other GPUs) and
+// for a weight precision without them: the relative half-widths of the answer's intervals grow by
+// it, as IrEne's intervals do outside their features' ranges (predict/intervals.hpp).
+// JSON: {"hardware": {"name", "energy_covers"}, "predictor": {"kind", "trained_on": span},
+// "question": {...}, "outside": [{"dimension", "value", "trained", "factor", "words"}],
+// "within_training_data", "interval_widening", "summary"}; "summary" is the text's one line.
+nlohmann::json serving_rests_on(const ServingPredictor& p, bool per_gpu, const StepWork& work);
 
 }  // namespace irene::serving

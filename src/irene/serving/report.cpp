@@ -91,7 +91,10 @@ json report_of(const ModelConfig& config, const Workload& w, const hardware::Pro
   const StepPrediction sp = predict_step(p, work);
   const std::vector<ModuleKind> kinds = module_kinds_of(work.tree);
   std::map<std::string, double> by_kind;
-  const double lo = 1 + p.low_rel, hi = 1 + p.high_rel;
+  // the training rows' residual quantiles, widened outside the training data (serving_rests_on)
+  json rests = serving_rests_on(p, per_gpu, work);
+  const double widen = rests["interval_widening"].get<double>();
+  const double lo = std::max(0.0, 1 + p.low_rel * widen), hi = 1 + p.high_rel * widen;
   // a unit's energy counted once, in the kind of the node it belongs to
   {
     std::vector<double> own = sp.node_j;
@@ -149,7 +152,8 @@ json report_of(const ModelConfig& config, const Workload& w, const hardware::Pro
   r["energy_per_request_j"] = {{"value", per_token * w.output_tokens},
                                {"low", per_token * w.output_tokens * lo},
                                {"high", per_token * w.output_tokens * hi}};
-  r["step_j"] = {{"value", sp.energy_j}, {"low", sp.low_j}, {"high", sp.high_j}};
+  r["step_j"] = {{"value", sp.energy_j}, {"low", sp.energy_j * lo}, {"high", sp.energy_j * hi}};
+  r["rests_on"] = std::move(rests);
   r["mean_power_w"] = sp.power_w;
   r["itl_s"] = sp.time_s;
   r["throughput_tokens_per_s"] = w.batch / sp.time_s;
@@ -215,6 +219,7 @@ std::string serving_report_text(const json& r) {
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),
                    s["predictor"]["trained_on_models"].size());
+  if (r.contains("rests_on")) t += r["rests_on"]["summary"].get<std::string>() + "\n";
   const auto iv = [](const json& x) {
     return fmt::format("{:.4g} J [{:.4g} .. {:.4g}]", x["value"].get<double>(), x["low"].get<double>(),
                        x["high"].get<double>());

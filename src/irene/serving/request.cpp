@@ -355,6 +355,7 @@ json serving_explanation(const ServingRequest& q) {
   json points = json::array();
   json shares = json::object();
   json parts = json::array();
+  json farthest;  // the rests_on of the point farthest outside the training data
   for (const Part& part : kParts) {
     parts.push_back({{"part", part.key}, {"label", part.label}});
     shares[part.key] = json::array();
@@ -375,6 +376,10 @@ json serving_explanation(const ServingRequest& q) {
                {"memory_share_of_gpu", fit},
                {"by_part", parts_j}};
     if (r.carbon_g_per_kwh) pt["co2e_per_token_g"] = sp.energy_j / w.batch * *r.carbon_g_per_kwh / 3.6e6;
+    pt["rests_on"] = serving_rests_on(p, r.per_gpu, work);
+    if (farthest.is_null() || pt["rests_on"]["interval_widening"].get<double>() >
+                                  farthest["interval_widening"].get<double>())
+      farthest = pt["rests_on"];
     for (const auto& x : parts_j) shares[x["part"].get<std::string>()].push_back(x["share_pct"]);
     points.push_back(std::move(pt));
   }
@@ -393,6 +398,7 @@ json serving_explanation(const ServingRequest& q) {
                       {"runs", p.runs}}},
                     {"workload", workload}};
   if (r.carbon_g_per_kwh) out["carbon_intensity_g_per_kwh"] = *r.carbon_g_per_kwh;
+  out["rests_on"] = farthest;
   out["parts"] = parts;
   out["points"] = points;
   out["shares"] = shares;
@@ -414,6 +420,8 @@ std::string serving_explanation_text(const json& e) {
                    s["predictor"]["trained_on_models"].size());
   t += fmt::format("prompt tokens: {}; output tokens: {}\n", w["sources"]["prompt_tokens"].get<std::string>(),
                    w["sources"]["output_tokens"].get<std::string>());
+  if (e.contains("rests_on") && e["rests_on"].is_object())
+    t += e["rests_on"]["summary"].get<std::string>() + (e["points"].size() > 1 ? " (the farthest point)\n" : "\n");
   const auto& pts = e["points"];
   std::vector<std::string> heads;
   for (const auto& p : pts)
