@@ -286,18 +286,13 @@ nlohmann::json to_json(const Comparison& c) {
 void write_csv(std::ostream& out, const Comparison& c) {
   const std::string la = rests_on_line(c.a.rests_on), lb = rests_on_line(c.b.rests_on);
   const std::string rests = la == lb ? la : fmt::format("a: {}; b: {}", la, lb);
-  const auto num = [](double v) { return fmt::format("{:.9g}", v); };
-  const auto energy = [&](const std::optional<Energy>& e) {
-    if (!e) return std::string(",,");
-    return fmt::format("{},{},{}", num(e->j), e->interval ? num(e->interval->low_j) : "",
-                       e->interval ? num(e->interval->high_j) : "");
-  };
+  const auto side = [](const std::optional<Energy>& e) { return e ? csv_energy(*e) : std::string(",,"); };
   out << "id,a_id,class_name,kind,depth,status,a_j,a_low_j,a_high_j,b_j,b_low_j,b_high_j,diff_j,diff_low_j,"
          "diff_high_j,change_pct,rests_on\n";
   for (const NodeDiff& d : c.nodes)
     out << fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", csv_text(d.id), csv_text(d.a_id), csv_text(d.class_name),
-                       to_string(d.kind), d.depth, to_string(d.status), energy(d.a), energy(d.b),
-                       energy(std::optional<Energy>(d.diff)), d.change_pct ? num(*d.change_pct) : "", csv_text(rests));
+                       to_string(d.kind), d.depth, to_string(d.status), side(d.a), side(d.b), csv_energy(d.diff),
+                       d.change_pct ? csv_number(*d.change_pct) : "", csv_text(rests));
 }
 
 void write_text(std::ostream& out, const Comparison& c, int top) {

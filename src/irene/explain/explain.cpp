@@ -121,6 +121,13 @@ std::string format_energy_compact(const Energy& e) {
   return fmt::format("{} [{}]", format_joules(e.j), bounds);
 }
 
+std::string csv_number(double v) { return fmt::format("{:.9g}", v); }
+
+std::string csv_energy(const Energy& e) {
+  return fmt::format("{},{},{}", csv_number(e.j), e.interval ? csv_number(e.interval->low_j) : "",
+                     e.interval ? csv_number(e.interval->high_j) : "");
+}
+
 std::string format_energy(const Energy& e) {
   if (!e.interval) return format_joules(e.j) + " [no interval]";
   return format_energy_compact(e);

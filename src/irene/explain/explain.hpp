@@ -240,5 +240,10 @@ std::string format_interval(const Energy& e);
 // Compact form for tables: "6.261 J [5.734 .. 6.843]" (bounds in the value's unit);
 // "6.261 J [no interval]" without one.
 std::string format_energy_compact(const Energy& e);
+// CSV fields, the form every CSV irene writes uses: a number at 9 significant digits
+// ("0.123456789"), and an energy as three fields "j,low_j,high_j" (bounds empty without an
+// interval).
+std::string csv_number(double v);
+std::string csv_energy(const Energy& e);
 
 }  // namespace irene::explain

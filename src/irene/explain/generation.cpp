@@ -612,7 +612,6 @@ std::string signed_energy(const Energy& e) {
   return fmt::format("{} [{} .. {}]", sj(e.j), sj(e.interval->low_j), sj(e.interval->high_j));
 }
 
-std::string num(double v) { return fmt::format("{:.9g}", v); }
 
 std::string column(ModuleKind k) {
   std::string s(to_string(k));
@@ -703,12 +702,10 @@ void write_generation_csv(std::ostream& out, const std::vector<GenerationPoint>&
   for (const char* n : {"prefill", "decode", "total", "per_token"}) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", n);
   for (ModuleKind k : all_module_kinds) out << fmt::format(",{0}_j,{0}_low_j,{0}_high_j", column(k));
   out << ",held_steps,co2e_g,per_token_co2e_g,rests_on\n";
-  auto e3 = [](const Energy& e) {
-    return fmt::format(",{},{},{}", num(e.j), e.interval ? num(e.interval->low_j) : "", e.interval ? num(e.interval->high_j) : "");
-  };
+  auto e3 = [](const Energy& e) { return "," + csv_energy(e); };
   const auto grams = [&](double j) {
     const auto g = co2e_g(j, carbon);
-    return g ? num(*g) : std::string();
+    return g ? csv_number(*g) : std::string();
   };
   for (const auto& p : points) {
     out << fmt::format("{},{},{},{}", csv_text(p.model_name), p.batch, p.prompt, p.generate) << e3(p.prefill)

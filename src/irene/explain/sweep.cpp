@@ -40,9 +40,6 @@ void add_energy(Energy& sum, const Energy& e, bool& all) {
   sum.interval->high_j += e.interval->high_j;
 }
 
-std::string num(double v) { return fmt::format("{:.9g}", v); }
-std::string low(const Energy& e) { return e.interval ? num(e.interval->low_j) : std::string(); }
-std::string high(const Energy& e) { return e.interval ? num(e.interval->high_j) : std::string(); }
 
 nlohmann::json ejson(const Energy& e) {
   return {{"j", e.j},
@@ -161,11 +158,11 @@ void write_sweep_csv(std::ostream& out, const std::vector<SweepPoint>& points, s
   out << ",measured_j,past,co2e_g,rests_on\n";
   for (const auto& p : points) {
     out << fmt::format("{},{},{}", csv_text(p.model_name), p.batch_size, p.seq_len);
-    for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << fmt::format(",{},{},{}", num(e->j), low(*e), high(*e));
-    for (const auto& e : p.kinds) out << fmt::format(",{},{},{}", num(e.j), low(e), high(e));
+    for (const Energy* e : {&p.model, &p.modules, &p.ml}) out << ',' << csv_energy(*e);
+    for (const auto& e : p.kinds) out << ',' << csv_energy(e);
     const auto g = co2e_g(p.model.j, carbon);
-    out << ',' << (p.measured_j ? num(*p.measured_j) : std::string()) << ',' << p.past_len << ','
-        << (g ? num(*g) : std::string()) << ',' << csv_text(p.rests_on) << '\n';
+    out << ',' << (p.measured_j ? csv_number(*p.measured_j) : std::string()) << ',' << p.past_len << ','
+        << (g ? csv_number(*g) : std::string()) << ',' << csv_text(p.rests_on) << '\n';
   }
 }
 

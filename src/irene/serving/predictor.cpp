@@ -419,27 +419,20 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   p.runs = static_cast<long>(runs.size());
   {
     ServingSpan& sp = p.span;
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    sp.parameters_lo = sp.batch_lo = sp.context_lo = sp.gpus_lo = inf;
+    sp.parameters_hi = sp.batch_hi = sp.context_hi = sp.gpus_hi = -inf;
+    const auto widen = [](double& lo, double& hi, double v) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    };
     std::set<std::string> precisions;
-    bool first = true;
     for (const PreparedRun* r : runs) {
       const StepWork& w = r->work;
-      const double params = static_cast<double>(w.tree.root().num_parameters), batch = w.workload.batch,
-                   context = w.tree.past_len, gpus = w.workload.gpus;
-      if (first) {
-        sp.parameters_lo = sp.parameters_hi = params;
-        sp.batch_lo = sp.batch_hi = batch;
-        sp.context_lo = sp.context_hi = context;
-        sp.gpus_lo = sp.gpus_hi = gpus;
-        first = false;
-      }
-      sp.parameters_lo = std::min(sp.parameters_lo, params);
-      sp.parameters_hi = std::max(sp.parameters_hi, params);
-      sp.batch_lo = std::min(sp.batch_lo, batch);
-      sp.batch_hi = std::max(sp.batch_hi, batch);
-      sp.context_lo = std::min(sp.context_lo, context);
-      sp.context_hi = std::max(sp.context_hi, context);
-      sp.gpus_lo = std::min(sp.gpus_lo, gpus);
-      sp.gpus_hi = std::max(sp.gpus_hi, gpus);
+      widen(sp.parameters_lo, sp.parameters_hi, static_cast<double>(w.tree.root().num_parameters));
+      widen(sp.batch_lo, sp.batch_hi, w.workload.batch);
+      widen(sp.context_lo, sp.context_hi, w.tree.past_len);
+      widen(sp.gpus_lo, sp.gpus_hi, w.workload.gpus);
       precisions.insert(w.workload.precision);
     }
     sp.precisions.assign(precisions.begin(), precisions.end());
@@ -548,7 +541,7 @@ std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork&
     e.time_s = (memory_s + compute_s + launch_s) / g;
     // the roofline term goes to the side that bounds the unit
     const double roof_j = tdp * coef(p.rho, u.key, p.rho_shared) * std::max(m, c);
-    e.memory_j = tdp * coef(p.a, u.key, p.a_shared) * m * memory_scale(w.hw) + (m >= c ? roof_j : 0);
+    e.memory_j = coef(p.a, u.key, p.a_shared) * u.bytes * kJoulesPerByteUnit + (m >= c ? roof_j : 0);
     e.compute_j = tdp * p.b * c + (m >= c ? 0 : roof_j);
     e.launch_j = tdp * p.g * nk;
     out.push_back(e);
