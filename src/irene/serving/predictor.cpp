@@ -570,8 +570,6 @@ StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   r.overhead_j = tdp * g * (p.s_step + p.s_seq * w.workload.batch);
   r.time_s = t;
   r.energy_j = units_j + r.allreduce_j + r.overhead_j;
-  r.low_j = r.energy_j * (1 + p.low_rel);
-  r.high_j = r.energy_j * (1 + p.high_rel);
   r.power_w = t > 0 ? r.energy_j / t : 0;
   return r;
 }

@@ -192,7 +192,6 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs,
 struct StepPrediction {
   double time_s = 0;    // wall time of the step (the inter-token latency)
   double energy_j = 0;  // all GPUs
-  double low_j = 0, high_j = 0;
   double power_w = 0;   // energy / time, all GPUs
   // Per node of work.tree: the energy of its subtree's units (a parent includes its children),
   // joules; the root's is energy_j - allreduce_j - overhead_j.
