@@ -360,6 +360,8 @@ TEST(ServingPredictor, NodesAddUpToTheStepAndTheFitRecoversItsTruth) {
   std::vector<const serving::PreparedRun*> all;
   for (const auto& r : prepared.runs) all.push_back(&r);
   const auto p = serving::fit_serving(all);
+  EXPECT_EQ(p.span.data_parallel_lo, 1);  // every run of the table has attention tensor-parallel
+  EXPECT_EQ(p.span.data_parallel_hi, 1);
   for (const auto* r : all) {
     const auto sp = serving::predict_step(p, r->work);
     EXPECT_NEAR(sp.energy_j / r->run->step_energy_j(), 1, 0.02) << r->run->model_id << " " << r->run->avg_batch;
@@ -738,6 +740,17 @@ TEST(ServingRestsOn, SaysWhatTheAnswerRestsOnAndWidensOutsideTheTrainingData) {
   for (const auto& o : small["outside"]) dims[o["dimension"].get<std::string>()] = o;
   EXPECT_TRUE(dims.count("gpus") && dims.count("precision") && !dims.count("hardware")) << small.dump();
   EXPECT_NEAR(dims["gpus"]["factor"].get<double>(), 2, 1e-9);
+  EXPECT_FALSE(dims.count("data_parallel")) << small.dump();
+  // attention data-parallel over 4 ranks where every training run had 1
+  w.data_parallel = 4;
+  const auto dp = serving::serving_rests_on(p, true, serving::step_work(serving::load_serving_model(source("models/TinyLlama/TinyLlama-1.1B-Chat-v1.0")), w, h100));
+  dims.clear();
+  for (const auto& o : dp["outside"]) dims[o["dimension"].get<std::string>()] = o;
+  ASSERT_TRUE(dims.count("data_parallel")) << dp.dump();
+  EXPECT_NEAR(dims["data_parallel"]["factor"].get<double>(), 4, 1e-9);
+  EXPECT_NE(dp["summary"].get<std::string>().find("data-parallel attention ranks 4 is 4x above the largest 1"),
+            std::string::npos)
+      << dp["summary"];
 }
 
 // `irene serving` and `irene explain --serving` on the table: lists, tasks, expert parallel, and

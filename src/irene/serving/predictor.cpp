@@ -420,8 +420,8 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   {
     ServingSpan& sp = p.span;
     constexpr double inf = std::numeric_limits<double>::infinity();
-    sp.parameters_lo = sp.batch_lo = sp.context_lo = sp.gpus_lo = inf;
-    sp.parameters_hi = sp.batch_hi = sp.context_hi = sp.gpus_hi = -inf;
+    sp.parameters_lo = sp.batch_lo = sp.context_lo = sp.gpus_lo = sp.data_parallel_lo = inf;
+    sp.parameters_hi = sp.batch_hi = sp.context_hi = sp.gpus_hi = sp.data_parallel_hi = -inf;
     const auto widen = [](double& lo, double& hi, double v) {
       lo = std::min(lo, v);
       hi = std::max(hi, v);
@@ -433,6 +433,7 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
       widen(sp.batch_lo, sp.batch_hi, w.workload.batch);
       widen(sp.context_lo, sp.context_hi, w.tree.past_len);
       widen(sp.gpus_lo, sp.gpus_hi, w.workload.gpus);
+      widen(sp.data_parallel_lo, sp.data_parallel_hi, w.workload.data_parallel);
       precisions.insert(w.workload.precision);
     }
     sp.precisions.assign(precisions.begin(), precisions.end());
@@ -607,6 +608,8 @@ nlohmann::json serving_rests_on(const ServingPredictor& p, bool per_gpu, const S
   dimension("batch", "sequences in flight", w.batch, sp.batch_lo, sp.batch_hi, "");
   dimension("context", "mean context", context, sp.context_lo, sp.context_hi, " tokens");
   dimension("gpus", "GPUs", w.gpus, sp.gpus_lo, sp.gpus_hi, "");
+  dimension("data_parallel", "data-parallel attention ranks", w.data_parallel, sp.data_parallel_lo,
+            sp.data_parallel_hi, "");
   const auto missing = [&](const char* name, const std::string& value, const std::vector<std::string>& trained,
                            const std::string& text) {
     if (std::find(trained.begin(), trained.end(), value) != trained.end()) return;
@@ -641,6 +644,7 @@ nlohmann::json serving_rests_on(const ServingPredictor& p, bool per_gpu, const S
               {"batch", {sp.batch_lo, sp.batch_hi}},
               {"context", {sp.context_lo, sp.context_hi}},
               {"gpus", {sp.gpus_lo, sp.gpus_hi}},
+              {"data_parallel", {sp.data_parallel_lo, sp.data_parallel_hi}},
               {"precisions", sp.precisions}}}}},
           {"question",
            {{"model", work.tree.model_name},

@@ -146,6 +146,7 @@ struct ServingSpan {
   double context_lo = 0, context_hi = 0;        // mean cached positions (prompt + output / 2)
   double gpus_lo = 0, gpus_hi = 0;
   std::vector<std::string> precisions;          // weight precisions
+  double data_parallel_lo = 1, data_parallel_hi = 1;  // ranks running attention data-parallel
 };
 
 // The fitted coefficients (see the file comment).
@@ -234,7 +235,8 @@ nlohmann::json predictor_to_json(const ServingPredictor& p);
 // "interval_widening" = 1 + d, d the largest log10 of a numeric dimension's factor, plus log10(2)
 // for a GPU without training runs (its datasheet carries coefficients learned on other GPUs) and
 // for a weight precision without them: the relative half-widths of the answer's intervals grow by
-// it, as IrEne's intervals do outside their features' ranges (predict/intervals.hpp).
+// it, as IrEne's intervals do outside their features' ranges (predict/intervals.hpp). Data-parallel
+// attention ranks are a numeric dimension too (the table's only such runs are one model's).
 // JSON: {"hardware": {"name", "energy_covers"}, "predictor": {"kind", "trained_on": span},
 // "question": {...}, "outside": [{"dimension", "value", "trained", "factor", "words"}],
 // "within_training_data", "interval_widening", "summary"}; "summary" is the text's one line.
