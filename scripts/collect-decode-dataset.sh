@@ -45,6 +45,14 @@ run() {
   return "$rc"
 }
 mkdir -p "$(dirname "$OUT")"
+# Decode steps allocate tensors far above glibc's mmap threshold (torch.cat of the cache): without
+# transparent huge pages each such call page-faults its memory afresh, 4 KiB at a time, and on a
+# virtual machine that can dominate the step (seconds instead of tenths; README "Decode steps").
+thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+if [ -n "$thp" ] && [ "$thp" != always ]; then
+  echo "irene: note: transparent huge pages are '$thp' here: large allocations fault 4 KiB pages on every call;" \
+       "the README's figures were collected with 'always' (echo always > /sys/kernel/mm/transparent_hugepage/enabled)" >&2
+fi
 echo "irene: [1/2] decode steps of $MODELS x batch $BATCH x past $PAST into $OUT (rerun the same command to resume)" >&2
 run "$BUILD/irene" collect --models "$MODELS" --batch "$BATCH" --phase decode --past "$PAST" "${SCHEDULE[@]}" -o "$OUT"
 if [ -n "$PREFILL_SEQ" ]; then

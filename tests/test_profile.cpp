@@ -855,7 +855,8 @@ TEST(CollectScript, DecodeStepsAndPrefillsResumeAndCrossValidate) {
       EXPECT_TRUE(f["error_pct"]["model"].is_number()) << f.dump();
       EXPECT_NE(notes.find("RMSNorm: predicted by the LayerNorm regressor"), std::string::npos) << notes;
     } else {
-      EXPECT_NE(notes.find("ReLU: predicted by the Softmax regressor"), std::string::npos) << notes;
+      // tiny-llama has SiLU: OPT's ReLU goes to the first stand-in of its chain the fold has
+      EXPECT_NE(notes.find("ReLU: predicted by the SiLU regressor"), std::string::npos) << notes;
       EXPECT_NE(notes.find("LayerNorm: never seen in training"), std::string::npos) << notes;
     }
   }

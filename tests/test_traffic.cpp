@@ -128,6 +128,69 @@ TEST(Traffic, ExpertWeightBytesAreScaledByTheChanceTheExpertIsUsed) {
             std::string::npos);
 }
 
+// Bytes beyond a cache's size, per kernel call: a leaf's call past N MiB counts its excess; a module
+// sums its calls' excesses (not the excess of its summed traffic); own operations alone in the
+// own_ feature; the feature set cpu_caches names 32 and 128 MiB.
+TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
+  const Tree one = llama_decode(1);
+  const Node& down = node(one, "model.layers.0.mlp.down_proj", "Linear");  // 172 MiB in one call
+  const double t = feature(one, down, "traffic_mib");
+  EXPECT_NEAR(feature(one, down, "traffic_beyond_32mib"), t - 32, 1e-9);
+  EXPECT_NEAR(feature(one, down, "traffic_beyond_128mib"), t - 128, 1e-9);
+  EXPECT_EQ(feature(one, down, "traffic_beyond_256mib"), 0);
+  const Node& mlp = node(one, "model.layers.0.mlp", "LlamaMLP");
+  double sum = 0;
+  for (int c : mlp.children) sum += feature(one, one.nodes[c], "traffic_beyond_128mib");
+  for (const auto& op : mlp.ops) sum += std::max(0.0, count_op(op, 4).mib() - 128);
+  EXPECT_NEAR(feature(one, mlp, "traffic_beyond_128mib"), sum, 1e-9);
+  EXPECT_NEAR(sum, 3 * (t - 128), 1e-6);  // gate, up and down read 172 MiB each; the ops are small
+  EXPECT_LT(sum, feature(one, mlp, "traffic_mib") - 128);
+  // own operations only: the cache copy of a long cache at a large batch
+  const Tree big = llama_decode(8, 2048);
+  const Node& attn = node(big, "model.layers.0.self_attn", "LlamaAttention");
+  double own = 0;
+  for (const auto& op : attn.ops) own += std::max(0.0, count_op(op, 4).mib() - 32);
+  EXPECT_GT(own, 0);
+  EXPECT_NEAR(own_feature(big, attn, "own_traffic_beyond_32mib"), own, 1e-9);
+  EXPECT_EQ(own_feature(big, down, "own_traffic_beyond_32mib"), 0);  // a leaf has no own operations
+  EXPECT_NE(irene_test::error_of([] { own_feature_names({"own_traffic_beyond_0mib"}); }).find("unknown own-operation feature"),
+            std::string::npos);
+  EXPECT_FALSE(node_feature(one, down, "traffic_beyond_mib").has_value());  // not a feature: a resource lookup
+  const auto names = feature_names_of_sets({"llm_specs", "cpu_caches"});
+  EXPECT_NE(std::find(names.begin(), names.end(), "traffic_beyond_32mib"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "traffic_beyond_128mib"), names.end());
+  EXPECT_TRUE(grows_with_input("traffic_beyond_32mib"));
+  // products: a batched MatMul runs one GEMM per (sequence, head), a Linear one; a module sums them
+  const Node& scores = [&]() -> const Node& {
+    for (const auto& n : big.nodes)
+      if (n.class_name == "MatMul" && n.scope.rfind("model.layers.0.", 0) == 0) return n;
+    throw Error("no MatMul in layer 0");
+  }();
+  EXPECT_EQ(feature(big, scores, "products"), 8.0 * 32);  // batch 8 x 32 heads
+  EXPECT_EQ(feature(one, down, "products"), 1);
+  EXPECT_EQ(feature(one, mlp, "products"), 3);  // gate, up, down
+  EXPECT_TRUE(grows_with_input("products"));
+  const auto p = feature_names_of_sets({"llm_specs", "cpu_products"});
+  EXPECT_NE(std::find(p.begin(), p.end(), "products"), p.end());
+}
+
+// A stand-in chain: ReLU is predicted by SiLU where the model has SiLU, else by SiLU's own
+// stand-in, Softmax; with neither, by nothing.
+TEST(CrossvalStandIns, AStandInsChainIsFollowedToTheFirstClassTheModelHas) {
+  FittedModel m;
+  std::string via;
+  EXPECT_EQ(find_leaf_regressor(m, "ReLU", &via), nullptr);
+  m.leaves["Softmax"] = LeafRegressor{};
+  EXPECT_EQ(find_leaf_regressor(m, "ReLU", &via), &m.leaves["Softmax"]);
+  EXPECT_EQ(via, "Softmax");
+  m.leaves["SiLU"] = LeafRegressor{};
+  EXPECT_EQ(find_leaf_regressor(m, "ReLU", &via), &m.leaves["SiLU"]);
+  EXPECT_EQ(via, "SiLU");
+  m.leaves["ReLU"] = LeafRegressor{};
+  EXPECT_EQ(find_leaf_regressor(m, "ReLU", &via), &m.leaves["ReLU"]);
+  EXPECT_TRUE(via.empty());
+}
+
 TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   const auto names = feature_names_of_sets({"llm_specs", "resource_utilization"});
   for (const char* f : {"traffic_mib", "flop_per_byte", "kernels", "flops"})
@@ -140,7 +203,8 @@ TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
   const Config c = load_config(std::string(src) + "/configs/llm-time.json");
   EXPECT_EQ(c.target, Target::time);
-  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "resource_utilization"}));
+  // counted features only: no process-level measurement (a model's resident size) among them
+  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products"}));
   // The paper and default configurations keep the dataset's mem_bytes.
   for (const char* n : {"paper", "default"}) {
     const auto f = feature_names_of_sets(named_config(n).feature_sets);

@@ -318,7 +318,9 @@ std::vector<Primitive> make_primitives() {
             const double n = static_cast<double>(get(a, "batch")) * get(a, "seq") * get(a, "features");
             return Counts{n, 2 * e * n};
           },
-      .stand_in = "Softmax"});
+      // another elementwise activation first (SiLU, itself standing in by Softmax where a
+      // predictor has no SiLU either)
+      .stand_in = "SiLU"});
   p.push_back(Primitive{
       .class_name = "RMSNorm",
       .aliases = {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MixtralRMSNorm",

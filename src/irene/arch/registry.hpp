@@ -114,8 +114,9 @@ struct Primitive {
   std::function<Counts(const Attrs&, double element_bytes)> count;
   // The primitive whose regressor predicts this one, on the leaf's own features, when a
   // predictor has no regressor for it (the shipped device_1 predictor has seen no RMSNorm, SiLU
-  // ...): the closest in what it computes and how it is counted. Empty: none (the predictor
-  // then refuses the tree). predict/ says so on every such node and widens its interval.
+  // ...): the closest in what it computes and how it is counted; where the predictor lacks the
+  // stand-in too, the stand-in's own stand-in, and so on (at most 4 steps). Empty: none (the
+  // predictor then refuses the tree). predict/ says so on every such node and widens its interval.
   std::string stand_in = {};
   // Attrs it reads when present, each with its meaning and the value when absent.
   std::vector<std::tuple<std::string, std::string, std::int64_t>> optional_attrs = {};

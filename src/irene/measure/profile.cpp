@@ -247,6 +247,21 @@ std::string first_cpuinfo(const char* key) {
   return "unknown";
 }
 
+// The kernel's transparent huge page mode (the bracketed word of
+// /sys/kernel/mm/transparent_hugepage/enabled: always, madvise or never), "unknown" without it.
+// It decides what a call that allocates a large tensor costs: with madvise or never, glibc maps
+// an allocation above its mmap threshold (32 MiB at most) afresh each time and every 4 KiB page
+// faults; on a virtual machine a fault can cost 10 us or more.
+std::string transparent_hugepages() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (!std::getline(in, line)) return "unknown";
+  const auto open = line.find('['), close = line.find(']');
+  return open == std::string::npos || close == std::string::npos || close < open
+             ? "unknown"
+             : line.substr(open + 1, close - open - 1);
+}
+
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -308,6 +323,7 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
   p["cpu_model"] = first_cpuinfo("model name");
   p["cpu_logical_cores"] = std::to_string(online_cpus());
   p["memory_gib"] = fmt::format("{:.1f}", physical_mib() / 1024.0);
+  p["transparent_hugepages"] = transparent_hugepages();
   utsname u{};
   if (uname(&u) == 0) p["os"] = fmt::format("{} {} {}", u.sysname, u.release, u.machine);
   const BlasInfo b = blas_info();

@@ -51,6 +51,11 @@ const std::vector<std::string> kModelSpecs = {"num_parameters", "input_size", "b
 // arithmetic intensity and kernel launches (features.hpp).
 const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "batch_size", "seq_len",
                                              "flops",          "traffic_mib",   "flop_per_byte", "kernels"};
+// A CPU's caches: each call's bytes past 32 and past 128 MiB (features.hpp), so that a leaf's
+// time per byte may rise where its calls outgrow the last-level cache (with monotone leaves the
+// coefficients are >= 0: it can only rise). The two sizes bracket server CPUs' last-level caches
+// (32 MiB per CCD of an EPYC, 96 MiB with 3D V-Cache); they are not fitted.
+const std::vector<std::string> kCpuCaches = {"traffic_beyond_32mib", "traffic_beyond_128mib"};
 const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
                                               "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
 
@@ -150,18 +155,22 @@ Config named_config(std::string_view name) {
 
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets) {
   std::vector<std::string> out;
-  bool specs = false, resources = false, llm = false;
+  bool specs = false, resources = false, llm = false, caches = false, products = false;
   for (const auto& s : sets) {
     if (s == "model_specs") specs = true;
     else if (s == "resource_utilization") resources = true;
     else if (s == "llm_specs") llm = true;
+    else if (s == "cpu_caches") caches = true;
+    else if (s == "cpu_products") products = true;
     else
       throw Error(
-          fmt::format("unknown feature set '{}' (expected model_specs, llm_specs or resource_utilization)", s));
+          fmt::format("unknown feature set '{}' (expected model_specs, llm_specs, cpu_caches, cpu_products or resource_utilization)", s));
   }
   if (specs && llm) throw Error("feature sets 'model_specs' and 'llm_specs' exclude each other (pick one)");
   if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
   if (llm) out.insert(out.end(), kLlmSpecs.begin(), kLlmSpecs.end());
+  if (caches) out.insert(out.end(), kCpuCaches.begin(), kCpuCaches.end());
+  if (products) out.push_back("products");
   if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
   return out;
 }

@@ -137,8 +137,10 @@ void apply_config_override(Config& c, std::string_view assignment);
 // resource_utilization: cpu, mem, gpu, gpu_mem, gpu_clk, gpu_mem_clk, times_mean (s),
 // gpu_energy_mean (J); llm_specs (for LLM work, in place of model_specs: configs/llm-time.json):
 // num_parameters, input_size, batch_size, seq_len, flops (MFLOP), traffic_mib (physical memory
-// traffic, MiB), flop_per_byte (arithmetic intensity), kernels (launches per call). Error on an
-// unknown set, or on model_specs with llm_specs.
+// traffic, MiB), flop_per_byte (arithmetic intensity), kernels (launches per call); cpu_caches
+// (for CPU timing): traffic_beyond_32mib, traffic_beyond_128mib (each call's bytes past a
+// cache's size, MiB); cpu_products: products (the GEMMs of a node: a batched MatMul's batch x
+// heads, a Linear's one). Error on an unknown set, or on model_specs with llm_specs.
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
 bool is_resource_feature(std::string_view name);
 

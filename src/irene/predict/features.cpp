@@ -11,6 +11,54 @@
 
 namespace irene::predict {
 
+namespace {
+
+// "traffic_beyond_<N>mib" -> N MiB in bytes (N a whole number 1..65536), else 0.
+double knee_bytes(std::string_view name, std::string_view prefix) {
+  if (name.substr(0, prefix.size()) != prefix || name.size() < prefix.size() + 4 ||
+      name.substr(name.size() - 3) != "mib")
+    return 0;
+  const std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - 3);
+  if (digits.empty() || digits.size() > 5 || digits.front() == '0') return 0;
+  double n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    n = 10 * n + (c - '0');
+  }
+  return n <= 65536 ? n * 1048576.0 : 0;
+}
+
+// MiB beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
+// summed; with `subtree`, of every call in its subtree.
+double beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree) {
+  double b = 0;
+  if (n.type == NodeType::ml && n.children.empty()) b += std::max(0.0, primitive_traffic(n, e) - knee);
+  for (const auto& op : n.ops) b += std::max(0.0, count_op(op, e).bytes - knee);
+  if (subtree)
+    for (int c : n.children) b += beyond(tree, tree.nodes.at(c), knee, e, true) * 1048576.0;
+  return b / 1048576.0;
+}
+
+// Matrix products of the node's subtree: a MatMul leaf's batch x heads (a batched product runs
+// one GEMM per pair on a CPU), a Linear's one.
+double products(const Tree& tree, const Node& n) {
+  double p = 0;
+  if (n.type == NodeType::ml && n.children.empty()) {
+    if (n.class_name == "MatMul" && n.attrs.count("batch") && n.attrs.count("heads"))
+      p = static_cast<double>(n.attrs.at("batch")) * static_cast<double>(n.attrs.at("heads"));
+    else if (n.class_name == "Linear" || n.class_name == "Conv1D")
+      p = 1;
+  }
+  for (int c : n.children) p += products(tree, tree.nodes.at(c));
+  return p;
+}
+
+}  // namespace
+
+bool is_traffic_beyond_feature(std::string_view name) {
+  return knee_bytes(name, "traffic_beyond_") > 0 || knee_bytes(name, "own_traffic_beyond_") > 0;
+}
+
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name) {
   if (name == "num_parameters") return static_cast<double>(node.num_parameters);
   if (name == "input_size") return static_cast<double>(tree.batch_size) * tree.seq_len;
@@ -20,6 +68,9 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "mem_bytes") return node.mem_mib;
   if (name == "traffic_mib") return node_traffic(tree, node).mib();
   if (name == "kernels") return node_traffic(tree, node).kernels;
+  if (name == "products") return products(tree, node);
+  if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
+    return beyond(tree, node, knee, dtype_bytes(tree.dtype), true);
   if (name == "flop_per_byte") {
     const double bytes = node_traffic(tree, node).bytes;
     return bytes > 0 ? node.flops_mflop * 1e6 / bytes : 0.0;
@@ -41,10 +92,10 @@ std::vector<std::string> own_feature_names(const std::vector<std::string>& wante
     const bool kind = colon != std::string::npos && (w.substr(0, colon) == "own_ops" || w.substr(0, colon) == "own_elements") &&
                       find_op_kind(std::string_view(w).substr(colon + 1));
     if (w != "own_flops" && w != "own_mem_bytes" && w != "own_ops" && w != "own_elements" && w != "own_constant" &&
-        !own_feature_from_resource(w) && !kind)
+        !own_feature_from_resource(w) && !kind && knee_bytes(w, "own_traffic_beyond_") == 0)
       throw Error(fmt::format("unknown own-operation feature '{}' (expected own_flops, own_mem_bytes, own_ops, "
                               "own_ops:KIND, own_ops_by_kind, own_elements, own_elements:KIND, own_elements_by_kind, "
-                              "own_constant, own_times_mean or own_gpu_energy_mean)",
+                              "own_constant, own_traffic_beyond_<N>mib, own_times_mean or own_gpu_energy_mean)",
                               w));
     if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
   }
@@ -84,6 +135,8 @@ double own_feature(const Tree& tree, const Node& node, std::string_view name) {
     };
     return positive_difference(value);
   }
+  if (const double knee = knee_bytes(name, "own_traffic_beyond_"); knee > 0)
+    return beyond(tree, node, knee, dtype_bytes(tree.dtype), false);
   if (name == "own_ops") return static_cast<double>(node.ops.size());
   if (name == "own_constant") return 1.0;
   if (name == "own_elements") {

@@ -23,9 +23,14 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // mem_bytes (MiB, the dataset's rule), and, counted from the node's attrs and ops by the
 // registry (arch/registry.hpp, "Two byte counts"; Error when a leaf lacks an attr):
 // traffic_mib (physical memory traffic, MiB), flop_per_byte (arithmetic intensity: FLOPs /
-// traffic bytes, 0 without traffic) and kernels (kernel launches of one call). Any other name
-// is looked up in Node::resources.
+// traffic bytes, 0 without traffic) and kernels (kernel launches of one call);
+// traffic_beyond_<N>mib (N = 1..65536): the MiB by which each kernel call of the node's subtree
+// (a leaf's call, each own operation) exceeds N MiB, summed: a call's bytes past a cache's size
+// stream from main memory, at its lower bandwidth (feature set cpu_caches). Any other name is
+// looked up in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
+// True for traffic_beyond_<N>mib and own_traffic_beyond_<N>mib names.
+bool is_traffic_beyond_feature(std::string_view name);
 
 // Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
 // scaling and masking, embedding sums; Node::ops). Features, all >= 0 (a difference below 0,
@@ -38,6 +43,7 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
 //   own_elements        elements (millions) the node's ops produce, summed
 //   own_elements:KIND   likewise for one registry kind
 //   own_constant        1 for every node with children (a per-module overhead)
+//   own_traffic_beyond_<N>mib  MiB by which each of the node's own operations exceeds N MiB, summed
 //   own_times_mean      seconds of the node minus its children's (measured resource)
 //   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
 // Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for

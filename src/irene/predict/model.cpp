@@ -138,18 +138,22 @@ const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_v
   const std::string cls = regressor_class(class_name);
   if (auto it = model.leaves.find(cls); it != model.leaves.end()) return &it->second;
   if (auto it = model.leaves.find(std::string(class_name)); it != model.leaves.end()) return &it->second;
+  // the stand-in, else its stand-in, ... (registry.hpp, Primitive::stand_in)
   const Primitive* p = find_primitive(class_name);
-  if (!p || p->stand_in.empty()) return nullptr;
-  auto it = model.leaves.find(p->stand_in);
-  if (it == model.leaves.end()) return nullptr;
-  if (stand_in) *stand_in = p->stand_in;
-  return &it->second;
+  for (int step = 0; p && !p->stand_in.empty() && step < 4; ++step) {
+    if (auto it = model.leaves.find(p->stand_in); it != model.leaves.end()) {
+      if (stand_in) *stand_in = p->stand_in;
+      return &it->second;
+    }
+    p = find_primitive(p->stand_in);
+  }
+  return nullptr;
 }
 // -------------------------------------------------------------------------------------------------
 
 bool grows_with_input(std::string_view f) {
   return f == "input_size" || f == "batch_size" || f == "seq_len" || f == "flops" || f == "mem_bytes" ||
-         f == "traffic_mib";
+         f == "traffic_mib" || f == "products" || is_traffic_beyond_feature(f);
 }
 
 namespace {

@@ -214,7 +214,8 @@ struct FittedModel {
 // ---- Stand-ins (arch/registry.hpp, Primitive::stand_in) --------------------------------------
 // The regressor that predicts leaves of primitive class `class_name` (a class or a Hugging Face
 // alias: LlamaRMSNorm): its own class's, else the one of the class the registry names as its
-// stand-in (RMSNorm -> LayerNorm ...), whose name then goes to `stand_in`; nullptr when neither
+// stand-in (RMSNorm -> LayerNorm ...; where the model lacks that one too, its stand-in, and so on:
+// ReLU -> SiLU -> Softmax), whose name then goes to `stand_in`; nullptr when neither
 // exists. `stand_in` is cleared when the class's own regressor is used.
 const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_view class_name,
                                          std::string* stand_in = nullptr);
