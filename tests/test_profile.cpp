@@ -144,6 +144,8 @@ TEST(Profile, TinyBertEndToEndWithATraceSensorGivesEnergyForEveryNode) {
                         "sensor_covers", "idle_watts", "energy", "date", "schedule", "gpu"})
     EXPECT_TRUE(t.provenance.count(k)) << "provenance lacks " << k;
   EXPECT_EQ(t.provenance.at("sensor"), "trace");
+  const std::set<std::string> thp = {"always", "madvise", "never", "unknown"};  // the kernel's mode
+  EXPECT_TRUE(thp.count(t.provenance.at("transparent_hugepages"))) << t.provenance.at("transparent_hugepages");
   // And the tree survives the JSONL format.
   std::stringstream ss;
   write_tree_jsonl(ss, t);

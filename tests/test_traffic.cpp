@@ -205,6 +205,9 @@ TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   EXPECT_EQ(c.target, Target::time);
   // counted features only: no process-level measurement (a model's resident size) among them
   EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products"}));
+  for (const auto& f : feature_names_of_sets(c.feature_sets))  // a built tree has every one of them
+    EXPECT_TRUE(is_counted_feature(f)) << f;
+  for (const char* f : {"cpu", "mem", "times_mean", "gpu_energy_mean"}) EXPECT_FALSE(is_counted_feature(f)) << f;
   // The paper and default configurations keep the dataset's mem_bytes.
   for (const char* n : {"paper", "default"}) {
     const auto f = feature_names_of_sets(named_config(n).feature_sets);

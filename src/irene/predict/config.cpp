@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -56,6 +57,7 @@ const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "
 // coefficients are >= 0: it can only rise). The two sizes bracket server CPUs' last-level caches
 // (32 MiB per CCD of an EPYC, 96 MiB with 3D V-Cache); they are not fitted.
 const std::vector<std::string> kCpuCaches = {"traffic_beyond_32mib", "traffic_beyond_128mib"};
+const std::vector<std::string> kCpuProducts = {"products"};
 const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
                                               "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
 
@@ -170,9 +172,15 @@ std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& s
   if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
   if (llm) out.insert(out.end(), kLlmSpecs.begin(), kLlmSpecs.end());
   if (caches) out.insert(out.end(), kCpuCaches.begin(), kCpuCaches.end());
-  if (products) out.push_back("products");
+  if (products) out.insert(out.end(), kCpuProducts.begin(), kCpuProducts.end());
   if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
   return out;
+}
+
+bool is_counted_feature(std::string_view name) {
+  for (const auto* set : {&kModelSpecs, &kLlmSpecs, &kCpuCaches, &kCpuProducts})
+    if (std::find(set->begin(), set->end(), name) != set->end()) return true;
+  return false;
 }
 
 bool is_resource_feature(std::string_view name) {

@@ -143,5 +143,8 @@ void apply_config_override(Config& c, std::string_view assignment);
 // heads, a Linear's one). Error on an unknown set, or on model_specs with llm_specs.
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
 bool is_resource_feature(std::string_view name);
+// True for the features of model_specs, llm_specs, cpu_caches and cpu_products: counted from a
+// tree's structure, so a tree built from a configuration has them (no measurement needed).
+bool is_counted_feature(std::string_view name);
 
 }  // namespace irene::predict

@@ -28,15 +28,15 @@ double knee_bytes(std::string_view name, std::string_view prefix) {
   return n <= 65536 ? n * 1048576.0 : 0;
 }
 
-// MiB beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
+// Bytes beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
 // summed; with `subtree`, of every call in its subtree.
-double beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree) {
+double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree) {
   double b = 0;
   if (n.type == NodeType::ml && n.children.empty()) b += std::max(0.0, primitive_traffic(n, e) - knee);
   for (const auto& op : n.ops) b += std::max(0.0, count_op(op, e).bytes - knee);
   if (subtree)
-    for (int c : n.children) b += beyond(tree, tree.nodes.at(c), knee, e, true) * 1048576.0;
-  return b / 1048576.0;
+    for (int c : n.children) b += bytes_beyond(tree, tree.nodes.at(c), knee, e, true);
+  return b;
 }
 
 // Matrix products of the node's subtree: a MatMul leaf's batch x heads (a batched product runs
@@ -70,7 +70,7 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "kernels") return node_traffic(tree, node).kernels;
   if (name == "products") return products(tree, node);
   if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
-    return beyond(tree, node, knee, dtype_bytes(tree.dtype), true);
+    return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), true) / 1048576.0;
   if (name == "flop_per_byte") {
     const double bytes = node_traffic(tree, node).bytes;
     return bytes > 0 ? node.flops_mflop * 1e6 / bytes : 0.0;
@@ -136,7 +136,7 @@ double own_feature(const Tree& tree, const Node& node, std::string_view name) {
     return positive_difference(value);
   }
   if (const double knee = knee_bytes(name, "own_traffic_beyond_"); knee > 0)
-    return beyond(tree, node, knee, dtype_bytes(tree.dtype), false);
+    return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), false) / 1048576.0;
   if (name == "own_ops") return static_cast<double>(node.ops.size());
   if (name == "own_constant") return 1.0;
   if (name == "own_elements") {

@@ -112,13 +112,9 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
 bool Predictor::needs_resource_features() const {
   for (const auto& f : model_.feature_names)
     if (is_resource_feature(f)) return true;
-  // Any feature that is not counted from the tree (model specs, llm_specs, cpu_caches,
-  // cpu_products) comes from a measurement.
-  static const std::set<std::string> counted = {"num_parameters", "input_size", "batch_size", "seq_len",
-                                                "flops",          "mem_bytes",  "traffic_mib", "flop_per_byte",
-                                                "kernels",        "products"};
+  // Any feature that is not counted from the tree comes from a measurement.
   for (const auto& f : model_.feature_names)
-    if (!counted.count(f) && !is_traffic_beyond_feature(f)) return true;
+    if (!is_counted_feature(f)) return true;
   return false;
 }
 
