@@ -49,13 +49,14 @@ std::string source(const std::string& rel) { return std::string(IRENE_SOURCE_DIR
 // A predictor with the same coefficients for every regressor (the truth of the synthetic table).
 serving::ServingPredictor truth() {
   serving::ServingPredictor p;
-  p.tau0 = 0.002;
-  p.tau_seq = 2e-5;
-  p.tau_allreduce = 1e-5;
-  p.alpha_shared = 1.3;
-  p.beta_shared = 0.4;
-  p.gamma = 1.0;
-  p.delta = 1.5;
+  p.itl.tau0 = 0.002;
+  p.itl.tau_seq = 2e-5;
+  p.itl.tau_allreduce = 1e-5;
+  p.itl.alpha_shared = 1.3;
+  p.itl.beta_shared = 0.4;
+  p.itl.gamma = 1.0;
+  p.itl.delta = 1.5;
+  p.wall = p.itl;
   p.s_step = 0.001;
   p.s_seq = 1e-5;
   p.rho_shared = 0.5;
@@ -67,8 +68,19 @@ serving::ServingPredictor truth() {
   return p;
 }
 
-// A table whose labels are truth()'s predictions for three Llama configurations on H100 and B200.
-std::string synthetic_table(const fs::path& dir) {
+// A chat workload (prompt 180, output 400 tokens) at `batch` sequences over `gpus` GPUs.
+serving::Workload chat_workload(double batch, int gpus) {
+  serving::Workload w;
+  w.batch = batch;
+  w.prompt_tokens = 180;
+  w.output_tokens = 400;
+  w.gpus = gpus;
+  return w;
+}
+
+// A table whose labels are `t`'s predictions (truth()'s by default) for three Llama
+// configurations on H100 and B200.
+std::string synthetic_table(const fs::path& dir, const serving::ServingPredictor& t = truth()) {
   const std::vector<std::pair<std::string, int>> models = {
       {source("tests/data/llm/Meta-Llama-3-8B.json"), 1},
       {source("configs/serving-models/meta-llama/Llama-3.1-70B-Instruct"), 4},
@@ -84,7 +96,7 @@ std::string synthetic_table(const fs::path& dir) {
         w.batch = b;
         w.prompt_tokens = serving::task_prompt_tokens("lm-arena-chat");
         w.output_tokens = 400;
-        const auto sp = serving::predict_step(truth(), serving::step_work(c, w, hw));
+        const auto sp = serving::predict_step(t, serving::step_work(c, w, hw));
         csv += row(m, gpu, g, b, b, 400, sp.energy_j / b, sp.energy_j / sp.time_s, 1000 * sp.time_s);
       }
     }
@@ -419,7 +431,27 @@ TEST(ServingCrossval, LeavesOneModelOutWithTheBaselineAndSaysWhatWasSkipped) {
       s += 100 * std::abs(x["predicted_j"].get<double>() - x["measured_j"].get<double>()) / x["measured_j"].get<double>();
     EXPECT_NEAR(m["energy_per_token"]["mape"].get<double>(), s / m["runs"].size(), 1e-9);
   }
+  // One batch curve per series of a model's runs that differ in batch only: here one per model,
+  // from its batch-8 run to its batch-256 run, the ratios those runs' energies per token give.
+  EXPECT_EQ(r["overall"]["batch_ratio"]["curves"], 3);
+  for (const auto& m : r["per_model"]) {
+    ASSERT_EQ(m["batch_ratios"].size(), 1u) << m["model"];
+    const auto& br = m["batch_ratio"];
+    EXPECT_EQ(br, m["batch_ratios"][0]);
+    EXPECT_EQ(br["series"].get<std::string>().rfind("lm-arena-chat, ", 0), 0u) << br["series"];
+    EXPECT_EQ(br["runs"], 4);
+    double at8 = 0, at256 = 0, pred8 = 0, pred256 = 0;
+    for (const auto& x : m["runs"]) {
+      if (x["avg_batch"] == 8) at8 = x["measured_j"], pred8 = x["predicted_j"];
+      if (x["avg_batch"] == 256) at256 = x["measured_j"], pred256 = x["predicted_j"];
+    }
+    EXPECT_EQ(br["from_batch"], 8);
+    EXPECT_EQ(br["to_batch"], 256);
+    EXPECT_DOUBLE_EQ(br["measured"].get<double>(), at256 / at8);
+    EXPECT_DOUBLE_EQ(br["predicted"].get<double>(), pred256 / pred8);
+  }
   EXPECT_NE(serving::crossval_serving_text(r).find("leave one model out"), std::string::npos);
+  EXPECT_NE(serving::crossval_serving_text(r).find("batch curves"), std::string::npos);
   EXPECT_NE(error_of([&] { serving::crossval_serving_file(table, "L40S"); }).find("no usable row for hardware L40S"),
             std::string::npos);
   fs::remove_all(d);
@@ -624,11 +656,7 @@ TEST(ServingExplain, PartsAddUpToTheStepAndMoveWithBatchAndContext) {
 // The units' energies split by term add up to predict_step's, unit by unit and for the step.
 TEST(ServingPredictor, UnitEnergiesSplitTheStepByTerm) {
   const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
-  serving::Workload w;
-  w.batch = 32;
-  w.prompt_tokens = 180;
-  w.output_tokens = 400;
-  w.gpus = 2;
+  serving::Workload w = chat_workload(32, 2);
   const auto work = serving::step_work(c, w, *hardware::find_builtin("H100"));
   const auto p = truth();
   const auto sp = serving::predict_step(p, work);
@@ -650,6 +678,69 @@ TEST(ServingPredictor, UnitEnergiesSplitTheStepByTerm) {
   EXPECT_NEAR(units + sp.allreduce_j + sp.overhead_j, sp.energy_j, 1e-9 * sp.energy_j);
   EXPECT_NEAR(units, sp.node_j[0], 1e-9 * units);
   EXPECT_GT(sp.time_s, time);  // plus the fixed and all-reduce time
+}
+
+// No step draws more than its GPUs' power limit over its slowest plausible wall time: where the
+// terms add up to more, every entry is scaled alike and still adds up to the step.
+TEST(ServingPredictor, NoStepDrawsMoreThanItsGpusPowerLimit) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  serving::Workload w = chat_workload(64, 2);
+  const auto work = serving::step_work(c, w, *hardware::find_builtin("H100"));
+  auto p = truth();
+  const auto plain = serving::predict_step(p, work);
+  EXPECT_EQ(plain.power_scale, 1);
+  EXPECT_LT(plain.power_w, 2 * 700);
+  p.a_shared = 1e3;  // a byte streamed at a thousand times the power an H100 can draw
+  p.wall_slow_rel = 0.5;
+  const auto capped = serving::predict_step(p, work);
+  EXPECT_LT(capped.power_scale, 1);
+  EXPECT_NEAR(capped.energy_j, 2 * 700 * capped.wall_s * 1.5, 1e-9 * capped.energy_j);
+  EXPECT_NEAR(capped.power_w, 2 * 700 * 1.5, 1e-6);
+  EXPECT_NEAR(capped.node_j[0] + capped.allreduce_j + capped.overhead_j, capped.energy_j, 1e-9 * capped.energy_j);
+  double units = 0;
+  for (const auto& e : serving::unit_energies(p, work)) units += e.total_j();
+  EXPECT_NEAR(units, capped.node_j[0], 1e-9 * units);
+  // the ITL and the wall time are the time models' own, whatever the energy
+  EXPECT_EQ(capped.time_s, plain.time_s);
+  EXPECT_EQ(capped.wall_s, plain.wall_s);
+}
+
+// A GPU moving all-reduce bytes draws at most its power limit: the fit holds d at 1 where the rows
+// would want more (here a table generated with d = 3).
+TEST(ServingPredictor, AllReduceEnergyIsHeldAtThePowerLimit) {
+  const fs::path d = fresh_dir("allreduce");
+  auto t = truth();
+  t.d = 3;
+  const auto prepared = serving::prepare_table(serving::read_serving_csv(synthetic_table(d, t)));
+  std::vector<const serving::PreparedRun*> all;
+  for (const auto& r : prepared.runs) all.push_back(&r);
+  EXPECT_EQ(serving::fit_serving(all, 0.01).d, 1);
+  t.d = 0.5;  // within the limit: the fit recovers it
+  const auto within = serving::prepare_table(serving::read_serving_csv(synthetic_table(d, t)));
+  std::vector<const serving::PreparedRun*> all2;
+  for (const auto& r : within.runs) all2.push_back(&r);
+  EXPECT_NEAR(serving::fit_serving(all2, 0.01).d, 0.5, 0.1);
+  fs::remove_all(d);
+}
+
+// Attention run data-parallel adds its own time and energy per sequence in flight, learned from
+// such runs; a run without it is not touched by them.
+TEST(ServingPredictor, DataParallelAttentionHasItsOwnPerSequenceTerms) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  serving::Workload w = chat_workload(32, 2);
+  const auto& hw = *hardware::find_builtin("H100");
+  const auto tp = serving::step_work(c, w, hw);
+  w.data_parallel = 2;
+  const auto dp = serving::step_work(c, w, hw);
+  auto p = truth();
+  const auto tp0 = serving::predict_step(p, tp), dp0 = serving::predict_step(p, dp);
+  p.s_dp_seq = 1e-4;
+  p.itl.tau_dp_seq = 1e-4;
+  const auto tp1 = serving::predict_step(p, tp), dp1 = serving::predict_step(p, dp);
+  EXPECT_EQ(tp1.energy_j, tp0.energy_j);
+  EXPECT_EQ(tp1.time_s, tp0.time_s);
+  EXPECT_NEAR(dp1.overhead_j - dp0.overhead_j, 700 * 2 * 1e-4 * 32, 1e-9);
+  EXPECT_NEAR(dp1.time_s - dp0.time_s, 1e-4 * 32, 1e-12);
 }
 
 // The energy of streaming a byte is one coefficient for every GPU (predictor.hpp): with only the

@@ -190,7 +190,7 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
 
   std::map<std::string, std::vector<double>> err_pred, err_shared, err_base, err_pred_d, err_shared_d, err_base_d,
       err_pred_own, err_base_own;
-  std::vector<double> itl_err;
+  std::vector<double> itl_err, ratio_err;
   json per_model = json::array();
   for (const std::string& m : models) {
     Runs train_gpu, train_all, test;
@@ -216,8 +216,14 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
     const std::optional<ServingPredictor> p_own = own ? std::optional(fit_serving(train_own)) : std::nullopt;
     const std::optional<Baseline> base_own = own ? std::optional(Baseline(train_own)) : std::nullopt;
     json rows = json::array();
-    const PreparedRun *small = nullptr, *large = nullptr;
-    double small_pred = 0, large_pred = 0;
+    // Batch curves: one per series of runs that differ in batch only (task, GPUs, data-parallel
+    // ranks; the model and so its precision are fixed): the run nearest batch 8 and the largest.
+    struct Curve {
+      const PreparedRun *small = nullptr, *large = nullptr;
+      double small_pred = 0, large_pred = 0;
+      long runs = 0;
+    };
+    std::map<std::string, Curve> curves;
     for (const PreparedRun* r : test) {
       const StepPrediction sp = predict_step(p, r->work);
       const double b = r->run->avg_batch, measured = r->run->energy_per_token_j;
@@ -235,13 +241,18 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
         }
       }
       itl_err.push_back(pct(sp.time_s, r->run->median_itl_s));
-      if (!small || std::abs(b - 8) < std::abs(small->run->avg_batch - 8)) {
-        small = r;
-        small_pred = e;
+      Curve& c = curves[fmt::format("{}, {} GPU{}{}", r->run->task, r->run->num_gpus, r->run->num_gpus > 1 ? "s" : "",
+                                    r->run->data_parallel > 1
+                                        ? fmt::format(", {} data-parallel ranks", r->run->data_parallel)
+                                        : std::string())];
+      ++c.runs;
+      if (!c.small || std::abs(b - 8) < std::abs(c.small->run->avg_batch - 8)) {
+        c.small = r;
+        c.small_pred = e;
       }
-      if (!large || b > large->run->avg_batch) {
-        large = r;
-        large_pred = e;
+      if (!c.large || b > c.large->run->avg_batch) {
+        c.large = r;
+        c.large_pred = e;
       }
       rows.push_back({{"line", r->run->line},
                       {"task", r->run->task},
@@ -252,7 +263,10 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
                       {"shared_j", es},
                       {"baseline_j", eb},
                       {"measured_itl_s", r->run->median_itl_s},
-                      {"predicted_itl_s", sp.time_s}});
+                      {"predicted_itl_s", sp.time_s},
+                      {"measured_step_wall_s", b / r->run->throughput_tokens_per_s},
+                      {"predicted_step_wall_s", sp.wall_s},
+                      {"predicted_power_scale", sp.power_scale}});
     }
     const auto mean = [](const std::vector<double>& v) {
       double s = 0;
@@ -260,19 +274,39 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
       return s / static_cast<double>(v.size());
     };
     const auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
-    const double measured_ratio = large->run->energy_per_token_j / small->run->energy_per_token_j;
-    const double predicted_ratio = large_pred / small_pred;
+    // every curve with two batch sizes or more; the model's main one (most runs, then the widest
+    // batch range) is its "batch_ratio"
+    json ratios = json::array(), main_ratio;
+    long main_runs = 0;
+    double main_span = 0;
+    for (const auto& [series, c] : curves) {
+      if (c.runs < 2 || c.large == c.small) continue;
+      const double measured_ratio = c.large->run->energy_per_token_j / c.small->run->energy_per_token_j;
+      const double predicted_ratio = c.large_pred / c.small_pred;
+      const double error = pct(predicted_ratio, measured_ratio);
+      json x = {{"series", series},
+                {"runs", c.runs},
+                {"from_batch", c.small->run->avg_batch},
+                {"to_batch", c.large->run->avg_batch},
+                {"measured", measured_ratio},
+                {"predicted", predicted_ratio},
+                {"error_pct", error}};
+      ratio_err.push_back(error);
+      const double span = c.large->run->avg_batch / c.small->run->avg_batch;
+      if (c.runs > main_runs || (c.runs == main_runs && span > main_span)) {
+        main_runs = c.runs;
+        main_span = span;
+        main_ratio = x;
+      }
+      ratios.push_back(std::move(x));
+    }
     per_model.push_back({{"model", m},
                          {"rows", test.size()},
                          {"energy_per_token", {{"mape", mean(err_pred[m])}, {"worst", worst(err_pred[m])}}},
                          {"shared", {{"mape", mean(err_shared[m])}, {"worst", worst(err_shared[m])}}},
                          {"baseline", {{"mape", mean(err_base[m])}, {"worst", worst(err_base[m])}}},
-                         {"batch_ratio",
-                          {{"from_batch", small->run->avg_batch},
-                           {"to_batch", large->run->avg_batch},
-                           {"measured", measured_ratio},
-                           {"predicted", predicted_ratio},
-                           {"error_pct", pct(predicted_ratio, measured_ratio)}}},
+                         {"batch_ratio", main_ratio},
+                         {"batch_ratios", ratios},
                          {"runs", rows},
                          {"per_gpu_predictor", predictor_to_json(p)}});
   }
@@ -288,7 +322,15 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
   for (const auto& s : table.skipped) skipped.push_back({{"model", s.model_id}, {"rows", s.rows}, {"reason", s.reason}});
   out["skipped"] = skipped;
   out["overall"] = {{"energy_per_token", summary(err_pred)},
-                    {"median_itl_error_pct", median(itl_err)}};
+                    {"median_itl_error_pct", median(itl_err)},
+                    {"batch_ratio",
+                     {{"curves", ratio_err.size()},
+                      {"within_20_pct", std::count_if(ratio_err.begin(), ratio_err.end(),
+                                                      [](double e) { return e <= 20; })},
+                      {"median_error_pct", ratio_err.empty() ? json() : json(median(ratio_err))},
+                      {"worst_error_pct", ratio_err.empty() ? json()
+                                                            : json(*std::max_element(ratio_err.begin(),
+                                                                                     ratio_err.end()))}}}};
   out["settings"]["leave_one_model_out"] = {
       {"per_gpu", {{"all", summary(err_pred)}, {"dense_bfloat16_chat", summary(err_pred_d)}}},
       {"shared", {{"all", summary(err_shared)}, {"dense_bfloat16_chat", summary(err_shared_d)}}},
@@ -383,11 +425,24 @@ std::string crossval_serving_text(const json& r) {
   s += "\nleave one model out, % error of energy per token (mean over rows of each model)\n";
   s += fmt::format("{:<44} {:>6} {:>10} {:>10} {:>10} {:>14}\n", "model", "rows", "per-GPU", "shared", "baseline",
                    "E(Bmax)/E(8)");
-  for (const auto& m : r["per_model"])
-    s += fmt::format("{:<44} {:>6} {:>9.1f}% {:>9.1f}% {:>9.1f}% {:>6.3f}/{:<6.3f}\n", m["model"].get<std::string>(),
+  for (const auto& m : r["per_model"]) {
+    const auto& br = m["batch_ratio"];
+    s += fmt::format("{:<44} {:>6} {:>9.1f}% {:>9.1f}% {:>9.1f}% {}\n", m["model"].get<std::string>(),
                      m["rows"].get<long>(), m["energy_per_token"]["mape"].get<double>(),
                      m["shared"]["mape"].get<double>(), m["baseline"]["mape"].get<double>(),
-                     m["batch_ratio"]["predicted"].get<double>(), m["batch_ratio"]["measured"].get<double>());
+                     br.is_null() ? std::string("-")
+                                  : fmt::format("{:>6.3f}/{:<6.3f}", br["predicted"].get<double>(),
+                                                br["measured"].get<double>()));
+  }
+  {
+    const auto& br = r["overall"]["batch_ratio"];
+    if (br["curves"].get<long>() > 0)
+      s += fmt::format(
+          "batch curves (E(Bmax)/E(8) per token, one per task and GPU count of a model): {} of {} within 20% of the "
+          "measured ratio, median error {:.1f}%, worst {:.1f}%\n",
+          br["within_20_pct"].get<long>(), br["curves"].get<long>(), br["median_error_pct"].get<double>(),
+          br["worst_error_pct"].get<double>());
+  }
   const auto& lomo = r["settings"]["leave_one_model_out"];
   for (const char* subset : {"all", "dense_bfloat16_chat"}) {
     const auto cell = [&](const char* who) {

@@ -21,8 +21,11 @@
 //   * few-shot on the named GPU: the shared predictor fitted on every other GPU's rows plus k
 //     rows (spread over its batch sizes) of one model of the named GPU, predicting all other rows
 //     of the named GPU; k = 0, 1, 2, 4, averaged over the choice of that model;
-//   * as by-products, per model: the predicted and measured ratio energy(largest batch) /
-//     energy(batch 8) per token; and the median % error of the inter-token latency over rows.
+//   * as by-products: batch curves, the predicted and measured ratio energy(largest batch) /
+//     energy(batch nearest 8) per token, one per series of a model's runs that differ in batch
+//     only (same task, GPUs and data-parallel ranks; a model's "batch_ratio" is its series with the
+//     most runs, "batch_ratios" all of them; overall: how many within 20% of the measured ratio);
+//     and the median % error of the inter-token latency over rows.
 // What is chosen where: the energy model's pull is chosen inside each fit, by cross-validation over
 // that fit's own training models (predictor.hpp), so no held-out model takes part in it; the form
 // of the model (its terms) was chosen by comparing variants on these same folds, so the figures
@@ -88,7 +91,9 @@ std::filesystem::path default_table();
 // that does not fit (hardware::check_fit) unless `allow_oversubscribe`. JSON: "serving" (the
 // hardware profile, the predictor: kind, trained on which GPUs, models and runs; the workload;
 // the memory per GPU) and the results: energy per generated token and per request (joules, with
-// intervals), mean power (watts), inter-token latency (seconds), throughput (tokens/s), the step
+// intervals), mean power (watts, over the mean step wall time), inter-token latency (itl_s: the
+// median, seconds), the mean step wall time (step_wall_s), throughput (tokens/s: sequences in
+// flight / step_wall_s), the step
 // by module kind (joules and share; the all-reduces and the fixed step overhead as kinds of
 // their own; the shares add up to 100%), the prefills' share, the ten costliest nodes, and
 // "rests_on" (serving_rests_on: what the answer rests on, how far outside the training runs it

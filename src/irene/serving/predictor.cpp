@@ -276,6 +276,84 @@ double choose_energy_pull(const Eigen::MatrixXd& x, const std::vector<int>& mode
   return best;
 }
 
+// Fits a time model (TimeModel) on `label_s`, seconds per step, one per run.
+TimeModel fit_time(const std::vector<const PreparedRun*>& runs, const std::vector<Aggregate>& agg,
+                   const std::vector<std::string>& keys, const std::vector<double>& label_s) {
+  const int nk = static_cast<int>(keys.size());
+  const long n = static_cast<long>(runs.size());
+  // tau0, gamma, delta, tau_seq, tau_allreduce, alpha_shared, beta_shared, tau_dp_seq, alpha_k...,
+  // beta_k...
+  constexpr int T = 8;
+  Eigen::MatrixXd xt = Eigen::MatrixXd::Zero(n, T + 2 * nk);
+  Eigen::VectorXd yt = Eigen::VectorXd::Ones(n);
+  std::vector<std::pair<int, int>> pulls;
+  for (int k = 0; k < nk; ++k) {
+    pulls.emplace_back(T + k, 5);
+    pulls.emplace_back(T + nk + k, 6);
+  }
+  for (long i = 0; i < n; ++i) {
+    const StepWork& w = runs[i]->work;
+    const double g = w.workload.gpus, label = label_s[static_cast<std::size_t>(i)];
+    // no unit runs faster than its roofline (datasheet bandwidth and peak): alpha_k = 1 + (>= 0)
+    double roofline = 0;
+    for (const auto& [k, r] : agg[i].r) roofline += r / g;
+    yt(i) = 1 - roofline / label;
+    xt(i, 0) = 1;
+    xt(i, 1) = agg[i].n / g;
+    xt(i, 2) = w.allreduce_s;
+    xt(i, 3) = w.workload.batch;
+    xt(i, 4) = w.allreduces;
+    xt(i, 7) = w.workload.data_parallel > 1 ? w.workload.batch : 0;
+    for (int k = 0; k < nk; ++k) {
+      xt(i, T + k) = coef(agg[i].r, keys[k], 0) / g;
+      xt(i, T + nk + k) = coef(agg[i].c, keys[k], 0) / g;
+    }
+    xt.row(i) /= label;
+  }
+  const Eigen::VectorXd ct = fit_pulled(xt, yt, pulls);
+  TimeModel m;
+  m.tau0 = ct(0);
+  m.gamma = ct(1);
+  m.delta = ct(2);
+  m.tau_seq = ct(3);
+  m.tau_allreduce = ct(4);
+  m.alpha_shared = 1 + ct(5);
+  m.beta_shared = ct(6);
+  m.tau_dp_seq = ct(7);
+  for (int k = 0; k < nk; ++k) {
+    m.alpha[keys[k]] = 1 + ct(T + k);
+    m.beta[keys[k]] = ct(T + nk + k);
+  }
+  return m;
+}
+
+// The time of one unit on one GPU's share (GPU-seconds / G), by a time model: roofline, extra
+// compute and launches; `memory_bound` says which side the roofline term is on.
+struct UnitTime {
+  double memory_s = 0, compute_s = 0, launch_s = 0;  // GPU-seconds
+};
+UnitTime unit_time(const TimeModel& t, const Unit& u, const StepWork& w) {
+  const double g = w.workload.gpus;
+  const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
+  const double roofline = coef(t.alpha, u.key, t.alpha_shared) * std::max(m, c);
+  UnitTime r;
+  r.memory_s = m >= c ? roofline : 0;
+  r.compute_s = (m >= c ? 0 : roofline) + coef(t.beta, u.key, t.beta_shared) * c;
+  r.launch_s = t.gamma * nk;
+  return r;
+}
+
+// The step's time by a time model, seconds.
+double step_time(const TimeModel& t, const StepWork& w) {
+  double s = t.tau0 + t.tau_seq * w.workload.batch + t.delta * w.allreduce_s + t.tau_allreduce * w.allreduces +
+             (w.workload.data_parallel > 1 ? t.tau_dp_seq * w.workload.batch : 0);
+  for (const Unit& u : w.units) {
+    const UnitTime ut = unit_time(t, u, w);
+    s += (ut.memory_s + ut.compute_s + ut.launch_s) / w.workload.gpus;
+  }
+  return s;
+}
+
 }  // namespace
 
 double task_prompt_tokens(std::string_view task) {
@@ -440,51 +518,22 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   }
   const int nk = static_cast<int>(p.keys.size());
   const long n = static_cast<long>(runs.size());
-  // time: tau0, gamma, delta, tau_seq, tau_allreduce, alpha_shared, beta_shared, alpha_k..., beta_k...
-  constexpr int T = 7;
-  Eigen::MatrixXd xt = Eigen::MatrixXd::Zero(n, T + 2 * nk);
+  std::vector<std::pair<int, int>> epulls;
+  for (int k = 0; k < nk; ++k) {
+    epulls.emplace_back(9 + k, 6);       // a_k toward a_shared (the energy fit's columns, below)
+    epulls.emplace_back(9 + nk + k, 7);  // rho_k toward rho_shared
+  }
+  std::vector<double> itl, wall;
+  for (const PreparedRun* r : runs) {
+    itl.push_back(r->run->median_itl_s);
+    wall.push_back(r->run->avg_batch / r->run->throughput_tokens_per_s);
+  }
+  p.itl = fit_time(runs, agg, p.keys, itl);
+  p.wall = fit_time(runs, agg, p.keys, wall);
   Eigen::VectorXd yt = Eigen::VectorXd::Ones(n);
-  std::vector<std::pair<int, int>> pulls, epulls;
-  for (int k = 0; k < nk; ++k) {
-    pulls.emplace_back(T + k, 5);
-    pulls.emplace_back(T + nk + k, 6);
-    epulls.emplace_back(8 + k, 6);       // a_k toward a_shared (the energy fit's columns, below)
-    epulls.emplace_back(8 + nk + k, 7);  // rho_k toward rho_shared
-  }
-  for (long i = 0; i < n; ++i) {
-    const StepWork& w = runs[i]->work;
-    const double g = w.workload.gpus, label = runs[i]->run->median_itl_s;
-    // no unit runs faster than its roofline (datasheet bandwidth and peak): alpha_k = 1 + (>= 0)
-    double roofline = 0;
-    for (const auto& [k, r] : agg[i].r) roofline += r / g;
-    yt(i) = 1 - roofline / label;
-    xt(i, 0) = 1;
-    xt(i, 1) = agg[i].n / g;
-    xt(i, 2) = w.allreduce_s;
-    xt(i, 3) = w.workload.batch;
-    xt(i, 4) = w.allreduces;
-    for (int k = 0; k < nk; ++k) {
-      xt(i, T + k) = coef(agg[i].r, p.keys[k], 0) / g;
-      xt(i, T + nk + k) = coef(agg[i].c, p.keys[k], 0) / g;
-    }
-    xt.row(i) /= label;
-  }
-  const Eigen::VectorXd ct = fit_pulled(xt, yt, pulls);
-  yt.setOnes();
-  p.tau0 = ct(0);
-  p.gamma = ct(1);
-  p.delta = ct(2);
-  p.tau_seq = ct(3);
-  p.tau_allreduce = ct(4);
-  p.alpha_shared = 1 + ct(5);
-  p.beta_shared = ct(6);
-  for (int k = 0; k < nk; ++k) {
-    p.alpha[p.keys[k]] = 1 + ct(T + k);
-    p.beta[p.keys[k]] = ct(T + nk + k);
-  }
   // energy, fitted on the measured step energies (in TDP-seconds of one GPU of the row's
   // hardware): s_step, s_seq, b, g, d, e_ar, a_shared, rho_shared, a_k..., rho_k...
-  constexpr int E = 8;
+  constexpr int E = 9;
   Eigen::MatrixXd xe = Eigen::MatrixXd::Zero(n, E + 2 * nk);
   std::vector<int> model_of(static_cast<std::size_t>(n));
   for (long i = 0; i < n; ++i) {
@@ -498,6 +547,7 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
     xe(i, 3) = agg[i].n;
     xe(i, 4) = g * w.allreduce_s;
     xe(i, 5) = g * w.allreduces;
+    xe(i, 8) = w.workload.data_parallel > 1 ? g * w.workload.batch : 0;
     for (int k = 0; k < nk; ++k) {
       xe(i, E + k) = coef(agg[i].m, p.keys[k], 0) * memory_scale(w.hw);
       xe(i, E + nk + k) = coef(agg[i].r, p.keys[k], 0);
@@ -507,7 +557,16 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
         std::distance(models.begin(), models.find(runs[i]->run->model_id)));
   }
   p.energy_pull = energy_pull ? *energy_pull : choose_energy_pull(xe, model_of, epulls);
-  const Eigen::VectorXd ce = fit_pulled(xe, yt, epulls, p.energy_pull);
+  Eigen::VectorXd ce = fit_pulled(xe, yt, epulls, p.energy_pull);
+  // A GPU draws at most its power limit while it moves all-reduce bytes: d <= 1. Where the fit
+  // wants more (it would take the all-reduce bytes, which grow with tokens x hidden x layers, as a
+  // stand-in for other per-token work), d is held at 1 and the rest refitted.
+  if (ce(4) > 1) {
+    const Eigen::VectorXd held = xe.col(4);
+    xe.col(4).setZero();
+    ce = fit_pulled(xe, yt - held, epulls, p.energy_pull);
+    ce(4) = 1;
+  }
   p.s_step = ce(0);
   p.s_seq = ce(1);
   p.b = ce(2);
@@ -516,9 +575,15 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   p.e_ar = ce(5);
   p.a_shared = ce(6);
   p.rho_shared = ce(7);
+  p.s_dp_seq = ce(8);
   for (int k = 0; k < nk; ++k) {
     p.a[p.keys[k]] = ce(E + k);
     p.rho[p.keys[k]] = ce(E + nk + k);
+  }
+  {
+    std::vector<double> slow;  // measured / predicted wall time - 1
+    for (std::size_t i = 0; i < runs.size(); ++i) slow.push_back(wall[i] / step_time(p.wall, runs[i]->work) - 1);
+    p.wall_slow_rel = std::max(0.0, quantile(slow, 0.95));
   }
   std::vector<double> rel;
   for (const PreparedRun* r : runs) rel.push_back(predict_step(p, r->work).energy_j / r->run->step_energy_j() - 1);
@@ -527,19 +592,18 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
   return p;
 }
 
-std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& w) {
+namespace {
+
+// unit_energies before the power limit (predict_step's power_scale)
+std::vector<UnitEnergy> raw_unit_energies(const ServingPredictor& p, const StepWork& w) {
   const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
   std::vector<UnitEnergy> out;
   out.reserve(w.units.size());
   for (const Unit& u : w.units) {
     const double m = u.bytes / w.hw.memory_bandwidth, c = u.flops / u.peak, nk = u.kernels * g * kLaunchSeconds;
-    // GPU-seconds of the unit's time by the term that accounts for them
-    const double roofline = coef(p.alpha, u.key, p.alpha_shared) * std::max(m, c);
-    const double memory_s = m >= c ? roofline : 0;
-    const double compute_s = (m >= c ? 0 : roofline) + coef(p.beta, u.key, p.beta_shared) * c;
-    const double launch_s = p.gamma * nk;
+    const UnitTime ut = unit_time(p.itl, u, w);
     UnitEnergy e;
-    e.time_s = (memory_s + compute_s + launch_s) / g;
+    e.time_s = (ut.memory_s + ut.compute_s + ut.launch_s) / g;
     // the roofline term goes to the side that bounds the unit
     const double roof_j = tdp * coef(p.rho, u.key, p.rho_shared) * std::max(m, c);
     e.memory_j = coef(p.a, u.key, p.a_shared) * u.bytes * kJoulesPerByteUnit + (m >= c ? roof_j : 0);
@@ -550,28 +614,49 @@ std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork&
   return out;
 }
 
+}  // namespace
+
+std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& w) {
+  std::vector<UnitEnergy> out = raw_unit_energies(p, w);
+  const double scale = predict_step(p, w).power_scale;
+  for (UnitEnergy& e : out) {
+    e.memory_j *= scale;
+    e.compute_j *= scale;
+    e.launch_j *= scale;
+  }
+  return out;
+}
+
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   StepPrediction r;
   const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
   r.node_j.assign(w.tree.nodes.size(), 0.0);
-  const double fixed_s = p.tau0 + p.tau_seq * w.workload.batch;
-  const double allreduce_s = p.delta * w.allreduce_s + p.tau_allreduce * w.allreduces;
-  double t = fixed_s + allreduce_s;
   double units_j = 0;
-  const std::vector<UnitEnergy> ue = unit_energies(p, w);
+  const std::vector<UnitEnergy> ue = raw_unit_energies(p, w);
   for (std::size_t k = 0; k < w.units.size(); ++k) {
     const Unit& u = w.units[k];
-    t += ue[k].time_s;
     const double e = ue[k].total_j();
     units_j += e;
     if (u.prefill) r.prefill_j += e;
     for (int i = u.node; i >= 0; i = w.tree.nodes[i].parent) r.node_j[i] += e;
   }
   r.allreduce_j = tdp * g * (p.d * w.allreduce_s + p.e_ar * w.allreduces);
-  r.overhead_j = tdp * g * (p.s_step + p.s_seq * w.workload.batch);
-  r.time_s = t;
+  r.overhead_j = tdp * g * (p.s_step + (p.s_seq + (w.workload.data_parallel > 1 ? p.s_dp_seq : 0)) * w.workload.batch);
+  r.time_s = step_time(p.itl, w);
+  r.wall_s = step_time(p.wall, w);
   r.energy_j = units_j + r.allreduce_j + r.overhead_j;
-  r.power_w = t > 0 ? r.energy_j / t : 0;
+  // No GPU draws more than its power limit: a step's energy is at most G x TDP x its time. Where
+  // the fitted terms add up to more, every entry is scaled down alike, so they still add up.
+  const double limit_j = g * tdp * r.wall_s * (1 + p.wall_slow_rel);
+  if (r.energy_j > limit_j && limit_j > 0) {
+    r.power_scale = limit_j / r.energy_j;
+    for (double& e : r.node_j) e *= r.power_scale;
+    r.allreduce_j *= r.power_scale;
+    r.overhead_j *= r.power_scale;
+    r.prefill_j *= r.power_scale;
+    r.energy_j = limit_j;
+  }
+  r.power_w = r.wall_s > 0 ? r.energy_j / r.wall_s : 0;
   return r;
 }
 
@@ -660,30 +745,39 @@ nlohmann::json serving_rests_on(const ServingPredictor& p, bool per_gpu, const S
 }
 
 nlohmann::json predictor_to_json(const ServingPredictor& p) {
+  const auto time_json = [&](const TimeModel& t) {
+    nlohmann::json per = nlohmann::json::object();
+    for (const auto& k : p.keys)
+      per[k] = {{"time_per_roofline_second", coef(t.alpha, k, 0)},
+                {"extra_time_per_compute_second", coef(t.beta, k, 0)}};
+    return nlohmann::json{{"step_fixed_time_s", t.tau0},
+                          {"time_per_sequence_s", t.tau_seq},
+                          {"time_per_allreduce_s", t.tau_allreduce},
+                          {"time_per_launch_second", t.gamma},
+                          {"time_per_allreduce_second", t.delta},
+                          {"shared",
+                           {{"time_per_roofline_second", t.alpha_shared},
+                            {"extra_time_per_compute_second", t.beta_shared}}},
+                          {"regressors", per}};
+  };
   nlohmann::json regressors = nlohmann::json::object();
   for (const auto& k : p.keys)
-    regressors[k] = {{"time_per_roofline_second", coef(p.alpha, k, 0)},
-                     {"extra_time_per_compute_second", coef(p.beta, k, 0)},
-                     {"memory_joules_per_byte", coef(p.a, k, 0) * kJoulesPerByteUnit},
+    regressors[k] = {{"memory_joules_per_byte", coef(p.a, k, 0) * kJoulesPerByteUnit},
                      {"tdp_share_per_roofline_second", coef(p.rho, k, 0)}};
-  return {{"kind", "serving (per-primitive roofline regressors, trained end to end on step energy and ITL)"},
+  return {{"kind", "serving (per-primitive roofline regressors, trained end to end on step energy, ITL and "
+                   "step wall time)"},
           {"hardware", p.hardware},
           {"models", p.models},
           {"runs", p.runs},
-          {"step_fixed_time_s", p.tau0},
-          {"time_per_sequence_s", p.tau_seq},
-          {"time_per_allreduce_s", p.tau_allreduce},
-          {"time_per_launch_second", p.gamma},
-          {"time_per_allreduce_second", p.delta},
+          {"itl", time_json(p.itl)},
+          {"step_wall_time", time_json(p.wall)},
           {"tdp_seconds_per_gpu_step", p.s_step},
           {"tdp_seconds_per_gpu_sequence", p.s_seq},
           {"tdp_seconds_per_gpu_allreduce", p.e_ar},
           {"tdp_share_per_compute_second", p.b},
           {"tdp_share_per_launch_second", p.g},
           {"tdp_share_per_allreduce_second", p.d},
-          {"shared", {{"time_per_roofline_second", p.alpha_shared},
-                      {"extra_time_per_compute_second", p.beta_shared},
-                      {"memory_joules_per_byte", p.a_shared * kJoulesPerByteUnit},
+          {"shared", {{"memory_joules_per_byte", p.a_shared * kJoulesPerByteUnit},
                       {"tdp_share_per_roofline_second", p.rho_shared}}},
           {"energy_pull", p.energy_pull},
           {"regressors", regressors},

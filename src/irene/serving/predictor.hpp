@@ -149,14 +149,29 @@ struct ServingSpan {
   double data_parallel_lo = 1, data_parallel_hi = 1;  // ranks running attention data-parallel
 };
 
-// The fitted coefficients (see the file comment).
-struct ServingPredictor {
-  std::vector<std::string> keys;  // regressors, sorted
+// One time model of a step (see the file comment): t = tau0 + tau_seq B + sum_u (alpha_k r_u +
+// beta_k c_u + gamma n_u) / G + delta A + tau_ar R.
+struct TimeModel {
   double tau0 = 0, gamma = 0, delta = 0;
   double tau_seq = 0;        // seconds per sequence in flight (host-side scheduling and sampling)
   double tau_allreduce = 0;  // seconds per all-reduce (its latency, whatever its size)
-  std::map<std::string, double> alpha, beta;  // per regressor (time)
+  // seconds per sequence in flight where attention runs data-parallel (ranks waiting for each other)
+  double tau_dp_seq = 0;
+  std::map<std::string, double> alpha, beta;  // per regressor
   double alpha_shared = 0, beta_shared = 0;
+};
+
+// The fitted coefficients (see the file comment).
+struct ServingPredictor {
+  std::vector<std::string> keys;  // regressors, sorted
+  // The median inter-token latency: the decode step as a user sees it.
+  TimeModel itl;
+  // The mean wall time of a step (sequences in flight / throughput: the prefills' longer steps
+  // and the engine's pauses included): the window of the power limit and the throughput.
+  TimeModel wall;
+  // How much slower than `wall` a training run's step was at most (the 95% quantile of measured /
+  // predicted - 1, >= 0): the power limit is taken over the step's slowest plausible wall time.
+  double wall_slow_rel = 0;
   std::map<std::string, double> a;  // per regressor: energy per byte streamed, in units of e0 (see above)
   double a_shared = 0;
   double b = 0;       // TDP share per GPU-second of arithmetic at the peak
@@ -167,6 +182,7 @@ struct ServingPredictor {
   double e_ar = 0;    // TDP-seconds per GPU per all-reduce
   double s_step = 0;  // TDP-seconds per GPU per step
   double s_seq = 0;   // TDP-seconds per GPU per sequence in flight
+  double s_dp_seq = 0;  // more of them where attention runs data-parallel
   double energy_pull = 0;  // the pull of a_k, rho_k toward the shared ones, chosen at fit time
   std::vector<std::string> hardware;  // GPU models of the training runs
   std::vector<std::string> models;    // models of the training runs
@@ -191,15 +207,19 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs,
 
 // One step predicted.
 struct StepPrediction {
-  double time_s = 0;    // wall time of the step (the inter-token latency)
+  double time_s = 0;    // the inter-token latency (median), seconds
+  double wall_s = 0;    // mean wall time of a step, seconds (throughput = batch / wall_s)
   double energy_j = 0;  // all GPUs
-  double power_w = 0;   // energy / time, all GPUs
+  double power_w = 0;   // energy / wall time, all GPUs
   // Per node of work.tree: the energy of its subtree's units (a parent includes its children),
   // joules; the root's is energy_j - allreduce_j - overhead_j.
   std::vector<double> node_j;
   double allreduce_j = 0;  // the all-reduces of tensor parallelism
   double overhead_j = 0;   // the step's fixed energy (s_step, s_seq: static power over the host's share)
   double prefill_j = 0;    // of the units, the prefills' share
+  // 1, or less where the fitted terms added up to more than the GPUs' power limit over the step
+  // (G x TDP x wall_s): every entry above was scaled by it, so the step draws exactly the limit.
+  double power_scale = 1;
 };
 
 // Predicts every node of the step (see the file comment for how the split is made).

@@ -156,7 +156,8 @@ json report_of(const ModelConfig& config, const Workload& w, const hardware::Pro
   r["rests_on"] = std::move(rests);
   r["mean_power_w"] = sp.power_w;
   r["itl_s"] = sp.time_s;
-  r["throughput_tokens_per_s"] = w.batch / sp.time_s;
+  r["step_wall_s"] = sp.wall_s;
+  r["throughput_tokens_per_s"] = w.batch / sp.wall_s;
   r["prefill_share_pct"] = 100 * sp.prefill_j / sp.energy_j;
   r["by_kind"] = kinds_j;
   r["top_nodes"] = top;
@@ -235,9 +236,10 @@ std::string serving_report_text(const json& r) {
                      r["carbon_intensity_g_per_kwh"].get<double>(), g(r["co2e_per_token_g"]),
                      g(r["co2e_per_request_g"]));
   }
-  t += fmt::format("mean power {:.0f} W, inter-token latency {:.2f} ms, throughput {:.0f} tokens/s\n",
-                   r["mean_power_w"].get<double>(), 1000 * r["itl_s"].get<double>(),
-                   r["throughput_tokens_per_s"].get<double>());
+  t += fmt::format(
+      "mean power {:.0f} W, inter-token latency {:.2f} ms (median), mean step {:.2f} ms, throughput {:.0f} tokens/s\n",
+      r["mean_power_w"].get<double>(), 1000 * r["itl_s"].get<double>(), 1000 * r["step_wall_s"].get<double>(),
+      r["throughput_tokens_per_s"].get<double>());
   t += fmt::format("one step ({} tokens): {}; of it the prefills carried: {:.1f}%\n",
                    s["workload"]["sequences_in_flight"].get<double>(), iv(r["step_j"]),
                    r["prefill_share_pct"].get<double>());

@@ -372,6 +372,7 @@ json serving_explanation(const ServingRequest& q) {
                {"step_j", sp.energy_j},
                {"energy_per_token_j", sp.energy_j / w.batch},
                {"itl_s", sp.time_s},
+               {"step_wall_s", sp.wall_s},
                {"mean_power_w", sp.power_w},
                {"memory_share_of_gpu", fit},
                {"by_part", parts_j}};

@@ -122,7 +122,7 @@ nlohmann::json by_part(const StepWork& work, const StepPrediction& prediction, c
 // `irene explain --serving`: {"serving": {hardware, predictor, workload}, "rests_on" (the point
 // farthest outside the training data: serving_rests_on), "parts": [{"part", "label"}], "points":
 // [{"max_num_seqs", "prompt_tokens", "output_tokens", "mean_context_tokens", "step_j",
-// "energy_per_token_j", "itl_s", "mean_power_w", "memory_share_of_gpu", "by_part", "rests_on"}],
+// "energy_per_token_j", "itl_s", "step_wall_s", "mean_power_w", "memory_share_of_gpu", "by_part", "rests_on"}],
 // "shares": {part: [share_pct of each point]}}.
 nlohmann::json serving_explanation(const ServingRequest& request);
 std::string serving_explanation_text(const nlohmann::json& explanation);
