@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
 # Collects decode steps (and their prefills) of small LLMs on the machine it runs on, for the time
-# predictor of LLM steps (configs/llm-time.json, irene crossval): four models of three families
-# (pythia-160m: GPT-NeoX; opt-125m: OPT; Qwen2-0.5B and TinyLlama-1.1B: Llama-like), built-in
-# configurations with random weights (nothing is downloaded), float32, eager attention.
+# predictor of LLM steps (configs/llm-time.json, irene crossval): five models of three families
+# (pythia-160m: GPT-NeoX; opt-125m: OPT; Qwen2-0.5B, TinyLlama-1.1B and SmolLM2-135M: Llama-like,
+# the three with grouped-query attention), built-in configurations with random weights (nothing is
+# downloaded), float32, eager attention.
 #
 # Usage: scripts/collect-decode-dataset.sh [OUT]      (default local/decode.jsonl; local/ is ignored by git)
 #
 # Two grids go into the same file: the decode steps (--phase decode), batch 1,2,4,8,16,32 x past
-# 64,256,1024,2047 (24 trees per model, 96 trees; 2047 + the new token fills the 2,048 positions of
+# 64,256,1024,2047 (24 trees per model, 120 trees; 2047 + the new token fills the 2,048 positions of
 # pythia-160m and opt-125m), then the prefills, batch 1,2 x seq 64,128
-# (4 per model, 16 trees). Every node is run for real with libtorch (build/irene-measure);
+# (4 per model, 20 trees). Every node is run for real with libtorch (build/irene-measure);
 # seconds per pass always, energy too where a sensor exists (--meter auto). Progress goes to
 # standard error; Ctrl-C (or a kill) keeps every finished tree, and running the same command again
 # resumes where it stopped (each grid skips the trees already in OUT). Keep the machine otherwise
-# quiet while it runs: the times are what it measures. Estimated: about an hour on the 2-core
+# quiet while it runs: the times are what it measures. Measured: 52 minutes on the 2-core
 # development VM (the schedule of collect-local-dataset.sh: short windows, few well-measured points).
 #
-# Environment overrides: IRENE_BUILD (build/), IRENE_MODELS (the four), IRENE_BATCH, IRENE_PAST
+# Environment overrides: IRENE_BUILD (build/), IRENE_MODELS (the five), IRENE_BATCH, IRENE_PAST
 # (decode grid), IRENE_PREFILL_BATCH, IRENE_PREFILL_SEQ (prefill grid; IRENE_PREFILL_SEQ empty: no
 # prefills), IRENE_METER (auto), IRENE_THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-local/decode.jsonl}"
 BUILD="${IRENE_BUILD:-build}"
-MODELS="${IRENE_MODELS-EleutherAI/pythia-160m,facebook/opt-125m,Qwen/Qwen2-0.5B,TinyLlama/TinyLlama-1.1B-Chat-v1.0}"
+MODELS="${IRENE_MODELS-EleutherAI/pythia-160m,facebook/opt-125m,Qwen/Qwen2-0.5B,TinyLlama/TinyLlama-1.1B-Chat-v1.0,HuggingFaceTB/SmolLM2-135M}"
 BATCH="${IRENE_BATCH:-1,2,4,8,16,32}"
 PAST="${IRENE_PAST:-64,256,1024,2047}"
 PREFILL_BATCH="${IRENE_PREFILL_BATCH:-1,2}"

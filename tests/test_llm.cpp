@@ -76,7 +76,8 @@ TEST(LlmParams, FullSizeConfigsEqualHuggingFace) {
   const std::pair<const char*, std::int64_t> builtin[] = {
       {"meta-llama/Llama-2-7b-hf", 6738415616},       {"mistralai/Mistral-7B-v0.1", 7241732096},
       {"Qwen/Qwen2-0.5B", 494032768},                 {"EleutherAI/pythia-160m", 162322944},
-      {"facebook/opt-125m", 125239296},               {"TinyLlama/TinyLlama-1.1B-Chat-v1.0", 1100048384}};
+      {"facebook/opt-125m", 125239296},               {"TinyLlama/TinyLlama-1.1B-Chat-v1.0", 1100048384},
+      {"HuggingFaceTB/SmolLM2-135M", 134515008}};
   for (const auto& [model, params] : builtin)
     EXPECT_EQ(build_tree(load_model_config(model), 1, 4).root().num_parameters, params) << model;
   EXPECT_EQ(build_tree(data_config("Meta-Llama-3-8B.json"), 1, 4).root().num_parameters, 8030261248);
