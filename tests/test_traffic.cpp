@@ -155,6 +155,32 @@ TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
   EXPECT_EQ(own_feature(big, down, "own_traffic_beyond_32mib"), 0);  // a leaf has no own operations
   EXPECT_NE(irene_test::error_of([] { own_feature_names({"own_traffic_beyond_0mib"}); }).find("unknown own-operation feature"),
             std::string::npos);
+  // of one operation kind only: the cache copies of grouped-query attention (Mistral-7B: 8
+  // key/value heads for 32); Llama-2-7b has none
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = 2048;
+  const Tree gqa = build_tree(load_model_config("mistralai/Mistral-7B-v0.1"), 8, 1, o);
+  const Node& ga = node(gqa, "model.layers.0.self_attn", "MistralAttention");
+  double copies = 0, copies_beyond = 0, all_beyond = 0;
+  for (const auto& op : ga.ops) {
+    const double mib = count_op(op, 4).mib();
+    all_beyond += std::max(0.0, mib - 32);
+    if (op.kind == "repeat_kv") {
+      copies += mib;
+      copies_beyond += std::max(0.0, mib - 32);
+    }
+  }
+  EXPECT_GT(copies_beyond, 0);
+  EXPECT_LT(copies_beyond, all_beyond);  // the cache update crosses 32 MiB too
+  EXPECT_NEAR(own_feature(gqa, ga, "own_traffic:repeat_kv"), copies, 1e-9);
+  EXPECT_NEAR(own_feature(gqa, ga, "own_traffic_beyond_32mib:repeat_kv"), copies_beyond, 1e-9);
+  EXPECT_EQ(own_feature(big, attn, "own_traffic:repeat_kv"), 0);
+  EXPECT_EQ(own_feature_names({"own_traffic:repeat_kv"}), std::vector<std::string>{"own_traffic:repeat_kv"});
+  for (const char* bad : {"own_traffic:no_such_kind", "own_traffic_beyond_0mib:repeat_kv", "own_traffic_beyond:repeat_kv"})
+    EXPECT_NE(irene_test::error_of([&] { own_feature_names({bad}); }).find("unknown own-operation feature"),
+              std::string::npos)
+        << bad;
   EXPECT_FALSE(node_feature(one, down, "traffic_beyond_mib").has_value());  // not a feature: a resource lookup
   const auto names = feature_names_of_sets({"llm_specs", "cpu_caches"});
   EXPECT_NE(std::find(names.begin(), names.end(), "traffic_beyond_32mib"), names.end());

@@ -30,10 +30,12 @@ double knee_bytes(std::string_view name, std::string_view prefix) {
 
 // Bytes beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
 // summed; with `subtree`, of every call in its subtree.
-double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree) {
+double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree,
+                    std::string_view kind = {}) {
   double b = 0;
-  if (n.type == NodeType::ml && n.children.empty()) b += std::max(0.0, primitive_traffic(n, e) - knee);
-  for (const auto& op : n.ops) b += std::max(0.0, count_op(op, e).bytes - knee);
+  if (n.type == NodeType::ml && n.children.empty() && kind.empty()) b += std::max(0.0, primitive_traffic(n, e) - knee);
+  for (const auto& op : n.ops)
+    if (kind.empty() || op.kind == kind) b += std::max(0.0, count_op(op, e).bytes - knee);
   if (subtree)
     for (int c : n.children) b += bytes_beyond(tree, tree.nodes.at(c), knee, e, true);
   return b;
@@ -51,6 +53,18 @@ double products(const Tree& tree, const Node& n) {
   }
   for (int c : n.children) p += products(tree, tree.nodes.at(c));
   return p;
+}
+
+// "own_traffic:KIND" -> (0, KIND), "own_traffic_beyond_<N>mib:KIND" -> (N MiB in bytes, KIND), for
+// a kind of the registry; else nothing.
+std::optional<std::pair<double, std::string_view>> own_traffic_of_kind(std::string_view name) {
+  const auto colon = name.find(':');
+  if (colon == std::string_view::npos || !find_op_kind(name.substr(colon + 1))) return std::nullopt;
+  const std::string_view what = name.substr(0, colon);
+  if (what == "own_traffic") return std::pair{0.0, name.substr(colon + 1)};
+  if (const double knee = knee_bytes(what, "own_traffic_beyond_"); knee > 0)
+    return std::pair{knee, name.substr(colon + 1)};
+  return std::nullopt;
 }
 
 }  // namespace
@@ -92,10 +106,11 @@ std::vector<std::string> own_feature_names(const std::vector<std::string>& wante
     const bool kind = colon != std::string::npos && (w.substr(0, colon) == "own_ops" || w.substr(0, colon) == "own_elements") &&
                       find_op_kind(std::string_view(w).substr(colon + 1));
     if (w != "own_flops" && w != "own_mem_bytes" && w != "own_ops" && w != "own_elements" && w != "own_constant" &&
-        !own_feature_from_resource(w) && !kind && knee_bytes(w, "own_traffic_beyond_") == 0)
+        !own_feature_from_resource(w) && !kind && knee_bytes(w, "own_traffic_beyond_") == 0 && !own_traffic_of_kind(w))
       throw Error(fmt::format("unknown own-operation feature '{}' (expected own_flops, own_mem_bytes, own_ops, "
                               "own_ops:KIND, own_ops_by_kind, own_elements, own_elements:KIND, own_elements_by_kind, "
-                              "own_constant, own_traffic_beyond_<N>mib, own_times_mean or own_gpu_energy_mean)",
+                              "own_constant, own_traffic_beyond_<N>mib, own_traffic:KIND, "
+                              "own_traffic_beyond_<N>mib:KIND, own_times_mean or own_gpu_energy_mean)",
                               w));
     if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
   }
@@ -137,6 +152,8 @@ double own_feature(const Tree& tree, const Node& node, std::string_view name) {
   }
   if (const double knee = knee_bytes(name, "own_traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), false) / 1048576.0;
+  if (const auto of_kind = own_traffic_of_kind(name))
+    return bytes_beyond(tree, node, of_kind->first, dtype_bytes(tree.dtype), false, of_kind->second) / 1048576.0;
   if (name == "own_ops") return static_cast<double>(node.ops.size());
   if (name == "own_constant") return 1.0;
   if (name == "own_elements") {

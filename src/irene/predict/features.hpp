@@ -44,6 +44,8 @@ bool is_traffic_beyond_feature(std::string_view name);
 //   own_elements:KIND   likewise for one registry kind
 //   own_constant        1 for every node with children (a per-module overhead)
 //   own_traffic_beyond_<N>mib  MiB by which each of the node's own operations exceeds N MiB, summed
+//   own_traffic:KIND, own_traffic_beyond_<N>mib:KIND  the same of one registry kind only
+//                       (own_traffic: every byte, N = 0): e.g. repeat_kv's copies of the cache
 //   own_times_mean      seconds of the node minus its children's (measured resource)
 //   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
 // Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for
