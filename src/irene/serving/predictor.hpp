@@ -22,12 +22,15 @@
 //   m_u = traffic_u / bandwidth_h, c_u = flops_u / peak_h(precision), r_u = max(m_u, c_u) (its
 //   roofline), n_u = kernels_u x G x 1 us (GPU-seconds of memory streaming, of arithmetic at the
 //   dense peak, of the roofline, and of launches);
-//   time of the step   t = tau0 + tau_seq B + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G
-//                          + delta A + tau_ar R
-//   energy of a step   E = TDP_h x [ s_step G + s_seq G B + sum_u (b c_u + rho_k r_u + g n_u)
-//                                    + d G A + e_ar G R ] + e0 sum_u a_k traffic_u
+//   time of the step   t = tau0 + (tau_seq + [D > 1] tau_dp_seq) B
+//                          + sum_u (alpha_k r_u + beta_k c_u + gamma n_u) / G + delta A + tau_ar R
+//   energy of a step   E = TDP_h x [ s_step G + (s_seq + [D > 1] s_dp_seq) G B
+//                                    + sum_u (b c_u + rho_k r_u + g n_u) + d G A + e_ar G R ]
+//                        + e0 sum_u a_k traffic_u,   at most G x TDP_h x w (1 + q)
 // (A: all-reduce transfer seconds per GPU, R: all-reduces per step; tau_seq: the host's work per
-// sequence in flight, scheduling and sampling, while the GPUs wait; TDP_h: one GPU's power limit,
+// sequence in flight, scheduling and sampling, while the GPUs wait; D: data-parallel attention
+// ranks, whose waiting for each other has its own per-sequence terms, so that the table's only
+// such runs do not bend the others; TDP_h: one GPU's power limit,
 // so the energy coefficients are shares of it (b, rho, g: of a GPU-second of arithmetic,
 // roofline, launches) or seconds of it (s_step per GPU and step, s_seq per GPU and sequence in
 // flight, e_ar per GPU and all-reduce), and the same coefficients can serve several GPUs), except
@@ -38,11 +41,19 @@
 // share of each GPU's TDP (energy per byte scaling with TDP / bandwidth), a predictor fitted on
 // one GPU missed the other by 26.7% (B200 -> H100) and 24.4% (H100 -> B200) instead of 16.0% and
 // 22.5%; the energy per FLOP made the same on every GPU too (at the H100's TDP / bf16 peak) did
-// worse than the TDP share (17.5% and 25.3%). No unit runs faster than its roofline: alpha_k >= 1. The time model is fitted on the
-// measured median inter-token latencies; the energy model on the measured step energies (energy
-// per token x mean batch) directly, not through a power model over the time (that product of two
-// fits missed dense chat models by 11.5% on H100 where the direct fit misses by under 5%); the
-// mean power is E / t. Both are non-negative least squares on relative errors, and each
+// worse than the TDP share (17.5% and 25.3%). No unit runs faster than its roofline: alpha_k >= 1.
+// A GPU moving all-reduce bytes draws at most its power limit: d <= 1 (held at 1 and the rest
+// refitted where the rows want more; freely fitted, d took the all-reduce bytes, which grow with
+// tokens x hidden x layers, as a stand-in for other per-token work and reached 5-6). Two time
+// models of the form of t are fitted: one on the measured median inter-token latencies (t, the
+// ITL), one on the mean wall time of a step (w: sequences in flight / throughput, the prefills'
+// longer steps and the engine's pauses included). The energy model is fitted on the measured step
+// energies (energy per token x mean batch) directly, not through a power model over the time (that
+// product of two fits missed dense chat models by 11.5% on H100 where the direct fit misses by
+// under 5%); the mean power is E / w, the throughput B / w, and E is at most the GPUs' power limit
+// over the step's slowest plausible wall time, G x TDP x w (1 + q), q the 95% quantile of the
+// training runs' measured / predicted wall time - 1 (where the terms add up to more, every entry
+// is scaled alike). All are non-negative least squares on relative errors, and each
 // regressor's coefficient (alpha_k, beta_k; a_k, rho_k) is shrunk toward one shared by all
 // regressors (penalty pull x rows x (alpha_k - alpha)^2). The time model's pull is 0.1, fixed;
 // the energy model's is chosen by each fit among 0.001 ... 0.1 by cross-validation over its own
