@@ -660,7 +660,7 @@ TEST(ServingPredictor, UnitEnergiesSplitTheStepByTerm) {
   const auto work = serving::step_work(c, w, *hardware::find_builtin("H100"));
   const auto p = truth();
   const auto sp = serving::predict_step(p, work);
-  const auto ue = serving::unit_energies(p, work);
+  const auto& ue = sp.units;
   ASSERT_EQ(ue.size(), work.units.size());
   double units = 0, time = 0;
   bool memory = false, compute = false;
@@ -698,7 +698,7 @@ TEST(ServingPredictor, NoStepDrawsMoreThanItsGpusPowerLimit) {
   EXPECT_NEAR(capped.power_w, 2 * 700 * 1.5, 1e-6);
   EXPECT_NEAR(capped.node_j[0] + capped.allreduce_j + capped.overhead_j, capped.energy_j, 1e-9 * capped.energy_j);
   double units = 0;
-  for (const auto& e : serving::unit_energies(p, work)) units += e.total_j();
+  for (const auto& e : capped.units) units += e.total_j();
   EXPECT_NEAR(units, capped.node_j[0], 1e-9 * units);
   // the ITL and the wall time are the time models' own, whatever the energy
   EXPECT_EQ(capped.time_s, plain.time_s);

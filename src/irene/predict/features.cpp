@@ -55,15 +55,27 @@ double products(const Tree& tree, const Node& n) {
   return p;
 }
 
-// "own_traffic:KIND" -> (0, KIND), "own_traffic_beyond_<N>mib:KIND" -> (N MiB in bytes, KIND), for
-// a kind of the registry; else nothing.
-std::optional<std::pair<double, std::string_view>> own_traffic_of_kind(std::string_view name) {
+// "WHAT:KIND" with KIND an operation kind of the registry -> (WHAT, KIND); else nothing.
+std::optional<std::pair<std::string_view, std::string_view>> split_kind(std::string_view name) {
   const auto colon = name.find(':');
   if (colon == std::string_view::npos || !find_op_kind(name.substr(colon + 1))) return std::nullopt;
-  const std::string_view what = name.substr(0, colon);
-  if (what == "own_traffic") return std::pair{0.0, name.substr(colon + 1)};
-  if (const double knee = knee_bytes(what, "own_traffic_beyond_"); knee > 0)
-    return std::pair{knee, name.substr(colon + 1)};
+  return std::pair{name.substr(0, colon), name.substr(colon + 1)};
+}
+
+// "own_traffic:KIND" -> (0, KIND), "own_traffic_beyond_<N>mib:KIND" -> (N MiB in bytes, KIND); else
+// nothing.
+std::optional<std::pair<double, std::string_view>> own_traffic_of_kind(std::string_view name) {
+  const auto sk = split_kind(name);
+  if (!sk) return std::nullopt;
+  if (sk->first == "own_traffic") return std::pair{0.0, sk->second};
+  if (const double knee = knee_bytes(sk->first, "own_traffic_beyond_"); knee > 0) return std::pair{knee, sk->second};
+  return std::nullopt;
+}
+
+// "own_ops:KIND" or "own_elements:KIND" -> (own_ops | own_elements, KIND); else nothing.
+std::optional<std::pair<std::string_view, std::string_view>> count_of_kind(std::string_view name) {
+  const auto sk = split_kind(name);
+  if (sk && (sk->first == "own_ops" || sk->first == "own_elements")) return sk;
   return std::nullopt;
 }
 
@@ -102,11 +114,9 @@ std::vector<std::string> own_feature_names(const std::vector<std::string>& wante
       for (const auto& k : op_kinds()) out.push_back(prefix + k.name);
       continue;
     }
-    const auto colon = w.find(':');
-    const bool kind = colon != std::string::npos && (w.substr(0, colon) == "own_ops" || w.substr(0, colon) == "own_elements") &&
-                      find_op_kind(std::string_view(w).substr(colon + 1));
     if (w != "own_flops" && w != "own_mem_bytes" && w != "own_ops" && w != "own_elements" && w != "own_constant" &&
-        !own_feature_from_resource(w) && !kind && knee_bytes(w, "own_traffic_beyond_") == 0 && !own_traffic_of_kind(w))
+        !own_feature_from_resource(w) && !count_of_kind(w) && knee_bytes(w, "own_traffic_beyond_") == 0 &&
+        !own_traffic_of_kind(w))
       throw Error(fmt::format("unknown own-operation feature '{}' (expected own_flops, own_mem_bytes, own_ops, "
                               "own_ops:KIND, own_ops_by_kind, own_elements, own_elements:KIND, own_elements_by_kind, "
                               "own_constant, own_traffic_beyond_<N>mib, own_traffic:KIND, "
@@ -161,14 +171,12 @@ double own_feature(const Tree& tree, const Node& node, std::string_view name) {
     for (const auto& op : node.ops) e += static_cast<double>(elements(op.shape)) / 1e6;
     return e;
   }
-  const auto colon = name.find(':');
-  if (colon != std::string_view::npos) {
-    const auto what = name.substr(0, colon);
-    const auto kind = name.substr(colon + 1);
+  if (const auto of_kind = count_of_kind(name)) {
     double n = 0;
     for (const auto& op : node.ops)
-      if (op.kind == kind) n += what == "own_ops" ? 1.0 : static_cast<double>(elements(op.shape)) / 1e6;
-    if (what == "own_ops" || what == "own_elements") return n;
+      if (op.kind == of_kind->second)
+        n += of_kind->first == "own_ops" ? 1.0 : static_cast<double>(elements(op.shape)) / 1e6;
+    return n;
   }
   throw Error(fmt::format("unknown own-operation feature '{}'", name));
 }

@@ -327,8 +327,8 @@ TimeModel fit_time(const std::vector<const PreparedRun*>& runs, const std::vecto
   return m;
 }
 
-// The time of one unit on one GPU's share (GPU-seconds / G), by a time model: roofline, extra
-// compute and launches; `memory_bound` says which side the roofline term is on.
+// The GPU-seconds of one unit by a time model: the roofline term (on the memory side where the
+// unit is memory-bound, else on the compute side), the extra compute and the launches.
 struct UnitTime {
   double memory_s = 0, compute_s = 0, launch_s = 0;  // GPU-seconds
 };
@@ -594,7 +594,7 @@ ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs, std::o
 
 namespace {
 
-// unit_energies before the power limit (predict_step's power_scale)
+// The units' energies before the power limit (predict_step's power_scale).
 std::vector<UnitEnergy> raw_unit_energies(const ServingPredictor& p, const StepWork& w) {
   const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
   std::vector<UnitEnergy> out;
@@ -616,26 +616,15 @@ std::vector<UnitEnergy> raw_unit_energies(const ServingPredictor& p, const StepW
 
 }  // namespace
 
-std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& w) {
-  std::vector<UnitEnergy> out = raw_unit_energies(p, w);
-  const double scale = predict_step(p, w).power_scale;
-  for (UnitEnergy& e : out) {
-    e.memory_j *= scale;
-    e.compute_j *= scale;
-    e.launch_j *= scale;
-  }
-  return out;
-}
-
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   StepPrediction r;
   const double g = w.workload.gpus, tdp = w.hw.tdp_watts;
   r.node_j.assign(w.tree.nodes.size(), 0.0);
   double units_j = 0;
-  const std::vector<UnitEnergy> ue = raw_unit_energies(p, w);
+  r.units = raw_unit_energies(p, w);
   for (std::size_t k = 0; k < w.units.size(); ++k) {
     const Unit& u = w.units[k];
-    const double e = ue[k].total_j();
+    const double e = r.units[k].total_j();
     units_j += e;
     if (u.prefill) r.prefill_j += e;
     for (int i = u.node; i >= 0; i = w.tree.nodes[i].parent) r.node_j[i] += e;
@@ -645,12 +634,18 @@ StepPrediction predict_step(const ServingPredictor& p, const StepWork& w) {
   r.time_s = step_time(p.itl, w);
   r.wall_s = step_time(p.wall, w);
   r.energy_j = units_j + r.allreduce_j + r.overhead_j;
-  // No GPU draws more than its power limit: a step's energy is at most G x TDP x its time. Where
-  // the fitted terms add up to more, every entry is scaled down alike, so they still add up.
+  // No GPU draws more than its power limit: a step's energy is at most G x TDP x its slowest
+  // plausible wall time. Where the fitted terms add up to more, every entry is scaled down alike,
+  // so they still add up.
   const double limit_j = g * tdp * r.wall_s * (1 + p.wall_slow_rel);
   if (r.energy_j > limit_j && limit_j > 0) {
     r.power_scale = limit_j / r.energy_j;
     for (double& e : r.node_j) e *= r.power_scale;
+    for (UnitEnergy& e : r.units) {
+      e.memory_j *= r.power_scale;
+      e.compute_j *= r.power_scale;
+      e.launch_j *= r.power_scale;
+    }
     r.allreduce_j *= r.power_scale;
     r.overhead_j *= r.power_scale;
     r.prefill_j *= r.power_scale;

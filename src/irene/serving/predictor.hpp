@@ -216,6 +216,16 @@ struct PreparedRun {
 ServingPredictor fit_serving(const std::vector<const PreparedRun*>& runs,
                              std::optional<double> energy_pull = std::nullopt);
 
+// The energy of one unit of a step as predict_step counts it, split by its terms (joules, all
+// GPUs): memory_j = e0 a_k traffic_u + TDP rho_k r_u (the latter where the unit is memory-bound),
+// compute_j = TDP (b c_u + rho_k r_u where it is compute-bound), launch_j = TDP g n_u, each times
+// the step's power_scale. Their sum is the unit's energy; time_s its share of the ITL.
+struct UnitEnergy {
+  double memory_j = 0, compute_j = 0, launch_j = 0;
+  double time_s = 0;
+  double total_j() const { return memory_j + compute_j + launch_j; }
+};
+
 // One step predicted.
 struct StepPrediction {
   double time_s = 0;    // the inter-token latency (median), seconds
@@ -228,25 +238,17 @@ struct StepPrediction {
   double allreduce_j = 0;  // the all-reduces of tensor parallelism
   double overhead_j = 0;   // the step's fixed energy (s_step, s_seq: static power over the host's share)
   double prefill_j = 0;    // of the units, the prefills' share
-  // 1, or less where the fitted terms added up to more than the GPUs' power limit over the step
-  // (G x TDP x wall_s): every entry above was scaled by it, so the step draws exactly the limit.
+  // One per unit of work.units, in order; their total_j() add up to node_j of the root.
+  std::vector<UnitEnergy> units;
+  // 1, or less where the fitted terms added up to more than the GPUs' power limit over the
+  // step's slowest plausible wall time (G x TDP x wall_s x (1 + wall_slow_rel)): every entry
+  // above was scaled by it, so the step draws exactly the limit. A predictor without a wall-time
+  // model (wall_s = 0) is not limited.
   double power_scale = 1;
 };
 
 // Predicts every node of the step (see the file comment for how the split is made).
 StepPrediction predict_step(const ServingPredictor& p, const StepWork& work);
-
-// The energy of one unit of a step as predict_step counts it, split by its terms (joules, all
-// GPUs): memory_j = e0 a_k traffic_u + TDP rho_k r_u (the latter where the unit is memory-bound), compute_j = TDP
-// (b c_u + rho_k r_u where it is compute-bound), launch_j = TDP g n_u. Their sum is the unit's
-// energy; time_s its share of the step time.
-struct UnitEnergy {
-  double memory_j = 0, compute_j = 0, launch_j = 0;
-  double time_s = 0;
-  double total_j() const { return memory_j + compute_j + launch_j; }
-};
-// One per unit of work.units, in order.
-std::vector<UnitEnergy> unit_energies(const ServingPredictor& p, const StepWork& work);
 
 // The library entry for a decode step of a named hardware profile: builds the step of `config`
 // for `w` on the profile `hardware_name` (built-in name or JSON file, hardware::load_profile) and

@@ -308,7 +308,8 @@ enum PartIndex { kMlp, kAttnW, kMath, kKv, kAttnMath, kLmHead, kOther, kAllReduc
 
 }  // namespace
 
-json by_part(const StepWork& work, const StepPrediction& sp, const std::vector<UnitEnergy>& ue) {
+json by_part(const StepWork& work, const StepPrediction& sp) {
+  const std::vector<UnitEnergy>& ue = sp.units;
   double j[kNParts] = {};
   const std::vector<ModuleKind> kinds = module_kinds_of(work.tree);
   for (std::size_t i = 0; i < work.units.size(); ++i) {
@@ -364,7 +365,7 @@ json serving_explanation(const ServingRequest& q) {
     double fit = 0;
     const StepWork work = fitting_step(r.config, w, r.hw, r.allow_oversubscribe, fit);
     const StepPrediction sp = predict_step(p, work);
-    const json parts_j = by_part(work, sp, unit_energies(p, work));
+    const json parts_j = by_part(work, sp);
     json pt = {{"max_num_seqs", w.batch},
                {"prompt_tokens", w.prompt_tokens},
                {"output_tokens", w.output_tokens},

@@ -102,7 +102,8 @@ nlohmann::json serving_report(const ModelConfig& config, const Workload& w, cons
 nlohmann::json serving_answer(const ServingRequest& request);
 std::string serving_answer_text(const nlohmann::json& answer);
 
-// Where the joules of one step go, by part (each unit's energy split by its terms, unit_energies):
+// Where the joules of one step go, by part (each unit's energy split by its terms,
+// StepPrediction::units):
 //   mlp_weights        weights streaming in the MLP (feed-forward, experts, router): the memory and
 //                      launch terms of their Linear units
 //   attention_weights  weights streaming in the attention projections: the same of theirs
@@ -117,7 +118,7 @@ std::string serving_answer_text(const nlohmann::json& answer);
 //   prefills           the prefills the step carries, whole
 // Their joules add up to the step's (the prediction's energy_j). JSON: [{"part", "label",
 // "step_j", "per_token_j", "share_pct"}] in that order.
-nlohmann::json by_part(const StepWork& work, const StepPrediction& prediction, const std::vector<UnitEnergy>& units);
+nlohmann::json by_part(const StepWork& work, const StepPrediction& prediction);
 
 // `irene explain --serving`: {"serving": {hardware, predictor, workload}, "rests_on" (the point
 // farthest outside the training data: serving_rests_on), "parts": [{"part", "label"}], "points":
