@@ -7,10 +7,11 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Toolchain and libraries (the Python module: pybind11, pytest, pandas for its tests; the fuzzers
 # and the sanitizer build: clang-14 with libFuzzer); libopenblas0-openmp makes libtorch's BLAS calls ~30x faster than
-# the reference BLAS that libtorch-dev would otherwise pull in.
+# the reference BLAS that libtorch-dev would otherwise pull in; libtcmalloc-minimal4 is the measuring
+# helper's allocator (src/irene/measure/allocator.hpp).
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config \
-  libtorch-dev libopenblas0-openmp \
+  libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 \
   libeigen3-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev \
   python3 python3-dev pybind11-dev python3-pybind11 python3-pytest python3-pandas \

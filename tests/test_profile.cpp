@@ -24,6 +24,7 @@
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/jsonl.hpp"
+#include "irene/measure/allocator.hpp"
 #include "irene/measure/blas.hpp"
 #include "irene/measure/collect.hpp"
 #include "irene/measure/profile.hpp"
@@ -393,6 +394,41 @@ TEST(ProfileCli, SlowOpenBlasKernelChosenByTheUserIsKeptAndWarnedAbout) {
   if (openblas_core_to_force("Prescott", cpu_flags()).empty()) return;  // a CPU without AVX: Prescott is right
   EXPECT_NE(log.find("warning: OpenBLAS runs its 'Prescott' kernel"), std::string::npos) << log;
   EXPECT_TRUE(t.provenance.count("blas_warning"));
+}
+
+TEST(Allocator, KindsAndThisProcess) {
+  EXPECT_EQ(allocator_kind("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4.5.10"), "tcmalloc");
+  EXPECT_EQ(allocator_kind("libjemalloc.so.2"), "jemalloc");
+  EXPECT_EQ(allocator_kind("/usr/lib/libmimalloc.so.2.0"), "mimalloc");
+  EXPECT_EQ(allocator_kind("/usr/lib/x86_64-linux-gnu/libc.so.6"), "glibc");
+  EXPECT_EQ(allocator_kind("/opt/irene/build/irene-measure"), "other");
+  // This test program is not linked with tcmalloc: whatever serves its malloc is named, and only
+  // glibc's is warned about.
+  const AllocatorInfo a = allocator_info();
+  ASSERT_FALSE(a.library.empty());
+  EXPECT_EQ(a.kind, allocator_kind(a.library));
+  EXPECT_EQ(a.warning.empty(), a.kind != "glibc") << a.kind;
+}
+
+TEST(ProfileCli, TheMeasuringHelperAllocatesWithTcmallocWhenBuiltWithIt) {
+  TempDir d;
+  const fs::path out = d.path / "tree.jsonl";
+  int rc = 0;
+  const std::string log = run_cli("profile " + kTinyBert + " --batch 1 --seq 4 --meter none" + kQuickFlags + " -o " +
+                                      out.string(),
+                                  &rc);
+  ASSERT_EQ(rc, 0) << log;
+  const Tree t = read_jsonl(out).at(0);
+#ifdef IRENE_MEASURE_TCMALLOC
+  EXPECT_EQ(t.provenance.at("allocator"), "tcmalloc");
+  EXPECT_NE(t.provenance.at("allocator_library").find("tcmalloc"), std::string::npos);
+  EXPECT_FALSE(t.provenance.count("allocator_warning"));
+  EXPECT_EQ(log.find("memory allocator"), std::string::npos) << log;
+#else
+  EXPECT_EQ(t.provenance.at("allocator"), "glibc");
+  EXPECT_TRUE(t.provenance.count("allocator_warning"));
+  EXPECT_NE(log.find("warning: memory allocator is glibc's malloc"), std::string::npos) << log;
+#endif
 }
 
 TEST(ProfileCli, MeterNoneSaysNoEnergyWasMeasured) {

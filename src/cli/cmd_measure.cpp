@@ -19,6 +19,7 @@
 #include "irene/core/interrupt.hpp"
 #include "irene/core/jsonl.hpp"
 #include "irene/explain/pipeline.hpp"
+#include "irene/measure/allocator.hpp"
 #include "irene/measure/blas.hpp"
 #include "irene/measure/collect.hpp"
 #include "irene/measure/executor.hpp"
@@ -117,13 +118,15 @@ measure::ProfileOptions profile_options(const MeasureArgs& a) {
   return o;
 }
 
-// Says which BLAS and kernel run, and warns when it is a slow one.
+// Says which BLAS and kernel run, and warns when it is a slow one or the allocator page-faults
+// large tensors on every call.
 void report_blas() {
   const auto b = measure::blas_info();
   std::cerr << fmt::format("irene: BLAS {}{} ({}); libtorch {}, {} threads\n", b.kind,
                            b.core.empty() ? "" : " kernel " + b.core, b.library.empty() ? "none" : b.library,
                            measure::torch_version(), measure::torch_threads());
   if (!b.warning.empty()) std::cerr << "irene: warning: " << b.warning << '\n';
+  if (const auto a = measure::allocator_info(); !a.warning.empty()) std::cerr << "irene: warning: " << a.warning << '\n';
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   if (measure::torch_threads() < cpus)
     std::cerr << fmt::format("irene: note: libtorch runs {} thread(s) on this {}-CPU machine; --threads {} uses all\n",

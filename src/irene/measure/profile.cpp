@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "irene/measure/allocator.hpp"
 #include "irene/measure/blas.hpp"
 #include "irene/measure/executor.hpp"
 
@@ -335,6 +336,10 @@ std::map<std::string, std::string> profile_provenance(const Sensor& sensor, cons
                                                        : " (OPENBLAS_CORETYPE set by the user)");
   if (!b.config.empty()) p["blas_config"] = b.config;
   if (!b.warning.empty()) p["blas_warning"] = b.warning;
+  const AllocatorInfo a = allocator_info();
+  p["allocator"] = a.kind;
+  if (!a.library.empty()) p["allocator_library"] = a.library;
+  if (!a.warning.empty()) p["allocator_warning"] = a.warning;
   p["libtorch"] = torch_version();
   p["threads"] = std::to_string(torch_threads());
   p["device"] = "cpu";
