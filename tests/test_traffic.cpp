@@ -298,3 +298,61 @@ TEST(CrossvalStandIns, AFoldWithAnUnseenClassUsesItsStandInAndGoesOn) {
   const std::string text = crossval_to_text(r);
   EXPECT_NE(text.find("fold leaving out toy-1: Tanh: predicted by the Softmax regressor"), std::string::npos) << text;
 }
+
+// The traffic baseline: energy (here time) proportional to each node's physical traffic, one
+// factor per level. Labels that are exactly that are predicted exactly, while the FLOPs baseline
+// is not; trees the registry cannot count (no attrs on their leaves) make it unavailable, with a note.
+TEST(CrossvalBaselines, TrafficBaselineIsProportionalToPhysicalTraffic) {
+  std::vector<Tree> trees;
+  const char* models[] = {"EleutherAI/pythia-160m", "facebook/opt-125m", "HuggingFaceTB/SmolLM2-135M"};
+  for (const char* m : models)
+    for (int batch : {1, 8})
+      for (int past : {64, 512}) {
+        BuildOptions o;
+        o.phase = kDecode;
+        o.past = past;
+        trees.push_back(build_tree(load_model_config(m), batch, 1, o));
+      }
+  const double per_mib[3] = {1e-3, 2e-3, 3e-3};  // ml, module, model: seconds per MiB
+  for (auto& t : trees)
+    for (auto& n : t.nodes) {
+      const int level = n.type == NodeType::ml ? 0 : n.type == NodeType::module ? 1 : 2;
+      n.ground_truth_energy_j = per_mib[level] * node_traffic(t, n).mib();
+    }
+  std::vector<const Tree*> ptrs;
+  for (const auto& t : trees) ptrs.push_back(&t);
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  Config c = load_config(std::string(src) + "/configs/llm-time.json");
+  c.epochs = 2;
+  const auto features = available_features(ptrs, feature_names_of_sets(c.feature_sets), nullptr);
+  const FlatTrees d = flatten(ptrs, features, own_names_for(c, features));
+  for (int i = 0; i < d.rows(); ++i) ASSERT_TRUE(std::isfinite(d.traffic[i]) && d.traffic[i] > 0) << i;
+  CrossvalOptions o;
+  const CrossvalReport r = crossval(d, c, o);
+  ASSERT_EQ(r.baselines.size(), 5u);
+  const CrossvalTable& traffic = r.baselines[4];
+  const CrossvalTable& flops = r.baselines[3];
+  ASSERT_EQ(traffic.name, "traffic");
+  ASSERT_TRUE(traffic.available);
+  EXPECT_LT(traffic.overall.ml, 1e-6);
+  EXPECT_LT(traffic.overall.module, 1e-6);
+  EXPECT_LT(traffic.overall.model, 1e-6);
+  EXPECT_GT(flops.overall.model, 1.0);
+  EXPECT_NE(crossval_to_text(r).find("traffic "), std::string::npos);
+
+  // The published data's kind of tree: leaves without attrs. One such tree makes it unavailable.
+  auto toys = irene::testing_predict::synthetic_dataset(3);
+  std::vector<const Tree*> toy_ptrs;
+  for (const auto& t : toys) toy_ptrs.push_back(&t);
+  const Config paper = named_config("paper");
+  const auto toy_features = available_features(toy_ptrs, feature_names_of_sets(paper.feature_sets), nullptr);
+  const FlatTrees toy = flatten(toy_ptrs, toy_features, own_names_for(paper, toy_features));
+  EXPECT_TRUE(std::isnan(toy.traffic[0]));
+  Config quick = paper;
+  quick.epochs = 2;
+  const CrossvalReport rt = crossval(toy, quick, o);
+  EXPECT_FALSE(rt.baselines[4].available);
+  EXPECT_NE(rt.baselines[4].note.find("cannot count the traffic"), std::string::npos) << rt.baselines[4].note;
+  EXPECT_TRUE(rt.baselines[3].available);
+}

@@ -103,22 +103,23 @@ json errors_to_json(const LevelErrors& e) {
 
 namespace {
 
-// FLOPs baseline: E = k(level) x flops, k minimizing the squared relative error on training nodes.
-void flops_baseline(const FlatTrees& data, const std::vector<int>& train, const std::vector<int>& test,
-                    std::vector<double>& pred) {
+// Proportional baseline (FLOPs, traffic): E = k(level) x x, k minimizing the squared relative
+// error on training nodes.
+void proportional_baseline(const FlatTrees& data, const std::vector<double>& x, const std::vector<int>& train,
+                           const std::vector<int>& test, std::vector<double>& pred) {
   double num[3] = {0, 0, 0}, den[3] = {0, 0, 0};
   auto level = [&](int i) { return data.type[i] == NodeType::ml ? 0 : data.type[i] == NodeType::module ? 1 : 2; };
   for (int t : train)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
-      if (!data.has_gold(i) || !(data.flops[i] > 0)) continue;
-      const double q = data.flops[i] / data.gold[i];
+      if (!data.has_gold(i) || !(x[i] > 0)) continue;
+      const double q = x[i] / data.gold[i];
       num[level(i)] += q;
       den[level(i)] += q * q;
     }
   for (int t : test)
     for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) {
       const int l = level(i);
-      pred[i] = den[l] > 0 ? num[l] / den[l] * data.flops[i] : 0.0;
+      pred[i] = den[l] > 0 ? num[l] / den[l] * x[i] : 0.0;
     }
 }
 
@@ -193,6 +194,8 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
       gpu_available = false;
       break;
     }
+  const bool traffic_available =
+      std::all_of(data.traffic.begin(), data.traffic.end(), [](double x) { return std::isfinite(x); });
   if (options.baselines) {
     auto add = [&](const char* name, const char* description) {
       CrossvalTable t;
@@ -205,9 +208,16 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
     add("unstructured", "each upper node from its own features alone (free weighting, trained like irene)");
     add("gpu_energy_mean", "the GPU driver's energy of each node taken as the estimate (no training)");
     add("flops", "energy proportional to FLOPs, one factor per level fit on the training models");
+    add("traffic",
+        "energy proportional to physical memory traffic (traffic_mib: weights once per call, activations, "
+        "the cache), one factor per level fit on the training models");
     if (!gpu_available) {
       report.baselines[2].available = false;
       report.baselines[2].note = "the data has no gpu_energy_mean on every node";
+    }
+    if (!traffic_available) {
+      report.baselines[4].available = false;
+      report.baselines[4].note = "the registry cannot count the traffic of every node (trees without their leaves' attrs)";
     }
   }
 
@@ -299,8 +309,12 @@ CrossvalReport crossval(const FlatTrees& data, const Config& config, const Cross
               for (int i = data.tree_begin[t]; i < data.tree_begin[t + 1]; ++i) scratch[i] = data.gpu_energy[i];
             report.baselines[2].folds[f] = level_errors(data, test[f], scratch);
           }
-          flops_baseline(data, train[f], test[f], scratch);
+          proportional_baseline(data, data.flops, train[f], test[f], scratch);
           report.baselines[3].folds[f] = level_errors(data, test[f], scratch);
+          if (traffic_available) {
+            proportional_baseline(data, data.traffic, train[f], test[f], scratch);
+            report.baselines[4].folds[f] = level_errors(data, test[f], scratch);
+          }
         }
         if (options.progress) {
           std::lock_guard<std::mutex> lock(mutex);

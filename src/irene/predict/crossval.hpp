@@ -63,7 +63,7 @@ class IntervalStatsSum {
 
 struct CrossvalOptions {
   int threads = 1;          // folds run in parallel on this many threads; results do not depend on it
-  bool baselines = true;    // also run exact_one, unstructured, gpu_energy_mean, flops baselines
+  bool baselines = true;    // also run exact_one, unstructured, gpu_energy_mean, flops, traffic baselines
   // Intervals of every fold and their coverage:
   //  nested   - calibrated as Predictor::train would on the fold's training models (leave one
   //             more model out: one extra fit per pair of models);

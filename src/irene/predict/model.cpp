@@ -61,6 +61,7 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
   f.type.reserve(rows);
   f.gold.reserve(rows);
   f.flops.reserve(rows);
+  f.traffic.reserve(rows);
   f.gpu_energy.reserve(rows);
   f.leaf_class.reserve(rows);
   std::unordered_map<std::string, int> class_index, model_index;
@@ -74,6 +75,7 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
     if (fresh) f.models.push_back(t.model_name);
     f.tree_model.push_back(mit->second);
     f.tree_keys.push_back(t.key());
+    bool countable = true;
     for (std::size_t i = 0; i < t.nodes.size(); ++i, ++r) {
       const Node& n = t.nodes[i];
       if (n.parent >= static_cast<int>(i) || (i > 0 && n.parent < 0))
@@ -94,6 +96,14 @@ FlatTrees flatten(const std::vector<const Tree*>& trees, const std::vector<std::
       f.type.push_back(n.type);
       f.gold.push_back(n.ground_truth_energy_j ? *n.ground_truth_energy_j : kNaN);
       f.flops.push_back(n.flops_mflop);
+      // The root is counted first (pre-order): a tree the registry cannot count throws once.
+      double traffic = kNaN;
+      if (countable) try {
+          traffic = node_traffic(t, n).mib();
+        } catch (const Error&) {
+          countable = false;
+        }
+      f.traffic.push_back(traffic);
       auto g = n.resources.find("gpu_energy_mean");
       f.gpu_energy.push_back(g == n.resources.end() ? kNaN : g->second);
       if (leaf) {

@@ -38,6 +38,9 @@ struct FlatTrees {
   std::vector<NodeType> type;              // model / module / ml
   std::vector<double> gold;                // ground truth, joules; NaN when unknown
   std::vector<double> flops;               // MFLOP (for the FLOPs baseline)
+  std::vector<double> traffic;             // physical memory traffic, MiB (for the traffic
+                                           // baseline); NaN where the registry cannot count it
+                                           // (a tree without its leaves' attrs, e.g. the published data)
   std::vector<double> gpu_energy;          // gpu_energy_mean, joules; NaN when absent
   std::vector<int> leaf_class;             // index into `classes` for leaves, else -1
   std::vector<std::string> classes;        // primitive class names of the leaves
