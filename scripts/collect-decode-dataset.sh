@@ -17,9 +17,16 @@
 # quiet while it runs: the times are what it measures. Measured: 52 minutes on the 2-core
 # development VM (the schedule of collect-local-dataset.sh: short windows, few well-measured points).
 #
+# Repeated passes (IRENE_REPEATS=N, default 1): the whole collection runs N times, pass K into
+# OUT's name with .passK before .jsonl (each resumable as above), and OUT becomes their median node by
+# node (irene data merge --median: every node's times_mean the median of its N measurements, with
+# times_repeat_spread, how far the passes differ). On this VM the runs of one pass agree within 2%
+# while whole steps differ by 5-25% between passes minutes apart; the README's decode figures rest
+# on the median of three passes.
+#
 # Environment overrides: IRENE_BUILD (build/), IRENE_MODELS (the five), IRENE_BATCH, IRENE_PAST
 # (decode grid), IRENE_PREFILL_BATCH, IRENE_PREFILL_SEQ (prefill grid; IRENE_PREFILL_SEQ empty: no
-# prefills), IRENE_METER (auto), IRENE_THREADS (1).
+# prefills), IRENE_METER (auto), IRENE_THREADS (1), IRENE_REPEATS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-local/decode.jsonl}"
@@ -54,10 +61,27 @@ if [ -n "$thp" ] && [ "$thp" != always ]; then
   echo "irene: note: transparent huge pages are '$thp' here: large allocations fault 4 KiB pages on every call;" \
        "the README's figures were collected with 'always' (echo always > /sys/kernel/mm/transparent_hugepage/enabled)" >&2
 fi
-echo "irene: [1/2] decode steps of $MODELS x batch $BATCH x past $PAST into $OUT (rerun the same command to resume)" >&2
-run "$BUILD/irene" collect --models "$MODELS" --batch "$BATCH" --phase decode --past "$PAST" "${SCHEDULE[@]}" -o "$OUT"
-if [ -n "$PREFILL_SEQ" ]; then
-  echo "irene: [2/2] prefills of $MODELS x batch $PREFILL_BATCH x seq $PREFILL_SEQ into $OUT" >&2
-  run "$BUILD/irene" collect --models "$MODELS" --batch "$PREFILL_BATCH" --seq "$PREFILL_SEQ" "${SCHEDULE[@]}" -o "$OUT"
+REPEATS="${IRENE_REPEATS:-1}"
+case "$REPEATS" in
+  '' | *[!0-9]* | 0) echo "irene: error: IRENE_REPEATS must be a whole number >= 1, not '$REPEATS'" >&2; exit 2 ;;
+esac
+collect_pass() {  # collect_pass FILE LABEL
+  echo "irene: [1/2]$2 decode steps of $MODELS x batch $BATCH x past $PAST into $1 (rerun the same command to resume)" >&2
+  run "$BUILD/irene" collect --models "$MODELS" --batch "$BATCH" --phase decode --past "$PAST" "${SCHEDULE[@]}" -o "$1"
+  if [ -n "$PREFILL_SEQ" ]; then
+    echo "irene: [2/2]$2 prefills of $MODELS x batch $PREFILL_BATCH x seq $PREFILL_SEQ into $1" >&2
+    run "$BUILD/irene" collect --models "$MODELS" --batch "$PREFILL_BATCH" --seq "$PREFILL_SEQ" "${SCHEDULE[@]}" -o "$1"
+  fi
+}
+if [ "$REPEATS" = 1 ]; then
+  collect_pass "$OUT" ""
+else
+  passes=()
+  for k in $(seq 1 "$REPEATS"); do
+    pass="${OUT%.jsonl}.pass$k.jsonl"
+    passes+=("$pass")
+    collect_pass "$pass" " pass $k of $REPEATS:"
+  done
+  "$BUILD/irene" data merge --median "${passes[@]}" -o "$OUT"
 fi
 echo "irene: done; cross-validate with: $BUILD/irene crossval $OUT --config configs/llm-time.json" >&2

@@ -923,6 +923,48 @@ TEST(CollectScript, DecodeStepsAndPrefillsResumeAndCrossValidate) {
   EXPECT_NE(text.find("worst ratio error:"), std::string::npos) << text;
 }
 
+// IRENE_REPEATS=2: the collection runs twice, into OUT.pass1.jsonl and OUT.pass2.jsonl, and OUT is
+// their median node by node (every tree once, measured twice); a bad count is refused in one line.
+TEST(CollectScript, RepeatedPassesBecomeTheirMedian) {
+  TempDir d;
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  fs::path model;
+  for (const auto& m : irene_test::write_tiny_llms(d.path))
+    if (m.filename() == "tiny-llama") model = m;
+  ASSERT_FALSE(model.empty());
+  const fs::path out = d.path / "decode.jsonl";
+  const std::string env = "env IRENE_BUILD='" + fs::path(IRENE_BINARY).parent_path().string() + "' IRENE_MODELS='" +
+                          model.string() + "' IRENE_BATCH=1 IRENE_PAST=4 IRENE_PREFILL_BATCH=1 IRENE_PREFILL_SEQ=4 "
+                          "IRENE_METER=none ";
+  const std::string script = "'" + (fs::path(src) / "scripts" / "collect-decode-dataset.sh").string() + "' '" +
+                             out.string() + "'";
+  const auto bad = irene_test::run_shell(env + "IRENE_REPEATS=0 " + script + " 2>&1");
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(bad.output.find("irene: error: IRENE_REPEATS must be a whole number >= 1"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(out));
+  const auto r = irene_test::run_shell(env + "IRENE_REPEATS=2 " + script + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("pass 2 of 2: decode steps"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 measured more than once: median per node"), std::string::npos) << r.output;
+  const auto p1 = read_jsonl(d.path / "decode.pass1.jsonl");
+  const auto p2 = read_jsonl(d.path / "decode.pass2.jsonl");
+  const auto trees = read_jsonl(out);
+  ASSERT_EQ(p1.size(), 2u);  // batch 1 x past 4, batch 1 x seq 4
+  ASSERT_EQ(p2.size(), 2u);
+  ASSERT_EQ(trees.size(), 2u);
+  for (std::size_t k = 0; k < trees.size(); ++k) {
+    const Node& root = trees[k].root();
+    EXPECT_EQ(root.resources.at("repeats"), 2) << trees[k].key();
+    // two repeats: their mean
+    EXPECT_NEAR(root.resources.at("times_mean"),
+                0.5 * (p1[k].root().resources.at("times_mean") + p2[k].root().resources.at("times_mean")),
+                1e-12 * root.resources.at("times_mean"));
+    EXPECT_NE(trees[k].provenance.at("repeats").find("decode.pass2.jsonl"), std::string::npos);
+  }
+}
+
+
 // The whole pipeline on a dataset measured with a (fake) trace meter: energy and time both
 // train, cross-validate, predict and evaluate.
 TEST(CollectCli, TraceMeterDatasetRunsThePipelineForEnergyAndForTime) {

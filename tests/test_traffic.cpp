@@ -200,6 +200,52 @@ TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
   EXPECT_NE(std::find(p.begin(), p.end(), "products"), p.end());
 }
 
+// FLOPs beyond a ridge point, per call: a decode step's Linear at batch 1 does 0.5 FLOP per byte
+// and counts 0; at batch 32 it counts its FLOPs past 2 (and 8) per byte of its own traffic; a
+// module sums its calls' excesses; more tokens never count less; the set cpu_roofline names 2 and 8.
+TEST(Traffic, FlopsBeyondARidgePointAreCountedPerCall) {
+  const auto beyond = [](const Tree& t, const Node& n, double ratio) {
+    return std::max(0.0, n.flops_mflop * 1e6 - ratio * primitive_traffic(n, 4)) / 1e6;
+  };
+  const Tree one = llama_decode(1);
+  const Node& down1 = node(one, "model.layers.0.mlp.down_proj", "Linear");
+  EXPECT_LT(feature(one, down1, "flop_per_byte"), 1.0);
+  EXPECT_EQ(feature(one, down1, "flops_beyond_2fpb"), 0);
+  const Tree wide = llama_decode(32);
+  const Node& down = node(wide, "model.layers.0.mlp.down_proj", "Linear");
+  EXPECT_GT(feature(wide, down, "flop_per_byte"), 8.0);
+  EXPECT_NEAR(feature(wide, down, "flops_beyond_2fpb"), beyond(wide, down, 2), 1e-9);
+  EXPECT_NEAR(feature(wide, down, "flops_beyond_8fpb"), beyond(wide, down, 8), 1e-9);
+  EXPECT_GT(feature(wide, down, "flops_beyond_2fpb"), feature(wide, down, "flops_beyond_8fpb"));
+  EXPECT_GT(feature(wide, down, "flops_beyond_8fpb"), 0);
+  EXPECT_NEAR(feature(wide, down, "flops_beyond_2fpb"), down.flops_mflop - 2 * primitive_traffic(down, 4) / 1e6, 1e-9);
+  // A module: the sum of its calls' excesses, not the excess of its summed counts.
+  const Node& mlp = node(wide, "model.layers.0.mlp", "LlamaMLP");
+  double sum = 0;
+  for (int c : mlp.children) sum += feature(wide, wide.nodes[c], "flops_beyond_8fpb");
+  for (const auto& op : mlp.ops) sum += std::max(0.0, count_op(op, 4).flops - 8 * count_op(op, 4).bytes) / 1e6;
+  EXPECT_NEAR(feature(wide, mlp, "flops_beyond_8fpb"), sum, 1e-6);
+  // More tokens per call never count less.
+  double last = -1;
+  for (int b : {1, 2, 4, 8, 16, 32, 64}) {
+    const Tree t = llama_decode(b);
+    const double f = feature(t, node(t, "model.layers.0.mlp.down_proj", "Linear"), "flops_beyond_2fpb");
+    EXPECT_GE(f, last) << b;
+    last = f;
+  }
+  EXPECT_GT(last, 0);
+  EXPECT_TRUE(grows_with_input("flops_beyond_2fpb"));
+  EXPECT_TRUE(is_counted_feature("flops_beyond_8fpb"));
+  EXPECT_FALSE(is_flops_beyond_feature("flops_beyond_0fpb"));
+  EXPECT_FALSE(is_flops_beyond_feature("flops_beyond_fpb"));
+  EXPECT_FALSE(is_flops_beyond_feature("flops_beyond_8mib"));
+  EXPECT_FALSE(node_feature(wide, down, "flops_beyond_0fpb"));  // not a feature: looked up in the resources
+  const auto names = feature_names_of_sets({"llm_specs", "cpu_roofline"});
+  EXPECT_NE(std::find(names.begin(), names.end(), "flops_beyond_2fpb"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "flops_beyond_8fpb"), names.end());
+  EXPECT_NE(irene_test::error_of([] { feature_names_of_sets({"roofline"}); }).find("cpu_roofline"), std::string::npos);
+}
+
 // A stand-in chain: ReLU is predicted by SiLU where the model has SiLU, else by SiLU's own
 // stand-in, Softmax; with neither, by nothing.
 TEST(CrossvalStandIns, AStandInsChainIsFollowedToTheFirstClassTheModelHas) {
@@ -230,7 +276,7 @@ TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   const Config c = load_config(std::string(src) + "/configs/llm-time.json");
   EXPECT_EQ(c.target, Target::time);
   // counted features only: no process-level measurement (a model's resident size) among them
-  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products"}));
+  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products", "cpu_roofline"}));
   for (const auto& f : feature_names_of_sets(c.feature_sets))  // a built tree has every one of them
     EXPECT_TRUE(is_counted_feature(f)) << f;
   for (const char* f : {"cpu", "mem", "times_mean", "gpu_energy_mean"}) EXPECT_FALSE(is_counted_feature(f)) << f;

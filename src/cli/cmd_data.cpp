@@ -93,18 +93,26 @@ void register_data(CLI::App& app) {
   struct MergeArgs {
     std::vector<std::string> inputs;
     std::string out;
-    bool allow_mixed = false;
+    MergeOptions options;
   };
   auto ma = std::make_shared<MergeArgs>();
   auto* mrg = data->add_subcommand(
-      "merge", "Join trees files (the shards of 'irene collect --shard K/N') into one; each tree once, one hardware");
+      "merge",
+      "Join trees files (the shards of 'irene collect --shard K/N') into one; each tree once, one hardware; with "
+      "--median, repeated passes of one collection into the median of their measurements");
   mrg->add_option("INPUTS", ma->inputs, "trees files (JSONL), in order")->required();
   mrg->add_option("-o,--output", ma->out, "merged JSONL file, written whole or not at all")->required();
-  mrg->add_flag("--allow-mixed", ma->allow_mixed, "merge trees measured on different hardware");
+  mrg->add_flag("--allow-mixed", ma->options.allow_mixed, "merge trees measured on different hardware");
+  mrg->add_flag("--median", ma->options.median,
+                "the inputs are repeated passes of one collection: a tree in several of them is written once, every "
+                "node's measured values the median of its repeats (with repeats and times_repeat_spread)");
   mrg->callback([ma] {
     std::vector<std::filesystem::path> inputs(ma->inputs.begin(), ma->inputs.end());
-    const MergeSummary s = merge_tree_files(inputs, ma->out, ma->allow_mixed);
-    std::cerr << fmt::format("irene: merged {} trees from {} files into {}; hardware: {}\n", s.trees, s.files, ma->out,
+    const MergeSummary s = merge_tree_files(inputs, ma->out, ma->options);
+    std::cerr << fmt::format("irene: merged {} trees{} from {} files into {}; hardware: {}\n", s.trees,
+                             ma->options.median ? fmt::format(" ({} measured more than once: median per node)", s.repeated)
+                                                : std::string(),
+                             s.files, ma->out,
                              s.hardware.size() == 1 ? (s.hardware[0].empty() ? "unknown" : s.hardware[0])
                                                     : fmt::format("{} different (--allow-mixed)", s.hardware.size()));
   });

@@ -7,6 +7,19 @@
 //   - a tree (model/batch/seq) appearing twice is an error naming both places;
 //   - trees measured on different hardware (provenance "hardware", else "device") are refused,
 //     naming the hardware lines, unless `allow_mixed`.
+//
+// With `median` (`irene data merge --median PASS1 PASS2 PASS3 -o OUT`) the inputs are repeated
+// passes of one collection instead, and a tree appearing in several of them is one tree measured
+// several times: the output holds it once, at its first place, each node's measured values (every
+// resource feature such as times_mean, and the energy) the median of its repeats. A node then also
+// carries `repeats` (how many measurements its median rests on) and `times_repeat_spread` (the
+// repeats' standard deviation / mean of times_mean, a fraction: what one pass differs from the
+// next, where a pass's own `times_spread` is only its runs' agreement within a few seconds), and
+// the tree's provenance "repeats" names the places. Measured on a VM, whole decode steps of one
+// tree differ by 5-25% from pass to pass while each pass's runs agree within 2% (README, "Decode
+// steps"): the median of three passes is what the LLM time figures rest on. Repeats must be the
+// same tree (the same node ids in the same order); anything else is an error naming both places.
+// Holds every tree in memory (the shards mode streams).
 #pragma once
 
 #include <filesystem>
@@ -17,12 +30,18 @@ namespace irene {
 
 struct MergeSummary {
   int files = 0;
-  int trees = 0;
+  int trees = 0;     // trees written
+  int repeated = 0;  // of them, trees measured more than once (median mode)
   std::vector<std::string> hardware;  // distinct hardware lines, in order of appearance
 };
 
+struct MergeOptions {
+  bool allow_mixed = false;  // merge trees measured on different hardware
+  bool median = false;       // repeated passes: one tree per key, the median of its measurements
+};
+
 MergeSummary merge_tree_files(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& output,
-                              bool allow_mixed);
+                              const MergeOptions& options);
 
 // The hardware a tree was measured on: provenance "hardware", else "device", else "".
 struct Tree;

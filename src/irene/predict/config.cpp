@@ -58,6 +58,13 @@ const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "
 // (32 MiB per CCD of an EPYC, 96 MiB with 3D V-Cache); they are not fitted.
 const std::vector<std::string> kCpuCaches = {"traffic_beyond_32mib", "traffic_beyond_128mib"};
 const std::vector<std::string> kCpuProducts = {"products"};
+// A CPU's roofline: each call's FLOPs beyond 2 and beyond 8 per byte of its traffic (features.hpp),
+// so that a leaf's time may follow max(bytes / bandwidth, FLOPs / peak) rather than their sum: a
+// decode step's Linear at 1-8 tokens per call streams its weights in the same time (OpenBLAS, one
+// thread of the development VM: 0.07-0.09 ns per weight byte), and only past the ridge point do
+// its FLOPs add time (0.13 at 16 tokens, 0.21 at 32). The two ratios bracket that ridge point,
+// about 6 FLOP per byte (about 76 GFLOP/s of float32 GEMM over 13 GB/s); they are not fitted.
+const std::vector<std::string> kCpuRoofline = {"flops_beyond_2fpb", "flops_beyond_8fpb"};
 const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
                                               "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
 
@@ -157,28 +164,30 @@ Config named_config(std::string_view name) {
 
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets) {
   std::vector<std::string> out;
-  bool specs = false, resources = false, llm = false, caches = false, products = false;
+  bool specs = false, resources = false, llm = false, caches = false, products = false, roofline = false;
   for (const auto& s : sets) {
     if (s == "model_specs") specs = true;
     else if (s == "resource_utilization") resources = true;
     else if (s == "llm_specs") llm = true;
     else if (s == "cpu_caches") caches = true;
     else if (s == "cpu_products") products = true;
+    else if (s == "cpu_roofline") roofline = true;
     else
       throw Error(
-          fmt::format("unknown feature set '{}' (expected model_specs, llm_specs, cpu_caches, cpu_products or resource_utilization)", s));
+          fmt::format("unknown feature set '{}' (expected model_specs, llm_specs, cpu_caches, cpu_products, cpu_roofline or resource_utilization)", s));
   }
   if (specs && llm) throw Error("feature sets 'model_specs' and 'llm_specs' exclude each other (pick one)");
   if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
   if (llm) out.insert(out.end(), kLlmSpecs.begin(), kLlmSpecs.end());
   if (caches) out.insert(out.end(), kCpuCaches.begin(), kCpuCaches.end());
   if (products) out.insert(out.end(), kCpuProducts.begin(), kCpuProducts.end());
+  if (roofline) out.insert(out.end(), kCpuRoofline.begin(), kCpuRoofline.end());
   if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
   return out;
 }
 
 bool is_counted_feature(std::string_view name) {
-  for (const auto* set : {&kModelSpecs, &kLlmSpecs, &kCpuCaches, &kCpuProducts})
+  for (const auto* set : {&kModelSpecs, &kLlmSpecs, &kCpuCaches, &kCpuProducts, &kCpuRoofline})
     if (std::find(set->begin(), set->end(), name) != set->end()) return true;
   return false;
 }

@@ -140,10 +140,12 @@ void apply_config_override(Config& c, std::string_view assignment);
 // traffic, MiB), flop_per_byte (arithmetic intensity), kernels (launches per call); cpu_caches
 // (for CPU timing): traffic_beyond_32mib, traffic_beyond_128mib (each call's bytes past a
 // cache's size, MiB); cpu_products: products (the GEMMs of a node: a batched MatMul's batch x
-// heads, a Linear's one). Error on an unknown set, or on model_specs with llm_specs.
+// heads, a Linear's one); cpu_roofline (for CPU timing): flops_beyond_2fpb, flops_beyond_8fpb
+// (each call's FLOPs beyond 2 and beyond 8 per byte of its traffic, MFLOP: the work past a
+// CPU's ridge point). Error on an unknown set, or on model_specs with llm_specs.
 std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
 bool is_resource_feature(std::string_view name);
-// True for the features of model_specs, llm_specs, cpu_caches and cpu_products: counted from a
+// True for the features of model_specs, llm_specs, cpu_caches, cpu_products and cpu_roofline: counted from a
 // tree's structure, so a tree built from a configuration has them (no measurement needed).
 bool is_counted_feature(std::string_view name);
 

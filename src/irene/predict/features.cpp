@@ -13,19 +13,24 @@ namespace irene::predict {
 
 namespace {
 
-// "traffic_beyond_<N>mib" -> N MiB in bytes (N a whole number 1..65536), else 0.
-double knee_bytes(std::string_view name, std::string_view prefix) {
-  if (name.substr(0, prefix.size()) != prefix || name.size() < prefix.size() + 4 ||
-      name.substr(name.size() - 3) != "mib")
+// "<prefix>N<suffix>" -> N (a whole number 1..65536 without leading zeros), else 0.
+double number_between(std::string_view name, std::string_view prefix, std::string_view suffix) {
+  if (name.substr(0, prefix.size()) != prefix || name.size() < prefix.size() + suffix.size() + 1 ||
+      name.substr(name.size() - suffix.size()) != suffix)
     return 0;
-  const std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - 3);
+  const std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
   if (digits.empty() || digits.size() > 5 || digits.front() == '0') return 0;
   double n = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return 0;
     n = 10 * n + (c - '0');
   }
-  return n <= 65536 ? n * 1048576.0 : 0;
+  return n <= 65536 ? n : 0;
+}
+
+// "traffic_beyond_<N>mib" -> N MiB in bytes (N a whole number 1..65536), else 0.
+double knee_bytes(std::string_view name, std::string_view prefix) {
+  return number_between(name, prefix, "mib") * 1048576.0;
 }
 
 // Bytes beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
@@ -40,6 +45,25 @@ double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool
     for (int c : n.children) b += bytes_beyond(tree, tree.nodes.at(c), knee, e, true);
   return b;
 }
+
+// Floating-point operations beyond `ratio` per byte of each kernel call of the node (a leaf's
+// call, each op of the node), summed; with `subtree`, of every call in its subtree. A call whose
+// arithmetic intensity is below the ratio adds 0.
+double flops_beyond(const Tree& tree, const Node& n, double ratio, double e, bool subtree) {
+  double f = 0;
+  if (n.type == NodeType::ml && n.children.empty())
+    f += std::max(0.0, n.flops_mflop * 1e6 - ratio * primitive_traffic(n, e));
+  for (const auto& op : n.ops) {
+    const Counts c = count_op(op, e);
+    f += std::max(0.0, c.flops - ratio * c.bytes);
+  }
+  if (subtree)
+    for (int c : n.children) f += flops_beyond(tree, tree.nodes.at(c), ratio, e, true);
+  return f;
+}
+
+// "flops_beyond_<N>fpb" -> N (a whole number 1..65536, FLOP per byte), else 0.
+double intensity_knee(std::string_view name) { return number_between(name, "flops_beyond_", "fpb"); }
 
 // Matrix products of the node's subtree: a MatMul leaf's batch x heads (a batched product runs
 // one GEMM per pair on a CPU), a Linear's one.
@@ -81,6 +105,8 @@ std::optional<std::pair<std::string_view, std::string_view>> count_of_kind(std::
 
 }  // namespace
 
+bool is_flops_beyond_feature(std::string_view name) { return intensity_knee(name) > 0; }
+
 bool is_traffic_beyond_feature(std::string_view name) {
   return knee_bytes(name, "traffic_beyond_") > 0 || knee_bytes(name, "own_traffic_beyond_") > 0;
 }
@@ -97,6 +123,8 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "products") return products(tree, node);
   if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), true) / 1048576.0;
+  if (const double ratio = intensity_knee(name); ratio > 0)
+    return flops_beyond(tree, node, ratio, dtype_bytes(tree.dtype), true) / 1e6;
   if (name == "flop_per_byte") {
     const double bytes = node_traffic(tree, node).bytes;
     return bytes > 0 ? node.flops_mflop * 1e6 / bytes : 0.0;

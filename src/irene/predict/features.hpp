@@ -26,11 +26,16 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // traffic bytes, 0 without traffic) and kernels (kernel launches of one call);
 // traffic_beyond_<N>mib (N = 1..65536): the MiB by which each kernel call of the node's subtree
 // (a leaf's call, each own operation) exceeds N MiB, summed: a call's bytes past a cache's size
-// stream from main memory, at its lower bandwidth (feature set cpu_caches). Any other name is
-// looked up in Node::resources.
+// stream from main memory, at its lower bandwidth (feature set cpu_caches);
+// flops_beyond_<N>fpb (N = 1..65536 FLOP per byte): the MFLOP by which each kernel call of the
+// subtree exceeds N FLOP per byte of its traffic, max(0, FLOPs - N x bytes), summed: a call below
+// a machine's ridge point waits on memory and its FLOPs add no time, above it they do (feature
+// set cpu_roofline). Any other name is looked up in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
 // True for traffic_beyond_<N>mib and own_traffic_beyond_<N>mib names.
 bool is_traffic_beyond_feature(std::string_view name);
+// True for flops_beyond_<N>fpb names.
+bool is_flops_beyond_feature(std::string_view name);
 
 // Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
 // scaling and masking, embedding sums; Node::ops). Features, all >= 0 (a difference below 0,

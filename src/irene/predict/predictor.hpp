@@ -73,8 +73,8 @@ class Predictor {
   // version-1 files still load (no own operations, no range checks).
   static constexpr int kFormatVersion = 2;
   // Stand-ins: a leaf whose primitive class the predictor has no regressor for is predicted by
-  // the regressor of the class the registry names as its stand-in (RMSNorm -> LayerNorm, SiLU and
-  // GELU -> Softmax, ScaledDotProductAttention -> MatMul), on the leaf's own features; predict()
+  // the regressor of the class the registry names as its stand-in (RMSNorm -> LayerNorm, ReLU and
+  // GELU -> SiLU -> Softmax, ScaledDotProductAttention -> MatMul), on the leaf's own features; predict()
   // records that class in Node::stand_in. Its interval is the stand-in class's, widened by this
   // factor on each side (low / 2, high x 2), and every ancestor's interval grows by the same
   // extra widths (summed, as explain/ sums intervals).
