@@ -21,7 +21,7 @@
 # OUT's name with .passK before .jsonl (each resumable as above), and OUT becomes their median node by
 # node (irene data merge --median: every node's times_mean the median of its N measurements, with
 # times_repeat_spread, how far the passes differ). On this VM the runs of one pass agree within 2%
-# while whole steps differ by 5-25% between passes minutes apart; the README's decode figures rest
+# while whole steps differ by 6-7% (median over trees, up to 48%) between passes minutes apart; the README's decode figures rest
 # on the median of three passes.
 #
 # Environment overrides: IRENE_BUILD (build/), IRENE_MODELS (the five), IRENE_BATCH, IRENE_PAST

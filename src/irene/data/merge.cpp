@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <optional>
 
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
@@ -46,6 +45,7 @@ double relative_spread(const std::vector<double>& v) {
 struct Measured {
   Tree tree;
   std::string where;  // FILE:LINE
+  std::size_t input;  // index of its file among the inputs
 };
 
 // One tree from its repeated measurements (same structure, checked): node by node, the median
@@ -118,21 +118,20 @@ MergeSummary merge_tree_files(const std::vector<fs::path>& inputs, const fs::pat
   if (options.median) {
     std::vector<std::vector<Measured>> groups;
     std::map<std::string, std::size_t> group_of;  // key -> index into groups
-    for (const auto& in : inputs) {
-      JsonlReader reader(in);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      JsonlReader reader(inputs[i]);
       Tree t;
       while (reader.next(t)) {
-        std::string where = fmt::format("{}:{}", in.string(), reader.line());
+        std::string where = fmt::format("{}:{}", inputs[i].string(), reader.line());
         check_hardware(t, where);
         auto [it, fresh] = group_of.emplace(t.key(), groups.size());
         if (fresh) groups.emplace_back();
         auto& g = groups[it->second];
         for (const auto& m : g)
-          if (m.where.substr(0, m.where.rfind(':')) == in.string())
+          if (m.input == i)
             throw Error(fmt::format("{}: tree {} is already in {}: one pass measures each tree once", where, t.key(),
                                     m.where));
-        g.push_back({std::move(t), std::move(where)});
-        t = Tree{};
+        g.push_back({std::move(t), std::move(where), i});
       }
       ++s.files;
     }

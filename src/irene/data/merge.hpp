@@ -16,8 +16,8 @@
 // repeats' standard deviation / mean of times_mean, a fraction: what one pass differs from the
 // next, where a pass's own `times_spread` is only its runs' agreement within a few seconds), and
 // the tree's provenance "repeats" names the places. Measured on a VM, whole decode steps of one
-// tree differ by 5-25% from pass to pass while each pass's runs agree within 2% (README, "Decode
-// steps"): the median of three passes is what the LLM time figures rest on. Repeats must be the
+// tree differ by 6-7% from pass to pass (median over trees; up to 48%) while each pass's runs
+// agree within 2% (README, "Repeated passes"): the median of three passes is what the LLM time figures rest on. Repeats must be the
 // same tree (the same node ids in the same order); anything else is an error naming both places.
 // Holds every tree in memory (the shards mode streams).
 #pragma once

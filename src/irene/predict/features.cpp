@@ -33,33 +33,36 @@ double knee_bytes(std::string_view name, std::string_view prefix) {
   return number_between(name, prefix, "mib") * 1048576.0;
 }
 
-// Bytes beyond `knee` bytes of each kernel call of the node (a leaf's call, each op of the node),
-// summed; with `subtree`, of every call in its subtree.
-double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree,
-                    std::string_view kind = {}) {
-  double b = 0;
-  if (n.type == NodeType::ml && n.children.empty() && kind.empty()) b += std::max(0.0, primitive_traffic(n, e) - knee);
+// The sum over each kernel call of the node (a leaf's call, each op of the node; with `kind`, only
+// its ops of that kind) of amount(FLOPs, bytes) of the call; with `subtree`, over every call in
+// its subtree.
+template <class Amount>
+double sum_over_calls(const Tree& tree, const Node& n, double e, bool subtree, std::string_view kind,
+                      const Amount& amount) {
+  double sum = 0;
+  if (n.type == NodeType::ml && n.children.empty() && kind.empty())
+    sum += amount(n.flops_mflop * 1e6, primitive_traffic(n, e));
   for (const auto& op : n.ops)
-    if (kind.empty() || op.kind == kind) b += std::max(0.0, count_op(op, e).bytes - knee);
+    if (kind.empty() || op.kind == kind) {
+      const Counts c = count_op(op, e);
+      sum += amount(c.flops, c.bytes);
+    }
   if (subtree)
-    for (int c : n.children) b += bytes_beyond(tree, tree.nodes.at(c), knee, e, true);
-  return b;
+    for (int c : n.children) sum += sum_over_calls(tree, tree.nodes.at(c), e, true, kind, amount);
+  return sum;
 }
 
-// Floating-point operations beyond `ratio` per byte of each kernel call of the node (a leaf's
-// call, each op of the node), summed; with `subtree`, of every call in its subtree. A call whose
-// arithmetic intensity is below the ratio adds 0.
-double flops_beyond(const Tree& tree, const Node& n, double ratio, double e, bool subtree) {
-  double f = 0;
-  if (n.type == NodeType::ml && n.children.empty())
-    f += std::max(0.0, n.flops_mflop * 1e6 - ratio * primitive_traffic(n, e));
-  for (const auto& op : n.ops) {
-    const Counts c = count_op(op, e);
-    f += std::max(0.0, c.flops - ratio * c.bytes);
-  }
-  if (subtree)
-    for (int c : n.children) f += flops_beyond(tree, tree.nodes.at(c), ratio, e, true);
-  return f;
+// Bytes beyond `knee` bytes of each kernel call (sum_over_calls).
+double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool subtree,
+                    std::string_view kind = {}) {
+  return sum_over_calls(tree, n, e, subtree, kind, [knee](double, double bytes) { return std::max(0.0, bytes - knee); });
+}
+
+// Floating-point operations beyond `ratio` per byte of each kernel call (sum_over_calls): a call
+// whose arithmetic intensity is below the ratio adds 0.
+double flops_beyond(const Tree& tree, const Node& n, double ratio, double e) {
+  return sum_over_calls(tree, n, e, true, {},
+                        [ratio](double flops, double bytes) { return std::max(0.0, flops - ratio * bytes); });
 }
 
 // "flops_beyond_<N>fpb" -> N (a whole number 1..65536, FLOP per byte), else 0.
@@ -124,7 +127,7 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), true) / 1048576.0;
   if (const double ratio = intensity_knee(name); ratio > 0)
-    return flops_beyond(tree, node, ratio, dtype_bytes(tree.dtype), true) / 1e6;
+    return flops_beyond(tree, node, ratio, dtype_bytes(tree.dtype)) / 1e6;
   if (name == "flop_per_byte") {
     const double bytes = node_traffic(tree, node).bytes;
     return bytes > 0 ? node.flops_mflop * 1e6 / bytes : 0.0;
