@@ -705,6 +705,31 @@ TEST(ServingPredictor, NoStepDrawsMoreThanItsGpusPowerLimit) {
   EXPECT_EQ(capped.wall_s, plain.wall_s);
 }
 
+// The ITL model is a least-absolute-relative-error fit: one run three times slower than the
+// physics (a host-side floor under its ITL) leaves the others' predictions where the table's
+// truth puts them, and its own at a third of its measurement; the energy fit is not moved by it.
+TEST(ServingPredictor, TheItlFitIsNotBentByOneRunFarOffThePhysics) {
+  const fs::path d = fresh_dir("itl-l1");
+  const auto prepared = serving::prepare_table(serving::read_serving_csv(synthetic_table(d)));
+  ASSERT_EQ(prepared.runs.size(), 24u);
+  serving::MeasuredRun slow = *prepared.runs[5].run;
+  slow.median_itl_s *= 3;
+  const serving::PreparedRun floored{&slow, prepared.runs[5].work};
+  std::vector<const serving::PreparedRun*> all;
+  for (std::size_t i = 0; i < prepared.runs.size(); ++i) all.push_back(i == 5 ? &floored : &prepared.runs[i]);
+  const auto p = serving::fit_serving(all, 0.01);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto sp = serving::predict_step(p, all[i]->work);
+    const double rel = sp.time_s / all[i]->run->median_itl_s;
+    if (i == 5)
+      EXPECT_NEAR(rel, 1.0 / 3, 0.02);
+    else
+      EXPECT_NEAR(rel, 1, 0.02) << all[i]->run->model_id << " " << all[i]->run->avg_batch;
+    EXPECT_NEAR(sp.energy_j / all[i]->run->step_energy_j(), 1, 0.02);
+  }
+  fs::remove_all(d);
+}
+
 // A GPU moving all-reduce bytes draws at most its power limit: the fit holds d at 1 where the rows
 // would want more (here a table generated with d = 3).
 TEST(ServingPredictor, AllReduceEnergyIsHeldAtThePowerLimit) {

@@ -53,7 +53,9 @@
 // under 5%); the mean power is E / w, the throughput B / w, and E is at most the GPUs' power limit
 // over the step's slowest plausible wall time, G x TDP x w (1 + q), q the 95% quantile of the
 // training runs' measured / predicted wall time - 1 (where the terms add up to more, every entry
-// is scaled alike). All are non-negative least squares on relative errors, and each
+// is scaled alike). All are non-negative least squares on relative errors (the ITL model on their
+// absolute values, by reweighting: the ITL is a median, and a few runs far off the physics, a
+// host-side floor under them, should not bend it for the rest), and each
 // regressor's coefficient (alpha_k, beta_k; a_k, rho_k) is shrunk toward one shared by all
 // regressors (penalty pull x rows x (alpha_k - alpha)^2). The time model's pull is 0.1, fixed;
 // the energy model's is chosen by each fit among 0.001 ... 0.1 by cross-validation over its own
