@@ -94,7 +94,8 @@ void model_of(const py::object& model, std::string& what, std::optional<json>& c
 }
 
 // The text the command line takes for a value: an int as "8", a list of ints (or strings) as
-// "8,16" (a range list), a str (a range "32:512:32" too) or an os.PathLike as it is.
+// "8,16" (a range list), a dict of numbers as "100:3,400:1" (a distribution of lengths: length to
+// weight), a str (a range "32:512:32" too) or an os.PathLike as it is.
 std::string text_of(const py::handle& v, const std::string& keyword) {
   auto bad = [&] {
     return irene::Error(fmt::format("{} must be a string, an integer or a list of integers, got {}", keyword,
@@ -105,6 +106,19 @@ std::string text_of(const py::handle& v, const std::string& keyword) {
   if (py::isinstance<py::int_>(v)) return py::str(v).cast<std::string>();
   if (py::isinstance<py::float_>(v)) return py::repr(v).cast<std::string>();
   if (py::hasattr(v, "__fspath__")) return path_of(v);
+  if (py::isinstance<py::dict>(v)) {  // {length: weight}: a distribution, "100:3,400:1"
+    const auto number = [](const py::handle& x) {
+      return !py::isinstance<py::bool_>(x) && (py::isinstance<py::int_>(x) || py::isinstance<py::float_>(x));
+    };
+    std::string out;
+    for (const auto& [k, x] : v.cast<py::dict>()) {
+      if (!number(k) || !number(x))
+        throw irene::Error(keyword + " as a dict must map lengths to weights (numbers), e.g. {100: 3, 400: 1}");
+      out += (out.empty() ? "" : ",") + py::str(k).cast<std::string>() + ":" + py::str(x).cast<std::string>();
+    }
+    if (out.empty()) throw irene::Error(keyword + ": an empty dict");
+    return out;
+  }
   if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v) || py::isinstance<py::iterable>(v)) {
     std::string out;
     for (const auto& x : v) {

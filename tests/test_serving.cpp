@@ -2,6 +2,7 @@
 // (src/irene/hardware, src/irene/serving).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -230,6 +231,62 @@ TEST(ServingStep, CountsWhatAServingEngineRuns) {
   w.gpus = 3;
   EXPECT_NE(error_of([&] { serving::step_work(c, w, hw); }).find("32 attention heads cannot be split across 3 GPUs"),
             std::string::npos);
+}
+
+// Lengths as distributions: a sequence in flight is a request weighted by its output length, so a
+// spread of output lengths raises the mean context by Var(O) / (2 E[O]) and the cache the memory
+// check counts by Var(O) / E[O]; a spread of prompt lengths carries one prefill per length, whose
+// attention costs more than that of their mean; a distribution of one length is the mean itself.
+TEST(ServingStep, LengthDistributionsWeightSequencesInFlightByTheirOutput) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  const auto& hw = *hardware::find_builtin("H100");
+  const serving::Workload mean = chat_workload(8, 1);  // prompt 180, output 400
+  const auto plain = serving::step_work(c, mean, hw);
+  const auto flops = [](const serving::StepWork& s, bool prefill) {
+    double f = 0;
+    for (const auto& u : s.units)
+      if (u.prefill == prefill) f += u.flops;
+    return f;
+  };
+  // outputs of 100 and 700 tokens, half each: E[O] 400, E[O^2] 250,000
+  serving::Workload spread = mean;
+  spread.output_distribution = {{100, 0.5}, {700, 0.5}};
+  EXPECT_DOUBLE_EQ(serving::mean_context_in_flight(spread), 180 + 250000.0 / 800);
+  EXPECT_DOUBLE_EQ(serving::mean_final_length_in_flight(spread), 180 + 250000.0 / 400);
+  const auto out = serving::step_work(c, spread, hw);
+  EXPECT_EQ(out.tree.past_len, 493);
+  EXPECT_EQ(plain.tree.past_len, 380);
+  EXPECT_NEAR(out.memory.kv_cache_bytes / plain.memory.kv_cache_bytes, 805.0 / 580, 1e-12);
+  EXPECT_DOUBLE_EQ(flops(out, true), flops(plain, true));  // the same prompts, the same requests per step
+  EXPECT_GT(flops(out, false), flops(plain, false));       // longer contexts in flight
+  // prompts of 40 and 320 tokens, half each (mean 180): two prefills, the same tokens per step
+  serving::Workload prompts = mean;
+  prompts.prompt_distribution = {{40, 0.5}, {320, 0.5}};
+  const auto pre = serving::step_work(c, prompts, hw);
+  EXPECT_EQ(pre.tree.past_len, 380);
+  EXPECT_GT(flops(pre, true), flops(plain, true));  // attention over 320 costs more than twice 180's half
+  EXPECT_LT(flops(pre, true), 1.05 * flops(plain, true));  // the Linear work is the same tokens'
+  // one length is the mean; more work never costs less
+  serving::Workload one = mean;
+  one.output_distribution = {{400, 1}};
+  one.prompt_distribution = {{180, 1}};
+  const auto same = serving::step_work(c, one, hw);
+  EXPECT_EQ(same.units.size(), plain.units.size());
+  EXPECT_DOUBLE_EQ(flops(same, false) + flops(same, true), flops(plain, false) + flops(plain, true));
+  const auto p = truth();
+  EXPECT_GT(serving::predict_step(p, out).energy_j, serving::predict_step(p, plain).energy_j);
+  EXPECT_GT(serving::predict_step(p, pre).energy_j, serving::predict_step(p, plain).energy_j);
+  // a distribution that is not one
+  serving::Workload bad = mean;
+  bad.output_distribution = {{100, 0.5}, {700, 0.6}};
+  EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("output distribution: shares sum to 1.1"),
+            std::string::npos);
+  bad.output_distribution = {{100, 0.5}, {600, 0.5}};
+  EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("its mean 350 is not the workload's 400"),
+            std::string::npos);
+  bad = mean;
+  bad.prompt_distribution = {{-1, 0.5}, {361, 0.5}};
+  EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("prompt distribution: length -1"), std::string::npos);
 }
 
 // A served mixture of experts reads the weights of the experts its step's tokens choose (uniform
@@ -506,6 +563,18 @@ TEST(ServingCli, CommandsAndTheirOneLineErrors) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("irene: error: --carbon-intensity must be grams CO2e per kWh"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(d / "co2.txt"));
+  // lengths as a distribution: the text says so; a bad pair is one line and no output
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --output 100:1,700:1 --table '" + table + "'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("output 400 (mean of 2 lengths) tokens, 493 cached on average"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("output tokens: given as a distribution of 2 lengths"), std::string::npos) << r.output;
+  r = run_irene("serving meta-llama/Llama-3.1-8B-Instruct --hardware H100 --prompt 100:1,700 --table '" + table +
+                "' -o '" + (d / "dist.txt").string() + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("irene: error: --prompt as a distribution takes LEN:WEIGHT pairs"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(fs::exists(d / "dist.txt"));
   r = run_irene("hardware H900");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("irene: error: unknown hardware 'H900'"), std::string::npos) << r.output;
@@ -579,6 +648,32 @@ TEST(ServingRequest, OneTableOfOptionsAndItsOneLineErrors) {
   EXPECT_NE(err({{"output", 0}}).find("--output-tokens must be"), std::string::npos);
   EXPECT_NE(err({{"max_num_seqs", "1,2,3,4,5,6,7,8,9"}, {"prompt", "1,2,3,4,5,6,7,8"}}).find("72 points"),
             std::string::npos);
+  // a distribution: LEN:WEIGHT pairs (relative request counts) make one point at their mean
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"},
+                         {"max_num_seqs", {8, 256}}, {"prompt", "100:3, 400:1"}, {"output_tokens", "200:1,600:1,200:2"}});
+  r = serving::resolve(q);
+  ASSERT_EQ(r.points.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.points[0].prompt_tokens, 175);
+  EXPECT_EQ(r.points[1].prompt_distribution, (std::vector<std::pair<double, double>>{{100, 0.75}, {400, 0.25}}));
+  EXPECT_DOUBLE_EQ(r.points[0].output_tokens, 300);  // 200 x 3/4 + 600 x 1/4 (the same length's weights add up)
+  EXPECT_EQ(r.points[0].output_distribution.size(), 2u);
+  EXPECT_EQ(r.sources["prompt_tokens"], "given as a distribution of 2 lengths");
+  EXPECT_NO_THROW(serving::step_work(r.config, r.points[1], r.hw));
+  // the same as a JSON object of length: weight (the HTTP API's and Python's dict form)
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"},
+                         {"prompt", {{"100", 3}, {"400", 1}}}});
+  EXPECT_EQ(q.prompt, "100:3,400:1");
+  EXPECT_DOUBLE_EQ(serving::resolve(q).points[0].prompt_tokens, 175);
+  EXPECT_NE(err({{"prompt", "100:3,400"}}).find("'400' has no weight"), std::string::npos);
+  EXPECT_NE(err({{"prompt", "100:0,400:1"}}).find("'0' is not a positive weight"), std::string::npos);
+  EXPECT_NE(err({{"output_tokens", "0:1,400:1"}}).find("--output-tokens as a distribution takes LEN:WEIGHT pairs"),
+            std::string::npos);
+  EXPECT_NE(err({{"prompt", "x:1"}}).find("'x' is not a length"), std::string::npos);
+  {
+    std::string many;
+    for (int i = 1; i <= 65; ++i) many += (i > 1 ? "," : "") + std::to_string(i) + ":1";
+    EXPECT_NE(err({{"prompt", many}}).find("more than 64 pairs"), std::string::npos);
+  }
   EXPECT_NE(err({{"tensor_parallel", "two"}}).find("--tensor-parallel must be a whole number"), std::string::npos);
   EXPECT_NE(err({{"expert_parallel", 2}}).find("is not a mixture of experts"), std::string::npos);
   EXPECT_NE(err({{"tensor_parallel", 2}, {"data_parallel", 4}}).find("--data-parallel 4 must divide the 2 GPUs"),
@@ -596,7 +691,7 @@ TEST(ServingRequest, OneTableOfOptionsAndItsOneLineErrors) {
   EXPECT_EQ(r.points[0].gpus, 4);
   EXPECT_EQ(r.points[0].data_parallel, 2);
   EXPECT_NE(error_of([&] { request_of(table, {{"batch", 8}}); }).find("unknown option 'batch'"), std::string::npos);
-  EXPECT_NE(error_of([&] { request_of(table, {{"max_num_seqs", {{"a", 1}}}}); }).find("max_num_seqs must be"),
+  EXPECT_NE(error_of([&] { request_of(table, {{"max_num_seqs", {{"a", "x"}}}}); }).find("max_num_seqs must be"),
             std::string::npos);
   EXPECT_NE(error_of([&] { request_of(table, {{"allow_oversubscribe", "maybe"}}); }).find("true or false"),
             std::string::npos);

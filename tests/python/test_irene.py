@@ -486,6 +486,14 @@ def test_serving_matches_the_command_line(serving_table):
     # a list sweeps
     s = irene.serving(model, hardware="H100", max_num_seqs=[8, 256], table=serving_table)
     assert [p["serving"]["workload"]["sequences_in_flight"] for p in s["points"]] == [8, 256]
+    # a dict is a distribution of lengths (length: weight), one point at its mean
+    d = irene.serving(model, hardware="H100", output_tokens={100: 1, 700: 1}, table=serving_table)
+    w = d["serving"]["workload"]
+    assert w["output_tokens"] == 400 and w["mean_context_tokens"] == 493
+    assert w["output_distribution"] == [{"tokens": 100, "share": 0.5}, {"tokens": 700, "share": 0.5}]
+    assert d == irene.serving(model, hardware="H100", output_tokens="100:1,700:1", table=serving_table)
+    with pytest.raises(irene.Error, match="as a dict must map lengths to weights"):
+        irene.serving(model, hardware="H100", output_tokens={100: "x"}, table=serving_table)
 
 
 def test_explain_serving_parts_add_up_and_match_the_command_line(serving_table):

@@ -81,7 +81,12 @@ std::string option_text(const nlohmann::json& v, const std::string& key, const s
     for (const auto& x : v) out += (out.empty() ? "" : ",") + option_text(x, key, what);
     return out;
   }
-  throw Error(fmt::format("{}: {} must be a string, a number or a list of them, got {}", what, key,
+  if (v.is_object() && !v.empty() && std::all_of(v.begin(), v.end(), [](const nlohmann::json& x) { return x.is_number(); })) {
+    std::string out;  // {"100": 3, "400": 1}: a distribution of lengths (length to weight), "100:3,400:1"
+    for (const auto& [k, x] : v.items()) out += (out.empty() ? "" : ",") + k + ":" + option_text(x, key, what);
+    return out;
+  }
+  throw Error(fmt::format("{}: {} must be a string, a number, a list of them or an object of numbers, got {}", what, key,
                           v.dump().substr(0, 40)));
 }
 

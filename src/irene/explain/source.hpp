@@ -241,7 +241,8 @@ std::vector<Tree> load_trees(const Source& s, bool allow_ranges, std::string& ha
 
 // ---- apply_json -------------------------------------------------------------------------------
 namespace detail {
-// "8", "0.5" or "a,b" of a JSON scalar or list (Error naming the key otherwise).
+// "8", "0.5" or "a,b" of a JSON scalar or list, "100:3,400:1" of an object of numbers (a
+// distribution of lengths: length to weight); Error naming the key otherwise.
 std::string option_text(const nlohmann::json& v, const std::string& key, const std::string& what);
 bool option_flag(const nlohmann::json& v, const std::string& key, const std::string& what);
 template <class T>

@@ -32,7 +32,8 @@ constexpr double kEnergyPull = 0.01;
 // the table's leave-one-model-out, B200 / H100: 5 rounds 17.3 / 9.1%, 10 rounds 17.0 / 9.0%, 20
 // rounds 17.0 / 8.9% (least squares: 20.3 / 10.1%).
 constexpr int kLeastAbsoluteIterations = 10;
-constexpr int kPullFolds = 5;  // groups of models of that cross-validation (each model alone when fewer)
+constexpr int kPullFolds = 5;
+constexpr std::size_t kMaxDistributionLengths = 64;  // lengths of one prompt or output distribution  // groups of models of that cross-validation (each model alone when fewer)
 // The memory coefficients a_k are energies per byte streamed, the same on every GPU (an HBM
 // access costs about the same per byte on HBM3 and HBM3e, whatever the chip's power limit), in
 // units of this many joules per byte: an H100 SXM's TDP over its bandwidth (700 W / 3.35 TB/s),
@@ -405,6 +406,62 @@ double weight_bytes_per_parameter(std::string_view precision) {
   return b;
 }
 
+namespace {
+
+// E[X] and E[X^2] of a length distribution, or of the mean alone where it is empty.
+std::pair<double, double> moments(const std::vector<std::pair<double, double>>& dist, double mean) {
+  if (dist.empty()) return {mean, mean * mean};
+  double m1 = 0, m2 = 0;
+  for (const auto& [x, share] : dist) {
+    m1 += share * x;
+    m2 += share * x * x;
+  }
+  return {m1, m2};
+}
+
+// The checks of a workload's length distribution (step_work's errors).
+void check_distribution(const std::vector<std::pair<double, double>>& dist, double mean, const char* what, bool zero_ok) {
+  if (dist.empty()) return;
+  if (dist.size() > kMaxDistributionLengths)
+    throw Error(fmt::format("{} distribution: {} lengths, more than {}", what, dist.size(), kMaxDistributionLengths));
+  double total = 0, m1 = 0;
+  for (const auto& [x, share] : dist) {
+    if (!std::isfinite(x) || x > 1e7 || (zero_ok ? x < 0 : x <= 0))
+      throw Error(fmt::format("{} distribution: length {} is not a number of tokens in {}..1e7", what, x, zero_ok ? 0 : 1));
+    if (!(share > 0) || !std::isfinite(share))
+      throw Error(fmt::format("{} distribution: share {} of length {} is not positive", what, share, x));
+    total += share;
+    m1 += share * x;
+  }
+  if (std::abs(total - 1) > 1e-9)
+    throw Error(fmt::format("{} distribution: shares sum to {}, not 1", what, total));
+  if (std::abs(m1 - mean) > 1e-9 * std::max(1.0, mean))
+    throw Error(fmt::format("{} distribution: its mean {} is not the workload's {}", what, m1, mean));
+}
+
+}  // namespace
+
+double mean_context_in_flight(const Workload& w) {
+  const auto [p, p2] = moments(w.prompt_distribution, w.prompt_tokens);
+  const auto [o, o2] = moments(w.output_distribution, w.output_tokens);
+  (void)p2;
+  return p + o2 / (2 * o);
+}
+
+double mean_final_length_in_flight(const Workload& w) {
+  const auto [p, p2] = moments(w.prompt_distribution, w.prompt_tokens);
+  const auto [o, o2] = moments(w.output_distribution, w.output_tokens);
+  (void)p2;
+  return p + o2 / o;
+}
+
+nlohmann::json distribution_to_json(const std::vector<std::pair<double, double>>& d) {
+  if (d.empty()) return nullptr;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [tokens, share] : d) out.push_back({{"tokens", tokens}, {"share", share}});
+  return out;
+}
+
 StepWork step_work(const ModelConfig& config, const Workload& w, const hardware::Profile& hw) {
   if (w.gpus < 1) throw Error(fmt::format("--tensor-parallel must be at least 1, got {}", w.gpus));
   if (!(w.batch > 0) || !std::isfinite(w.batch) || w.batch > 1e6)
@@ -418,6 +475,8 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   if (config.num_heads % (w.gpus / w.data_parallel) != 0)
     throw Error(fmt::format("{}: {} attention heads cannot be split across {} GPUs", config.name, config.num_heads,
                             w.gpus));
+  check_distribution(w.prompt_distribution, w.prompt_tokens, "prompt", true);
+  check_distribution(w.output_distribution, w.output_tokens, "output", false);
   weight_bytes_per_parameter(w.precision);
   StepWork s;
   s.hw = hw;
@@ -425,7 +484,7 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
   s.layers = static_cast<int>(config.num_layers);
   BuildOptions step;
   step.phase = kDecode;
-  step.past = std::max(1, static_cast<int>(std::lround(w.prompt_tokens + w.output_tokens / 2)));
+  step.past = std::max(1, static_cast<int>(std::lround(mean_context_in_flight(w))));
   step.dtype = "bfloat16";
   // sdpa where the family has it; otherwise eager, its attention fused by add_units.
   const std::string attention = family_of(config).sdpa ? "sdpa" : "eager";
@@ -446,8 +505,14 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     }
   }
   add_units(s.tree, config, w, hw, w.batch / batch, false, s.tree, replicated, s.units);
-  const int prompt = static_cast<int>(std::lround(w.prompt_tokens));
-  if (prompt >= 1) {
+  // The prefills: requests per step of each prompt length (B / E[O] in all), rounded to whole tokens.
+  std::map<int, double> prompts;
+  if (w.prompt_distribution.empty())
+    prompts[static_cast<int>(std::lround(w.prompt_tokens))] = 1;
+  else
+    for (const auto& [x, share] : w.prompt_distribution) prompts[static_cast<int>(std::lround(x))] += share;
+  for (const auto& [prompt, share] : prompts) {
+    if (prompt < 1) continue;
     BuildOptions pre;
     pre.dtype = "bfloat16";
     pre.attention = attention;
@@ -455,7 +520,7 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
     pre.weights = "same";
     pre.last_token_logits = true;
     const Tree prefill = build_tree(config, 1, prompt, pre);
-    add_units(prefill, config, w, hw, w.batch / w.output_tokens, true, s.tree, replicated, s.units);
+    add_units(prefill, config, w, hw, w.batch * share / w.output_tokens, true, s.tree, replicated, s.units);
   }
   const double g = w.gpus;
   if (w.gpus > 1) {
@@ -496,7 +561,7 @@ StepWork step_work(const ModelConfig& config, const Workload& w, const hardware:
       attention_params += static_cast<double>(s.tree.nodes[i].num_parameters);
   const double attention_weights = attention_params * wb;
   s.memory.weights_bytes = (s.weight_bytes - attention_weights) / g + attention_weights * w.data_parallel / g;
-  s.memory.kv_cache_bytes = w.batch * (w.prompt_tokens + w.output_tokens) * kv_per_token / g;
+  s.memory.kv_cache_bytes = w.batch * mean_final_length_in_flight(w) * kv_per_token / g;
   s.memory.activations_bytes = largest_activation / g;
   return s;
 }

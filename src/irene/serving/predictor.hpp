@@ -79,6 +79,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -102,7 +103,23 @@ struct Workload {
   double batch = 1;                    // sequences in flight, mean (B)
   double prompt_tokens = 0;            // prompt tokens per request, mean
   double output_tokens = 1;            // generated tokens per request, mean
+  // Where the requests' lengths follow a distribution: (tokens, share of the requests) pairs,
+  // shares summing to 1, their mean the field above; empty: every request at the mean. Prompt and
+  // output lengths are taken as independent.
+  std::vector<std::pair<double, double>> prompt_distribution, output_distribution;
 };
+
+// Cached positions of a sequence in flight, on average over the steps: E[P] + E[O^2] / (2 E[O]).
+// A request stays in flight for its O steps, so the sequences in flight are the requests weighted
+// by their output length (the longer ones are more often in the batch), each halfway through its
+// output on average. With every request at the mean: P + O / 2.
+double mean_context_in_flight(const Workload& w);
+// The final length (prompt + output) of a sequence in flight, on average: E[P] + E[O^2] / E[O]
+// (the key/value cache its request reaches). With every request at the mean: P + O.
+double mean_final_length_in_flight(const Workload& w);
+// A length distribution as JSON: [{"tokens", "share"}], or null where it is empty (every request
+// at the mean).
+nlohmann::json distribution_to_json(const std::vector<std::pair<double, double>>& d);
 
 // The mean prompt tokens assumed for the table's tasks where a run does not say (the table has no
 // prompt lengths): lm-arena-chat 180, gpqa 260, sourcegraph-fim 1,200 (assumed from the kind of
@@ -147,9 +164,13 @@ struct StepWork {
   hardware::MemoryNeed memory;  // per GPU, with the cache of B sequences at prompt + output
 };
 
-// Builds the step of `config` served as `w` on `hw`. Errors: build_tree's; gpus < 1, batch or
-// output tokens not positive, prompt tokens negative; hidden, heads or key/value heads not
-// divisible by the GPUs.
+// Builds the step of `config` served as `w` on `hw`. The decode step is taken at the mean context
+// of a sequence in flight (mean_context_in_flight); the prefills it carries are one prefill tree
+// per distinct prompt length, each scaled by B x its share of the requests / E[O] (so a spread of
+// prompt lengths costs what their attention's quadratic term costs, not that of their mean).
+// Errors: build_tree's; gpus < 1, batch or output tokens not positive, prompt tokens negative; a
+// distribution with a bad length or share, more than 64 lengths, shares not summing to 1 or a mean
+// not the workload's; hidden, heads or key/value heads not divisible by the GPUs.
 StepWork step_work(const ModelConfig& config, const Workload& w, const hardware::Profile& hw);
 
 // What a predictor's training runs span, in the dimensions of a serving question.

@@ -84,6 +84,7 @@ FittedServing fit_for(const PreparedTable& t, const hardware::Profile& hw) {
 
 namespace {
 
+
 json report_of(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, const StepWork& work,
                double fit, const std::string& table, const FittedServing& fitted) {
   const bool per_gpu = fitted.per_gpu;
@@ -142,7 +143,9 @@ json report_of(const ModelConfig& config, const Workload& w, const hardware::Pro
                     {"sequences_in_flight", w.batch},
                     {"prompt_tokens", w.prompt_tokens},
                     {"output_tokens", w.output_tokens},
-                    {"mean_context_tokens", work.tree.past_len}}},
+                    {"mean_context_tokens", work.tree.past_len},
+                    {"prompt_distribution", distribution_to_json(w.prompt_distribution)},
+                    {"output_distribution", distribution_to_json(w.output_distribution)}}},
                   {"memory_per_gpu",
                    {{"weights_bytes", work.memory.weights_bytes},
                     {"kv_cache_bytes", work.memory.kv_cache_bytes},
@@ -207,12 +210,18 @@ std::string serving_report_text(const json& r) {
   const std::string spread = fmt::format("tensor parallel {}{}{}", wl["tensor_parallel"].get<int>(),
                                          ep > 1 ? fmt::format(", experts over {} GPUs", ep) : "",
                                          dp > 1 ? fmt::format(", attention data-parallel {}", dp) : "");
-  t += fmt::format("{} on {} ({}), {}, {}, {:g} sequences in flight, prompt {:g} / output {:g} tokens\n",
+  const auto spread_of = [&](const char* key) {
+    const json& d = s["workload"].value(key, json());
+    return d.is_array() && !d.empty() ? fmt::format(" (mean of {} lengths)", d.size()) : std::string();
+  };
+  t += fmt::format("{} on {} ({}), {}, {}, {:g} sequences in flight, prompt {:g}{} / output {:g}{} tokens, {:g} cached "
+                   "on average\n",
                    s["workload"]["model"].get<std::string>(), s["hardware"]["name"].get<std::string>(),
                    s["hardware"]["description"].get<std::string>(), spread,
                    s["workload"]["weight_precision"].get<std::string>(),
                    s["workload"]["sequences_in_flight"].get<double>(), s["workload"]["prompt_tokens"].get<double>(),
-                   s["workload"]["output_tokens"].get<double>());
+                   spread_of("prompt_distribution"), s["workload"]["output_tokens"].get<double>(),
+                   spread_of("output_distribution"), s["workload"].value("mean_context_tokens", 0.0));
   if (wl.contains("sources"))
     t += fmt::format("prompt tokens: {}; output tokens: {}\n", wl["sources"]["prompt_tokens"].get<std::string>(),
                      wl["sources"]["output_tokens"].get<std::string>());

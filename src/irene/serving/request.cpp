@@ -49,6 +49,60 @@ std::vector<double> numbers(const std::string& text, const std::string& option, 
   return out;
 }
 
+// A prompt or output length of a request: its mean, and the distribution it is the mean of
+// (Workload's (tokens, share) pairs; empty: every request at the mean).
+struct Lengths {
+  double mean = 0;
+  std::vector<std::pair<double, double>> distribution;
+};
+
+// `text` as lengths: a list of numbers (each one point of a sweep: "180,1200") or one
+// distribution of LEN:WEIGHT pairs ("100:3,400:1": three requests of 100 tokens for each of 400;
+// the weights are relative request counts). Each length checked by `ok` (whose rule `want` names).
+std::vector<Lengths> lengths(const std::string& text, const std::string& option, bool (*ok)(double), const char* want) {
+  std::vector<Lengths> out;
+  if (text.find(':') == std::string::npos) {
+    for (double v : numbers(text, option, ok, want)) out.push_back({v, {}});
+    return out;
+  }
+  const auto bad = [&](const std::string& why) {
+    return Error(fmt::format("{} as a distribution takes LEN:WEIGHT pairs (100:3,400:1; lengths {}, weights positive "
+                             "request counts), got '{}': {}",
+                             option, want, text.substr(0, 80), why));
+  };
+  std::map<double, double> weights;
+  double total = 0;
+  std::size_t pairs = 0, start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::size_t colon = item.find(':');
+    if (colon == std::string::npos) throw bad(fmt::format("'{}' has no weight", item.substr(0, 40)));
+    char* end = nullptr;
+    const std::string len_text = item.substr(0, colon), weight_text = item.substr(colon + 1);
+    const double len = std::strtod(len_text.c_str(), &end);
+    if (len_text.empty() || *end != '\0' || !std::isfinite(len) || !ok(len))
+      throw bad(fmt::format("'{}' is not a length", len_text.substr(0, 40)));
+    const double weight = std::strtod(weight_text.c_str(), &end);
+    if (weight_text.empty() || *end != '\0' || !std::isfinite(weight) || !(weight > 0) || weight > 1e12)
+      throw bad(fmt::format("'{}' is not a positive weight", weight_text.substr(0, 40)));
+    if (++pairs > kMaxPoints) throw bad(fmt::format("more than {} pairs", kMaxPoints));
+    weights[len] += weight;
+    total += weight;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  Lengths l;
+  // the mean summed as step_work sums it from the shares (it checks the two agree)
+  for (const auto& [len, weight] : weights) {
+    l.distribution.emplace_back(len, weight / total);
+    l.mean += l.distribution.back().second * len;
+  }
+  if (l.distribution.size() == 1) l.distribution.clear();
+  out.push_back(std::move(l));
+  return out;
+}
+
 bool positive_batch(double v) { return v > 0 && v <= 1e6; }
 bool tokens_or_zero(double v) { return v >= 0 && v <= 1e7; }
 bool positive_tokens(double v) { return v > 0 && v <= 1e7; }
@@ -104,11 +158,12 @@ const std::vector<Option<ServingRequest>>& serving_options() {
     o.push_back(text("max_num_seqs", "--max-num-seqs",
                      "sequences in flight (B, mean; default 8); a list 8,256 sweeps", &R::max_num_seqs));
     o.push_back(text("prompt", "--prompt",
-                     "mean prompt tokens per request (default: the task's assumed mean, else 180); a list sweeps",
+                     "mean prompt tokens per request (default: the task's assumed mean, else 180); a list sweeps; "
+                     "LEN:WEIGHT pairs (100:3,400:1) are one distribution",
                      &R::prompt));
     o.push_back(text("output", "--output-tokens,--output",
                      "mean generated tokens per request (default: the task's median in the table, else 400); a list "
-                     "sweeps",
+                     "sweeps; LEN:WEIGHT pairs (100:1,700:1) are one distribution",
                      &R::output));
     o.back().aliases = {"output_tokens"};
     o.push_back(text("task", "--task",
@@ -182,11 +237,11 @@ ResolvedServing resolve(const ServingRequest& q) {
     throw Error(fmt::format("unknown --task '{}' (expected lm-arena-chat, gpqa or sourcegraph-fim)", q.task.substr(0, 40)));
   const auto batches = numbers(q.max_num_seqs.empty() ? "8" : q.max_num_seqs, "--max-num-seqs",
                                positive_batch, "a positive number of sequences up to 1e6");
-  const auto prompts_given = q.prompt.empty() ? std::vector<double>{}
-                                              : numbers(q.prompt, "--prompt", tokens_or_zero, "a number of tokens in 0..1e7");
+  const auto prompts_given = q.prompt.empty() ? std::vector<Lengths>{}
+                                              : lengths(q.prompt, "--prompt", tokens_or_zero, "a number of tokens in 0..1e7");
   const auto outputs_given = q.output.empty()
-                                 ? std::vector<double>{}
-                                 : numbers(q.output, "--output-tokens", positive_tokens, "a positive number of tokens up to 1e7");
+                                 ? std::vector<Lengths>{}
+                                 : lengths(q.output, "--output-tokens", positive_tokens, "a positive number of tokens up to 1e7");
   const int tp = count(q.tensor_parallel, "--tensor-parallel");
   r.expert_parallel = count(q.expert_parallel, "--expert-parallel");
   const int dp = count(q.data_parallel, "--data-parallel");
@@ -215,32 +270,39 @@ ResolvedServing resolve(const ServingRequest& q) {
   if (n_points > kMaxPoints)
     throw Error(fmt::format("{} points: more than the {} a request may have", n_points, kMaxPoints));
   r.table = prepared_table(q.table.empty() ? default_table() : std::filesystem::path(q.table));
-  std::vector<double> prompts = prompts_given, outputs = outputs_given;
+  std::vector<Lengths> prompts = prompts_given, outputs = outputs_given;
+  const auto given = [](const std::vector<Lengths>& l) {
+    return l.size() == 1 && !l[0].distribution.empty()
+               ? fmt::format("given as a distribution of {} lengths", l[0].distribution.size())
+               : std::string("given");
+  };
   if (prompts.empty()) {
-    prompts = {q.task.empty() ? kDefaultPrompt : task_prompt_tokens(q.task)};
+    prompts = {{q.task.empty() ? kDefaultPrompt : task_prompt_tokens(q.task), {}}};
     r.sources["prompt_tokens"] = q.task.empty() ? "default" : "assumed for " + q.task + " (task_prompt_tokens; not measured)";
   } else {
-    r.sources["prompt_tokens"] = "given";
+    r.sources["prompt_tokens"] = given(prompts);
   }
   if (outputs.empty()) {
     const auto median = q.task.empty() ? std::nullopt : median_output(r.table->table, q.task);
     if (!q.task.empty() && !median)
       throw Error(fmt::format("{}: no row of task {} to take its median output length from", r.table->table.file, q.task));
-    outputs = {median ? median->first : kDefaultOutput};
+    outputs = {{median ? median->first : kDefaultOutput, {}}};
     r.sources["output_tokens"] =
         median ? fmt::format("median avg_output_len of the table's {} {} rows", median->second, q.task) : "default";
   } else {
-    r.sources["output_tokens"] = "given";
+    r.sources["output_tokens"] = given(outputs);
   }
   for (double b : batches)
-    for (double p : prompts)
-      for (double n : outputs) {
+    for (const Lengths& p : prompts)
+      for (const Lengths& n : outputs) {
         Workload w;
         w.gpus = gpus;
         w.data_parallel = dp;
         w.batch = b;
-        w.prompt_tokens = p;
-        w.output_tokens = n;
+        w.prompt_tokens = p.mean;
+        w.prompt_distribution = p.distribution;
+        w.output_tokens = n.mean;
+        w.output_distribution = n.distribution;
         if (!q.precision.empty()) w.precision = q.precision;
         if (!q.kv_cache_dtype.empty()) w.kv_cache_dtype = q.kv_cache_dtype;
         r.points.push_back(w);
@@ -261,6 +323,8 @@ void describe(json& workload, const ResolvedServing& r) {
   workload["kv_cache_dtype"] = r.points.front().kv_cache_dtype;
   workload["task"] = r.task.empty() ? json(nullptr) : json(r.task);
   workload["sources"] = r.sources;
+  workload["prompt_distribution"] = distribution_to_json(r.points.front().prompt_distribution);
+  workload["output_distribution"] = distribution_to_json(r.points.front().output_distribution);
 }
 
 }  // namespace

@@ -12,11 +12,15 @@
 //   max_num_seqs   sequences in flight B (mean; default 8): a positive number, or a list "8,256"
 //   prompt         mean prompt tokens per request (>= 0): default the task's assumed mean
 //                  (task_prompt_tokens: lm-arena-chat 180, gpqa 260, sourcegraph-fim 1,200; assumed
-//                  from the kind of prompts, not measured), else 180; a list sweeps
+//                  from the kind of prompts, not measured), else 180; a list sweeps; LEN:WEIGHT
+//                  pairs ("100:3,400:1", weights relative request counts; an object {"100": 3,
+//                  "400": 1} in JSON, a dict in Python) are one distribution (Workload's), one point
+//                  at its mean
 //   output         mean generated tokens per request (> 0): default the task's median output length
 //                  over the table's rows of that task (avg_output_len; mlenergy-v3-llm.csv of
 //                  2026-02-16: lm-arena-chat 634.3 over 328 rows, gpqa 6,710.8 over 187,
-//                  sourcegraph-fim 251.1 over 50), else 400; a list sweeps
+//                  sourcegraph-fim 251.1 over 50), else 400; a list sweeps; LEN:WEIGHT pairs as
+//                  for prompt
 //   task           lm-arena-chat | gpqa | sourcegraph-fim ("" = none)
 //   tensor_parallel  G GPUs the model is split across (default 1)
 //   expert_parallel  E: a mixture of experts' experts spread over E GPUs (the GPUs are then E;
