@@ -2,15 +2,15 @@
 // --hardware H` runs it): the step of a model served with continuous batching (step_work), the
 // memory check, the predictor fitted on measured runs and the report. Input: a first line
 // "MODEL HARDWARE [BATCH [PROMPT [OUTPUT]]] [gpus=G] [dp=D] [precision=P] [kv=K] [oversubscribe=1]
-// [KEY=VALUE...]" (MODEL: a built-in model by name or index, or "json"; HARDWARE: a built-in
-// profile by name, alias or index, or "json"; KEY=VALUE: config overrides), then the JSON texts
+// [pdist=LEN:WEIGHT,...] [odist=LEN:WEIGHT,...] [KEY=VALUE...]" (MODEL: a built-in model by name
+// or index, or "json"; HARDWARE: a built-in profile by name, alias or index, or "json"; pdist and
+// odist: prompt and output length distributions; KEY=VALUE: config overrides), then the JSON texts
 // the "json" words take, in that order, separated by lines "---": a config.json and a hardware
 // profile file. The predictor is fitted on a small table of this harness (7 runs of three small
 // models on H100 and A100-80GB, prepared once), so a profile of another name uses the shared
-// predictor. Kept
-// fast: at most 48 layers and hidden size 8192, as the generation harness. Every report either
-// is refused with one clear Error or has only finite numbers, shares that add up to 100% and a
-// text form.
+// predictor. Kept fast: at most 48 layers and hidden size 8192, as the generation harness. Every
+// report either is refused with one clear Error or has only finite numbers, shares that add up to
+// 100% and a text form.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -56,6 +56,28 @@ bool number(const std::string& s, T& out) {
   if (ec != std::errc() || p != s.data() + s.size()) return false;
   out = v;
   return true;
+}
+
+// "LEN:WEIGHT,..." into a workload's length distribution: the weights made shares and the mean set
+// to theirs where they have a positive finite total (else taken as given, for step_work to refuse).
+void distribution(const std::string& text, std::vector<std::pair<double, double>>& out, double& mean) {
+  out.clear();
+  std::istringstream in(text);
+  double total = 0;
+  for (std::string item; std::getline(in, item, ',') && out.size() < 80;) {
+    const auto colon = item.find(':');
+    double len = 0, weight = 0;
+    if (colon == std::string::npos || !number(item.substr(0, colon), len) || !number(item.substr(colon + 1), weight))
+      continue;
+    out.emplace_back(len, weight);
+    total += weight;
+  }
+  if (!(total > 0) || !std::isfinite(total)) return;
+  mean = 0;
+  for (auto& [len, share] : out) {
+    share /= total;
+    mean += share * len;
+  }
 }
 
 // The JSON texts after the first line, split at lines "---".
@@ -127,6 +149,8 @@ IRENE_FUZZ_ENTRY(serving) {
       else if (key == "precision") w.precision = value;
       else if (key == "kv") w.kv_cache_dtype = value;
       else if (key == "oversubscribe") oversubscribe = value == "1";
+      else if (key == "pdist" || key == "odist") distribution(value, key == "pdist" ? w.prompt_distribution : w.output_distribution,
+                                                         key == "pdist" ? w.prompt_tokens : w.output_tokens);
       else irene::set_config_value(config, key, value);
     }
     if (config.num_layers > 48 || config.hidden_size > 8192) return;
