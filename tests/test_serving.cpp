@@ -287,6 +287,13 @@ TEST(ServingStep, LengthDistributionsWeightSequencesInFlightByTheirOutput) {
   bad = mean;
   bad.prompt_distribution = {{-1, 0.5}, {361, 0.5}};
   EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("prompt distribution: length -1"), std::string::npos);
+  bad.prompt_distribution = {{40, 0}, {180, 1}};
+  EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("prompt distribution: share 0 of length 40 is not positive"),
+            std::string::npos);
+  bad = mean;
+  for (int i = 0; i < 65; ++i) bad.output_distribution.emplace_back(400, 1.0 / 65);
+  EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("output distribution: 65 lengths, more than 64"),
+            std::string::npos);
 }
 
 // A served mixture of experts reads the weights of the experts its step's tokens choose (uniform

@@ -32,8 +32,8 @@ constexpr double kEnergyPull = 0.01;
 // the table's leave-one-model-out, B200 / H100: 5 rounds 17.3 / 9.1%, 10 rounds 17.0 / 9.0%, 20
 // rounds 17.0 / 8.9% (least squares: 20.3 / 10.1%).
 constexpr int kLeastAbsoluteIterations = 10;
-constexpr int kPullFolds = 5;
-constexpr std::size_t kMaxDistributionLengths = 64;  // lengths of one prompt or output distribution  // groups of models of that cross-validation (each model alone when fewer)
+constexpr int kPullFolds = 5;  // groups of models of that cross-validation (each model alone when fewer)
+constexpr std::size_t kMaxDistributionLengths = 64;  // lengths of one prompt or output distribution
 // The memory coefficients a_k are energies per byte streamed, the same on every GPU (an HBM
 // access costs about the same per byte on HBM3 and HBM3e, whatever the chip's power limit), in
 // units of this many joules per byte: an H100 SXM's TDP over its bandwidth (700 W / 3.35 TB/s),
@@ -408,15 +408,13 @@ double weight_bytes_per_parameter(std::string_view precision) {
 
 namespace {
 
-// E[X] and E[X^2] of a length distribution, or of the mean alone where it is empty.
-std::pair<double, double> moments(const std::vector<std::pair<double, double>>& dist, double mean) {
-  if (dist.empty()) return {mean, mean * mean};
-  double m1 = 0, m2 = 0;
-  for (const auto& [x, share] : dist) {
-    m1 += share * x;
-    m2 += share * x * x;
-  }
-  return {m1, m2};
+// E[X^2] of a length distribution, or of the mean alone where it is empty (its E[X] is the mean:
+// step_work checks it).
+double mean_square(const std::vector<std::pair<double, double>>& dist, double mean) {
+  if (dist.empty()) return mean * mean;
+  double m2 = 0;
+  for (const auto& [x, share] : dist) m2 += share * x * x;
+  return m2;
 }
 
 // The checks of a workload's length distribution (step_work's errors).
@@ -442,17 +440,11 @@ void check_distribution(const std::vector<std::pair<double, double>>& dist, doub
 }  // namespace
 
 double mean_context_in_flight(const Workload& w) {
-  const auto [p, p2] = moments(w.prompt_distribution, w.prompt_tokens);
-  const auto [o, o2] = moments(w.output_distribution, w.output_tokens);
-  (void)p2;
-  return p + o2 / (2 * o);
+  return w.prompt_tokens + mean_square(w.output_distribution, w.output_tokens) / (2 * w.output_tokens);
 }
 
 double mean_final_length_in_flight(const Workload& w) {
-  const auto [p, p2] = moments(w.prompt_distribution, w.prompt_tokens);
-  const auto [o, o2] = moments(w.output_distribution, w.output_tokens);
-  (void)p2;
-  return p + o2 / o;
+  return w.prompt_tokens + mean_square(w.output_distribution, w.output_tokens) / w.output_tokens;
 }
 
 nlohmann::json distribution_to_json(const std::vector<std::pair<double, double>>& d) {

@@ -84,7 +84,6 @@ FittedServing fit_for(const PreparedTable& t, const hardware::Profile& hw) {
 
 namespace {
 
-
 json report_of(const ModelConfig& config, const Workload& w, const hardware::Profile& hw, const StepWork& work,
                double fit, const std::string& table, const FittedServing& fitted) {
   const bool per_gpu = fitted.per_gpu;
