@@ -521,6 +521,49 @@ TEST(ServingCrossval, LeavesOneModelOutWithTheBaselineAndSaysWhatWasSkipped) {
   fs::remove_all(d);
 }
 
+TEST(ServingCrossval, ThreadsChangeNoFigureAndEveryFoldReportsProgress) {
+  const fs::path d = fresh_dir("cv_threads");
+  // the synthetic table with Llama-2-7b's H100 rows moved to a second task, so that leaving one
+  // task out runs too
+  std::string csv = read_file(synthetic_table(d)), moved;
+  std::istringstream in(csv);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("Llama-2-7b-hf,") != std::string::npos && line.find(",H100,") != std::string::npos)
+      line.replace(line.find(",lm-arena-chat,"), 15, ",gpqa,");
+    moved += line + "\n";
+  }
+  write_text(d / "two-tasks.csv", moved);
+  const serving::PreparedTable t = serving::prepare_table(serving::read_serving_csv(d / "two-tasks.csv"));
+  const auto& h100 = *hardware::find_builtin("H100");
+  std::map<int, std::vector<std::string>> lines;
+  std::map<int, nlohmann::json> reports;
+  for (int threads : {1, 3}) {
+    serving::ServingCrossvalOptions o;
+    o.threads = threads;
+    o.progress = [&lines, threads](const std::string& line) { lines[threads].push_back(line); };
+    reports[threads] = serving::crossval_serving(t, h100, o);
+  }
+  EXPECT_EQ(reports[1].dump(), reports[3].dump());
+  ASSERT_EQ(reports[1]["settings"]["leave_one_task_out"].size(), 2u) << reports[1]["settings"]["leave_one_task_out"];
+  EXPECT_EQ(reports[1], serving::crossval_serving(t, h100));  // no options: one thread, no progress
+  for (int threads : {1, 3}) {
+    // one line per fold (each model once), per task left out and per few-shot k
+    std::map<std::string, int> folds;
+    int tasks = 0, shots = 0;
+    for (const std::string& line : lines[threads]) {
+      if (line.rfind("fold ", 0) == 0) ++folds[line.substr(line.find(" left out ") + 10, line.find(':') - line.find(" left out ") - 10)];
+      if (line.rfind("leave task ", 0) == 0) ++tasks;
+      if (line.rfind("few-shot k = ", 0) == 0) ++shots;
+    }
+    ASSERT_EQ(folds.size(), reports[1]["per_model"].size()) << threads;
+    for (const auto& m : reports[1]["per_model"]) EXPECT_EQ(folds[m["model"].get<std::string>()], 1) << m["model"];
+    EXPECT_EQ(tasks, 2);
+    EXPECT_EQ(shots, 4);
+    EXPECT_EQ(lines[threads].size(), folds.size() + 6) << fmt::format("{}", fmt::join(lines[threads], "\n"));
+  }
+  fs::remove_all(d);
+}
+
 TEST(ServingCli, CommandsAndTheirOneLineErrors) {
   const fs::path d = fresh_dir("cli");
   const std::string table = synthetic_table(d);
@@ -531,6 +574,11 @@ TEST(ServingCli, CommandsAndTheirOneLineErrors) {
   r = run_irene("crossval '" + table + "' --hardware B200 --format json -o '" + (d / "cv.json").string() + "'");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(d / "cv.json"));
+  EXPECT_NE(r.output.find("fold 3/3 left out "), std::string::npos) << r.output;  // progress on standard error
+  r = run_irene("crossval '" + table + "' --hardware B200 -q --threads 2 --format json -o '" + (d / "cv2.json").string() + "'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+  EXPECT_EQ(read_file(d / "cv2.json"), read_file(d / "cv.json"));
   r = run_irene("data import '" + table + "' -o '" + (d / "runs.jsonl").string() + "'");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("25 runs of 4 models; 24 usable"), std::string::npos) << r.output;

@@ -402,7 +402,10 @@ struct CrossvalArgs {
 void run_crossval(const CrossvalArgs& a) {
   if (serving::is_serving_csv(a.trees)) {  // a table of measured serving runs (serving/crossval.hpp)
     if (a.hardware.empty()) throw Error(fmt::format("{}: a serving table needs --hardware NAME (H100, B200, ...)", a.trees));
-    const json report = serving::crossval_serving_file(a.trees, a.hardware);
+    serving::ServingCrossvalOptions opt;
+    opt.threads = a.threads;
+    if (!a.quiet) opt.progress = [](const std::string& line) { std::cerr << line << std::endl; };
+    const json report = serving::crossval_serving_file(a.trees, a.hardware, opt);
     write_output(a.out, [&](std::ostream& os) {
       os << (a.format == "json" ? report.dump(1) + "\n" : serving::crossval_serving_text(report));
     });

@@ -4,10 +4,15 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "irene/arch/config.hpp"
 #include "irene/core/error.hpp"
@@ -103,6 +108,156 @@ Runs spread(Runs rows, int k) {
   return out;
 }
 
+// Runs task(0) ... task(n - 1) on up to `threads` threads (the calling one among them). Where
+// tasks throw, the error of the first of them in index order is rethrown once all have ended.
+void run_tasks(int n, int threads, const std::function<void(int)>& task) {
+  std::atomic<int> next{0};
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(std::max(n, 0)));
+  const auto work = [&] {
+    for (int i = next++; i < n; i = next++) {
+      try {
+        task(i);
+      } catch (...) {
+        errors[static_cast<std::size_t>(i)] = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int k = 1; k < std::min(threads, n); ++k) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// One fold of leaving one model out: the % errors of the held-out model's rows (empty where it
+// has no such row) and its entry of the report's per_model.
+struct Fold {
+  std::vector<double> pred, shared, base, pred_d, shared_d, base_d, pred_own, base_own, itl, ratio;
+  json entry;
+};
+
+Fold leave_model_out(const std::string& m, const Runs& all, const hardware::Profile& gpu) {
+  Fold f;
+  Runs train_gpu, train_all, test;
+  for (const PreparedRun* r : all) {
+    if (r->run->model_id == m) {
+      if (same_gpu(*r, gpu)) test.push_back(r);
+      continue;
+    }
+    train_all.push_back(r);
+    if (same_gpu(*r, gpu)) train_gpu.push_back(r);
+  }
+  const ServingPredictor p = fit_serving(train_gpu);
+  const ServingPredictor ps = fit_serving(train_all);
+  const Baseline base(train_gpu);
+  // The dense bfloat16 chat rows predicted from the other models' dense bfloat16 chat rows
+  // only (the protocol of the table's README for its four-total reference).
+  Runs train_own;
+  for (const PreparedRun* r : train_gpu)
+    if (dense_bf16_chat(*r->run)) train_own.push_back(r);
+  const bool own = !train_own.empty() && std::any_of(test.begin(), test.end(), [](const PreparedRun* r) {
+    return dense_bf16_chat(*r->run);
+  });
+  const std::optional<ServingPredictor> p_own = own ? std::optional(fit_serving(train_own)) : std::nullopt;
+  const std::optional<Baseline> base_own = own ? std::optional(Baseline(train_own)) : std::nullopt;
+  json rows = json::array();
+  // Batch curves: one per series of runs that differ in batch only (task, GPUs, data-parallel
+  // ranks; the model and so its precision are fixed): the run nearest batch 8 and the largest.
+  struct Curve {
+    const PreparedRun *small = nullptr, *large = nullptr;
+    double small_pred = 0, large_pred = 0;
+    long runs = 0;
+  };
+  std::map<std::string, Curve> curves;
+  for (const PreparedRun* r : test) {
+    const StepPrediction sp = predict_step(p, r->work);
+    const double b = r->run->avg_batch, measured = r->run->energy_per_token_j;
+    const double e = sp.energy_j / b, es = predict_step(ps, r->work).energy_j / b, eb = base.step_j(*r) / b;
+    f.pred.push_back(pct(e, measured));
+    f.shared.push_back(pct(es, measured));
+    f.base.push_back(pct(eb, measured));
+    if (dense_bf16_chat(*r->run)) {
+      f.pred_d.push_back(pct(e, measured));
+      f.shared_d.push_back(pct(es, measured));
+      f.base_d.push_back(pct(eb, measured));
+      if (own) {
+        f.pred_own.push_back(pct(predict_step(*p_own, r->work).energy_j / b, measured));
+        f.base_own.push_back(pct(base_own->step_j(*r) / b, measured));
+      }
+    }
+    f.itl.push_back(pct(sp.time_s, r->run->median_itl_s));
+    Curve& c = curves[fmt::format("{}, {} GPU{}{}", r->run->task, r->run->num_gpus, r->run->num_gpus > 1 ? "s" : "",
+                                  r->run->data_parallel > 1
+                                      ? fmt::format(", {} data-parallel ranks", r->run->data_parallel)
+                                      : std::string())];
+    ++c.runs;
+    if (!c.small || std::abs(b - 8) < std::abs(c.small->run->avg_batch - 8)) {
+      c.small = r;
+      c.small_pred = e;
+    }
+    if (!c.large || b > c.large->run->avg_batch) {
+      c.large = r;
+      c.large_pred = e;
+    }
+    rows.push_back({{"line", r->run->line},
+                    {"task", r->run->task},
+                    {"max_num_seqs", r->run->max_num_seqs},
+                    {"avg_batch", b},
+                    {"measured_j", measured},
+                    {"predicted_j", e},
+                    {"shared_j", es},
+                    {"baseline_j", eb},
+                    {"measured_itl_s", r->run->median_itl_s},
+                    {"predicted_itl_s", sp.time_s},
+                    {"measured_step_wall_s", b / r->run->throughput_tokens_per_s},
+                    {"predicted_step_wall_s", sp.wall_s},
+                    {"predicted_power_scale", sp.power_scale}});
+  }
+  const auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return s / static_cast<double>(v.size());
+  };
+  const auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
+  // every curve with two batch sizes or more; the model's main one (most runs, then the widest
+  // batch range) is its "batch_ratio"
+  json ratios = json::array(), main_ratio;
+  long main_runs = 0;
+  double main_span = 0;
+  for (const auto& [series, c] : curves) {
+    if (c.runs < 2 || c.large == c.small) continue;
+    const double measured_ratio = c.large->run->energy_per_token_j / c.small->run->energy_per_token_j;
+    const double predicted_ratio = c.large_pred / c.small_pred;
+    const double error = pct(predicted_ratio, measured_ratio);
+    json x = {{"series", series},
+              {"runs", c.runs},
+              {"from_batch", c.small->run->avg_batch},
+              {"to_batch", c.large->run->avg_batch},
+              {"measured", measured_ratio},
+              {"predicted", predicted_ratio},
+              {"error_pct", error}};
+    f.ratio.push_back(error);
+    const double span = c.large->run->avg_batch / c.small->run->avg_batch;
+    if (c.runs > main_runs || (c.runs == main_runs && span > main_span)) {
+      main_runs = c.runs;
+      main_span = span;
+      main_ratio = x;
+    }
+    ratios.push_back(std::move(x));
+  }
+  f.entry = json({{"model", m},
+                       {"rows", test.size()},
+                       {"energy_per_token", {{"mape", mean(f.pred)}, {"worst", worst(f.pred)}}},
+                       {"shared", {{"mape", mean(f.shared)}, {"worst", worst(f.shared)}}},
+                       {"baseline", {{"mape", mean(f.base)}, {"worst", worst(f.base)}}},
+                       {"batch_ratio", main_ratio},
+                       {"batch_ratios", ratios},
+                       {"runs", rows},
+                       {"per_gpu_predictor", predictor_to_json(p)}});
+  return f;
+}
+
 }  // namespace
 
 PreparedTable prepare_table(ServingTable table) {
@@ -167,7 +322,7 @@ PreparedTable prepare_table(ServingTable table) {
   return t;
 }
 
-json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) {
+json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu, const ServingCrossvalOptions& options) {
   Runs all, here;
   for (const auto& r : table.runs) {
     all.push_back(&r);
@@ -187,128 +342,44 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
   if (models.size() < 2)
     throw Error(fmt::format("{}: {} has usable rows of one model only ({}): leaving one model out needs two",
                             table.table.file, gpu.name, models.front()));
+  std::mutex progress_mutex;
+  const auto progress = [&](const std::string& line) {
+    if (!options.progress) return;
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    options.progress(line);
+  };
 
+  // Leave one model out: each fold on its own, merged below in the models' order.
+  std::vector<Fold> folds(models.size());
+  std::atomic<int> folds_done{0};
+  run_tasks(static_cast<int>(models.size()), options.threads, [&](int i) {
+    folds[static_cast<std::size_t>(i)] = leave_model_out(models[static_cast<std::size_t>(i)], all, gpu);
+    const Fold& f = folds[static_cast<std::size_t>(i)];
+    progress(fmt::format("fold {}/{} left out {}: {:.1f}% over {} rows", ++folds_done, models.size(),
+                         models[static_cast<std::size_t>(i)], f.entry["energy_per_token"]["mape"].get<double>(),
+                         f.pred.size()));
+  });
   std::map<std::string, std::vector<double>> err_pred, err_shared, err_base, err_pred_d, err_shared_d, err_base_d,
       err_pred_own, err_base_own;
   std::vector<double> itl_err, ratio_err;
   json per_model = json::array();
-  for (const std::string& m : models) {
-    Runs train_gpu, train_all, test;
-    for (const PreparedRun* r : all) {
-      if (r->run->model_id == m) {
-        if (same_gpu(*r, gpu)) test.push_back(r);
-        continue;
-      }
-      train_all.push_back(r);
-      if (same_gpu(*r, gpu)) train_gpu.push_back(r);
-    }
-    const ServingPredictor p = fit_serving(train_gpu);
-    const ServingPredictor ps = fit_serving(train_all);
-    const Baseline base(train_gpu);
-    // The dense bfloat16 chat rows predicted from the other models' dense bfloat16 chat rows
-    // only (the protocol of the table's README for its four-total reference).
-    Runs train_own;
-    for (const PreparedRun* r : train_gpu)
-      if (dense_bf16_chat(*r->run)) train_own.push_back(r);
-    const bool own = !train_own.empty() && std::any_of(test.begin(), test.end(), [](const PreparedRun* r) {
-      return dense_bf16_chat(*r->run);
-    });
-    const std::optional<ServingPredictor> p_own = own ? std::optional(fit_serving(train_own)) : std::nullopt;
-    const std::optional<Baseline> base_own = own ? std::optional(Baseline(train_own)) : std::nullopt;
-    json rows = json::array();
-    // Batch curves: one per series of runs that differ in batch only (task, GPUs, data-parallel
-    // ranks; the model and so its precision are fixed): the run nearest batch 8 and the largest.
-    struct Curve {
-      const PreparedRun *small = nullptr, *large = nullptr;
-      double small_pred = 0, large_pred = 0;
-      long runs = 0;
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    Fold& f = folds[i];
+    const std::string& m = models[i];
+    const auto keep = [&](std::map<std::string, std::vector<double>>& to, std::vector<double>& v) {
+      if (!v.empty()) to[m] = std::move(v);
     };
-    std::map<std::string, Curve> curves;
-    for (const PreparedRun* r : test) {
-      const StepPrediction sp = predict_step(p, r->work);
-      const double b = r->run->avg_batch, measured = r->run->energy_per_token_j;
-      const double e = sp.energy_j / b, es = predict_step(ps, r->work).energy_j / b, eb = base.step_j(*r) / b;
-      err_pred[m].push_back(pct(e, measured));
-      err_shared[m].push_back(pct(es, measured));
-      err_base[m].push_back(pct(eb, measured));
-      if (dense_bf16_chat(*r->run)) {
-        err_pred_d[m].push_back(pct(e, measured));
-        err_shared_d[m].push_back(pct(es, measured));
-        err_base_d[m].push_back(pct(eb, measured));
-        if (own) {
-          err_pred_own[m].push_back(pct(predict_step(*p_own, r->work).energy_j / b, measured));
-          err_base_own[m].push_back(pct(base_own->step_j(*r) / b, measured));
-        }
-      }
-      itl_err.push_back(pct(sp.time_s, r->run->median_itl_s));
-      Curve& c = curves[fmt::format("{}, {} GPU{}{}", r->run->task, r->run->num_gpus, r->run->num_gpus > 1 ? "s" : "",
-                                    r->run->data_parallel > 1
-                                        ? fmt::format(", {} data-parallel ranks", r->run->data_parallel)
-                                        : std::string())];
-      ++c.runs;
-      if (!c.small || std::abs(b - 8) < std::abs(c.small->run->avg_batch - 8)) {
-        c.small = r;
-        c.small_pred = e;
-      }
-      if (!c.large || b > c.large->run->avg_batch) {
-        c.large = r;
-        c.large_pred = e;
-      }
-      rows.push_back({{"line", r->run->line},
-                      {"task", r->run->task},
-                      {"max_num_seqs", r->run->max_num_seqs},
-                      {"avg_batch", b},
-                      {"measured_j", measured},
-                      {"predicted_j", e},
-                      {"shared_j", es},
-                      {"baseline_j", eb},
-                      {"measured_itl_s", r->run->median_itl_s},
-                      {"predicted_itl_s", sp.time_s},
-                      {"measured_step_wall_s", b / r->run->throughput_tokens_per_s},
-                      {"predicted_step_wall_s", sp.wall_s},
-                      {"predicted_power_scale", sp.power_scale}});
-    }
-    const auto mean = [](const std::vector<double>& v) {
-      double s = 0;
-      for (double x : v) s += x;
-      return s / static_cast<double>(v.size());
-    };
-    const auto worst = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
-    // every curve with two batch sizes or more; the model's main one (most runs, then the widest
-    // batch range) is its "batch_ratio"
-    json ratios = json::array(), main_ratio;
-    long main_runs = 0;
-    double main_span = 0;
-    for (const auto& [series, c] : curves) {
-      if (c.runs < 2 || c.large == c.small) continue;
-      const double measured_ratio = c.large->run->energy_per_token_j / c.small->run->energy_per_token_j;
-      const double predicted_ratio = c.large_pred / c.small_pred;
-      const double error = pct(predicted_ratio, measured_ratio);
-      json x = {{"series", series},
-                {"runs", c.runs},
-                {"from_batch", c.small->run->avg_batch},
-                {"to_batch", c.large->run->avg_batch},
-                {"measured", measured_ratio},
-                {"predicted", predicted_ratio},
-                {"error_pct", error}};
-      ratio_err.push_back(error);
-      const double span = c.large->run->avg_batch / c.small->run->avg_batch;
-      if (c.runs > main_runs || (c.runs == main_runs && span > main_span)) {
-        main_runs = c.runs;
-        main_span = span;
-        main_ratio = x;
-      }
-      ratios.push_back(std::move(x));
-    }
-    per_model.push_back({{"model", m},
-                         {"rows", test.size()},
-                         {"energy_per_token", {{"mape", mean(err_pred[m])}, {"worst", worst(err_pred[m])}}},
-                         {"shared", {{"mape", mean(err_shared[m])}, {"worst", worst(err_shared[m])}}},
-                         {"baseline", {{"mape", mean(err_base[m])}, {"worst", worst(err_base[m])}}},
-                         {"batch_ratio", main_ratio},
-                         {"batch_ratios", ratios},
-                         {"runs", rows},
-                         {"per_gpu_predictor", predictor_to_json(p)}});
+    keep(err_pred, f.pred);
+    keep(err_shared, f.shared);
+    keep(err_base, f.base);
+    keep(err_pred_d, f.pred_d);
+    keep(err_shared_d, f.shared_d);
+    keep(err_base_d, f.base_d);
+    keep(err_pred_own, f.pred_own);
+    keep(err_base_own, f.base_own);
+    itl_err.insert(itl_err.end(), f.itl.begin(), f.itl.end());
+    ratio_err.insert(ratio_err.end(), f.ratio.begin(), f.ratio.end());
+    per_model.push_back(std::move(f.entry));
   }
 
   json out;
@@ -351,17 +422,27 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
   std::set<std::string> tasks;
   for (const PreparedRun* r : here) tasks.insert(r->run->task);
   if (tasks.size() >= 2) {
-    json lot = json::object();
-    for (const std::string& task : tasks) {
+    const std::vector<std::string> task_list(tasks.begin(), tasks.end());
+    std::vector<std::vector<double>> task_err(task_list.size());
+    run_tasks(static_cast<int>(task_list.size()), options.threads, [&](int i) {
+      const std::string& task = task_list[static_cast<std::size_t>(i)];
       Runs train, test;
       for (const PreparedRun* r : here) (r->run->task == task ? test : train).push_back(r);
       const ServingPredictor p = fit_serving(train);
-      std::vector<double> e;
+      std::vector<double>& e = task_err[static_cast<std::size_t>(i)];
       for (const PreparedRun* r : test)
         e.push_back(pct(predict_step(p, r->work).energy_j, r->run->step_energy_j()));
       double s = 0;
       for (double x : e) s += x;
-      lot[task] = {{"rows", e.size()}, {"mape", s / static_cast<double>(e.size())}};
+      progress(fmt::format("leave task {} out: {:.1f}% over {} rows", task, s / static_cast<double>(e.size()),
+                           e.size()));
+    });
+    json lot = json::object();
+    for (std::size_t i = 0; i < task_list.size(); ++i) {
+      const std::vector<double>& e = task_err[i];
+      double s = 0;
+      for (double x : e) s += x;
+      lot[task_list[i]] = {{"rows", e.size()}, {"mape", s / static_cast<double>(e.size())}};
     }
     out["settings"]["leave_one_task_out"] = lot;
   } else {
@@ -380,28 +461,55 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu) 
     // The pull is chosen once on the other GPUs' rows (the k rows added to them take no part in
     // the choice; the rows predicted never do).
     const double pull = fit_serving(others).energy_pull;
-    for (int k : {0, 1, 2, 4}) {
-      std::vector<double> per_choice;
-      for (const std::string& m : k == 0 ? std::vector<std::string>{models.front()} : models) {
-        Runs of_m;
-        for (const PreparedRun* r : here)
-          if (r->run->model_id == m) of_m.push_back(r);
-        const Runs shots = spread(of_m, k);
-        Runs train = others;
-        train.insert(train.end(), shots.begin(), shots.end());
-        const ServingPredictor p = fit_serving(train, pull);
-        double s = 0;
-        long n = 0;
-        for (const PreparedRun* r : here) {
-          if (std::find(shots.begin(), shots.end(), r) != shots.end()) continue;
-          s += pct(predict_step(p, r->work).energy_j, r->run->step_energy_j());
+    std::mutex left_mutex;
+    // one task per (k, model of the k rows); k = 0 needs one choice
+    const std::vector<int> ks = {0, 1, 2, 4};
+    std::vector<std::pair<int, std::size_t>> choices;  // (index in ks, model)
+    for (std::size_t j = 0; j < ks.size(); ++j)
+      for (std::size_t m = 0; m < (ks[j] == 0 ? 1 : models.size()); ++m) choices.emplace_back(static_cast<int>(j), m);
+    std::vector<double> choice_err(choices.size());
+    std::vector<std::size_t> left(ks.size(), 0);
+    for (const auto& c : choices) ++left[static_cast<std::size_t>(c.first)];
+    run_tasks(static_cast<int>(choices.size()), options.threads, [&](int i) {
+      const auto [j, mi] = choices[static_cast<std::size_t>(i)];
+      const int k = ks[static_cast<std::size_t>(j)];
+      Runs of_m;
+      for (const PreparedRun* r : here)
+        if (r->run->model_id == models[mi]) of_m.push_back(r);
+      const Runs shots = spread(of_m, k);
+      Runs train = others;
+      train.insert(train.end(), shots.begin(), shots.end());
+      const ServingPredictor p = fit_serving(train, pull);
+      double s = 0;
+      long n = 0;
+      for (const PreparedRun* r : here) {
+        if (std::find(shots.begin(), shots.end(), r) != shots.end()) continue;
+        s += pct(predict_step(p, r->work).energy_j, r->run->step_energy_j());
+        ++n;
+      }
+      choice_err[static_cast<std::size_t>(i)] = s / static_cast<double>(n);
+      std::lock_guard<std::mutex> lock(left_mutex);
+      if (--left[static_cast<std::size_t>(j)] == 0) {
+        double sum = 0;
+        std::size_t n_choices = 0;
+        for (std::size_t c = 0; c < choices.size(); ++c)
+          if (choices[c].first == j) {
+            sum += choice_err[c];
+            ++n_choices;
+          }
+        progress(fmt::format("few-shot k = {}: {:.1f}% over the other rows ({} choices of model)", k,
+                             sum / static_cast<double>(n_choices), n_choices));
+      }
+    });
+    for (std::size_t j = 0; j < ks.size(); ++j) {
+      double s = 0;
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < choices.size(); ++i)
+        if (choices[i].first == static_cast<int>(j)) {
+          s += choice_err[i];
           ++n;
         }
-        per_choice.push_back(s / static_cast<double>(n));
-      }
-      double s = 0;
-      for (double x : per_choice) s += x;
-      fs.push_back({{"k", k}, {"mape", s / static_cast<double>(per_choice.size())}, {"choices", per_choice.size()}});
+      fs.push_back({{"k", ks[j]}, {"mape", s / static_cast<double>(n)}, {"choices", n}});
     }
     out["settings"]["few_shot"] = {{"trained_on", [&] {
                                       std::set<std::string> s;

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,9 +62,22 @@ struct PreparedTable {
 // task's mean prompt length (task_prompt_tokens) and the row's mean output length.
 PreparedTable prepare_table(ServingTable table);
 
+// How crossval_serving runs; neither changes a figure.
+struct ServingCrossvalOptions {
+  // Fits run in parallel on this many threads (the folds of leaving one model or one task out, and
+  // the few-shot choices); the results are merged in a fixed order, so they are the same for any
+  // count.
+  int threads = 1;
+  // Called with one line as each fold of leaving one model out, each task left out and each
+  // few-shot k is done (from the worker threads, one call at a time); empty: no progress.
+  std::function<void(const std::string&)> progress;
+};
+
 // The cross-validation of the file comment for GPU `gpu` (a hardware profile name, matched to the
-// rows' gpu_model through the profiles). Errors: no usable row of that GPU; fewer than two models.
-nlohmann::json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu);
+// rows' gpu_model through the profiles). Errors: no usable row of that GPU; fewer than two models;
+// a fit's error, for the first fold (in the report's order) that failed.
+nlohmann::json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu,
+                                const ServingCrossvalOptions& options = {});
 
 // Plain text of crossval_serving's JSON: one table per setting.
 std::string crossval_serving_text(const nlohmann::json& report);
@@ -74,7 +88,8 @@ namespace irene::serving {
 
 // `irene crossval TABLE.csv --hardware NAME`: reads the table, prepares it and cross-validates
 // on the named profile (load_profile). Errors: the reader's, the profile's, crossval_serving's.
-nlohmann::json crossval_serving_file(const std::filesystem::path& table, std::string_view hardware);
+nlohmann::json crossval_serving_file(const std::filesystem::path& table, std::string_view hardware,
+                                     const ServingCrossvalOptions& options = {});
 
 // `irene data import TABLE.csv -o runs.jsonl`: the table's rows as JSON lines (run_to_json plus
 // "usable": true, or "skipped": the reason), written whole or not at all. Returns the summary

@@ -20,10 +20,11 @@ namespace irene::serving {
 
 using json = nlohmann::json;
 
-json crossval_serving_file(const std::filesystem::path& table, std::string_view hardware) {
+json crossval_serving_file(const std::filesystem::path& table, std::string_view hardware,
+                           const ServingCrossvalOptions& options) {
   const hardware::Profile hw = hardware::load_profile(hardware);
   const PreparedTable t = prepare_table(read_serving_csv(table));
-  return crossval_serving(t, hw);
+  return crossval_serving(t, hw, options);
 }
 
 std::string import_serving_csv(const std::filesystem::path& table, const std::filesystem::path& out) {
