@@ -220,6 +220,24 @@ TEST(ServingStep, CountsWhatAServingEngineRuns) {
   // every weight once (the embedding table only for the rows gathered)
   EXPECT_GT(decode_bytes, s.weight_bytes - 128256.0 * 4096 * 2);
   EXPECT_LT(decode_bytes, s.weight_bytes);
+  // Launches as the engine fuses them (32 layers): a normalization is one kernel (its bytes as
+  // the registry counts them); the residual adds (fused into the norms),
+  // the gate's product (silu_and_mul) and the rotary table launch nothing; the rotary embedding
+  // is one kernel per rotated tensor; every Linear, attention and activation one.
+  std::map<std::string, double> kernels;
+  for (const auto& u : s.units) {
+    if (u.prefill) continue;
+    kernels[u.key] += u.kernels;
+    if (u.key == "RMSNorm") EXPECT_DOUBLE_EQ(u.bytes, primitive_traffic(s.tree.nodes[u.node], 2));
+  }
+  EXPECT_EQ(kernels["RMSNorm"], 2 * 32 + 1);
+  EXPECT_EQ(kernels["op:add"], 0);
+  EXPECT_EQ(kernels["op:mul"], 0);
+  EXPECT_EQ(kernels["op:rotary_cos_sin"], 0);
+  EXPECT_EQ(kernels["op:rotary"], 2 * 32);
+  EXPECT_EQ(kernels["Linear"], 7 * 32 + 1);
+  EXPECT_EQ(kernels["ScaledDotProductAttention"], 32);
+  EXPECT_EQ(kernels["SiLU"], 32);
   // fp8 weights: half the Linear weight traffic; tensor parallelism: two all-reduces per layer
   w.precision = "fp8";
   w.gpus = 2;

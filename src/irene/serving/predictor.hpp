@@ -13,7 +13,9 @@
 // precision's bytes: bfloat16 2, fp8 1, mxfp4 4.25 bits) and its kernel launches. Where a serving
 // engine does not do what Hugging Face's eager code does, the unit follows the engine: the key/value
 // cache is read once per key/value head by the fused attention (paged attention; no repeat_kv
-// copies), and a step writes only the new position into the cache (no torch.cat of the cache).
+// copies), a step writes only the new position into the cache (no torch.cat of the cache), and the
+// launches are the engine's fused kernels (one per normalization, the residual add inside it; none
+// for the gate's product or the rotary table: predictor.cpp's engine_op_kernels).
 // With tensor parallelism over G GPUs every unit is split across them and each layer adds two
 // all-reduces of [tokens, hidden] (ring: 2 (G - 1) / G of it per GPU over the interconnect).
 //
