@@ -22,7 +22,8 @@ using explain::Option;
 namespace {
 
 constexpr std::size_t kMaxPoints = 64;
-constexpr double kDefaultBatch = 8, kDefaultPrompt = 180, kDefaultOutput = 400;
+constexpr double kDefaultPrompt = 180, kDefaultOutput = 400;
+constexpr const char* kDefaultBatch = "8";
 const char* const kTasks[] = {"lm-arena-chat", "gpqa", "sourcegraph-fim"};
 
 // The numbers of `text` ("8" or "8,256"), each checked by `ok` (whose rule `want` names).
@@ -235,7 +236,7 @@ ResolvedServing resolve(const ServingRequest& q) {
   r.task = q.task;
   if (!q.task.empty() && std::find(std::begin(kTasks), std::end(kTasks), q.task) == std::end(kTasks))
     throw Error(fmt::format("unknown --task '{}' (expected lm-arena-chat, gpqa or sourcegraph-fim)", q.task.substr(0, 40)));
-  const auto batches = numbers(q.max_num_seqs.empty() ? "8" : q.max_num_seqs, "--max-num-seqs",
+  const auto batches = numbers(q.max_num_seqs.empty() ? kDefaultBatch : q.max_num_seqs, "--max-num-seqs",
                                positive_batch, "a positive number of sequences up to 1e6");
   const auto prompts_given = q.prompt.empty() ? std::vector<Lengths>{}
                                               : lengths(q.prompt, "--prompt", tokens_or_zero, "a number of tokens in 0..1e7");
