@@ -247,14 +247,14 @@ Fold leave_model_out(const std::string& m, const Runs& all, const hardware::Prof
     ratios.push_back(std::move(x));
   }
   f.entry = json({{"model", m},
-                       {"rows", test.size()},
-                       {"energy_per_token", {{"mape", mean(f.pred)}, {"worst", worst(f.pred)}}},
-                       {"shared", {{"mape", mean(f.shared)}, {"worst", worst(f.shared)}}},
-                       {"baseline", {{"mape", mean(f.base)}, {"worst", worst(f.base)}}},
-                       {"batch_ratio", main_ratio},
-                       {"batch_ratios", ratios},
-                       {"runs", rows},
-                       {"per_gpu_predictor", predictor_to_json(p)}});
+                  {"rows", test.size()},
+                  {"energy_per_token", {{"mape", mean(f.pred)}, {"worst", worst(f.pred)}}},
+                  {"shared", {{"mape", mean(f.shared)}, {"worst", worst(f.shared)}}},
+                  {"baseline", {{"mape", mean(f.base)}, {"worst", worst(f.base)}}},
+                  {"batch_ratio", main_ratio},
+                  {"batch_ratios", ratios},
+                  {"runs", rows},
+                  {"per_gpu_predictor", predictor_to_json(p)}});
   return f;
 }
 
