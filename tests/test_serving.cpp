@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "irene/arch/config.hpp"
+#include "irene/arch/family_table.hpp"
+#include "irene/arch/module_kind.hpp"
 #include "irene/arch/registry.hpp"
 #include "irene/core/error.hpp"
 #include "irene/core/io.hpp"
@@ -405,9 +407,14 @@ TEST(ServingStep, EagerAttentionFamiliesRunOneFusedAttentionPerLayer) {
   w.output_tokens = 400;  // the mean step attends to 200 + 1 positions
   const auto attention_units = [](const serving::StepWork& s) {
     std::vector<const serving::Unit*> fused;
+    const auto kinds = module_kinds_of(s.tree);
     for (const auto& u : s.units) {
       EXPECT_TRUE(u.key != "MatMul" && u.key != "Softmax" && u.key != "AttentionSinks") << u.key;
       if (u.key == "ScaledDotProductAttention") fused.push_back(&u);
+      // the attention's own operations on the scores (scaling, mask, sinks) are inside the fused
+      // kernel, which never writes the scores: only the rotation and the cache write are left
+      if (kinds[static_cast<std::size_t>(u.node)] == ModuleKind::attention && u.key.rfind("op:", 0) == 0)
+        EXPECT_TRUE(u.key == "op:rotary" || u.key == "op:cache_cat") << u.key << " " << s.tree.nodes[u.node].id;
     }
     return fused;
   };

@@ -4,6 +4,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -107,6 +108,20 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
   std::map<int, Fused> fused;
   const bool eager = tree.attention == "eager";
   const std::vector<ModuleKind> kinds = module_kinds_of(tree);
+  // The scores' shape [batch, heads, rows, keys] of each such module (its softmax's): the module's
+  // own operations on the scores (scaling, mask and score-part adds, the sinks' max subtraction)
+  // run inside the fused kernel too, which never writes the scores to memory.
+  std::map<int, std::array<std::int64_t, 4>> scores;
+  if (eager)
+    for (const Node& n : tree.nodes)
+      if (n.is_leaf() && n.class_name == "Softmax" && !scores.count(n.parent))
+        scores[n.parent] = {attr(n, "batch"), attr(n, "heads"), attr(n, "m"), attr(n, "n")};
+  const auto on_scores = [&](int module, const Op& op) {
+    const auto it = scores.find(module);
+    if (it == scores.end() || op.shape.size() != 4 || op.kind == "rotary" || op.kind == "cache_cat") return false;
+    const auto& [b, h, m, keys] = it->second;
+    return op.shape[0] == b && op.shape[1] == h && op.shape[2] == m && std::abs(op.shape[3] - keys) <= 1;
+  };
   for (int i = 0; i < static_cast<int>(tree.nodes.size()); ++i) {
     const Node& n = tree.nodes[i];
     const int node = prefill ? std::max(0, target.find_id(n.id)) : i;
@@ -171,6 +186,7 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
     std::map<std::string, Unit> by_kind;
     for (const Op& op : n.ops) {
       if (op.kind == "repeat_kv") continue;  // the engine's attention reads grouped heads in place
+      if (on_scores(i, op)) continue;         // inside the fused attention
       const Counts c = count_op(op, kElement);
       const OpKind* k = find_op_kind(op.kind);
       Unit& u = by_kind[op.kind];
