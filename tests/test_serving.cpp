@@ -581,6 +581,9 @@ TEST(ServingCrossval, ThreadsChangeNoFigureAndEveryFoldReportsProgress) {
       if (line.rfind("few-shot k = ", 0) == 0) ++shots;
     }
     ASSERT_EQ(folds.size(), reports[1]["per_model"].size()) << threads;
+    for (std::size_t k = 0; k < folds.size(); ++k)  // the folds count up in the order they end
+      EXPECT_EQ(lines[threads][k].rfind(fmt::format("fold {}/{} left out ", k + 1, folds.size()), 0), 0u)
+          << lines[threads][k];
     for (const auto& m : reports[1]["per_model"]) EXPECT_EQ(folds[m["model"].get<std::string>()], 1) << m["model"];
     EXPECT_EQ(tasks, 2);
     EXPECT_EQ(shots, 4);

@@ -351,13 +351,16 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu, 
 
   // Leave one model out: each fold on its own, merged below in the models' order.
   std::vector<Fold> folds(models.size());
-  std::atomic<int> folds_done{0};
+  std::size_t folds_done = 0;  // under progress_mutex, so that the lines count up in order
   run_tasks(static_cast<int>(models.size()), options.threads, [&](int i) {
     folds[static_cast<std::size_t>(i)] = leave_model_out(models[static_cast<std::size_t>(i)], all, gpu);
     const Fold& f = folds[static_cast<std::size_t>(i)];
-    progress(fmt::format("fold {}/{} left out {}: {:.1f}% over {} rows", ++folds_done, models.size(),
-                         models[static_cast<std::size_t>(i)], f.entry["energy_per_token"]["mape"].get<double>(),
-                         f.pred.size()));
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    ++folds_done;
+    if (options.progress)
+      options.progress(fmt::format("fold {}/{} left out {}: {:.1f}% over {} rows", folds_done, models.size(),
+                                   models[static_cast<std::size_t>(i)],
+                                   f.entry["energy_per_token"]["mape"].get<double>(), f.pred.size()));
   });
   std::map<std::string, std::vector<double>> err_pred, err_shared, err_base, err_pred_d, err_shared_d, err_base_d,
       err_pred_own, err_base_own;
