@@ -471,6 +471,17 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu, 
     for (std::size_t j = 0; j < ks.size(); ++j)
       for (std::size_t m = 0; m < (ks[j] == 0 ? 1 : models.size()); ++m) choices.emplace_back(static_cast<int>(j), m);
     std::vector<double> choice_err(choices.size());
+    // the mean error over the choices of ks[j], and how many there are
+    const auto mean_of_k = [&](std::size_t j) {
+      double sum = 0;
+      std::size_t n = 0;
+      for (std::size_t c = 0; c < choices.size(); ++c)
+        if (choices[c].first == static_cast<int>(j)) {
+          sum += choice_err[c];
+          ++n;
+        }
+      return std::pair(sum / static_cast<double>(n), n);
+    };
     std::vector<std::size_t> left(ks.size(), 0);
     for (const auto& c : choices) ++left[static_cast<std::size_t>(c.first)];
     run_tasks(static_cast<int>(choices.size()), options.threads, [&](int i) {
@@ -493,26 +504,13 @@ json crossval_serving(const PreparedTable& table, const hardware::Profile& gpu, 
       choice_err[static_cast<std::size_t>(i)] = s / static_cast<double>(n);
       std::lock_guard<std::mutex> lock(left_mutex);
       if (--left[static_cast<std::size_t>(j)] == 0) {
-        double sum = 0;
-        std::size_t n_choices = 0;
-        for (std::size_t c = 0; c < choices.size(); ++c)
-          if (choices[c].first == j) {
-            sum += choice_err[c];
-            ++n_choices;
-          }
-        progress(fmt::format("few-shot k = {}: {:.1f}% over the other rows ({} choices of model)", k,
-                             sum / static_cast<double>(n_choices), n_choices));
+        const auto [mape, n_choices] = mean_of_k(static_cast<std::size_t>(j));
+        progress(fmt::format("few-shot k = {}: {:.1f}% over the other rows ({} choices of model)", k, mape, n_choices));
       }
     });
     for (std::size_t j = 0; j < ks.size(); ++j) {
-      double s = 0;
-      std::size_t n = 0;
-      for (std::size_t i = 0; i < choices.size(); ++i)
-        if (choices[i].first == static_cast<int>(j)) {
-          s += choice_err[i];
-          ++n;
-        }
-      fs.push_back({{"k", ks[j]}, {"mape", s / static_cast<double>(n)}, {"choices", n}});
+      const auto [mape, n] = mean_of_k(j);
+      fs.push_back({{"k", ks[j]}, {"mape", mape}, {"choices", n}});
     }
     out["settings"]["few_shot"] = {{"trained_on", [&] {
                                       std::set<std::string> s;

@@ -4,7 +4,6 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -61,7 +60,7 @@ double lower_case_precision_bytes(std::string_view p) {
 }
 
 // Where the serving engine fuses what Hugging Face's eager code launches one by one (vLLM's
-// CUDA kernels), a unit's kernels and bytes follow the engine, as the attention's do:
+// CUDA kernels), a unit's kernel launches follow the engine:
 //   * a normalization (LayerNorm, RMSNorm, GemmaRMSNorm) is one kernel (the eager code's float32
 //     upcast, power, mean, rsqrt and products are eight). Its bytes stay as the registry counts
 //     them (36 per element, the eager float32 path): tried at the fused kernel's (input and output
@@ -70,8 +69,8 @@ double lower_case_precision_bytes(std::string_view p) {
 //     for per-token activation work the step counts nowhere else;
 //   * a residual add outside attention is fused into the normalization after it
 //     (fused_add_rms_norm): no kernel of its own (its bytes stay, the fused kernel moves them);
-//   * the rotary embedding is one kernel per rotated tensor (queries, keys); its cos/sin are a table computed at
-//     load (no kernel per step);
+//   * the rotary embedding is one kernel per rotated tensor (queries, keys); its cos/sin are a
+//     table computed at load (no kernel per step);
 //   * no causal mask is built in a decode step (paged attention masks by sequence length);
 //   * a feed-forward module's product (act(gate) x up: silu_and_mul; expert outputs x routing
 //     weights: inside the fused MoE kernel) has no kernel of its own.
@@ -107,40 +106,41 @@ void add_units(const Tree& tree, const ModelConfig& config, const Workload& w, c
   };
   std::map<int, Fused> fused;
   const bool eager = tree.attention == "eager";
-  const std::vector<ModuleKind> kinds = module_kinds_of(tree);
-  // The scores' shape [batch, heads, rows, keys] of each such module (its softmax's): the module's
-  // own operations on the scores (scaling, mask and score-part adds, the sinks' max subtraction)
-  // run inside the fused kernel too, which never writes the scores to memory.
-  std::map<int, std::array<std::int64_t, 4>> scores;
-  if (eager)
-    for (const Node& n : tree.nodes)
-      if (n.is_leaf() && n.class_name == "Softmax" && !scores.count(n.parent))
-        scores[n.parent] = {attr(n, "batch"), attr(n, "heads"), attr(n, "m"), attr(n, "n")};
-  const auto on_scores = [&](int module, const Op& op) {
-    const auto it = scores.find(module);
-    if (it == scores.end() || op.shape.size() != 4 || op.kind == "rotary" || op.kind == "cache_cat") return false;
-    const auto& [b, h, m, keys] = it->second;
-    return op.shape[0] == b && op.shape[1] == h && op.shape[2] == m && std::abs(op.shape[3] - keys) <= 1;
+  const auto fused_leaf = [&](const Node& n) {
+    return eager && n.is_leaf() &&
+           (n.class_name == "MatMul" || n.class_name == "Softmax" || n.class_name == "AttentionSinks");
   };
+  for (const Node& n : tree.nodes) {
+    if (!fused_leaf(n)) continue;
+    Fused& f = fused[n.parent];
+    f.flops += n.flops_mflop * 1e6;
+    if (n.class_name == "AttentionSinks") f.sinks = true;
+    if (n.class_name == "MatMul" && f.qk == 0) f.qk = attr(n, "k");  // query . key width of the first product
+    if (n.class_name == "Softmax" && !f.seen_softmax) {
+      f.seen_softmax = true;
+      f.b = attr(n, "batch");
+      f.h = attr(n, "heads");
+      f.m = attr(n, "m");
+      f.t = attr(n, "n");
+    }
+  }
+  // The module's own operations on the scores [batch, heads, rows, keys] (the softmax's shape:
+  // scaling, mask and score-part adds, the sinks' max subtraction) run inside the fused kernel
+  // too, which never writes the scores to memory.
+  const auto on_scores = [&](int module, const Op& op) {
+    const auto it = fused.find(module);
+    if (it == fused.end() || !it->second.seen_softmax || op.shape.size() != 4 || op.kind == "rotary" ||
+        op.kind == "cache_cat")
+      return false;
+    const Fused& f = it->second;
+    return op.shape[0] == f.b && op.shape[1] == f.h && op.shape[2] == f.m && std::abs(op.shape[3] - f.t) <= 1;
+  };
+  const std::vector<ModuleKind> kinds = module_kinds_of(tree);
   for (int i = 0; i < static_cast<int>(tree.nodes.size()); ++i) {
     const Node& n = tree.nodes[i];
     const int node = prefill ? std::max(0, target.find_id(n.id)) : i;
     const bool copies = !prefill && w.data_parallel > 1 && replicated[static_cast<std::size_t>(node)];
-    if (eager && n.is_leaf() &&
-        (n.class_name == "MatMul" || n.class_name == "Softmax" || n.class_name == "AttentionSinks")) {
-      Fused& f = fused[n.parent];
-      f.flops += n.flops_mflop * 1e6;
-      if (n.class_name == "AttentionSinks") f.sinks = true;
-      if (n.class_name == "MatMul" && f.qk == 0) f.qk = attr(n, "k");  // query . key width of the first product
-      if (n.class_name == "Softmax" && !f.seen_softmax) {
-        f.seen_softmax = true;
-        f.b = attr(n, "batch");
-        f.h = attr(n, "heads");
-        f.m = attr(n, "m");
-        f.t = attr(n, "n");
-      }
-      continue;
-    }
+    if (fused_leaf(n)) continue;  // counted in the pass above
     if (n.is_leaf()) {
       const Primitive* prim = find_primitive(n.class_name);
       if (!prim) throw Error(fmt::format("{}: no primitive '{}' in the registry", n.id, n.class_name));
