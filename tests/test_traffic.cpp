@@ -203,6 +203,47 @@ TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
 // FLOPs beyond a ridge point, per call: a decode step's Linear at batch 1 does 0.5 FLOP per byte
 // and counts 0; at batch 32 it counts its FLOPs past 2 (and 8) per byte of its own traffic; a
 // module sums its calls' excesses; more tokens never count less; the set cpu_roofline names 2 and 8.
+// The cache sizes of cpu_caches are a machine's: a configuration sets them (cache_knees_mib), the
+// feature names follow, a leaf's feature is its call's bytes past each size, and bad sizes are
+// one clear error.
+TEST(Traffic, CacheKneesAreAConfigurationKey) {
+  using namespace irene::predict;
+  const Tree one = build_tree(load_model_config("meta-llama/Llama-2-7b-hf"), 1, 1, [] {
+    BuildOptions o;
+    o.phase = kDecode;
+    o.past = 512;
+    return o;
+  }());
+  const Node& down = node(one, "model.layers.0.mlp.down_proj", "Linear");
+  const double mib = primitive_traffic(down, 4) / 1048576.0;  // 11008 x 4096 float32 weights: 172 MiB
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  Config c = load_config(std::string(src) + "/configs/llm-time.json");
+  EXPECT_EQ(c.cache_knees_mib, (std::vector<int>{32, 128}));
+  apply_config_override(c, "cache_knees_mib=[2,32,256]");
+  EXPECT_EQ(c.cache_knees_mib, (std::vector<int>{2, 32, 256}));
+  const auto names = feature_names_of_sets(c.feature_sets, c.cache_knees_mib);
+  for (const char* f : {"traffic_beyond_2mib", "traffic_beyond_32mib", "traffic_beyond_256mib"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), f), names.end()) << f;
+    EXPECT_TRUE(is_counted_feature(f)) << f;
+  }
+  EXPECT_EQ(std::find(names.begin(), names.end(), "traffic_beyond_128mib"), names.end());
+  EXPECT_NEAR(*node_feature(one, down, "traffic_beyond_2mib"), mib - 2, 1e-9);
+  EXPECT_EQ(*node_feature(one, down, "traffic_beyond_256mib"), 0);  // 172 MiB: within 256
+  EXPECT_EQ(config_from_json(config_to_json(c), "round trip").cache_knees_mib, c.cache_knees_mib);
+  for (const auto& bad_says : std::vector<std::pair<const char*, const char*>>{
+           {"cache_knees_mib=[32,2]", "must increase (2 after 32)"},
+           {"cache_knees_mib=[0]", "out of range [1, 65536]"},
+           {"cache_knees_mib=[]", "an array of 1 to 8 cache sizes"},
+           {"cache_knees_mib=2", "an array of 1 to 8 cache sizes"},
+           {"cache_knees_mib=[1.5]", "must be an integer"}}) {
+    const char* bad = bad_says.first;  // a plain variable: clang 14 cannot capture a structured binding
+    Config d = c;
+    EXPECT_NE(irene_test::error_of([&] { apply_config_override(d, bad); }).find(bad_says.second), std::string::npos)
+        << bad;
+  }
+}
+
 TEST(Traffic, FlopsBeyondARidgePointAreCountedPerCall) {
   const auto beyond = [](const Tree& t, const Node& n, double ratio) {
     return std::max(0.0, n.flops_mflop * 1e6 - ratio * primitive_traffic(n, 4)) / 1e6;

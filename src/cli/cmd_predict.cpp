@@ -420,8 +420,9 @@ void run_crossval(const CrossvalArgs& a) {
     throw Error(fmt::format("{}: no tree has a measured root {}", a.trees,
                             config.target == Target::time ? "time (times_mean)" : "energy"));
   std::vector<std::string> dropped;
-  const auto features = available_features(
-      ptrs, features_for_target(feature_names_of_sets(config.feature_sets), config.target), &dropped);
+  const auto wanted =
+      features_for_target(feature_names_of_sets(config.feature_sets, config.cache_knees_mib), config.target);
+  const auto features = available_features(ptrs, wanted, &dropped);
   if (features.empty()) throw Error("none of the configured features is present on every node");
   if (!dropped.empty() && !a.quiet)
     std::cerr << fmt::format("features absent from some node, not used: {}\n", fmt::join(dropped, ", "));

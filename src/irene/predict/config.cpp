@@ -52,11 +52,6 @@ const std::vector<std::string> kModelSpecs = {"num_parameters", "input_size", "b
 // arithmetic intensity and kernel launches (features.hpp).
 const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "batch_size", "seq_len",
                                              "flops",          "traffic_mib",   "flop_per_byte", "kernels"};
-// A CPU's caches: each call's bytes past 32 and past 128 MiB (features.hpp), so that a leaf's
-// time per byte may rise where its calls outgrow the last-level cache (with monotone leaves the
-// coefficients are >= 0: it can only rise). The two sizes bracket server CPUs' last-level caches
-// (32 MiB per CCD of an EPYC, 96 MiB with 3D V-Cache); they are not fitted.
-const std::vector<std::string> kCpuCaches = {"traffic_beyond_32mib", "traffic_beyond_128mib"};
 const std::vector<std::string> kCpuProducts = {"products"};
 // A CPU's roofline: each call's FLOPs beyond 2 and beyond 8 per byte of its traffic (features.hpp),
 // so that a leaf's time may follow max(bytes / bandwidth, FLOPs / peak) rather than their sum: a
@@ -152,6 +147,20 @@ int get_int(const json& v, const std::string& where, const char* key, int lo, in
   return static_cast<int>(x);
 }
 
+// cache_knees_mib: a non-empty array of whole numbers of MiB, 1..65536, increasing.
+std::vector<int> parse_cache_knees(const json& v, const std::string& where) {
+  if (!v.is_array() || v.empty() || v.size() > 8)
+    throw Error(fmt::format("{}: 'cache_knees_mib' must be an array of 1 to 8 cache sizes in MiB, e.g. [2, 32]", where));
+  std::vector<int> knees;
+  for (const auto& x : v) {
+    const int k = get_int(x, where, "cache_knees_mib", 1, 65536);
+    if (!knees.empty() && k <= knees.back())
+      throw Error(fmt::format("{}: 'cache_knees_mib' must increase ({} after {})", where, k, knees.back()));
+    knees.push_back(k);
+  }
+  return knees;
+}
+
 }  // namespace
 
 std::vector<std::string> config_names() { return {"paper", "default"}; }
@@ -162,7 +171,7 @@ Config named_config(std::string_view name) {
   throw Error(fmt::format("unknown configuration '{}' (named ones: paper, default; or a path to a JSON file)", name));
 }
 
-std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets) {
+std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets, const std::vector<int>& cache_knees_mib) {
   std::vector<std::string> out;
   bool specs = false, resources = false, llm = false, caches = false, products = false, roofline = false;
   for (const auto& s : sets) {
@@ -179,7 +188,8 @@ std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& s
   if (specs && llm) throw Error("feature sets 'model_specs' and 'llm_specs' exclude each other (pick one)");
   if (specs) out.insert(out.end(), kModelSpecs.begin(), kModelSpecs.end());
   if (llm) out.insert(out.end(), kLlmSpecs.begin(), kLlmSpecs.end());
-  if (caches) out.insert(out.end(), kCpuCaches.begin(), kCpuCaches.end());
+  if (caches)
+    for (int knee : cache_knees_mib) out.push_back(fmt::format("traffic_beyond_{}mib", knee));
   if (products) out.insert(out.end(), kCpuProducts.begin(), kCpuProducts.end());
   if (roofline) out.insert(out.end(), kCpuRoofline.begin(), kCpuRoofline.end());
   if (resources) out.insert(out.end(), kResources.begin(), kResources.end());
@@ -187,7 +197,8 @@ std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& s
 }
 
 bool is_counted_feature(std::string_view name) {
-  for (const auto* set : {&kModelSpecs, &kLlmSpecs, &kCpuCaches, &kCpuProducts, &kCpuRoofline})
+  if (name.rfind("traffic_beyond_", 0) == 0 && is_traffic_beyond_feature(name)) return true;
+  for (const auto* set : {&kModelSpecs, &kLlmSpecs, &kCpuProducts, &kCpuRoofline})
     if (std::find(set->begin(), set->end(), name) != set->end()) return true;
   return false;
 }
@@ -215,6 +226,8 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
         throw Error(fmt::format("{}: {}", where, e.what()));
       }
       c.feature_sets = sets;
+    } else if (key == "cache_knees_mib") {
+      c.cache_knees_mib = parse_cache_knees(v, where);
     } else if (key == "polynomial_features") {
       c.polynomial_features = get_bool(v, where, k);
     } else if (key == "training_strategy") {
@@ -310,6 +323,7 @@ json config_to_json(const Config& c) {
   json j;
   j["name"] = c.name;
   j["feature_sets"] = c.feature_sets;
+  j["cache_knees_mib"] = c.cache_knees_mib;
   j["polynomial_features"] = c.polynomial_features;
   j["training_strategy"] = std::string(to_string(c.training_strategy));
   j["standardize_features"] = c.standardize_features;

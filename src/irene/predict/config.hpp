@@ -48,9 +48,18 @@ std::string_view to_string(Weighting w);
 std::string_view to_string(Strategy s);
 std::string_view to_string(LeafModel m);
 
+// The cache sizes of feature set cpu_caches, MiB: 32 and 128 bracket server CPUs' last-level
+// caches (32 MiB per CCD of an AMD EPYC, 96 MiB with 3D V-Cache), where a call's bytes past
+// the cache stream from main memory at its lower bandwidth. Not fitted; Config::cache_knees_mib
+// sets a machine's own (README "Decode steps of this machine": its per-core L2 on another host).
+inline const std::vector<int> kDefaultCacheKneesMib{32, 128};
+
 struct Config {
   // --- the reference implementation's keys -------------------------------------------------
   std::vector<std::string> feature_sets{"model_specs", "resource_utilization"};
+  // Feature set cpu_caches: one feature per size, traffic_beyond_<K>mib (K a whole number of MiB,
+  // 1..65536, increasing; at most 8): each kernel call's bytes past K MiB, summed.
+  std::vector<int> cache_knees_mib = kDefaultCacheKneesMib;
   bool polynomial_features = true;
   Strategy training_strategy = Strategy::end2end;
   bool standardize_features = true;
@@ -138,12 +147,13 @@ void apply_config_override(Config& c, std::string_view assignment);
 // gpu_energy_mean (J); llm_specs (for LLM work, in place of model_specs: configs/llm-time.json):
 // num_parameters, input_size, batch_size, seq_len, flops (MFLOP), traffic_mib (physical memory
 // traffic, MiB), flop_per_byte (arithmetic intensity), kernels (launches per call); cpu_caches
-// (for CPU timing): traffic_beyond_32mib, traffic_beyond_128mib (each call's bytes past a
-// cache's size, MiB); cpu_products: products (the GEMMs of a node: a batched MatMul's batch x
+// (for CPU timing): traffic_beyond_<K>mib for each K of cache_knees_mib (each call's bytes past
+// a cache's size, MiB); cpu_products: products (the GEMMs of a node: a batched MatMul's batch x
 // heads, a Linear's one); cpu_roofline (for CPU timing): flops_beyond_2fpb, flops_beyond_8fpb
 // (each call's FLOPs beyond 2 and beyond 8 per byte of its traffic, MFLOP: the work past a
 // CPU's ridge point). Error on an unknown set, or on model_specs with llm_specs.
-std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets);
+std::vector<std::string> feature_names_of_sets(const std::vector<std::string>& sets,
+                                               const std::vector<int>& cache_knees_mib = kDefaultCacheKneesMib);
 bool is_resource_feature(std::string_view name);
 // True for the features of model_specs, llm_specs, cpu_caches, cpu_products and cpu_roofline: counted from a
 // tree's structure, so a tree built from a configuration has them (no measurement needed).

@@ -56,7 +56,8 @@ Predictor Predictor::train(const std::vector<Tree>& trees, const Config& config,
   std::vector<const Tree*> ptrs;
   for (auto i : measured) ptrs.push_back(&trees[i]);
   Predictor p;
-  const auto wanted = features_for_target(feature_names_of_sets(config.feature_sets), config.target);
+  const auto wanted =
+      features_for_target(feature_names_of_sets(config.feature_sets, config.cache_knees_mib), config.target);
   const auto features = available_features(ptrs, wanted, &p.dropped_);
   if (features.empty())
     throw Error(fmt::format("none of the configured features ({}) is present on every node of the training trees",
