@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <set>
+#include <vector>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,7 +224,7 @@ TEST(WriteAtomic, PlantedSymlinkOrFifoAtTheTemporaryNameIsNeitherWrittenNorOpene
 
 TEST(WriteAtomic, TemporaryNamesAreRandomAndTheNewFileGetsTheUmaskMode) {
   const fs::path dir = temp_dir();
-  std::set<std::string> seen;
+  std::vector<std::string> seen;  // the 16 hex digits of each name
   for (int i = 0; i < 4; ++i) {
     std::string tmp;
     write_output(dir / "out.txt", [&](std::ostream& o) {
@@ -231,12 +232,24 @@ TEST(WriteAtomic, TemporaryNamesAreRandomAndTheNewFileGetsTheUmaskMode) {
         if (e.path().filename().string().ends_with(".tmp")) tmp = e.path().filename().string();
       o << "x";
     });
-    EXPECT_EQ(tmp.size(), std::string(".out.txt.0123456789abcdef.tmp").size()) << tmp;
-    EXPECT_EQ(tmp.find(std::to_string(::getpid())), std::string::npos) << "no predictable part: " << tmp;
-    seen.insert(tmp);
+    // ".out.txt." + 16 hex digits + ".tmp" and nothing else (no process id, no counter)
+    ASSERT_EQ(tmp.size(), std::string(".out.txt.0123456789abcdef.tmp").size()) << tmp;
+    ASSERT_TRUE(tmp.starts_with(".out.txt.") && tmp.ends_with(".tmp")) << tmp;
+    const std::string hex = tmp.substr(9, 16);
+    EXPECT_EQ(hex.find_first_not_of("0123456789abcdef"), std::string::npos) << tmp;
+    seen.push_back(hex);
     fs::remove(dir / "out.txt");
   }
-  EXPECT_EQ(seen.size(), 4u);
+  // Random 64-bit values differ in about 15 of 16 hex digits; a process id or a counter would
+  // leave most of them equal from one name to the next. Fewer than 8 differing digits happens by
+  // chance about once in 10^7 pairs. (A test that a name does not contain the process id failed
+  // by chance once the pids wrapped to two and three digits.)
+  for (std::size_t a = 0; a < seen.size(); ++a)
+    for (std::size_t b = a + 1; b < seen.size(); ++b) {
+      int differ = 0;
+      for (int k = 0; k < 16; ++k) differ += seen[a][k] != seen[b][k];
+      EXPECT_GE(differ, 8) << "no predictable part: " << seen[a] << " then " << seen[b];
+    }
   const mode_t old = ::umask(027);
   write_output(dir / "new.txt", [](std::ostream& o) { o << "x"; });
   ::umask(old);
