@@ -200,9 +200,6 @@ TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
   EXPECT_NE(std::find(p.begin(), p.end(), "products"), p.end());
 }
 
-// FLOPs beyond a ridge point, per call: a decode step's Linear at batch 1 does 0.5 FLOP per byte
-// and counts 0; at batch 32 it counts its FLOPs past 2 (and 8) per byte of its own traffic; a
-// module sums its calls' excesses; more tokens never count less; the set cpu_roofline names 2 and 8.
 // The cache sizes of cpu_caches are a machine's: a configuration sets them (cache_knees_mib), the
 // feature names follow, a leaf's feature is its call's bytes past each size, and bad sizes are
 // one clear error.
@@ -244,6 +241,9 @@ TEST(Traffic, CacheKneesAreAConfigurationKey) {
   }
 }
 
+// FLOPs beyond a ridge point, per call: a decode step's Linear at batch 1 does 0.5 FLOP per byte
+// and counts 0; at batch 32 it counts its FLOPs past 2 (and 8) per byte of its own traffic; a
+// module sums its calls' excesses; more tokens never count less; the set cpu_roofline names 2 and 8.
 TEST(Traffic, FlopsBeyondARidgePointAreCountedPerCall) {
   const auto beyond = [](const Tree& t, const Node& n, double ratio) {
     return std::max(0.0, n.flops_mflop * 1e6 - ratio * primitive_traffic(n, 4)) / 1e6;
