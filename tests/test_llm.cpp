@@ -17,6 +17,7 @@
 #include "irene/explain/generation.hpp"
 #include "irene/explain/pipeline.hpp"
 #include "irene/explain/server.hpp"
+#include "irene/predict/config.hpp"
 #include "irene/predict/features.hpp"
 #include "irene/predict/predictor.hpp"
 #include "irene/workload/shares.hpp"
@@ -1016,6 +1017,46 @@ TEST(LlmGeneration, DecodeStepsSplitByAnyGroupingOfTheNodes) {
   EXPECT_NEAR(d.by_group[0] + d.by_group[1], total, 1e-9 * total);
   EXPECT_NEAR(d.by_group[0], leaves, 1e-9 * leaves);
   EXPECT_GT(d.by_group[1], 0);  // gpt2's blocks run residual adds, GELU, attention scaling
+}
+
+// The step evaluator keeps a class's representative node current and reuses its prediction for the
+// class's other nodes; a parent's features that read its whole subtree (physical traffic, bytes
+// beyond a cache, own_evicted_<N>mib over its children) must still see every descendant at the
+// step's past. A predictor of configs/llm-time.json's features, trained on labelled decode trees,
+// predicts each step as the step's own tree.
+TEST(LlmGeneration, DecodeStepsWithSubtreeFeaturesAreEachStepsTree) {
+  const ModelConfig c = load_model_config("HuggingFaceTB/SmolLM2-135M");
+  std::vector<Tree> trees;
+  for (int batch : {1, 4})
+    for (int past : {16, 256}) {
+      Tree t = build_tree(c, batch, 1, lm_step(past));
+      // labels: joules proportional to each node's traffic, parents a tenth above their children
+      for (int i = static_cast<int>(t.nodes.size()) - 1; i >= 0; --i) {
+        Node& n = t.nodes[i];
+        double j = 1e-3 * node_traffic(t, n).mib() + 1e-4;
+        if (!n.children.empty()) {
+          j = 0;
+          for (int k : n.children) j += *t.nodes[k].ground_truth_energy_j;
+          j = 1.1 * j + 1e-4 * node_traffic(t, n).mib();
+        }
+        n.ground_truth_energy_j = j;
+      }
+      trees.push_back(std::move(t));
+    }
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  predict::Config config = predict::load_config(std::string(src) + "/configs/llm-time.json");
+  config.target = predict::Target::energy;
+  config.epochs = 3;
+  const Predictor p = Predictor::train(trees, config, {});
+  const auto one = [](const Node&) { return 0; };
+  const workload::DecodeSteps d = workload::predict_decode_steps(c, 2, lm_step(), 120, 124, p, one, 1);
+  ASSERT_EQ(d.steps.size(), 5u);
+  for (int k = 0; k < 5; ++k) {
+    const Tree t = step_tree(c, 2, 120 + k, p);
+    const double expected = *t.root().predicted_energy_j;
+    EXPECT_NEAR(d.steps[k].raw_j.value_or(d.steps[k].j), expected, 1e-9 * expected) << "past " << 120 + k;
+  }
 }
 
 // Each node's decode joules: its part of every step's explanation (a leaf's attributed energy,

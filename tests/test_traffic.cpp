@@ -200,6 +200,105 @@ TEST(Traffic, TrafficBeyondACacheSizeIsCountedPerCall) {
   EXPECT_NE(std::find(p.begin(), p.end(), "products"), p.end());
 }
 
+// A child measured alone finds its weights in a cache its call fits in; inside a parent whose call
+// moves more, they come from memory: own_evicted_<N>mib counts those bytes (a leaf child's first N
+// MiB, a module child's whole traffic when it fits), and nothing when the parent fits too.
+TEST(Traffic, OwnEvictedCountsChildrenThatFitAloneButNotInTheirParent) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = 64;
+  // TinyLlama-1.1B, float32: gate, up and down read 44 MiB each; a layer moves about 170 MiB
+  const Tree t = build_tree(load_model_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), 1, 1, o);
+  const Node& mlp = node(t, "model.layers.0.mlp", "LlamaMLP");
+  const Node& down = node(t, "model.layers.0.mlp.down_proj", "Linear");
+  const Node& layer = node(t, "model.layers.0", "LlamaDecoderLayer");
+  const Node& attn = node(t, "model.layers.0.self_attn", "LlamaAttention");
+  const double mlp_mib = feature(t, mlp, "traffic_mib"), down_mib = feature(t, down, "traffic_mib");
+  ASSERT_GT(down_mib, 32);
+  ASSERT_LT(down_mib, 128);
+  ASSERT_GT(mlp_mib, 128);
+  double children = 0, small = 0;  // small: the children that fit in 32 MiB (the activation)
+  for (int c : mlp.children) {
+    const double mib = feature(t, t.nodes[c], "traffic_mib");
+    children += mib;
+    if (mib <= 32) small += mib;
+  }
+  // at 128 MiB every child fits alone and the MLP does not: all of them
+  EXPECT_NEAR(own_feature(t, mlp, "own_evicted_128mib"), children, 1e-9);
+  // at 32 MiB: the first 32 MiB of each projection, the activation whole
+  EXPECT_NEAR(own_feature(t, mlp, "own_evicted_32mib"), 3 * 32 + small, 1e-9);
+  EXPECT_GT(small, 0);
+  // a parent whose call fits evicts nothing
+  EXPECT_EQ(own_feature(t, mlp, "own_evicted_256mib"), 0);
+  EXPECT_EQ(own_feature(t, layer, "own_evicted_256mib"), 0);
+  // the layer at 128 MiB: the attention (about 36 MiB) and the norms fit alone and count whole; the
+  // MLP, a module that does not fit, counts nothing (its own evicted bytes are its own feature)
+  const double attn_mib = feature(t, attn, "traffic_mib");
+  ASSERT_LT(attn_mib, 128);
+  double norms = 0;
+  for (int c : layer.children)
+    if (t.nodes[c].children.empty()) norms += feature(t, t.nodes[c], "traffic_mib");
+  EXPECT_NEAR(own_feature(t, layer, "own_evicted_128mib"), attn_mib + norms, 1e-9);
+  EXPECT_EQ(own_feature(t, down, "own_evicted_32mib"), 0);  // a leaf has no children
+  // more work never evicts less: a larger batch, the same or more
+  const Tree b8 = build_tree(load_model_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), 8, 1, o);
+  for (const char* f : {"own_evicted_32mib", "own_evicted_128mib"})
+    EXPECT_GE(own_feature(b8, node(b8, "model.layers.0.mlp", "LlamaMLP"), f), own_feature(t, mlp, f)) << f;
+  EXPECT_EQ(own_feature_names({"own_evicted_32mib"}), std::vector<std::string>{"own_evicted_32mib"});
+  for (const char* bad : {"own_evicted_0mib", "own_evicted_mib", "own_evicted_32", "own_evicted_070mib"})
+    EXPECT_NE(irene_test::error_of([&] { own_feature_names({bad}); }).find("unknown own-operation feature"),
+              std::string::npos)
+        << bad;
+  // the shipped LLM configuration evicts at the cache sizes its leaves use
+  const char* src = std::getenv("IRENE_SOURCE_DIR");
+  ASSERT_TRUE(src) << "ctest sets IRENE_SOURCE_DIR";
+  const Config c = load_config(std::string(src) + "/configs/llm-time.json");
+  for (int k : c.cache_knees_mib) {
+    const std::string name = "own_evicted_" + std::to_string(k) + "mib";
+    EXPECT_NE(std::find(c.own_op_features.begin(), c.own_op_features.end(), name), c.own_op_features.end()) << name;
+  }
+}
+
+// A BLAS that multiplies small GEMMs in place and packs the operands of larger ones: the feature
+// blocked_traffic_<N>kmnk counts a GEMM leaf's traffic when its M x N x K exceeds N thousand, so a
+// projection's bytes cross over with the batch, and a module sums its leaves'.
+TEST(Traffic, BlockedTrafficCountsTheGemmsPastTheSmallMatrixBound) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = 64;
+  const ModelConfig smol = load_model_config("HuggingFaceTB/SmolLM2-135M");  // hidden 576, MLP 1536
+  const Tree one = build_tree(smol, 1, 1, o), two = build_tree(smol, 2, 1, o);
+  // the MLP's projections: 576 x 1536 = 884,736 products per row, within 100^3 at one row only
+  for (const char* scope : {"model.layers.0.mlp.up_proj", "model.layers.0.mlp.down_proj"}) {
+    EXPECT_EQ(feature(one, node(one, scope, "Linear"), "blocked_traffic_1000kmnk"), 0) << scope;
+    const Node& n2 = node(two, scope, "Linear");
+    EXPECT_NEAR(feature(two, n2, "blocked_traffic_1000kmnk"), feature(two, n2, "traffic_mib"), 1e-12) << scope;
+  }
+  // the bound is the name's: 1,769,472 products at two rows are within 2,000 thousand
+  EXPECT_EQ(feature(two, node(two, "model.layers.0.mlp.up_proj", "Linear"), "blocked_traffic_2000kmnk"), 0);
+  // the query projection, 576 x 576 x 2 rows = 663,552: within the bound at batch 2 as well
+  EXPECT_EQ(feature(two, node(two, "model.layers.0.self_attn.q_proj", "Linear"), "blocked_traffic_1000kmnk"), 0);
+  // a module: the sum of its GEMM leaves' (the MLP's three projections at batch 2, not the SiLU)
+  const Node& mlp = node(two, "model.layers.0.mlp", "LlamaMLP");
+  double sum = 0;
+  for (int c : mlp.children)
+    if (two.nodes[c].class_name == "Linear") sum += feature(two, two.nodes[c], "traffic_mib");
+  EXPECT_NEAR(feature(two, mlp, "blocked_traffic_1000kmnk"), sum, 1e-9);
+  // not a GEMM: 0 at any batch (a MatMul of the attention, an RMSNorm)
+  for (const auto& n : two.nodes)
+    if (n.children.empty() && n.class_name != "Linear")
+      EXPECT_EQ(feature(two, n, "blocked_traffic_1000kmnk"), 0) << n.id;
+  // the feature set, counted from the tree, growing with the input; names outside 1..65536 are not it
+  const auto names = feature_names_of_sets({"llm_specs", "cpu_blas"});
+  EXPECT_NE(std::find(names.begin(), names.end(), "blocked_traffic_1000kmnk"), names.end());
+  EXPECT_TRUE(is_counted_feature("blocked_traffic_1000kmnk"));
+  EXPECT_TRUE(grows_with_input("blocked_traffic_1000kmnk"));
+  EXPECT_TRUE(reads_subtree("blocked_traffic_1000kmnk"));
+  for (const char* bad : {"blocked_traffic_0kmnk", "blocked_traffic_65537kmnk", "blocked_traffic_kmnk"})
+    EXPECT_FALSE(node_feature(two, mlp, bad).has_value()) << bad;  // not a feature: a resource lookup
+  EXPECT_NE(irene_test::error_of([] { feature_names_of_sets({"cpu_blass"}); }).find("cpu_blas"), std::string::npos);
+}
+
 // The cache sizes of cpu_caches are a machine's: a configuration sets them (cache_knees_mib), the
 // feature names follow, a leaf's feature is its call's bytes past each size, and bad sizes are
 // one clear error.
@@ -317,7 +416,7 @@ TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   const Config c = load_config(std::string(src) + "/configs/llm-time.json");
   EXPECT_EQ(c.target, Target::time);
   // counted features only: no process-level measurement (a model's resident size) among them
-  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products", "cpu_roofline"}));
+  EXPECT_EQ(c.feature_sets, (std::vector<std::string>{"llm_specs", "cpu_caches", "cpu_products", "cpu_roofline", "cpu_blas"}));
   for (const auto& f : feature_names_of_sets(c.feature_sets))  // a built tree has every one of them
     EXPECT_TRUE(is_counted_feature(f)) << f;
   for (const char* f : {"cpu", "mem", "times_mean", "gpu_energy_mean"}) EXPECT_FALSE(is_counted_feature(f)) << f;

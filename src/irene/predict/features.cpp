@@ -58,6 +58,45 @@ double bytes_beyond(const Tree& tree, const Node& n, double knee, double e, bool
   return sum_over_calls(tree, n, e, subtree, kind, [knee](double, double bytes) { return std::max(0.0, bytes - knee); });
 }
 
+// Bytes of the children of `n` that a cache of `knee` bytes held when each child was measured alone
+// but not inside `n`, whose one call moves more than `knee` bytes: a leaf's first `knee` bytes (what
+// its traffic_beyond_ features treat as cache-resident), a module's whole traffic when it fits. 0
+// when n's own call fits.
+double evicted_bytes(const Tree& tree, const Node& n, double knee) {
+  if (n.children.empty() || node_traffic(tree, n).bytes <= knee) return 0;
+  double sum = 0;
+  for (int c : n.children) {
+    const Node& child = tree.nodes.at(c);
+    const double bytes = node_traffic(tree, child).bytes;
+    if (child.type == NodeType::ml && child.children.empty())
+      sum += std::min(bytes, knee);
+    else if (bytes <= knee)
+      sum += bytes;
+  }
+  return sum;
+}
+
+// "blocked_traffic_<N>kmnk" -> N x 1000 (a GEMM's M x N x K bound), else 0.
+double gemm_bound(std::string_view name) { return number_between(name, "blocked_traffic_", "kmnk") * 1000.0; }
+
+// Bytes of the GEMM leaves (Linear, Conv1D) of n's subtree whose one call multiplies more than
+// `bound` = M x N x K (rows x out x in), each leaf's whole traffic.
+double blocked_bytes(const Tree& tree, const Node& n, double bound, double e) {
+  double sum = 0;
+  if (n.type == NodeType::ml && n.children.empty() && (n.class_name == "Linear" || n.class_name == "Conv1D")) {
+    const auto& a = n.attrs;
+    auto at = [&](const char* k, double dflt) {
+      const auto it = a.find(k);
+      return it == a.end() ? dflt : static_cast<double>(it->second);
+    };
+    const double rows = at("input_rank", 3) == 2 ? at("batch", 1) : at("batch", 1) * at("seq", 1);
+    const double mnk = rows * at("in_features", 0) * at("out_features", 0);
+    if (mnk > bound) sum += primitive_traffic(n, e);
+  }
+  for (int c : n.children) sum += blocked_bytes(tree, tree.nodes.at(c), bound, e);
+  return sum;
+}
+
 // Floating-point operations beyond `ratio` per byte of each kernel call (sum_over_calls): a call
 // whose arithmetic intensity is below the ratio adds 0.
 double flops_beyond(const Tree& tree, const Node& n, double ratio, double e) {
@@ -114,6 +153,14 @@ bool is_traffic_beyond_feature(std::string_view name) {
   return knee_bytes(name, "traffic_beyond_") > 0 || knee_bytes(name, "own_traffic_beyond_") > 0;
 }
 
+bool is_blocked_traffic_feature(std::string_view name) { return gemm_bound(name) > 0; }
+
+bool reads_subtree(std::string_view name) {
+  return name == "traffic_mib" || name == "kernels" || name == "flop_per_byte" || name == "products" ||
+         knee_bytes(name, "traffic_beyond_") > 0 || is_flops_beyond_feature(name) || is_blocked_traffic_feature(name) ||
+         knee_bytes(name, "own_evicted_") > 0;
+}
+
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name) {
   if (name == "num_parameters") return static_cast<double>(node.num_parameters);
   if (name == "input_size") return static_cast<double>(tree.batch_size) * tree.seq_len;
@@ -126,6 +173,8 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "products") return products(tree, node);
   if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), true) / 1048576.0;
+  if (const double bound = gemm_bound(name); bound > 0)
+    return blocked_bytes(tree, node, bound, dtype_bytes(tree.dtype)) / 1048576.0;
   if (const double ratio = intensity_knee(name); ratio > 0)
     return flops_beyond(tree, node, ratio, dtype_bytes(tree.dtype)) / 1e6;
   if (name == "flop_per_byte") {
@@ -147,11 +196,11 @@ std::vector<std::string> own_feature_names(const std::vector<std::string>& wante
     }
     if (w != "own_flops" && w != "own_mem_bytes" && w != "own_ops" && w != "own_elements" && w != "own_constant" &&
         !own_feature_from_resource(w) && !count_of_kind(w) && knee_bytes(w, "own_traffic_beyond_") == 0 &&
-        !own_traffic_of_kind(w))
+        knee_bytes(w, "own_evicted_") == 0 && !own_traffic_of_kind(w))
       throw Error(fmt::format("unknown own-operation feature '{}' (expected own_flops, own_mem_bytes, own_ops, "
                               "own_ops:KIND, own_ops_by_kind, own_elements, own_elements:KIND, own_elements_by_kind, "
                               "own_constant, own_traffic_beyond_<N>mib, own_traffic:KIND, "
-                              "own_traffic_beyond_<N>mib:KIND, own_times_mean or own_gpu_energy_mean)",
+                              "own_traffic_beyond_<N>mib:KIND, own_evicted_<N>mib, own_times_mean or own_gpu_energy_mean)",
                               w));
     if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
   }
@@ -193,6 +242,7 @@ double own_feature(const Tree& tree, const Node& node, std::string_view name) {
   }
   if (const double knee = knee_bytes(name, "own_traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), false) / 1048576.0;
+  if (const double knee = knee_bytes(name, "own_evicted_"); knee > 0) return evicted_bytes(tree, node, knee) / 1048576.0;
   if (const auto of_kind = own_traffic_of_kind(name))
     return bytes_beyond(tree, node, of_kind->first, dtype_bytes(tree.dtype), false, of_kind->second) / 1048576.0;
   if (name == "own_ops") return static_cast<double>(node.ops.size());

@@ -30,12 +30,23 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // flops_beyond_<N>fpb (N = 1..65536 FLOP per byte): the MFLOP by which each kernel call of the
 // subtree exceeds N FLOP per byte of its traffic, max(0, FLOPs - N x bytes), summed: a call below
 // a machine's ridge point waits on memory and its FLOPs add no time, above it they do (feature
-// set cpu_roofline). Any other name is looked up in Node::resources.
+// set cpu_roofline); blocked_traffic_<N>kmnk (N = 1..65536 thousand): the MiB of the GEMM leaves
+// of the subtree (Linear, Conv1D: M = rows, N = out_features, K = in_features) whose one call
+// multiplies more than N x 1000 = M x N x K, each leaf's whole traffic: a BLAS that multiplies
+// small GEMMs in place and packs the operands of larger ones moves those bytes at another cost
+// (feature set cpu_blas: OpenBLAS's bound on AVX-512 cores, 100^3). Any other name is looked up
+// in Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
 // True for traffic_beyond_<N>mib and own_traffic_beyond_<N>mib names.
 bool is_traffic_beyond_feature(std::string_view name);
 // True for flops_beyond_<N>fpb names.
 bool is_flops_beyond_feature(std::string_view name);
+// True for blocked_traffic_<N>kmnk names.
+bool is_blocked_traffic_feature(std::string_view name);
+// True for a feature whose value on a parent is counted from its descendants' attrs and ops rather
+// than from the parent's own counts: traffic_mib, kernels, flop_per_byte, products,
+// traffic_beyond_<N>mib, flops_beyond_<N>fpb and the own feature own_evicted_<N>mib.
+bool reads_subtree(std::string_view name);
 
 // Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
 // scaling and masking, embedding sums; Node::ops). Features, all >= 0 (a difference below 0,
@@ -51,6 +62,14 @@ bool is_flops_beyond_feature(std::string_view name);
 //   own_traffic_beyond_<N>mib  MiB by which each of the node's own operations exceeds N MiB, summed
 //   own_traffic:KIND, own_traffic_beyond_<N>mib:KIND  the same of one registry kind only
 //                       (own_traffic: every byte, N = 0): e.g. repeat_kv's copies of the cache
+//   own_evicted_<N>mib  MiB of the node's children that a cache of N MiB held when each child was
+//                       measured alone but not inside the node, whose one call moves more than N
+//                       MiB (0 when it moves less): a leaf child's first N MiB (the bytes its
+//                       traffic_beyond_<N>mib feature treats as cache-resident), a module child's
+//                       whole traffic when that fits in N MiB. Measured alone, a child's repeated
+//                       calls find its weights in the cache; inside a step every weight comes from
+//                       memory. E.g. a decode MLP of three 44 MiB Linears (TinyLlama-1.1B,
+//                       float32): own_evicted_128mib = 132 MiB, own_evicted_32mib = 3 x 32 MiB
 //   own_times_mean      seconds of the node minus its children's (measured resource)
 //   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
 // Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for

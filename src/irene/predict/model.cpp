@@ -163,7 +163,8 @@ const LeafRegressor* find_leaf_regressor(const FittedModel& model, std::string_v
 
 bool grows_with_input(std::string_view f) {
   return f == "input_size" || f == "batch_size" || f == "seq_len" || f == "flops" || f == "mem_bytes" ||
-         f == "traffic_mib" || f == "products" || is_traffic_beyond_feature(f) || is_flops_beyond_feature(f);
+         f == "traffic_mib" || f == "products" || is_traffic_beyond_feature(f) || is_flops_beyond_feature(f) ||
+         is_blocked_traffic_feature(f);
 }
 
 namespace {

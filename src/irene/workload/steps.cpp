@@ -54,6 +54,8 @@ class StepEvaluator {
       }
     }
     classify(group_of);
+    subtree_features_ = std::any_of(model_.feature_names.begin(), model_.feature_names.end(), predict::reads_subtree) ||
+                        std::any_of(model_.own_names.begin(), model_.own_names.end(), predict::reads_subtree);
   }
 
   const Tree& first_tree() const { return tree_; }
@@ -97,6 +99,7 @@ class StepEvaluator {
  private:
   struct Class {
     int rep = 0;                      // representative node index
+    std::vector<int> members;         // every node of the class (rep among them)
     bool moves = false;               // its features depend on the past
     bool done = false;
     bool root = false, root_child = false;
@@ -199,6 +202,7 @@ class StepEvaluator {
         classes_.push_back(c);
       }
       class_of_[i] = it->second;
+      classes_[it->second].members.push_back(i);
       group_[i] = group_of(nd);
     }
     // The leaf regressors, resolved once (as predict_flat resolves them).
@@ -225,6 +229,18 @@ class StepEvaluator {
     c.counts = node_counts(nd, e_bytes_, [&](int k) -> const Counts& { return classes_[class_of_[k]].counts; });
     nd.flops_mflop = c.counts.mflop();
     nd.mem_mib = c.counts.mib();
+    // The other nodes of the class move too when a parent's features read its whole subtree
+    // (predict::reads_subtree: node_traffic, traffic_beyond_, own_evicted_); otherwise only the
+    // representative's features are ever computed.
+    if (subtree_features_)
+      for (int i : c.members) {
+        if (i == c.rep) continue;
+        Node& member = tree_.nodes[i];
+        for (const auto& [k, a] : attrs_[i]) member.attrs[k] = a.at(delta);
+        for (const auto& m : ops_[i]) member.ops[m.op].shape[m.dim] = m.affine.at(delta);
+        member.flops_mflop = nd.flops_mflop;
+        member.mem_mib = nd.mem_mib;
+      }
     for (std::size_t f = 0; f < row_.size(); ++f) {
       const auto v = predict::node_feature(tree_, nd, model_.feature_names[f]);
       if (!v || !std::isfinite(*v))
@@ -252,7 +268,7 @@ class StepEvaluator {
   }
 
   // The node's own-operation features (predict/features.hpp, own_feature), with its children's
-  // counts taken from their classes (only each class's representative node is kept current).
+  // counts taken from their classes (the values every node of a class holds).
   const std::vector<double>& own_row(const Node& nd) {
     own_row_.resize(model_.own_names.size());
     for (std::size_t k = 0; k < own_row_.size(); ++k) {
@@ -282,6 +298,7 @@ class StepEvaluator {
   int past0_;
   Tree tree_;
   double e_bytes_ = 4;
+  bool subtree_features_ = false;  // the predictor reads some parent's subtree (see compute)
   std::vector<std::vector<std::pair<std::string, Affine>>> attrs_;
   std::vector<std::vector<OpMove>> ops_;
   std::vector<Class> classes_;
