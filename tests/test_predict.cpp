@@ -109,6 +109,46 @@ TEST(PredictLeaf, LeastSquaresIsExactAndMinimumNorm) {
   EXPECT_GT(lg.predict(x.row(0).data()), 0);
 }
 
+// leaf_model share: the squared relative error weighted by each leaf's share of its tree's root.
+// A leaf that is all of its tree is fit closer than by relative (which weighs it like any small
+// leaf), small leaves of large trees less close; without roots share is relative; a predictor
+// trained with it keeps it through its file.
+TEST(LeafRegressor, ShareWeighsALeafByItsPartOfItsTree) {
+  RowMatrix x(4, 1);
+  x << 1, 2, 3, 10;
+  Eigen::VectorXd y(4), root(4);
+  y << 1.0, 2.0, 3.0, 14.0;       // the last one off the line the first three draw
+  root << 100, 100, 100, 14;      // ... and the whole of its tree
+  const auto rel = LeafRegressor::fit(LeafModel::relative, x, y);
+  const auto share = LeafRegressor::fit(LeafModel::share, x, y, {}, &root);
+  const auto err = [&](const LeafRegressor& r, int i) { return std::abs(r.predict(x.row(i).data()) / y[i] - 1); };
+  EXPECT_LT(err(share, 3), 0.5 * err(rel, 3)) << err(share, 3) << " " << err(rel, 3);
+  EXPECT_GT(err(share, 0), err(rel, 0));
+  const auto no_roots = LeafRegressor::fit(LeafModel::share, x, y);
+  EXPECT_NEAR(no_roots.coef[0], rel.coef[0], 1e-12);
+  EXPECT_NEAR(no_roots.intercept, rel.intercept, 1e-12);
+  Eigen::VectorXd short_roots(2);
+  short_roots << 1, 2;
+  EXPECT_NE(irene_test::error_of([&] { LeafRegressor::fit(LeafModel::share, x, y, {}, &short_roots); })
+                .find("one root per row"),
+            std::string::npos);
+  // through a configuration and a predictor file
+  Config c = quick_config();
+  apply_config_override(c, "leaf_model=share");
+  EXPECT_EQ(c.leaf_model, LeafModel::share);
+  EXPECT_EQ(config_from_json(config_to_json(c), "round trip").leaf_model, LeafModel::share);
+  const Predictor p = Predictor::train(synthetic_dataset(2), c, {});
+  const auto j = p.to_json();
+  for (const auto& [name, lj] : j["leaf_models"].items()) EXPECT_EQ(lj["kind"], "share") << name;
+  const auto dir = temp_dir();
+  { std::ofstream(dir / "share.json") << j.dump(); }
+  Tree a = synthetic_dataset(1).front(), b = a;
+  p.predict(a);
+  Predictor::load(dir / "share.json").predict(b);
+  EXPECT_EQ(*a.root().predicted_energy_j, *b.root().predicted_energy_j);
+  fs::remove_all(dir);
+}
+
 // Analytic gradients against central finite differences, for every weighting with parameters,
 // every trained strategy, both losses (one test: each gtest case is a process under ctest).
 TEST(PredictGradient, AnalyticMatchesFiniteDifferences) {

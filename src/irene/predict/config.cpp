@@ -40,6 +40,7 @@ std::string_view to_string(LeafModel m) {
     case LeafModel::linear: return "linear";
     case LeafModel::log_linear: return "log_linear";
     case LeafModel::relative: return "relative";
+    case LeafModel::share: return "share";
   }
   return "linear";
 }
@@ -283,7 +284,7 @@ Config config_from_json(const json& j, const std::string& where, Config c) {
     } else if (key == "root_polynomial_degree") {
       c.root_polynomial_degree = get_int(v, where, k, 0, 4);
     } else if (key == "leaf_model") {
-      c.leaf_model = parse_enum(v, where, k, {LeafModel::linear, LeafModel::log_linear, LeafModel::relative});
+      c.leaf_model = parse_enum(v, where, k, {LeafModel::linear, LeafModel::log_linear, LeafModel::relative, LeafModel::share});
     } else if (key == "interval_coverage") {
       c.interval_coverage = get_number(v, where, k, 0, 1, true);
       if (c.interval_coverage >= 1) throw Error(fmt::format("{}: 'interval_coverage' must be below 1", where));

@@ -266,7 +266,7 @@ Eigen::VectorXd nonnegative_least_squares(const Eigen::MatrixXd& a_in, const Eig
 }
 
 LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y,
-                                 const std::vector<char>& nonnegative) {
+                                 const std::vector<char>& nonnegative, const Eigen::VectorXd* root) {
   LeafRegressor m;
   m.kind = kind;
   m.samples = x.rows();
@@ -284,18 +284,23 @@ LeafRegressor LeafRegressor::fit(LeafModel kind, const RowMatrix& x, const Eigen
   if (kind == LeafModel::log_linear) target = y.array().log().matrix();
   // Intercept by centering (as scikit-learn's LinearRegression), then the minimum-norm least
   // squares solution of the centered system. `relative`: weights 1/E^2 (weighted means, rows
-  // scaled by 1/E), so that the squared relative error is what is minimized.
+  // scaled by 1/E), so that the squared relative error is what is minimized; `share`: 1/(E E_root).
   Eigen::VectorXd weight = Eigen::VectorXd::Ones(n);
-  if (kind == LeafModel::relative) weight = y.array().square().inverse().matrix();
+  const bool weighted = kind == LeafModel::relative || kind == LeafModel::share;
+  if (weighted) weight = y.array().square().inverse().matrix();
+  if (kind == LeafModel::share && root) {
+    if (root->size() != n) throw Error("internal: LeafRegressor::fit: one root per row expected");
+    weight = (y.array() * root->array()).inverse().matrix();
+  }
   const double wsum = weight.sum();
   const Eigen::RowVectorXd zmean = (weight.transpose() * z) / wsum;
   const double ymean = weight.dot(target) / wsum;
   z.rowwise() -= zmean;
   target.array() -= ymean;
-  if (kind == LeafModel::relative) {
-    const Eigen::ArrayXd root = weight.array().sqrt();
-    z.array().colwise() *= root;
-    target.array() *= root;
+  if (weighted) {
+    const Eigen::ArrayXd scale = weight.array().sqrt();
+    z.array().colwise() *= scale;
+    target.array() *= scale;
   }
   bool constrained = false;
   for (char c : nonnegative) constrained = constrained || c;
@@ -423,12 +428,15 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
     if (rows.empty())
       throw Error(fmt::format("no '{}' leaf of the training trees has a ground-truth energy", data.classes[c]));
     RowMatrix x(rows.size(), d);
-    Eigen::VectorXd y(rows.size());
+    Eigen::VectorXd y(rows.size()), root(rows.size());
     for (std::size_t k = 0; k < rows.size(); ++k) {
       x.row(k) = data.raw.row(rows[k]);
       y[k] = data.gold[rows[k]];
+      int top = rows[k];  // the row's tree root (share's weight); the leaf itself without a measured one
+      while (data.parent[top] >= 0) top = data.parent[top];
+      root[k] = data.has_gold(top) && data.gold[top] > 0 ? data.gold[top] : y[k];
     }
-    LeafRegressor r = LeafRegressor::fit(config.leaf_model, x, y, nonnegative);
+    LeafRegressor r = LeafRegressor::fit(config.leaf_model, x, y, nonnegative, &root);
     for (const auto& f : data.feature_names) r.work.push_back(grows_with_input(f) ? 1 : 0);
     model.leaves.emplace(data.classes[c], std::move(r));
   }

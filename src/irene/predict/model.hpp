@@ -92,8 +92,10 @@ struct LeafRegressor {
 
   // Rows of `x` (raw features) with targets `y` (joules, > 0 for log_linear). `nonnegative[j]`
   // (optional, one per column): coef[j] >= 0 (non-negative least squares, Lawson-Hanson).
+  // `root` (share only; one per row): the measured root of the row's tree, joules (> 0); without
+  // it, share weighs as relative.
   static LeafRegressor fit(LeafModel kind, const RowMatrix& x, const Eigen::VectorXd& y,
-                           const std::vector<char>& nonnegative = {});
+                           const std::vector<char>& nonnegative = {}, const Eigen::VectorXd* root = nullptr);
   // The prediction (joules) of the raw features `raw`. A linear regressor's value is
   // intercept + L(x), with L linear in the raw features; extrapolated below the training data (a
   // decode step's norm over one token) a negative intercept would make it 0 J or less, and a leaf

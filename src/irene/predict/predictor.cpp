@@ -629,6 +629,7 @@ Predictor Predictor::from_json(const json& j, const std::string& where) {
     if (kind == "linear") lr.kind = LeafModel::linear;
     else if (kind == "log_linear") lr.kind = LeafModel::log_linear;
     else if (kind == "relative") lr.kind = LeafModel::relative;
+    else if (kind == "share") lr.kind = LeafModel::share;
     else r.fail(fmt::format("{}unknown kind '{}'", ctx, kind));
     lr.scaler.mean = r.vector(lj, "mean", d, ctx);
     lr.scaler.scale = r.vector(lj, "scale", d, ctx);
