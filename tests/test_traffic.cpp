@@ -259,43 +259,50 @@ TEST(Traffic, OwnEvictedCountsChildrenThatFitAloneButNotInTheirParent) {
   }
 }
 
-// A BLAS that multiplies small GEMMs in place and packs the operands of larger ones: the feature
-// blocked_traffic_<N>kmnk counts a GEMM leaf's traffic when its M x N x K exceeds N thousand, so a
-// projection's bytes cross over with the batch, and a module sums its leaves'.
-TEST(Traffic, BlockedTrafficCountsTheGemmsPastTheSmallMatrixBound) {
+// OpenBLAS on AVX-512 cores multiplies small GEMMs in place and packs the operands of larger ones:
+// openblas_blocked_mib counts a GEMM leaf's traffic when its call (sgemm, weight transposed: M =
+// out_features, N = rows, K = in_features) leaves the small-matrix kernel, M N K > 100^3 or
+// M N > 1200; so a projection's bytes cross over with the batch, and a module sums its leaves'.
+TEST(Traffic, OpenblasBlockedTrafficCountsTheGemmsOffTheSmallMatrixKernel) {
   BuildOptions o;
   o.phase = kDecode;
   o.past = 64;
-  const ModelConfig smol = load_model_config("HuggingFaceTB/SmolLM2-135M");  // hidden 576, MLP 1536
-  const Tree one = build_tree(smol, 1, 1, o), two = build_tree(smol, 2, 1, o);
-  // the MLP's projections: 576 x 1536 = 884,736 products per row, within 100^3 at one row only
-  for (const char* scope : {"model.layers.0.mlp.up_proj", "model.layers.0.mlp.down_proj"}) {
-    EXPECT_EQ(feature(one, node(one, scope, "Linear"), "blocked_traffic_1000kmnk"), 0) << scope;
-    const Node& n2 = node(two, scope, "Linear");
-    EXPECT_NEAR(feature(two, n2, "blocked_traffic_1000kmnk"), feature(two, n2, "traffic_mib"), 1e-12) << scope;
-  }
-  // the bound is the name's: 1,769,472 products at two rows are within 2,000 thousand
-  EXPECT_EQ(feature(two, node(two, "model.layers.0.mlp.up_proj", "Linear"), "blocked_traffic_2000kmnk"), 0);
-  // the query projection, 576 x 576 x 2 rows = 663,552: within the bound at batch 2 as well
-  EXPECT_EQ(feature(two, node(two, "model.layers.0.self_attn.q_proj", "Linear"), "blocked_traffic_1000kmnk"), 0);
-  // a module: the sum of its GEMM leaves' (the MLP's three projections at batch 2, not the SiLU)
-  const Node& mlp = node(two, "model.layers.0.mlp", "LlamaMLP");
+  const ModelConfig smol = load_model_config("HuggingFaceTB/SmolLM2-135M");  // hidden 576, MLP 1536, 3 kv heads of 64
+  std::vector<Tree> t;
+  for (int batch : {1, 2, 4, 8}) t.push_back(build_tree(smol, batch, 1, o));
+  const auto blocked = [&](int k, const char* scope) {
+    const Node& n = node(t[k], scope, "Linear");
+    const double b = feature(t[k], n, "openblas_blocked_mib");
+    EXPECT_TRUE(b == 0 || std::abs(b - feature(t[k], n, "traffic_mib")) < 1e-12) << scope;  // all or nothing
+    return b > 0;
+  };
+  // down_proj (576 x 1536 products per row, M = 576): in place at 1 row, packed at 2 (M N K > 100^3)
+  EXPECT_FALSE(blocked(0, "model.layers.0.mlp.down_proj"));
+  EXPECT_TRUE(blocked(1, "model.layers.0.mlp.down_proj"));
+  // up_proj: the same products, but M = 1536 > 1200 already at 1 row
+  EXPECT_TRUE(blocked(0, "model.layers.0.mlp.up_proj"));
+  // q_proj (576 x 576): in place up to 2 rows (M N = 1152), packed at 4 (2304)
+  EXPECT_FALSE(blocked(1, "model.layers.0.self_attn.q_proj"));
+  EXPECT_TRUE(blocked(2, "model.layers.0.self_attn.q_proj"));
+  // k_proj (576 -> 192): in place up to 4 rows (M N = 768, M N K = 442,368), packed at 8 (M N =
+  // 1536), though M N K = 884,736 is still within 100^3
+  EXPECT_FALSE(blocked(2, "model.layers.0.self_attn.k_proj"));
+  EXPECT_TRUE(blocked(3, "model.layers.0.self_attn.k_proj"));
+  // a module: the sum of its GEMM leaves' (at batch 2 all three MLP projections, not the SiLU)
+  const Node& mlp = node(t[1], "model.layers.0.mlp", "LlamaMLP");
   double sum = 0;
   for (int c : mlp.children)
-    if (two.nodes[c].class_name == "Linear") sum += feature(two, two.nodes[c], "traffic_mib");
-  EXPECT_NEAR(feature(two, mlp, "blocked_traffic_1000kmnk"), sum, 1e-9);
-  // not a GEMM: 0 at any batch (a MatMul of the attention, an RMSNorm)
-  for (const auto& n : two.nodes)
-    if (n.children.empty() && n.class_name != "Linear")
-      EXPECT_EQ(feature(two, n, "blocked_traffic_1000kmnk"), 0) << n.id;
-  // the feature set, counted from the tree, growing with the input; names outside 1..65536 are not it
+    if (t[1].nodes[c].class_name == "Linear") sum += feature(t[1], t[1].nodes[c], "traffic_mib");
+  EXPECT_NEAR(feature(t[1], mlp, "openblas_blocked_mib"), sum, 1e-9);
+  // not a GEMM: 0 at any batch (the attention's MatMuls, the norms)
+  for (const auto& n : t[3].nodes)
+    if (n.children.empty() && n.class_name != "Linear") EXPECT_EQ(feature(t[3], n, "openblas_blocked_mib"), 0) << n.id;
+  // the feature set, counted from the tree, growing with the input, read from a parent's subtree
   const auto names = feature_names_of_sets({"llm_specs", "cpu_blas"});
-  EXPECT_NE(std::find(names.begin(), names.end(), "blocked_traffic_1000kmnk"), names.end());
-  EXPECT_TRUE(is_counted_feature("blocked_traffic_1000kmnk"));
-  EXPECT_TRUE(grows_with_input("blocked_traffic_1000kmnk"));
-  EXPECT_TRUE(reads_subtree("blocked_traffic_1000kmnk"));
-  for (const char* bad : {"blocked_traffic_0kmnk", "blocked_traffic_65537kmnk", "blocked_traffic_kmnk"})
-    EXPECT_FALSE(node_feature(two, mlp, bad).has_value()) << bad;  // not a feature: a resource lookup
+  EXPECT_NE(std::find(names.begin(), names.end(), "openblas_blocked_mib"), names.end());
+  EXPECT_TRUE(is_counted_feature("openblas_blocked_mib"));
+  EXPECT_TRUE(grows_with_input("openblas_blocked_mib"));
+  EXPECT_TRUE(reads_subtree("openblas_blocked_mib"));
   EXPECT_NE(irene_test::error_of([] { feature_names_of_sets({"cpu_blass"}); }).find("cpu_blas"), std::string::npos);
 }
 

@@ -61,15 +61,16 @@ const std::vector<std::string> kCpuProducts = {"products"};
 // its FLOPs add time (0.13 at 16 tokens, 0.21 at 32). The two ratios bracket that ridge point,
 // about 6 FLOP per byte (about 76 GFLOP/s of float32 GEMM over 13 GB/s); they are not fitted.
 const std::vector<std::string> kCpuRoofline = {"flops_beyond_2fpb", "flops_beyond_8fpb"};
-// A CPU BLAS's two GEMM paths: OpenBLAS on AVX-512 cores (its SkylakeX kernels) multiplies a
-// float32 GEMM with M x N x K <= 100^3 in a small-matrix kernel straight from the operands, and a
-// larger one in its blocked path, which first copies (packs) them into buffers
-// (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c). On the development VM's Intel host a
-// decode step's projection measured alone takes 0.012-0.046 ns per weight byte on the first path
-// up to 3.1 MiB of weights (they stay in the caches between calls; 0.091 at 3.4 MiB) and 0.10-0.13
-// on the second (from 2 MiB at 2 and 4 tokens, from 6.8 MiB at 1). blocked_traffic_1000kmnk: the MiB of
-// the GEMM calls past that bound (features.hpp), so that the two paths get their own cost per byte.
-const std::vector<std::string> kCpuBlas = {"blocked_traffic_1000kmnk"};
+// A CPU BLAS's two GEMM paths: OpenBLAS on AVX-512 cores (its SkylakeX kernels) multiplies a small
+// float32 GEMM in a small-matrix kernel straight from the operands and a larger one in its blocked
+// path, which first copies (packs) them into buffers (kernel/x86_64/
+// sgemm_small_kernel_permit_skylakex.c; for a Linear's call: M N K <= 100^3, out_features x rows
+// <= 1200, in_features >= 32). On the development VM's Intel host a decode step's projection
+// measured alone takes 0.012-0.046 ns per weight byte on the first path (up to 3.1 MiB of
+// weights: they stay in the caches between calls) and 0.10-0.13 on the second.
+// openblas_blocked_mib: the MiB of the GEMM calls on the second (features.hpp), so that the two
+// paths get their own cost per byte.
+const std::vector<std::string> kCpuBlas = {"openblas_blocked_mib"};
 const std::vector<std::string> kResources = {"cpu",     "mem",         "gpu",        "gpu_mem",
                                               "gpu_clk", "gpu_mem_clk", "times_mean", "gpu_energy_mean"};
 

@@ -44,8 +44,8 @@ enum class LeafModel {
   relative,    // weighted least squares minimizing the squared relative error sum ((pred - E) / E)^2
   // the squared relative error weighted by the leaf's share of its tree's measured root,
   // sum (E / E_root) ((pred - E) / E)^2 = sum (pred - E)^2 / (E E_root): the leaves' errors as
-  // they reach the whole pass, so one LM head of a decode step counts as much as the thirty small
-  // projections of the same time, not a thirtieth (a tree without a measured root: relative)
+  // they reach the whole pass, so one LM head of a decode step counts as much as the projections
+  // that together take as long, not as one of them (a tree without a measured root: relative)
   share,
 };
 

@@ -76,12 +76,9 @@ double evicted_bytes(const Tree& tree, const Node& n, double knee) {
   return sum;
 }
 
-// "blocked_traffic_<N>kmnk" -> N x 1000 (a GEMM's M x N x K bound), else 0.
-double gemm_bound(std::string_view name) { return number_between(name, "blocked_traffic_", "kmnk") * 1000.0; }
-
-// Bytes of the GEMM leaves (Linear, Conv1D) of n's subtree whose one call multiplies more than
-// `bound` = M x N x K (rows x out x in), each leaf's whole traffic.
-double blocked_bytes(const Tree& tree, const Node& n, double bound, double e) {
+// Bytes of the GEMM leaves (Linear, Conv1D) of n's subtree that OpenBLAS's SkylakeX kernels run on
+// their blocked path (features.hpp, openblas_blocked_mib), each leaf's whole traffic.
+double blocked_bytes(const Tree& tree, const Node& n, double e) {
   double sum = 0;
   if (n.type == NodeType::ml && n.children.empty() && (n.class_name == "Linear" || n.class_name == "Conv1D")) {
     const auto& a = n.attrs;
@@ -90,10 +87,14 @@ double blocked_bytes(const Tree& tree, const Node& n, double bound, double e) {
       return it == a.end() ? dflt : static_cast<double>(it->second);
     };
     const double rows = at("input_rank", 3) == 2 ? at("batch", 1) : at("batch", 1) * at("seq", 1);
-    const double mnk = rows * at("in_features", 0) * at("out_features", 0);
-    if (mnk > bound) sum += primitive_traffic(n, e);
+    // sgemm with the weight transposed: M = out_features, N = rows, K = in_features; the
+    // small-matrix kernel takes it when M N K <= 100^3, M N <= 1200 and K >= 32
+    // (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c)
+    const double in = at("in_features", 0), out = at("out_features", 0);
+    const bool small = out * rows * in <= 1e6 && out * rows <= 1200 && in >= 32;
+    if (!small) sum += primitive_traffic(n, e);
   }
-  for (int c : n.children) sum += blocked_bytes(tree, tree.nodes.at(c), bound, e);
+  for (int c : n.children) sum += blocked_bytes(tree, tree.nodes.at(c), e);
   return sum;
 }
 
@@ -153,7 +154,7 @@ bool is_traffic_beyond_feature(std::string_view name) {
   return knee_bytes(name, "traffic_beyond_") > 0 || knee_bytes(name, "own_traffic_beyond_") > 0;
 }
 
-bool is_blocked_traffic_feature(std::string_view name) { return gemm_bound(name) > 0; }
+bool is_blocked_traffic_feature(std::string_view name) { return name == "openblas_blocked_mib"; }
 
 bool reads_subtree(std::string_view name) {
   return name == "traffic_mib" || name == "kernels" || name == "flop_per_byte" || name == "products" ||
@@ -173,8 +174,7 @@ std::optional<double> node_feature(const Tree& tree, const Node& node, std::stri
   if (name == "products") return products(tree, node);
   if (const double knee = knee_bytes(name, "traffic_beyond_"); knee > 0)
     return bytes_beyond(tree, node, knee, dtype_bytes(tree.dtype), true) / 1048576.0;
-  if (const double bound = gemm_bound(name); bound > 0)
-    return blocked_bytes(tree, node, bound, dtype_bytes(tree.dtype)) / 1048576.0;
+  if (is_blocked_traffic_feature(name)) return blocked_bytes(tree, node, dtype_bytes(tree.dtype)) / 1048576.0;
   if (const double ratio = intensity_knee(name); ratio > 0)
     return flops_beyond(tree, node, ratio, dtype_bytes(tree.dtype)) / 1e6;
   if (name == "flop_per_byte") {

@@ -30,22 +30,24 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // flops_beyond_<N>fpb (N = 1..65536 FLOP per byte): the MFLOP by which each kernel call of the
 // subtree exceeds N FLOP per byte of its traffic, max(0, FLOPs - N x bytes), summed: a call below
 // a machine's ridge point waits on memory and its FLOPs add no time, above it they do (feature
-// set cpu_roofline); blocked_traffic_<N>kmnk (N = 1..65536 thousand): the MiB of the GEMM leaves
-// of the subtree (Linear, Conv1D: M = rows, N = out_features, K = in_features) whose one call
-// multiplies more than N x 1000 = M x N x K, each leaf's whole traffic: a BLAS that multiplies
-// small GEMMs in place and packs the operands of larger ones moves those bytes at another cost
-// (feature set cpu_blas: OpenBLAS's bound on AVX-512 cores, 100^3). Any other name is looked up
-// in Node::resources.
+// set cpu_roofline); openblas_blocked_mib: the MiB of the GEMM leaves of the subtree (Linear,
+// Conv1D) that OpenBLAS on AVX-512 cores (its SkylakeX kernels) multiplies on its blocked path,
+// which packs the operands into buffers first, rather than in its small-matrix kernel straight
+// from them, each such leaf's whole traffic: PyTorch calls sgemm with the weight transposed (M =
+// out_features, N = rows, K = in_features), and the small-matrix kernel takes that call only when
+// M N K <= 100^3, M N <= 1200 and K >= 32 (feature set cpu_blas). Any other name is looked up in
+// Node::resources.
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name);
 // True for traffic_beyond_<N>mib and own_traffic_beyond_<N>mib names.
 bool is_traffic_beyond_feature(std::string_view name);
 // True for flops_beyond_<N>fpb names.
 bool is_flops_beyond_feature(std::string_view name);
-// True for blocked_traffic_<N>kmnk names.
+// True for openblas_blocked_mib.
 bool is_blocked_traffic_feature(std::string_view name);
 // True for a feature whose value on a parent is counted from its descendants' attrs and ops rather
 // than from the parent's own counts: traffic_mib, kernels, flop_per_byte, products,
-// traffic_beyond_<N>mib, flops_beyond_<N>fpb and the own feature own_evicted_<N>mib.
+// traffic_beyond_<N>mib, flops_beyond_<N>fpb, openblas_blocked_mib and the own feature
+// own_evicted_<N>mib.
 bool reads_subtree(std::string_view name);
 
 // Own operations of a node: what it runs beyond its children (residual adds, GELU, attention
@@ -69,7 +71,8 @@ bool reads_subtree(std::string_view name);
 //                       whole traffic when that fits in N MiB. Measured alone, a child's repeated
 //                       calls find its weights in the cache; inside a step every weight comes from
 //                       memory. E.g. a decode MLP of three 44 MiB Linears (TinyLlama-1.1B,
-//                       float32): own_evicted_128mib = 132 MiB, own_evicted_32mib = 3 x 32 MiB
+//                       float32): own_evicted_128mib = its children's 132 MiB, own_evicted_32mib
+//                       = 3 x 32 MiB and the activation's few KiB
 //   own_times_mean      seconds of the node minus its children's (measured resource)
 //   own_gpu_energy_mean joules the GPU driver reports for the node minus its children's
 // Leaves have none (all 0). In a list, "own_ops_by_kind" and "own_elements_by_kind" stand for
