@@ -297,6 +297,18 @@ TEST(Traffic, OpenblasBlockedTrafficCountsTheGemmsOffTheSmallMatrixKernel) {
   // not a GEMM: 0 at any batch (the attention's MatMuls, the norms)
   for (const auto& n : t[3].nodes)
     if (n.children.empty() && n.class_name != "Linear") EXPECT_EQ(feature(t[3], n, "openblas_blocked_mib"), 0) << n.id;
+  // the GEMM the rule reads, from the registry: rows x in -> out; none for another class; a Linear
+  // without its widths is an error naming the attr
+  const auto g = gemm_shape(node(t[1], "model.layers.0.mlp.down_proj", "Linear"));
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->rows, 2);
+  EXPECT_EQ(g->in, 1536);
+  EXPECT_EQ(g->out, 576);
+  EXPECT_FALSE(gemm_shape(node(t[1], "model.layers.0.input_layernorm", "LlamaRMSNorm")).has_value());
+  Tree bad = t[1];
+  bad.nodes[bad.find_id("model.layers.0.mlp.down_proj:Linear")].attrs.erase("in_features");
+  EXPECT_NE(irene_test::error_of([&] { node_feature(bad, bad.root(), "openblas_blocked_mib"); }).find("in_features"),
+            std::string::npos);
   // the feature set, counted from the tree, growing with the input, read from a parent's subtree
   const auto names = feature_names_of_sets({"llm_specs", "cpu_blas"});
   EXPECT_NE(std::find(names.begin(), names.end(), "openblas_blocked_mib"), names.end());

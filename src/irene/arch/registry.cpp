@@ -107,6 +107,12 @@ std::int64_t active_parameters(const Tree& tree) {
 
 namespace {
 
+// Rows of a Linear's flattened input: batch for input rank 2, else batch x seq.
+double linear_rows(const Attrs& a) {
+  const double b = static_cast<double>(get(a, "batch"));
+  return get(a, "input_rank") == 2 ? b : b * static_cast<double>(get(a, "seq"));
+}
+
 // An element-wise activation primitive on [batch, seq, features]: `flops` per element, the input
 // read and the output written once; predicted by `stand_in`'s regressor where a predictor has none.
 Primitive activation_primitive(std::string class_name, std::vector<std::string> aliases, std::string description,
@@ -189,8 +195,7 @@ std::vector<Primitive> make_primitives() {
       // output, each once.
       .traffic =
           [](const Attrs& a, double e) {
-            const double in = get(a, "in_features"), out = get(a, "out_features"), b = get(a, "batch");
-            const double rows = get(a, "input_rank") == 2 ? b : b * static_cast<double>(get(a, "seq"));
+            const double in = get(a, "in_features"), out = get(a, "out_features"), rows = linear_rows(a);
             const double bias = get_or(a, "bias", 1) ? out : 0;
             return (rows * in + rows * out) * e +
                    (in * out * linear_weight_element_bytes(a, e) + bias * e) * routed_active_experts(a);
@@ -690,6 +695,18 @@ double weight_use(const Attrs& a) {
 double primitive_traffic(const Node& leaf, double element_bytes) {
   const Primitive& p = checked_primitive(leaf);
   return p.traffic ? p.traffic(leaf.attrs, element_bytes) : p.count(leaf.attrs, element_bytes).bytes;
+}
+
+std::optional<GemmShape> gemm_shape(const Node& leaf) {
+  const Primitive& p = checked_primitive(leaf);
+  const Attrs& a = leaf.attrs;
+  if (p.class_name == "Linear")
+    return GemmShape{linear_rows(a), static_cast<double>(get(a, "in_features")),
+                     static_cast<double>(get(a, "out_features"))};
+  if (p.class_name == "Conv1D")
+    return GemmShape{static_cast<double>(get(a, "batch")) * static_cast<double>(get(a, "seq")),
+                     static_cast<double>(get(a, "in_features")), static_cast<double>(get(a, "out_features"))};
+  return std::nullopt;
 }
 
 int primitive_kernels(const Node& leaf, double element_bytes) {

@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -189,6 +190,13 @@ double weight_use(const Attrs& attrs);
 // ML leaf, at `element_bytes` per element. Unknown class or missing attr: Error.
 double primitive_traffic(const Node& leaf, double element_bytes = 4);
 int primitive_kernels(const Node& leaf, double element_bytes = 4);
+// The GEMM one call of a Linear or Conv1D leaf runs: `rows` of the flattened input (batch x seq,
+// or batch for a Linear of input rank 2) times in_features into out_features. nullopt for any
+// other class; missing attr: Error.
+struct GemmShape {
+  double rows = 0, in = 0, out = 0;
+};
+std::optional<GemmShape> gemm_shape(const Node& leaf);
 
 // Physical traffic and kernels of a node of `tree` (at the tree's dtype): an ML leaf's from its
 // primitive; a module's or the model's, the sum of its children's plus its ops'. Computed on

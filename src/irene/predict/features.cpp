@@ -80,20 +80,14 @@ double evicted_bytes(const Tree& tree, const Node& n, double knee) {
 // their blocked path (features.hpp, openblas_blocked_mib), each leaf's whole traffic.
 double blocked_bytes(const Tree& tree, const Node& n, double e) {
   double sum = 0;
-  if (n.type == NodeType::ml && n.children.empty() && (n.class_name == "Linear" || n.class_name == "Conv1D")) {
-    const auto& a = n.attrs;
-    auto at = [&](const char* k, double dflt) {
-      const auto it = a.find(k);
-      return it == a.end() ? dflt : static_cast<double>(it->second);
-    };
-    const double rows = at("input_rank", 3) == 2 ? at("batch", 1) : at("batch", 1) * at("seq", 1);
-    // sgemm with the weight transposed: M = out_features, N = rows, K = in_features; the
-    // small-matrix kernel takes it when M N K <= 100^3, M N <= 1200 and K >= 32
-    // (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c)
-    const double in = at("in_features", 0), out = at("out_features", 0);
-    const bool small = out * rows * in <= 1e6 && out * rows <= 1200 && in >= 32;
-    if (!small) sum += primitive_traffic(n, e);
-  }
+  if (n.type == NodeType::ml && n.children.empty())
+    if (const auto g = gemm_shape(n)) {
+      // sgemm with the weight transposed: M = out_features, N = rows, K = in_features; the
+      // small-matrix kernel takes it when M N K <= 100^3, M N <= 1200 and K >= 32
+      // (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c)
+      const bool small = g->out * g->rows * g->in <= 1e6 && g->out * g->rows <= 1200 && g->in >= 32;
+      if (!small) sum += primitive_traffic(n, e);
+    }
   for (int c : n.children) sum += blocked_bytes(tree, tree.nodes.at(c), e);
   return sum;
 }

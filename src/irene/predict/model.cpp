@@ -404,6 +404,7 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
 
   // ML level: one regressor per primitive class, on the leaves with ground truth.
   std::vector<std::vector<int>> by_class(data.classes.size());
+  std::vector<std::vector<double>> root_of(data.classes.size());  // each row's measured tree root (share)
   std::vector<char> class_seen(data.classes.size(), 0);
   bool any_gold = false;
   for (int t : train) {
@@ -412,7 +413,11 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
       if (data.has_gold(i)) tree_gold = true;
       if (!data.leaf[i]) continue;
       class_seen[data.leaf_class[i]] = 1;
-      if (data.has_gold(i)) by_class[data.leaf_class[i]].push_back(i);
+      if (data.has_gold(i)) {
+        by_class[data.leaf_class[i]].push_back(i);
+        const int root = data.tree_begin[t];  // trees are stored root first
+        root_of[data.leaf_class[i]].push_back(data.has_gold(root) ? data.gold[root] : data.gold[i]);
+      }
     }
     if (!tree_gold)
       throw Error(fmt::format("tree {} has no ground-truth energy on any node: training needs measured trees",
@@ -428,14 +433,12 @@ FittedModel fit_model(const FlatTrees& data, const std::vector<int>& train_in, c
     if (rows.empty())
       throw Error(fmt::format("no '{}' leaf of the training trees has a ground-truth energy", data.classes[c]));
     RowMatrix x(rows.size(), d);
-    Eigen::VectorXd y(rows.size()), root(rows.size());
+    Eigen::VectorXd y(rows.size());
     for (std::size_t k = 0; k < rows.size(); ++k) {
       x.row(k) = data.raw.row(rows[k]);
       y[k] = data.gold[rows[k]];
-      int top = rows[k];  // the row's tree root (share's weight); the leaf itself without a measured one
-      while (data.parent[top] >= 0) top = data.parent[top];
-      root[k] = data.has_gold(top) && data.gold[top] > 0 ? data.gold[top] : y[k];
     }
+    const Eigen::VectorXd root = Eigen::Map<const Eigen::VectorXd>(root_of[c].data(), root_of[c].size());
     LeafRegressor r = LeafRegressor::fit(config.leaf_model, x, y, nonnegative, &root);
     for (const auto& f : data.feature_names) r.work.push_back(grows_with_input(f) ? 1 : 0);
     model.leaves.emplace(data.classes[c], std::move(r));
