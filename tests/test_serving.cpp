@@ -99,6 +99,7 @@ std::string synthetic_table(const fs::path& dir, const serving::ServingPredictor
         w.batch = b;
         w.prompt_tokens = serving::task_prompt_tokens("lm-arena-chat");
         w.output_tokens = 400;
+        w.output_distribution = serving::task_output_distribution("lm-arena-chat", 400);  // as prepare_table reads a row
         const auto sp = serving::predict_step(t, serving::step_work(c, w, hw));
         csv += row(m, gpu, g, b, b, 400, sp.energy_j / b, sp.energy_j / sp.time_s, 1000 * sp.time_s);
       }
@@ -314,6 +315,40 @@ TEST(ServingStep, LengthDistributionsWeightSequencesInFlightByTheirOutput) {
   for (int i = 0; i < 65; ++i) bad.output_distribution.emplace_back(400, 1.0 / 65);
   EXPECT_NE(error_of([&] { serving::step_work(c, bad, hw); }).find("output distribution: 65 lengths, more than 64"),
             std::string::npos);
+}
+
+TEST(ServingStep, TasksSpreadTheirOutputsAsTheirPublishedLengths) {
+  const ModelConfig c = serving::load_serving_model("meta-llama/Llama-3.1-8B-Instruct");
+  const auto& hw = *hardware::find_builtin("H100");
+  std::map<std::string, double> dispersion;
+  for (const char* task : {"lm-arena-chat", "gpqa", "sourcegraph-fim"}) {
+    const auto& shape = serving::task_output_shape(task);
+    ASSERT_EQ(shape.size(), 24u) << task;
+    double shares = 0;
+    for (const auto& [x, share] : shape) shares += share;
+    EXPECT_NEAR(shares, 1, 1e-12) << task;
+    EXPECT_TRUE(std::is_sorted(shape.begin(), shape.end())) << task;  // groups by length
+    // scaled to a mean: exactly that mean, and the step builds with it
+    serving::Workload w = chat_workload(8, 1);
+    w.prompt_tokens = serving::task_prompt_tokens(task);
+    w.output_tokens = 333;
+    w.output_distribution = serving::task_output_distribution(task, 333);
+    double m1 = 0, m2 = 0;
+    for (const auto& [x, share] : w.output_distribution) m1 += share * x, m2 += share * x * x;
+    EXPECT_NEAR(m1, 333, 1e-9) << task;
+    dispersion[task] = m2 / (m1 * m1);
+    const auto step = serving::step_work(c, w, hw);
+    // longer answers stay in flight for more steps: the contexts in flight are longer than at
+    // the mean, by E[O^2] / (2 E[O]) - E[O] / 2
+    EXPECT_EQ(step.tree.past_len, std::lround(w.prompt_tokens + 333 * dispersion[task] / 2)) << task;
+    EXPECT_GT(step.tree.past_len, w.prompt_tokens + 333 / 2.0 + 50) << task;
+  }
+  // code completions: mostly short, a long tail; reasoning: the least spread
+  EXPECT_GT(dispersion["sourcegraph-fim"], dispersion["lm-arena-chat"]);
+  EXPECT_GT(dispersion["lm-arena-chat"], dispersion["gpqa"]);
+  EXPECT_GT(dispersion["gpqa"], 1.2);
+  EXPECT_TRUE(serving::task_output_shape("translation").empty());
+  EXPECT_TRUE(serving::task_output_distribution("", 400).empty());
 }
 
 // A served mixture of experts reads the weights of the experts its step's tokens choose (uniform
@@ -717,6 +752,20 @@ TEST(ServingRequest, OneTableOfOptionsAndItsOneLineErrors) {
   EXPECT_EQ(r.points[0].output_tokens, 400);  // every row of the synthetic table: 400
   EXPECT_NE(r.sources["prompt_tokens"].get<std::string>().find("assumed"), std::string::npos);
   EXPECT_NE(r.sources["output_tokens"].get<std::string>().find("median"), std::string::npos);
+  // ... spread as the task's published output lengths are, around that mean
+  EXPECT_EQ(r.points[0].output_distribution, serving::task_output_distribution("lm-arena-chat", 400));
+  EXPECT_NE(r.sources["output_distribution"].get<std::string>().find("published shape"), std::string::npos);
+  // around each given mean too; a given distribution is the user's own
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"task", "lm-arena-chat"},
+                         {"output_tokens", "200,800"}});
+  r = serving::resolve(q);
+  ASSERT_EQ(r.points.size(), 2u);
+  EXPECT_EQ(r.points[1].output_distribution, serving::task_output_distribution("lm-arena-chat", 800));
+  q = request_of(table, {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}, {"task", "lm-arena-chat"},
+                         {"output_tokens", "200:1,600:1"}});
+  r = serving::resolve(q);
+  EXPECT_EQ(r.points[0].output_distribution, (std::vector<std::pair<double, double>>{{200, 0.5}, {600, 0.5}}));
+  EXPECT_FALSE(r.sources.contains("output_distribution"));
   const auto err = [&](const nlohmann::json& extra) {
     nlohmann::json f = {{"model", "meta-llama/Llama-3.1-8B-Instruct"}, {"hardware", "H100"}};
     f.update(extra);

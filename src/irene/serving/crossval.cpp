@@ -313,6 +313,7 @@ PreparedTable prepare_table(ServingTable table) {
     w.batch = r.avg_batch;
     w.prompt_tokens = task_prompt_tokens(r.task);
     w.output_tokens = r.avg_output_tokens;
+    w.output_distribution = task_output_distribution(r.task, r.avg_output_tokens);
     try {
       t.runs.push_back({&r, step_work(*cit->second, w, *hw)});
     } catch (const Error& e) {

@@ -59,7 +59,8 @@ struct PreparedTable {
 };
 
 // Resolves every row (see the file comment) and builds the steps of the usable ones, with the
-// task's mean prompt length (task_prompt_tokens) and the row's mean output length.
+// task's mean prompt length (task_prompt_tokens) and the row's mean output length, spread as the
+// task's published output lengths are (task_output_distribution).
 PreparedTable prepare_table(ServingTable table);
 
 // How crossval_serving runs; neither changes a figure.

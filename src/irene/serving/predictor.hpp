@@ -128,6 +128,23 @@ nlohmann::json distribution_to_json(const std::vector<std::pair<double, double>>
 // prompts; not measured); any other task 256.
 double task_prompt_tokens(std::string_view task);
 
+// The published shape of the table's tasks' output lengths: (length / mean, share of the requests)
+// pairs, 24 of them (20 equal-share groups below the 90th percentile, then 2%, 1% groups out to
+// the longest), their mean 1. Taken from the output_length_distribution histograms the ML.ENERGY
+// Leaderboard publishes for every configuration of the table (github.com/ml-energy/leaderboard,
+// public/data/models/*.json, data of 2026-02-16): each configuration's histogram divided by its
+// own mean, pooled with equal weight per configuration, cut at those percentiles, each group at
+// its mean. E[O^2] / E[O]^2 of the shape (1 for every request at the mean): lm-arena-chat 1.96
+// (328 configurations, 18 models), gpqa 1.49 (187, 12), sourcegraph-fim 3.24 (50, 3); the
+// configurations' own values lie within 1.74-2.30, 1.23-2.84 and 3.04-3.42. Chat and code
+// answers are mostly short with a long tail, and a long answer stays in the batch for as many
+// steps as it has tokens, so the sequences in flight hold longer contexts than prompt + mean
+// output / 2 (mean_context_in_flight). Empty for any other task.
+const std::vector<std::pair<double, double>>& task_output_shape(std::string_view task);
+// task_output_shape scaled to a mean of `mean_tokens` (a Workload's output_distribution; its mean
+// is exactly mean_tokens); empty for a task without a shape.
+std::vector<std::pair<double, double>> task_output_distribution(std::string_view task, double mean_tokens);
+
 // The model of a serving command or table row: load_model_config's name, path or Hugging Face
 // cache entry, else the config of the same Hugging Face id under configs/serving-models/ (the
 // published config.json of models measured in the serving table, kept out of models/ so that

@@ -168,7 +168,9 @@ const std::vector<Option<ServingRequest>>& serving_options() {
                      &R::output));
     o.back().aliases = {"output_tokens"};
     o.push_back(text("task", "--task",
-                     "the table's task whose lengths to use: lm-arena-chat, gpqa or sourcegraph-fim", &R::task));
+                     "the table's task whose lengths to use: lm-arena-chat, gpqa or sourcegraph-fim (its assumed "
+                     "prompt, its median output, outputs spread as its published lengths are)",
+                     &R::task));
     o.push_back(text("tensor_parallel", "--tensor-parallel,--gpus",
                      "GPUs the model is split across (default 1); energy counts all", &R::tensor_parallel));
     o.push_back(text("expert_parallel", "--expert-parallel",
@@ -292,6 +294,13 @@ ResolvedServing resolve(const ServingRequest& q) {
         median ? fmt::format("median avg_output_len of the table's {} {} rows", median->second, q.task) : "default";
   } else {
     r.sources["output_tokens"] = given(outputs);
+  }
+  // A task's outputs spread as its published lengths do, around each mean (given or the
+  // table's), unless the lengths were given as a distribution.
+  if (!q.task.empty() && outputs.front().distribution.empty()) {
+    for (Lengths& n : outputs) n.distribution = task_output_distribution(q.task, n.mean);
+    r.sources["output_distribution"] =
+        "the published shape of " + q.task + "'s output lengths around the mean (task_output_shape)";
   }
   for (double b : batches)
     for (const Lengths& p : prompts)

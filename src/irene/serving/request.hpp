@@ -21,7 +21,9 @@
 //                  2026-02-16: lm-arena-chat 634.3 over 328 rows, gpqa 6,710.8 over 187,
 //                  sourcegraph-fim 251.1 over 50), else 400; a list sweeps; LEN:WEIGHT pairs as
 //                  for prompt
-//   task           lm-arena-chat | gpqa | sourcegraph-fim ("" = none)
+//   task           lm-arena-chat | gpqa | sourcegraph-fim ("" = none); its outputs are spread
+//                  as the task's published lengths are (task_output_distribution) around each
+//                  output mean, unless output is given as a distribution
 //   tensor_parallel  G GPUs the model is split across (default 1)
 //   expert_parallel  E: a mixture of experts' experts spread over E GPUs (the GPUs are then E;
 //                  E must divide the model's routed experts; --tensor-parallel 1 or E)
@@ -72,7 +74,9 @@ struct ResolvedServing {
   bool per_gpu = false;  // fitted on the table's rows of this GPU (else on all rows: shared)
   int expert_parallel = 1;
   std::string task;
-  nlohmann::json sources;  // {"prompt_tokens": "...", "output_tokens": "..."}: given, assumed, median, default
+  // {"prompt_tokens": "...", "output_tokens": "..."}: given, assumed, median, default; and
+  // "output_distribution" where a task spread the outputs
+  nlohmann::json sources;
   std::optional<double> carbon_g_per_kwh;
   bool allow_oversubscribe = false;
 };
