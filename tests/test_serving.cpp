@@ -555,6 +555,19 @@ TEST(ServingCrossval, LeavesOneModelOutWithTheBaselineAndSaysWhatWasSkipped) {
       s += 100 * std::abs(x["predicted_j"].get<double>() - x["measured_j"].get<double>()) / x["measured_j"].get<double>();
     EXPECT_NEAR(m["energy_per_token"]["mape"].get<double>(), s / m["runs"].size(), 1e-9);
   }
+  // every row here is dense bfloat16 chat: each carries its prediction fitted on those rows only,
+  // whose errors are the protocol's figure
+  std::vector<double> own_errors;
+  for (const auto& m : r["per_model"]) {
+    double s = 0;
+    for (const auto& x : m["runs"]) {
+      ASSERT_TRUE(x.contains("own_rows_j")) << x;
+      s += 100 * std::abs(x["own_rows_j"].get<double>() - x["measured_j"].get<double>()) / x["measured_j"].get<double>();
+    }
+    own_errors.push_back(s / m["runs"].size());
+  }
+  EXPECT_NEAR(r["settings"]["leave_one_model_out"]["dense_bfloat16_chat_fitted_on_its_rows"]["per_gpu"]["mape"].get<double>(),
+              (own_errors[0] + own_errors[1] + own_errors[2]) / 3, 1e-9);
   // One batch curve per series of a model's runs that differ in batch only: here one per model,
   // from its batch-8 run to its batch-256 run, the ratios those runs' energies per token give.
   EXPECT_EQ(r["overall"]["batch_ratio"]["curves"], 3);

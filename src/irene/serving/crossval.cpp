@@ -177,12 +177,14 @@ Fold leave_model_out(const std::string& m, const Runs& all, const hardware::Prof
     f.pred.push_back(pct(e, measured));
     f.shared.push_back(pct(es, measured));
     f.base.push_back(pct(eb, measured));
+    double own_j = 0;  // the dense chat rows' own-rows prediction, where there is one
     if (dense_bf16_chat(*r->run)) {
       f.pred_d.push_back(pct(e, measured));
       f.shared_d.push_back(pct(es, measured));
       f.base_d.push_back(pct(eb, measured));
       if (own) {
-        f.pred_own.push_back(pct(predict_step(*p_own, r->work).energy_j / b, measured));
+        own_j = predict_step(*p_own, r->work).energy_j / b;
+        f.pred_own.push_back(pct(own_j, measured));
         f.base_own.push_back(pct(base_own->step_j(*r) / b, measured));
       }
     }
@@ -213,6 +215,7 @@ Fold leave_model_out(const std::string& m, const Runs& all, const hardware::Prof
                     {"measured_step_wall_s", b / r->run->throughput_tokens_per_s},
                     {"predicted_step_wall_s", sp.wall_s},
                     {"predicted_power_scale", sp.power_scale}});
+    if (own_j > 0) rows.back()["own_rows_j"] = own_j;
   }
   const auto mean = [](const std::vector<double>& v) {
     double s = 0;

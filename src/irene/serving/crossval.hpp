@@ -26,6 +26,9 @@
 //     only (same task, GPUs and data-parallel ranks; a model's "batch_ratio" is its series with the
 //     most runs, "batch_ratios" all of them; overall: how many within 20% of the measured ratio);
 //     and the median % error of the inter-token latency over rows.
+// Every held-out row is listed under its model's "runs" with its measured and predicted energy
+// per token (per-GPU "predicted_j", "shared_j", "baseline_j" and, for a dense bfloat16 chat
+// row, "own_rows_j": fitted on those rows only), ITL and mean step wall time.
 // What is chosen where: the energy model's pull is chosen inside each fit, by cross-validation over
 // that fit's own training models (predictor.hpp), so no held-out model takes part in it; the form
 // of the model (its terms) was chosen by comparing variants on these same folds, so the figures
