@@ -447,6 +447,40 @@ TEST(Traffic, LlmSpecsFeatureSetReplacesMemBytes) {
   }
 }
 
+// An LM head tied to the token embeddings holds no parameters of its own (num_parameters counts a
+// model's weights once) but streams its vocab x hidden weights every call: weight_elements, the
+// LLM feature set's size, counts them where they are read.
+TEST(Traffic, WeightElementsCountATiedHeadsWeightsWhereTheyAreRead) {
+  BuildOptions o;
+  o.phase = kDecode;
+  o.past = 64;
+  const ModelConfig smol = load_model_config("HuggingFaceTB/SmolLM2-135M");  // tie_word_embeddings
+  ASSERT_TRUE(smol.tie_word_embeddings);
+  const Tree tied = build_tree(smol, 8, 1, o);
+  const Node& head = node(tied, "lm_head", "Linear");
+  const double vocab_x_hidden = static_cast<double>(smol.vocab_size) * smol.hidden_size;
+  EXPECT_EQ(head.num_parameters, 0);
+  EXPECT_EQ(feature(tied, head, "weight_elements"), vocab_x_hidden);
+  EXPECT_EQ(feature(tied, tied.root(), "weight_elements"), static_cast<double>(tied.root().num_parameters) + vocab_x_hidden);
+  // every other leaf: its parameters
+  const Node& down = node(tied, "model.layers.0.mlp.down_proj", "Linear");
+  EXPECT_EQ(feature(tied, down, "weight_elements"), static_cast<double>(down.num_parameters));
+  // an untied model: the same as num_parameters at every node
+  const Tree untied = llama_decode(8, 64);
+  ASSERT_EQ(node(untied, "lm_head", "Linear").attrs.count("tied"), 0u);
+  for (const auto& n : untied.nodes)
+    EXPECT_EQ(feature(untied, n, "weight_elements"), static_cast<double>(n.num_parameters)) << n.id;
+  // it is the LLM set's size, and hold_alpha_beyond_size holds on it there
+  const auto names = feature_names_of_sets({"llm_specs"});
+  EXPECT_NE(std::find(names.begin(), names.end(), "weight_elements"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "num_parameters"), names.end());
+  Config c = named_config("default");
+  c.hold_alpha_beyond_size = true;
+  EXPECT_EQ(hold_column_for(c, names), std::find(names.begin(), names.end(), "weight_elements") - names.begin());
+  c.hold_alpha_beyond_size = false;
+  EXPECT_EQ(hold_column_for(c, names), -1);
+}
+
 // The case in small: a held-out model with a class no training model has (Tanh: BERT's
 // pooler; Linear where the others have Conv1D) is predicted by the class's stand-in and the fold
 // says so; a registry primitive without a stand-in leaves its trees unpredicted, and the run goes on.

@@ -49,10 +49,11 @@ namespace {
 
 const std::vector<std::string> kModelSpecs = {"num_parameters", "input_size", "batch_size",
                                                "seq_len",        "flops",      "mem_bytes"};
-// For LLM work (decode steps): the physical memory traffic instead of the dataset's mem_bytes,
-// arithmetic intensity and kernel launches (features.hpp).
-const std::vector<std::string> kLlmSpecs = {"num_parameters", "input_size",    "batch_size", "seq_len",
-                                             "flops",          "traffic_mib",   "flop_per_byte", "kernels"};
+// For LLM work (decode steps): the weights each call reads (weight_elements: a tied LM head's
+// too) instead of num_parameters, the physical memory traffic instead of the dataset's
+// mem_bytes, arithmetic intensity and kernel launches (features.hpp).
+const std::vector<std::string> kLlmSpecs = {"weight_elements", "input_size",    "batch_size", "seq_len",
+                                             "flops",           "traffic_mib",   "flop_per_byte", "kernels"};
 const std::vector<std::string> kCpuProducts = {"products"};
 // A CPU's roofline: each call's FLOPs beyond 2 and beyond 8 per byte of its traffic (features.hpp),
 // so that a leaf's time may follow max(bytes / bandwidth, FLOPs / peak) rather than their sum: a

@@ -109,8 +109,8 @@ struct Config {
   // The features alpha reads are clamped to the range of the training data (per feature), so
   // its polynomial never extrapolates.
   bool clamp_alpha_inputs = false;
-  // A node with more parameters than any node of the training data (num_parameters above its
-  // training range) is weighted with alpha at the training data's edge (every feature at its
+  // A node with more parameters than any node of the training data (num_parameters, or
+  // weight_elements in the LLM feature set, above its training range) is weighted with alpha at the training data's edge (every feature at its
   // largest training value), whatever its batch, sequence, FLOPs or bytes: a weight learned on
   // nodes a fraction of its size does not move with its input, so a parent's energy never falls
   // as the input grows through a weight (clamped features alone can: a 671B model's small

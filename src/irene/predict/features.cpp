@@ -116,6 +116,23 @@ double products(const Tree& tree, const Node& n) {
   return p;
 }
 
+// weight_elements (features.hpp): the registry's parameters of each leaf of the subtree as if
+// untied.
+double weight_elements(const Tree& tree, const Node& n) {
+  double w = 0;
+  if (n.type == NodeType::ml && n.children.empty()) {
+    if (n.attrs.count("tied")) {
+      Node untied = n;
+      untied.attrs.erase("tied");
+      w = static_cast<double>(primitive_parameters(untied));
+    } else {
+      w = static_cast<double>(n.num_parameters);
+    }
+  }
+  for (int c : n.children) w += weight_elements(tree, tree.nodes.at(c));
+  return w;
+}
+
 // "WHAT:KIND" with KIND an operation kind of the registry -> (WHAT, KIND); else nothing.
 std::optional<std::pair<std::string_view, std::string_view>> split_kind(std::string_view name) {
   const auto colon = name.find(':');
@@ -158,6 +175,7 @@ bool reads_subtree(std::string_view name) {
 
 std::optional<double> node_feature(const Tree& tree, const Node& node, std::string_view name) {
   if (name == "num_parameters") return static_cast<double>(node.num_parameters);
+  if (name == "weight_elements") return weight_elements(tree, node);
   if (name == "input_size") return static_cast<double>(tree.batch_size) * tree.seq_len;
   if (name == "batch_size") return static_cast<double>(tree.batch_size);
   if (name == "seq_len") return static_cast<double>(tree.seq_len);

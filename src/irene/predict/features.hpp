@@ -22,6 +22,11 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // num_parameters, input_size (= batch x seq), batch_size, seq_len, flops (MFLOP),
 // mem_bytes (MiB, the dataset's rule), and, counted from the node's attrs and ops by the
 // registry (arch/registry.hpp, "Two byte counts"; Error when a leaf lacks an attr):
+// weight_elements (the elements of the weights the node's leaves read, summed over its subtree:
+// num_parameters, except that a tied weight counts at every leaf that holds it: an LM head tied
+// to the token embeddings streams its vocab x hidden weights every call, where num_parameters,
+// which counts a model's parameters once, gives it 0; it does not change with the batch or the
+// context, so the decode-step evaluator need not move it),
 // traffic_mib (physical memory traffic, MiB), flop_per_byte (arithmetic intensity: FLOPs /
 // traffic bytes, 0 without traffic) and kernels (kernel launches of one call);
 // traffic_beyond_<N>mib (N = 1..65536): the MiB by which each kernel call of the node's subtree

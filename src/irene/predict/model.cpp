@@ -361,8 +361,12 @@ double UpperModel::root_child_score(const double* raw) const {
 
 int hold_column_for(const Config& config, const std::vector<std::string>& features) {
   if (!config.hold_alpha_beyond_size) return -1;
-  const auto it = std::find(features.begin(), features.end(), "num_parameters");
-  return it == features.end() ? -1 : static_cast<int>(it - features.begin());
+  // the size of a node: its parameters, or in the LLM feature set the weights its calls read
+  for (const char* size : {"num_parameters", "weight_elements"}) {
+    const auto it = std::find(features.begin(), features.end(), size);
+    if (it != features.end()) return static_cast<int>(it - features.begin());
+  }
+  return -1;
 }
 
 int root_weight_terms(const Config& config, int inputs) {
