@@ -1135,6 +1135,12 @@ TEST(ServingCli, ExplainServingAndTheRequestErrors) {
   EXPECT_EQ(q["serving"]["workload"]["expert_parallel"], 2);
   EXPECT_EQ(q["serving"]["workload"]["task"], "lm-arena-chat");
   EXPECT_EQ(q["serving"]["workload"]["output_tokens"], 400.0);
+  EXPECT_EQ(q["serving"]["workload"]["output_distribution"].size(), serving::task_output_shape("lm-arena-chat").size());
+  // the text says where the lengths came from, the spread included
+  r = run_irene("serving Qwen/Qwen3-30B-A3B-Instruct-2507 --hardware H100 --expert-parallel 2 --task lm-arena-chat "
+                "--table '" + table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("spread as the published shape of lm-arena-chat's output lengths"), std::string::npos) << r.output;
   for (const std::string& bad :
        {"serving " + m + " --task chat", "serving " + m + " --max-num-seqs 0", "serving " + m + " --max-num-seqs 8,",
         "explain " + m + " --serving --max-num-seqs -8", "explain " + m + " --serving --prompt 1,a",

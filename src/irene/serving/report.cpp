@@ -223,8 +223,11 @@ std::string serving_report_text(const json& r) {
                    spread_of("prompt_distribution"), s["workload"]["output_tokens"].get<double>(),
                    spread_of("output_distribution"), s["workload"].value("mean_context_tokens", 0.0));
   if (wl.contains("sources"))
-    t += fmt::format("prompt tokens: {}; output tokens: {}\n", wl["sources"]["prompt_tokens"].get<std::string>(),
-                     wl["sources"]["output_tokens"].get<std::string>());
+    t += fmt::format("prompt tokens: {}; output tokens: {}{}\n", wl["sources"]["prompt_tokens"].get<std::string>(),
+                     wl["sources"]["output_tokens"].get<std::string>(),
+                     wl["sources"].contains("output_distribution")
+                         ? ", spread as " + wl["sources"]["output_distribution"].get<std::string>()
+                         : std::string());
   t += fmt::format("predictor: {} serving predictor fitted on {} runs of {} ({} models)\n",
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),

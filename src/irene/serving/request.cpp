@@ -300,7 +300,7 @@ ResolvedServing resolve(const ServingRequest& q) {
   if (!q.task.empty() && outputs.front().distribution.empty()) {
     for (Lengths& n : outputs) n.distribution = task_output_distribution(q.task, n.mean);
     r.sources["output_distribution"] =
-        "the published shape of " + q.task + "'s output lengths around the mean (task_output_shape)";
+        "the published shape of " + q.task + "'s output lengths (task_output_shape)";
   }
   for (double b : batches)
     for (const Lengths& p : prompts)
@@ -494,8 +494,11 @@ std::string serving_explanation_text(const json& e) {
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),
                    s["predictor"]["trained_on_models"].size());
-  t += fmt::format("prompt tokens: {}; output tokens: {}\n", w["sources"]["prompt_tokens"].get<std::string>(),
-                   w["sources"]["output_tokens"].get<std::string>());
+  t += fmt::format("prompt tokens: {}; output tokens: {}{}\n", w["sources"]["prompt_tokens"].get<std::string>(),
+                   w["sources"]["output_tokens"].get<std::string>(),
+                   w["sources"].contains("output_distribution")
+                       ? ", spread as " + w["sources"]["output_distribution"].get<std::string>()
+                       : std::string());
   if (e.contains("rests_on") && e["rests_on"].is_object())
     t += e["rests_on"]["summary"].get<std::string>() + (e["points"].size() > 1 ? " (the farthest point)\n" : "\n");
   const auto& pts = e["points"];
