@@ -110,12 +110,13 @@ struct Config {
   // its polynomial never extrapolates.
   bool clamp_alpha_inputs = false;
   // A node with more parameters than any node of the training data (num_parameters, or
-  // weight_elements in the LLM feature set, above its training range) is weighted with alpha at the training data's edge (every feature at its
-  // largest training value), whatever its batch, sequence, FLOPs or bytes: a weight learned on
-  // nodes a fraction of its size does not move with its input, so a parent's energy never falls
-  // as the input grows through a weight (clamped features alone can: a 671B model's small
-  // prefills have FLOPs inside the training range while everything else is beyond it). Training
-  // never sees such a node; predictions of larger models and held-out folds do.
+  // weight_elements in the LLM feature set, above its training range) is weighted with alpha at
+  // the training data's edge (every feature at its largest training value), whatever its batch,
+  // sequence, FLOPs or bytes: a weight learned on nodes a fraction of its size does not move
+  // with its input, so a parent's energy never falls as the input grows through a weight
+  // (clamped features alone can: a 671B model's small prefills have FLOPs inside the training
+  // range while everything else is beyond it). Training never sees such a node; predictions of
+  // larger models and held-out folds do.
   bool hold_alpha_beyond_size = false;
   // Initial weights of w: "torch" (seeded, as torch.nn.Linear; the paper) or "zero" (alpha = 1
   // everywhere at the start: no seed involved).
