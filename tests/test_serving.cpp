@@ -347,6 +347,15 @@ TEST(ServingStep, TasksSpreadTheirOutputsAsTheirPublishedLengths) {
   EXPECT_GT(dispersion["sourcegraph-fim"], dispersion["lm-arena-chat"]);
   EXPECT_GT(dispersion["lm-arena-chat"], dispersion["gpqa"]);
   EXPECT_GT(dispersion["gpqa"], 1.2);
+  // one table of tasks: the names --task takes, their prompts and shapes
+  ASSERT_EQ(serving::serving_tasks().size(), 3u);
+  for (const auto& t : serving::serving_tasks()) {
+    EXPECT_EQ(serving::find_serving_task(t.name), &t);
+    EXPECT_EQ(serving::task_prompt_tokens(t.name), t.prompt_tokens);
+    EXPECT_EQ(&serving::task_output_shape(t.name), t.output_shape);
+  }
+  EXPECT_EQ(serving::find_serving_task("translation"), nullptr);
+  EXPECT_EQ(serving::task_prompt_tokens("translation"), 256);
   EXPECT_TRUE(serving::task_output_shape("translation").empty());
   EXPECT_TRUE(serving::task_output_distribution("", 400).empty());
 }

@@ -425,36 +425,51 @@ double step_time(const TimeModel& t, const StepWork& w) {
 
 }  // namespace
 
+namespace {
+
+// task_output_shape's groups (see the header for how they were made from the published
+// histograms); their shares add up to 1.
+const std::vector<std::pair<double, double>> kChatOutputs = {
+    {0.046, 0.05}, {0.061, 0.05}, {0.094, 0.05}, {0.114, 0.05}, {0.161, 0.05}, {0.268, 0.05},
+    {0.337, 0.05}, {0.458, 0.05}, {0.562, 0.05}, {0.693, 0.05}, {0.819, 0.05}, {0.953, 0.05},
+    {1.087, 0.05}, {1.232, 0.05}, {1.376, 0.05}, {1.546, 0.05}, {1.760, 0.05}, {2.049, 0.05},
+    {2.335, 0.02}, {2.563, 0.02}, {2.872, 0.02}, {3.367, 0.02}, {4.147, 0.01}, {5.489, 0.01}};
+const std::vector<std::pair<double, double>> kGpqaOutputs = {
+    {0.174, 0.05}, {0.232, 0.05}, {0.290, 0.05}, {0.392, 0.05}, {0.482, 0.05}, {0.532, 0.05},
+    {0.597, 0.05}, {0.633, 0.05}, {0.704, 0.05}, {0.800, 0.05}, {0.888, 0.05}, {0.976, 0.05},
+    {1.048, 0.05}, {1.147, 0.05}, {1.289, 0.05}, {1.407, 0.05}, {1.565, 0.05}, {1.762, 0.05},
+    {1.963, 0.02}, {2.111, 0.02}, {2.314, 0.02}, {2.632, 0.02}, {3.098, 0.01}, {4.275, 0.01}};
+const std::vector<std::pair<double, double>> kFimOutputs = {
+    {0.087, 0.05}, {0.089, 0.05}, {0.091, 0.05}, {0.165, 0.05}, {0.247, 0.05}, {0.251, 0.05},
+    {0.255, 0.05}, {0.261, 0.05}, {0.374, 0.05}, {0.415, 0.05}, {0.448, 0.05}, {0.574, 0.05},
+    {0.658, 0.05}, {0.794, 0.05}, {0.969, 0.05}, {1.203, 0.05}, {1.539, 0.05}, {2.056, 0.05},
+    {2.616, 0.02}, {3.121, 0.02}, {4.005, 0.02}, {5.987, 0.02}, {7.929, 0.01}, {8.234, 0.01}};
+
+const std::vector<ServingTask> kServingTasks = {
+    {"lm-arena-chat", 180, &kChatOutputs},
+    {"gpqa", 260, &kGpqaOutputs},
+    {"sourcegraph-fim", 1200, &kFimOutputs},
+};
+
+}  // namespace
+
+const std::vector<ServingTask>& serving_tasks() { return kServingTasks; }
+
+const ServingTask* find_serving_task(std::string_view name) {
+  for (const ServingTask& t : kServingTasks)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 double task_prompt_tokens(std::string_view task) {
-  if (task == "lm-arena-chat") return 180;
-  if (task == "gpqa") return 260;
-  if (task == "sourcegraph-fim") return 1200;
-  return 256;
+  const ServingTask* t = find_serving_task(task);
+  return t ? t->prompt_tokens : 256;
 }
 
 const std::vector<std::pair<double, double>>& task_output_shape(std::string_view task) {
-  // task_output_shape's groups (see the header for how they were made from the published
-  // histograms); their shares add up to 1.
-  static const std::vector<std::pair<double, double>> chat = {
-      {0.046, 0.05}, {0.061, 0.05}, {0.094, 0.05}, {0.114, 0.05}, {0.161, 0.05}, {0.268, 0.05},
-      {0.337, 0.05}, {0.458, 0.05}, {0.562, 0.05}, {0.693, 0.05}, {0.819, 0.05}, {0.953, 0.05},
-      {1.087, 0.05}, {1.232, 0.05}, {1.376, 0.05}, {1.546, 0.05}, {1.760, 0.05}, {2.049, 0.05},
-      {2.335, 0.02}, {2.563, 0.02}, {2.872, 0.02}, {3.367, 0.02}, {4.147, 0.01}, {5.489, 0.01}};
-  static const std::vector<std::pair<double, double>> gpqa = {
-      {0.174, 0.05}, {0.232, 0.05}, {0.290, 0.05}, {0.392, 0.05}, {0.482, 0.05}, {0.532, 0.05},
-      {0.597, 0.05}, {0.633, 0.05}, {0.704, 0.05}, {0.800, 0.05}, {0.888, 0.05}, {0.976, 0.05},
-      {1.048, 0.05}, {1.147, 0.05}, {1.289, 0.05}, {1.407, 0.05}, {1.565, 0.05}, {1.762, 0.05},
-      {1.963, 0.02}, {2.111, 0.02}, {2.314, 0.02}, {2.632, 0.02}, {3.098, 0.01}, {4.275, 0.01}};
-  static const std::vector<std::pair<double, double>> fim = {
-      {0.087, 0.05}, {0.089, 0.05}, {0.091, 0.05}, {0.165, 0.05}, {0.247, 0.05}, {0.251, 0.05},
-      {0.255, 0.05}, {0.261, 0.05}, {0.374, 0.05}, {0.415, 0.05}, {0.448, 0.05}, {0.574, 0.05},
-      {0.658, 0.05}, {0.794, 0.05}, {0.969, 0.05}, {1.203, 0.05}, {1.539, 0.05}, {2.056, 0.05},
-      {2.616, 0.02}, {3.121, 0.02}, {4.005, 0.02}, {5.987, 0.02}, {7.929, 0.01}, {8.234, 0.01}};
   static const std::vector<std::pair<double, double>> none;
-  if (task == "lm-arena-chat") return chat;
-  if (task == "gpqa") return gpqa;
-  if (task == "sourcegraph-fim") return fim;
-  return none;
+  const ServingTask* t = find_serving_task(task);
+  return t ? *t->output_shape : none;
 }
 
 std::vector<std::pair<double, double>> task_output_distribution(std::string_view task, double mean_tokens) {

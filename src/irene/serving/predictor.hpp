@@ -123,6 +123,18 @@ double mean_final_length_in_flight(const Workload& w);
 // at the mean).
 nlohmann::json distribution_to_json(const std::vector<std::pair<double, double>>& d);
 
+// The serving table's tasks, one row each (their names are the table's `task` column and the
+// values of --task): the prompt tokens assumed for them and the published shape of their outputs
+// (below).
+struct ServingTask {
+  std::string_view name;
+  double prompt_tokens = 0;
+  const std::vector<std::pair<double, double>>* output_shape = nullptr;
+};
+const std::vector<ServingTask>& serving_tasks();
+// The row of a task by name, or nullptr.
+const ServingTask* find_serving_task(std::string_view name);
+
 // The mean prompt tokens assumed for the table's tasks where a run does not say (the table has no
 // prompt lengths): lm-arena-chat 180, gpqa 260, sourcegraph-fim 1,200 (assumed from the kind of
 // prompts; not measured); any other task 256.

@@ -24,7 +24,6 @@ namespace {
 constexpr std::size_t kMaxPoints = 64;
 constexpr double kDefaultPrompt = 180, kDefaultOutput = 400;
 constexpr const char* kDefaultBatch = "8";
-const char* const kTasks[] = {"lm-arena-chat", "gpqa", "sourcegraph-fim"};
 
 // The numbers of `text` ("8" or "8,256"), each checked by `ok` (whose rule `want` names).
 std::vector<double> numbers(const std::string& text, const std::string& option, bool (*ok)(double),
@@ -236,8 +235,13 @@ ResolvedServing resolve(const ServingRequest& q) {
   if (q.hardware.empty()) throw Error("a serving request needs --hardware (" + hardware::builtin_names() + ")");
   ResolvedServing r;
   r.task = q.task;
-  if (!q.task.empty() && std::find(std::begin(kTasks), std::end(kTasks), q.task) == std::end(kTasks))
-    throw Error(fmt::format("unknown --task '{}' (expected lm-arena-chat, gpqa or sourcegraph-fim)", q.task.substr(0, 40)));
+  if (!q.task.empty() && !find_serving_task(q.task)) {
+    std::vector<std::string_view> names;
+    for (const ServingTask& t : serving_tasks()) names.push_back(t.name);
+    const std::string_view last = names.back();
+    names.pop_back();
+    throw Error(fmt::format("unknown --task '{}' (expected {} or {})", q.task.substr(0, 40), fmt::join(names, ", "), last));
+  }
   const auto batches = numbers(q.max_num_seqs.empty() ? kDefaultBatch : q.max_num_seqs, "--max-num-seqs",
                                positive_batch, "a positive number of sequences up to 1e6");
   const auto prompts_given = q.prompt.empty() ? std::vector<Lengths>{}
