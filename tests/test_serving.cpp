@@ -1150,6 +1150,13 @@ TEST(ServingCli, ExplainServingAndTheRequestErrors) {
                 "--table '" + table + "'");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("spread as the published shape of lm-arena-chat's output lengths"), std::string::npos) << r.output;
+  r = run_irene("explain Qwen/Qwen3-30B-A3B-Instruct-2507 --serving --hardware H100 --expert-parallel 2 --task gpqa --output-tokens 6000 "
+                "--table '" + table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("spread as the published shape of gpqa's output lengths"), std::string::npos) << r.output;
+  r = run_irene("serving Qwen/Qwen3-30B-A3B-Instruct-2507 --hardware H100 --expert-parallel 2 --table '" + table + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("spread as"), std::string::npos) << r.output;  // no task: every request at the mean
   for (const std::string& bad :
        {"serving " + m + " --task chat", "serving " + m + " --max-num-seqs 0", "serving " + m + " --max-num-seqs 8,",
         "explain " + m + " --serving --max-num-seqs -8", "explain " + m + " --serving --prompt 1,a",

@@ -125,6 +125,9 @@ nlohmann::json serving_report(const ModelConfig& config, const Workload& w, cons
 nlohmann::json serving_report(const ModelConfig& config, const Workload& w, const hardware::Profile& hw,
                               const PreparedTable& table, bool allow_oversubscribe);
 std::string serving_report_text(const nlohmann::json& report);
+// The line of a serving text answer that says where the workload's lengths came from (its
+// workload's "sources": prompt tokens, output tokens and, where a task spread the outputs, that).
+std::string workload_sources_text(const nlohmann::json& sources);
 // Adds grams CO2e at `g_per_kwh` grams per kWh of the electricity (--carbon-intensity):
 // "carbon_intensity_g_per_kwh", "co2e_per_token_g" and "co2e_per_request_g" ({"value", "low",
 // "high"}, from the energies and their intervals); serving_report_text prints them.

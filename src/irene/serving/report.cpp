@@ -202,6 +202,14 @@ void add_carbon(json& r, double g_per_kwh) {
   }
 }
 
+std::string workload_sources_text(const json& sources) {
+  return fmt::format("prompt tokens: {}; output tokens: {}{}\n", sources["prompt_tokens"].get<std::string>(),
+                     sources["output_tokens"].get<std::string>(),
+                     sources.contains("output_distribution")
+                         ? ", spread as " + sources["output_distribution"].get<std::string>()
+                         : std::string());
+}
+
 std::string serving_report_text(const json& r) {
   const auto& s = r["serving"];
   std::string t;
@@ -222,12 +230,7 @@ std::string serving_report_text(const json& r) {
                    s["workload"]["sequences_in_flight"].get<double>(), s["workload"]["prompt_tokens"].get<double>(),
                    spread_of("prompt_distribution"), s["workload"]["output_tokens"].get<double>(),
                    spread_of("output_distribution"), s["workload"].value("mean_context_tokens", 0.0));
-  if (wl.contains("sources"))
-    t += fmt::format("prompt tokens: {}; output tokens: {}{}\n", wl["sources"]["prompt_tokens"].get<std::string>(),
-                     wl["sources"]["output_tokens"].get<std::string>(),
-                     wl["sources"].contains("output_distribution")
-                         ? ", spread as " + wl["sources"]["output_distribution"].get<std::string>()
-                         : std::string());
+  if (wl.contains("sources")) t += workload_sources_text(wl["sources"]);
   t += fmt::format("predictor: {} serving predictor fitted on {} runs of {} ({} models)\n",
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),

@@ -498,11 +498,7 @@ std::string serving_explanation_text(const json& e) {
                    s["predictor"]["kind"].get<std::string>(), s["predictor"]["runs"].get<long>(),
                    fmt::join(s["predictor"]["trained_on_hardware"].get<std::vector<std::string>>(), ", "),
                    s["predictor"]["trained_on_models"].size());
-  t += fmt::format("prompt tokens: {}; output tokens: {}{}\n", w["sources"]["prompt_tokens"].get<std::string>(),
-                   w["sources"]["output_tokens"].get<std::string>(),
-                   w["sources"].contains("output_distribution")
-                       ? ", spread as " + w["sources"]["output_distribution"].get<std::string>()
-                       : std::string());
+  t += workload_sources_text(w["sources"]);
   if (e.contains("rests_on") && e["rests_on"].is_object())
     t += e["rests_on"]["summary"].get<std::string>() + (e["points"].size() > 1 ? " (the farthest point)\n" : "\n");
   const auto& pts = e["points"];
